@@ -1,0 +1,605 @@
+//! Cluster topology rules: slot coverage, slot-map agreement, open slots,
+//! cluster state, node health, expected topology, key hashing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::{NoParams, Outcome, Rule, SubjectFinding};
+use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, SlotRange};
+use crate::probes::cluster::{KEYSLOT_PROBE, PROBE};
+
+/// Number of hash slots in a Redis Cluster.
+pub const SLOTS: usize = 16384;
+
+const VIEW_METHOD: &str = "On every node (seeds and every node they announce): CLUSTER NODES, \
+CLUSTER SHARDS, CLUSTER INFO and INFO server over TLS with the client certificate, as the \
+configured audit user. Read-only; one pipelined round trip per node, bounded by the timeouts.";
+
+/// The cluster rules.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule::new(
+            "cluster.slot_coverage",
+            &[PROBE],
+            VIEW_METHOD,
+            slot_coverage,
+        ),
+        Rule::new(
+            "cluster.slot_agreement",
+            &[PROBE],
+            VIEW_METHOD,
+            slot_agreement,
+        ),
+        Rule::new("cluster.open_slots", &[PROBE], VIEW_METHOD, open_slots),
+        Rule::new("cluster.state_ok", &[PROBE], VIEW_METHOD, state_ok),
+        Rule::new("cluster.nodes_online", &[PROBE], VIEW_METHOD, nodes_online),
+        Rule::new("cluster.topology", &[PROBE], VIEW_METHOD, topology),
+        Rule::new(
+            "cluster.keyslot_agreement",
+            &[KEYSLOT_PROBE],
+            "CLUSTER KEYSLOT for a fixed list of synthetic sample keys (hash tags, empty and \
+             nested braces, non-ASCII) on one reachable node; each is compared with the CRC16 \
+             slot the client computes.",
+            keyslot_agreement,
+        ),
+    ]
+}
+
+/// Collapses a per-slot predicate into inclusive ranges where it holds.
+pub fn ranges_where(pred: impl Fn(usize) -> bool) -> Vec<SlotRange> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for s in 0..=SLOTS {
+        let hit = s < SLOTS && pred(s);
+        match (hit, start) {
+            (true, None) => start = Some(s),
+            (false, Some(a)) => {
+                out.push(SlotRange {
+                    start: a as u16,
+                    end: (s - 1) as u16,
+                });
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `a-b, c` for messages.
+pub fn fmt_ranges(r: &[SlotRange]) -> String {
+    if r.is_empty() {
+        return "none".into();
+    }
+    r.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn count(r: &[SlotRange]) -> usize {
+    r.iter().map(|x| (x.end - x.start) as usize + 1).sum()
+}
+
+/// Slot -> owning master id, as one node sees it.
+fn owners(v: &ClusterNodeView) -> Vec<Option<&str>> {
+    let mut o = vec![None; SLOTS];
+    for n in v.nodes.iter().filter(|n| n.is_master()) {
+        for r in &n.slots {
+            for s in r.start..=r.end {
+                o[s as usize] = Some(n.id.as_str());
+            }
+        }
+    }
+    o
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+/// `id (addr)` for a node id, using the view's address book.
+fn who(v: &ClusterNodeView, id: &str) -> String {
+    match v.nodes.iter().find(|n| n.id == id) {
+        Some(n) => format!("{} ({})", n.addr, short(id)),
+        None => short(id).to_string(),
+    }
+}
+
+fn per_view(
+    ev: &EvidenceSet,
+    expected: &str,
+    mut f: impl FnMut(&str, &ClusterNodeView) -> SubjectFinding,
+) -> Vec<SubjectFinding> {
+    ev.cluster_views()
+        .into_iter()
+        .map(|(subject, r)| match r {
+            Ok(v) => f(subject, v),
+            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
+        })
+        .collect()
+}
+
+fn slot_coverage(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "all 16384 slots assigned to a master";
+    per_view(ev, expected, |subject, v| {
+        let o = owners(v);
+        let missing = ranges_where(|s| o[s].is_none());
+        let n = count(&missing);
+        if missing.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                "16384/16384 slots assigned",
+                expected,
+                "every slot has a master",
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                format!(
+                    "{}/16384 slots assigned; unassigned: {}",
+                    SLOTS - n,
+                    fmt_ranges(&missing)
+                ),
+                expected,
+                format!(
+                    "{n} slots ({}) have no master in this node's view: keys hashing there are \
+                     unavailable (CLUSTERDOWN) while cluster-require-full-coverage is yes",
+                    fmt_ranges(&missing)
+                ),
+            )
+        }
+    })
+}
+
+/// A canonical description of a slot map: (range, owner id) pairs.
+fn signature(v: &ClusterNodeView) -> Vec<(SlotRange, Option<String>)> {
+    let o = owners(v);
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    for s in 1..=SLOTS {
+        if s == SLOTS || o[s] != o[start] {
+            out.push((
+                SlotRange {
+                    start: start as u16,
+                    end: (s - 1) as u16,
+                },
+                o[start].map(str::to_string),
+            ));
+            start = s;
+        }
+    }
+    out
+}
+
+/// The slot map most nodes report, its count, and one view holding it.
+fn majority<'a>(
+    views: &[(&str, &'a ClusterNodeView)],
+) -> Option<(Vec<(SlotRange, Option<String>)>, usize, &'a ClusterNodeView)> {
+    let mut groups: BTreeMap<Vec<(SlotRange, Option<String>)>, (usize, &ClusterNodeView)> =
+        BTreeMap::new();
+    for (_, v) in views {
+        groups.entry(signature(v)).or_insert((0, v)).0 += 1;
+    }
+    // Highest count wins; ties go to the first map in canonical order, so
+    // the result does not depend on the order nodes answered in.
+    groups
+        .into_iter()
+        .fold(None, |best, (sig, (n, v))| match best {
+            Some((_, bn, _)) if bn >= n => best,
+            _ => Some((sig, n, v)),
+        })
+}
+
+fn observed_views(ev: &EvidenceSet) -> Vec<(&str, &ClusterNodeView)> {
+    ev.cluster_views()
+        .into_iter()
+        .filter_map(|(s, r)| r.ok().map(|v| (s, v)))
+        .collect()
+}
+
+fn slot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let views = observed_views(ev);
+    let expected = "the same slot -> master map as every other node";
+    let Some((_, n_major, reference)) = majority(&views) else {
+        return per_view(ev, expected, |_, _| unreachable!("no observed views"));
+    };
+    let total = views.len();
+    let ref_owner = owners(reference);
+    per_view(ev, expected, |subject, v| {
+        let o = owners(v);
+        let differ = ranges_where(|s| o[s] != ref_owner[s]);
+        if differ.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                format!("same slot map as {n_major} of {total} nodes"),
+                expected,
+                "agrees with the cluster's slot map",
+            )
+        } else {
+            let detail: Vec<String> = differ
+                .iter()
+                .take(5)
+                .map(|r| {
+                    let s = r.start as usize;
+                    let mine = o[s]
+                        .map(|id| who(v, id))
+                        .unwrap_or_else(|| "unassigned".into());
+                    let theirs = ref_owner[s]
+                        .map(|id| who(reference, id))
+                        .unwrap_or_else(|| "unassigned".into());
+                    format!(
+                        "slots {r}: this node says {mine}, {n_major} of {total} nodes say {theirs}"
+                    )
+                })
+                .collect();
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                format!(
+                    "differs from the majority on {} slots ({})",
+                    count(&differ),
+                    fmt_ranges(&differ)
+                ),
+                expected,
+                format!("slot map disagreement: {}", detail.join("; ")),
+            )
+        }
+    })
+}
+
+fn open_slots(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "no slot in migrating or importing state";
+    per_view(ev, expected, |subject, v| {
+        let Some(me) = v.me() else {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                "no `myself` entry",
+                expected,
+                "CLUSTER NODES did not identify the node itself",
+            );
+        };
+        if me.migrating.is_empty() && me.importing.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                "no open slots",
+                expected,
+                "no resharding in progress",
+            );
+        }
+        let mut parts: Vec<String> = me
+            .migrating
+            .iter()
+            .map(|m| format!("slot {} migrating to {}", m.slot, who(v, &m.node)))
+            .collect();
+        parts.extend(
+            me.importing
+                .iter()
+                .map(|m| format!("slot {} importing from {}", m.slot, who(v, &m.node))),
+        );
+        SubjectFinding::new(
+            subject,
+            Outcome::Fail,
+            parts.join(", "),
+            expected,
+            "open slots mean an interrupted or running reshard; finish it with `redis-cli --cluster fix` \
+             or CLUSTER SETSLOT <slot> STABLE after checking where the keys are",
+        )
+    })
+}
+
+fn state_ok(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "cluster_state:ok";
+    per_view(ev, expected, |subject, v| {
+        let g = |k: &str| v.info.get(k).map(String::as_str).unwrap_or("?");
+        let observed = format!(
+            "cluster_state:{} (slots assigned {}, ok {}, pfail {}, fail {}; known nodes {}, size {})",
+            g("cluster_state"),
+            g("cluster_slots_assigned"),
+            g("cluster_slots_ok"),
+            g("cluster_slots_pfail"),
+            g("cluster_slots_fail"),
+            g("cluster_known_nodes"),
+            g("cluster_size")
+        );
+        match v.info.get("cluster_state").map(String::as_str) {
+            Some("ok") => SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected,
+                "the node serves its slots",
+            ),
+            Some(_) => SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected,
+                "the node reports the cluster as failed and refuses key commands (CLUSTERDOWN); \
+                 check slot coverage and failed masters",
+            ),
+            None => SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                "CLUSTER INFO has no cluster_state",
+                expected,
+                "unexpected CLUSTER INFO reply",
+            ),
+        }
+    })
+}
+
+const BAD_FLAGS: &[&str] = &["fail", "fail?", "handshake", "noaddr"];
+
+fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected =
+        "online: no fail/pfail/handshake/noaddr flag, link connected, health online, reachable";
+    let all = ev.cluster_views();
+    let views = observed_views(ev);
+    // Every node anyone knows of, by id, with its address.
+    let mut known: BTreeMap<String, String> = BTreeMap::new();
+    for (_, v) in &views {
+        for n in &v.nodes {
+            let addr = if n.addr.starts_with(':') || n.addr.is_empty() {
+                n.id.clone()
+            } else {
+                n.addr.clone()
+            };
+            known.entry(n.id.clone()).or_insert(addr);
+        }
+    }
+    let probe_failure: BTreeMap<&str, &ProbeFailure> = all
+        .iter()
+        .filter_map(|(s, r)| r.err().map(|f| (*s, f)))
+        .collect();
+    let mut out = Vec::new();
+    let mut covered: BTreeSet<String> = BTreeSet::new();
+    for (id, addr) in &known {
+        covered.insert(addr.clone());
+        let mut complaints = Vec::new();
+        for (subject, v) in &views {
+            let Some(n) = v.nodes.iter().find(|n| &n.id == id) else {
+                continue;
+            };
+            let bad: Vec<&str> = n
+                .flags
+                .iter()
+                .map(String::as_str)
+                .filter(|f| BAD_FLAGS.contains(f))
+                .collect();
+            if !bad.is_empty() {
+                complaints.push(format!("{subject} flags it {}", bad.join(",")));
+            }
+            if !n.has_flag("myself") && n.link_state != "connected" {
+                complaints.push(format!("{subject} has its link {}", n.link_state));
+            }
+            for sn in v
+                .shards
+                .iter()
+                .flat_map(|s| &s.nodes)
+                .filter(|sn| &sn.id == id)
+            {
+                if sn.health != "online" {
+                    complaints.push(format!("{subject} reports health {}", sn.health));
+                }
+            }
+        }
+        let unreachable = probe_failure.get(addr.as_str());
+        let subject = format!("{addr} ({})", short(id));
+        if !complaints.is_empty() {
+            let mut msg = complaints.join("; ");
+            if let Some(f) = unreachable {
+                msg.push_str(&format!(
+                    "; the auditor could not reach it either: {}",
+                    f.message
+                ));
+            }
+            out.push(SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                format!("{} complaint(s)", complaints.len()),
+                expected,
+                msg,
+            ));
+        } else if let Some(f) = unreachable {
+            out.push(SubjectFinding::unobserved(&subject, expected, f));
+        } else {
+            out.push(SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                format!("online in all {} views", views.len()),
+                expected,
+                "healthy as seen by every node",
+            ));
+        }
+    }
+    // Targets no observed node knows of (e.g. every probe failed).
+    for (subject, r) in &all {
+        if let Err(f) = r {
+            if !covered.contains(*subject) {
+                out.push(SubjectFinding::unobserved(subject, expected, f));
+            }
+        }
+    }
+    out
+}
+
+/// Parameters of `cluster.topology`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyParams {
+    /// Expected number of masters serving slots.
+    pub masters: Option<usize>,
+    /// Expected slot ranges, one per master, inclusive.
+    #[serde(default)]
+    pub slot_ranges: Vec<[u16; 2]>,
+}
+
+fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
+    let views = observed_views(ev);
+    let Some((_, n_major, v)) = majority(&views) else {
+        return ev
+            .cluster_views()
+            .into_iter()
+            .filter_map(|(s, r)| {
+                r.err()
+                    .map(|f| SubjectFinding::unobserved(s, "an observed slot map", f))
+            })
+            .collect();
+    };
+    let basis = format!("slot map of {n_major} of {} nodes", views.len());
+    let mut out = Vec::new();
+    let serving: Vec<_> = v
+        .nodes
+        .iter()
+        .filter(|n| n.is_master() && !n.slots.is_empty())
+        .collect();
+    if let Some(m) = p.masters {
+        let list: Vec<&str> = serving.iter().map(|n| n.addr.as_str()).collect();
+        let observed = format!("{} masters serve slots: {}", serving.len(), list.join(", "));
+        let (outcome, msg) = if serving.len() == m {
+            (Outcome::Pass, format!("{m} masters as expected ({basis})"))
+        } else {
+            (
+                Outcome::Fail,
+                format!(
+                    "expected {m} masters serving slots, found {} ({basis})",
+                    serving.len()
+                ),
+            )
+        };
+        out.push(SubjectFinding::new(
+            "masters",
+            outcome,
+            observed,
+            format!("{m} masters"),
+            msg,
+        ));
+    }
+    let o = owners(v);
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for [a, b] in &p.slot_ranges {
+        let (a, b) = (*a as usize, *b as usize);
+        let subject = format!("slots {a}-{b}");
+        let expected = format!("slots {a}-{b} served by one master that serves nothing else");
+        if a > b || b >= SLOTS {
+            out.push(SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                "invalid range in policy",
+                expected,
+                "fix slot_ranges in the policy",
+            ));
+            continue;
+        }
+        let owners_in: BTreeSet<Option<&str>> = (a..=b).map(|s| o[s]).collect();
+        let finding = match owners_in.iter().collect::<Vec<_>>().as_slice() {
+            [Some(id)] => {
+                let extra = ranges_where(|s| (s < a || s > b) && o[s] == Some(*id));
+                if !extra.is_empty() {
+                    SubjectFinding::new(
+                        &subject,
+                        Outcome::Fail,
+                        format!("{} also serves {}", who(v, id), fmt_ranges(&extra)),
+                        expected,
+                        "the master of this range serves slots outside it",
+                    )
+                } else if !used.insert(id) {
+                    SubjectFinding::new(
+                        &subject,
+                        Outcome::Fail,
+                        format!(
+                            "served by {}, which serves another expected range too",
+                            who(v, id)
+                        ),
+                        expected,
+                        "two expected ranges share a master",
+                    )
+                } else {
+                    SubjectFinding::new(
+                        &subject,
+                        Outcome::Pass,
+                        format!("served by {}", who(v, id)),
+                        expected,
+                        format!("as expected ({basis})"),
+                    )
+                }
+            }
+            _ => {
+                let parts: Vec<String> = owners_in
+                    .iter()
+                    .map(|id| match id {
+                        Some(id) => format!(
+                            "{} serves {}",
+                            who(v, id),
+                            fmt_ranges(&ranges_where(|s| s >= a && s <= b && o[s] == Some(*id)))
+                        ),
+                        None => format!(
+                            "unassigned: {}",
+                            fmt_ranges(&ranges_where(|s| s >= a && s <= b && o[s].is_none()))
+                        ),
+                    })
+                    .collect();
+                SubjectFinding::new(
+                    &subject,
+                    Outcome::Fail,
+                    parts.join("; "),
+                    expected,
+                    "the range is split across masters or partly unassigned",
+                )
+            }
+        };
+        out.push(finding);
+    }
+    if out.is_empty() {
+        out.push(SubjectFinding::new(
+            "topology",
+            Outcome::Skip,
+            "no expectation",
+            "masters and/or slot_ranges in the policy",
+            "the policy gives no expected topology",
+        ));
+    }
+    out
+}
+
+fn keyslot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "client CRC16 slot == CLUSTER KEYSLOT";
+    match ev.key_slots() {
+        None => Vec::new(),
+        Some(Err(f)) => vec![SubjectFinding::unobserved("cluster", expected, f)],
+        Some(Ok(k)) => k
+            .samples
+            .iter()
+            .map(|s| {
+                let client = redis_protocol::redis_keyslot(s.key.as_bytes());
+                let subject = format!("key `{}`", s.key);
+                let observed = format!("client {client}, server {} ({})", s.server_slot, k.node);
+                if client == s.server_slot {
+                    SubjectFinding::new(subject, Outcome::Pass, observed, expected, "client and server hash the key to the same slot")
+                } else {
+                    SubjectFinding::new(subject, Outcome::Fail, observed, expected, "clients would route this key to the wrong node (MOVED storms); the server's hashing differs from the cluster specification")
+                }
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_collapse_and_format() {
+        let r = ranges_where(|s| (100..200).contains(&s) || s == 300 || s == SLOTS - 1);
+        assert_eq!(fmt_ranges(&r), "100-199, 300, 16383");
+        assert_eq!(count(&r), 102);
+        assert_eq!(fmt_ranges(&ranges_where(|_| false)), "none");
+    }
+}

@@ -1,0 +1,200 @@
+//! Checks judge; they never do I/O.
+//!
+//! A [`Rule`] is a pure function of the [`EvidenceSet`] and its parameters
+//! (from the policy TOML) that returns one [`SubjectFinding`] per subject.
+//! Policy entries in `checks/*.toml` bind a stable id, severity and HIPAA
+//! references to a rule. Adding a rule: write the function in the area's file
+//! and add one line to [`registry`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::{EvidenceSet, ProbeFailure};
+
+pub mod cluster;
+
+/// Outcome of a check for one subject, or for the whole check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The control holds.
+    Pass,
+    /// Not applicable (with a reason), e.g. disabled in the policy.
+    Skip,
+    /// Failing, but under an unexpired waiver.
+    Waived,
+    /// Holds, with a concern worth a look.
+    Warn,
+    /// Could not decide: evidence missing or unreadable. Never a pass.
+    Error,
+    /// The control does not hold.
+    Fail,
+}
+
+impl Outcome {
+    /// Lower-case name as used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Skip => "skip",
+            Outcome::Waived => "waived",
+            Outcome::Warn => "warn",
+            Outcome::Error => "error",
+            Outcome::Fail => "fail",
+        }
+    }
+
+    /// All outcomes, in report order.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::Error,
+        Outcome::Warn,
+        Outcome::Waived,
+        Outcome::Skip,
+    ];
+
+    /// The outcome of a check from its subjects: fail beats error beats warn
+    /// beats waived beats pass beats skip. No subjects at all is an error:
+    /// absence of evidence never passes.
+    pub fn aggregate(subjects: &[SubjectFinding]) -> Outcome {
+        subjects
+            .iter()
+            .map(|s| s.outcome)
+            .max()
+            .unwrap_or(Outcome::Error)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The verdict of a check on one subject (a node, a slot range, a key...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectFinding {
+    /// What was judged, e.g. `127.0.1.1:6379`.
+    pub subject: String,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// What was seen.
+    pub observed: String,
+    /// What the policy expects.
+    pub expected: String,
+    /// One sentence a person can act on.
+    pub message: String,
+}
+
+impl SubjectFinding {
+    /// A finding with an explicit outcome.
+    pub fn new(
+        subject: impl Into<String>,
+        outcome: Outcome,
+        observed: impl Into<String>,
+        expected: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        SubjectFinding {
+            subject: subject.into(),
+            outcome,
+            observed: observed.into(),
+            expected: expected.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `error` because the probe could not observe the subject.
+    pub fn unobserved(subject: &str, expected: impl Into<String>, f: &ProbeFailure) -> Self {
+        SubjectFinding::new(
+            subject,
+            Outcome::Error,
+            format!("no observation ({})", f.kind),
+            expected,
+            format!("could not be checked: {}", f.message),
+        )
+    }
+}
+
+type EvalFn =
+    dyn Fn(&EvidenceSet, &toml::Table) -> Result<Vec<SubjectFinding>, String> + Send + Sync;
+type ValidateFn = dyn Fn(&toml::Table) -> Result<(), String> + Send + Sync;
+
+/// A rule: the Rust half of a check.
+pub struct Rule {
+    /// Name used in the policy's `rule = "..."`.
+    pub name: &'static str,
+    /// Probes whose evidence it reads (the engine runs only those needed).
+    pub needs: &'static [&'static str],
+    /// How the evidence is obtained, shown by `epic-audit explain`.
+    pub method: &'static str,
+    validate: Box<ValidateFn>,
+    eval: Box<EvalFn>,
+}
+
+impl Rule {
+    /// Builds a rule from a typed function; `P` is its parameter struct,
+    /// deserialised from the policy's `[check.params]` table.
+    pub fn new<P: DeserializeOwned + 'static>(
+        name: &'static str,
+        needs: &'static [&'static str],
+        method: &'static str,
+        f: fn(&EvidenceSet, &P) -> Vec<SubjectFinding>,
+    ) -> Rule {
+        Rule {
+            name,
+            needs,
+            method,
+            validate: Box::new(|t| parse_params::<P>(t).map(|_| ())),
+            eval: Box::new(move |ev, t| Ok(f(ev, &parse_params::<P>(t)?))),
+        }
+    }
+
+    /// Checks that `params` fit this rule.
+    pub fn validate(&self, params: &toml::Table) -> Result<(), String> {
+        (self.validate)(params)
+    }
+
+    /// Judges the evidence. A parameter problem or an empty result becomes
+    /// a single `error` finding, never a pass.
+    pub fn evaluate(&self, ev: &EvidenceSet, params: &toml::Table) -> Vec<SubjectFinding> {
+        match (self.eval)(ev, params) {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => vec![SubjectFinding::new(
+                "evidence",
+                Outcome::Error,
+                "no evidence",
+                format!("evidence from probe(s) {}", self.needs.join(", ")),
+                "the run recorded no evidence this check can judge; absence of evidence never passes",
+            )],
+            Err(e) => vec![SubjectFinding::new(
+                "policy",
+                Outcome::Error,
+                "invalid parameters",
+                "valid parameters",
+                e,
+            )],
+        }
+    }
+}
+
+fn parse_params<P: DeserializeOwned>(t: &toml::Table) -> Result<P, String> {
+    toml::Value::Table(t.clone())
+        .try_into::<P>()
+        .map_err(|e| format!("invalid [check.params]: {}", e.to_string().trim()))
+}
+
+/// Parameters of rules that take none.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// Every rule, by name.
+pub fn registry() -> BTreeMap<&'static str, Rule> {
+    let rules = cluster::rules();
+    rules.into_iter().map(|r| (r.name, r)).collect()
+}

@@ -1,0 +1,567 @@
+//! Command-line interface: parse, call the library, map results to exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError};
+use crate::engine;
+use crate::evidence::EvidenceSet;
+use crate::lab::{self, Lab, LabSpec};
+use crate::output::{self, OutputError};
+use crate::policy::Policy;
+use crate::probes::ProbeContext;
+use crate::report::{junit, terminal, Report, EXIT_RUNTIME, EXIT_USAGE};
+use crate::tls::TlsClient;
+
+const EXIT_CODES: &str = "\
+Exit codes (for CI gates):
+  0  every check passed (warnings and waivers allowed)
+  1  at least one check failed
+  2  at least one check could not decide (error), none failed
+  3  usage or configuration problem: nothing was audited
+  4  the audit could not run or its report could not be written
+  130 interrupted (Ctrl-C): nothing was written";
+
+/// epic-audit: live HIPAA compliance audit of a self-managed Redis Cluster.
+///
+/// Probes connect to every node of the cluster (TLS, with your CA and client
+/// certificate) and record what they see; checks from the policy
+/// (checks/*.toml) judge that evidence. Each run writes evidence.json,
+/// report.json and junit.xml to reports/<env>/<run-id>/.
+///
+/// Probes never change what they audit, every network operation has a
+/// deadline, and passwords are only ever read from env vars or files named
+/// in the config.
+#[derive(Debug, Parser)]
+#[command(name = "epic-audit", version, about, long_about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file with the environments.
+    #[arg(
+        long,
+        global = true,
+        default_value = "epic-audit.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+    /// Policy directory (checks/*.toml). Default: `checks/` next to the
+    /// config file if it exists, else the policy built into the binary.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit one environment and write its report.
+    ///
+    /// Discovers every node from the seeds (CLUSTER SHARDS), runs the probes
+    /// the selected checks need, judges, and writes evidence.json,
+    /// report.json and junit.xml. With an environment marked `lab = true`
+    /// the local lab is started first if it is not running.
+    ///
+    /// Example: epic-audit run --env prod --only cluster --out ./audit
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// List the checks of the policy: id, area, severity, title, HIPAA refs.
+    Checks {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Explain a check: why it matters, how it is probed, how to fix it.
+    ///
+    /// Example: epic-audit explain CLU-001
+    Explain {
+        /// Check id, e.g. CLU-001 (case-insensitive).
+        check_id: String,
+    },
+    /// Judge a saved evidence.json again with the current policy (no network).
+    ///
+    /// Writes report.json and junit.xml (and a copy of the evidence) to
+    /// --out, or to reports/<env>/<run-id>-evaluated-<now>/.
+    #[command(after_help = EXIT_CODES)]
+    Evaluate {
+        /// The evidence.json of an earlier run.
+        evidence: PathBuf,
+        /// Output directory (created; must not hold a run).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        select: Select,
+    },
+    /// Start, stop or inspect the local lab cluster.
+    ///
+    /// The lab is six real redis-server processes (3 masters, 3 replicas) on
+    /// 127.0.1.1-127.0.1.6 port 6379, TLS 1.3 only with the test PKI from
+    /// fixtures/pki, ACL users admin_user/app_user/dev_user (default off),
+    /// AOF on, and about 200 session hashes. Its state, generated passwords
+    /// and logs live in $EPIC_AUDIT_LAB_DIR (default $TMPDIR/epic-audit-lab);
+    /// config paths refer to it as ${LAB_DIR}.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+        /// Lab state directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `lab` actions.
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Start the lab (fails if it already runs).
+    Up,
+    /// Stop exactly the processes the lab started (by pid) and remove its state.
+    Down,
+    /// Show whether each node runs and answers; exit 0 only when all do.
+    Status,
+}
+
+/// Table or JSON.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// JSON array.
+    Json,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Environment name from the config (e.g. local, staging, prod).
+    #[arg(long, value_name = "NAME")]
+    pub env: String,
+    /// Write the run's files directly in DIR (created; an existing run there
+    /// is never overwritten). Default: reports/<env>/<run-id>/.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: Select,
+}
+
+/// Check selection.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Select {
+    /// Only these areas or check ids (repeatable, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "AREA_OR_ID")]
+    pub only: Vec<String>,
+    /// Leave out these areas or check ids (repeatable, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "AREA_OR_ID")]
+    pub skip: Vec<String>,
+}
+
+/// A problem with how the tool was called (exit 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    crate::install_crypto_provider();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("epic-audit: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = dispatch(cli) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match result {
+        None => {
+            eprintln!("epic-audit: interrupted; no report was written");
+            ExitCode::from(130)
+        }
+        Some(Ok(code)) => ExitCode::from(code),
+        Some(Err(e)) => {
+            eprintln!("epic-audit: {e:#}");
+            let usage = e.downcast_ref::<ConfigError>().is_some()
+                || e.downcast_ref::<UsageError>().is_some()
+                || matches!(
+                    e.downcast_ref::<OutputError>(),
+                    Some(OutputError::Exists(_))
+                );
+            ExitCode::from(if usage { EXIT_USAGE } else { EXIT_RUNTIME })
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Run(args) => run(&cli, args).await,
+        Command::Checks { format } => {
+            let p = load_policy(&cli)?;
+            print!("{}", render_catalogue(&p, *format));
+            Ok(0)
+        }
+        Command::Explain { check_id } => {
+            let p = load_policy(&cli)?;
+            let c = p.get(check_id).ok_or_else(|| {
+                UsageError(format!(
+                    "no check `{check_id}`; `epic-audit checks` lists them ({})",
+                    p.checks
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            print!("{}", explain(c));
+            Ok(0)
+        }
+        Command::Evaluate {
+            evidence,
+            out,
+            select,
+        } => evaluate(&cli, evidence, out.as_deref(), select),
+        Command::Lab { action, dir } => {
+            lab_cmd(action, dir.clone().unwrap_or_else(lab::default_dir)).await
+        }
+    }
+}
+
+fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
+    if let Some(dir) = &cli.policy {
+        return Policy::load_dir(dir);
+    }
+    let beside = cli.config.parent().unwrap_or(Path::new(".")).join("checks");
+    if beside.is_dir() {
+        Policy::load_dir(&beside)
+    } else {
+        Policy::builtin()
+    }
+}
+
+async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    let config = Config::load(&cli.config)?;
+    let env = config.environment(&args.env)?;
+    let policy = load_policy(cli)?;
+    let selected = policy
+        .select(&args.select.only, &args.select.skip)
+        .map_err(UsageError)?;
+    if let Some(out) = &args.out {
+        if out.exists()
+            && std::fs::read_dir(out)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            return Err(OutputError::Exists(out.clone()).into());
+        }
+    }
+    let lab_dir = lab::default_dir();
+    if env.lab && !lab::is_running(&lab_dir) {
+        eprintln!("epic-audit: environment `{}` is the local lab and it is not running; starting it in {}", args.env, lab_dir.display());
+        Lab::up(LabSpec::standard(lab_dir.clone()))
+            .await
+            .context("starting the local lab")?
+            .detach();
+    }
+    let tls = TlsClient::from_files(
+        &config.resolve_path(&env.tls.ca, &lab_dir),
+        &config.resolve_path(&env.tls.client_cert, &lab_dir),
+        &config.resolve_path(&env.tls.client_key, &lab_dir),
+        env.tls.server_name.clone(),
+    )?;
+    let user = env.audit_user.get_ref().clone();
+    let password = config.resolve_secret(&args.env, &user, &lab_dir)?;
+    let ctx = ProbeContext {
+        targets: env.seeds.clone(),
+        tls,
+        timeouts: env.timeouts.clone(),
+        user,
+        password,
+    };
+    let needed = engine::needed_probes(&selected);
+    let evidence = engine::observe(&args.env, &env.seeds, ctx, &needed).await;
+    let report = engine::judge(
+        &evidence,
+        &policy,
+        &selected,
+        &args.select.only,
+        &args.select.skip,
+    );
+    let dest = match &args.out {
+        Some(d) => d.clone(),
+        None => output::default_run_dir(&Path::new("reports").join(&args.env), &evidence.run_id),
+    };
+    write_and_print(&dest, &evidence, &report)
+}
+
+fn write_and_print(dest: &Path, evidence: &EvidenceSet, report: &Report) -> Result<u8> {
+    let ev_json = serde_json::to_string_pretty(evidence).context("serialising evidence")? + "\n";
+    let files = [
+        ("evidence.json", ev_json.into_bytes()),
+        ("report.json", report.to_json().into_bytes()),
+        ("junit.xml", junit::render(report).into_bytes()),
+    ];
+    let dir = output::write_run(dest, &files)?;
+    print!("{}", terminal::render(report, terminal::want_colour()));
+    println!(
+        "report: {}/ (report.json, junit.xml, evidence.json)",
+        dir.display()
+    );
+    Ok(report.exit_code)
+}
+
+fn evaluate(cli: &Cli, path: &Path, out: Option<&Path>, select: &Select) -> Result<u8> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let evidence: EvidenceSet = serde_json::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{}: not an epic-audit evidence file: {e}",
+            path.display()
+        ))
+    })?;
+    if evidence.schema_version != crate::evidence::SCHEMA_VERSION {
+        return Err(UsageError(format!(
+            "{}: evidence schema version {} is not supported by this epic-audit (expects {})",
+            path.display(),
+            evidence.schema_version,
+            crate::evidence::SCHEMA_VERSION
+        ))
+        .into());
+    }
+    let policy = load_policy(cli)?;
+    let selected = policy
+        .select(&select.only, &select.skip)
+        .map_err(UsageError)?;
+    let report = engine::judge(&evidence, &policy, &selected, &select.only, &select.skip);
+    let dest = match out {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let now = engine::run_id(chrono::Utc::now());
+            output::default_run_dir(
+                &Path::new("reports").join(&evidence.environment),
+                &format!("{}-evaluated-{now}", evidence.run_id),
+            )
+        }
+    };
+    write_and_print(&dest, &evidence, &report)
+}
+
+/// The `checks` listing.
+pub fn render_catalogue(p: &Policy, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = p
+                .checks
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id, "area": c.area, "severity": c.severity, "title": c.title,
+                        "hipaa": c.hipaa, "rule": c.rule, "enabled": c.enabled, "params": c.params,
+                    })
+                })
+                .collect();
+            serde_json::to_string_pretty(&v).expect("catalogue serialises") + "\n"
+        }
+        Format::Table => {
+            let mut s = format!(
+                "{:<8} {:<11} {:<9} {:<58} {}\n",
+                "ID", "AREA", "SEVERITY", "TITLE", "HIPAA (45 CFR)"
+            );
+            for c in &p.checks {
+                let title = if c.enabled {
+                    c.title.clone()
+                } else {
+                    format!("{} (disabled)", c.title)
+                };
+                s.push_str(&format!(
+                    "{:<8} {:<11} {:<9} {:<58} {}\n",
+                    c.id,
+                    c.area.to_string(),
+                    c.severity.to_string(),
+                    title,
+                    c.hipaa.join(", ")
+                ));
+            }
+            s.push_str(&format!(
+                "\n{} checks from {} policy (digest {}). `epic-audit explain ID` for details.\n",
+                p.checks.len(),
+                p.source,
+                &p.digest[..12]
+            ));
+            s
+        }
+    }
+}
+
+/// The `explain` text.
+pub fn explain(c: &crate::policy::CheckDef) -> String {
+    let rules = crate::checks::registry();
+    let method = rules
+        .get(c.rule.as_str())
+        .map(|r| r.method)
+        .unwrap_or("(unknown rule)");
+    let indent = |t: &str| {
+        t.trim()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let params = if c.params.is_empty() {
+        "  (none)".to_string()
+    } else {
+        indent(&toml::to_string(&c.params).unwrap_or_default())
+    };
+    format!(
+        "{id}  {title}\n\
+         area: {area} · severity: {sev} · HIPAA (45 CFR): {hipaa}\n\
+         rule: {rule} (defined in {src}){disabled}\n\n\
+         Why it matters\n{why}\n\n\
+         How it is probed\n{how}\n\n\
+         Parameters\n{params}\n\n\
+         How to fix\n{fix}\n",
+        id = c.id,
+        title = c.title,
+        area = c.area,
+        sev = c.severity,
+        hipaa = c.hipaa.join(", "),
+        rule = c.rule,
+        src = c.source,
+        disabled = if c.enabled {
+            ""
+        } else {
+            "\nDISABLED in the policy: reported as skip"
+        },
+        why = indent(&c.rationale),
+        how = indent(&textwrap(method, 76)),
+        fix = indent(&c.remediation),
+    )
+}
+
+fn textwrap(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for w in s.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + w.len() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    out.push_str(&line);
+    out
+}
+
+async fn lab_cmd(action: &LabAction, dir: PathBuf) -> Result<u8> {
+    match action {
+        LabAction::Up => {
+            let lab = Lab::up(LabSpec::standard(dir.clone())).await?;
+            println!("lab up: 3 masters + 3 replicas, TLS 1.3 only, ACLs on");
+            for (i, n) in lab.state.nodes.iter().enumerate() {
+                println!(
+                    "  node{} {}:{} {:<7} pid {}",
+                    i + 1,
+                    n.ip,
+                    lab.state.port,
+                    n.role,
+                    n.pid
+                );
+            }
+            println!(
+                "state, logs and generated passwords (0600): {}",
+                dir.display()
+            );
+            println!("audit it:  epic-audit run --env local");
+            println!("stop it:   epic-audit lab down");
+            lab.detach();
+            Ok(0)
+        }
+        LabAction::Down => {
+            let pids = lab::down(&dir)?;
+            if pids.is_empty() {
+                println!("no lab processes were running in {}", dir.display());
+            } else {
+                println!(
+                    "stopped {} redis-server processes (pids {:?}) and removed {}",
+                    pids.len(),
+                    pids,
+                    dir.display()
+                );
+            }
+            Ok(0)
+        }
+        LabAction::Status => lab_status(&dir).await,
+    }
+}
+
+async fn lab_status(dir: &Path) -> Result<u8> {
+    let Some(state) = lab::read_state(dir) else {
+        println!(
+            "no lab in {} (start one with `epic-audit lab up`)",
+            dir.display()
+        );
+        return Ok(1);
+    };
+    let pki = dir.join("pki");
+    let tls = TlsClient::from_files(
+        &pki.join("ca.crt"),
+        &pki.join("client.crt"),
+        &pki.join("client.key"),
+        None,
+    )?;
+    let pw = std::fs::read_to_string(dir.join("secrets/admin_user.pass")).unwrap_or_default();
+    let pw = crate::secret::Secret::new(pw.trim_end());
+    let timeouts = crate::config::Timeouts {
+        connect_ms: 1000,
+        command_ms: 1000,
+        probe_ms: 2000,
+    };
+    let mut healthy = true;
+    println!("lab in {} (started {})", dir.display(), state.started_at);
+    for (i, n) in state.nodes.iter().enumerate() {
+        let addr = crate::config::NodeAddr {
+            host: n.ip.clone(),
+            port: state.port,
+        };
+        let running = std::fs::read(format!("/proc/{}/cmdline", n.pid))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("redis-server"));
+        let answer =
+            match crate::resp::RedisConn::connect_as(&addr, &tls, &timeouts, "admin_user", &pw)
+                .await
+            {
+                Ok(mut c) => match c.cmd_str(&["CLUSTER", "INFO"]).await {
+                    Ok(f) => crate::resp::as_text(&f)
+                        .map(|t| {
+                            crate::resp::parse_info(&t)
+                                .get("cluster_state")
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                        .map(|s| format!("cluster_state:{s}"))
+                        .unwrap_or_else(|| "answers".into()),
+                    Err(e) => e.to_string(),
+                },
+                Err(e) => e.to_string(),
+            };
+        healthy &= running && answer == "cluster_state:ok";
+        println!(
+            "  node{} {addr} {:<7} pid {} {} · {answer}",
+            i + 1,
+            n.role,
+            n.pid,
+            if running { "running" } else { "NOT RUNNING" }
+        );
+    }
+    Ok(if healthy { 0 } else { 1 })
+}

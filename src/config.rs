@@ -1,0 +1,521 @@
+//! `epic-audit.toml`: environments to audit, with secret *references*.
+//!
+//! Every error names the file and, where the TOML parser knows it, the line,
+//! column and key. Secrets are resolved only when an environment is used, and
+//! a missing secret names the variable or file it was looked for in, never a
+//! value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::secret::Secret;
+
+/// The placeholder that config paths may use for the local lab's state
+/// directory (see `epic-audit lab --help`).
+pub const LAB_DIR_PLACEHOLDER: &str = "${LAB_DIR}";
+
+/// A configuration problem. Displayed as `config error: <file>: <detail>`;
+/// the CLI maps it to exit code 3.
+#[derive(Debug, thiserror::Error)]
+#[error("config error: {file}: {detail}")]
+pub struct ConfigError {
+    /// The file at fault (config, policy or secret file).
+    pub file: String,
+    /// What is wrong, with line and key where known.
+    pub detail: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(file: impl AsRef<Path>, detail: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.as_ref().display().to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Environments by name (`[environments.<name>]`).
+    pub environments: BTreeMap<String, Environment>,
+    /// Where the file was read from; relative paths inside are resolved
+    /// against its directory.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// One Redis Cluster to audit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Free text shown in reports.
+    #[serde(default)]
+    pub description: String,
+    /// `true` for the embedded local lab: `run` starts it when it is not
+    /// running, and `${LAB_DIR}` in paths is its state directory.
+    #[serde(default)]
+    pub lab: bool,
+    /// One or more `host:port` of cluster nodes (TLS client port). Every
+    /// other node is discovered from CLUSTER SHARDS of the seeds.
+    pub seeds: Vec<NodeAddr>,
+    /// Which configured user the audit connects as.
+    #[serde(default = "default_audit_user")]
+    pub audit_user: toml::Spanned<String>,
+    /// TLS material for the client connection.
+    pub tls: TlsSettings,
+    /// Users and where their passwords are.
+    #[serde(default)]
+    pub users: BTreeMap<String, SecretRef>,
+    /// Deadlines for network operations.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// AWS discovery settings (used by the AWS probes).
+    #[serde(default)]
+    pub aws: Option<AwsSettings>,
+}
+
+fn default_audit_user() -> toml::Spanned<String> {
+    toml::Spanned::new(0..0, "admin_user".to_string())
+}
+
+/// TLS client settings. Paths are relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file with the organisation's CA: the only trust anchor used.
+    pub ca: PathBuf,
+    /// PEM client certificate (Redis `tls-auth-clients yes` requires one).
+    pub client_cert: PathBuf,
+    /// PEM private key of the client certificate.
+    pub client_key: PathBuf,
+    /// Name to verify the server certificates against, when the nodes'
+    /// certificates carry a DNS name instead of their IP address.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// Where a password comes from. Exactly one of the two keys must be set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// Read from this environment variable.
+    Env(String),
+    /// Read from this file (first line, trailing newline stripped).
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            password_env: Option<String>,
+            password_file: Option<PathBuf>,
+        }
+        let raw = Raw::deserialize(d)?;
+        match (raw.password_env, raw.password_file) {
+            (Some(v), None) if !v.is_empty() => Ok(SecretRef::Env(v)),
+            (None, Some(f)) => Ok(SecretRef::File(f)),
+            (Some(_), Some(_)) => Err(serde::de::Error::custom(
+                "set either password_env or password_file, not both",
+            )),
+            _ => Err(serde::de::Error::custom(
+                "a user needs password_env (an environment variable name) or password_file (a path); \
+                 passwords are never written in the config itself",
+            )),
+        }
+    }
+}
+
+/// Deadlines. Every network operation is bounded by one of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// TCP connect, and separately the TLS handshake, per connection.
+    pub connect_ms: u64,
+    /// One command (or one pipelined batch) round trip.
+    pub command_ms: u64,
+    /// Everything one probe does against one node.
+    pub probe_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: 3_000,
+            command_ms: 5_000,
+            probe_ms: 30_000,
+        }
+    }
+}
+
+impl Timeouts {
+    /// Connect deadline as a `Duration`.
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+    /// Command deadline as a `Duration`.
+    pub fn command(&self) -> Duration {
+        Duration::from_millis(self.command_ms)
+    }
+    /// Per-node probe deadline as a `Duration`.
+    pub fn probe(&self) -> Duration {
+        Duration::from_millis(self.probe_ms)
+    }
+}
+
+/// AWS settings for the estate probes. Parsed and validated now; the probes
+/// that use them are added by the AWS work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// AWS region, e.g. `us-east-1`.
+    pub region: Option<String>,
+    /// Named profile from the standard AWS config files.
+    pub profile: Option<String>,
+    /// Endpoint override (the local emulator); must be loopback in tests.
+    pub endpoint: Option<String>,
+    /// EC2 tag that identifies the cluster's instances.
+    pub discovery: Option<TagFilter>,
+    /// Explicit Redis node address -> EC2 private IP, where they differ.
+    #[serde(default)]
+    pub node_ip_map: BTreeMap<String, String>,
+}
+
+/// An EC2 tag filter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagFilter {
+    /// Tag key.
+    pub tag: String,
+    /// Tag value.
+    pub value: String,
+}
+
+/// A `host:port` address of a Redis node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(into = "String")]
+pub struct NodeAddr {
+    /// IP address or DNS name, exactly as given or advertised.
+    pub host: String,
+    /// TLS client port.
+    pub port: u16,
+}
+
+impl NodeAddr {
+    /// Parses `host:port`, `[v6]:port`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| format!("`{s}` is not host:port ([v6]:port for IPv6)"))?;
+            (h, p)
+        } else {
+            s.rsplit_once(':')
+                .ok_or_else(|| format!("`{s}` is not host:port"))?
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}` has an empty host"));
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("`{s}`: port `{port}` is not a number from 1 to 65535"))?;
+        if port == 0 {
+            return Err(format!("`{s}`: port 0 is not a listening port"));
+        }
+        Ok(NodeAddr {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl From<NodeAddr> for String {
+    fn from(a: NodeAddr) -> String {
+        a.to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        NodeAddr::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// 1-based line number of a byte offset in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                path,
+                format!("cannot read it: {e} (pass --config PATH to use another file)"),
+            )
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is used for messages and relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string().trim_end()))?;
+        cfg.path = path.to_path_buf();
+        for (name, env) in &cfg.environments {
+            if env.seeds.is_empty() {
+                return Err(ConfigError::new(
+                    path,
+                    format!("environments.{name}.seeds: give at least one host:port"),
+                ));
+            }
+            let user = env.audit_user.get_ref();
+            if !env.users.contains_key(user) {
+                let span = env.audit_user.span();
+                let at = if span.is_empty() {
+                    String::new()
+                } else {
+                    format!("line {}: ", line_of(text, span.start))
+                };
+                return Err(ConfigError::new(
+                    path,
+                    format!(
+                        "{at}environments.{name}.audit_user = `{user}`, but there is no \
+                         [environments.{name}.users.{user}] with its password reference"
+                    ),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The named environment, or an error listing the ones that exist.
+    pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.environments.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+            ConfigError::new(
+                &self.path,
+                format!(
+                    "no environment `{name}`; this file defines: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })
+    }
+
+    /// Resolves a path from the config: `${LAB_DIR}` is replaced by the lab
+    /// state directory, and relative paths are taken from the config file's
+    /// directory.
+    pub fn resolve_path(&self, p: &Path, lab_dir: &Path) -> PathBuf {
+        let s = p.to_string_lossy();
+        let expanded = if s.contains(LAB_DIR_PLACEHOLDER) {
+            PathBuf::from(s.replace(LAB_DIR_PLACEHOLDER, &lab_dir.to_string_lossy()))
+        } else {
+            p.to_path_buf()
+        };
+        if expanded.is_absolute() {
+            expanded
+        } else {
+            self.path
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join(expanded)
+        }
+    }
+
+    /// Reads the password of `user` in `env_name` from its reference.
+    pub fn resolve_secret(
+        &self,
+        env_name: &str,
+        user: &str,
+        lab_dir: &Path,
+    ) -> Result<Secret, ConfigError> {
+        let env = self.environment(env_name)?;
+        let r = env.users.get(user).ok_or_else(|| {
+            ConfigError::new(
+                &self.path,
+                format!("environments.{env_name}.users.{user} is not configured"),
+            )
+        })?;
+        match r {
+            SecretRef::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+                _ => Err(ConfigError::new(
+                    &self.path,
+                    format!(
+                        "the password of {user} (environments.{env_name}.users.{user}.password_env) \
+                         is read from environment variable {var}, which is not set or empty"
+                    ),
+                )),
+            },
+            SecretRef::File(f) => {
+                let path = self.resolve_path(f, lab_dir);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let hint = if env.lab {
+                        " (is the lab up? run `epic-audit lab up`)"
+                    } else {
+                        ""
+                    };
+                    ConfigError::new(
+                        &self.path,
+                        format!(
+                            "the password of {user} (environments.{env_name}.users.{user}.password_file) \
+                             cannot be read from {}: {}{hint}",
+                            path.display(),
+                            e.kind()
+                        ),
+                    )
+                })?;
+                let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
+                if first.is_empty() {
+                    return Err(ConfigError::new(
+                        &self.path,
+                        format!(
+                            "the password file of {user} ({}) is empty",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(Secret::new(first))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[environments.a]
+seeds = ["127.0.0.1:7000", "[::1]:7001"]
+[environments.a.tls]
+ca = "ca.crt"
+client_cert = "c.crt"
+client_key = "c.key"
+[environments.a.users.admin_user]
+password_env = "EPIC_AUDIT_TEST_NEVER_SET_VAR"
+[environments.a.users.dev_user]
+password_file = "${LAB_DIR}/secrets/dev_user.pass"
+"#;
+
+    #[test]
+    fn parses_a_good_environment_with_defaults() {
+        let c = Config::parse(GOOD, Path::new("/etc/x/epic-audit.toml")).unwrap();
+        let e = c.environment("a").unwrap();
+        assert_eq!(e.seeds[1].host, "::1");
+        assert_eq!(e.seeds[1].to_string(), "[::1]:7001");
+        assert_eq!(e.audit_user.get_ref(), "admin_user");
+        assert_eq!(e.timeouts.connect_ms, 3000);
+        assert_eq!(
+            c.resolve_path(Path::new("${LAB_DIR}/secrets/x"), Path::new("/tmp/lab")),
+            PathBuf::from("/tmp/lab/secrets/x")
+        );
+        assert_eq!(
+            c.resolve_path(Path::new("ca.crt"), Path::new("/tmp/lab")),
+            PathBuf::from("/etc/x/ca.crt")
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let bad = GOOD.replace("seeds =", "seedz =");
+        let e = Config::parse(&bad, Path::new("my.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("my.toml"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("seedz"), "{msg}");
+    }
+
+    #[test]
+    fn a_password_value_in_config_is_refused() {
+        let bad = GOOD.replace(
+            "password_env = \"EPIC_AUDIT_TEST_NEVER_SET_VAR\"",
+            "password = \"hunter2\"",
+        );
+        let msg = Config::parse(&bad, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 9"), "{msg}");
+        assert!(msg.contains("password"), "{msg}");
+    }
+
+    #[test]
+    fn bad_seed_is_named() {
+        let bad = GOOD.replace("127.0.0.1:7000", "127.0.0.1");
+        let msg = Config::parse(&bad, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 3") && msg.contains("not host:port"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn audit_user_without_secret_is_named_with_line() {
+        let bad = GOOD.replace(
+            "[environments.a.tls]",
+            "audit_user = \"ops\"\n[environments.a.tls]",
+        );
+        let msg = Config::parse(&bad, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 4") && msg.contains("`ops`"), "{msg}");
+    }
+
+    #[test]
+    fn missing_secret_names_variable_and_file_never_value() {
+        let c = Config::parse(GOOD, Path::new("/etc/x/epic-audit.toml")).unwrap();
+        let msg = c
+            .resolve_secret("a", "admin_user", Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("EPIC_AUDIT_TEST_NEVER_SET_VAR"), "{msg}");
+        let msg = c
+            .resolve_secret("a", "dev_user", Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("/nonexistent/secrets/dev_user.pass"), "{msg}");
+    }
+
+    #[test]
+    fn secret_file_first_line_is_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/dev_user.pass"), "s3cret\n").unwrap();
+        let c = Config::parse(GOOD, Path::new("/etc/x/epic-audit.toml")).unwrap();
+        let s = c.resolve_secret("a", "dev_user", dir.path()).unwrap();
+        assert_eq!(s.expose(), "s3cret");
+    }
+
+    #[test]
+    fn unknown_environment_lists_known_ones() {
+        let c = Config::parse(GOOD, Path::new("x.toml")).unwrap();
+        let msg = c.environment("prod").unwrap_err().to_string();
+        assert!(msg.contains("defines: a"), "{msg}");
+    }
+}

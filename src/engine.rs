@@ -1,0 +1,173 @@
+//! Runs probes concurrently under deadlines, then the checks.
+//!
+//! [`observe`] does all the I/O and returns an [`EvidenceSet`]; [`judge`] is
+//! pure and turns evidence plus policy into a [`Report`]. `run` is the two in
+//! sequence; `evaluate` is [`judge`] alone on a saved evidence file.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::timeout;
+
+use crate::checks::{registry, Outcome, SubjectFinding};
+use crate::config::NodeAddr;
+use crate::evidence::{Evidence, EvidenceSet, Observed, ProbeFailure, SCHEMA_VERSION};
+use crate::policy::{CheckDef, Policy};
+use crate::probes::{self, ProbeContext};
+use crate::report::{CheckResult, Report};
+
+/// The run id for a start time: a sortable UTC timestamp.
+pub fn run_id(t: chrono::DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Probe names the selected checks need.
+pub fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<&'static str> {
+    let rules = registry();
+    selected
+        .iter()
+        .filter(|c| c.enabled)
+        .filter_map(|c| rules.get(c.rule.as_str()))
+        .flat_map(|r| r.needs.iter().copied())
+        .collect()
+}
+
+/// Observes the environment: discovery from the seeds, then every other
+/// needed probe concurrently. Never hangs: every probe is bounded by the
+/// context's deadlines, and by an outer deadline as a safety net.
+pub async fn observe(
+    environment: &str,
+    seeds: &[NodeAddr],
+    ctx: ProbeContext,
+    needed: &BTreeSet<&'static str>,
+) -> EvidenceSet {
+    let started_at = Utc::now();
+    let t = ctx.timeouts.clone();
+    // Discovery is two rounds of per-node probes, each bounded by probe_ms.
+    let outer = Duration::from_millis(2 * t.probe_ms + 2 * t.connect_ms + 1_000);
+    let ctx = Arc::new(ctx);
+    let (targets, mut items) =
+        match timeout(outer, probes::cluster::discover(ctx.clone(), seeds)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let items = seeds
+                    .iter()
+                    .map(|s| {
+                        failure_item(
+                            probes::cluster::PROBE,
+                            &s.to_string(),
+                            "discovery did not finish in time",
+                            outer,
+                        )
+                    })
+                    .collect();
+                (seeds.to_vec(), items)
+            }
+        };
+    let ctx = Arc::new(ProbeContext {
+        targets: targets.clone(),
+        ..(*ctx).clone()
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for p in probes::registry() {
+        if !needed.contains(p.name()) {
+            continue;
+        }
+        let name = p.name();
+        let fut = p.run(ctx.clone());
+        let outer = Duration::from_millis(t.probe_ms + 2 * t.connect_ms + 1_000);
+        set.spawn(async move {
+            match timeout(outer, fut).await {
+                Ok(items) => items,
+                Err(_) => vec![failure_item(
+                    name,
+                    "cluster",
+                    "probe did not finish in time",
+                    outer,
+                )],
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        if let Ok(more) = r {
+            items.extend(more);
+        }
+    }
+    if !needed.contains(probes::cluster::PROBE) {
+        items.retain(|e| e.probe != probes::cluster::PROBE);
+    }
+    items.sort_by(|a, b| (&a.probe, &a.subject).cmp(&(&b.probe, &b.subject)));
+    EvidenceSet {
+        schema_version: SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        environment: environment.to_string(),
+        run_id: run_id(started_at),
+        started_at,
+        finished_at: Utc::now(),
+        seeds: seeds.iter().map(ToString::to_string).collect(),
+        targets: targets.iter().map(ToString::to_string).collect(),
+        items,
+    }
+}
+
+fn failure_item(probe: &str, subject: &str, what: &str, after: Duration) -> Evidence {
+    Evidence {
+        probe: probe.to_string(),
+        subject: subject.to_string(),
+        method: "engine deadline".into(),
+        observed_at: Utc::now(),
+        duration_ms: after.as_millis() as u64,
+        result: Observed::Failure(ProbeFailure {
+            kind: "deadline".into(),
+            message: format!("{what} ({} ms)", after.as_millis()),
+        }),
+    }
+}
+
+/// Judges evidence against the selected checks. Pure: no I/O, no clock.
+pub fn judge(
+    ev: &EvidenceSet,
+    policy: &Policy,
+    selected: &[&CheckDef],
+    only: &[String],
+    skip: &[String],
+) -> Report {
+    let rules = registry();
+    let checks = selected
+        .iter()
+        .map(|c| {
+            let subjects = if !c.enabled {
+                vec![SubjectFinding::new(
+                    "policy",
+                    Outcome::Skip,
+                    "disabled",
+                    "enabled",
+                    format!("disabled in the policy ({}: enabled = false)", c.source),
+                )]
+            } else {
+                match rules.get(c.rule.as_str()) {
+                    Some(rule) => rule.evaluate(ev, &c.params),
+                    None => vec![SubjectFinding::new(
+                        "policy",
+                        Outcome::Error,
+                        "unknown rule",
+                        c.rule.clone(),
+                        "the policy names a rule this version does not have",
+                    )],
+                }
+            };
+            CheckResult {
+                id: c.id.clone(),
+                area: c.area,
+                severity: c.severity,
+                title: c.title.clone(),
+                hipaa: c.hipaa.clone(),
+                outcome: Outcome::aggregate(&subjects),
+                subjects,
+            }
+        })
+        .collect();
+    Report::new(ev, policy, checks, only, skip)
+}

@@ -1,0 +1,868 @@
+//! The local lab: a hardened Redis Cluster (3 masters, 3 replicas) of real
+//! `redis-server` processes on loopback addresses, TLS-only, with ACLs.
+//!
+//! State lives in a directory outside the repository (default
+//! `$TMPDIR/epic-audit-lab`, or `$EPIC_AUDIT_LAB_DIR`): per-node configs,
+//! data, logs, generated passwords (0600) and `lab.json` with the pids.
+//! `down` stops exactly those pids (after checking each is still our
+//! redis-server) and removes the directory. Tests build labs on their own
+//! ports and state directories and use the same code.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{NodeAddr, Timeouts};
+use crate::resp::{as_text, parse_info, Frame, RedisConn};
+use crate::secret::Secret;
+use crate::tls::TlsClient;
+
+/// The test PKI compiled into the binary (fixtures/pki), so the lab works
+/// from any directory. TEST ONLY: these private keys are public.
+const PKI: &[(&str, &[u8])] = &[
+    ("ca.crt", include_bytes!("../../fixtures/pki/ca.crt")),
+    (
+        "client.crt",
+        include_bytes!("../../fixtures/pki/client.crt"),
+    ),
+    (
+        "client.key",
+        include_bytes!("../../fixtures/pki/client.key"),
+    ),
+    ("node1.crt", include_bytes!("../../fixtures/pki/node1.crt")),
+    ("node1.key", include_bytes!("../../fixtures/pki/node1.key")),
+    ("node2.crt", include_bytes!("../../fixtures/pki/node2.crt")),
+    ("node2.key", include_bytes!("../../fixtures/pki/node2.key")),
+    ("node3.crt", include_bytes!("../../fixtures/pki/node3.crt")),
+    ("node3.key", include_bytes!("../../fixtures/pki/node3.key")),
+    ("node4.crt", include_bytes!("../../fixtures/pki/node4.crt")),
+    ("node4.key", include_bytes!("../../fixtures/pki/node4.key")),
+    ("node5.crt", include_bytes!("../../fixtures/pki/node5.crt")),
+    ("node5.key", include_bytes!("../../fixtures/pki/node5.key")),
+    ("node6.crt", include_bytes!("../../fixtures/pki/node6.crt")),
+    ("node6.key", include_bytes!("../../fixtures/pki/node6.key")),
+];
+
+/// The users of the lab's ACL, as in the seed architecture.
+pub const USERS: [&str; 3] = ["admin_user", "app_user", "dev_user"];
+
+/// Slot ranges of the three masters.
+pub const MASTER_SLOTS: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
+
+/// Why the lab could not be started or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// redis-server is not installed.
+    #[error(
+        "redis-server was not found on PATH; install it (Debian: `apt-get install redis-server`)"
+    )]
+    NoRedis,
+    /// A lab already runs in that directory.
+    #[error(
+        "a lab is already running in {0} (`epic-audit lab status`; `epic-audit lab down` stops it)"
+    )]
+    AlreadyRunning(PathBuf),
+    /// Filesystem problem.
+    #[error("lab state {path}: {source}")]
+    Io {
+        /// Path at fault.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A port is taken.
+    #[error("cannot listen on {0}: the address is in use (is another lab or Redis running?)")]
+    PortInUse(String),
+    /// A step did not complete.
+    #[error("lab {step}: {detail}")]
+    Step {
+        /// What was being done.
+        step: String,
+        /// What went wrong, with the node's log tail where useful.
+        detail: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
+    move |source| LabError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How to build a lab.
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    /// State directory (created; must not hold a running lab).
+    pub dir: PathBuf,
+    /// One loopback address per node: masters first, then their replicas.
+    pub ips: Vec<Ipv4Addr>,
+    /// TLS port of every node (each on its own address); bus = port + 10000.
+    pub port: u16,
+    /// Number of `session:<id>` hashes to write as app_user.
+    pub sessions: usize,
+    /// `cluster-node-timeout` in ms.
+    pub node_timeout_ms: u64,
+    /// Kill the redis processes when the thread that started them exits
+    /// (tests), instead of leaving them running (`lab up`).
+    pub die_with_parent: bool,
+    /// Extra redis.conf lines for every node (lab variants).
+    pub extra_conf: Vec<String>,
+}
+
+/// The default state directory: `$EPIC_AUDIT_LAB_DIR` or `$TMPDIR/epic-audit-lab`.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("EPIC_AUDIT_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("epic-audit-lab"))
+}
+
+/// The six node addresses 127.0.1.1 - 127.0.1.6 (the SANs of the test PKI).
+pub fn default_ips() -> Vec<Ipv4Addr> {
+    (1..=6).map(|i| Ipv4Addr::new(127, 0, 1, i)).collect()
+}
+
+impl LabSpec {
+    /// The lab `epic-audit lab up` starts: port 6379 on 127.0.1.1-6.
+    pub fn standard(dir: PathBuf) -> LabSpec {
+        LabSpec {
+            dir,
+            ips: default_ips(),
+            port: 6379,
+            sessions: 200,
+            node_timeout_ms: 5000,
+            die_with_parent: false,
+            extra_conf: Vec::new(),
+        }
+    }
+
+    /// A lab for a test: its own state directory and a free port (checked
+    /// on every node address and bus port), dying with the test.
+    pub fn for_test(dir: PathBuf) -> LabSpec {
+        LabSpec {
+            port: pick_free_port(&default_ips()),
+            node_timeout_ms: 2000,
+            die_with_parent: true,
+            ..LabSpec::standard(dir)
+        }
+    }
+
+    /// Address of node `i` (0-based).
+    pub fn addr(&self, i: usize) -> NodeAddr {
+        NodeAddr {
+            host: self.ips[i].to_string(),
+            port: self.port,
+        }
+    }
+}
+
+/// Finds a port P such that P and P+10000 are free on every address.
+/// Ports 12000-21999 keep clear of Linux's ephemeral range (32768+).
+pub fn pick_free_port(ips: &[Ipv4Addr]) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 12000 + (std::process::id() % 500) as u16 * 20;
+    loop {
+        let offset = NEXT.fetch_add(7, Ordering::SeqCst) % 10000;
+        let p = 12000 + (base - 12000 + offset) % 10000;
+        let free = ips.iter().all(|ip| {
+            std::net::TcpListener::bind((*ip, p)).is_ok()
+                && std::net::TcpListener::bind((*ip, p + 10000)).is_ok()
+        });
+        if free {
+            return p;
+        }
+    }
+}
+
+/// What `lab.json` records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    /// TLS port of every node.
+    pub port: u16,
+    /// The nodes.
+    pub nodes: Vec<LabNode>,
+    /// When started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One lab node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabNode {
+    /// Loopback address.
+    pub ip: String,
+    /// `master` or `replica`.
+    pub role: String,
+    /// Process id of its redis-server.
+    pub pid: u32,
+    /// Its config file (used to recognise the process).
+    pub conf: PathBuf,
+}
+
+/// A running lab. Dropping it stops it when it was started for a test.
+pub struct Lab {
+    /// How it was built.
+    pub spec: LabSpec,
+    /// Pids and roles.
+    pub state: LabState,
+    passwords: BTreeMap<String, Secret>,
+    stop_on_drop: bool,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    hex::encode(b)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), LabError> {
+    std::fs::write(path, data).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))
+}
+
+/// The ACL file of the seed architecture. Passwords are stored as SHA-256
+/// (`#hex`), never in clear.
+pub fn acl_file(passwords: &BTreeMap<String, Secret>) -> String {
+    let h = |u: &str| hex::encode(Sha256::digest(passwords[u].expose().as_bytes()));
+    format!(
+        "user default off resetpass resetkeys resetchannels -@all\n\
+         user admin_user on #{} ~* &* +@all\n\
+         user app_user on #{} ~session:* resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
+         user dev_user on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n",
+        h("admin_user"),
+        h("app_user"),
+        h("dev_user")
+    )
+}
+
+fn node_conf(spec: &LabSpec, i: usize, dir: &Path, pki: &Path, admin_pw: &Secret) -> String {
+    let n = i + 1;
+    let mut c = format!(
+        "# epic-audit lab node {n} (TEST ONLY)\n\
+         bind {ip}\n\
+         bind-source-addr {ip}\n\
+         cluster-announce-ip {ip}\n\
+         port 0\n\
+         tls-port {port}\n\
+         tls-cert-file {pki}/node{n}.crt\n\
+         tls-key-file {pki}/node{n}.key\n\
+         tls-ca-cert-file {pki}/ca.crt\n\
+         tls-protocols \"TLSv1.3\"\n\
+         tls-auth-clients yes\n\
+         tls-cluster yes\n\
+         tls-replication yes\n\
+         cluster-enabled yes\n\
+         cluster-config-file nodes.conf\n\
+         cluster-node-timeout {timeout}\n\
+         cluster-require-full-coverage yes\n\
+         appendonly yes\n\
+         appendfsync everysec\n\
+         save \"\"\n\
+         dir {dir}\n\
+         aclfile {dir}/users.acl\n\
+         protected-mode yes\n\
+         enable-debug-command no\n\
+         enable-module-command no\n\
+         maxmemory-policy noeviction\n\
+         daemonize no\n\
+         logfile {dir}/redis.log\n\
+         masteruser admin_user\n\
+         masterauth {pw}\n",
+        ip = spec.ips[i],
+        port = spec.port,
+        pki = pki.display(),
+        timeout = spec.node_timeout_ms,
+        dir = dir.display(),
+        pw = admin_pw.expose(),
+    );
+    for l in &spec.extra_conf {
+        c.push_str(l);
+        c.push('\n');
+    }
+    c
+}
+
+fn find_redis_server() -> Result<PathBuf, LabError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+        .ok_or(LabError::NoRedis)
+}
+
+/// Last lines of a node's log, for error messages.
+pub fn log_tail(node_dir: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(node_dir.join("redis.log")).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// True when `pid` is a redis-server running in the directory of `conf`.
+///
+/// redis-server rewrites its command line (process title), so neither the
+/// config path nor a stable name is visible there; `comm` and the working
+/// directory (set at spawn to the node's state directory) are, and together
+/// guard against a recycled pid.
+fn is_our_process(pid: u32, conf: &Path) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim_end() != "redis-server" {
+        return false;
+    }
+    // A zombie has no cwd link: it is no longer running.
+    match (
+        std::fs::read_link(format!("/proc/{pid}/cwd")),
+        conf.parent(),
+    ) {
+        (Ok(cwd), Some(dir)) => {
+            cwd == dir || cwd.to_string_lossy() == format!("{} (deleted)", dir.display())
+        }
+        _ => false,
+    }
+}
+
+/// Stops the given nodes: SIGTERM, up to 5 s grace, then SIGKILL. Only
+/// processes that are still our redis-server are signalled.
+///
+/// `own_children`: the pids are children of this process, which cannot be
+/// recycled before we reap them, so they are signalled without the
+/// /proc check (which can race with a process that is just starting).
+fn stop_nodes(nodes: &[LabNode], own_children: bool) -> Vec<u32> {
+    let ours: Vec<&LabNode> = nodes
+        .iter()
+        .filter(|n| {
+            if own_children {
+                !gone(n.pid)
+            } else {
+                is_our_process(n.pid, &n.conf)
+            }
+        })
+        .collect();
+    for n in &ours {
+        // SAFETY: plain signal to a pid we verified is our redis-server.
+        unsafe { libc::kill(n.pid as libc::pid_t, libc::SIGTERM) };
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) && ours.iter().any(|n| !gone(n.pid)) {
+        reap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in &ours {
+        if !gone(n.pid) {
+            // SAFETY: as above.
+            unsafe { libc::kill(n.pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+    reap();
+    ours.iter().map(|n| n.pid).collect()
+}
+
+/// True when `pid` no longer runs (no such process, or a zombie).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Reaps exited children so they do not linger as zombies (which would
+/// still look alive to `kill(pid, 0)`).
+fn reap() {
+    loop {
+        // SAFETY: non-blocking wait for any child; no memory is shared.
+        let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        if r <= 0 {
+            break;
+        }
+    }
+}
+
+/// Reads `lab.json` of a lab directory, if there is one.
+pub fn read_state(dir: &Path) -> Option<LabState> {
+    let text = std::fs::read_to_string(dir.join("lab.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// True when every node of the lab in `dir` runs.
+pub fn is_running(dir: &Path) -> bool {
+    read_state(dir).is_some_and(|s| {
+        !s.nodes.is_empty() && s.nodes.iter().all(|n| is_our_process(n.pid, &n.conf))
+    })
+}
+
+/// Stops the lab in `dir` by its recorded pids and removes the directory.
+/// Returns the pids stopped. A directory without `lab.json` is left alone.
+pub fn down(dir: &Path) -> Result<Vec<u32>, LabError> {
+    let Some(state) = read_state(dir) else {
+        return Ok(Vec::new());
+    };
+    let stopped = stop_nodes(&state.nodes, false);
+    std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    Ok(stopped)
+}
+
+impl Lab {
+    /// Starts the lab: writes configs, spawns six redis-servers, forms the
+    /// cluster, waits for `cluster_state:ok` and replication, and writes
+    /// the session hashes. On any failure the processes are stopped and the
+    /// state removed, so nothing is left half-running.
+    pub async fn up(spec: LabSpec) -> Result<Lab, LabError> {
+        crate::install_crypto_provider();
+        if is_running(&spec.dir) {
+            return Err(LabError::AlreadyRunning(spec.dir.clone()));
+        }
+        let redis = find_redis_server()?;
+        for ip in &spec.ips {
+            for p in [spec.port, spec.port + 10000] {
+                if std::net::TcpListener::bind((*ip, p)).is_err() {
+                    return Err(LabError::PortInUse(format!("{ip}:{p}")));
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&spec.dir);
+        std::fs::create_dir_all(&spec.dir).map_err(io(&spec.dir))?;
+        std::fs::set_permissions(&spec.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io(&spec.dir))?;
+        let pki = spec.dir.join("pki");
+        let secrets = spec.dir.join("secrets");
+        for d in [&pki, &secrets] {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        for (name, data) in PKI {
+            write_private(&pki.join(name), data)?;
+        }
+        let passwords: BTreeMap<String, Secret> = USERS
+            .iter()
+            .map(|u| (u.to_string(), Secret::new(random_hex(24))))
+            .collect();
+        for (u, p) in &passwords {
+            write_private(
+                &secrets.join(format!("{u}.pass")),
+                format!("{}\n", p.expose()).as_bytes(),
+            )?;
+        }
+        let acl = acl_file(&passwords);
+        let mut lab = Lab {
+            state: LabState {
+                port: spec.port,
+                nodes: Vec::new(),
+                started_at: chrono::Utc::now(),
+            },
+            passwords,
+            stop_on_drop: true,
+            spec,
+        };
+        match lab.start_and_form(&redis, &pki, &acl).await {
+            Ok(()) => {
+                lab.stop_on_drop = lab.spec.die_with_parent;
+                Ok(lab)
+            }
+            Err(e) => {
+                let e = lab.with_logs(e);
+                lab.stop();
+                Err(e)
+            }
+        }
+    }
+
+    fn with_logs(&self, e: LabError) -> LabError {
+        match e {
+            LabError::Step { step, detail } => {
+                let logs: Vec<String> = (0..self.spec.ips.len())
+                    .map(|i| self.node_dir(i))
+                    .map(|d| format!("--- {}\n{}", d.display(), log_tail(&d, 5)))
+                    .collect();
+                LabError::Step {
+                    step,
+                    detail: format!("{detail}\nlast log lines:\n{}", logs.join("\n")),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// State directory of node `i`.
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.spec.dir.join(format!("node{}", i + 1))
+    }
+
+    async fn start_and_form(
+        &mut self,
+        redis: &Path,
+        pki: &Path,
+        acl: &str,
+    ) -> Result<(), LabError> {
+        let n = self.spec.ips.len();
+        for i in 0..n {
+            let dir = self.node_dir(i);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            write_private(&dir.join("users.acl"), acl.as_bytes())?;
+            let conf = dir.join("redis.conf");
+            write_private(
+                &conf,
+                node_conf(&self.spec, i, &dir, pki, &self.passwords["admin_user"]).as_bytes(),
+            )?;
+            let mut cmd = Command::new(redis);
+            cmd.arg(&conf)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0);
+            if self.spec.die_with_parent {
+                // SAFETY: prctl is async-signal-safe; nothing else runs
+                // between fork and exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+            }
+            let child = cmd.spawn().map_err(io(redis))?;
+            self.state.nodes.push(LabNode {
+                ip: self.spec.ips[i].to_string(),
+                role: if i < 3 {
+                    "master".into()
+                } else {
+                    "replica".into()
+                },
+                pid: child.id(),
+                conf,
+            });
+            // The Child handle is dropped without waiting: the process is
+            // tracked by pid (lab.json) and reaped in `stop`.
+        }
+        self.write_state()?;
+        let ready = Duration::from_secs(20);
+        for i in 0..n {
+            self.wait_until(ready, &format!("node {} start", i + 1), |lab| {
+                let i = i;
+                Box::pin(async move { lab.admin(i).await.map(|_| true).map_err(|e| e.to_string()) })
+            })
+            .await?;
+        }
+        // Masters take their slot ranges; node 1 meets everyone.
+        for (i, (a, b)) in MASTER_SLOTS.iter().enumerate() {
+            self.admin_cmd(
+                i,
+                &["CLUSTER", "ADDSLOTSRANGE", &a.to_string(), &b.to_string()],
+            )
+            .await?;
+        }
+        for i in 1..n {
+            let a = self.spec.addr(i);
+            self.admin_cmd(0, &["CLUSTER", "MEET", &a.host, &a.port.to_string()])
+                .await?;
+        }
+        let form = Duration::from_secs(60);
+        self.wait_until(form, "cluster handshake", |lab| {
+            Box::pin(lab.all_know_each_other())
+        })
+        .await?;
+        for r in 3..n {
+            let master = r - 3;
+            let id = self.node_id(master).await?;
+            self.admin_cmd(r, &["CLUSTER", "REPLICATE", &id]).await?;
+        }
+        self.wait_until(form, "cluster state ok and replicas in sync", |lab| {
+            Box::pin(lab.converged())
+        })
+        .await?;
+        self.seed_sessions().await?;
+        Ok(())
+    }
+
+    fn write_state(&self) -> Result<(), LabError> {
+        let p = self.spec.dir.join("lab.json");
+        let text = serde_json::to_string_pretty(&self.state).expect("state serialises");
+        write_private(&p, text.as_bytes())
+    }
+
+    async fn wait_until<'a, F>(
+        &'a self,
+        limit: Duration,
+        step: &str,
+        mut f: F,
+    ) -> Result<(), LabError>
+    where
+        F: FnMut(
+            &'a Lab,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>,
+        >,
+    {
+        let t0 = Instant::now();
+        let mut last = String::from("not ready");
+        while t0.elapsed() < limit {
+            for (i, node) in self.state.nodes.iter().enumerate() {
+                if gone(node.pid) {
+                    reap();
+                    return Err(LabError::Step {
+                        step: step.to_string(),
+                        detail: format!("redis-server of node {} (pid {}) exited", i + 1, node.pid),
+                    });
+                }
+            }
+            match f(self).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(LabError::Step {
+            step: step.to_string(),
+            detail: format!("not done after {} s: {last}", limit.as_secs()),
+        })
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            connect_ms: 3000,
+            command_ms: 5000,
+            probe_ms: 10000,
+        }
+    }
+
+    /// The TLS client for this lab's PKI.
+    pub fn tls_client(&self) -> TlsClient {
+        let pki = self.spec.dir.join("pki");
+        TlsClient::from_files(
+            &pki.join("ca.crt"),
+            &pki.join("client.crt"),
+            &pki.join("client.key"),
+            None,
+        )
+        .expect("the embedded test PKI is valid")
+    }
+
+    /// Password of a lab user.
+    pub fn password(&self, user: &str) -> &Secret {
+        &self.passwords[user]
+    }
+
+    /// Addresses of all nodes.
+    pub fn addrs(&self) -> Vec<NodeAddr> {
+        (0..self.spec.ips.len())
+            .map(|i| self.spec.addr(i))
+            .collect()
+    }
+
+    /// An authenticated connection to node `i` as `user`.
+    pub async fn conn(&self, i: usize, user: &str) -> Result<RedisConn, crate::resp::ConnError> {
+        RedisConn::connect_as(
+            &self.spec.addr(i),
+            &self.tls_client(),
+            &Lab::timeouts(),
+            user,
+            self.password(user),
+        )
+        .await
+    }
+
+    /// An admin connection to node `i` (lab set-up and test variants).
+    pub async fn admin(&self, i: usize) -> Result<RedisConn, crate::resp::ConnError> {
+        self.conn(i, "admin_user").await
+    }
+
+    async fn admin_cmd(&self, i: usize, words: &[&str]) -> Result<Frame, LabError> {
+        let step = format!(
+            "{} on node {}",
+            words[..2.min(words.len())].join(" "),
+            i + 1
+        );
+        let mut c = self.admin(i).await.map_err(|e| LabError::Step {
+            step: step.clone(),
+            detail: e.to_string(),
+        })?;
+        c.cmd_str(words).await.map_err(|e| LabError::Step {
+            step,
+            detail: e.to_string(),
+        })
+    }
+
+    async fn node_id(&self, i: usize) -> Result<String, LabError> {
+        let f = self.admin_cmd(i, &["CLUSTER", "MYID"]).await?;
+        as_text(&f).ok_or_else(|| LabError::Step {
+            step: "CLUSTER MYID".into(),
+            detail: "not a string".into(),
+        })
+    }
+
+    async fn all_know_each_other(&self) -> Result<bool, String> {
+        let n = self.spec.ips.len();
+        for i in 0..n {
+            let mut c = self.admin(i).await.map_err(|e| e.to_string())?;
+            let text = as_text(
+                &c.cmd_str(&["CLUSTER", "NODES"])
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+            .unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+            let pending = lines
+                .iter()
+                .filter(|l| l.contains("handshake") || l.contains("noaddr"))
+                .count();
+            if lines.len() != n || pending > 0 {
+                return Err(format!(
+                    "node {} knows {} of {n} nodes ({pending} still in handshake)",
+                    i + 1,
+                    lines.len()
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    async fn converged(&self) -> Result<bool, String> {
+        for i in 0..self.spec.ips.len() {
+            let mut c = self.admin(i).await.map_err(|e| e.to_string())?;
+            let info = parse_info(
+                &as_text(
+                    &c.cmd_str(&["CLUSTER", "INFO"])
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
+                .unwrap_or_default(),
+            );
+            if info.get("cluster_state").map(String::as_str) != Some("ok") {
+                return Err(format!(
+                    "node {} reports cluster_state:{}",
+                    i + 1,
+                    info.get("cluster_state").map(String::as_str).unwrap_or("?")
+                ));
+            }
+            if i >= 3 {
+                let repl = parse_info(
+                    &as_text(
+                        &c.cmd_str(&["INFO", "replication"])
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    )
+                    .unwrap_or_default(),
+                );
+                if repl.get("master_link_status").map(String::as_str) != Some("up") {
+                    return Err(format!(
+                        "replica node {} has master_link_status:{}",
+                        i + 1,
+                        repl.get("master_link_status")
+                            .map(String::as_str)
+                            .unwrap_or("?")
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes the session hashes as app_user, each to the master of its slot.
+    async fn seed_sessions(&self) -> Result<(), LabError> {
+        let step = "writing session hashes as app_user".to_string();
+        let err = |e: crate::resp::ConnError| LabError::Step {
+            step: step.clone(),
+            detail: e.to_string(),
+        };
+        let mut per_master: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); 3];
+        let now = chrono::Utc::now().timestamp();
+        for k in 0..self.spec.sessions {
+            let key = format!("session:{}", random_hex(16));
+            let slot = redis_protocol::redis_keyslot(key.as_bytes());
+            let m = MASTER_SLOTS
+                .iter()
+                .position(|(a, b)| (*a..=*b).contains(&slot))
+                .unwrap_or(0);
+            let portal = ["mychart", "clinician", "kiosk"][k % 3];
+            let w = |s: &str| s.as_bytes().to_vec();
+            per_master[m].push(vec![
+                w("HSET"),
+                w(&key),
+                w("user_id"),
+                w(&format!("u{:05}", k)),
+                w("portal"),
+                w(portal),
+                w("last_activity"),
+                w(&(now - (k as i64 % 900)).to_string()),
+            ]);
+            per_master[m].push(vec![w("EXPIRE"), w(&key), w("1800")]);
+        }
+        for (m, cmds) in per_master.iter().enumerate() {
+            if cmds.is_empty() {
+                continue;
+            }
+            let mut c = self.conn(m, "app_user").await.map_err(err)?;
+            for r in c.pipeline(cmds).await.map_err(err)? {
+                if let Frame::Error(e) = r {
+                    return Err(LabError::Step {
+                        step: step.clone(),
+                        detail: format!("node {}: {e}", m + 1),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills node `i` (SIGKILL) to simulate a dead node.
+    pub fn kill_node(&self, i: usize) {
+        let n = &self.state.nodes[i];
+        if !gone(n.pid) {
+            // SAFETY: signal to a pid verified to be our redis-server.
+            unsafe { libc::kill(n.pid as libc::pid_t, libc::SIGKILL) };
+        }
+        reap();
+    }
+
+    /// Stops every node and removes the state directory.
+    pub fn stop(&mut self) {
+        stop_nodes(&self.state.nodes, true);
+        let _ = std::fs::remove_dir_all(&self.spec.dir);
+        self.stop_on_drop = false;
+    }
+
+    /// Leaves the lab running after this value is dropped (`lab up`).
+    pub fn detach(mut self) {
+        self.stop_on_drop = false;
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            self.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_file_never_contains_clear_passwords() {
+        let pw: BTreeMap<String, Secret> = USERS
+            .iter()
+            .map(|u| (u.to_string(), Secret::new(format!("pw-of-{u}"))))
+            .collect();
+        let acl = acl_file(&pw);
+        assert!(!acl.contains("pw-of-"));
+        assert!(acl.contains("user default off resetpass"));
+        assert!(acl.contains("~session:*"));
+    }
+
+    #[test]
+    fn free_port_is_outside_the_ephemeral_range() {
+        let p = pick_free_port(&default_ips());
+        assert!((12000..22000).contains(&p));
+    }
+}

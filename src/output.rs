@@ -1,0 +1,117 @@
+//! Writing a run's files atomically: everything goes into a hidden staging
+//! directory next to the destination, which is renamed into place only when
+//! every file is written and synced. A crash leaves no half-written run.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why the output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The destination already holds a run.
+    #[error("{0} already exists and is not empty; refusing to overwrite an existing run (choose another --out)")]
+    Exists(PathBuf),
+    /// Filesystem error.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path at fault.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Picks `base/<run_id>`, adding `-2`, `-3`... if that name is taken.
+pub fn default_run_dir(base: &Path, run_id: &str) -> PathBuf {
+    let mut p = base.join(run_id);
+    let mut n = 2;
+    while p.exists() {
+        p = base.join(format!("{run_id}-{n}"));
+        n += 1;
+    }
+    p
+}
+
+/// Writes `files` (name, contents) as the directory `dest`, atomically.
+/// `dest` must not exist, or be an empty directory.
+pub fn write_run(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<PathBuf, OutputError> {
+    if dest.exists() {
+        let empty = fs::read_dir(dest).map_err(io(dest))?.next().is_none();
+        if !empty || !dest.is_dir() {
+            return Err(OutputError::Exists(dest.to_path_buf()));
+        }
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "run".into());
+    let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir(&staging).map_err(io(&staging))?;
+    let result = (|| {
+        for (fname, data) in files {
+            let p = staging.join(fname);
+            let mut f = fs::File::create(&p).map_err(io(&p))?;
+            f.write_all(data).map_err(io(&p))?;
+            f.sync_all().map_err(io(&p))?;
+        }
+        fs::rename(&staging, dest).map_err(io(dest))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    result?;
+    if let Ok(d) = fs::File::open(&parent) {
+        let _ = d.sync_all();
+    }
+    Ok(dest.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_atomically_and_refuses_to_overwrite() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("a/b/run1");
+        write_run(&d, &[("x.json", b"{}".to_vec())]).unwrap();
+        assert_eq!(fs::read(d.join("x.json")).unwrap(), b"{}");
+        let e = write_run(&d, &[("x.json", b"[]".to_vec())]).unwrap_err();
+        assert!(matches!(e, OutputError::Exists(_)), "{e}");
+        assert_eq!(fs::read(d.join("x.json")).unwrap(), b"{}");
+        // An existing empty directory is fine (e.g. made by a CI step).
+        let empty = t.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        write_run(&empty, &[("x", vec![1])]).unwrap();
+        // No staging directories left behind.
+        let leftovers: Vec<_> = fs::read_dir(t.path().join("a/b"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn run_dir_names_do_not_collide() {
+        let t = tempfile::tempdir().unwrap();
+        let a = default_run_dir(t.path(), "20260101T000000Z");
+        fs::create_dir(&a).unwrap();
+        let b = default_run_dir(t.path(), "20260101T000000Z");
+        assert!(b.ends_with("20260101T000000Z-2"));
+    }
+}

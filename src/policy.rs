@@ -1,0 +1,342 @@
+//! The policy: `checks/*.toml`, one file per area, each `[[check]]` binding
+//! a stable id, severity and HIPAA references to a rule and its parameters.
+//!
+//! The same files are compiled into the binary as the default policy, so
+//! `epic-audit checks` works anywhere; a policy directory (`--policy DIR`,
+//! or `checks/` next to the config file) replaces them, which is how users
+//! tighten parameters or disable checks without touching Rust.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::checks::{registry, Rule};
+use crate::config::{line_of, ConfigError};
+
+/// The built-in policy files (name, text), in file-name order.
+pub const BUILTIN: &[(&str, &str)] = &[("cluster.toml", include_str!("../checks/cluster.toml"))];
+
+/// Control areas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Area {
+    /// TLS on every listener and link.
+    Transport,
+    /// ACLs and authentication.
+    Access,
+    /// Slot map, topology, cluster health.
+    Cluster,
+    /// Persistence and session expiry.
+    Data,
+    /// Security groups.
+    Network,
+    /// Encryption at rest.
+    Encryption,
+    /// Exporters and scraping.
+    Monitoring,
+    /// Latency objectives.
+    Performance,
+}
+
+impl Area {
+    /// All areas, in report order.
+    pub const ALL: [Area; 8] = [
+        Area::Transport,
+        Area::Access,
+        Area::Cluster,
+        Area::Data,
+        Area::Network,
+        Area::Encryption,
+        Area::Monitoring,
+        Area::Performance,
+    ];
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Area::Transport => "transport",
+            Area::Access => "access",
+            Area::Cluster => "cluster",
+            Area::Data => "data",
+            Area::Network => "network",
+            Area::Encryption => "encryption",
+            Area::Monitoring => "monitoring",
+            Area::Performance => "performance",
+        }
+    }
+}
+
+impl fmt::Display for Area {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How much a failure matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical: PHI exposure or loss is likely.
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        };
+        f.write_str(s)
+    }
+}
+
+/// One check of the policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDef {
+    /// Stable id, e.g. `CLU-001`.
+    pub id: String,
+    /// Control area.
+    pub area: Area,
+    /// Severity of a failure.
+    pub severity: Severity,
+    /// One-line summary.
+    pub title: String,
+    /// 45 CFR references, e.g. `164.312(c)(1)`.
+    pub hipaa: Vec<String>,
+    /// Rule name in the Rust registry.
+    pub rule: String,
+    /// Rule parameters.
+    #[serde(default)]
+    pub params: toml::Table,
+    /// Why the control matters.
+    pub rationale: String,
+    /// How to fix a failure.
+    pub remediation: String,
+    /// `false` keeps the check in reports as `skip`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// File the check came from.
+    #[serde(skip_deserializing, default)]
+    pub source: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    check: Vec<toml::Spanned<CheckDef>>,
+}
+
+/// The loaded, validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Checks in file order.
+    pub checks: Vec<CheckDef>,
+    /// SHA-256 over the policy files (name and content), hex.
+    pub digest: String,
+    /// `built-in` or the directory read.
+    pub source: String,
+}
+
+impl Policy {
+    /// The policy compiled into the binary.
+    pub fn builtin() -> Result<Policy, ConfigError> {
+        let files: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        Policy::from_files(files, "built-in")
+    }
+
+    /// Every `*.toml` in `dir` except `waivers.toml`.
+    pub fn load_dir(dir: &Path) -> Result<Policy, ConfigError> {
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| ConfigError::new(dir, format!("cannot read policy directory: {e}")))?;
+        let mut paths: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .filter(|p| p.file_name().is_some_and(|n| n != "waivers.toml"))
+            .collect();
+        paths.sort();
+        let mut files = Vec::new();
+        for p in paths {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| ConfigError::new(&p, format!("cannot read: {e}")))?;
+            files.push((p.display().to_string(), text));
+        }
+        if files.is_empty() {
+            return Err(ConfigError::new(dir, "no *.toml policy files in it"));
+        }
+        Policy::from_files(files, &dir.display().to_string())
+    }
+
+    /// Parses and validates policy files given as (name, text).
+    pub fn from_files(files: Vec<(String, String)>, source: &str) -> Result<Policy, ConfigError> {
+        let rules = registry();
+        let mut hasher = Sha256::new();
+        let mut checks = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (name, text) in &files {
+            let base = Path::new(name)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| name.clone());
+            hasher.update(base.as_bytes());
+            hasher.update([0]);
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+            let file: PolicyFile = toml::from_str(text)
+                .map_err(|e| ConfigError::new(name, e.to_string().trim_end()))?;
+            for spanned in file.check {
+                let line = line_of(text, spanned.span().start);
+                let mut c = spanned.into_inner();
+                let at = |msg: String| {
+                    ConfigError::new(name, format!("line {line}: check {}: {msg}", c.id))
+                };
+                if !seen.insert(c.id.clone()) {
+                    return Err(at(
+                        "duplicate id; ids must be unique across all policy files".into(),
+                    ));
+                }
+                let rule: &Rule = rules.get(c.rule.as_str()).ok_or_else(|| {
+                    at(format!(
+                        "unknown rule `{}`; known rules: {}",
+                        c.rule,
+                        rules.keys().copied().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                rule.validate(&c.params).map_err(at)?;
+                if c.hipaa.is_empty() {
+                    return Err(at("hipaa must list at least one 45 CFR reference".into()));
+                }
+                c.source = base.clone();
+                checks.push(c);
+            }
+        }
+        Ok(Policy {
+            checks,
+            digest: hex::encode(hasher.finalize()),
+            source: source.to_string(),
+        })
+    }
+
+    /// A check by id (case-insensitive).
+    pub fn get(&self, id: &str) -> Option<&CheckDef> {
+        self.checks.iter().find(|c| c.id.eq_ignore_ascii_case(id))
+    }
+
+    /// Resolves `--only`/`--skip` words (areas or check ids) to check ids.
+    /// Unknown words are an error listing what exists.
+    pub fn select(&self, only: &[String], skip: &[String]) -> Result<Vec<&CheckDef>, String> {
+        let matches = |word: &str, c: &CheckDef| {
+            c.id.eq_ignore_ascii_case(word) || c.area.as_str().eq_ignore_ascii_case(word)
+        };
+        for w in only.iter().chain(skip) {
+            let is_area = Area::ALL.iter().any(|a| a.as_str().eq_ignore_ascii_case(w));
+            if !is_area && self.get(w).is_none() {
+                return Err(format!(
+                    "`{w}` is neither an area ({}) nor a check id (see `epic-audit checks`)",
+                    Area::ALL.map(Area::as_str).join(", ")
+                ));
+            }
+        }
+        Ok(self
+            .checks
+            .iter()
+            .filter(|c| only.is_empty() || only.iter().any(|w| matches(w, c)))
+            .filter(|c| !skip.iter().any(|w| matches(w, c)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_policy_loads_and_every_check_has_a_rule() {
+        let p = Policy::builtin().unwrap();
+        assert!(p.checks.len() >= 7);
+        assert_eq!(p.digest.len(), 64);
+        assert!(p.get("clu-001").is_some());
+    }
+
+    fn one(body: &str) -> Result<Policy, ConfigError> {
+        Policy::from_files(vec![("x.toml".into(), body.into())], "test")
+    }
+
+    const OK: &str = r#"
+[[check]]
+id = "CLU-900"
+area = "cluster"
+severity = "high"
+title = "t"
+hipaa = ["164.312(c)(1)"]
+rule = "cluster.topology"
+rationale = "r"
+remediation = "m"
+[check.params]
+masters = 3
+"#;
+
+    #[test]
+    fn unknown_rule_and_bad_params_name_file_line_and_check() {
+        assert!(one(OK).is_ok());
+        let e = one(&OK.replace("cluster.topology", "cluster.nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.toml")
+                && e.contains("line 2")
+                && e.contains("CLU-900")
+                && e.contains("cluster.nope"),
+            "{e}"
+        );
+        let e = one(&OK.replace("masters = 3", "mastrs = 3"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mastrs"), "{e}");
+        let e = one(&OK.replace("area = \"cluster\"", "area = \"clustr\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4") && e.contains("clustr"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let e = one(&format!("{OK}\n{OK}")).unwrap_err().to_string();
+        assert!(e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn selection_by_area_and_id() {
+        let p = Policy::builtin().unwrap();
+        let all = p.select(&[], &[]).unwrap().len();
+        assert_eq!(p.select(&["cluster".into()], &[]).unwrap().len(), all);
+        assert_eq!(p.select(&["CLU-001".into()], &[]).unwrap().len(), 1);
+        assert_eq!(p.select(&[], &["clu-001".into()]).unwrap().len(), all - 1);
+        assert!(p
+            .select(&["bogus".into()], &[])
+            .unwrap_err()
+            .contains("bogus"));
+    }
+}

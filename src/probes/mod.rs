@@ -1,0 +1,50 @@
+//! Probes observe; they never judge and never change what they audit.
+//!
+//! Discovery (the cluster probe run on the seeds, then on every node they
+//! announce) always runs first, because every other probe needs the node
+//! list. Further probes implement [`Probe`] and are registered in
+//! [`registry`]: adding one is one file plus one line there.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::{NodeAddr, Timeouts};
+use crate::evidence::Evidence;
+use crate::secret::Secret;
+use crate::tls::TlsClient;
+
+pub mod cluster;
+
+/// What every probe gets: where to look, how to connect, how long it may take.
+#[derive(Debug, Clone)]
+pub struct ProbeContext {
+    /// Nodes to probe (seeds plus discovered), as advertised by the cluster.
+    pub targets: Vec<NodeAddr>,
+    /// TLS client material.
+    pub tls: TlsClient,
+    /// Deadlines.
+    pub timeouts: Timeouts,
+    /// User the audit reads as.
+    pub user: String,
+    /// Its password (redacted in every format).
+    pub password: Secret,
+}
+
+/// A boxed future, so probes can live in one registry.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Vec<Evidence>> + Send>>;
+
+/// A family of observations. Implementations bound every network await by
+/// the context's timeouts and turn every failure into evidence of it.
+pub trait Probe: Send + Sync {
+    /// Stable name, recorded in each evidence item's `probe` field and used
+    /// by checks to declare what they need.
+    fn name(&self) -> &'static str;
+    /// Observe. Must return (not hang, not panic) for dead or silent nodes.
+    fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture;
+}
+
+/// Every probe that runs after discovery.
+pub fn registry() -> Vec<Box<dyn Probe>> {
+    vec![Box::new(cluster::KeySlotProbe)]
+}

@@ -1,0 +1,155 @@
+//! The report model and its renderings (JSON, JUnit, terminal).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::checks::{Outcome, SubjectFinding};
+use crate::evidence::EvidenceSet;
+use crate::policy::{Area, Policy, Severity};
+
+pub mod junit;
+pub mod terminal;
+
+/// Version of the report.json format.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// Exit code: nothing failed or errored (warnings allowed).
+pub const EXIT_PASS: u8 = 0;
+/// Exit code: at least one check failed.
+pub const EXIT_FAIL: u8 = 1;
+/// Exit code: at least one check could not decide, none failed.
+pub const EXIT_ERROR: u8 = 2;
+/// Exit code: usage or configuration problem; nothing was audited.
+pub const EXIT_USAGE: u8 = 3;
+/// Exit code: the audit could not be completed or written (I/O, lab).
+pub const EXIT_RUNTIME: u8 = 4;
+
+/// The judged result of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// report.json format version.
+    pub schema_version: u32,
+    /// Tool name and version.
+    pub tool: ToolInfo,
+    /// Environment name.
+    pub environment: String,
+    /// Run id of the evidence judged.
+    pub run_id: String,
+    /// Policy source and digest.
+    pub policy: PolicyInfo,
+    /// `--only` / `--skip` as given.
+    pub selection: Selection,
+    /// When probing started.
+    pub started_at: DateTime<Utc>,
+    /// When probing ended.
+    pub finished_at: DateTime<Utc>,
+    /// `pass`, `fail` or `error` (as the exit code).
+    pub verdict: Outcome,
+    /// Exit code of the run (see README).
+    pub exit_code: u8,
+    /// Number of checks per outcome.
+    pub counts: BTreeMap<Outcome, usize>,
+    /// Every selected check.
+    pub checks: Vec<CheckResult>,
+}
+
+/// Tool identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// `epic-audit`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// Which policy judged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    /// `built-in` or a directory.
+    pub source: String,
+    /// SHA-256 of the policy files.
+    pub digest: String,
+}
+
+/// The check selection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Selection {
+    /// `--only` words.
+    pub only: Vec<String>,
+    /// `--skip` words.
+    pub skip: Vec<String>,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Stable id.
+    pub id: String,
+    /// Area.
+    pub area: Area,
+    /// Severity.
+    pub severity: Severity,
+    /// Title.
+    pub title: String,
+    /// 45 CFR references.
+    pub hipaa: Vec<String>,
+    /// Aggregate outcome.
+    pub outcome: Outcome,
+    /// Per-subject findings.
+    pub subjects: Vec<SubjectFinding>,
+}
+
+impl Report {
+    /// Assembles a report and derives verdict, exit code and counts.
+    pub fn new(
+        ev: &EvidenceSet,
+        policy: &Policy,
+        checks: Vec<CheckResult>,
+        only: &[String],
+        skip: &[String],
+    ) -> Report {
+        let mut counts: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|o| (*o, 0)).collect();
+        for c in &checks {
+            *counts.entry(c.outcome).or_default() += 1;
+        }
+        let (verdict, exit_code) = if counts[&Outcome::Fail] > 0 {
+            (Outcome::Fail, EXIT_FAIL)
+        } else if counts[&Outcome::Error] > 0 {
+            (Outcome::Error, EXIT_ERROR)
+        } else {
+            (Outcome::Pass, EXIT_PASS)
+        };
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            tool: ToolInfo {
+                name: "epic-audit".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            environment: ev.environment.clone(),
+            run_id: ev.run_id.clone(),
+            policy: PolicyInfo {
+                source: policy.source.clone(),
+                digest: policy.digest.clone(),
+            },
+            selection: Selection {
+                only: only.to_vec(),
+                skip: skip.to_vec(),
+            },
+            started_at: ev.started_at,
+            finished_at: ev.finished_at,
+            verdict,
+            exit_code,
+            counts,
+            checks,
+        }
+    }
+
+    /// `report.json` text.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serialises");
+        s.push('\n');
+        s
+    }
+}

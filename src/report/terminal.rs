@@ -1,0 +1,81 @@
+//! The human summary printed after a run, grouped by area. Colour only when
+//! stdout is a terminal and NO_COLOR is unset.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use anstyle::{AnsiColor, Style};
+
+use super::Report;
+use crate::checks::Outcome;
+use crate::policy::Area;
+
+/// Whether to colour output written to stdout.
+pub fn want_colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn paint(colour: bool, o: Outcome) -> String {
+    let label = format!("{:<6}", o.as_str().to_uppercase());
+    if !colour {
+        return label;
+    }
+    let c = match o {
+        Outcome::Pass => AnsiColor::Green,
+        Outcome::Fail => AnsiColor::Red,
+        Outcome::Error => AnsiColor::Magenta,
+        Outcome::Warn | Outcome::Waived => AnsiColor::Yellow,
+        Outcome::Skip => AnsiColor::BrightBlack,
+    };
+    let s = Style::new().fg_color(Some(c.into())).bold();
+    format!("{}{label}{}", s.render(), s.render_reset())
+}
+
+/// Renders the summary.
+pub fn render(r: &Report, colour: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "epic-audit {} · environment {} · run {}",
+        r.tool.version, r.environment, r.run_id
+    );
+    for area in Area::ALL {
+        let checks: Vec<_> = r.checks.iter().filter(|c| c.area == area).collect();
+        if checks.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{area}");
+        for c in checks {
+            let n = c.subjects.len();
+            let _ = writeln!(
+                out,
+                "  {} {}  {}  [{n} subject{}]",
+                paint(colour, c.outcome),
+                c.id,
+                c.title,
+                if n == 1 { "" } else { "s" }
+            );
+            for s in c
+                .subjects
+                .iter()
+                .filter(|s| matches!(s.outcome, Outcome::Fail | Outcome::Error | Outcome::Warn))
+            {
+                let _ = writeln!(out, "           {} {}: {}", s.outcome, s.subject, s.message);
+            }
+        }
+    }
+    let counts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|o| r.counts.get(o).copied().unwrap_or(0) > 0)
+        .map(|o| format!("{} {}", r.counts[o], o))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nverdict: {} ({} checks: {}) · exit code {}",
+        paint(colour, r.verdict).trim_end(),
+        r.checks.len(),
+        counts.join(", "),
+        r.exit_code
+    );
+    out
+}

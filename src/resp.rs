@@ -1,0 +1,432 @@
+//! A small Redis (RESP2) client over TLS where every await has a deadline.
+//!
+//! Why not the `redis` crate's connection: the auditor needs its own rustls
+//! configuration (its CA only, a client certificate, an optional fixed server
+//! name), per-operation deadlines that name the operation that stalled, and
+//! errors that can never contain an argument (AUTH carries a password).
+//! Frames are decoded by the maintained `redis-protocol` crate.
+
+use std::time::Duration;
+
+use redis_protocol::resp2::types::OwnedFrame;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::config::{NodeAddr, Timeouts};
+use crate::secret::Secret;
+use crate::tls::TlsClient;
+
+/// A decoded reply.
+pub type Frame = OwnedFrame;
+
+/// Why talking to a node failed. Messages name the node and the command
+/// (never its arguments), so they are safe to put in a report.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConnError {
+    /// TCP connect failed (refused, unreachable, ...).
+    #[error("TCP connect to {addr} failed: {reason}")]
+    Connect { addr: String, reason: String },
+    /// An operation exceeded its deadline.
+    #[error("{op} on {addr} got no answer within {ms} ms")]
+    Timeout { addr: String, op: String, ms: u64 },
+    /// TLS handshake or certificate verification failed.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+    /// AUTH was refused.
+    #[error("authentication as {user} on {addr} was refused: {reply}")]
+    Auth {
+        addr: String,
+        user: String,
+        reply: String,
+    },
+    /// The server answered a command with an error reply.
+    #[error("{addr} answered {cmd} with: {reply}")]
+    Server {
+        addr: String,
+        cmd: String,
+        reply: String,
+    },
+    /// The connection was closed or broke mid-reply.
+    #[error("connection to {addr} broke during {op}: {reason}")]
+    Io {
+        addr: String,
+        op: String,
+        reason: String,
+    },
+    /// Bytes that are not RESP.
+    #[error("{addr} sent a reply to {op} that is not valid RESP: {reason}")]
+    Protocol {
+        addr: String,
+        op: String,
+        reason: String,
+    },
+}
+
+impl ConnError {
+    /// A short stable kind for evidence (`timeout`, `connect`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnError::Connect { .. } => "connect",
+            ConnError::Timeout { .. } => "timeout",
+            ConnError::Tls { .. } => "tls",
+            ConnError::Auth { .. } => "auth",
+            ConnError::Server { .. } => "server_error",
+            ConnError::Io { .. } => "io",
+            ConnError::Protocol { .. } => "protocol",
+        }
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// One connection to one node.
+pub struct RedisConn {
+    stream: Box<dyn Stream>,
+    buf: Vec<u8>,
+    addr: String,
+    command_timeout: Duration,
+}
+
+/// Name of a command for messages: the command word and, for container
+/// commands, the subcommand. Never any other argument.
+pub fn command_name(args: &[&[u8]]) -> String {
+    let word = |b: &[u8]| String::from_utf8_lossy(b).to_ascii_uppercase();
+    match args {
+        [] => "(empty)".to_string(),
+        [c, sub, ..]
+            if matches!(
+                word(c).as_str(),
+                "CLUSTER" | "CONFIG" | "ACL" | "CLIENT" | "COMMAND" | "MEMORY" | "OBJECT"
+            ) =>
+        {
+            format!("{} {}", word(c), word(sub))
+        }
+        [c, ..] => word(c),
+    }
+}
+
+/// Encodes one command as a RESP array of bulk strings.
+pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl RedisConn {
+    /// Opens TCP then TLS to `addr`, each step bounded by `connect_ms`.
+    pub async fn connect(
+        addr: &NodeAddr,
+        tls: &TlsClient,
+        timeouts: &Timeouts,
+    ) -> Result<RedisConn, ConnError> {
+        let a = addr.to_string();
+        let tcp = match timeout(
+            timeouts.connect(),
+            TcpStream::connect((addr.host.as_str(), addr.port)),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ConnError::Timeout {
+                    addr: a,
+                    op: "TCP connect".into(),
+                    ms: timeouts.connect_ms,
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(ConnError::Connect {
+                    addr: a,
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        let name = tls
+            .server_name_for(&addr.host)
+            .map_err(|reason| ConnError::Tls {
+                addr: a.clone(),
+                reason,
+            })?;
+        let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+        let stream = match timeout(timeouts.connect(), connector.connect(name, tcp)).await {
+            Err(_) => {
+                return Err(ConnError::Timeout {
+                    addr: a,
+                    op: "TLS handshake".into(),
+                    ms: timeouts.connect_ms,
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(ConnError::Tls {
+                    addr: a,
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Ok(s)) => s,
+        };
+        Ok(RedisConn {
+            stream: Box::new(stream),
+            buf: Vec::with_capacity(16 * 1024),
+            addr: a,
+            command_timeout: timeouts.command(),
+        })
+    }
+
+    /// Wraps an already-connected stream (plaintext probes, tests).
+    pub fn from_stream<S>(stream: S, addr: String, command_timeout: Duration) -> RedisConn
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        RedisConn {
+            stream: Box::new(stream),
+            buf: Vec::new(),
+            addr,
+            command_timeout,
+        }
+    }
+
+    /// Opens a connection and authenticates as `user`.
+    pub async fn connect_as(
+        addr: &NodeAddr,
+        tls: &TlsClient,
+        timeouts: &Timeouts,
+        user: &str,
+        password: &Secret,
+    ) -> Result<RedisConn, ConnError> {
+        let mut c = RedisConn::connect(addr, tls, timeouts).await?;
+        c.auth(user, password).await?;
+        Ok(c)
+    }
+
+    /// The address this connection goes to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `AUTH user password`. The error names the user, never the password.
+    pub async fn auth(&mut self, user: &str, password: &Secret) -> Result<(), ConnError> {
+        let args: [&[u8]; 3] = [b"AUTH", user.as_bytes(), password.expose().as_bytes()];
+        match self.raw(&[&args[..]], "AUTH").await?.pop() {
+            Some(Frame::SimpleString(_)) => Ok(()),
+            Some(Frame::Error(reply)) => Err(ConnError::Auth {
+                addr: self.addr.clone(),
+                user: user.to_string(),
+                reply,
+            }),
+            other => Err(ConnError::Protocol {
+                addr: self.addr.clone(),
+                op: "AUTH".into(),
+                reason: format!("unexpected reply {}", describe(other.as_ref())),
+            }),
+        }
+    }
+
+    /// Sends one command; an error reply becomes [`ConnError::Server`].
+    pub async fn cmd(&mut self, args: &[&[u8]]) -> Result<Frame, ConnError> {
+        let name = command_name(args);
+        match self.raw(&[args], &name).await?.pop() {
+            Some(Frame::Error(reply)) => Err(ConnError::Server {
+                addr: self.addr.clone(),
+                cmd: name,
+                reply,
+            }),
+            Some(f) => Ok(f),
+            None => Err(ConnError::Protocol {
+                addr: self.addr.clone(),
+                op: name,
+                reason: "no reply".into(),
+            }),
+        }
+    }
+
+    /// Convenience: a command given as string words.
+    pub async fn cmd_str(&mut self, words: &[&str]) -> Result<Frame, ConnError> {
+        let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        self.cmd(&args).await
+    }
+
+    /// Sends many commands in one write and reads all replies, under one
+    /// deadline. Error replies are returned in place as `Frame::Error`.
+    pub async fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> Result<Vec<Frame>, ConnError> {
+        let refs: Vec<Vec<&[u8]>> = cmds
+            .iter()
+            .map(|c| c.iter().map(Vec::as_slice).collect())
+            .collect();
+        let slices: Vec<&[&[u8]]> = refs.iter().map(Vec::as_slice).collect();
+        let op = match slices.first() {
+            Some(first) => format!("pipeline of {} ({}...)", slices.len(), command_name(first)),
+            None => return Ok(Vec::new()),
+        };
+        self.raw(&slices, &op).await
+    }
+
+    async fn raw(&mut self, cmds: &[&[&[u8]]], op: &str) -> Result<Vec<Frame>, ConnError> {
+        let deadline = self.command_timeout;
+        let addr = self.addr.clone();
+        match timeout(deadline, self.exchange(cmds, op)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnError::Timeout {
+                addr,
+                op: op.to_string(),
+                ms: deadline.as_millis() as u64,
+            }),
+        }
+    }
+
+    async fn exchange(&mut self, cmds: &[&[&[u8]]], op: &str) -> Result<Vec<Frame>, ConnError> {
+        let mut out = Vec::new();
+        for c in cmds {
+            encode_command(&mut out, c);
+        }
+        let io_err = |e: std::io::Error| ConnError::Io {
+            addr: self.addr.clone(),
+            op: op.to_string(),
+            reason: e.to_string(),
+        };
+        self.stream.write_all(&out).await.map_err(io_err)?;
+        self.stream.flush().await.map_err(io_err)?;
+        let mut frames = Vec::with_capacity(cmds.len());
+        while frames.len() < cmds.len() {
+            match redis_protocol::resp2::decode::decode(&self.buf) {
+                Ok(Some((frame, used))) => {
+                    self.buf.drain(..used);
+                    frames.push(frame);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(ConnError::Protocol {
+                        addr: self.addr.clone(),
+                        op: op.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| ConnError::Io {
+                    addr: self.addr.clone(),
+                    op: op.to_string(),
+                    reason: e.to_string(),
+                })?;
+            if n == 0 {
+                return Err(ConnError::Io {
+                    addr: self.addr.clone(),
+                    op: op.to_string(),
+                    reason: "closed by the server".into(),
+                });
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(frames)
+    }
+}
+
+/// Short description of a frame for "unexpected reply" messages.
+pub fn describe(f: Option<&Frame>) -> String {
+    match f {
+        None => "nothing".into(),
+        Some(Frame::SimpleString(s)) => format!("status `{}`", String::from_utf8_lossy(s)),
+        Some(Frame::Error(e)) => format!("error `{e}`"),
+        Some(Frame::Integer(i)) => format!("integer {i}"),
+        Some(Frame::BulkString(b)) => format!("a {}-byte string", b.len()),
+        Some(Frame::Array(a)) => format!("an array of {}", a.len()),
+        Some(Frame::Null) => "null".into(),
+    }
+}
+
+/// The frame as UTF-8 text (simple or bulk string).
+pub fn as_text(f: &Frame) -> Option<String> {
+    match f {
+        Frame::SimpleString(b) | Frame::BulkString(b) => Some(String::from_utf8_lossy(b).into()),
+        _ => None,
+    }
+}
+
+/// Parses `key:value` lines (INFO, CLUSTER INFO) into a map.
+pub fn parse_info(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_never_include_arguments() {
+        assert_eq!(command_name(&[b"auth", b"user", b"pw"]), "AUTH");
+        assert_eq!(command_name(&[b"cluster", b"nodes"]), "CLUSTER NODES");
+        assert_eq!(command_name(&[b"get", b"session:abc"]), "GET");
+    }
+
+    #[test]
+    fn encodes_resp_arrays() {
+        let mut out = Vec::new();
+        encode_command(&mut out, &[b"PING"]);
+        assert_eq!(out, b"*1\r\n$4\r\nPING\r\n");
+    }
+
+    #[tokio::test]
+    async fn silent_server_times_out_naming_the_command() {
+        let (client, _server) = tokio::io::duplex(64);
+        let mut c = RedisConn::from_stream(client, "x:1".into(), Duration::from_millis(50));
+        let e = c.cmd_str(&["CLUSTER", "INFO"]).await.unwrap_err();
+        assert_eq!(
+            e,
+            ConnError::Timeout {
+                addr: "x:1".into(),
+                op: "CLUSTER INFO".into(),
+                ms: 50
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn auth_error_never_contains_the_password() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            let mut b = [0u8; 256];
+            let _ = server.read(&mut b).await;
+            let _ = server
+                .write_all(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+                .await;
+        });
+        let mut c = RedisConn::from_stream(client, "x:1".into(), Duration::from_secs(2));
+        let e = c
+            .auth("app_user", &Secret::new("pw-123-xyz"))
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("WRONGPASS") && msg.contains("app_user"),
+            "{msg}"
+        );
+        assert!(!msg.contains("pw-123-xyz"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn garbage_reply_is_a_protocol_error_not_a_panic() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            let mut b = [0u8; 256];
+            let _ = server.read(&mut b).await;
+            let _ = server.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        });
+        let mut c = RedisConn::from_stream(client, "x:1".into(), Duration::from_secs(2));
+        let e = c.cmd_str(&["PING"]).await.unwrap_err();
+        assert_eq!(e.kind(), "protocol", "{e}");
+    }
+}

@@ -1,0 +1,49 @@
+//! Secrets: passwords are *referenced* from config (env var or file) and held
+//! in a type that cannot be printed, logged or serialised by accident.
+
+use std::fmt;
+
+/// A resolved secret value. `Debug` and `Display` print `[redacted]`, and the
+/// type deliberately does not implement `Serialize`, so a password can only
+/// leave the process through [`Secret::expose`], which is used in one place:
+/// the AUTH command.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value read from an env var or a file.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The raw value, for sending in AUTH. Never format it into a message.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_formats_its_value() {
+        let s = Secret::new("hunter2-very-secret");
+        assert_eq!(format!("{s}"), "[redacted]");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(format!("{:?}", Some(s.clone())), "Some([redacted])");
+        assert_eq!(s.expose(), "hunter2-very-secret");
+    }
+}

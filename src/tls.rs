@@ -1,0 +1,86 @@
+//! TLS client material: the organisation's CA as the only trust anchor, and
+//! the auditor's client certificate (Redis `tls-auth-clients yes`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::config::ConfigError;
+
+/// A ready TLS client: shared config plus an optional fixed server name.
+#[derive(Clone)]
+pub struct TlsClient {
+    /// The rustls config (TLS 1.2 and 1.3 offered; what the server accepts
+    /// is judged by the transport probes, not here).
+    pub config: Arc<rustls::ClientConfig>,
+    /// Verify certificates against this name instead of the node's address.
+    pub server_name: Option<String>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsClient {
+    /// Loads CA, client certificate and key from PEM files.
+    pub fn from_files(
+        ca: &Path,
+        client_cert: &Path,
+        client_key: &Path,
+        server_name: Option<String>,
+    ) -> Result<TlsClient, ConfigError> {
+        crate::install_crypto_provider();
+        let mut roots = rustls::RootCertStore::empty();
+        let cas = read_certs(ca)?;
+        for c in cas {
+            roots
+                .add(c)
+                .map_err(|e| ConfigError::new(ca, format!("not a usable CA certificate: {e}")))?;
+        }
+        let chain = read_certs(client_cert)?;
+        let key = PrivateKeyDer::from_pem_file(client_key).map_err(|e| {
+            ConfigError::new(
+                client_key,
+                format!("cannot read a PEM private key from it: {e}"),
+            )
+        })?;
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| {
+                ConfigError::new(
+                    client_key,
+                    format!("client certificate and key do not form a usable pair: {e}"),
+                )
+            })?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+
+    /// The name certificates are verified against for `host`.
+    pub fn server_name_for(&self, host: &str) -> Result<ServerName<'static>, String> {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        ServerName::try_from(name.to_string())
+            .map_err(|_| format!("`{name}` is neither an IP address nor a valid DNS name"))
+    }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ConfigError::new(path, format!("cannot read PEM certificates: {e}")))?
+        .collect();
+    let certs =
+        certs.map_err(|e| ConfigError::new(path, format!("malformed PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(ConfigError::new(path, "contains no PEM certificate"));
+    }
+    Ok(certs)
+}
