@@ -363,6 +363,7 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     for (id, addr) in &known {
         covered.insert(addr.clone());
         let mut complaints = Vec::new();
+        let mut concerns = Vec::new();
         for (subject, v) in &views {
             let Some(n) = v.nodes.iter().find(|n| &n.id == id) else {
                 continue;
@@ -385,8 +386,12 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 .flat_map(|s| &s.nodes)
                 .filter(|sn| &sn.id == id)
             {
-                if sn.health != "online" {
-                    complaints.push(format!("{subject} reports health {}", sn.health));
+                match sn.health.as_str() {
+                    "online" => {}
+                    // A replica still loading its copy: no redundancy yet,
+                    // but normally transient (after a restart or resync).
+                    "loading" => concerns.push(format!("{subject} reports health loading")),
+                    other => complaints.push(format!("{subject} reports health {other}")),
                 }
             }
         }
@@ -409,6 +414,14 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             ));
         } else if let Some(f) = unreachable {
             out.push(SubjectFinding::unobserved(&subject, expected, f));
+        } else if !concerns.is_empty() {
+            out.push(SubjectFinding::new(
+                subject,
+                Outcome::Warn,
+                concerns.join("; "),
+                expected,
+                "the replica is still loading its data set and cannot take over yet; re-run once it is in sync",
+            ));
         } else {
             out.push(SubjectFinding::new(
                 subject,

@@ -743,6 +743,23 @@ impl Lab {
                     info.get("cluster_state").map(String::as_str).unwrap_or("?")
                 ));
             }
+            let shards = c
+                .cmd_str(&["CLUSTER", "SHARDS"])
+                .await
+                .map_err(|e| e.to_string())?;
+            let shards = crate::probes::cluster::parse_cluster_shards(&shards)?;
+            if let Some(n) = shards
+                .iter()
+                .flat_map(|s| &s.nodes)
+                .find(|n| n.health != "online")
+            {
+                return Err(format!(
+                    "node {} sees {} with health {}",
+                    i + 1,
+                    n.ip,
+                    n.health
+                ));
+            }
             if i >= 3 {
                 let repl = parse_info(
                     &as_text(

@@ -1,0 +1,71 @@
+//! Snapshots of report.json and junit.xml for fixed evidence files, so any
+//! change to what auditors and CI receive is reviewed (`cargo insta review`).
+
+use epic_audit::engine::judge;
+use epic_audit::evidence::{EvidenceSet, Observed, ProbeFailure};
+use epic_audit::policy::Policy;
+use epic_audit::report::junit;
+
+fn good() -> EvidenceSet {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/evidence/lab-good.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// One node unreachable and CLU-001 failing on every node.
+fn bad() -> EvidenceSet {
+    let mut ev = good();
+    for e in ev.items.iter_mut() {
+        if e.subject == "127.0.1.3:6379" {
+            e.result = Observed::Failure(ProbeFailure {
+                kind: "connect".into(),
+                message: "TCP connect to 127.0.1.3:6379 failed: Connection refused (os error 111)"
+                    .into(),
+            });
+        } else if let Observed::Observation(epic_audit::evidence::Observation::ClusterNode(v)) =
+            &mut e.result
+        {
+            for n in v.nodes.iter_mut() {
+                for r in n.slots.iter_mut().filter(|r| r.start == 0) {
+                    r.start = 100;
+                }
+            }
+        }
+    }
+    ev
+}
+
+fn stable(text: String, p: &Policy) -> String {
+    text.replace(&p.digest, "[policy-digest]")
+        .replace(env!("CARGO_PKG_VERSION"), "[version]")
+}
+
+fn render(ev: &EvidenceSet) -> (String, String) {
+    let p = Policy::builtin().unwrap();
+    let sel = p.select(&[], &[]).unwrap();
+    let r = judge(ev, &p, &sel, &[], &[]);
+    (stable(r.to_json(), &p), stable(junit::render(&r), &p))
+}
+
+#[test]
+fn report_json_good() {
+    insta::assert_snapshot!(render(&good()).0);
+}
+
+#[test]
+fn junit_good() {
+    insta::assert_snapshot!(render(&good()).1);
+}
+
+#[test]
+fn report_json_bad() {
+    insta::assert_snapshot!(render(&bad()).0);
+}
+
+#[test]
+fn junit_bad() {
+    insta::assert_snapshot!(render(&bad()).1);
+}
