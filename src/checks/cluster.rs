@@ -156,7 +156,9 @@ fn slot_coverage(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 }
 
 /// A canonical description of a slot map: (range, owner id) pairs.
-fn signature(v: &ClusterNodeView) -> Vec<(SlotRange, Option<String>)> {
+type SlotMap = Vec<(SlotRange, Option<String>)>;
+
+fn signature(v: &ClusterNodeView) -> SlotMap {
     let o = owners(v);
     let mut out = Vec::new();
     let mut start = 0usize;
@@ -178,9 +180,8 @@ fn signature(v: &ClusterNodeView) -> Vec<(SlotRange, Option<String>)> {
 /// The slot map most nodes report, its count, and one view holding it.
 fn majority<'a>(
     views: &[(&str, &'a ClusterNodeView)],
-) -> Option<(Vec<(SlotRange, Option<String>)>, usize, &'a ClusterNodeView)> {
-    let mut groups: BTreeMap<Vec<(SlotRange, Option<String>)>, (usize, &ClusterNodeView)> =
-        BTreeMap::new();
+) -> Option<(SlotMap, usize, &'a ClusterNodeView)> {
+    let mut groups: BTreeMap<SlotMap, (usize, &ClusterNodeView)> = BTreeMap::new();
     for (_, v) in views {
         groups.entry(signature(v)).or_insert((0, v)).0 += 1;
     }

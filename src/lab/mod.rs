@@ -546,7 +546,6 @@ impl Lab {
         let ready = Duration::from_secs(20);
         for i in 0..n {
             self.wait_until(ready, &format!("node {} start", i + 1), |lab| {
-                let i = i;
                 Box::pin(async move { lab.admin(i).await.map(|_| true).map_err(|e| e.to_string()) })
             })
             .await?;

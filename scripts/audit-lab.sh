@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job: install what is missing, build, bring up the local lab
+# cluster, audit it, and say where the report is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release --locked
+bin=target/release/epic-audit
+if ! "$bin" lab status >/dev/null 2>&1; then
+  "$bin" lab down >/dev/null 2>&1 || true
+  "$bin" lab up
+fi
+set +e
+"$bin" run --env local
+code=$?
+set -e
+echo
+echo "exit code $code (0 pass, 1 fail, 2 error). The lab keeps running: '$bin lab down' stops it."
+exit "$code"

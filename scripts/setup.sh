@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what epic-audit's lab and tests need, only if it is missing.
+# Works on a fresh Debian machine that has just the Rust toolchain.
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else echo "setup: need root (or sudo) to run: $*" >&2; exit 1
+  fi
+}
+
+apt_updated=0
+apt_install() { # package...
+  if [ "$apt_updated" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+  echo "setup: installing redis-server (Debian package)"
+  apt_install redis-server
+fi
+
+for comp in rustfmt clippy; do
+  if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    echo "setup: adding the Rust component $comp"
+    rustup component add "$comp"
+  fi
+done

@@ -1,0 +1,235 @@
+//! The binary's behaviour without any server: help, catalogue, explain,
+//! config errors and exit codes.
+
+mod common;
+
+use common::epic_audit;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn malformed_config_exits_3_naming_file_and_line() {
+    let d = tmp();
+    let cfg = d.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[environments.x]\nseeds = [\"127.0.0.1:7000\"]\ntls = 5\n",
+    )
+    .unwrap();
+    let r = epic_audit(
+        &["run", "--env", "x", "--config", cfg.to_str().unwrap()],
+        d.path(),
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("bad.toml"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert!(r.stderr.contains("tls"), "{}", r.stderr);
+    assert!(
+        !d.path().join("reports").exists(),
+        "nothing is written on a config error"
+    );
+}
+
+#[test]
+fn invalid_toml_syntax_exits_3_with_line() {
+    let d = tmp();
+    let cfg = d.path().join("c.toml");
+    std::fs::write(&cfg, "[environments.x\nseeds = 1\n").unwrap();
+    let r = epic_audit(
+        &["run", "--env", "x", "--config", cfg.to_str().unwrap()],
+        d.path(),
+    );
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("c.toml") && r.stderr.contains("line 1"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn missing_config_and_unknown_env_exit_3() {
+    let d = tmp();
+    let r = epic_audit(&["run", "--env", "x", "--config", "nope.toml"], d.path());
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("nope.toml"), "{}", r.stderr);
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/epic-audit.toml");
+    let r = epic_audit(&["run", "--env", "qa", "--config", shipped], d.path());
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("no environment `qa`") && r.stderr.contains("local, prod"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn missing_secret_names_the_variable_and_contacts_nothing() {
+    let d = tmp();
+    let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki");
+    let cfg = d.path().join("c.toml");
+    // The seed is a loopback port nobody listens on; the run must stop at
+    // the missing secret before connecting anywhere.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[environments.x]\nseeds = [\"127.0.0.1:1\"]\n[environments.x.tls]\nca = \"{pki}/ca.crt\"\n\
+             client_cert = \"{pki}/client.crt\"\nclient_key = \"{pki}/client.key\"\n\
+             [environments.x.users.admin_user]\npassword_env = \"EPIC_AUDIT_TEST_UNSET_SECRET\"\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_epic-audit"))
+        .args(["run", "--env", "x", "--config", cfg.to_str().unwrap()])
+        .current_dir(d.path())
+        .env_remove("EPIC_AUDIT_TEST_UNSET_SECRET")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("environment variable EPIC_AUDIT_TEST_UNSET_SECRET"),
+        "{stderr}"
+    );
+    assert!(!d.path().join("reports").exists());
+}
+
+#[test]
+fn the_prod_example_is_never_contacted_from_here() {
+    // Its PKI paths do not exist on this machine: the run stops at config
+    // (exit 3) before any connection to the example addresses.
+    let d = tmp();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/epic-audit.toml");
+    let r = epic_audit(&["run", "--env", "prod", "--config", shipped], d.path());
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("/etc/epic-audit/pki"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_only_word_exits_3_listing_areas() {
+    let d = tmp();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/epic-audit.toml");
+    let r = epic_audit(
+        &[
+            "run", "--env", "prod", "--config", shipped, "--only", "clustr",
+        ],
+        d.path(),
+    );
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("`clustr`") && r.stderr.contains("transport"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn checks_lists_the_catalogue_as_table_and_json() {
+    let d = tmp();
+    let r = epic_audit(&["checks"], d.path());
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("CLU-001") && r.stdout.contains("164.312(c)(1)"),
+        "{}",
+        r.stdout
+    );
+    let r = epic_audit(&["checks", "--format", "json"], d.path());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["CLU-001", "CLU-002", "CLU-003", "CLU-004", "CLU-005", "CLU-006", "CLU-007"]
+    );
+}
+
+#[test]
+fn explain_prints_rationale_method_and_fix_and_rejects_unknown_ids() {
+    let d = tmp();
+    let r = epic_audit(&["explain", "clu-001"], d.path());
+    assert_eq!(r.code, 0);
+    for part in [
+        "Why it matters",
+        "How it is probed",
+        "How to fix",
+        "CLUSTER ADDSLOTSRANGE",
+        "CLUSTER NODES",
+    ] {
+        assert!(r.stdout.contains(part), "{part}: {}", r.stdout);
+    }
+    let r = epic_audit(&["explain", "XYZ-1"], d.path());
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("CLU-001"), "{}", r.stderr);
+}
+
+#[test]
+fn a_policy_directory_can_disable_a_check() {
+    let d = tmp();
+    let pol = d.path().join("checks");
+    std::fs::create_dir(&pol).unwrap();
+    let text = epic_audit::policy::BUILTIN[0].1.replacen(
+        "rule = \"cluster.open_slots\"",
+        "rule = \"cluster.open_slots\"\nenabled = false",
+        1,
+    );
+    std::fs::write(pol.join("cluster.toml"), text).unwrap();
+    let r = epic_audit(&["checks", "--policy", pol.to_str().unwrap()], d.path());
+    assert!(r.stdout.contains("(disabled)"), "{}", r.stdout);
+    std::fs::write(pol.join("cluster.toml"), "[[check]]\nid = 1\n").unwrap();
+    let r = epic_audit(&["checks", "--policy", pol.to_str().unwrap()], d.path());
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("cluster.toml") && r.stderr.contains("line"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn evaluate_rejects_files_that_are_not_evidence() {
+    let d = tmp();
+    let f = d.path().join("x.json");
+    std::fs::write(&f, "{\"hello\": 1}").unwrap();
+    let r = epic_audit(&["evaluate", f.to_str().unwrap()], d.path());
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("not an epic-audit evidence file"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn evaluate_fixture_evidence_writes_a_report_offline() {
+    let d = tmp();
+    let ev = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/evidence/lab-good.json"
+    );
+    let r = epic_audit(&["evaluate", ev], d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dirs: Vec<_> = std::fs::read_dir(d.path().join("reports/local"))
+        .unwrap()
+        .collect();
+    assert_eq!(dirs.len(), 1);
+}
+
+#[test]
+fn help_teaches_exit_codes_and_version_prints() {
+    let d = tmp();
+    let r = epic_audit(&["run", "--help"], d.path());
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("Exit codes") && r.stdout.contains("--only"),
+        "{}",
+        r.stdout
+    );
+    let r = epic_audit(&["--version"], d.path());
+    assert!(r.stdout.starts_with("epic-audit "), "{}", r.stdout);
+}

@@ -1,0 +1,123 @@
+//! Shared helpers for tests that run real labs and the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use epic_audit::lab::{Lab, LabSpec};
+use serde_json::Value;
+
+/// A lab for one test: own port, own state directory (removed on drop),
+/// redis processes stopped by pid on drop, also when the test panics.
+pub struct TestLab {
+    pub lab: Lab,
+    pub tmp: tempfile::TempDir,
+}
+
+pub async fn start_lab() -> TestLab {
+    start_lab_with(|_| {}).await
+}
+
+pub async fn start_lab_with(tweak: impl FnOnce(&mut LabSpec)) -> TestLab {
+    epic_audit::install_crypto_provider();
+    let tmp = tempfile::Builder::new()
+        .prefix("epic-audit-test-")
+        .tempdir()
+        .unwrap();
+    let mut spec = LabSpec::for_test(tmp.path().join("lab"));
+    spec.sessions = 20;
+    tweak(&mut spec);
+    let lab = Lab::up(spec)
+        .await
+        .unwrap_or_else(|e| panic!("lab did not start: {e}"));
+    TestLab { lab, tmp }
+}
+
+impl TestLab {
+    /// Writes a config for this lab (environment `t`) and returns its path.
+    pub fn config(&self, extra_seeds: &[String], timeouts: (u64, u64, u64)) -> PathBuf {
+        let dir = self.lab.spec.dir.display().to_string();
+        let mut seeds: Vec<String> = vec![format!("\"{}\"", self.lab.spec.addr(0))];
+        seeds.extend(extra_seeds.iter().map(|s| format!("\"{s}\"")));
+        let text = format!(
+            r#"[environments.t]
+seeds = [{seeds}]
+[environments.t.tls]
+ca = "{dir}/pki/ca.crt"
+client_cert = "{dir}/pki/client.crt"
+client_key = "{dir}/pki/client.key"
+[environments.t.users.admin_user]
+password_file = "{dir}/secrets/admin_user.pass"
+[environments.t.timeouts]
+connect_ms = {c}
+command_ms = {m}
+probe_ms = {p}
+"#,
+            seeds = seeds.join(", "),
+            c = timeouts.0,
+            m = timeouts.1,
+            p = timeouts.2,
+        );
+        let path = self.tmp.path().join("epic-audit.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}
+
+/// The result of running the binary.
+pub struct RunResult {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn epic_audit(args: &[&str], cwd: &Path) -> RunResult {
+    let out = Command::new(env!("CARGO_BIN_EXE_epic-audit"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    RunResult {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+pub fn report(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+pub fn check<'a>(r: &'a Value, id: &str) -> &'a Value {
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}"))
+}
+
+/// (subject, outcome, message) of a check.
+pub fn subjects(r: &Value, id: &str) -> Vec<(String, String, String)> {
+    check(r, id)["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["subject"].as_str().unwrap().to_string(),
+                s["outcome"].as_str().unwrap().to_string(),
+                format!(
+                    "{} | {}",
+                    s["observed"].as_str().unwrap(),
+                    s["message"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect()
+}
