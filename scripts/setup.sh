@@ -19,10 +19,18 @@ apt_install() { # package...
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
-  echo "setup: installing redis-server (Debian package)"
-  apt_install redis-server
-fi
+ensure() { # command-or-path, Debian package
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "setup: installing $2 (Debian package)"
+    apt_install "$2"
+  fi
+}
+
+ensure /usr/bin/redis-server redis-server
+# Extra "command:package" pairs a caller needs (e.g. benchmarks).
+for pair in "$@"; do
+  ensure "${pair%%:*}" "${pair#*:}"
+done
 
 for comp in rustfmt clippy; do
   if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then

@@ -115,7 +115,11 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum LabAction {
     /// Start the lab (fails if it already runs).
-    Up,
+    Up {
+        /// TLS port of every node (bus port = port + 10000).
+        #[arg(long, default_value_t = 6379)]
+        port: u16,
+    },
     /// Stop exactly the processes the lab started (by pid) and remove its state.
     Down,
     /// Show whether each node runs and answers; exit 0 only when all do.
@@ -265,7 +269,10 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let lab_dir = lab::default_dir();
     if env.lab && !lab::is_running(&lab_dir) {
         eprintln!("epic-audit: environment `{}` is the local lab and it is not running; starting it in {}", args.env, lab_dir.display());
-        Lab::up(LabSpec::standard(lab_dir.clone()))
+        let mut spec = LabSpec::standard(lab_dir.clone());
+        // The lab listens where the environment's first seed says.
+        spec.port = env.seeds[0].port;
+        Lab::up(spec)
             .await
             .context("starting the local lab")?
             .detach();
@@ -465,8 +472,10 @@ fn textwrap(s: &str, width: usize) -> String {
 
 async fn lab_cmd(action: &LabAction, dir: PathBuf) -> Result<u8> {
     match action {
-        LabAction::Up => {
-            let lab = Lab::up(LabSpec::standard(dir.clone())).await?;
+        LabAction::Up { port } => {
+            let mut spec = LabSpec::standard(dir.clone());
+            spec.port = *port;
+            let lab = Lab::up(spec).await?;
             println!("lab up: 3 masters + 3 replicas, TLS 1.3 only, ACLs on");
             for (i, n) in lab.state.nodes.iter().enumerate() {
                 println!(

@@ -233,3 +233,72 @@ fn help_teaches_exit_codes_and_version_prints() {
     let r = epic_audit(&["--version"], d.path());
     assert!(r.stdout.starts_with("epic-audit "), "{}", r.stdout);
 }
+
+/// Stops a lab started through the CLI if the test ends early.
+struct LabGuard(std::path::PathBuf);
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = epic_audit::lab::down(&self.0);
+    }
+}
+
+#[test]
+fn run_on_a_lab_environment_starts_the_lab_and_lab_down_stops_it_by_pid() {
+    let d = tmp();
+    let lab_dir = d.path().join("lab");
+    let _guard = LabGuard(lab_dir.clone());
+    let port = epic_audit::lab::pick_free_port(&epic_audit::lab::default_ips());
+    let cfg = d.path().join("epic-audit.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[environments.l]\nlab = true\nseeds = [\"127.0.1.1:{port}\"]\n[environments.l.tls]\n\
+             ca = \"${{LAB_DIR}}/pki/ca.crt\"\nclient_cert = \"${{LAB_DIR}}/pki/client.crt\"\n\
+             client_key = \"${{LAB_DIR}}/pki/client.key\"\n[environments.l.users.admin_user]\n\
+             password_file = \"${{LAB_DIR}}/secrets/admin_user.pass\"\n"
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_epic-audit");
+    let cmd = |args: &[&str]| {
+        let o = std::process::Command::new(bin)
+            .args(args)
+            .current_dir(d.path())
+            .env("EPIC_AUDIT_LAB_DIR", &lab_dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (code, out) = cmd(&["lab", "status"]);
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = cmd(&["run", "--env", "l", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("starting it in"), "{out}");
+    assert!(d.path().join("reports/l").is_dir());
+    let state = epic_audit::lab::read_state(&lab_dir).expect("lab.json");
+    assert_eq!(state.nodes.len(), 6);
+    let (code, out) = cmd(&["lab", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("cluster_state:ok").count(), 6, "{out}");
+    // Starting it twice is refused.
+    let (code, out) = cmd(&["lab", "up", "--port", &port.to_string()]);
+    assert_ne!(code, 0);
+    assert!(out.contains("already running"), "{out}");
+    let (code, out) = cmd(&["lab", "down"]);
+    assert_eq!(code, 0, "{out}");
+    for n in &state.nodes {
+        assert!(out.contains(&n.pid.to_string()), "{out}");
+        let gone = std::fs::read_to_string(format!("/proc/{}/stat", n.pid))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        assert!(gone, "pid {} still runs", n.pid);
+    }
+    assert!(!lab_dir.exists(), "state removed");
+}

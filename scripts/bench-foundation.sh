@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Measures wall time and peak RSS of `epic-audit lab up` and of
+# `epic-audit run` against that lab (lab already up), with /usr/bin/time -v.
+# Loopback only: a throw-away lab in a temp dir on 127.0.1.1-6, port $PORT.
+# Usage: scripts/bench-foundation.sh [RUNS]   (env PORT, default 6479)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-10}
+port=${PORT:-6479}
+bash scripts/setup.sh /usr/bin/time:time
+cargo build --release --locked -q
+bin=$PWD/target/release/epic-audit
+work=$(mktemp -d)
+export EPIC_AUDIT_LAB_DIR=$work/lab
+trap '"$bin" lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+measure() { # label, command...
+  local label=$1; shift
+  /usr/bin/time -v "$@" >"$work/out" 2>"$work/time" || true
+  local wall rss
+  wall=$(grep 'Elapsed (wall clock)' "$work/time" | awk '{print $NF}')
+  rss=$(grep 'Maximum resident set size' "$work/time" | awk '{print $NF}')
+  printf '%-28s wall %-9s peak RSS %6s KiB\n' "$label" "$wall" "$rss"
+}
+
+measure "lab up" "$bin" lab up --port "$port"
+cat >"$work/epic-audit.toml" <<EOT
+[environments.bench]
+seeds = ["127.0.1.1:$port"]
+[environments.bench.tls]
+ca = "\${LAB_DIR}/pki/ca.crt"
+client_cert = "\${LAB_DIR}/pki/client.crt"
+client_key = "\${LAB_DIR}/pki/client.key"
+[environments.bench.users.admin_user]
+password_file = "\${LAB_DIR}/secrets/admin_user.pass"
+EOT
+for i in $(seq 1 "$runs"); do
+  measure "run --env (lab up) #$i" "$bin" run --env bench --config "$work/epic-audit.toml" --out "$work/run-$i"
+done
+grep -h '^verdict' "$work/out" || true
