@@ -171,3 +171,92 @@ pub fn judge(
         .collect();
     Report::new(ev, policy, checks, only, skip)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Outcome;
+    use crate::config::Timeouts;
+    use crate::secret::Secret;
+
+    fn ctx() -> ProbeContext {
+        let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki");
+        let tls = crate::tls::TlsClient::from_files(
+            &std::path::Path::new(pki).join("ca.crt"),
+            &std::path::Path::new(pki).join("client.crt"),
+            &std::path::Path::new(pki).join("client.key"),
+            None,
+        )
+        .unwrap();
+        ProbeContext {
+            targets: Vec::new(),
+            tls,
+            timeouts: Timeouts {
+                connect_ms: 300,
+                command_ms: 300,
+                probe_ms: 1000,
+            },
+            user: "admin_user".into(),
+            password: Secret::new("x"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_seeds_become_error_evidence_and_every_check_errors() {
+        // Port 1 on loopback: nothing listens, the connect is refused.
+        let seeds = vec![NodeAddr::parse("127.0.0.1:1").unwrap()];
+        let policy = Policy::builtin().unwrap();
+        let sel = policy.select(&[], &[]).unwrap();
+        let ev = observe("t", &seeds, ctx(), &needed_probes(&sel)).await;
+        assert_eq!(ev.targets, vec!["127.0.0.1:1"]);
+        let failures: Vec<_> = ev
+            .items
+            .iter()
+            .filter_map(|e| match &e.result {
+                Observed::Failure(f) => Some((e.probe.as_str(), f.kind.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            failures,
+            vec![("cluster", "connect"), ("cluster.keyslot", "connect")]
+        );
+        let r = judge(&ev, &policy, &sel, &[], &[]);
+        assert!(r.checks.iter().all(|c| c.outcome == Outcome::Error));
+        assert_eq!(r.exit_code, 2);
+    }
+
+    #[tokio::test]
+    async fn only_the_probes_the_selection_needs_run() {
+        let seeds = vec![NodeAddr::parse("127.0.0.1:1").unwrap()];
+        let policy = Policy::builtin().unwrap();
+        let sel = policy.select(&["CLU-001".into()], &[]).unwrap();
+        let needed = needed_probes(&sel);
+        assert_eq!(needed.into_iter().collect::<Vec<_>>(), vec!["cluster"]);
+        let ev = observe("t", &seeds, ctx(), &needed_probes(&sel)).await;
+        assert!(ev.items.iter().all(|e| e.probe == "cluster"));
+    }
+
+    #[test]
+    fn worst_subject_decides_and_no_subject_is_error() {
+        use crate::checks::SubjectFinding as F;
+        let f = |o| F::new("s", o, "", "", "");
+        assert_eq!(Outcome::aggregate(&[]), Outcome::Error);
+        assert_eq!(
+            Outcome::aggregate(&[f(Outcome::Pass), f(Outcome::Warn)]),
+            Outcome::Warn
+        );
+        assert_eq!(
+            Outcome::aggregate(&[f(Outcome::Error), f(Outcome::Fail)]),
+            Outcome::Fail
+        );
+        assert_eq!(
+            Outcome::aggregate(&[f(Outcome::Skip), f(Outcome::Pass)]),
+            Outcome::Pass
+        );
+        assert_eq!(
+            Outcome::aggregate(&[f(Outcome::Pass), f(Outcome::Error)]),
+            Outcome::Error
+        );
+    }
+}

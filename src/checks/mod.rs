@@ -17,13 +17,16 @@ use crate::evidence::{EvidenceSet, ProbeFailure};
 pub mod cluster;
 
 /// Outcome of a check for one subject, or for the whole check.
+///
+/// Declaration order is severity order (`Ord`): skip < pass < waived <
+/// warn < error < fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The control holds.
-    Pass,
     /// Not applicable (with a reason), e.g. disabled in the policy.
     Skip,
+    /// The control holds.
+    Pass,
     /// Failing, but under an unexpired waiver.
     Waived,
     /// Holds, with a concern worth a look.
