@@ -285,12 +285,21 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     )?;
     let user = env.audit_user.get_ref().clone();
     let password = config.resolve_secret(&args.env, &user, &lab_dir)?;
+    let mut credentials = std::collections::BTreeMap::new();
+    for name in env.users.keys() {
+        credentials.insert(
+            name.clone(),
+            config.resolve_secret(&args.env, name, &lab_dir)?,
+        );
+    }
     let ctx = ProbeContext {
         targets: env.seeds.clone(),
         tls,
         timeouts: env.timeouts.clone(),
         user,
         password,
+        credentials,
+        inputs: engine::probe_inputs(&selected),
     };
     let needed = engine::needed_probes(&selected);
     let evidence = engine::observe(&args.env, &env.seeds, ctx, &needed).await;

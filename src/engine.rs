@@ -15,7 +15,7 @@ use crate::checks::{registry, Outcome, SubjectFinding};
 use crate::config::NodeAddr;
 use crate::evidence::{Evidence, EvidenceSet, Observed, ProbeFailure, SCHEMA_VERSION};
 use crate::policy::{CheckDef, Policy};
-use crate::probes::{self, ProbeContext};
+use crate::probes::{self, DryRunCase, ProbeContext, ProbeInputs};
 use crate::report::{CheckResult, Report};
 
 /// The run id for a start time: a sortable UTC timestamp.
@@ -32,6 +32,32 @@ pub fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<&'static str> {
         .filter_map(|c| rules.get(c.rule.as_str()))
         .flat_map(|r| r.needs.iter().copied())
         .collect()
+}
+
+/// What the selected checks ask the probes to look at: the `user` of every
+/// check reading ACL evidence is swept with ACL DRYRUN, and every `cases`
+/// list is evaluated. Malformed parameters were rejected when the policy
+/// was loaded.
+pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
+    let rules = registry();
+    let mut inputs = ProbeInputs::default();
+    for c in selected.iter().filter(|c| c.enabled) {
+        let needs_acl = rules
+            .get(c.rule.as_str())
+            .is_some_and(|r| r.needs.contains(&probes::acl::PROBE));
+        if !needs_acl {
+            continue;
+        }
+        if let Some(toml::Value::String(u)) = c.params.get("user") {
+            inputs.dryrun_users.insert(u.clone());
+        }
+        if let Some(cases) = c.params.get("cases") {
+            if let Ok(cases) = cases.clone().try_into::<Vec<DryRunCase>>() {
+                inputs.dryrun_cases.extend(cases);
+            }
+        }
+    }
+    inputs
 }
 
 /// Observes the environment: discovery from the seeds, then every other
@@ -198,6 +224,8 @@ mod tests {
             },
             user: "admin_user".into(),
             password: Secret::new("x"),
+            credentials: Default::default(),
+            inputs: Default::default(),
         }
     }
 
@@ -219,7 +247,12 @@ mod tests {
             .collect();
         assert_eq!(
             failures,
-            vec![("cluster", "connect"), ("cluster.keyslot", "connect")]
+            vec![
+                ("acl", "connect"),
+                ("acl.commands", "connect"),
+                ("cluster", "connect"),
+                ("cluster.keyslot", "connect")
+            ]
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);
         assert!(r.checks.iter().all(|c| c.outcome == Outcome::Error));

@@ -17,7 +17,19 @@ use crate::checks::{registry, Rule};
 use crate::config::{line_of, ConfigError};
 
 /// The built-in policy files (name, text), in file-name order.
-pub const BUILTIN: &[(&str, &str)] = &[("cluster.toml", include_str!("../checks/cluster.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("access.toml", include_str!("../checks/access.toml")),
+    ("cluster.toml", include_str!("../checks/cluster.toml")),
+];
+
+/// The text of one built-in policy file, by name (tests and tooling).
+pub fn builtin_file(name: &str) -> &'static str {
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .unwrap_or_else(|| panic!("no built-in policy file {name}"))
+}
 
 /// Control areas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -331,7 +343,15 @@ masters = 3
     fn selection_by_area_and_id() {
         let p = Policy::builtin().unwrap();
         let all = p.select(&[], &[]).unwrap().len();
-        assert_eq!(p.select(&["cluster".into()], &[]).unwrap().len(), all);
+        let clu = p.checks.iter().filter(|c| c.area == Area::Cluster).count();
+        assert_eq!(clu, 7);
+        assert_eq!(p.select(&["cluster".into()], &[]).unwrap().len(), clu);
+        assert_eq!(
+            p.select(&["cluster".into(), "ACC-001".into()], &[])
+                .unwrap()
+                .len(),
+            clu + 1
+        );
         assert_eq!(p.select(&["CLU-001".into()], &[]).unwrap().len(), 1);
         assert_eq!(p.select(&[], &["clu-001".into()]).unwrap().len(), all - 1);
         assert!(p

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::{EvidenceSet, ProbeFailure};
 
+pub mod access;
 pub mod cluster;
 
 /// Outcome of a check for one subject, or for the whole check.
@@ -198,6 +199,7 @@ pub struct NoParams {}
 
 /// Every rule, by name.
 pub fn registry() -> BTreeMap<&'static str, Rule> {
-    let rules = cluster::rules();
+    let mut rules = cluster::rules();
+    rules.extend(access::rules());
     rules.into_iter().map(|r| (r.name, r)).collect()
 }

@@ -228,13 +228,15 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), LabError> {
 }
 
 /// The ACL file of the seed architecture. Passwords are stored as SHA-256
-/// (`#hex`), never in clear.
+/// (`#hex`), never in clear. `-pfmerge` for app_user: Redis 7.0 extracts no
+/// key from a single-key `PFMERGE dest`, so the key-pattern check is skipped
+/// and a key-restricted user can create keys anywhere (found by ACC-006).
 pub fn acl_file(passwords: &BTreeMap<String, Secret>) -> String {
     let h = |u: &str| hex::encode(Sha256::digest(passwords[u].expose().as_bytes()));
     format!(
         "user default off resetpass resetkeys resetchannels -@all\n\
          user admin_user on #{} ~* &* +@all\n\
-         user app_user on #{} ~session:* resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
+         user app_user on #{} ~session:* resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -pfmerge +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
          user dev_user on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n",
         h("admin_user"),
         h("app_user"),

@@ -5,6 +5,7 @@
 //! list. Further probes implement [`Probe`] and are registered in
 //! [`registry`]: adding one is one file plus one line there.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::evidence::Evidence;
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
+pub mod acl;
 pub mod cluster;
 
 /// What every probe gets: where to look, how to connect, how long it may take.
@@ -29,6 +31,33 @@ pub struct ProbeContext {
     pub user: String,
     /// Its password (redacted in every format).
     pub password: Secret,
+    /// Passwords of every configured user, for live authentication checks.
+    pub credentials: BTreeMap<String, Secret>,
+    /// What the selected checks ask probes to look at.
+    pub inputs: ProbeInputs,
+}
+
+/// Inputs the policy gives probes: which users the DRYRUN sweep covers and
+/// the explicit cases to evaluate. Filled by the engine from the `user` and
+/// `cases` parameters of the selected checks.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeInputs {
+    /// Users whose permissions are swept with ACL DRYRUN.
+    pub dryrun_users: BTreeSet<String>,
+    /// Explicit (user, command line) cases.
+    pub dryrun_cases: Vec<DryRunCase>,
+}
+
+/// One explicit DRYRUN case from the policy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunCase {
+    /// The user.
+    pub user: String,
+    /// The command line, words separated by spaces.
+    pub command: String,
+    /// `allow` or `deny` (judged by the check, not the probe).
+    pub expect: String,
 }
 
 /// A boxed future, so probes can live in one registry.
@@ -46,5 +75,5 @@ pub trait Probe: Send + Sync {
 
 /// Every probe that runs after discovery.
 pub fn registry() -> Vec<Box<dyn Probe>> {
-    vec![Box::new(cluster::KeySlotProbe)]
+    vec![Box::new(cluster::KeySlotProbe), Box::new(acl::AclProbe)]
 }

@@ -1,0 +1,794 @@
+//! Access-control rules: ACL consistency, expected users, passwords, the
+//! default user, the permission matrix (from the DRYRUN sweep), explicit
+//! cases, live logins and recent authentication failures.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::{NoParams, Outcome, Rule, SubjectFinding};
+use crate::evidence::{AclView, CommandTable, EvidenceSet, DRYRUN_KEYS};
+use crate::probes::acl::{COMMANDS_PROBE, PROBE};
+use crate::probes::DryRunCase;
+
+const ACL_METHOD: &str = "On every node, as the audit user over TLS: ACL USERS, ACL LIST and \
+ACL GETUSER for each user (password hashes are never recorded, only salted per-run \
+fingerprints), ACL LOG (counts by reason and user only). Read-only.";
+
+const DRYRUN_METHOD: &str = "On every node: COMMAND (flags and ACL categories of every command \
+and subcommand), then ACL DRYRUN <user> <command> <args> for each of them, with arguments that \
+satisfy the arity and the sample keys session:epic-audit-dryrun (inside the session namespace) \
+and epic-audit-dryrun:outside at the key positions. DRYRUN evaluates permissions without \
+executing anything. Commands in a denied category or with a denied flag must be denied; \
+commands in an allowed category must be allowed on a permitted key (positive control); keys \
+outside the user's patterns must be denied. DRYRUN ignores the on/off flag, so it never proves \
+a user disabled (see ACC-004). All calls are pipelined.";
+
+const AUTH_METHOD: &str = "On every node, on fresh TLS connections: PING without \
+authenticating (must get NOAUTH), AUTH default <random password> (must get WRONGPASS; this adds \
+one `auth` entry to the node's ACL LOG), and for each user configured in the environment AUTH \
+with its real password followed by ACL WHOAMI. ACL GETUSER default supplies the on/off flag.";
+
+/// The access rules.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule::new(
+            "access.acl_consistent",
+            &[PROBE],
+            ACL_METHOD,
+            acl_consistent,
+        ),
+        Rule::new(
+            "access.expected_users",
+            &[PROBE],
+            ACL_METHOD,
+            expected_users,
+        ),
+        Rule::new("access.no_nopass", &[PROBE], ACL_METHOD, no_nopass),
+        Rule::new(
+            "access.default_disabled",
+            &[PROBE],
+            AUTH_METHOD,
+            default_disabled,
+        ),
+        Rule::new(
+            "access.permissions",
+            &[PROBE, COMMANDS_PROBE],
+            DRYRUN_METHOD,
+            permissions,
+        ),
+        Rule::new(
+            "access.cases",
+            &[PROBE],
+            "On every node: ACL DRYRUN <user> <command line> for each case of the policy; \
+             the verdict (allowed, or denied for the command, a key or a channel) must match \
+             `expect`. Nothing is executed.",
+            cases,
+        ),
+        Rule::new(
+            "access.authentication",
+            &[PROBE],
+            AUTH_METHOD,
+            authentication,
+        ),
+        Rule::new(
+            "access.auth_failures",
+            &[PROBE],
+            "On every node: ACL LOG, summarised as counts of entries by reason and user, read \
+             before this run's own deliberate wrong-password attempt.",
+            auth_failures,
+        ),
+    ]
+}
+
+/// Redis-style glob match (`*`, `?`, `[...]`, `[^...]`, ranges, `\\`).
+pub fn glob(pattern: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some(b'*') => (0..=s.len()).any(|i| m(&p[1..], &s[i..])),
+            Some(b'?') => !s.is_empty() && m(&p[1..], &s[1..]),
+            Some(b'[') => {
+                let Some(&c) = s.first() else { return false };
+                let mut i = 1;
+                let neg = p.get(1) == Some(&b'^');
+                if neg {
+                    i += 1;
+                }
+                let mut hit = false;
+                while i < p.len() && p[i] != b']' {
+                    if p[i] == b'\\' && i + 1 < p.len() {
+                        hit |= p[i + 1] == c;
+                        i += 2;
+                    } else if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+                        let (a, b) = (p[i].min(p[i + 2]), p[i].max(p[i + 2]));
+                        hit |= (a..=b).contains(&c);
+                        i += 3;
+                    } else {
+                        hit |= p[i] == c;
+                        i += 1;
+                    }
+                }
+                if i >= p.len() {
+                    // Unterminated class: Redis treats it as ending here.
+                    return hit != neg && m(&[], &s[1..]);
+                }
+                hit != neg && m(&p[i + 1..], &s[1..])
+            }
+            Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && m(&p[2..], &s[1..]),
+            Some(&c) => s.first() == Some(&c) && m(&p[1..], &s[1..]),
+        }
+    }
+    m(pattern.as_bytes(), s.as_bytes())
+}
+
+fn per_node(
+    ev: &EvidenceSet,
+    expected: &str,
+    mut f: impl FnMut(&str, &AclView) -> SubjectFinding,
+) -> Vec<SubjectFinding> {
+    ev.acl_views()
+        .into_iter()
+        .map(|(subject, r)| match r {
+            Ok(v) => f(subject, v),
+            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
+        })
+        .collect()
+}
+
+fn list(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s.push_str(&format!(", … ({} in all)", items.len()));
+    }
+    s
+}
+
+/// An ACL LIST line in canonical form. Redis prints category rules in a
+/// fixed order but individual `+cmd`/`-cmd` rules in hash-table order, and
+/// those name distinct commands, so their order carries no meaning: they
+/// are sorted. Everything else keeps its order.
+pub fn canonical_rule(rule: &str) -> Vec<String> {
+    let (mut head, mut cmds): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for t in rule.split_whitespace() {
+        let individual = (t.starts_with('+') || t.starts_with('-')) && !t[1..].starts_with('@');
+        if individual {
+            cmds.push(t.to_string());
+        } else {
+            head.push(t.to_string());
+        }
+    }
+    cmds.sort();
+    head.extend(cmds);
+    head
+}
+
+/// Tokens only in `a`, and only in `b`.
+fn token_diff(a: &[String], b: &[String]) -> (Vec<String>, Vec<String>) {
+    let sa: BTreeSet<&String> = a.iter().collect();
+    let sb: BTreeSet<&String> = b.iter().collect();
+    let only_a = a.iter().filter(|t| !sb.contains(t)).cloned().collect();
+    let only_b = b.iter().filter(|t| !sa.contains(t)).cloned().collect();
+    (only_a, only_b)
+}
+
+fn acl_consistent(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "the same users with the same rules and passwords as every other node";
+    let views: Vec<(&str, &AclView)> = ev
+        .acl_views()
+        .into_iter()
+        .filter_map(|(s, r)| r.ok().map(|v| (s, v)))
+        .collect();
+    let n = views.len();
+    // Per user: how many nodes have it, and its most common canonical rule.
+    let mut counts: BTreeMap<&str, BTreeMap<Vec<String>, usize>> = BTreeMap::new();
+    for (_, v) in &views {
+        for u in &v.users {
+            *counts
+                .entry(u.name.as_str())
+                .or_default()
+                .entry(canonical_rule(&u.rule))
+                .or_default() += 1;
+        }
+    }
+    let majority: BTreeMap<&str, (Vec<String>, usize, usize)> = counts
+        .iter()
+        .map(|(user, rules)| {
+            let present: usize = rules.values().sum();
+            let (rule, c) =
+                rules.iter().fold(
+                    (Vec::new(), 0),
+                    |b, (r, c)| if *c > b.1 { (r.clone(), *c) } else { b },
+                );
+            (*user, (rule, c, present))
+        })
+        .collect();
+    per_node(ev, expected, |subject, v| {
+        let mut diffs = Vec::new();
+        for (user, (rule, count, present)) in &majority {
+            let mine = v.users.iter().find(|u| u.name == *user);
+            let usual = present * 2 > n;
+            match mine {
+                None if usual => diffs.push(format!(
+                    "{user} is missing here but exists on {present} of {n} nodes"
+                )),
+                Some(_) if !usual => diffs.push(format!(
+                    "{user} exists here but only on {present} of {n} nodes"
+                )),
+                Some(u) => {
+                    let here = canonical_rule(&u.rule);
+                    if here != *rule {
+                        let (only_here, only_there) = token_diff(&here, rule);
+                        diffs.push(format!(
+                            "{user}: here adds `{}` and lacks `{}` compared with {count} of {n} nodes",
+                            only_here.join(" "),
+                            only_there.join(" ")
+                        ));
+                    }
+                }
+                None => {}
+            }
+        }
+        if diffs.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                format!("{} users, same rules on all {n} nodes", v.users.len()),
+                expected,
+                "ACLs identical across the cluster",
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                format!("{} user(s) differ", diffs.len()),
+                expected,
+                format!(
+                    "ACL drift: {} (#fp: tokens are per-run salted password fingerprints: different means a different password)",
+                    diffs.join("; ")
+                ),
+            )
+        }
+    })
+}
+
+/// Parameters of `access.expected_users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedUsers {
+    /// Exactly these users must exist.
+    pub users: Vec<String>,
+}
+
+fn expected_users(ev: &EvidenceSet, p: &ExpectedUsers) -> Vec<SubjectFinding> {
+    let expected = format!("exactly the users {}", p.users.join(", "));
+    let want: BTreeSet<&str> = p.users.iter().map(String::as_str).collect();
+    per_node(ev, &expected, |subject, v| {
+        let have: BTreeSet<&str> = v.users.iter().map(|u| u.name.as_str()).collect();
+        let extra: Vec<String> = have.difference(&want).map(|s| s.to_string()).collect();
+        let missing: Vec<String> = want.difference(&have).map(|s| s.to_string()).collect();
+        let observed = have.iter().copied().collect::<Vec<_>>().join(", ");
+        if extra.is_empty() && missing.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected.clone(),
+                "only the documented users exist",
+            )
+        } else {
+            let mut parts = Vec::new();
+            if !extra.is_empty() {
+                parts.push(format!("unexpected user(s) {} (remove with ACL DELUSER, or document them in the policy)", extra.join(", ")));
+            }
+            if !missing.is_empty() {
+                parts.push(format!("missing user(s) {}", missing.join(", ")));
+            }
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                parts.join("; "),
+            )
+        }
+    })
+}
+
+fn no_nopass(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "no user (other than default, see ACC-004) has nopass";
+    per_node(ev, expected, |subject, v| {
+        let bad: Vec<String> = v
+            .users
+            .iter()
+            .filter(|u| u.name != "default" && u.has_flag("nopass"))
+            .map(|u| u.name.clone())
+            .collect();
+        if bad.is_empty() {
+            let counts: Vec<String> = v
+                .users
+                .iter()
+                .filter(|u| u.name != "default")
+                .map(|u| format!("{}: {} password(s)", u.name, u.password_count))
+                .collect();
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                counts.join(", "),
+                expected,
+                "every user needs a password",
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                format!("nopass: {}", bad.join(", ")),
+                expected,
+                format!("{} accept(s) any password: set one with `ACL SETUSER <user> resetpass ><password>` (and in the aclfile)", bad.join(", ")),
+            )
+        }
+    })
+}
+
+fn default_disabled(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected =
+        "default user off; unauthenticated commands get NOAUTH; AUTH default gets WRONGPASS";
+    per_node(ev, expected, |subject, v| {
+        let mut problems = Vec::new();
+        match v.users.iter().find(|u| u.name == "default") {
+            None => problems.push("ACL GETUSER default returned no user".to_string()),
+            Some(u) => {
+                if !u.has_flag("off") {
+                    problems.push(format!("default is enabled (flags {})", u.flags.join(",")));
+                }
+                if u.has_flag("nopass") {
+                    problems.push("default has nopass".to_string());
+                }
+            }
+        }
+        let a = &v.auth;
+        if !a.unauthenticated_ping.starts_with("NOAUTH") {
+            problems.push(format!(
+                "an unauthenticated PING got `{}` instead of NOAUTH",
+                a.unauthenticated_ping
+            ));
+        }
+        if !a.default_wrong_password.starts_with("WRONGPASS") {
+            problems.push(format!(
+                "AUTH default with a random password got `{}` instead of WRONGPASS",
+                a.default_wrong_password
+            ));
+        }
+        let observed = format!(
+            "PING: {}; AUTH default <random>: {}",
+            a.unauthenticated_ping, a.default_wrong_password
+        );
+        if problems.is_empty() {
+            SubjectFinding::new(subject, Outcome::Pass, observed, expected, "default is off and refuses logins (the check's wrong-password attempt adds one `auth` entry to ACL LOG)")
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected,
+                format!("{}: anyone reaching the port is logged in as default; run `ACL SETUSER default off resetpass -@all` and persist it in the aclfile", problems.join("; ")),
+            )
+        }
+    })
+}
+
+/// Parameters of `access.permissions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    /// The user judged (also swept by the probe).
+    pub user: String,
+    /// Key patterns the user may reach; a key matching none must be denied.
+    #[serde(default = "all_keys")]
+    pub key_patterns: Vec<String>,
+    /// Categories whose commands must be allowed on a permitted key (a
+    /// positive control; `@all` for every command).
+    #[serde(default)]
+    pub allow_categories: Vec<String>,
+    /// Categories whose commands must all be denied.
+    #[serde(default)]
+    pub deny_categories: Vec<String>,
+    /// COMMAND flags (e.g. `write`, `admin`) whose commands must be denied.
+    #[serde(default)]
+    pub deny_flags: Vec<String>,
+    /// Commands that must be denied whatever their category (e.g. `eval`).
+    #[serde(default)]
+    pub deny_commands: Vec<String>,
+}
+
+fn all_keys() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
+    let mut expected = format!("{}: keys {}", p.user, p.key_patterns.join(" "));
+    if !p.deny_categories.is_empty() || !p.deny_flags.is_empty() || !p.deny_commands.is_empty() {
+        expected.push_str(&format!(
+            "; denied: {}",
+            p.deny_categories
+                .iter()
+                .chain(&p.deny_commands)
+                .cloned()
+                .chain(p.deny_flags.iter().map(|f| format!("flag {f}")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !p.allow_categories.is_empty() {
+        expected.push_str(&format!("; allowed: {}", p.allow_categories.join(", ")));
+    }
+    let table: &CommandTable = match ev.command_table() {
+        None => return Vec::new(),
+        Some(Err(f)) => return vec![SubjectFinding::unobserved("COMMAND table", expected, f)],
+        Some(Ok(t)) => t,
+    };
+    let permitted_key = DRYRUN_KEYS
+        .iter()
+        .position(|k| p.key_patterns.iter().any(|pat| glob(pat, k)));
+    let outside_key = DRYRUN_KEYS
+        .iter()
+        .position(|k| !p.key_patterns.iter().any(|pat| glob(pat, k)));
+    per_node(ev, &expected, |subject, v| {
+        let Some(sweep) = v.dryrun.get(&p.user) else {
+            let (o, msg) = if v.users.iter().any(|u| u.name == p.user) {
+                (
+                    Outcome::Error,
+                    format!("{} was not swept with ACL DRYRUN", p.user),
+                )
+            } else {
+                (
+                    Outcome::Fail,
+                    format!("user {} does not exist on this node", p.user),
+                )
+            };
+            return SubjectFinding::new(subject, o, "no DRYRUN results", expected.clone(), msg);
+        };
+        let mut too_much = Vec::new();
+        let mut key_leaks = Vec::new();
+        let mut controls = Vec::new();
+        let mut undecided = Vec::new();
+        let mut allowed = 0;
+        for info in table.commands.iter().filter(|c| !c.container) {
+            let Some(vs) = sweep.get(&info.name) else {
+                continue;
+            };
+            let letters: Vec<char> = vs.chars().collect();
+            if letters.contains(&'A') {
+                allowed += 1;
+            }
+            let deny_why = info
+                .categories
+                .iter()
+                .find(|c| p.deny_categories.contains(c))
+                .cloned()
+                .or_else(|| {
+                    info.flags
+                        .iter()
+                        .find(|f| p.deny_flags.contains(f))
+                        .map(|f| format!("flag {f}"))
+                })
+                .or_else(|| {
+                    p.deny_commands
+                        .iter()
+                        .find(|c| c.eq_ignore_ascii_case(&info.name))
+                        .map(|_| "denied by name".to_string())
+                });
+            if let Some(why) = deny_why {
+                if letters.contains(&'A') {
+                    too_much.push(format!("{} ({why})", info.name));
+                } else if letters.contains(&'E') {
+                    undecided.push(info.name.clone());
+                }
+                continue;
+            }
+            let in_allowed = p
+                .allow_categories
+                .iter()
+                .any(|c| c == "@all" || info.categories.contains(c));
+            let on_permitted = match (letters.len(), permitted_key) {
+                (1, _) => Some(letters[0]),
+                (2, Some(i)) => Some(letters[i]),
+                _ => None,
+            };
+            if in_allowed && on_permitted.is_some_and(|l| l != 'A' && l != 'E') {
+                controls.push(info.name.clone());
+            }
+            if let (2, Some(o)) = (letters.len(), outside_key) {
+                if letters[o] == 'A' {
+                    key_leaks.push(info.name.clone());
+                }
+            }
+        }
+        let observed = format!(
+            "{allowed} of {} commands allowed; {} denied-by-policy allowed; {} reach keys outside {}",
+            sweep.len(),
+            too_much.len(),
+            key_leaks.len(),
+            p.key_patterns.join(" ")
+        );
+        if !too_much.is_empty() || !key_leaks.is_empty() {
+            let mut parts = Vec::new();
+            if !too_much.is_empty() {
+                parts.push(format!(
+                    "{} may run {} command(s) the policy denies: {}",
+                    p.user,
+                    too_much.len(),
+                    list(&too_much, 12)
+                ));
+            }
+            if !key_leaks.is_empty() {
+                parts.push(format!(
+                    "{} can use {} command(s) on key `{}`, outside {}: {}",
+                    p.user,
+                    key_leaks.len(),
+                    outside_key.map(|i| DRYRUN_KEYS[i]).unwrap_or_default(),
+                    p.key_patterns.join(" "),
+                    list(&key_leaks, 12)
+                ));
+            }
+            return SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                parts.join("; "),
+            );
+        }
+        if !undecided.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                observed,
+                expected.clone(),
+                format!("ACL DRYRUN could not decide for: {}", list(&undecided, 12)),
+            );
+        }
+        if !controls.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Warn,
+                observed,
+                expected.clone(),
+                format!(
+                    "{} is denied {} command(s) the policy allows (positive control): {}",
+                    p.user,
+                    controls.len(),
+                    list(&controls, 12)
+                ),
+            );
+        }
+        SubjectFinding::new(
+            subject,
+            Outcome::Pass,
+            observed,
+            expected.clone(),
+            format!("{} has exactly the permissions the policy allows", p.user),
+        )
+    })
+}
+
+/// Parameters of `access.cases`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cases {
+    /// The cases.
+    pub cases: Vec<DryRunCase>,
+}
+
+fn cases(ev: &EvidenceSet, p: &Cases) -> Vec<SubjectFinding> {
+    let views = ev.acl_views();
+    let mut out = Vec::new();
+    for case in &p.cases {
+        let subject = format!("{}: {}", case.user, case.command);
+        let expected = format!("{} on every node", case.expect);
+        let want_allow = match case.expect.as_str() {
+            "allow" => true,
+            "deny" => false,
+            other => {
+                out.push(SubjectFinding::new(
+                    subject,
+                    Outcome::Error,
+                    "invalid case",
+                    "expect = allow or deny",
+                    format!("expect = `{other}`"),
+                ));
+                continue;
+            }
+        };
+        let mut wrong = Vec::new();
+        let mut unknown = Vec::new();
+        let mut seen = 0;
+        for (node, r) in &views {
+            match r {
+                Err(f) => unknown.push(format!("{node}: {}", f.message)),
+                Ok(v) => match v
+                    .cases
+                    .iter()
+                    .find(|c| c.user == case.user && c.command == case.command)
+                {
+                    None => unknown.push(format!("{node}: not evaluated")),
+                    Some(c) if c.verdict == "E" => unknown.push(format!("{node}: {}", c.reply)),
+                    Some(c) => {
+                        seen += 1;
+                        if (c.verdict == "A") != want_allow {
+                            wrong.push(format!("{node}: {}", c.reply));
+                        }
+                    }
+                },
+            }
+        }
+        let finding = if !wrong.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                wrong.join("; "),
+                expected,
+                format!("expected {} on {} node(s)", case.expect, wrong.len()),
+            )
+        } else if !unknown.is_empty() || seen == 0 {
+            SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                unknown.join("; "),
+                expected,
+                "could not be evaluated on every node",
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                format!("{} on {seen} nodes", case.expect),
+                expected,
+                "as the policy expects",
+            )
+        };
+        out.push(finding);
+    }
+    out
+}
+
+fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "every configured user logs in with its password and ACL WHOAMI names it";
+    per_node(ev, expected, |subject, v| {
+        if v.auth.users.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                "no users configured",
+                expected,
+                "configure users with password references in the environment",
+            );
+        }
+        let bad: Vec<String> = v
+            .auth
+            .users
+            .iter()
+            .filter(|u| !u.authenticated || u.whoami.as_deref() != Some(u.user.as_str()))
+            .map(|u| match (&u.error, &u.whoami) {
+                (Some(e), _) => format!("{}: {e}", u.user),
+                (None, w) => format!(
+                    "{}: ACL WHOAMI says {}",
+                    u.user,
+                    w.as_deref().unwrap_or("nothing")
+                ),
+            })
+            .collect();
+        let names: Vec<&str> = v.auth.users.iter().map(|u| u.user.as_str()).collect();
+        if bad.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                format!("logged in: {}", names.join(", ")),
+                expected,
+                "credentials work and identify the user",
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                bad.join("; "),
+                expected,
+                format!("configured credential(s) do not work on this node (rotated on some nodes only, or user disabled): {}", bad.join("; ")),
+            )
+        }
+    })
+}
+
+/// Parameters of `access.auth_failures`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFailures {
+    /// Warn above this many failed authentications in the window.
+    pub max_failures: u64,
+    /// Only entries whose newest occurrence is this recent count.
+    pub window_seconds: u64,
+}
+
+fn auth_failures(ev: &EvidenceSet, p: &AuthFailures) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "at most {} failed logins in ACL LOG within {} s",
+        p.max_failures, p.window_seconds
+    );
+    per_node(ev, &expected, |subject, v| {
+        let recent: Vec<_> = v
+            .log
+            .by_reason_user
+            .iter()
+            .filter(|c| c.reason == "auth" && c.newest_age_seconds <= p.window_seconds)
+            .collect();
+        let total: u64 = recent.iter().map(|c| c.count).sum();
+        let by: Vec<String> = recent
+            .iter()
+            .map(|c| format!("{} {}", c.username, c.count))
+            .collect();
+        let observed = format!(
+            "{total} failed login(s){}",
+            if by.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by.join(", "))
+            }
+        );
+        if total > p.max_failures {
+            SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), "many recent failed logins: look for password guessing or a client with a stale password (ACL LOG on the node has the client addresses)")
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected.clone(),
+                "no unusual number of failed logins (each audit adds one for user default)",
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_rules_ignore_the_order_of_individual_command_rules() {
+        let a = canonical_rule("user u on #fp:1 ~* -@all +@read -keys +cluster|slots -client|kill");
+        let b = canonical_rule("user u on #fp:1 ~* -@all +@read +cluster|slots -client|kill -keys");
+        assert_eq!(a, b);
+        // Category order is meaningful and kept.
+        assert_ne!(
+            canonical_rule("user u -@all +@read"),
+            canonical_rule("user u +@read -@all")
+        );
+        let (x, y) = token_diff(
+            &canonical_rule("user u #fp:1 +@read +@write"),
+            &canonical_rule("user u #fp:2 +@read"),
+        );
+        assert_eq!(
+            (x, y),
+            (
+                vec!["#fp:1".to_string(), "+@write".to_string()],
+                vec!["#fp:2".to_string()]
+            )
+        );
+    }
+
+    #[test]
+    fn glob_matches_like_redis() {
+        assert!(glob("session:*", "session:abc"));
+        assert!(!glob("session:*", "sessions:abc"));
+        assert!(glob("*", ""));
+        assert!(glob("h?llo", "hello"));
+        assert!(glob("h[ae]llo", "hallo") && !glob("h[ae]llo", "hillo"));
+        assert!(glob("h[^e]llo", "hallo") && !glob("h[^e]llo", "hello"));
+        assert!(glob("h[a-b]llo", "hbllo"));
+        assert!(glob("a\\*b", "a*b") && !glob("a\\*b", "axb"));
+    }
+}

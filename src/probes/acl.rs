@@ -1,0 +1,888 @@
+//! Access control: ACL users and rules, ACL LOG, an ACL DRYRUN sweep of the
+//! whole COMMAND table, the policy's explicit cases, and live logins.
+//!
+//! Non-destructive by construction. The commands sent are ACL USERS, ACL
+//! LIST, ACL GETUSER, ACL LOG, COMMAND, ACL DRYRUN (which never executes the
+//! command it is asked about), PING, AUTH and ACL WHOAMI. The one side
+//! effect is that `AUTH default <random>` adds an `auth` entry to each
+//! node's ACL LOG; the log summary is read before that attempt.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+
+use super::{Probe, ProbeContext, ProbeFuture};
+use crate::config::NodeAddr;
+use crate::evidence::{
+    AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult, CommandInfo,
+    CommandTable, DryRunError, Evidence, Observation, Observed, ProbeFailure, UserAuth,
+    DRYRUN_KEYS,
+};
+use crate::resp::{as_text, describe, Frame, RedisConn};
+
+/// Probe name of the per-node ACL view.
+pub const PROBE: &str = "acl";
+/// Probe name of the COMMAND table.
+pub const COMMANDS_PROBE: &str = "acl.commands";
+
+/// The access probe.
+pub struct AclProbe;
+
+impl Probe for AclProbe {
+    fn name(&self) -> &'static str {
+        PROBE
+    }
+
+    fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
+        Box::pin(async move {
+            // Fingerprints of password hashes are salted per run, so they
+            // compare nodes within the run but reveal nothing later.
+            let mut salt = [0u8; 32];
+            let _ = getrandom::fill(&mut salt);
+            let mut set = JoinSet::new();
+            for addr in ctx.targets.clone() {
+                let ctx = ctx.clone();
+                set.spawn(async move {
+                    let t0 = Instant::now();
+                    let r = timeout(ctx.timeouts.probe(), observe_node(&ctx, &addr, &salt)).await;
+                    let (view, table) = match r {
+                        Ok(Ok((v, t))) => (Observed::Observation(Observation::AclNode(v)), Some(t)),
+                        Ok(Err(f)) => (Observed::Failure(f), None),
+                        Err(_) => (
+                            Observed::Failure(ProbeFailure {
+                                kind: "deadline".into(),
+                                message: format!(
+                                    "{addr}: access probe did not finish within {} ms",
+                                    ctx.timeouts.probe_ms
+                                ),
+                            }),
+                            None,
+                        ),
+                    };
+                    let ev = Evidence {
+                        probe: PROBE.into(),
+                        subject: addr.to_string(),
+                        method: method(&ctx.user),
+                        observed_at: Utc::now(),
+                        duration_ms: t0.elapsed().as_millis() as u64,
+                        result: view,
+                    };
+                    (addr, ev, table)
+                });
+            }
+            let mut items = Vec::new();
+            let mut table: Option<(NodeAddr, CommandTable)> = None;
+            let mut last_failure = None;
+            while let Some(r) = set.join_next().await {
+                let Ok((addr, ev, t)) = r else { continue };
+                if let Observed::Failure(f) = &ev.result {
+                    last_failure = Some(f.clone());
+                }
+                if let Some(t) = t {
+                    if table.as_ref().is_none_or(|(a, _)| addr < *a) {
+                        table = Some((addr, t));
+                    }
+                }
+                items.push(ev);
+            }
+            items.push(Evidence {
+                probe: COMMANDS_PROBE.into(),
+                subject: "cluster".into(),
+                method: "COMMAND (flags and ACL categories of every command and subcommand)".into(),
+                observed_at: Utc::now(),
+                duration_ms: 0,
+                result: match (table, last_failure) {
+                    (Some((_, t)), _) => Observed::Observation(Observation::CommandTable(t)),
+                    (None, Some(f)) => Observed::Failure(f),
+                    (None, None) => Observed::Failure(ProbeFailure {
+                        kind: "no_target".into(),
+                        message: "no node to read COMMAND from".into(),
+                    }),
+                },
+            });
+            items
+        })
+    }
+}
+
+fn method(user: &str) -> String {
+    format!(
+        "As {user} over TLS: ACL USERS, ACL LIST, ACL GETUSER, ACL LOG, COMMAND; ACL DRYRUN for every \
+         command and subcommand per swept user with sample keys {} and {} (DRYRUN never executes); \
+         key positions from COMMAND GETKEYS; the policy's cases via ACL DRYRUN; live logins: PING \
+         unauthenticated, AUTH default <random> (adds one `auth` entry to ACL LOG), AUTH + ACL WHOAMI \
+         (or CLIENT INFO) for each configured user",
+        DRYRUN_KEYS[0], DRYRUN_KEYS[1]
+    )
+}
+
+fn words(ws: &[&str]) -> Vec<Vec<u8>> {
+    ws.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+fn failure(kind: &str, message: String) -> ProbeFailure {
+    ProbeFailure {
+        kind: kind.into(),
+        message,
+    }
+}
+
+async fn observe_node(
+    ctx: &ProbeContext,
+    addr: &NodeAddr,
+    salt: &[u8; 32],
+) -> Result<(AclView, CommandTable), ProbeFailure> {
+    let mut c =
+        RedisConn::connect_as(addr, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
+    let first = c
+        .pipeline(&[
+            words(&["ACL", "USERS"]),
+            words(&["ACL", "LIST"]),
+            words(&["ACL", "LOG"]),
+            words(&["COMMAND"]),
+        ])
+        .await?;
+    let names = string_list(&first[0]).ok_or_else(|| {
+        failure(
+            "unexpected_reply",
+            format!("{addr}: ACL USERS: {}", describe(first.first())),
+        )
+    })?;
+    let list = string_list(&first[1]).ok_or_else(|| {
+        failure(
+            "unexpected_reply",
+            format!("{addr}: ACL LIST: {}", describe(first.get(1))),
+        )
+    })?;
+    let log = parse_acl_log(&first[2])
+        .map_err(|e| failure("unexpected_reply", format!("{addr}: ACL LOG: {e}")))?;
+    let commands = parse_command_table(&first[3])
+        .map_err(|e| failure("unexpected_reply", format!("{addr}: COMMAND: {e}")))?;
+
+    let getusers: Vec<Vec<Vec<u8>>> = names
+        .iter()
+        .map(|n| words(&["ACL", "GETUSER", n]))
+        .collect();
+    let replies = c.pipeline(&getusers).await?;
+    let mut users = Vec::new();
+    for (name, f) in names.iter().zip(&replies) {
+        let rule = list
+            .iter()
+            .find(|l| l.split_whitespace().nth(1) == Some(name.as_str()))
+            .map(|l| redact_rule(l, salt))
+            .unwrap_or_default();
+        users.push(parse_getuser(name, f, &rule, salt).map_err(|e| {
+            failure(
+                "unexpected_reply",
+                format!("{addr}: ACL GETUSER {name}: {e}"),
+            )
+        })?);
+    }
+
+    // Where each command takes its keys: the legacy key range, refined with
+    // COMMAND GETKEYS for movable keys (numkeys, STREAMS, ...).
+    let templates = key_templates(&mut c, &commands).await?;
+
+    // The DRYRUN sweep, one pipeline per user.
+    let mut dryrun = BTreeMap::new();
+    let mut dryrun_errors = Vec::new();
+    let mut calls = 0;
+    for user in ctx.inputs.dryrun_users.iter().filter(|u| names.contains(u)) {
+        let mut plan: Vec<(String, usize)> = Vec::new();
+        let mut cmds = Vec::new();
+        for (name, template) in &templates {
+            let tries = if template.iter().any(|a| a == KEY_MARK) {
+                2
+            } else {
+                1
+            };
+            for key in DRYRUN_KEYS.iter().take(tries) {
+                let mut full = words(&["ACL", "DRYRUN", user]);
+                full.extend(template.iter().map(|a| {
+                    if a == KEY_MARK {
+                        key.as_bytes().to_vec()
+                    } else {
+                        a.as_bytes().to_vec()
+                    }
+                }));
+                cmds.push(full);
+            }
+            plan.push((name.clone(), tries));
+        }
+        calls += cmds.len();
+        let replies = c.pipeline(&cmds).await?;
+        let mut it = replies.iter();
+        let mut m = BTreeMap::new();
+        for (name, tries) in plan {
+            let mut v = String::new();
+            for _ in 0..tries {
+                let (letter, reply) = verdict(it.next());
+                if letter == 'E' {
+                    dryrun_errors.push(DryRunError {
+                        user: user.clone(),
+                        command: name.clone(),
+                        reply,
+                    });
+                }
+                v.push(letter);
+            }
+            m.insert(name, v);
+        }
+        dryrun.insert(user.clone(), m);
+    }
+
+    // The policy's explicit cases.
+    let mut cases = Vec::new();
+    if !ctx.inputs.dryrun_cases.is_empty() {
+        let cmds: Vec<Vec<Vec<u8>>> = ctx
+            .inputs
+            .dryrun_cases
+            .iter()
+            .map(|k| {
+                let mut full = words(&["ACL", "DRYRUN", &k.user]);
+                full.extend(k.command.split_whitespace().map(|w| w.as_bytes().to_vec()));
+                full
+            })
+            .collect();
+        calls += cmds.len();
+        let replies = c.pipeline(&cmds).await?;
+        for (k, f) in ctx.inputs.dryrun_cases.iter().zip(&replies) {
+            let (letter, reply) = verdict(Some(f));
+            cases.push(CaseResult {
+                user: k.user.clone(),
+                command: k.command.clone(),
+                verdict: letter.to_string(),
+                reply,
+            });
+        }
+    }
+    drop(c);
+
+    let auth = live_auth(ctx, addr).await?;
+    Ok((
+        AclView {
+            users,
+            log,
+            dryrun,
+            dryrun_errors,
+            dryrun_calls: calls,
+            cases,
+            auth,
+        },
+        CommandTable {
+            node: addr.to_string(),
+            commands,
+        },
+    ))
+}
+
+/// Live logins: an unauthenticated PING, a wrong password for `default`,
+/// and each configured user with its real password.
+async fn live_auth(ctx: &ProbeContext, addr: &NodeAddr) -> Result<AuthObservation, ProbeFailure> {
+    let mut anon = RedisConn::connect(addr, &ctx.tls, &ctx.timeouts).await?;
+    let unauthenticated_ping = reply_text(anon.cmd_str(&["PING"]).await);
+    let mut random = [0u8; 24];
+    let _ = getrandom::fill(&mut random);
+    let wrong = crate::secret::Secret::new(hex::encode(random));
+    let default_wrong_password = match anon.auth("default", &wrong).await {
+        Ok(()) => "OK".to_string(),
+        Err(crate::resp::ConnError::Auth { reply, .. }) => reply,
+        Err(e) => return Err(e.into()),
+    };
+    drop(anon);
+    let mut users = Vec::new();
+    for (user, pw) in &ctx.credentials {
+        let mut c = RedisConn::connect(addr, &ctx.tls, &ctx.timeouts).await?;
+        match c.auth(user, pw).await {
+            Ok(()) => {
+                // ACL WHOAMI needs @slow; a least-privilege user may only
+                // have CLIENT INFO (@connection), whose `user=` says the same.
+                let whoami = match c.cmd_str(&["ACL", "WHOAMI"]).await {
+                    Ok(f) => as_text(&f),
+                    Err(_) => c
+                        .cmd_str(&["CLIENT", "INFO"])
+                        .await
+                        .ok()
+                        .and_then(|f| as_text(&f))
+                        .and_then(|t| {
+                            t.split_whitespace()
+                                .find_map(|kv| kv.strip_prefix("user="))
+                                .map(str::to_string)
+                        }),
+                };
+                users.push(UserAuth {
+                    user: user.clone(),
+                    authenticated: true,
+                    error: None,
+                    whoami,
+                });
+            }
+            Err(crate::resp::ConnError::Auth { reply, .. }) => users.push(UserAuth {
+                user: user.clone(),
+                authenticated: false,
+                error: Some(reply),
+                whoami: None,
+            }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(AuthObservation {
+        unauthenticated_ping,
+        default_wrong_password,
+        users,
+    })
+}
+
+fn reply_text(r: Result<Frame, crate::resp::ConnError>) -> String {
+    match r {
+        Ok(f) => as_text(&f).unwrap_or_else(|| describe(Some(&f))),
+        Err(crate::resp::ConnError::Server { reply, .. }) => reply,
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The DRYRUN verdict letter and the reply text.
+pub fn verdict(f: Option<&Frame>) -> (char, String) {
+    match f {
+        Some(Frame::SimpleString(s)) | Some(Frame::BulkString(s)) => {
+            let t = String::from_utf8_lossy(s).to_string();
+            let letter = if t == "OK" {
+                'A'
+            } else if t.contains("permissions to run") {
+                'C'
+            } else if t.ends_with(" key") && t.contains("permissions to access") {
+                'K'
+            } else if t.ends_with(" channel") && t.contains("permissions to access") {
+                'H'
+            } else {
+                'E'
+            };
+            (letter, t)
+        }
+        Some(Frame::Error(e)) => ('E', e.clone()),
+        other => ('E', describe(other)),
+    }
+}
+
+/// Placeholder for a key position in an argument template.
+pub const KEY_MARK: &str = "\u{0}key";
+
+/// Arguments that satisfy the command's arity: [`KEY_MARK`] at the legacy
+/// key positions, `1` elsewhere (so a `numkeys` argument asks for one key).
+pub fn arg_template(info: &CommandInfo) -> Vec<String> {
+    let mut args: Vec<String> = info.name.split('|').map(str::to_string).collect();
+    let n = info.arity.unsigned_abs().max(args.len() as u64) as usize;
+    let last = if info.last_key < 0 {
+        n as i64 + info.last_key
+    } else {
+        info.last_key
+    };
+    for pos in args.len()..n {
+        let p = pos as i64;
+        let is_key = info.first_key > 0
+            && p >= info.first_key
+            && p <= last
+            && info.step > 0
+            && (p - info.first_key) % info.step == 0;
+        args.push(if is_key {
+            KEY_MARK.to_string()
+        } else {
+            "1".to_string()
+        });
+    }
+    args
+}
+
+fn fill(template: &[String], key: &str) -> Vec<Vec<u8>> {
+    template
+        .iter()
+        .map(|a| {
+            if a == KEY_MARK {
+                key.as_bytes().to_vec()
+            } else {
+                a.as_bytes().to_vec()
+            }
+        })
+        .collect()
+}
+
+fn getkeys(template: &[String]) -> Vec<Vec<u8>> {
+    let mut full = words(&["COMMAND", "GETKEYS"]);
+    full.extend(fill(template, DRYRUN_KEYS[0]));
+    full
+}
+
+/// Argument templates for every (sub)command. Commands with movable keys
+/// (or extra keys behind a `numkeys`) get their key positions from COMMAND
+/// GETKEYS: keys the server extracts that are still `1` are turned into key
+/// positions, from the end, and kept only if GETKEYS then extracts exactly
+/// the sample key. GETKEYS is read-only.
+async fn key_templates(
+    c: &mut RedisConn,
+    commands: &[CommandInfo],
+) -> Result<Vec<(String, Vec<String>)>, ProbeFailure> {
+    let mut out: Vec<(String, Vec<String>)> = commands
+        .iter()
+        .filter(|i| !i.container)
+        .map(|i| (i.name.clone(), arg_template(i)))
+        .collect();
+    let candidates: Vec<usize> = out
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let info = commands.iter().filter(|c| !c.container).nth(*i);
+            info.is_some_and(|c| c.first_key > 0 || c.flags.iter().any(|f| f == "movablekeys"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let round1 = c
+        .pipeline(
+            &candidates
+                .iter()
+                .map(|&i| getkeys(&out[i].1))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+    let mut retry: Vec<(usize, Vec<String>)> = Vec::new();
+    for (&i, reply) in candidates.iter().zip(&round1) {
+        let Some(keys) = string_list(reply) else {
+            continue;
+        };
+        let ones = keys.iter().filter(|k| *k == "1").count();
+        if ones == 0 {
+            continue;
+        }
+        let fixed = out[i].0.split('|').count();
+        let mut t = out[i].1.clone();
+        let mut left = ones;
+        for pos in (fixed..t.len()).rev() {
+            if left == 0 {
+                break;
+            }
+            if t[pos] == "1" {
+                t[pos] = KEY_MARK.to_string();
+                left -= 1;
+            }
+        }
+        retry.push((i, t));
+    }
+    if !retry.is_empty() {
+        let round2 = c
+            .pipeline(&retry.iter().map(|(_, t)| getkeys(t)).collect::<Vec<_>>())
+            .await?;
+        for ((i, t), reply) in retry.into_iter().zip(&round2) {
+            let ok = string_list(reply)
+                .is_some_and(|keys| !keys.is_empty() && keys.iter().all(|k| k == DRYRUN_KEYS[0]));
+            if ok {
+                out[i].1 = t;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn string_list(f: &Frame) -> Option<Vec<String>> {
+    match f {
+        Frame::Array(a) => a.iter().map(as_text).collect(),
+        _ => None,
+    }
+}
+
+fn fingerprint(salt: &[u8; 32], hash: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(hash.as_bytes());
+    hex::encode(&h.finalize()[..8])
+}
+
+/// Replaces `#<sha256>` password hashes in an ACL LIST line by salted
+/// fingerprints (`#fp:<16 hex>`).
+pub fn redact_rule(line: &str, salt: &[u8; 32]) -> String {
+    line.split(' ')
+        .map(|w| match w.strip_prefix('#') {
+            Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                format!("#fp:{}", fingerprint(salt, h))
+            }
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
+    let Frame::Array(items) = f else {
+        return Err(format!("expected a map, got {}", describe(Some(f))));
+    };
+    if items.len() % 2 != 0 {
+        return Err("map with an odd number of elements".into());
+    }
+    items
+        .chunks(2)
+        .map(|kv| {
+            as_text(&kv[0])
+                .map(|k| (k, &kv[1]))
+                .ok_or_else(|| "map key is not a string".to_string())
+        })
+        .collect()
+}
+
+/// Parses `ACL GETUSER` (Redis 7 map form).
+pub fn parse_getuser(
+    name: &str,
+    f: &Frame,
+    rule: &str,
+    salt: &[u8; 32],
+) -> Result<AclUser, String> {
+    if matches!(f, Frame::Null) {
+        return Err("user vanished between ACL USERS and ACL GETUSER".into());
+    }
+    let mut u = AclUser {
+        name: name.to_string(),
+        flags: Vec::new(),
+        password_count: 0,
+        password_fingerprints: Vec::new(),
+        commands: String::new(),
+        keys: String::new(),
+        channels: String::new(),
+        selectors: Vec::new(),
+        rule: rule.to_string(),
+    };
+    let mut saw_flags = false;
+    for (k, v) in pairs(f)? {
+        match k.as_str() {
+            "flags" => {
+                u.flags = string_list(v).ok_or("flags is not a list")?;
+                saw_flags = true;
+            }
+            "passwords" => {
+                let hashes = string_list(v).ok_or("passwords is not a list")?;
+                u.password_count = hashes.len();
+                u.password_fingerprints = hashes.iter().map(|h| fingerprint(salt, h)).collect();
+            }
+            "commands" => u.commands = as_text(v).unwrap_or_default(),
+            "keys" => u.keys = as_text(v).unwrap_or_default(),
+            "channels" => u.channels = as_text(v).unwrap_or_default(),
+            "selectors" => {
+                if let Frame::Array(sel) = v {
+                    u.selectors = sel.iter().map(|s| describe(Some(s))).collect();
+                }
+            }
+            _ => {}
+        }
+    }
+    if !saw_flags {
+        return Err("no flags in the reply".into());
+    }
+    Ok(u)
+}
+
+/// Summarises `ACL LOG` by reason and user. Objects (keys, channels) are
+/// deliberately not kept: a denied key can be a session id.
+pub fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
+    let Frame::Array(entries) = f else {
+        return Err(format!("expected an array, got {}", describe(Some(f))));
+    };
+    let mut by: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for e in entries {
+        let mut reason = String::new();
+        let mut user = String::new();
+        let mut count = 1u64;
+        let mut age = u64::MAX;
+        for (k, v) in pairs(e)? {
+            match k.as_str() {
+                "reason" => reason = as_text(v).unwrap_or_default(),
+                "username" => user = as_text(v).unwrap_or_default(),
+                "count" => {
+                    if let Frame::Integer(i) = v {
+                        count = (*i).max(0) as u64;
+                    }
+                }
+                "age-seconds" => {
+                    age = as_text(v)
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .map(|a| a.max(0.0) as u64)
+                        .unwrap_or(u64::MAX)
+                }
+                _ => {}
+            }
+        }
+        let slot = by.entry((reason, user)).or_insert((0, u64::MAX));
+        slot.0 += count;
+        slot.1 = slot.1.min(age);
+    }
+    Ok(AclLogSummary {
+        entries: entries.len(),
+        by_reason_user: by
+            .into_iter()
+            .map(|((reason, username), (count, age))| AclLogCount {
+                reason,
+                username,
+                count,
+                newest_age_seconds: if age == u64::MAX { 0 } else { age },
+            })
+            .collect(),
+    })
+}
+
+/// Parses the COMMAND reply (Redis 7: name, arity, flags, first, last, step,
+/// categories, tips, key specs, subcommands), flattening subcommands.
+pub fn parse_command_table(f: &Frame) -> Result<Vec<CommandInfo>, String> {
+    let Frame::Array(cmds) = f else {
+        return Err(format!("expected an array, got {}", describe(Some(f))));
+    };
+    let mut out = Vec::new();
+    for c in cmds {
+        parse_command(c, None, &mut out)?;
+    }
+    if out.is_empty() {
+        return Err("empty command table".into());
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn parse_command(
+    f: &Frame,
+    parent: Option<&str>,
+    out: &mut Vec<CommandInfo>,
+) -> Result<(), String> {
+    let Frame::Array(a) = f else {
+        return Err(format!("command entry is {}", describe(Some(f))));
+    };
+    if a.len() < 7 {
+        return Err(format!(
+            "command entry has {} fields, expected at least 7",
+            a.len()
+        ));
+    }
+    let name = as_text(&a[0])
+        .ok_or("command name is not a string")?
+        .to_ascii_lowercase();
+    let int = |i: usize| match &a[i] {
+        Frame::Integer(v) => Ok(*v),
+        other => Err(format!("{name}: field {i} is {}", describe(Some(other)))),
+    };
+    let list =
+        |i: usize| string_list(&a[i]).ok_or_else(|| format!("{name}: field {i} is not a list"));
+    let subs = match a.get(9) {
+        Some(Frame::Array(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    };
+    // Subcommands are reported as `parent|sub` already by Redis 7.
+    let full = match parent {
+        Some(p) if !name.contains('|') => format!("{p}|{name}"),
+        _ => name.clone(),
+    };
+    out.push(CommandInfo {
+        name: full.clone(),
+        arity: int(1)?,
+        flags: list(2)?,
+        categories: list(6)?,
+        first_key: int(3)?,
+        last_key: int(4)?,
+        step: int(5)?,
+        container: subs.is_some(),
+    });
+    if let Some(subs) = subs {
+        for s in subs {
+            parse_command(s, Some(&full), out)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Frame {
+        Frame::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn info(name: &str, arity: i64, first: i64, last: i64, step: i64) -> CommandInfo {
+        CommandInfo {
+            name: name.into(),
+            arity,
+            flags: vec![],
+            categories: vec![],
+            first_key: first,
+            last_key: last,
+            step,
+            container: false,
+        }
+    }
+
+    #[test]
+    fn templates_fill_arity_and_key_positions() {
+        let k = KEY_MARK;
+        assert_eq!(arg_template(&info("get", 2, 1, 1, 1)), ["get", k]);
+        assert_eq!(arg_template(&info("mset", -3, 1, -1, 2)), ["mset", k, "1"]);
+        assert_eq!(arg_template(&info("ping", -1, 0, 0, 0)), ["ping"]);
+        assert_eq!(
+            arg_template(&info("config|get", -3, 0, 0, 0)),
+            ["config", "get", "1"]
+        );
+        assert_eq!(arg_template(&info("eval", -3, 0, 0, 0)), ["eval", "1", "1"]);
+        assert_eq!(arg_template(&info("rename", 3, 1, 2, 1)), ["rename", k, k]);
+        assert_eq!(
+            arg_template(&info("zunionstore", -4, 1, 1, 1)),
+            ["zunionstore", k, "1", "1"]
+        );
+    }
+
+    #[test]
+    fn verdicts_from_dryrun_replies() {
+        let s = |t: &str| Frame::BulkString(t.as_bytes().to_vec());
+        assert_eq!(verdict(Some(&Frame::SimpleString(b"OK".to_vec()))).0, 'A');
+        assert_eq!(
+            verdict(Some(&s(
+                "This user has no permissions to run the 'set' command"
+            )))
+            .0,
+            'C'
+        );
+        assert_eq!(
+            verdict(Some(&s(
+                "This user has no permissions to access the 'foo' key"
+            )))
+            .0,
+            'K'
+        );
+        assert_eq!(
+            verdict(Some(&s(
+                "This user has no permissions to access the 'c' channel"
+            )))
+            .0,
+            'H'
+        );
+        assert_eq!(
+            verdict(Some(&Frame::Error("ERR User 'x' not found".into()))).0,
+            'E'
+        );
+        assert_eq!(verdict(Some(&Frame::Integer(3))).0, 'E');
+        assert_eq!(verdict(None).0, 'E');
+    }
+
+    #[test]
+    fn rules_are_redacted_to_salted_fingerprints() {
+        let h = "a".repeat(64);
+        let salt = [7u8; 32];
+        let r = redact_rule(
+            &format!("user app_user on #{h} ~session:* resetchannels -@all"),
+            &salt,
+        );
+        assert!(!r.contains(&h));
+        assert!(
+            r.starts_with("user app_user on #fp:") && r.ends_with("~session:* resetchannels -@all"),
+            "{r}"
+        );
+        assert_eq!(
+            r,
+            redact_rule(
+                &format!("user app_user on #{h} ~session:* resetchannels -@all"),
+                &salt
+            )
+        );
+        assert_ne!(
+            r,
+            redact_rule(
+                &format!("user app_user on #{h} ~session:* resetchannels -@all"),
+                &[8u8; 32]
+            )
+        );
+    }
+
+    #[test]
+    fn getuser_never_keeps_hashes_and_rejects_odd_replies() {
+        let h = "b".repeat(64);
+        let f = Frame::Array(vec![
+            bulk("flags"),
+            Frame::Array(vec![bulk("on")]),
+            bulk("passwords"),
+            Frame::Array(vec![bulk(&h)]),
+            bulk("commands"),
+            bulk("-@all +@read"),
+            bulk("keys"),
+            bulk("~*"),
+            bulk("channels"),
+            bulk(""),
+            bulk("selectors"),
+            Frame::Array(vec![]),
+        ]);
+        let u = parse_getuser("dev_user", &f, "user dev_user on #fp:x", &[1; 32]).unwrap();
+        assert_eq!(u.password_count, 1);
+        assert!(!format!("{u:?}").contains(&h));
+        assert!(parse_getuser("x", &Frame::Null, "", &[1; 32]).is_err());
+        assert!(parse_getuser("x", &bulk("nope"), "", &[1; 32]).is_err());
+        assert!(parse_getuser(
+            "x",
+            &Frame::Array(vec![bulk("keys"), bulk("~*")]),
+            "",
+            &[1; 32]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn acl_log_is_summarised_without_objects() {
+        let entry = |reason: &str, user: &str, count: i64, obj: &str| {
+            Frame::Array(vec![
+                bulk("count"),
+                Frame::Integer(count),
+                bulk("reason"),
+                bulk(reason),
+                bulk("context"),
+                bulk("toplevel"),
+                bulk("object"),
+                bulk(obj),
+                bulk("username"),
+                bulk(user),
+                bulk("age-seconds"),
+                bulk("12.5"),
+            ])
+        };
+        let f = Frame::Array(vec![
+            entry("auth", "default", 3, "AUTH"),
+            entry("auth", "default", 2, "AUTH"),
+            entry("key", "app_user", 1, "session:secret-token"),
+        ]);
+        let s = parse_acl_log(&f).unwrap();
+        assert_eq!(s.entries, 3);
+        assert_eq!(s.by_reason_user[0].count, 5);
+        assert!(!format!("{s:?}").contains("secret-token"));
+        assert!(parse_acl_log(&bulk("x")).is_err());
+    }
+
+    #[test]
+    fn command_table_flattens_subcommands() {
+        let cmd = |name: &str, subs: Vec<Frame>| {
+            Frame::Array(vec![
+                bulk(name),
+                Frame::Integer(-2),
+                Frame::Array(vec![bulk("admin")]),
+                Frame::Integer(0),
+                Frame::Integer(0),
+                Frame::Integer(0),
+                Frame::Array(vec![bulk("@admin")]),
+                Frame::Array(vec![]),
+                Frame::Array(vec![]),
+                Frame::Array(subs),
+            ])
+        };
+        let t = parse_command_table(&Frame::Array(vec![cmd(
+            "config",
+            vec![cmd("config|get", vec![])],
+        )]))
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert!(t[0].container && t[0].name == "config");
+        assert_eq!(t[1].name, "config|get");
+        assert!(parse_command_table(&Frame::Array(vec![bulk("x")])).is_err());
+        assert!(parse_command_table(&Frame::Array(vec![])).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! The access checks against a real lab through the real binary. One lab,
+//! defects applied one at a time (and reverted with ACL LOAD from each
+//! node's aclfile): each makes exactly its check fail, plus ACC-008 where
+//! a documented case covers the same permission. The audit never changes
+//! the keyspace.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use epic_audit::resp::Frame;
+use sha2::{Digest, Sha256};
+
+async fn on_nodes(t: &TestLab, nodes: &[usize], words: &[&str]) {
+    for &i in nodes {
+        let mut c = t.lab.admin(i).await.unwrap();
+        c.cmd_str(words)
+            .await
+            .unwrap_or_else(|e| panic!("{words:?} on node {i}: {e}"));
+    }
+}
+
+const ALL: [usize; 6] = [0, 1, 2, 3, 4, 5];
+
+/// DBSIZE and a SHA-256 over every key and its DUMP, per master.
+async fn keyspace(t: &TestLab) -> BTreeMap<usize, (i64, String)> {
+    let mut out = BTreeMap::new();
+    for m in 0..3 {
+        let mut c = t.lab.admin(m).await.unwrap();
+        let Frame::Integer(size) = c.cmd_str(&["DBSIZE"]).await.unwrap() else {
+            panic!("DBSIZE")
+        };
+        let mut keys = Vec::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let Frame::Array(r) = c
+                .cmd_str(&["SCAN", &cursor, "COUNT", "1000"])
+                .await
+                .unwrap()
+            else {
+                panic!("SCAN")
+            };
+            cursor = epic_audit::resp::as_text(&r[0]).unwrap();
+            if let Frame::Array(ks) = &r[1] {
+                keys.extend(ks.iter().filter_map(epic_audit::resp::as_text));
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+        keys.sort();
+        let dumps = c
+            .pipeline(
+                &keys
+                    .iter()
+                    .map(|k| vec![b"DUMP".to_vec(), k.as_bytes().to_vec()])
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap();
+        let mut h = Sha256::new();
+        for (k, d) in keys.iter().zip(&dumps) {
+            h.update(k.as_bytes());
+            if let Frame::BulkString(b) = d {
+                h.update(b);
+            }
+        }
+        out.insert(m, (size, hex::encode(h.finalize())));
+    }
+    out
+}
+
+fn audit(t: &TestLab, name: &str) -> (i32, serde_json::Value, Vec<(String, String)>) {
+    let cfg = t.tmp.path().join("epic-audit.toml");
+    let out = t.out(name);
+    let r = epic_audit(
+        &[
+            "run",
+            "--env",
+            "t",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--only",
+            "access",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        t.tmp.path(),
+    );
+    assert!(
+        r.code <= 2,
+        "{name}: exit {}\n{}\n{}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    let rep = report(&out);
+    let not_passing = rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "pass")
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (r.code, rep, not_passing)
+}
+
+fn fails(ids: &[&str]) -> Vec<(String, String)> {
+    ids.iter()
+        .map(|i| (i.to_string(), "fail".to_string()))
+        .collect()
+}
+
+fn message_of(rep: &serde_json::Value, id: &str) -> String {
+    subjects(rep, id)
+        .into_iter()
+        .filter(|s| s.1 != "pass")
+        .map(|s| format!("{}: {}", s.0, s.2))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
+    let t = start_lab().await;
+    // The config names every lab user, so ACC-009 logs in as each of them.
+    let cfg = t.config(&[], (2000, 5000, 20000));
+    let dir = t.lab.spec.dir.display().to_string();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    for u in ["app_user", "dev_user"] {
+        text.push_str(&format!(
+            "[environments.t.users.{u}]\npassword_file = \"{dir}/secrets/{u}.pass\"\n"
+        ));
+    }
+    std::fs::write(&cfg, text).unwrap();
+
+    // Good lab: every access check passes, and the keyspace is untouched.
+    let before = keyspace(&t).await;
+    let (code, rep, bad) = audit(&t, "good");
+    assert_eq!(bad, vec![], "{rep:#}");
+    assert_eq!(code, 0);
+    assert_eq!(
+        keyspace(&t).await,
+        before,
+        "a full access audit changed the keyspace"
+    );
+    assert!(
+        before.values().map(|(n, _)| n).sum::<i64>() >= 20,
+        "the lab has its session keys"
+    );
+    // Every node swept every command for each policy user.
+    let ev: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t.out("good").join("evidence.json")).unwrap(),
+    )
+    .unwrap();
+    let calls: Vec<u64> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["probe"] == "acl")
+        .map(|i| i["result"]["observation"]["dryrun_calls"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls.len(), 6);
+    assert!(calls.iter().all(|c| *c > 1000), "{calls:?}");
+    // No password of the lab appears in the evidence.
+    let text = std::fs::read_to_string(t.out("good").join("evidence.json")).unwrap();
+    for u in ["admin_user", "app_user", "dev_user"] {
+        assert!(
+            !text.contains(t.lab.password(u).expose()),
+            "{u}'s password leaked"
+        );
+    }
+
+    let revert = || async { on_nodes(&t, &ALL, &["ACL", "LOAD"]).await };
+
+    // default enabled without password: only ACC-004.
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "default", "on", "nopass"]).await;
+    let (_, rep, bad) = audit(&t, "default-on");
+    assert_eq!(bad, fails(&["ACC-004"]), "{rep:#}");
+    assert!(message_of(&rep, "ACC-004").contains("default is enabled"));
+    revert().await;
+
+    // dev_user may write: ACC-005, and the documented case "dev_user DEL".
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "dev_user", "+@write"]).await;
+    let (code, rep, bad) = audit(&t, "dev-write");
+    assert_eq!(bad, fails(&["ACC-005", "ACC-008"]), "{rep:#}");
+    assert_eq!(code, 1);
+    let m = message_of(&rep, "ACC-005");
+    assert!(
+        m.contains("append (@write)") && m.contains("127.0.1.1:"),
+        "{m}"
+    );
+    assert!(message_of(&rep, "ACC-008").contains("dev_user: DEL session:0001"));
+    revert().await;
+
+    // dev_user may EVAL (scripting is not @write): ACC-005 and the EVAL case.
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "dev_user", "+eval"]).await;
+    let (_, rep, bad) = audit(&t, "dev-eval");
+    assert_eq!(bad, fails(&["ACC-005", "ACC-008"]), "{rep:#}");
+    assert!(message_of(&rep, "ACC-005").contains("eval (@scripting)"));
+    revert().await;
+
+    // app_user reaches every key: ACC-006 and the case "app_user GET patient:0001".
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "app_user", "allkeys"]).await;
+    let (_, rep, bad) = audit(&t, "app-allkeys");
+    assert_eq!(bad, fails(&["ACC-006", "ACC-008"]), "{rep:#}");
+    assert!(message_of(&rep, "ACC-006").contains("outside session:*"));
+    revert().await;
+
+    // The Redis 7.0 single-key PFMERGE bypass, once the lab's -pfmerge is gone.
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "app_user", "+pfmerge"]).await;
+    let (_, rep, bad) = audit(&t, "app-pfmerge");
+    assert_eq!(bad, fails(&["ACC-006"]), "{rep:#}");
+    assert!(
+        message_of(&rep, "ACC-006").contains(": pfmerge"),
+        "{}",
+        message_of(&rep, "ACC-006")
+    );
+    revert().await;
+
+    // An extra user on every node: only ACC-002.
+    on_nodes(
+        &t,
+        &ALL,
+        &[
+            "ACL",
+            "SETUSER",
+            "intruder",
+            "on",
+            ">intruder-pass-0123",
+            "~*",
+            "+@all",
+        ],
+    )
+    .await;
+    let (_, rep, bad) = audit(&t, "extra-user");
+    assert_eq!(bad, fails(&["ACC-002"]), "{rep:#}");
+    assert!(message_of(&rep, "ACC-002").contains("unexpected user(s) intruder"));
+    revert().await;
+
+    // A user with nopass: only ACC-003 (its real password still works).
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "dev_user", "nopass"]).await;
+    let (_, rep, bad) = audit(&t, "nopass");
+    assert_eq!(bad, fails(&["ACC-003"]), "{rep:#}");
+    revert().await;
+
+    // One node's ACL differs (a second password on node 3 only): only ACC-001.
+    on_nodes(
+        &t,
+        &[2],
+        &["ACL", "SETUSER", "dev_user", ">rotated-on-one-node-only"],
+    )
+    .await;
+    let (_, rep, bad) = audit(&t, "drift");
+    assert_eq!(bad, fails(&["ACC-001"]), "{rep:#}");
+    let failing: Vec<_> = subjects(&rep, "ACC-001")
+        .into_iter()
+        .filter(|s| s.1 == "fail")
+        .collect();
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert_eq!(failing[0].0, t.lab.spec.addr(2).to_string());
+    assert!(
+        failing[0].2.contains("dev_user: here adds `#fp:"),
+        "{}",
+        failing[0].2
+    );
+    revert().await;
+
+    // Many failed logins on one node: ACC-010 warns, the gate still passes.
+    let mut pipeline = Vec::new();
+    for _ in 0..60 {
+        pipeline.push(vec![
+            b"AUTH".to_vec(),
+            b"app_user".to_vec(),
+            b"not-the-password".to_vec(),
+        ]);
+    }
+    let mut anon = epic_audit::resp::RedisConn::connect(
+        &t.lab.spec.addr(0),
+        &t.lab.tls_client(),
+        &epic_audit::config::Timeouts::default(),
+    )
+    .await
+    .unwrap();
+    anon.pipeline(&pipeline).await.unwrap();
+    let (code, rep, bad) = audit(&t, "auth-failures");
+    assert_eq!(
+        bad,
+        vec![("ACC-010".to_string(), "warn".to_string())],
+        "{rep:#}"
+    );
+    assert_eq!(code, 0);
+    assert!(
+        message_of(&rep, "ACC-010").contains("app_user 60"),
+        "{}",
+        message_of(&rep, "ACC-010")
+    );
+    on_nodes(&t, &[0], &["ACL", "LOG", "RESET"]).await;
+
+    // Back to the good lab, and still nothing in the keyspace changed.
+    let (code, rep, bad) = audit(&t, "good-again");
+    assert_eq!(bad, vec![], "{rep:#}");
+    assert_eq!(code, 0);
+    assert_eq!(keyspace(&t).await, before);
+}
