@@ -426,18 +426,15 @@ async fn key_templates(
     c: &mut RedisConn,
     commands: &[CommandInfo],
 ) -> Result<Vec<(String, Vec<String>)>, ProbeFailure> {
-    let mut out: Vec<(String, Vec<String>)> = commands
+    let leaf: Vec<&CommandInfo> = commands.iter().filter(|i| !i.container).collect();
+    let mut out: Vec<(String, Vec<String>)> = leaf
         .iter()
-        .filter(|i| !i.container)
         .map(|i| (i.name.clone(), arg_template(i)))
         .collect();
-    let candidates: Vec<usize> = out
+    let candidates: Vec<usize> = leaf
         .iter()
         .enumerate()
-        .filter(|(i, _)| {
-            let info = commands.iter().filter(|c| !c.container).nth(*i);
-            info.is_some_and(|c| c.first_key > 0 || c.flags.iter().any(|f| f == "movablekeys"))
-        })
+        .filter(|(_, c)| c.first_key > 0 || c.flags.iter().any(|f| f == "movablekeys"))
         .map(|(i, _)| i)
         .collect();
     let round1 = c
