@@ -300,6 +300,8 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         password,
         credentials,
         inputs: engine::probe_inputs(&selected),
+        bus_ports: Default::default(),
+        advertised_plaintext: Default::default(),
     };
     let needed = engine::needed_probes(&selected);
     let evidence = engine::observe(&args.env, &env.seeds, ctx, &needed).await;

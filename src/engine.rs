@@ -42,14 +42,24 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
     let rules = registry();
     let mut inputs = ProbeInputs::default();
     for c in selected.iter().filter(|c| c.enabled) {
-        let needs_acl = rules
-            .get(c.rule.as_str())
-            .is_some_and(|r| r.needs.contains(&probes::acl::PROBE));
-        if !needs_acl {
+        let needs = |p: &str| {
+            rules
+                .get(c.rule.as_str())
+                .is_some_and(|r| r.needs.contains(&p))
+        };
+        if !needs(probes::acl::PROBE) && !needs(probes::tls::CONFIG_PROBE) {
             continue;
         }
         if let Some(toml::Value::String(u)) = c.params.get("user") {
             inputs.dryrun_users.insert(u.clone());
+        }
+        if let Some(toml::Value::Array(ports)) = c.params.get("extra_plaintext_ports") {
+            inputs.plaintext_ports.extend(
+                ports
+                    .iter()
+                    .filter_map(|p| p.as_integer())
+                    .filter_map(|p| u16::try_from(p).ok()),
+            );
         }
         if let Some(cases) = c.params.get("cases") {
             if let Ok(cases) = cases.clone().try_into::<Vec<DryRunCase>>() {
@@ -92,8 +102,39 @@ pub async fn observe(
                 (seeds.to_vec(), items)
             }
         };
+    // Bus ports as each node announces itself (CLUSTER NODES, `myself`).
+    let bus_ports = items
+        .iter()
+        .filter_map(|e| match &e.result {
+            Observed::Observation(crate::evidence::Observation::ClusterNode(v)) => v
+                .me()
+                .and_then(|m| m.bus_port.map(|p| (e.subject.clone(), p))),
+            _ => None,
+        })
+        .collect();
+    // Plaintext ports any node advertises for any node (CLUSTER SHARDS).
+    let mut advertised_plaintext: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeSet<u16>,
+    > = Default::default();
+    for e in &items {
+        if let Observed::Observation(crate::evidence::Observation::ClusterNode(v)) = &e.result {
+            for n in v.shards.iter().flat_map(|s| &s.nodes) {
+                if let (Some(p), Some(tls)) = (n.port, n.tls_port) {
+                    let addr = NodeAddr {
+                        host: n.ip.clone(),
+                        port: tls,
+                    }
+                    .to_string();
+                    advertised_plaintext.entry(addr).or_default().insert(p);
+                }
+            }
+        }
+    }
     let ctx = Arc::new(ProbeContext {
         targets: targets.clone(),
+        bus_ports,
+        advertised_plaintext,
         ..(*ctx).clone()
     });
     let mut set = tokio::task::JoinSet::new();
@@ -226,6 +267,8 @@ mod tests {
             password: Secret::new("x"),
             credentials: Default::default(),
             inputs: Default::default(),
+            bus_ports: Default::default(),
+            advertised_plaintext: Default::default(),
         }
     }
 
@@ -245,14 +288,22 @@ mod tests {
                 _ => None,
             })
             .collect();
+        let probes: std::collections::BTreeSet<&str> = failures.iter().map(|(p, _)| *p).collect();
         assert_eq!(
-            failures,
-            vec![
-                ("acl", "connect"),
-                ("acl.commands", "connect"),
-                ("cluster", "connect"),
-                ("cluster.keyslot", "connect")
+            probes.into_iter().collect::<Vec<_>>(),
+            [
+                "acl",
+                "acl.commands",
+                "cluster",
+                "cluster.keyslot",
+                "tls.config",
+                "tls.endpoint"
             ]
+        );
+        assert_eq!(failures.len(), ev.items.len(), "every item is a failure");
+        assert!(
+            failures.iter().all(|(_, k)| *k == "connect"),
+            "{failures:?}"
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);
         assert!(r.checks.iter().all(|c| c.outcome == Outcome::Error));

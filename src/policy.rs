@@ -20,6 +20,7 @@ use crate::config::{line_of, ConfigError};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("access.toml", include_str!("../checks/access.toml")),
     ("cluster.toml", include_str!("../checks/cluster.toml")),
+    ("transport.toml", include_str!("../checks/transport.toml")),
 ];
 
 /// The text of one built-in policy file, by name (tests and tooling).

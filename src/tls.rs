@@ -17,6 +17,12 @@ pub struct TlsClient {
     pub config: Arc<rustls::ClientConfig>,
     /// Verify certificates against this name instead of the node's address.
     pub server_name: Option<String>,
+    /// The configured CA as the only trust anchor.
+    pub roots: Arc<rustls::RootCertStore>,
+    /// The client certificate chain.
+    pub client_chain: Vec<CertificateDer<'static>>,
+    /// Its private key.
+    pub client_key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -50,9 +56,10 @@ impl TlsClient {
                 format!("cannot read a PEM private key from it: {e}"),
             )
         })?;
+        let roots = Arc::new(roots);
         let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
+            .with_root_certificates(roots.clone())
+            .with_client_auth_cert(chain.clone(), key.clone_key())
             .map_err(|e| {
                 ConfigError::new(
                     client_key,
@@ -62,6 +69,9 @@ impl TlsClient {
         Ok(TlsClient {
             config: Arc::new(config),
             server_name,
+            roots,
+            client_chain: chain,
+            client_key: Arc::new(key),
         })
     }
 

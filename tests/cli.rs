@@ -146,6 +146,7 @@ fn checks_lists_the_catalogue_as_table_and_json() {
     let want: Vec<String> = (1..=10)
         .map(|i| format!("ACC-{i:03}"))
         .chain((1..=7).map(|i| format!("CLU-{i:03}")))
+        .chain((1..=11).map(|i| format!("TLS-{i:03}")))
         .collect();
     assert_eq!(ids, want);
 }

@@ -17,6 +17,7 @@ use crate::tls::TlsClient;
 
 pub mod acl;
 pub mod cluster;
+pub mod tls;
 
 /// What every probe gets: where to look, how to connect, how long it may take.
 #[derive(Debug, Clone)]
@@ -35,6 +36,11 @@ pub struct ProbeContext {
     pub credentials: BTreeMap<String, Secret>,
     /// What the selected checks ask probes to look at.
     pub inputs: ProbeInputs,
+    /// Cluster-bus port each node announces (from discovery), by node.
+    pub bus_ports: BTreeMap<String, u16>,
+    /// Plaintext ports the cluster advertises for a node (CLUSTER SHARDS
+    /// `port`, from discovery), by node: probed, not trusted.
+    pub advertised_plaintext: BTreeMap<String, BTreeSet<u16>>,
 }
 
 /// Inputs the policy gives probes: which users the DRYRUN sweep covers and
@@ -46,6 +52,8 @@ pub struct ProbeInputs {
     pub dryrun_users: BTreeSet<String>,
     /// Explicit (user, command line) cases.
     pub dryrun_cases: Vec<DryRunCase>,
+    /// Extra ports on every node where no plaintext Redis may answer.
+    pub plaintext_ports: BTreeSet<u16>,
 }
 
 /// One explicit DRYRUN case from the policy.
@@ -75,5 +83,10 @@ pub trait Probe: Send + Sync {
 
 /// Every probe that runs after discovery.
 pub fn registry() -> Vec<Box<dyn Probe>> {
-    vec![Box::new(cluster::KeySlotProbe), Box::new(acl::AclProbe)]
+    vec![
+        Box::new(cluster::KeySlotProbe),
+        Box::new(acl::AclProbe),
+        Box::new(tls::TlsEndpointProbe),
+        Box::new(tls::TlsConfigProbe),
+    ]
 }

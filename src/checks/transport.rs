@@ -1,0 +1,766 @@
+//! Transport rules: protocol versions, certificate key, signature, validity,
+//! chain, SAN, EKU, identity across ports, plaintext listeners, inter-node
+//! encryption and client certificates.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{NoParams, Outcome, Rule, SubjectFinding};
+use crate::evidence::{CertInfo, EvidenceSet, TlsConfigView, TlsEndpointView};
+use crate::probes::tls::{CONFIG_PROBE, ENDPOINT_PROBE};
+
+const ENDPOINT_METHOD: &str = "On every node's client TLS port and announced cluster-bus port: one \
+hand-built ClientHello per protocol version (TLS 1.0, 1.1, 1.2, 1.3; broad cipher list including \
+CBC and RSA key exchange; only the server's first record is read: ServerHello = accepted, with the \
+real version from supported_versions; alert or EOF = refused), then a full TLS 1.3 handshake (rustls) \
+presenting the client certificate and one round trip, and one without a client certificate. The \
+served chain is captured by a verifier built from the configured CA only, which records why \
+validation fails instead of failing. Nothing is sent but PING.";
+
+const CONFIG_METHOD: &str = "On every node: CONFIG GET port tls-port tls-protocols \
+tls-ciphersuites tls-ciphers tls-cluster tls-replication tls-auth-clients, over TLS as the audit \
+user, sent only after the node's certificate chains to the configured CA for its name; then a TCP \
+connect and an inline PING on the plaintext port if one is configured, on every plaintext port the \
+cluster advertises for the node (CLUSTER SHARDS `port`), and on the policy's extra ports.";
+
+/// The transport rules.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule::new(
+            "transport.protocol_versions",
+            &[ENDPOINT_PROBE, CONFIG_PROBE],
+            ENDPOINT_METHOD,
+            protocol_versions,
+        ),
+        Rule::new(
+            "transport.cert_key",
+            &[ENDPOINT_PROBE],
+            ENDPOINT_METHOD,
+            cert_key,
+        ),
+        Rule::new(
+            "transport.cert_signature",
+            &[ENDPOINT_PROBE],
+            ENDPOINT_METHOD,
+            cert_signature,
+        ),
+        Rule::new(
+            "transport.cert_validity",
+            &[ENDPOINT_PROBE],
+            ENDPOINT_METHOD,
+            cert_validity,
+        ),
+        Rule::new(
+            "transport.cert_chain",
+            &[ENDPOINT_PROBE],
+            ENDPOINT_METHOD,
+            cert_chain,
+        ),
+        Rule::new(
+            "transport.cert_san",
+            &[ENDPOINT_PROBE],
+            ENDPOINT_METHOD,
+            cert_san,
+        ),
+        Rule::new(
+            "transport.cert_eku",
+            &[ENDPOINT_PROBE],
+            ENDPOINT_METHOD,
+            cert_eku,
+        ),
+        Rule::new(
+            "transport.same_identity",
+            &[ENDPOINT_PROBE],
+            ENDPOINT_METHOD,
+            same_identity,
+        ),
+        Rule::new(
+            "transport.no_plaintext",
+            &[CONFIG_PROBE],
+            CONFIG_METHOD,
+            no_plaintext,
+        ),
+        Rule::new(
+            "transport.internode_tls",
+            &[CONFIG_PROBE],
+            CONFIG_METHOD,
+            internode_tls,
+        ),
+        Rule::new(
+            "transport.client_certs",
+            &[CONFIG_PROBE, ENDPOINT_PROBE],
+            CONFIG_METHOD,
+            client_certs,
+        ),
+    ]
+}
+
+fn per_endpoint(
+    ev: &EvidenceSet,
+    expected: &str,
+    mut f: impl FnMut(&str, &TlsEndpointView) -> SubjectFinding,
+) -> Vec<SubjectFinding> {
+    ev.tls_endpoints()
+        .into_iter()
+        .map(|(subject, r)| match r {
+            Ok(v) => f(subject, v),
+            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
+        })
+        .collect()
+}
+
+/// The leaf certificate, or an `error` finding when none was received.
+fn with_leaf(
+    subject: &str,
+    v: &TlsEndpointView,
+    expected: &str,
+    f: impl FnOnce(&CertInfo) -> SubjectFinding,
+) -> SubjectFinding {
+    match v.chain.first() {
+        Some(c) => f(c),
+        None => SubjectFinding::new(
+            subject,
+            Outcome::Error,
+            "no certificate received",
+            expected,
+            format!("no certificate could be captured: {}", v.handshake.detail),
+        ),
+    }
+}
+
+/// Parameters of `transport.protocol_versions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Versions {
+    /// Versions that may be accepted, e.g. `["TLSv1.3"]`.
+    pub allowed: Vec<String>,
+}
+
+fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "only {} accepted, and a full TLS 1.3 handshake with the client certificate completes",
+        p.allowed.join(", ")
+    );
+    let configured: BTreeMap<String, String> = ev
+        .tls_configs()
+        .into_iter()
+        .filter_map(|(s, r)| {
+            r.ok().and_then(|c| {
+                c.config
+                    .get("tls-protocols")
+                    .map(|v| (s.to_string(), v.clone()))
+            })
+        })
+        .collect();
+    per_endpoint(ev, &expected, |subject, v| {
+        let accepted: Vec<&str> = v
+            .versions
+            .iter()
+            .filter(|r| r.outcome == "accepted")
+            .map(|r| r.version.as_str())
+            .collect();
+        let mut observed = format!(
+            "accepted: {}",
+            if accepted.is_empty() {
+                "none".to_string()
+            } else {
+                accepted.join(", ")
+            }
+        );
+        if let Some(c) = configured.get(&v.node) {
+            observed.push_str(&format!(" (tls-protocols \"{c}\")"));
+        }
+        let forbidden: Vec<String> = v
+            .versions
+            .iter()
+            .filter(|r| r.outcome == "accepted" && !p.allowed.contains(&r.version))
+            .map(|r| format!("{} ({})", r.version, r.detail))
+            .collect();
+        if !forbidden.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                format!(
+                    "{} accepts {}; set `tls-protocols \"{}\"` in redis.conf (and CONFIG SET it) on every node",
+                    v.address,
+                    forbidden.join(", "),
+                    p.allowed.join(" ")
+                ),
+            );
+        }
+        let undetermined: Vec<String> = v
+            .versions
+            .iter()
+            .filter(|r| r.outcome == "undetermined" && !p.allowed.contains(&r.version))
+            .map(|r| format!("{}: {}", r.version, r.detail))
+            .collect();
+        if !undetermined.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                observed,
+                expected.clone(),
+                format!(
+                    "could not tell whether {} refuses {}",
+                    v.address,
+                    undetermined.join("; ")
+                ),
+            );
+        }
+        if accepted.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                format!("{} accepts none of {}", v.address, p.allowed.join(", ")),
+            );
+        }
+        if p.allowed.iter().any(|a| a == "TLSv1.3") && !v.handshake.completed {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                format!(
+                    "the full TLS 1.3 handshake with the client certificate did not complete: {}",
+                    v.handshake.detail
+                ),
+            );
+        }
+        SubjectFinding::new(
+            subject,
+            Outcome::Pass,
+            format!(
+                "{observed}; handshake {} {}",
+                v.handshake.protocol.as_deref().unwrap_or("?"),
+                v.handshake.cipher_suite.as_deref().unwrap_or("?")
+            ),
+            expected.clone(),
+            format!(
+                "only the allowed versions are accepted; {}",
+                v.handshake.detail
+            ),
+        )
+    })
+}
+
+/// Parameters of `transport.cert_key`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyParams {
+    /// Allowed key types (`RSA`, `EC`).
+    pub key_types: Vec<String>,
+    /// Minimum RSA modulus size in bits.
+    pub min_rsa_bits: u32,
+    /// Minimum EC key size in bits.
+    #[serde(default = "default_ec")]
+    pub min_ec_bits: u32,
+}
+
+fn default_ec() -> u32 {
+    256
+}
+
+fn cert_key(ev: &EvidenceSet, p: &KeyParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "{} key, RSA >= {} bits",
+        p.key_types.join("/"),
+        p.min_rsa_bits
+    );
+    per_endpoint(ev, &expected, |subject, v| {
+        with_leaf(subject, v, &expected, |c| {
+            let observed = format!("{} {} bits ({})", c.key_type, c.key_bits, c.subject);
+            let min = if c.key_type == "RSA" {
+                p.min_rsa_bits
+            } else {
+                p.min_ec_bits
+            };
+            if !p.key_types.contains(&c.key_type) {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    observed,
+                    expected.clone(),
+                    format!(
+                        "key type {} is not allowed; reissue the certificate with an RSA-{} key",
+                        c.key_type, p.min_rsa_bits
+                    ),
+                )
+            } else if c.key_bits < min {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    observed,
+                    expected.clone(),
+                    format!("{}-bit key is below the policy's {min}; reissue with `openssl genrsa 4096` and swap it in (tls-cert-file/tls-key-file)", c.key_bits),
+                )
+            } else {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Pass,
+                    observed,
+                    expected.clone(),
+                    "key strong enough",
+                )
+            }
+        })
+    })
+}
+
+/// Parameters of `transport.cert_signature`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigParams {
+    /// Substrings (lower-case) of forbidden signature algorithms.
+    pub forbidden: Vec<String>,
+}
+
+fn cert_signature(ev: &EvidenceSet, p: &SigParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "no certificate in the chain signed with {}",
+        p.forbidden.join("/")
+    );
+    per_endpoint(ev, &expected, |subject, v| {
+        with_leaf(subject, v, &expected, |_| {
+            let bad: Vec<String> = v
+                .chain
+                .iter()
+                .filter(|c| {
+                    p.forbidden
+                        .iter()
+                        .any(|f| c.signature_algorithm.to_ascii_lowercase().contains(f))
+                })
+                .map(|c| format!("{} ({})", c.subject, c.signature_algorithm))
+                .collect();
+            let algs: Vec<&str> = v
+                .chain
+                .iter()
+                .map(|c| c.signature_algorithm.as_str())
+                .collect();
+            if bad.is_empty() {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Pass,
+                    algs.join(", "),
+                    expected.clone(),
+                    "signature algorithms are collision-resistant",
+                )
+            } else {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    algs.join(", "),
+                    expected.clone(),
+                    format!(
+                        "weak signature: {}; reissue signed with SHA-256 or better",
+                        bad.join("; ")
+                    ),
+                )
+            }
+        })
+    })
+}
+
+/// Parameters of `transport.cert_validity`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidityParams {
+    /// Fail when the certificate expires within this many days.
+    pub fail_within_days: i64,
+    /// Warn when it expires within this many days.
+    pub warn_within_days: i64,
+}
+
+fn cert_validity(ev: &EvidenceSet, p: &ValidityParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "valid now and for more than {} days (warning under {})",
+        p.fail_within_days, p.warn_within_days
+    );
+    // Judged at the time of observation, so a saved evidence file gives the
+    // same verdict when evaluated later.
+    let now = ev.started_at;
+    per_endpoint(ev, &expected, |subject, v| {
+        with_leaf(subject, v, &expected, |c| {
+            let days = (c.not_after - now).num_days();
+            let observed = format!(
+                "valid {} to {} ({days} days left at {})",
+                c.not_before.format("%Y-%m-%d"),
+                c.not_after.format("%Y-%m-%d"),
+                now.format("%Y-%m-%d")
+            );
+            if now > c.not_after {
+                SubjectFinding::new(subject, Outcome::Fail, observed, expected.clone(), format!("expired on {}: clients that verify refuse it and peers drop bus links; renew and swap it in", c.not_after.format("%Y-%m-%d")))
+            } else if now < c.not_before {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    observed,
+                    expected.clone(),
+                    format!("not valid before {}", c.not_before.format("%Y-%m-%d")),
+                )
+            } else if days < p.fail_within_days {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    observed,
+                    expected.clone(),
+                    format!("expires in {days} days; renew now"),
+                )
+            } else if days < p.warn_within_days {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Warn,
+                    observed,
+                    expected.clone(),
+                    format!("expires in {days} days; schedule the renewal"),
+                )
+            } else {
+                SubjectFinding::new(subject, Outcome::Pass, observed, expected.clone(), "valid")
+            }
+        })
+    })
+}
+
+fn cert_chain(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "chains to the configured CA";
+    per_endpoint(ev, expected, |subject, v| {
+        with_leaf(subject, v, expected, |c| {
+            let observed = format!(
+                "issuer {}; chain of {}; verification now: {}",
+                c.issuer,
+                v.chain.len(),
+                v.verification
+            );
+            if v.chain_verification == "ok" {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Pass,
+                    observed,
+                    expected,
+                    "issued by the organisation's CA",
+                )
+            } else {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    observed,
+                    expected,
+                    format!(
+                        "{}{}: clients verifying against the organisation's CA cannot trust this node; issue its certificate from the CA",
+                        v.chain_verification,
+                        if c.self_signed { " (self-signed)" } else { "" }
+                    ),
+                )
+            }
+        })
+    })
+}
+
+fn host_of(addr: &str) -> &str {
+    let h = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    h.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn dns_match(pattern: &str, host: &str) -> bool {
+    let (p, h) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match p.strip_prefix("*.") {
+        Some(rest) => h.split_once('.').is_some_and(|(_, tail)| tail == rest),
+        None => p == h,
+    }
+}
+
+fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "a SAN covering the address the cluster advertises for the node";
+    per_endpoint(ev, expected, |subject, v| {
+        with_leaf(subject, v, expected, |c| {
+            let host = host_of(&v.node);
+            let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+            let observed = format!(
+                "IP SANs [{}], DNS SANs [{}]; advertised {host}",
+                c.san_ip.join(", "),
+                c.san_dns.join(", ")
+            );
+            let covered = if is_ip {
+                c.san_ip
+                    .iter()
+                    .any(|ip| ip.parse::<std::net::IpAddr>().ok() == host.parse().ok())
+            } else {
+                c.san_dns.iter().any(|d| dns_match(d, host))
+            };
+            if covered {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Pass,
+                    observed,
+                    expected,
+                    "clients verifying the hostname accept it",
+                )
+            } else {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    observed,
+                    expected,
+                    format!("no {} SAN for {host}: clients that verify the name refuse it; reissue with subjectAltName={}:{host}", if is_ip { "IP" } else { "DNS" }, if is_ip { "IP" } else { "DNS" }),
+                )
+            }
+        })
+    })
+}
+
+fn cert_eku(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "extendedKeyUsage serverAuth and clientAuth (the cluster bus is mutual TLS)";
+    per_endpoint(ev, expected, |subject, v| {
+        with_leaf(subject, v, expected, |c| {
+            let observed = format!(
+                "serverAuth {}, clientAuth {}",
+                c.eku_server_auth, c.eku_client_auth
+            );
+            let missing: Vec<&str> = [
+                ("serverAuth", c.eku_server_auth),
+                ("clientAuth", c.eku_client_auth),
+            ]
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(n, _)| *n)
+            .collect();
+            if missing.is_empty() {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Pass,
+                    observed,
+                    expected,
+                    "usable as server and as bus client",
+                )
+            } else {
+                SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("missing {}: peers reject this node's bus connections; reissue with extendedKeyUsage=serverAuth,clientAuth", missing.join(", ")))
+            }
+        })
+    })
+}
+
+fn same_identity(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "the same certificate on the client port and the bus port";
+    let mut by_node: BTreeMap<String, BTreeMap<String, Result<Option<&CertInfo>, String>>> =
+        BTreeMap::new();
+    let mut orphans = Vec::new();
+    for (subject, r) in ev.tls_endpoints() {
+        match r {
+            Ok(v) => {
+                by_node
+                    .entry(v.node.clone())
+                    .or_default()
+                    .insert(v.port_kind.clone(), Ok(v.chain.first()));
+            }
+            Err(f) => orphans.push(SubjectFinding::unobserved(subject, expected, f)),
+        }
+    }
+    let mut out: Vec<SubjectFinding> = by_node
+        .into_iter()
+        .map(|(node, ports)| {
+            let get = |k: &str| ports.get(k).cloned();
+            match (get("client"), get("bus")) {
+                (Some(Ok(Some(a))), Some(Ok(Some(b)))) if a.sha256 == b.sha256 => {
+                    SubjectFinding::new(&node, Outcome::Pass, format!("sha256 {}", &a.sha256[..16]), expected, "one identity on both ports")
+                }
+                (Some(Ok(Some(a))), Some(Ok(Some(b)))) => SubjectFinding::new(
+                    &node,
+                    Outcome::Fail,
+                    format!("client {} ({}), bus {} ({})", &a.sha256[..16], a.subject, &b.sha256[..16], b.subject),
+                    expected,
+                    "the bus serves another certificate than the client port; use one tls-cert-file (or set tls-client-cert-file deliberately)",
+                ),
+                _ => SubjectFinding::new(&node, Outcome::Error, "certificate missing on a port", expected, "one of the two ports gave no certificate"),
+            }
+        })
+        .collect();
+    out.extend(orphans);
+    out
+}
+
+fn per_config(
+    ev: &EvidenceSet,
+    expected: &str,
+    mut f: impl FnMut(&str, &TlsConfigView) -> SubjectFinding,
+) -> Vec<SubjectFinding> {
+    ev.tls_configs()
+        .into_iter()
+        .map(|(subject, r)| match r {
+            Ok(v) => f(subject, v),
+            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
+        })
+        .collect()
+}
+
+/// Parameters of `transport.no_plaintext` (the ports are a probe input).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaintextParams {
+    /// Ports on every node where no plaintext Redis may answer.
+    #[serde(default)]
+    pub extra_plaintext_ports: Vec<u16>,
+}
+
+fn no_plaintext(ev: &EvidenceSet, _: &PlaintextParams) -> Vec<SubjectFinding> {
+    let expected =
+        "port 0 (no plaintext listener) and no plaintext Redis answering on any probed port";
+    per_config(ev, expected, |subject, v| {
+        let port = v.config.get("port").map(String::as_str).unwrap_or("?");
+        let mut problems = Vec::new();
+        if port != "0" {
+            problems.push(format!("`port {port}` is configured"));
+        }
+        for p in v.plaintext.iter().filter(|p| p.redis_answered) {
+            problems.push(format!("port {} ({}): {}", p.port, p.source, p.detail));
+        }
+        let tried: Vec<String> = v
+            .plaintext
+            .iter()
+            .map(|p| format!("{} [{}] ({})", p.port, p.source, p.detail))
+            .collect();
+        let observed = format!(
+            "port {port}; probed: {}",
+            if tried.is_empty() {
+                "none".to_string()
+            } else {
+                tried.join(", ")
+            }
+        );
+        if problems.is_empty() {
+            SubjectFinding::new(subject, Outcome::Pass, observed, expected, "TLS only")
+        } else {
+            SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("plaintext Redis reachable: {}; set `port 0` in redis.conf and CONFIG SET port 0", problems.join("; ")))
+        }
+    })
+}
+
+fn internode_tls(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
+    let expected = "tls-cluster yes and tls-replication yes";
+    per_config(ev, expected, |subject, v| {
+        let g = |k: &str| v.config.get(k).map(String::as_str).unwrap_or("?");
+        let observed = format!(
+            "tls-cluster {}, tls-replication {}",
+            g("tls-cluster"),
+            g("tls-replication")
+        );
+        let bad: Vec<&str> = ["tls-cluster", "tls-replication"]
+            .into_iter()
+            .filter(|k| g(k) != "yes")
+            .collect();
+        if bad.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected,
+                "bus and replication links are encrypted",
+            )
+        } else {
+            SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("{} off: ePHI crosses the network in clear between nodes; set `{} yes` in redis.conf and CONFIG SET", bad.join(" and "), bad.join(" yes` and `")))
+        }
+    })
+}
+
+/// Parameters of `transport.client_certs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertParams {
+    /// Clients must present a certificate (`tls-auth-clients yes`).
+    pub require: bool,
+}
+
+fn client_certs(ev: &EvidenceSet, p: &ClientCertParams) -> Vec<SubjectFinding> {
+    let expected = if p.require {
+        "tls-auth-clients yes, and a handshake without a client certificate is refused"
+    } else {
+        "no requirement"
+    };
+    let live: BTreeMap<String, (bool, String)> = ev
+        .tls_endpoints()
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .filter(|v| v.port_kind == "client")
+        .map(|v| {
+            (
+                v.node.clone(),
+                (
+                    v.without_client_cert.completed,
+                    v.without_client_cert.detail.clone(),
+                ),
+            )
+        })
+        .collect();
+    per_config(ev, expected, |subject, v| {
+        let setting = v
+            .config
+            .get("tls-auth-clients")
+            .map(String::as_str)
+            .unwrap_or("?");
+        let mut observed = format!("tls-auth-clients {setting}");
+        if !p.require {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected,
+                "the policy does not require client certificates",
+            );
+        }
+        let mut problems = Vec::new();
+        if setting != "yes" {
+            problems.push(format!("tls-auth-clients is {setting}"));
+        }
+        match live.get(subject) {
+            Some((accepted, detail)) => {
+                observed.push_str(&format!("; without a certificate: {detail}"));
+                if *accepted {
+                    problems.push("a handshake without a client certificate was accepted".into());
+                }
+            }
+            None => {
+                return SubjectFinding::new(
+                    subject,
+                    Outcome::Error,
+                    observed,
+                    expected,
+                    "the live handshake without a client certificate was not observed",
+                );
+            }
+        }
+        if problems.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected,
+                "only clients with a certificate from the CA get in",
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected,
+                format!("{}; set `tls-auth-clients yes`", problems.join("; ")),
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_wildcards() {
+        assert_eq!(host_of("127.0.1.1:6379"), "127.0.1.1");
+        assert_eq!(host_of("[::1]:6379"), "::1");
+        assert!(dns_match("*.redis.internal", "n1.redis.internal"));
+        assert!(!dns_match("*.redis.internal", "a.n1.redis.internal"));
+        assert!(dns_match("N1.redis.internal", "n1.REDIS.internal"));
+    }
+}

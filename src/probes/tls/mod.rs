@@ -1,0 +1,839 @@
+//! Transport security, observed live on every node's client and bus port.
+//!
+//! - Protocol versions: one hand-built ClientHello per version ([`hello`]),
+//!   reading only the server's first record.
+//! - A full TLS 1.3 handshake (rustls) presenting the client certificate,
+//!   then one round trip; and the same without a client certificate, which
+//!   must be refused (with TLS 1.3 the refusal arrives on the first read).
+//! - The served chain, captured by a verifier that wraps a WebPKI verifier
+//!   built from the configured CA only and records why validation failed
+//!   instead of failing ([`Capture`]).
+//! - `CONFIG GET` of the TLS settings and a plaintext PING on any plaintext
+//!   port. Credentials are only sent to a node whose certificate chains to
+//!   the configured CA and names the node (expiry alone is tolerated here,
+//!   and judged by its own check).
+//!
+//! Nothing is written: no AUTH is sent on the probing connections, and the
+//! config connection only reads.
+
+pub mod cert;
+pub mod hello;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+
+use super::{Probe, ProbeContext, ProbeFuture};
+use crate::config::NodeAddr;
+use crate::evidence::{
+    CertInfo, Evidence, HandshakeResult, Observation, Observed, PlaintextProbe, ProbeFailure,
+    TlsConfigView, TlsEndpointView, VersionResult,
+};
+use crate::resp::{as_text, RedisConn};
+use hello::{client_hello, parse_server_answer, Parse, ServerAnswer, TlsVersion};
+
+/// Probe name of the per-endpoint observations.
+pub const ENDPOINT_PROBE: &str = "tls.endpoint";
+/// Probe name of the per-node TLS configuration.
+pub const CONFIG_PROBE: &str = "tls.config";
+
+/// The settings read with CONFIG GET.
+pub const CONFIG_KEYS: [&str; 8] = [
+    "port",
+    "tls-port",
+    "tls-protocols",
+    "tls-ciphersuites",
+    "tls-ciphers",
+    "tls-cluster",
+    "tls-replication",
+    "tls-auth-clients",
+];
+
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let _ = getrandom::fill(&mut b);
+    b
+}
+
+fn err_text(e: &rustls::Error) -> String {
+    e.to_string()
+}
+
+/// Verifies like WebPKI but at a time inside the leaf's validity, so the
+/// chain and name are judged without the clock.
+fn verify_at_valid_time(
+    inner: &WebPkiServerVerifier,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    name: &ServerName<'_>,
+) -> Result<(), rustls::Error> {
+    let info = cert::cert_info(end_entity).map_err(rustls::Error::General)?;
+    let t = UnixTime::since_unix_epoch(Duration::from_secs(
+        info.not_before.timestamp().max(0) as u64 + 1,
+    ));
+    inner
+        .verify_server_cert(end_entity, intermediates, name, &[], t)
+        .map(|_| ())
+}
+
+fn is_name_error(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
+fn is_time_error(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. }
+        )
+    )
+}
+
+/// What the capturing verifier saw.
+#[derive(Debug, Default, Clone)]
+pub struct Captured {
+    /// The chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Verification now.
+    pub now: Option<Result<(), String>>,
+    /// Chain-only verification at a valid time (name errors ignored).
+    pub chain_only: Option<Result<(), String>>,
+}
+
+/// A verifier that records the chain and the WebPKI verdicts and lets the
+/// handshake continue, so one connection yields all the evidence. Used only
+/// on probing connections that carry no credentials.
+#[derive(Debug)]
+pub struct Capture {
+    inner: Arc<WebPkiServerVerifier>,
+    /// What was seen.
+    pub seen: Mutex<Captured>,
+}
+
+impl Capture {
+    /// A capturing verifier over the configured CA.
+    pub fn new(roots: Arc<rustls::RootCertStore>) -> Result<Arc<Capture>, String> {
+        let inner = WebPkiServerVerifier::builder(roots)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(Capture {
+            inner,
+            seen: Mutex::new(Captured::default()),
+        }))
+    }
+}
+
+impl ServerCertVerifier for Capture {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map(|_| ())
+            .map_err(|e| err_text(&e));
+        let chain_only =
+            match verify_at_valid_time(&self.inner, end_entity, intermediates, server_name) {
+                Ok(()) => Ok(()),
+                Err(e) if is_name_error(&e) => Ok(()),
+                Err(e) => Err(err_text(&e)),
+            };
+        if let Ok(mut s) = self.seen.lock() {
+            s.chain = std::iter::once(end_entity.clone().into_owned())
+                .chain(intermediates.iter().map(|c| c.clone().into_owned()))
+                .collect();
+            s.now = Some(verdict);
+            s.chain_only = Some(chain_only);
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// WebPKI verification that tolerates only an expired or not-yet-valid
+/// leaf (judged by its own check), for the connection that reads config:
+/// the node must still prove it holds a CA-issued certificate for its name
+/// before credentials are sent.
+#[derive(Debug)]
+pub struct TimeTolerant {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for TimeTolerant {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(e) if is_time_error(&e) => {
+                verify_at_valid_time(&self.inner, end_entity, intermediates, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Offers exactly `version` and reads the first record of the answer.
+pub async fn offer_version(
+    addr: &str,
+    sni: &str,
+    version: TlsVersion,
+    connect: Duration,
+    read: Duration,
+) -> VersionResult {
+    let result = |outcome: &str, detail: String| VersionResult {
+        version: version.name().to_string(),
+        outcome: outcome.to_string(),
+        detail,
+    };
+    let mut s = match timeout(connect, TcpStream::connect(addr)).await {
+        Err(_) => {
+            return result(
+                "undetermined",
+                format!("TCP connect timed out after {} ms", connect.as_millis()),
+            )
+        }
+        Ok(Err(e)) => return result("undetermined", format!("TCP connect failed: {e}")),
+        Ok(Ok(s)) => s,
+    };
+    let hello = client_hello(version, Some(sni), random32(), random32(), random32());
+    if let Err(e) = timeout(read, s.write_all(&hello))
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    {
+        return result(
+            "refused",
+            format!("connection closed while sending the ClientHello: {e}"),
+        );
+    }
+    let mut buf = Vec::with_capacity(4096);
+    let deadline = Instant::now() + read;
+    loop {
+        match parse_server_answer(&buf) {
+            Parse::Done(ServerAnswer::Hello { version: v, cipher }) => {
+                let a = ServerAnswer::Hello { version: v, cipher };
+                return if v == version.wire() {
+                    result("accepted", a.to_string())
+                } else {
+                    result(
+                        "refused",
+                        format!("server answered with another version: {a}"),
+                    )
+                };
+            }
+            Parse::Done(a @ ServerAnswer::Alert { .. }) => return result("refused", a.to_string()),
+            Parse::Done(a @ ServerAnswer::Garbage(_)) => {
+                return result("undetermined", a.to_string())
+            }
+            Parse::NeedMore => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut chunk = [0u8; 4096];
+        match timeout(left, s.read(&mut chunk)).await {
+            Err(_) => {
+                return result(
+                    "undetermined",
+                    format!("no answer within {} ms", read.as_millis()),
+                )
+            }
+            Ok(Ok(0)) => {
+                return if buf.is_empty() {
+                    result(
+                        "refused",
+                        "connection closed without an answer (EOF)".into(),
+                    )
+                } else {
+                    result(
+                        "undetermined",
+                        format!(
+                            "connection closed after {} bytes of a partial record",
+                            buf.len()
+                        ),
+                    )
+                }
+            }
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) if buf.is_empty() => {
+                return result(
+                    "refused",
+                    format!("connection reset without an answer: {e}"),
+                )
+            }
+            Ok(Err(e)) => return result("undetermined", format!("read failed: {e}")),
+        }
+    }
+}
+
+fn protocol_name(v: Option<rustls::ProtocolVersion>) -> Option<String> {
+    v.map(|p| match p {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// A full TLS 1.3 handshake, with or without the client certificate, and
+/// one round trip: PING on a client port, a short wait for an alert on a
+/// bus port (the bus speaks only the cluster protocol).
+async fn full_handshake(
+    ctx: &ProbeContext,
+    host: &str,
+    addr: &str,
+    bus: bool,
+    with_cert: bool,
+    capture: Arc<Capture>,
+) -> HandshakeResult {
+    let fail = |detail: String| HandshakeResult {
+        completed: false,
+        protocol: None,
+        cipher_suite: None,
+        detail,
+    };
+    let builder = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+        .dangerous()
+        .with_custom_certificate_verifier(capture);
+    let config = if with_cert {
+        match builder
+            .with_client_auth_cert(ctx.tls.client_chain.clone(), ctx.tls.client_key.clone_key())
+        {
+            Ok(c) => c,
+            Err(e) => return fail(format!("client certificate unusable: {e}")),
+        }
+    } else {
+        builder.with_no_client_auth()
+    };
+    let name = match ctx.tls.server_name_for(host) {
+        Ok(n) => n,
+        Err(e) => return fail(e),
+    };
+    let connect = ctx.timeouts.connect();
+    let tcp = match timeout(connect, TcpStream::connect(addr)).await {
+        Err(_) => {
+            return fail(format!(
+                "TCP connect timed out after {} ms",
+                connect.as_millis()
+            ))
+        }
+        Ok(Err(e)) => return fail(format!("TCP connect failed: {e}")),
+        Ok(Ok(s)) => s,
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut tls = match timeout(connect, connector.connect(name, tcp)).await {
+        Err(_) => {
+            return fail(format!(
+                "TLS handshake timed out after {} ms",
+                connect.as_millis()
+            ))
+        }
+        Ok(Err(e)) => return fail(format!("TLS handshake failed: {e}")),
+        Ok(Ok(s)) => s,
+    };
+    let (protocol, cipher_suite) = {
+        let (_, c) = tls.get_ref();
+        (
+            protocol_name(c.protocol_version()),
+            c.negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite())),
+        )
+    };
+    let mut buf = [0u8; 256];
+    let (completed, detail) = if bus {
+        let wait = ctx.timeouts.command().min(Duration::from_millis(500));
+        match timeout(wait, tls.read(&mut buf)).await {
+            Err(_) => (
+                true,
+                format!(
+                    "no alert within {} ms after the handshake",
+                    wait.as_millis()
+                ),
+            ),
+            Ok(Ok(0)) => (
+                false,
+                "closed by the server right after the handshake".to_string(),
+            ),
+            Ok(Ok(n)) => (true, format!("{n} bytes of cluster protocol")),
+            Ok(Err(e)) => (false, format!("refused after the handshake: {e}")),
+        }
+    } else {
+        let ping = b"*1\r\n$4\r\nPING\r\n";
+        match timeout(ctx.timeouts.command(), async {
+            tls.write_all(ping).await?;
+            tls.flush().await?;
+            tls.read(&mut buf).await
+        })
+        .await
+        {
+            Err(_) => (
+                false,
+                format!("no answer to PING within {} ms", ctx.timeouts.command_ms),
+            ),
+            Ok(Ok(0)) => (
+                false,
+                "closed by the server after the handshake".to_string(),
+            ),
+            Ok(Ok(n)) => {
+                let line = String::from_utf8_lossy(&buf[..n]);
+                (
+                    true,
+                    format!(
+                        "PING answered `{}`",
+                        line.lines().next().unwrap_or("").trim()
+                    ),
+                )
+            }
+            Ok(Err(e)) => (false, format!("refused after the handshake: {e}")),
+        }
+    };
+    HandshakeResult {
+        completed,
+        protocol,
+        cipher_suite,
+        detail,
+    }
+}
+
+async fn observe_endpoint(
+    ctx: Arc<ProbeContext>,
+    node: NodeAddr,
+    port: u16,
+    bus: bool,
+) -> Result<TlsEndpointView, ProbeFailure> {
+    let addr = NodeAddr {
+        host: node.host.clone(),
+        port,
+    }
+    .to_string();
+    // An endpoint that does not accept TCP is unobserved, not "refused".
+    match timeout(ctx.timeouts.connect(), TcpStream::connect(&addr)).await {
+        Err(_) => {
+            return Err(ProbeFailure {
+                kind: "timeout".into(),
+                message: format!(
+                    "TCP connect to {addr} got no answer within {} ms",
+                    ctx.timeouts.connect_ms
+                ),
+            })
+        }
+        Ok(Err(e)) => {
+            return Err(ProbeFailure {
+                kind: "connect".into(),
+                message: format!("TCP connect to {addr} failed: {e}"),
+            })
+        }
+        Ok(Ok(_)) => {}
+    }
+    let sni = ctx
+        .tls
+        .server_name
+        .clone()
+        .unwrap_or_else(|| node.host.clone());
+    let mut versions = Vec::new();
+    for v in TlsVersion::ALL {
+        versions.push(
+            offer_version(
+                &addr,
+                &sni,
+                v,
+                ctx.timeouts.connect(),
+                ctx.timeouts.command(),
+            )
+            .await,
+        );
+    }
+    let (handshake, captured) = match Capture::new(ctx.tls.roots.clone()) {
+        Ok(cap) => {
+            let h = full_handshake(&ctx, &node.host, &addr, bus, true, cap.clone()).await;
+            let seen = cap.seen.lock().map(|s| s.clone()).unwrap_or_default();
+            (h, seen)
+        }
+        Err(e) => (
+            HandshakeResult {
+                completed: false,
+                protocol: None,
+                cipher_suite: None,
+                detail: format!("cannot build a verifier from the configured CA: {e}"),
+            },
+            Captured::default(),
+        ),
+    };
+    let without_client_cert = match Capture::new(ctx.tls.roots.clone()) {
+        Ok(cap) => full_handshake(&ctx, &node.host, &addr, bus, false, cap).await,
+        Err(e) => HandshakeResult {
+            completed: false,
+            protocol: None,
+            cipher_suite: None,
+            detail: e,
+        },
+    };
+    let chain: Vec<CertInfo> = captured
+        .chain
+        .iter()
+        .filter_map(|c| cert::cert_info(c).ok())
+        .collect();
+    let verdict = |r: Option<Result<(), String>>| match r {
+        Some(Ok(())) => "ok".to_string(),
+        Some(Err(e)) => e,
+        None => "no certificate was received".to_string(),
+    };
+    Ok(TlsEndpointView {
+        node: node.to_string(),
+        port_kind: if bus { "bus" } else { "client" }.to_string(),
+        address: addr,
+        versions,
+        handshake,
+        without_client_cert,
+        chain,
+        verification: verdict(captured.now),
+        chain_verification: verdict(captured.chain_only),
+    })
+}
+
+/// Probes every node's client port and announced bus port.
+pub struct TlsEndpointProbe;
+
+impl Probe for TlsEndpointProbe {
+    fn name(&self) -> &'static str {
+        ENDPOINT_PROBE
+    }
+
+    fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
+        Box::pin(async move {
+            let mut set = JoinSet::new();
+            for node in ctx.targets.clone() {
+                let (bus_port, bus_source) = match ctx.bus_ports.get(&node.to_string()) {
+                    Some(p) => (*p, "announced in CLUSTER NODES"),
+                    None => (
+                        node.port.saturating_add(10000),
+                        "not announced (node not observed): port + 10000",
+                    ),
+                };
+                for (port, bus) in [(node.port, false), (bus_port, true)] {
+                    let ctx = ctx.clone();
+                    let node = node.clone();
+                    set.spawn(async move {
+                        let t0 = Instant::now();
+                        let subject = format!("{}:{port} {}", node.host, if bus { "bus" } else { "client" });
+                        let method = format!(
+                            "one ClientHello per version TLSv1.0-1.3 (first record read only); full TLS 1.3 handshake with \
+                             and without the client certificate and one round trip; chain verified against the configured CA{}",
+                            if bus { format!("; bus port {bus_source}") } else { String::new() }
+                        );
+                        let result = match timeout(ctx.timeouts.probe(), observe_endpoint(ctx.clone(), node.clone(), port, bus)).await {
+                            Ok(Ok(v)) => Observed::Observation(Observation::TlsEndpoint(Box::new(v))),
+                            Ok(Err(f)) => Observed::Failure(f),
+                            Err(_) => Observed::Failure(ProbeFailure {
+                                kind: "deadline".into(),
+                                message: format!("{subject}: TLS probe did not finish within {} ms", ctx.timeouts.probe_ms),
+                            }),
+                        };
+                        Evidence {
+                            probe: ENDPOINT_PROBE.into(),
+                            subject,
+                            method,
+                            observed_at: Utc::now(),
+                            duration_ms: t0.elapsed().as_millis() as u64,
+                            result,
+                        }
+                    });
+                }
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                if let Ok(e) = r {
+                    out.push(e);
+                }
+            }
+            out
+        })
+    }
+}
+
+/// TCP connect + inline `PING` on `port`: does a plaintext Redis answer?
+pub async fn plaintext_ping(
+    host: &str,
+    port: u16,
+    source: &str,
+    connect: Duration,
+    read: Duration,
+) -> PlaintextProbe {
+    let probe = |redis_answered: bool, detail: String| PlaintextProbe {
+        port,
+        source: source.to_string(),
+        redis_answered,
+        detail,
+    };
+    let addr = NodeAddr {
+        host: host.to_string(),
+        port,
+    }
+    .to_string();
+    let mut s = match timeout(connect, TcpStream::connect(&addr)).await {
+        Err(_) => {
+            return probe(
+                false,
+                format!("no TCP answer within {} ms", connect.as_millis()),
+            )
+        }
+        Ok(Err(e)) => return probe(false, format!("no listener: {e}")),
+        Ok(Ok(s)) => s,
+    };
+    let mut buf = [0u8; 256];
+    let r = timeout(read, async {
+        s.write_all(b"PING\r\n").await?;
+        s.read(&mut buf).await
+    })
+    .await;
+    match r {
+        Err(_) => probe(
+            false,
+            format!(
+                "a listener, but no answer to PING within {} ms",
+                read.as_millis()
+            ),
+        ),
+        Ok(Ok(0)) => probe(
+            false,
+            "a listener that closed the connection (a TLS port does this)".into(),
+        ),
+        Ok(Ok(n)) => {
+            let first = buf[0];
+            let line = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            if matches!(first, b'+' | b'-' | b'$' | b'*' | b':') {
+                probe(true, format!("Redis answered in plaintext: `{line}`"))
+            } else {
+                probe(
+                    false,
+                    format!("a listener that is not plaintext Redis (first byte 0x{first:02x})"),
+                )
+            }
+        }
+        Ok(Err(e)) => probe(false, format!("a listener that reset the connection: {e}")),
+    }
+}
+
+async fn observe_config(
+    ctx: &ProbeContext,
+    node: &NodeAddr,
+) -> Result<TlsConfigView, ProbeFailure> {
+    let verifier = WebPkiServerVerifier::builder(ctx.tls.roots.clone())
+        .build()
+        .map_err(|e| ProbeFailure {
+            kind: "tls".into(),
+            message: e.to_string(),
+        })?;
+    let config = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TimeTolerant { inner: verifier }))
+        .with_client_auth_cert(ctx.tls.client_chain.clone(), ctx.tls.client_key.clone_key())
+        .map_err(|e| ProbeFailure {
+            kind: "tls".into(),
+            message: e.to_string(),
+        })?;
+    let tls = crate::tls::TlsClient {
+        config: Arc::new(config),
+        ..ctx.tls.clone()
+    };
+    let mut c = match RedisConn::connect(node, &tls, &ctx.timeouts).await {
+        Ok(c) => c,
+        Err(crate::resp::ConnError::Tls { addr, reason }) => {
+            return Err(ProbeFailure {
+                kind: "tls".into(),
+                message: format!(
+                    "{addr}: credentials withheld, the certificate does not prove this node ({reason}); \
+                     its configuration cannot be read"
+                ),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    c.auth(&ctx.user, &ctx.password).await?;
+    let mut words = vec!["CONFIG", "GET"];
+    words.extend(CONFIG_KEYS);
+    let f = c.cmd_str(&words).await?;
+    let mut config = std::collections::BTreeMap::new();
+    if let crate::resp::Frame::Array(items) = &f {
+        for kv in items.chunks(2) {
+            if let [k, v] = kv {
+                if let (Some(k), Some(v)) = (as_text(k), as_text(v)) {
+                    config.insert(k, v);
+                }
+            }
+        }
+    }
+    if config.is_empty() {
+        return Err(ProbeFailure {
+            kind: "unexpected_reply".into(),
+            message: format!(
+                "{node}: CONFIG GET returned {}",
+                crate::resp::describe(Some(&f))
+            ),
+        });
+    }
+    let mut ports: Vec<(u16, &str)> = Vec::new();
+    if let Some(p) = config
+        .get("port")
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p != 0)
+    {
+        ports.push((p, "CONFIG GET port"));
+    }
+    let advertised = ctx
+        .advertised_plaintext
+        .get(&node.to_string())
+        .cloned()
+        .unwrap_or_default();
+    for p in &advertised {
+        if !ports.iter().any(|(q, _)| q == p) {
+            ports.push((*p, "advertised in CLUSTER SHARDS"));
+        }
+    }
+    for p in &ctx.inputs.plaintext_ports {
+        if !ports.iter().any(|(q, _)| q == p) {
+            ports.push((*p, "policy extra_plaintext_ports"));
+        }
+    }
+    let mut plaintext = Vec::new();
+    for (p, source) in ports {
+        plaintext.push(
+            plaintext_ping(
+                &node.host,
+                p,
+                source,
+                ctx.timeouts.connect(),
+                ctx.timeouts.command(),
+            )
+            .await,
+        );
+    }
+    Ok(TlsConfigView { config, plaintext })
+}
+
+/// Reads every node's TLS configuration and tries its plaintext ports.
+pub struct TlsConfigProbe;
+
+impl Probe for TlsConfigProbe {
+    fn name(&self) -> &'static str {
+        CONFIG_PROBE
+    }
+
+    fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
+        Box::pin(async move {
+            let mut set = JoinSet::new();
+            for node in ctx.targets.clone() {
+                let ctx = ctx.clone();
+                set.spawn(async move {
+                    let t0 = Instant::now();
+                    let result = match timeout(ctx.timeouts.probe(), observe_config(&ctx, &node)).await {
+                        Ok(Ok(v)) => Observed::Observation(Observation::TlsConfig(v)),
+                        Ok(Err(f)) => Observed::Failure(f),
+                        Err(_) => Observed::Failure(ProbeFailure {
+                            kind: "deadline".into(),
+                            message: format!("{node}: TLS config probe did not finish within {} ms", ctx.timeouts.probe_ms),
+                        }),
+                    };
+                    Evidence {
+                        probe: CONFIG_PROBE.into(),
+                        subject: node.to_string(),
+                        method: format!(
+                            "CONFIG GET {} as {} (sent only after the node's certificate chains to the configured CA \
+                             for its name); TCP connect + inline PING on the plaintext port if one is configured, \
+                             on any plaintext port the cluster advertises for the node, and on the policy's extra ports",
+                            CONFIG_KEYS.join(" "),
+                            ctx.user
+                        ),
+                        observed_at: Utc::now(),
+                        duration_ms: t0.elapsed().as_millis() as u64,
+                        result,
+                    }
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                if let Ok(e) = r {
+                    out.push(e);
+                }
+            }
+            out
+        })
+    }
+}

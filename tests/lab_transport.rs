@@ -1,0 +1,199 @@
+//! The transport checks against a real lab through the real binary: the good
+//! lab passes, and each defect (applied live with CONFIG SET, then reverted)
+//! fails exactly its check in the transport area. Certificates are swapped
+//! after the cluster has formed, because the bus is mutual TLS and a node
+//! with a certificate its peers reject never joins.
+
+mod common;
+
+use common::*;
+
+const ALL: [usize; 6] = [0, 1, 2, 3, 4, 5];
+const NODE4: usize = 3; // a replica: cert swaps do not trigger a failover
+
+async fn on_nodes(t: &TestLab, nodes: &[usize], words: &[&str]) {
+    for &i in nodes {
+        let mut c = t.lab.admin(i).await.unwrap();
+        c.cmd_str(words)
+            .await
+            .unwrap_or_else(|e| panic!("{words:?} on node {}: {e}", i + 1));
+    }
+}
+
+fn bad(name: &str) -> String {
+    format!("{}/fixtures/pki/bad/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Swaps node 4's certificate over `keeper`, an admin connection opened
+/// while node 4 still had its good certificate: established TLS sessions
+/// survive the swap, fresh verified connections to a bad certificate do not.
+async fn swap_cert(keeper: &mut epic_audit::resp::RedisConn, crt: &str, key: &str) {
+    keeper
+        .cmd_str(&["CONFIG", "SET", "tls-cert-file", crt, "tls-key-file", key])
+        .await
+        .unwrap_or_else(|e| panic!("swapping in {crt}: {e}"));
+}
+
+async fn restore_cert(t: &TestLab, keeper: &mut epic_audit::resp::RedisConn) {
+    let pki = t.lab.spec.dir.join("pki");
+    swap_cert(
+        keeper,
+        pki.join("node4.crt").to_str().unwrap(),
+        pki.join("node4.key").to_str().unwrap(),
+    )
+    .await;
+}
+
+fn audit(t: &TestLab, name: &str) -> (serde_json::Value, Vec<(String, String)>) {
+    let cfg = t.tmp.path().join("epic-audit.toml");
+    let out = t.out(name);
+    let r = epic_audit(
+        &[
+            "run",
+            "--env",
+            "t",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--only",
+            "transport",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        t.tmp.path(),
+    );
+    assert!(
+        r.code <= 2,
+        "{name}: exit {}\n{}\n{}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    let rep = report(&out);
+    let not_passing = rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "pass")
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (rep, not_passing)
+}
+
+fn failing_subjects(rep: &serde_json::Value, id: &str) -> Vec<(String, String)> {
+    subjects(rep, id)
+        .into_iter()
+        .filter(|s| s.1 != "pass")
+        .map(|s| (s.0, s.2))
+        .collect()
+}
+
+fn fails(ids: &[&str]) -> Vec<(String, String)> {
+    ids.iter()
+        .map(|i| (i.to_string(), "fail".to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn transport_on_a_real_lab_good_and_each_defect() {
+    let t = start_lab().await;
+    t.config(&[], (2000, 3000, 20000));
+    let node4 = t.lab.spec.addr(NODE4);
+    let mut keeper = t.lab.admin(NODE4).await.unwrap();
+
+    let (rep, bad_checks) = audit(&t, "good");
+    assert_eq!(bad_checks, vec![], "{rep:#}");
+    // 6 nodes x (client + bus) endpoints.
+    assert_eq!(subjects(&rep, "TLS-001").len(), 12);
+
+    // TLS 1.2 next to 1.3 on every node: only TLS-001, on all 12 endpoints.
+    on_nodes(
+        &t,
+        &ALL,
+        &["CONFIG", "SET", "tls-protocols", "TLSv1.2 TLSv1.3"],
+    )
+    .await;
+    let (rep, bad_checks) = audit(&t, "tls12");
+    assert_eq!(bad_checks, fails(&["TLS-001"]), "{rep:#}");
+    let f = failing_subjects(&rep, "TLS-001");
+    assert_eq!(f.len(), 12, "{f:?}");
+    assert!(
+        f.iter()
+            .all(|(_, m)| m.contains("accepts TLSv1.2 (ServerHello TLSv1.2")),
+        "{f:?}"
+    );
+    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-protocols", "TLSv1.3"]).await;
+
+    // RSA-2048 certificate from the CA on node 4: only TLS-002.
+    swap_cert(&mut keeper, &bad("rsa2048.crt"), &bad("rsa2048.key")).await;
+    let (rep, bad_checks) = audit(&t, "rsa2048");
+    assert_eq!(bad_checks, fails(&["TLS-002"]), "{rep:#}");
+    let f = failing_subjects(&rep, "TLS-002");
+    assert_eq!(f.len(), 2, "client and bus port of node 4: {f:?}");
+    assert!(f.iter().all(|(s, m)| s.starts_with(&format!("{}:", node4.host)) && m.contains("RSA 2048 bits")), "{f:?}");
+    restore_cert(&t, &mut keeper).await;
+
+    // Expired certificate from the CA on node 4: only TLS-004.
+    swap_cert(&mut keeper, &bad("expired.crt"), &bad("expired.key")).await;
+    let (rep, bad_checks) = audit(&t, "expired");
+    assert_eq!(bad_checks, fails(&["TLS-004"]), "{rep:#}");
+    let f = failing_subjects(&rep, "TLS-004");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f[0].1.contains("expired on 2021-01-01"), "{f:?}");
+    restore_cert(&t, &mut keeper).await;
+
+    // Self-signed on node 4: TLS-005 fails. The checks that need node 4's
+    // CONFIG are `error` for node 4 only, by design: credentials are never
+    // sent to a node whose certificate does not chain to the CA.
+    swap_cert(&mut keeper, &bad("selfsigned.crt"), &bad("selfsigned.key")).await;
+    let (rep, bad_checks) = audit(&t, "selfsigned");
+    let fails_only: Vec<_> = bad_checks
+        .iter()
+        .filter(|(_, o)| o == "fail")
+        .cloned()
+        .collect();
+    assert_eq!(fails_only, fails(&["TLS-005"]), "{rep:#}");
+    let f = failing_subjects(&rep, "TLS-005");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f[0].1.contains("self-signed"), "{f:?}");
+    for (id, outcome) in bad_checks.iter().filter(|(_, o)| o != "fail") {
+        assert_eq!(outcome, "error", "{id}");
+        let e = failing_subjects(&rep, id);
+        assert_eq!(e.len(), 1, "{id}: {e:?}");
+        assert_eq!(e[0].0, node4.to_string(), "{id}");
+        assert!(e[0].1.contains("credentials withheld"), "{id}: {}", e[0].1);
+    }
+    restore_cert(&t, &mut keeper).await;
+
+    // A plaintext port on node 2: only TLS-009, naming the port.
+    let plain = epic_audit::lab::pick_free_port(&epic_audit::lab::default_ips());
+    on_nodes(&t, &[1], &["CONFIG", "SET", "port", &plain.to_string()]).await;
+    let (rep, bad_checks) = audit(&t, "plaintext");
+    assert_eq!(bad_checks, fails(&["TLS-009"]), "{rep:#}");
+    let f = failing_subjects(&rep, "TLS-009");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, t.lab.spec.addr(1).to_string());
+    assert!(
+        f[0].1.contains(&format!(
+            "port {plain} (CONFIG GET port): Redis answered in plaintext"
+        )),
+        "{f:?}"
+    );
+    on_nodes(&t, &[1], &["CONFIG", "SET", "port", "0"]).await;
+
+    // tls-replication no: only TLS-010.
+    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-replication", "no"]).await;
+    let (rep, bad_checks) = audit(&t, "repl");
+    assert_eq!(bad_checks, fails(&["TLS-010"]), "{rep:#}");
+    assert!(failing_subjects(&rep, "TLS-010")[0]
+        .1
+        .contains("tls-replication off"));
+    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-replication", "yes"]).await;
+
+    let (rep, bad_checks) = audit(&t, "good-again");
+    assert_eq!(bad_checks, vec![], "{rep:#}");
+}

@@ -1,0 +1,312 @@
+//! Every transport check judged from fixture evidence recorded on the real
+//! lab, unmodified and with one defect each.
+
+use chrono::Duration;
+use epic_audit::checks::Outcome;
+use epic_audit::engine::judge;
+use epic_audit::evidence::{
+    EvidenceSet, Observation, Observed, ProbeFailure, TlsConfigView, TlsEndpointView,
+};
+use epic_audit::policy::Policy;
+use epic_audit::report::Report;
+
+fn good() -> EvidenceSet {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/evidence/lab-good.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn judge_transport(ev: &EvidenceSet) -> Report {
+    let p = Policy::builtin().unwrap();
+    let sel = p.select(&["transport".into()], &[]).unwrap();
+    judge(ev, &p, &sel, &[], &[])
+}
+
+fn not_passing(r: &Report) -> Vec<(String, Outcome)> {
+    r.checks
+        .iter()
+        .filter(|c| c.outcome != Outcome::Pass)
+        .map(|c| (c.id.clone(), c.outcome))
+        .collect()
+}
+
+fn messages(r: &Report, id: &str) -> Vec<String> {
+    r.checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap()
+        .subjects
+        .iter()
+        .filter(|s| s.outcome != Outcome::Pass)
+        .map(|s| {
+            format!(
+                "{} [{}]: {} | {}",
+                s.subject, s.outcome, s.observed, s.message
+            )
+        })
+        .collect()
+}
+
+fn endpoints(ev: &mut EvidenceSet) -> Vec<&mut TlsEndpointView> {
+    ev.items
+        .iter_mut()
+        .filter_map(|e| match &mut e.result {
+            Observed::Observation(Observation::TlsEndpoint(v)) => Some(v.as_mut()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn configs(ev: &mut EvidenceSet) -> Vec<(String, &mut TlsConfigView)> {
+    ev.items
+        .iter_mut()
+        .filter_map(|e| match &mut e.result {
+            Observed::Observation(Observation::TlsConfig(v)) => Some((e.subject.clone(), v)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Applies `f` to both endpoints of node 127.0.1.4.
+fn on_node4(ev: &mut EvidenceSet, f: impl Fn(&mut TlsEndpointView)) {
+    for v in endpoints(ev)
+        .into_iter()
+        .filter(|v| v.node.starts_with("127.0.1.4:"))
+    {
+        f(v);
+    }
+}
+
+fn only(id: &str, o: Outcome) -> Vec<(String, Outcome)> {
+    vec![(id.to_string(), o)]
+}
+
+#[test]
+fn good_lab_passes_every_transport_check() {
+    let ev = good();
+    let r = judge_transport(&ev);
+    assert_eq!(r.checks.len(), 11);
+    assert_eq!(
+        not_passing(&r),
+        vec![],
+        "{:#?}",
+        r.checks
+            .iter()
+            .map(|c| messages(&r, &c.id))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(ev.tls_endpoints().len(), 12, "6 nodes x (client + bus)");
+}
+
+#[test]
+fn an_accepted_tls12_fails_versions() {
+    let mut ev = good();
+    for v in endpoints(&mut ev) {
+        let r = v
+            .versions
+            .iter_mut()
+            .find(|r| r.version == "TLSv1.2")
+            .unwrap();
+        r.outcome = "accepted".into();
+        r.detail = "ServerHello TLSv1.2 cipher 0xc030".into();
+    }
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-001", Outcome::Fail));
+    assert_eq!(messages(&r, "TLS-001").len(), 12);
+    assert!(messages(&r, "TLS-001")[0].contains("accepts TLSv1.2"));
+}
+
+#[test]
+fn an_undetermined_legacy_version_is_an_error_and_a_failed_confirmation_fails() {
+    let mut ev = good();
+    on_node4(&mut ev, |v| {
+        v.versions[0].outcome = "undetermined".into();
+        v.versions[0].detail = "no answer within 3000 ms".into();
+    });
+    assert_eq!(
+        not_passing(&judge_transport(&ev)),
+        only("TLS-001", Outcome::Error)
+    );
+    let mut ev = good();
+    on_node4(&mut ev, |v| {
+        v.handshake.completed = false;
+        v.handshake.detail =
+            "refused after the handshake: received fatal alert: BadCertificate".into();
+    });
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-001", Outcome::Fail));
+    assert!(messages(&r, "TLS-001")[0].contains("BadCertificate"));
+}
+
+#[test]
+fn weak_key_fails_key_check() {
+    let mut ev = good();
+    on_node4(&mut ev, |v| v.chain[0].key_bits = 2048);
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-002", Outcome::Fail));
+    assert!(messages(&r, "TLS-002")[0].contains("RSA 2048 bits"));
+}
+
+#[test]
+fn sha1_signature_fails_signature_check() {
+    let mut ev = good();
+    on_node4(&mut ev, |v| {
+        v.chain[0].signature_algorithm = "sha1WithRSAEncryption".into()
+    });
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-003", Outcome::Fail));
+    assert!(messages(&r, "TLS-003")[0].contains("sha1WithRSAEncryption"));
+}
+
+#[test]
+fn validity_windows_fail_warn_and_expired() {
+    let at = good().started_at;
+    for (days, want) in [
+        (-3, Outcome::Fail),
+        (10, Outcome::Fail),
+        (45, Outcome::Warn),
+    ] {
+        let mut ev = good();
+        on_node4(&mut ev, |v| {
+            v.chain[0].not_after = at + Duration::days(days)
+        });
+        let r = judge_transport(&ev);
+        assert_eq!(not_passing(&r), only("TLS-004", want), "{days} days");
+        if days < 0 {
+            assert!(messages(&r, "TLS-004")[0].contains("expired on"));
+        }
+    }
+}
+
+#[test]
+fn an_untrusted_chain_fails_chain_check() {
+    let mut ev = good();
+    on_node4(&mut ev, |v| {
+        v.chain_verification = "invalid peer certificate: UnknownIssuer".into();
+        v.chain[0].self_signed = true;
+    });
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-005", Outcome::Fail));
+    assert!(messages(&r, "TLS-005")[0].contains("UnknownIssuer (self-signed)"));
+}
+
+#[test]
+fn a_san_for_another_address_fails() {
+    let mut ev = good();
+    on_node4(&mut ev, |v| v.chain[0].san_ip = vec!["127.0.1.9".into()]);
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-006", Outcome::Fail));
+    assert!(messages(&r, "TLS-006")[0].contains("no IP SAN for 127.0.1.4"));
+}
+
+#[test]
+fn missing_client_auth_eku_fails() {
+    let mut ev = good();
+    on_node4(&mut ev, |v| v.chain[0].eku_client_auth = false);
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-007", Outcome::Fail));
+    assert!(messages(&r, "TLS-007")[0].contains("missing clientAuth"));
+}
+
+#[test]
+fn different_certificates_on_client_and_bus_fail_identity() {
+    let mut ev = good();
+    for v in endpoints(&mut ev)
+        .into_iter()
+        .filter(|v| v.node.starts_with("127.0.1.4:") && v.port_kind == "bus")
+    {
+        v.chain[0].sha256 = "0".repeat(64);
+    }
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-008", Outcome::Fail));
+}
+
+#[test]
+fn plaintext_port_or_answer_fails() {
+    let mut ev = good();
+    for (s, v) in configs(&mut ev) {
+        if s.starts_with("127.0.1.2:") {
+            v.config.insert("port".into(), "6380".into());
+            v.plaintext.push(epic_audit::evidence::PlaintextProbe {
+                port: 6380,
+                source: "CONFIG GET port".into(),
+                redis_answered: true,
+                detail: "Redis answered in plaintext: `-NOAUTH Authentication required.`".into(),
+            });
+        }
+    }
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-009", Outcome::Fail));
+    assert!(messages(&r, "TLS-009")[0].contains("port 6380 (CONFIG GET port): Redis answered"));
+}
+
+#[test]
+fn an_advertised_plaintext_port_that_nobody_answers_on_passes() {
+    let mut ev = good();
+    for (_, v) in configs(&mut ev) {
+        v.plaintext.push(epic_audit::evidence::PlaintextProbe {
+            port: 6380,
+            source: "advertised in CLUSTER SHARDS".into(),
+            redis_answered: false,
+            detail: "no listener: Connection refused (os error 111)".into(),
+        });
+    }
+    assert_eq!(not_passing(&judge_transport(&ev)), vec![]);
+}
+
+#[test]
+fn replication_in_clear_fails_internode_check() {
+    let mut ev = good();
+    for (_, v) in configs(&mut ev) {
+        v.config.insert("tls-replication".into(), "no".into());
+    }
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-010", Outcome::Fail));
+}
+
+#[test]
+fn clients_without_certificates_accepted_fails() {
+    let mut ev = good();
+    for v in endpoints(&mut ev)
+        .into_iter()
+        .filter(|v| v.port_kind == "client")
+    {
+        v.without_client_cert.completed = true;
+        v.without_client_cert.detail = "PING answered `-NOAUTH Authentication required.`".into();
+    }
+    for (_, v) in configs(&mut ev) {
+        v.config
+            .insert("tls-auth-clients".into(), "optional".into());
+    }
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-011", Outcome::Fail));
+    let m = &messages(&r, "TLS-011")[0];
+    assert!(
+        m.contains("tls-auth-clients is optional") && m.contains("was accepted"),
+        "{m}"
+    );
+}
+
+#[test]
+fn unobserved_endpoints_and_configs_are_errors_never_pass() {
+    let mut ev = good();
+    for e in ev.items.iter_mut().filter(|e| e.probe.starts_with("tls.")) {
+        e.result = Observed::Failure(ProbeFailure {
+            kind: "deadline".into(),
+            message: format!("{}: TLS probe did not finish within 10000 ms", e.subject),
+        });
+    }
+    let r = judge_transport(&ev);
+    for c in &r.checks {
+        assert_eq!(c.outcome, Outcome::Error, "{}", c.id);
+    }
+    // And with no TLS evidence at all.
+    let mut ev = good();
+    ev.items.retain(|e| !e.probe.starts_with("tls."));
+    for c in &judge_transport(&ev).checks {
+        assert_eq!(c.outcome, Outcome::Error, "{}", c.id);
+    }
+}
