@@ -358,6 +358,7 @@ async fn full_handshake(
     bus: bool,
     with_cert: bool,
     capture: Arc<Capture>,
+    rtt: Duration,
 ) -> HandshakeResult {
     let fail = |detail: String| HandshakeResult {
         completed: false,
@@ -414,7 +415,11 @@ async fn full_handshake(
     };
     let mut buf = [0u8; 256];
     let (completed, detail) = if bus {
-        let wait = ctx.timeouts.command().min(Duration::from_millis(500));
+        // A refused client certificate arrives as an alert one round trip
+        // after the handshake; wait many round trips for it, within bounds.
+        let wait = (rtt * 20)
+            .clamp(Duration::from_millis(100), Duration::from_millis(500))
+            .min(ctx.timeouts.command());
         match timeout(wait, tls.read(&mut buf)).await {
             Err(_) => (
                 true,
@@ -480,6 +485,8 @@ async fn observe_endpoint(
     }
     .to_string();
     // An endpoint that does not accept TCP is unobserved, not "refused".
+    // The connect time also sizes the wait for a bus-port alert.
+    let t0 = Instant::now();
     match timeout(ctx.timeouts.connect(), TcpStream::connect(&addr)).await {
         Err(_) => {
             return Err(ProbeFailure {
@@ -498,14 +505,16 @@ async fn observe_endpoint(
         }
         Ok(Ok(_)) => {}
     }
+    let rtt = t0.elapsed();
     let sni = ctx
         .tls
         .server_name
         .clone()
         .unwrap_or_else(|| node.host.clone());
-    let mut versions = Vec::new();
-    for v in TlsVersion::ALL {
-        versions.push(
+    // The four version probes and the two full handshakes are independent
+    // connections: run them together.
+    let offers = async {
+        let [a, b, c, d] = TlsVersion::ALL.map(|v| {
             offer_version(
                 &addr,
                 &sni,
@@ -513,34 +522,41 @@ async fn observe_endpoint(
                 ctx.timeouts.connect(),
                 ctx.timeouts.command(),
             )
-            .await,
-        );
-    }
-    let (handshake, captured) = match Capture::new(ctx.tls.roots.clone()) {
-        Ok(cap) => {
-            let h = full_handshake(&ctx, &node.host, &addr, bus, true, cap.clone()).await;
-            let seen = cap.seen.lock().map(|s| s.clone()).unwrap_or_default();
-            (h, seen)
+        });
+        let (a, b, c, d) = tokio::join!(a, b, c, d);
+        vec![a, b, c, d]
+    };
+    let with_cert = async {
+        match Capture::new(ctx.tls.roots.clone()) {
+            Ok(cap) => {
+                let h = full_handshake(&ctx, &node.host, &addr, bus, true, cap.clone(), rtt).await;
+                let seen = cap.seen.lock().map(|s| s.clone()).unwrap_or_default();
+                (h, seen)
+            }
+            Err(e) => (
+                HandshakeResult {
+                    completed: false,
+                    protocol: None,
+                    cipher_suite: None,
+                    detail: format!("cannot build a verifier from the configured CA: {e}"),
+                },
+                Captured::default(),
+            ),
         }
-        Err(e) => (
-            HandshakeResult {
+    };
+    let without_cert = async {
+        match Capture::new(ctx.tls.roots.clone()) {
+            Ok(cap) => full_handshake(&ctx, &node.host, &addr, bus, false, cap, rtt).await,
+            Err(e) => HandshakeResult {
                 completed: false,
                 protocol: None,
                 cipher_suite: None,
-                detail: format!("cannot build a verifier from the configured CA: {e}"),
+                detail: e,
             },
-            Captured::default(),
-        ),
+        }
     };
-    let without_client_cert = match Capture::new(ctx.tls.roots.clone()) {
-        Ok(cap) => full_handshake(&ctx, &node.host, &addr, bus, false, cap).await,
-        Err(e) => HandshakeResult {
-            completed: false,
-            protocol: None,
-            cipher_suite: None,
-            detail: e,
-        },
-    };
+    let (versions, (handshake, captured), without_client_cert) =
+        tokio::join!(offers, with_cert, without_cert);
     let chain: Vec<CertInfo> = captured
         .chain
         .iter()
