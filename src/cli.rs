@@ -182,7 +182,17 @@ pub fn main() -> ExitCode {
     let result = rt.block_on(async {
         tokio::select! {
             r = dispatch(cli) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            _ = tokio::signal::ctrl_c() => {
+                // The probes are dropped mid-flight; delete whatever the
+                // latency probe had created (its keys also carry a TTL).
+                let n = tokio::time::timeout(std::time::Duration::from_secs(10), crate::probes::latency::cleanup_pending())
+                    .await
+                    .unwrap_or(0);
+                if n > 0 {
+                    eprintln!("epic-audit: deleted {n} latency-probe keys");
+                }
+                None
+            }
         }
     });
     match result {
@@ -300,8 +310,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         password,
         credentials,
         inputs: engine::probe_inputs(&selected),
-        bus_ports: Default::default(),
-        advertised_plaintext: Default::default(),
+        topology: Default::default(),
     };
     let needed = engine::needed_probes(&selected);
     let evidence = engine::observe(&args.env, &env.seeds, ctx, &needed).await;

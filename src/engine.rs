@@ -102,39 +102,9 @@ pub async fn observe(
                 (seeds.to_vec(), items)
             }
         };
-    // Bus ports as each node announces itself (CLUSTER NODES, `myself`).
-    let bus_ports = items
-        .iter()
-        .filter_map(|e| match &e.result {
-            Observed::Observation(crate::evidence::Observation::ClusterNode(v)) => v
-                .me()
-                .and_then(|m| m.bus_port.map(|p| (e.subject.clone(), p))),
-            _ => None,
-        })
-        .collect();
-    // Plaintext ports any node advertises for any node (CLUSTER SHARDS).
-    let mut advertised_plaintext: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeSet<u16>,
-    > = Default::default();
-    for e in &items {
-        if let Observed::Observation(crate::evidence::Observation::ClusterNode(v)) = &e.result {
-            for n in v.shards.iter().flat_map(|s| &s.nodes) {
-                if let (Some(p), Some(tls)) = (n.port, n.tls_port) {
-                    let addr = NodeAddr {
-                        host: n.ip.clone(),
-                        port: tls,
-                    }
-                    .to_string();
-                    advertised_plaintext.entry(addr).or_default().insert(p);
-                }
-            }
-        }
-    }
     let ctx = Arc::new(ProbeContext {
         targets: targets.clone(),
-        bus_ports,
-        advertised_plaintext,
+        topology: probes::Topology::from_evidence(&items),
         ..(*ctx).clone()
     });
     let mut set = tokio::task::JoinSet::new();
@@ -267,8 +237,7 @@ mod tests {
             password: Secret::new("x"),
             credentials: Default::default(),
             inputs: Default::default(),
-            bus_ports: Default::default(),
-            advertised_plaintext: Default::default(),
+            topology: Default::default(),
         }
     }
 
@@ -296,13 +265,17 @@ mod tests {
                 "acl.commands",
                 "cluster",
                 "cluster.keyslot",
+                "latency",
                 "tls.config",
                 "tls.endpoint"
             ]
         );
         assert_eq!(failures.len(), ev.items.len(), "every item is a failure");
+        // No master was discovered, so the latency load never started.
         assert!(
-            failures.iter().all(|(_, k)| *k == "connect"),
+            failures
+                .iter()
+                .all(|(p, k)| *k == "connect" || (*p == "latency" && *k == "not_run")),
             "{failures:?}"
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);

@@ -97,6 +97,8 @@ pub enum Observation {
     TlsEndpoint(Box<TlsEndpointView>),
     /// One node's TLS-related configuration and plaintext listeners.
     TlsConfig(TlsConfigView),
+    /// Session latency on one master.
+    Latency(Box<crate::probes::latency::LatencyView>),
 }
 
 /// What a TLS endpoint (a node's client or bus port) negotiates and serves.
@@ -566,6 +568,24 @@ impl EvidenceSet {
             .filter_map(|e| match &e.result {
                 Observed::Observation(Observation::TlsConfig(v)) => {
                     Some((e.subject.as_str(), Ok(v)))
+                }
+                Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every master's latency view (or why there is none), by subject.
+    pub fn latency_views(
+        &self,
+    ) -> Vec<(
+        &str,
+        Result<&crate::probes::latency::LatencyView, &ProbeFailure>,
+    )> {
+        self.of_probe(crate::probes::latency::PROBE)
+            .filter_map(|e| match &e.result {
+                Observed::Observation(Observation::Latency(v)) => {
+                    Some((e.subject.as_str(), Ok(v.as_ref())))
                 }
                 Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
                 _ => None,

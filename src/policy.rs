@@ -20,6 +20,10 @@ use crate::config::{line_of, ConfigError};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("access.toml", include_str!("../checks/access.toml")),
     ("cluster.toml", include_str!("../checks/cluster.toml")),
+    (
+        "performance.toml",
+        include_str!("../checks/performance.toml"),
+    ),
     ("transport.toml", include_str!("../checks/transport.toml")),
 ];
 

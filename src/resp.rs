@@ -78,7 +78,8 @@ impl ConnError {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+/// A byte stream a connection runs over (TLS or plain TCP).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One connection to one node.
@@ -207,6 +208,12 @@ impl RedisConn {
     /// The address this connection goes to.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The underlying stream and any bytes already read but not decoded,
+    /// for callers that drive the protocol themselves (open-loop load).
+    pub fn into_parts(self) -> (Box<dyn Stream>, Vec<u8>) {
+        (self.stream, self.buf)
     }
 
     /// `AUTH user password`. The error names the user, never the password.

@@ -18,12 +18,12 @@ fn good() -> EvidenceSet {
 
 fn judge_all(ev: &EvidenceSet) -> Report {
     let p = Policy::builtin().unwrap();
-    let sel = p.select(&[], &[]).unwrap();
+    let sel = p.select(&["cluster".into()], &[]).unwrap();
     judge(ev, &p, &sel, &[], &[])
 }
 
 fn judge_with(ev: &EvidenceSet, p: &Policy) -> Report {
-    let sel = p.select(&[], &[]).unwrap();
+    let sel = p.select(&["cluster".into()], &[]).unwrap();
     judge(ev, p, &sel, &[], &[])
 }
 

@@ -146,6 +146,7 @@ fn checks_lists_the_catalogue_as_table_and_json() {
     let want: Vec<String> = (1..=10)
         .map(|i| format!("ACC-{i:03}"))
         .chain((1..=7).map(|i| format!("CLU-{i:03}")))
+        .chain(std::iter::once("PERF-001".to_string()))
         .chain((1..=11).map(|i| format!("TLS-{i:03}")))
         .collect();
     assert_eq!(ids, want);
@@ -277,7 +278,15 @@ fn run_on_a_lab_environment_starts_the_lab_and_lab_down_stops_it_by_pid() {
     };
     let (code, out) = cmd(&["lab", "status"]);
     assert_eq!(code, 1, "{out}");
-    let (code, out) = cmd(&["run", "--env", "l", "--config", cfg.to_str().unwrap()]);
+    let (code, out) = cmd(&[
+        "run",
+        "--env",
+        "l",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--only",
+        "cluster",
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("starting it in"), "{out}");
     assert!(d.path().join("reports/l").is_dir());

@@ -16,6 +16,7 @@ use crate::evidence::{EvidenceSet, ProbeFailure};
 
 pub mod access;
 pub mod cluster;
+pub mod performance;
 pub mod transport;
 
 /// Outcome of a check for one subject, or for the whole check.
@@ -203,5 +204,6 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     let mut rules = cluster::rules();
     rules.extend(access::rules());
     rules.extend(transport::rules());
+    rules.extend(performance::rules());
     rules.into_iter().map(|r| (r.name, r)).collect()
 }

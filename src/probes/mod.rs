@@ -17,6 +17,7 @@ use crate::tls::TlsClient;
 
 pub mod acl;
 pub mod cluster;
+pub mod latency;
 pub mod tls;
 
 /// What every probe gets: where to look, how to connect, how long it may take.
@@ -36,11 +37,59 @@ pub struct ProbeContext {
     pub credentials: BTreeMap<String, Secret>,
     /// What the selected checks ask probes to look at.
     pub inputs: ProbeInputs,
-    /// Cluster-bus port each node announces (from discovery), by node.
+    /// What discovery learned about the cluster.
+    pub topology: Topology,
+}
+
+/// Facts from discovery that later probes need, by node address.
+#[derive(Debug, Clone, Default)]
+pub struct Topology {
+    /// Cluster-bus port each node announces (CLUSTER NODES, `myself`).
     pub bus_ports: BTreeMap<String, u16>,
     /// Plaintext ports the cluster advertises for a node (CLUSTER SHARDS
-    /// `port`, from discovery), by node: probed, not trusted.
+    /// `port`): probed, not trusted.
     pub advertised_plaintext: BTreeMap<String, BTreeSet<u16>>,
+    /// Masters serving slots, with their slot ranges (majority view).
+    pub masters: BTreeMap<String, Vec<crate::evidence::SlotRange>>,
+}
+
+impl Topology {
+    /// Derives the topology from discovery evidence.
+    pub fn from_evidence(items: &[crate::evidence::Evidence]) -> Topology {
+        use crate::evidence::{Observation, Observed};
+        let mut t = Topology::default();
+        let mut master_views: BTreeMap<Vec<(String, Vec<crate::evidence::SlotRange>)>, usize> =
+            BTreeMap::new();
+        for e in items {
+            let Observed::Observation(Observation::ClusterNode(v)) = &e.result else {
+                continue;
+            };
+            if let Some(p) = v.me().and_then(|m| m.bus_port) {
+                t.bus_ports.insert(e.subject.clone(), p);
+            }
+            for n in v.shards.iter().flat_map(|s| &s.nodes) {
+                if let (Some(p), Some(tls)) = (n.port, n.tls_port) {
+                    let addr = NodeAddr {
+                        host: n.ip.clone(),
+                        port: tls,
+                    }
+                    .to_string();
+                    t.advertised_plaintext.entry(addr).or_default().insert(p);
+                }
+            }
+            let masters: Vec<_> = v
+                .nodes
+                .iter()
+                .filter(|n| n.is_master() && !n.slots.is_empty() && !n.has_flag("fail"))
+                .map(|n| (n.addr.clone(), n.slots.clone()))
+                .collect();
+            *master_views.entry(masters).or_default() += 1;
+        }
+        if let Some((masters, _)) = master_views.into_iter().max_by_key(|(_, n)| *n) {
+            t.masters = masters.into_iter().collect();
+        }
+        t
+    }
 }
 
 /// Inputs the policy gives probes: which users the DRYRUN sweep covers and
@@ -54,6 +103,8 @@ pub struct ProbeInputs {
     pub dryrun_cases: Vec<DryRunCase>,
     /// Extra ports on every node where no plaintext Redis may answer.
     pub plaintext_ports: BTreeSet<u16>,
+    /// The latency workload, when a latency check is selected.
+    pub latency: Option<latency::LatencySettings>,
 }
 
 /// One explicit DRYRUN case from the policy.
@@ -88,5 +139,6 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(acl::AclProbe),
         Box::new(tls::TlsEndpointProbe),
         Box::new(tls::TlsConfigProbe),
+        Box::new(latency::LatencyProbe),
     ]
 }

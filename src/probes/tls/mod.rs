@@ -592,7 +592,7 @@ impl Probe for TlsEndpointProbe {
         Box::pin(async move {
             let mut set = JoinSet::new();
             for node in ctx.targets.clone() {
-                let (bus_port, bus_source) = match ctx.bus_ports.get(&node.to_string()) {
+                let (bus_port, bus_source) = match ctx.topology.bus_ports.get(&node.to_string()) {
                     Some(p) => (*p, "announced in CLUSTER NODES"),
                     None => (
                         node.port.saturating_add(10000),
@@ -774,6 +774,7 @@ async fn observe_config(
         ports.push((p, "CONFIG GET port"));
     }
     let advertised = ctx
+        .topology
         .advertised_plaintext
         .get(&node.to_string())
         .cloned()

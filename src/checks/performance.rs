@@ -1,0 +1,141 @@
+//! Performance rules: the session-latency objective per master.
+
+use serde::Deserialize;
+
+use super::{Outcome, Rule, SubjectFinding};
+use crate::evidence::EvidenceSet;
+use crate::probes::latency::{Distribution, PROBE};
+
+/// Parameters of `performance.p99`: the objective and the workload that
+/// measures it (the workload fields go to the probe).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P99Params {
+    /// Corrected p99 must not exceed this (µs); p99.9 above it warns.
+    pub threshold_us: u64,
+    /// Fewer measured operations than this cannot decide.
+    #[serde(default = "min_samples")]
+    pub min_samples: u64,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub rate_per_master: Option<u32>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub warmup_ms: Option<u64>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub max_ops: Option<u64>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub keys: Option<u32>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub key_ttl_s: Option<u64>,
+}
+
+fn min_samples() -> u64 {
+    100
+}
+
+/// The performance rules.
+pub fn rules() -> Vec<Rule> {
+    vec![Rule::new(
+        "performance.p99",
+        &[PROBE],
+        "On every master serving slots, concurrently: one dedicated TLS connection as the application \
+         user (handshake timed separately); an open-loop load at a fixed rate (alternating HGETALL and \
+         HSET+EXPIRE on probe-only keys session:epic-audit-probe:{tag}:N, hash-tagged to that master, TTL \
+         60 s, deleted afterwards and on Ctrl-C), after a discarded warm-up; latency measured from each \
+         operation's intended send time so stalls are not hidden (coordinated omission), in an \
+         HdrHistogram; raw latency from the actual send kept beside it; INFO commandstats deltas and \
+         INFO latencystats give the server-side time.",
+        p99,
+    )]
+}
+
+fn fmt_us(v: u64) -> String {
+    if v >= 10_000 {
+        format!("{:.1} ms", v as f64 / 1000.0)
+    } else {
+        format!("{v} µs")
+    }
+}
+
+/// `p50 .. max` of a distribution, for findings.
+pub fn describe(d: &Distribution) -> String {
+    format!(
+        "p50 {}, p90 {}, p99 {}, p99.9 {}, max {} (n={})",
+        fmt_us(d.p50_us),
+        fmt_us(d.p90_us),
+        fmt_us(d.p99_us),
+        fmt_us(d.p999_us),
+        fmt_us(d.max_us),
+        d.count
+    )
+}
+
+fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "corrected p99 <= {} (warning when p99.9 exceeds it)",
+        fmt_us(p.threshold_us)
+    );
+    ev.latency_views()
+        .into_iter()
+        .map(|(subject, r)| {
+            let v = match r {
+                Ok(v) => v,
+                Err(f) => return SubjectFinding::unobserved(subject, expected.clone(), f),
+            };
+            let c = &v.corrected;
+            let server: Vec<String> = v.server_usec_per_call.iter().map(|(k, (n, u))| format!("{k} {u} µs x{n}")).collect();
+            let observed = format!(
+                "{}; raw (from send) p99 {}; HGETALL p99 {}, HSET+EXPIRE p99 {}; {:.1} ops/s achieved of {} planned ops, {} errors, {} unanswered; TLS connect {}; server mean {}",
+                describe(c),
+                fmt_us(v.raw.p99_us),
+                fmt_us(v.reads.p99_us),
+                fmt_us(v.writes.p99_us),
+                v.achieved_rate,
+                v.planned_ops,
+                v.errors,
+                v.timed_out_ops,
+                fmt_us(v.connect_us),
+                if server.is_empty() { "n/a".to_string() } else { server.join(", ") }
+            );
+            if v.errors > 0 {
+                return SubjectFinding::new(
+                    subject,
+                    Outcome::Error,
+                    observed,
+                    expected.clone(),
+                    format!("{} operations failed (first: {}): the measurement is not the production path", v.errors, v.first_error.as_deref().unwrap_or("?")),
+                );
+            }
+            if c.count < p.min_samples {
+                return SubjectFinding::new(subject, Outcome::Error, observed, expected.clone(), format!("only {} measured operations (minimum {})", c.count, p.min_samples));
+            }
+            if c.p99_us > p.threshold_us || v.timed_out_ops > 0 {
+                SubjectFinding::new(
+                    subject,
+                    Outcome::Fail,
+                    observed,
+                    expected.clone(),
+                    format!(
+                        "p99 {} exceeds the objective {}: look at INFO latencystats / SLOWLOG on the master, its CPU and network; the raw figure shows what a closed-loop client would have reported",
+                        fmt_us(c.p99_us),
+                        fmt_us(p.threshold_us)
+                    ),
+                )
+            } else if c.p999_us > p.threshold_us {
+                SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), format!("p99 within the objective, but p99.9 {} exceeds it", fmt_us(c.p999_us)))
+            } else {
+                SubjectFinding::new(subject, Outcome::Pass, observed, expected.clone(), format!("p99 {} within {}", fmt_us(c.p99_us), fmt_us(p.threshold_us)))
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,908 @@
+//! Session latency, measured safely: an open-loop load at a fixed rate per
+//! master, with latency taken from each operation's *intended* send time so
+//! that stalls are not hidden (coordinated omission), in HdrHistograms.
+//!
+//! Safety: it runs as the application user (the production ACL path) on one
+//! dedicated connection per master, touches only keys under
+//! [`KEY_PREFIX`] with a hash tag that maps them to the master being
+//! measured (no MOVED), gives them a short TTL, deletes them at the end,
+//! also after an error, and from the Ctrl-C handler ([`cleanup_pending`]).
+//! Total operations and duration are capped by the policy, and two latency
+//! probes never run at once in one process.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{timeout, timeout_at, Instant};
+
+use super::{Probe, ProbeContext, ProbeFuture};
+use crate::config::{NodeAddr, Timeouts};
+use crate::evidence::{Evidence, Observation, Observed, ProbeFailure, SlotRange};
+use crate::resp::{as_text, encode_command, parse_info, Frame, RedisConn};
+use crate::secret::Secret;
+use crate::tls::TlsClient;
+
+/// Probe name.
+pub const PROBE: &str = "latency";
+/// Every key the probe writes starts with this (inside the session
+/// namespace, so the application user's ACL path is the one measured).
+pub const KEY_PREFIX: &str = "session:epic-audit-probe:";
+
+/// Workload settings, from the latency check's parameters.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct LatencySettings {
+    /// User the load runs as (the application's).
+    pub user: String,
+    /// Operations per second per master.
+    pub rate_per_master: u32,
+    /// Measured duration.
+    pub duration_ms: u64,
+    /// Warm-up before measuring (discarded).
+    pub warmup_ms: u64,
+    /// Hard cap on operations per master (warm-up included).
+    pub max_ops: u64,
+    /// Distinct probe keys per master.
+    pub keys: u32,
+    /// TTL of the probe keys.
+    pub key_ttl_s: u64,
+}
+
+impl Default for LatencySettings {
+    fn default() -> Self {
+        LatencySettings {
+            user: "app_user".into(),
+            rate_per_master: 1000,
+            duration_ms: 5000,
+            warmup_ms: 1000,
+            max_ops: 20_000,
+            keys: 100,
+            key_ttl_s: 60,
+        }
+    }
+}
+
+/// The open-loop schedule: operation `i` is due at `i * interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Time between two operations.
+    pub interval: Duration,
+    /// Operations in the warm-up (not measured).
+    pub warmup_ops: u64,
+    /// All operations (warm-up included), capped.
+    pub total_ops: u64,
+}
+
+impl Schedule {
+    /// The schedule for a rate, warm-up, duration and cap.
+    pub fn new(rate_per_s: u32, warmup: Duration, duration: Duration, max_ops: u64) -> Schedule {
+        let rate = rate_per_s.max(1) as u64;
+        let interval = Duration::from_nanos(1_000_000_000 / rate);
+        let warmup_ops = warmup.as_nanos() as u64 / interval.as_nanos().max(1) as u64;
+        let measured = duration.as_nanos() as u64 / interval.as_nanos().max(1) as u64;
+        let total_ops = (warmup_ops + measured).min(max_ops);
+        Schedule {
+            interval,
+            warmup_ops: warmup_ops.min(total_ops),
+            total_ops,
+        }
+    }
+
+    /// When operation `i` is due, from the start.
+    pub fn intended(&self, i: u64) -> Duration {
+        self.interval * i as u32
+    }
+}
+
+/// Kind of operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// HGETALL.
+    Read,
+    /// HSET + EXPIRE (pipelined; measured to the EXPIRE reply).
+    Write,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Maximum.
+    pub max_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+fn distribution(h: &Histogram<u64>) -> Distribution {
+    if h.is_empty() {
+        return Distribution::default();
+    }
+    Distribution {
+        count: h.len(),
+        p50_us: h.value_at_quantile(0.50),
+        p90_us: h.value_at_quantile(0.90),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        max_us: h.max(),
+        mean_us: (h.mean() * 10.0).round() / 10.0,
+    }
+}
+
+/// Bookkeeping of completed operations. Pure: times are offsets from the
+/// start, so it can be driven by a fake clock.
+pub struct Recorder {
+    corrected: Histogram<u64>,
+    raw: Histogram<u64>,
+    reads: Histogram<u64>,
+    writes: Histogram<u64>,
+    /// Error replies.
+    pub errors: u64,
+    /// The first error reply.
+    pub first_error: Option<String>,
+    /// Operations completed (warm-up included).
+    pub completed: u64,
+    last_received: Duration,
+    first_measured_intended: Option<Duration>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            corrected: histogram(),
+            raw: histogram(),
+            reads: histogram(),
+            writes: histogram(),
+            errors: 0,
+            first_error: None,
+            completed: 0,
+            last_received: Duration::ZERO,
+            first_measured_intended: None,
+        }
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(1)
+}
+
+impl Recorder {
+    /// Records one completed operation. `corrected` latency runs from the
+    /// intended send time, `raw` from the actual one; warm-up operations
+    /// (`measured == false`) are counted but not recorded.
+    pub fn record(
+        &mut self,
+        kind: OpKind,
+        intended: Duration,
+        sent: Duration,
+        received: Duration,
+        measured: bool,
+    ) {
+        self.completed += 1;
+        self.last_received = self.last_received.max(received);
+        if !measured {
+            return;
+        }
+        self.first_measured_intended.get_or_insert(intended);
+        let corrected = us(received.saturating_sub(intended));
+        self.corrected.saturating_record(corrected);
+        self.raw
+            .saturating_record(us(received.saturating_sub(sent)));
+        match kind {
+            OpKind::Read => self.reads.saturating_record(corrected),
+            OpKind::Write => self.writes.saturating_record(corrected),
+        }
+    }
+
+    /// Records an operation that never got an answer before the deadline:
+    /// its latency is at least `deadline - intended`.
+    pub fn record_timeout(&mut self, intended: Duration, deadline: Duration) {
+        self.corrected
+            .saturating_record(us(deadline.saturating_sub(intended)));
+    }
+
+    /// Counts an error reply.
+    pub fn error(&mut self, reply: &str) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(|| reply.to_string());
+    }
+
+    /// Corrected (from intended send time).
+    pub fn corrected(&self) -> Distribution {
+        distribution(&self.corrected)
+    }
+    /// Raw (from actual send time), as a closed-loop client would report.
+    pub fn raw(&self) -> Distribution {
+        distribution(&self.raw)
+    }
+    /// Corrected, HGETALL only.
+    pub fn reads(&self) -> Distribution {
+        distribution(&self.reads)
+    }
+    /// Corrected, HSET+EXPIRE only.
+    pub fn writes(&self) -> Distribution {
+        distribution(&self.writes)
+    }
+    /// Measured operations per second actually completed.
+    pub fn achieved_rate(&self) -> f64 {
+        match self.first_measured_intended {
+            Some(first) if self.last_received > first => {
+                let n = self.corrected.len() as f64;
+                (n / (self.last_received - first).as_secs_f64() * 10.0).round() / 10.0
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// What the probe saw on one master.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyView {
+    /// Master address.
+    pub master: String,
+    /// User the load ran as.
+    pub user: String,
+    /// Hash tag mapping the probe keys to this master.
+    pub hash_tag: String,
+    /// TCP + TLS handshake of the dedicated connection.
+    pub connect_us: u64,
+    /// The workload.
+    pub settings: LatencySettings,
+    /// Operations planned (warm-up included).
+    pub planned_ops: u64,
+    /// Operations completed (warm-up included).
+    pub completed_ops: u64,
+    /// Operations without an answer before the deadline.
+    pub timed_out_ops: u64,
+    /// Error replies.
+    pub errors: u64,
+    /// First error reply.
+    pub first_error: Option<String>,
+    /// Measured operations per second.
+    pub achieved_rate: f64,
+    /// Latency from the intended send time (coordinated-omission corrected).
+    pub corrected: Distribution,
+    /// Latency from the actual send time.
+    pub raw: Distribution,
+    /// Corrected, HGETALL only.
+    pub reads: Distribution,
+    /// Corrected, HSET+EXPIRE only.
+    pub writes: Distribution,
+    /// Server side: INFO commandstats deltas over the run (calls, mean µs).
+    pub server_usec_per_call: BTreeMap<String, (u64, f64)>,
+    /// Server side: INFO latencystats for the same commands (cumulative
+    /// since the server's last stats reset).
+    pub server_latencystats: BTreeMap<String, String>,
+    /// What the clean-up did.
+    pub cleanup: String,
+}
+
+/// A hash tag whose slot belongs to `ranges`.
+pub fn tag_for(ranges: &[SlotRange], seed: &str) -> Option<String> {
+    (0..100_000).map(|i| format!("{seed}{i}")).find(|t| {
+        let s = redis_protocol::redis_keyslot(format!("{{{t}}}").as_bytes());
+        ranges.iter().any(|r| (r.start..=r.end).contains(&s))
+    })
+}
+
+/// Keys still to delete if the run is interrupted.
+struct PendingCleanup {
+    id: u64,
+    addr: NodeAddr,
+    tls: TlsClient,
+    timeouts: Timeouts,
+    user: String,
+    password: Secret,
+    keys: Vec<String>,
+}
+
+static PENDING: Mutex<Vec<PendingCleanup>> = Mutex::new(Vec::new());
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+async fn delete_keys(
+    addr: &NodeAddr,
+    tls: &TlsClient,
+    timeouts: &Timeouts,
+    user: &str,
+    password: &Secret,
+    keys: &[String],
+) -> Result<u64, String> {
+    let mut c = RedisConn::connect_as(addr, tls, timeouts, user, password)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut deleted = 0;
+    for chunk in keys.chunks(500) {
+        let mut cmd = vec![b"DEL".to_vec()];
+        cmd.extend(chunk.iter().map(|k| k.as_bytes().to_vec()));
+        match c.pipeline(&[cmd]).await.map_err(|e| e.to_string())?.pop() {
+            Some(Frame::Integer(n)) => deleted += n as u64,
+            other => {
+                return Err(format!(
+                    "DEL answered {}",
+                    crate::resp::describe(other.as_ref())
+                ))
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes the probe keys of every latency run that has not cleaned up
+/// (called by the Ctrl-C handler). Returns the number of keys deleted.
+pub async fn cleanup_pending() -> u64 {
+    let pending: Vec<PendingCleanup> = match PENDING.lock() {
+        Ok(mut p) => p.drain(..).collect(),
+        Err(_) => return 0,
+    };
+    let mut n = 0;
+    for p in pending {
+        if let Ok(d) =
+            delete_keys(&p.addr, &p.tls, &p.timeouts, &p.user, &p.password, &p.keys).await
+        {
+            n += d;
+        }
+    }
+    n
+}
+
+fn register(p: PendingCleanup) {
+    if let Ok(mut v) = PENDING.lock() {
+        v.push(p);
+    }
+}
+
+fn unregister(id: u64) {
+    if let Ok(mut v) = PENDING.lock() {
+        v.retain(|p| p.id != id);
+    }
+}
+
+fn words(ws: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let args: Vec<&[u8]> = ws.iter().map(|w| w.as_bytes()).collect();
+    encode_command(&mut out, &args);
+    out
+}
+
+async fn commandstats(c: &mut RedisConn) -> Result<BTreeMap<String, (u64, u64)>, ProbeFailure> {
+    let text = as_text(&c.cmd_str(&["INFO", "commandstats"]).await?).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for (k, v) in parse_info(&text) {
+        let Some(cmd) = k.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let field = |name: &str| {
+            v.split(',')
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        out.insert(cmd.to_string(), (field("calls="), field("usec=")));
+    }
+    Ok(out)
+}
+
+struct Pending {
+    i: u64,
+    kind: OpKind,
+    intended: Instant,
+    sent: Instant,
+    parts: usize,
+}
+
+/// Measures one master.
+async fn measure(
+    ctx: &ProbeContext,
+    settings: &LatencySettings,
+    master: &NodeAddr,
+    ranges: &[SlotRange],
+    id: u64,
+) -> Result<LatencyView, ProbeFailure> {
+    let fail = |kind: &str, message: String| ProbeFailure {
+        kind: kind.into(),
+        message,
+    };
+    let password = ctx
+        .credentials
+        .get(&settings.user)
+        .cloned()
+        .ok_or_else(|| fail("config", format!("no password reference for {} in the environment: the load runs as the application user", settings.user)))?;
+    let tag = tag_for(ranges, "epic-audit-").ok_or_else(|| {
+        fail(
+            "config",
+            format!("no hash tag maps to the slots of {master}"),
+        )
+    })?;
+    let keys: Vec<String> = (0..settings.keys.max(1))
+        .map(|n| format!("{KEY_PREFIX}{{{tag}}}:{n}"))
+        .collect();
+    let mut admin =
+        RedisConn::connect_as(master, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
+    let before = commandstats(&mut admin).await?;
+
+    let t_connect = std::time::Instant::now();
+    let mut conn = RedisConn::connect(master, &ctx.tls, &ctx.timeouts).await?;
+    let connect_us = t_connect.elapsed().as_micros() as u64;
+    conn.auth(&settings.user, &password).await?;
+
+    // From here on keys may exist: make sure they are deleted whatever happens.
+    register(PendingCleanup {
+        id,
+        addr: master.clone(),
+        tls: ctx.tls.clone(),
+        timeouts: ctx.timeouts.clone(),
+        user: settings.user.clone(),
+        password: password.clone(),
+        keys: keys.clone(),
+    });
+    let ttl = settings.key_ttl_s.to_string();
+    let now = Utc::now().timestamp().to_string();
+    let setup: Vec<Vec<Vec<u8>>> = keys
+        .iter()
+        .flat_map(|k| {
+            [
+                [
+                    "HSET",
+                    k,
+                    "user_id",
+                    "epic-audit-probe",
+                    "portal",
+                    "probe",
+                    "last_activity",
+                    &now,
+                ]
+                .iter()
+                .map(|w| w.as_bytes().to_vec())
+                .collect(),
+                ["EXPIRE", k, &ttl]
+                    .iter()
+                    .map(|w| w.as_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            ]
+        })
+        .collect();
+    let run = async {
+        for r in conn.pipeline(&setup).await? {
+            if let Frame::Error(e) = r {
+                return Err(fail(
+                    "server_error",
+                    format!("{master}: creating probe keys as {}: {e}", settings.user),
+                ));
+            }
+        }
+        open_loop(conn, settings, &keys, ctx.timeouts.command()).await
+    };
+    let result = run.await;
+    let cleanup = match delete_keys(
+        master,
+        &ctx.tls,
+        &ctx.timeouts,
+        &settings.user,
+        &password,
+        &keys,
+    )
+    .await
+    {
+        Ok(n) => {
+            unregister(id);
+            format!("deleted {n} of {} probe keys", keys.len())
+        }
+        Err(e) => format!(
+            "clean-up failed ({e}); the keys expire within {} s",
+            settings.key_ttl_s
+        ),
+    };
+    let (rec, schedule, timed_out) = result?;
+    let after = commandstats(&mut admin).await?;
+    let mut server_usec_per_call = BTreeMap::new();
+    for cmd in ["hgetall", "hset", "expire"] {
+        let (c0, u0) = before.get(cmd).copied().unwrap_or((0, 0));
+        let (c1, u1) = after.get(cmd).copied().unwrap_or((0, 0));
+        let calls = c1.saturating_sub(c0);
+        if calls > 0 {
+            server_usec_per_call.insert(
+                cmd.to_string(),
+                (
+                    calls,
+                    ((u1.saturating_sub(u0)) as f64 / calls as f64 * 100.0).round() / 100.0,
+                ),
+            );
+        }
+    }
+    let lat = as_text(&admin.cmd_str(&["INFO", "latencystats"]).await?).unwrap_or_default();
+    let server_latencystats = parse_info(&lat)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("latency_percentiles_usec_")
+                .map(|c| (c.to_string(), v))
+        })
+        .filter(|(c, _)| ["hgetall", "hset", "expire"].contains(&c.as_str()))
+        .collect();
+    Ok(LatencyView {
+        master: master.to_string(),
+        user: settings.user.clone(),
+        hash_tag: tag,
+        connect_us,
+        settings: settings.clone(),
+        planned_ops: schedule.total_ops,
+        completed_ops: rec.completed,
+        timed_out_ops: timed_out,
+        errors: rec.errors,
+        first_error: rec.first_error.clone(),
+        achieved_rate: rec.achieved_rate(),
+        corrected: rec.corrected(),
+        raw: rec.raw(),
+        reads: rec.reads(),
+        writes: rec.writes(),
+        server_usec_per_call,
+        server_latencystats,
+        cleanup,
+    })
+}
+
+/// The open loop: a writer sends each operation at its intended time
+/// whatever the replies do; a reader matches replies in order.
+async fn open_loop(
+    conn: RedisConn,
+    s: &LatencySettings,
+    keys: &[String],
+    grace: Duration,
+) -> Result<(Recorder, Schedule, u64), ProbeFailure> {
+    let addr = conn.addr().to_string();
+    let schedule = Schedule::new(
+        s.rate_per_master,
+        Duration::from_millis(s.warmup_ms),
+        Duration::from_millis(s.duration_ms),
+        s.max_ops,
+    );
+    let (stream, mut buf) = conn.into_parts();
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
+    let start_std = std::time::Instant::now() + Duration::from_millis(5);
+    let start = Instant::from_std(start_std);
+    let deadline = start + schedule.intended(schedule.total_ops) + grace;
+    let ttl = s.key_ttl_s.to_string();
+    // tokio's timers have 1 ms resolution: waking up to 1 ms late would be
+    // charged to the server. A ticker thread with minimal timer slack keeps
+    // the schedule to a few microseconds and wakes the writer per operation.
+    let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<u64>();
+    let total = schedule.total_ops;
+    std::thread::Builder::new()
+        .name("epic-audit-latency-ticker".into())
+        .spawn(move || {
+            // SAFETY: PR_SET_TIMERSLACK only changes this thread's sleep slack.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+            for i in 0..total {
+                let due = start_std + schedule.intended(i);
+                let now = std::time::Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                if tick_tx.send(i).is_err() {
+                    break; // the run was cancelled
+                }
+            }
+        })
+        .map_err(|e| ProbeFailure {
+            kind: "io".into(),
+            message: format!("cannot start the latency ticker thread: {e}"),
+        })?;
+    let writer = async move {
+        while let Some(i) = tick_rx.recv().await {
+            let intended = start + schedule.intended(i);
+            let key = &keys[i as usize % keys.len()];
+            let (kind, bytes, parts) = if i % 2 == 0 {
+                (OpKind::Read, words(&["HGETALL", key]), 1)
+            } else {
+                let ts = Utc::now().timestamp().to_string();
+                let mut b = words(&["HSET", key, "last_activity", &ts]);
+                b.extend(words(&["EXPIRE", key, &ttl]));
+                (OpKind::Write, b, 2)
+            };
+            let sent = Instant::now();
+            if tx
+                .send(Pending {
+                    i,
+                    kind,
+                    intended,
+                    sent,
+                    parts,
+                })
+                .is_err()
+            {
+                break;
+            }
+            match timeout_at(deadline, wr.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err("write blocked until the deadline".into()),
+            }
+        }
+        Ok(())
+    };
+    let reader = async move {
+        let mut rec = Recorder::default();
+        let mut outstanding = 0u64;
+        'ops: while let Some(p) = rx.recv().await {
+            for _ in 0..p.parts {
+                let frame = loop {
+                    match redis_protocol::resp2::decode::decode(&buf) {
+                        Ok(Some((f, used))) => {
+                            buf.drain(..used);
+                            break f;
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(format!("not RESP: {e}")),
+                    }
+                    let mut chunk = [0u8; 16 * 1024];
+                    match timeout_at(deadline, rd.read(&mut chunk)).await {
+                        Err(_) => {
+                            rec.record_timeout(p.intended - start, deadline - start);
+                            outstanding += 1;
+                            break 'ops;
+                        }
+                        Ok(Ok(0)) => return Err("connection closed by the server".into()),
+                        Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                        Ok(Err(e)) => return Err(e.to_string()),
+                    }
+                };
+                if let Frame::Error(e) = &frame {
+                    rec.error(e);
+                }
+            }
+            let received = Instant::now();
+            rec.record(
+                p.kind,
+                p.intended - start,
+                p.sent - start,
+                received - start,
+                p.i >= schedule.warmup_ops,
+            );
+        }
+        // Whatever is still queued never got an answer.
+        while let Ok(p) = rx.try_recv() {
+            rec.record_timeout(p.intended - start, deadline - start);
+            outstanding += 1;
+        }
+        Ok((rec, outstanding))
+    };
+    let (w, r) = tokio::join!(writer, reader);
+    let io = |e: String| ProbeFailure {
+        kind: "io".into(),
+        message: format!("{addr}: latency load: {e}"),
+    };
+    let (rec, outstanding) = r.map_err(io)?;
+    w.map_err(io)?;
+    Ok((rec, schedule, outstanding))
+}
+
+/// The latency probe: every master, concurrently.
+pub struct LatencyProbe;
+
+impl Probe for LatencyProbe {
+    fn name(&self) -> &'static str {
+        PROBE
+    }
+
+    fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
+        Box::pin(async move {
+            let settings = ctx.inputs.latency.clone().unwrap_or_default();
+            let busy = RUNNING.swap(true, Ordering::SeqCst);
+            let masters: Vec<(NodeAddr, Vec<SlotRange>)> = ctx
+                .topology
+                .masters
+                .iter()
+                .filter_map(|(a, r)| NodeAddr::parse(a).ok().map(|a| (a, r.clone())))
+                .collect();
+            let method = format!(
+                "open loop, {} ops/s per master for {} ms after a {} ms warm-up (cap {} ops): alternating HGETALL and \
+                 HSET+EXPIRE on {} keys {KEY_PREFIX}{{tag}}:N (TTL {} s, deleted afterwards) as {}, on one dedicated TLS \
+                 connection per master; latency from the intended send time (HdrHistogram, µs, 3 significant figures); \
+                 INFO commandstats/latencystats as {} for the server side",
+                settings.rate_per_master, settings.duration_ms, settings.warmup_ms, settings.max_ops, settings.keys, settings.key_ttl_s, settings.user, ctx.user
+            );
+            let failure_for_all = |message: String| -> Vec<Evidence> {
+                let subjects: Vec<String> = if masters.is_empty() {
+                    vec!["cluster".into()]
+                } else {
+                    masters.iter().map(|(a, _)| a.to_string()).collect()
+                };
+                subjects
+                    .into_iter()
+                    .map(|s| Evidence {
+                        probe: PROBE.into(),
+                        subject: s,
+                        method: method.clone(),
+                        observed_at: Utc::now(),
+                        duration_ms: 0,
+                        result: Observed::Failure(ProbeFailure {
+                            kind: "not_run".into(),
+                            message: message.clone(),
+                        }),
+                    })
+                    .collect()
+            };
+            if busy {
+                return failure_for_all(
+                    "another latency probe is running in this process; it never overlaps itself"
+                        .into(),
+                );
+            }
+            if masters.is_empty() {
+                RUNNING.store(false, Ordering::SeqCst);
+                return failure_for_all("discovery found no master serving slots".into());
+            }
+            let budget = Duration::from_millis(settings.warmup_ms + settings.duration_ms)
+                + ctx.timeouts.probe();
+            let mut set = tokio::task::JoinSet::new();
+            for (n, (addr, ranges)) in masters.into_iter().enumerate() {
+                let ctx = ctx.clone();
+                let settings = settings.clone();
+                let method = method.clone();
+                set.spawn(async move {
+                    let t0 = std::time::Instant::now();
+                    let result =
+                        match timeout(budget, measure(&ctx, &settings, &addr, &ranges, n as u64))
+                            .await
+                        {
+                            Ok(Ok(v)) => Observed::Observation(Observation::Latency(Box::new(v))),
+                            Ok(Err(f)) => Observed::Failure(f),
+                            Err(_) => Observed::Failure(ProbeFailure {
+                                kind: "deadline".into(),
+                                message: format!(
+                                    "{addr}: latency probe did not finish within {} ms",
+                                    budget.as_millis()
+                                ),
+                            }),
+                        };
+                    Evidence {
+                        probe: PROBE.into(),
+                        subject: addr.to_string(),
+                        method,
+                        observed_at: Utc::now(),
+                        duration_ms: t0.elapsed().as_millis() as u64,
+                        result,
+                    }
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                if let Ok(e) = r {
+                    out.push(e);
+                }
+            }
+            // Runs that hit their deadline were cancelled before cleaning up.
+            cleanup_pending().await;
+            RUNNING.store(false, Ordering::SeqCst);
+            out
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn schedule_spaces_operations_and_caps_them() {
+        let s = Schedule::new(1000, Duration::from_secs(1), Duration::from_secs(5), 20_000);
+        assert_eq!((s.interval, s.warmup_ops, s.total_ops), (MS, 1000, 6000));
+        assert_eq!(s.intended(2500), Duration::from_millis(2500));
+        let capped = Schedule::new(1000, Duration::from_secs(1), Duration::from_secs(60), 5000);
+        assert_eq!(capped.total_ops, 5000);
+    }
+
+    #[test]
+    fn warmup_is_discarded() {
+        let mut r = Recorder::default();
+        r.record(OpKind::Read, Duration::ZERO, Duration::ZERO, 50 * MS, false);
+        r.record(OpKind::Read, MS, MS, MS + Duration::from_micros(100), true);
+        assert_eq!(r.completed, 2);
+        assert_eq!(r.corrected().count, 1);
+        assert!(r.corrected().max_us < 200);
+    }
+
+    /// A fake-clock run: 1000 ops at 1 ms intervals, 100 µs service time,
+    /// and one stall of `stall` at op 500. `closed_loop` models a sender
+    /// that waits for the stall (sends late), as closed-loop tools do.
+    fn simulate(stall: Duration, closed_loop: bool) -> Recorder {
+        let sched = Schedule::new(1000, Duration::ZERO, Duration::from_secs(1), 10_000);
+        let service = Duration::from_micros(100);
+        let mut r = Recorder::default();
+        let mut server_free = Duration::ZERO;
+        for i in 0..sched.total_ops {
+            let intended = sched.intended(i);
+            let sent = if closed_loop {
+                intended.max(server_free)
+            } else {
+                intended
+            };
+            let start = sent.max(server_free);
+            let extra = if i == 500 { stall } else { Duration::ZERO };
+            let done = start + service + extra;
+            server_free = done;
+            r.record(
+                if i % 2 == 0 {
+                    OpKind::Read
+                } else {
+                    OpKind::Write
+                },
+                intended,
+                sent,
+                done,
+                true,
+            );
+        }
+        r
+    }
+
+    #[test]
+    fn a_stall_shows_in_the_corrected_p99() {
+        let calm = simulate(Duration::ZERO, false);
+        assert!(calm.corrected().p99_us <= 110, "{:?}", calm.corrected());
+        let stalled = simulate(50 * MS, false);
+        // 50 ms stall at 1 ms spacing: ~50 operations queue behind it, so
+        // about 5% of samples are slow and p99 is tens of milliseconds.
+        assert!(
+            stalled.corrected().p99_us >= 40_000,
+            "{:?}",
+            stalled.corrected()
+        );
+        assert!(stalled.corrected().max_us >= 50_000);
+    }
+
+    #[test]
+    fn coordinated_omission_hides_the_stall_from_raw_but_not_corrected() {
+        let r = simulate(50 * MS, true);
+        // The closed-loop sender waited, so each request looks fast from its
+        // own send time, except the stalled one.
+        assert!(r.raw().p99_us <= 110, "raw {:?}", r.raw());
+        assert!(
+            r.corrected().p99_us >= 40_000,
+            "corrected {:?}",
+            r.corrected()
+        );
+        assert_eq!(r.corrected().count, 1000);
+    }
+
+    #[test]
+    fn timeouts_count_as_at_least_the_deadline() {
+        let mut r = Recorder::default();
+        r.record_timeout(MS, 2001 * MS);
+        assert!(r.corrected().max_us >= 1_999_000);
+    }
+
+    #[test]
+    fn hash_tags_land_on_the_master() {
+        let ranges = [SlotRange {
+            start: 5461,
+            end: 10922,
+        }];
+        let t = tag_for(&ranges, "epic-audit-").unwrap();
+        let key = format!("{KEY_PREFIX}{{{t}}}:7");
+        let slot = redis_protocol::redis_keyslot(key.as_bytes());
+        assert!((5461..=10922).contains(&slot), "{key} -> {slot}");
+        assert!(key.starts_with("session:"));
+    }
+}

@@ -1,0 +1,194 @@
+//! The latency probe against a real lab: a generous objective passes, one
+//! below any real latency fails on every master, and the probe's keys are
+//! gone afterwards, also when the run is interrupted with SIGINT.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use epic_audit::resp::{as_text, Frame};
+
+/// A policy directory: the built-in policy with the latency check's
+/// threshold and duration replaced.
+fn policy(dir: &Path, threshold_us: u64, duration_ms: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in epic_audit::policy::BUILTIN {
+        let text = if *name == "performance.toml" {
+            text.replace(
+                "threshold_us = 1000",
+                &format!("threshold_us = {threshold_us}"),
+            )
+            .replace("rate_per_master = 1000", "rate_per_master = 500")
+            .replace(
+                "duration_ms = 5000",
+                &format!("duration_ms = {duration_ms}"),
+            )
+            .replace("warmup_ms = 1000", "warmup_ms = 200")
+        } else {
+            text.to_string()
+        };
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+/// Probe keys on the three masters.
+async fn probe_keys(t: &TestLab) -> Vec<String> {
+    let mut keys = Vec::new();
+    for m in 0..3 {
+        let mut c = t.lab.admin(m).await.unwrap();
+        let mut cursor = "0".to_string();
+        loop {
+            let Frame::Array(r) = c
+                .cmd_str(&[
+                    "SCAN",
+                    &cursor,
+                    "MATCH",
+                    "session:epic-audit-probe:*",
+                    "COUNT",
+                    "1000",
+                ])
+                .await
+                .unwrap()
+            else {
+                panic!("SCAN")
+            };
+            cursor = as_text(&r[0]).unwrap();
+            if let Frame::Array(ks) = &r[1] {
+                keys.extend(ks.iter().filter_map(as_text));
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+    }
+    keys
+}
+
+fn config_with_app_user(t: &TestLab) -> std::path::PathBuf {
+    let cfg = t.config(&[], (2000, 3000, 20000));
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "[environments.t.users.app_user]\npassword_file = \"{}/secrets/app_user.pass\"\n",
+        t.lab.spec.dir.display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+#[tokio::test]
+async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
+    let t = start_lab().await;
+    let cfg = config_with_app_user(&t);
+    let run = |pol: &Path, out: &str| {
+        let out = t.out(out);
+        let r = epic_audit(
+            &[
+                "run",
+                "--env",
+                "t",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--policy",
+                pol.to_str().unwrap(),
+                "--only",
+                "performance",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            t.tmp.path(),
+        );
+        assert!(r.code <= 2, "exit {}: {}\n{}", r.code, r.stdout, r.stderr);
+        (r, report(&out))
+    };
+
+    // Generous objective (200 ms): every master passes (or warns on p99.9).
+    let generous = t.tmp.path().join("generous");
+    policy(&generous, 200_000, 1000);
+    let (r, rep) = run(&generous, "run-generous");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let s = subjects(&rep, "PERF-001");
+    assert_eq!(s.len(), 3, "one subject per master: {s:?}");
+    for (subject, outcome, text) in &s {
+        assert_eq!(outcome, "pass", "{subject}: {text}");
+        assert!(
+            text.contains("p50")
+                && text.contains("raw (from send) p99")
+                && text.contains("server mean"),
+            "{text}"
+        );
+    }
+    assert!(
+        probe_keys(&t).await.is_empty(),
+        "probe keys left after a normal run"
+    );
+
+    // An objective below any real latency (1 µs): every master fails.
+    let impossible = t.tmp.path().join("impossible");
+    policy(&impossible, 1, 1000);
+    let (r, rep) = run(&impossible, "run-impossible");
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let s = subjects(&rep, "PERF-001");
+    assert_eq!(s.len(), 3);
+    assert!(
+        s.iter()
+            .all(|x| x.1 == "fail" && x.2.contains("exceeds the objective 1 µs")),
+        "{s:?}"
+    );
+    assert!(probe_keys(&t).await.is_empty());
+
+    // Interrupted mid-run: keys exist while it runs, and are gone after
+    // SIGINT (their 60 s TTL has not expired by then).
+    let long = t.tmp.path().join("long");
+    policy(&long, 200_000, 30_000);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_epic-audit"))
+        .args([
+            "run",
+            "--env",
+            "t",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--policy",
+            long.to_str().unwrap(),
+            "--only",
+            "performance",
+            "--out",
+        ])
+        .arg(t.out("interrupted"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut during = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        during = probe_keys(&t).await;
+        if !during.is_empty() {
+            break;
+        }
+    }
+    assert!(!during.is_empty(), "the probe keys never appeared");
+    assert!(
+        during
+            .iter()
+            .all(|k| k.starts_with("session:epic-audit-probe:{")),
+        "{during:?}"
+    );
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("latency-probe keys"), "{stderr}");
+    assert!(
+        !t.out("interrupted").exists(),
+        "nothing is written when interrupted"
+    );
+    assert!(
+        probe_keys(&t).await.is_empty(),
+        "probe keys left after SIGINT"
+    );
+}
