@@ -47,6 +47,12 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
                 .get(c.rule.as_str())
                 .is_some_and(|r| r.needs.contains(&p))
         };
+        if needs(probes::latency::PROBE) {
+            let params = toml::Value::Table(c.params.clone());
+            if let Ok(settings) = params.try_into::<probes::latency::LatencySettings>() {
+                inputs.latency = Some(settings);
+            }
+        }
         if !needs(probes::acl::PROBE) && !needs(probes::tls::CONFIG_PROBE) {
             continue;
         }
@@ -315,5 +321,20 @@ mod tests {
             Outcome::aggregate(&[f(Outcome::Pass), f(Outcome::Error)]),
             Outcome::Error
         );
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn latency_settings_come_from_the_check_params() {
+        let text = crate::policy::builtin_file("performance.toml")
+            .replace("rate_per_master = 1000", "rate_per_master = 250");
+        let p = Policy::from_files(vec![("performance.toml".into(), text)], "t").unwrap();
+        let sel = p.select(&[], &[]).unwrap();
+        let i = probe_inputs(&sel);
+        assert_eq!(i.latency.expect("latency settings").rate_per_master, 250);
     }
 }

@@ -37,6 +37,12 @@ pub struct P99Params {
     /// Workload setting (see `probes::latency::LatencySettings`).
     #[serde(default)]
     pub key_ttl_s: Option<u64>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub masters: Option<Vec<String>>,
+    /// Workload setting (see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub write_every: Option<u64>,
 }
 
 fn min_samples() -> u64 {

@@ -53,6 +53,11 @@ pub struct LatencySettings {
     pub keys: u32,
     /// TTL of the probe keys.
     pub key_ttl_s: u64,
+    /// Only these masters (`host:port`); empty measures every master.
+    pub masters: Vec<String>,
+    /// Every n-th operation is a write (HSET+EXPIRE), the others HGETALL;
+    /// 2 alternates, 0 reads only.
+    pub write_every: u64,
 }
 
 impl Default for LatencySettings {
@@ -65,6 +70,8 @@ impl Default for LatencySettings {
             max_ops: 20_000,
             keys: 100,
             key_ttl_s: 60,
+            masters: Vec::new(),
+            write_every: 2,
         }
     }
 }
@@ -581,6 +588,7 @@ async fn open_loop(
     let start = Instant::from_std(start_std);
     let deadline = start + schedule.intended(schedule.total_ops) + grace;
     let ttl = s.key_ttl_s.to_string();
+    let write_every = s.write_every;
     // tokio's timers have 1 ms resolution: waking up to 1 ms late would be
     // charged to the server. A ticker thread with minimal timer slack keeps
     // the schedule to a few microseconds and wakes the writer per operation.
@@ -610,7 +618,8 @@ async fn open_loop(
         while let Some(i) = tick_rx.recv().await {
             let intended = start + schedule.intended(i);
             let key = &keys[i as usize % keys.len()];
-            let (kind, bytes, parts) = if i % 2 == 0 {
+            let is_write = write_every > 0 && i % write_every == write_every - 1;
+            let (kind, bytes, parts) = if !is_write {
                 (OpKind::Read, words(&["HGETALL", key]), 1)
             } else {
                 let ts = Utc::now().timestamp().to_string();
@@ -711,14 +720,15 @@ impl Probe for LatencyProbe {
                 .topology
                 .masters
                 .iter()
+                .filter(|(a, _)| settings.masters.is_empty() || settings.masters.contains(a))
                 .filter_map(|(a, r)| NodeAddr::parse(a).ok().map(|a| (a, r.clone())))
                 .collect();
             let method = format!(
-                "open loop, {} ops/s per master for {} ms after a {} ms warm-up (cap {} ops): alternating HGETALL and \
-                 HSET+EXPIRE on {} keys {KEY_PREFIX}{{tag}}:N (TTL {} s, deleted afterwards) as {}, on one dedicated TLS \
+                "open loop, {} ops/s per master for {} ms after a {} ms warm-up (cap {} ops): HGETALL, with every {}th \
+                 operation HSET+EXPIRE instead (0: none), on {} keys {KEY_PREFIX}{{tag}}:N (TTL {} s, deleted afterwards) as {}, on one dedicated TLS \
                  connection per master; latency from the intended send time (HdrHistogram, µs, 3 significant figures); \
                  INFO commandstats/latencystats as {} for the server side",
-                settings.rate_per_master, settings.duration_ms, settings.warmup_ms, settings.max_ops, settings.keys, settings.key_ttl_s, settings.user, ctx.user
+                settings.rate_per_master, settings.duration_ms, settings.warmup_ms, settings.max_ops, settings.write_every, settings.keys, settings.key_ttl_s, settings.user, ctx.user
             );
             let failure_for_all = |message: String| -> Vec<Evidence> {
                 let subjects: Vec<String> = if masters.is_empty() {
