@@ -2,20 +2,14 @@
 //! unmodified and with one defect each; malformed or missing evidence must
 //! give `error`, never `pass`.
 
+mod common;
+
+use common::fixture_evidence;
 use epic_audit::checks::Outcome;
 use epic_audit::engine::judge;
 use epic_audit::evidence::{AclView, EvidenceSet, Observation, Observed, ProbeFailure};
 use epic_audit::policy::Policy;
 use epic_audit::report::Report;
-
-fn good() -> EvidenceSet {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/evidence/lab-good.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 fn judge_access(ev: &EvidenceSet) -> Report {
     let p = Policy::builtin().unwrap();
@@ -81,7 +75,7 @@ fn failing(pairs: &[&str]) -> Vec<(String, Outcome)> {
 
 #[test]
 fn good_lab_passes_every_access_check() {
-    let r = judge_access(&good());
+    let r = judge_access(&fixture_evidence());
     assert_eq!(r.checks.len(), 10);
     assert_eq!(
         not_passing(&r),
@@ -96,7 +90,7 @@ fn good_lab_passes_every_access_check() {
 
 #[test]
 fn dev_user_allowed_to_write_fails_read_only_check_naming_commands() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     set_verdict(&mut ev, "dev_user", "set", "AA");
     let r = judge_access(&ev);
     assert_eq!(not_passing(&r), failing(&["ACC-005"]));
@@ -109,7 +103,7 @@ fn dev_user_allowed_to_write_fails_read_only_check_naming_commands() {
 
 #[test]
 fn dev_user_allowed_eval_fails_because_scripting_is_not_in_write() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     set_verdict(&mut ev, "dev_user", "eval", "A");
     let r = judge_access(&ev);
     assert_eq!(not_passing(&r), failing(&["ACC-005"]));
@@ -118,7 +112,7 @@ fn dev_user_allowed_eval_fails_because_scripting_is_not_in_write() {
 
 #[test]
 fn app_user_reaching_a_key_outside_session_namespace_fails() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     set_verdict(&mut ev, "app_user", "hgetall", "AA");
     let r = judge_access(&ev);
     assert_eq!(not_passing(&r), failing(&["ACC-006"]));
@@ -131,7 +125,7 @@ fn app_user_reaching_a_key_outside_session_namespace_fails() {
 
 #[test]
 fn app_user_allowed_an_admin_command_fails() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     set_verdict(&mut ev, "app_user", "config|set", "A");
     let r = judge_access(&ev);
     assert_eq!(not_passing(&r), failing(&["ACC-006"]));
@@ -140,7 +134,7 @@ fn app_user_allowed_an_admin_command_fails() {
 
 #[test]
 fn a_denied_positive_control_is_a_warning() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     set_verdict(&mut ev, "dev_user", "get", "CC");
     let r = judge_access(&ev);
     assert_eq!(
@@ -152,7 +146,7 @@ fn a_denied_positive_control_is_a_warning() {
 
 #[test]
 fn undecidable_dryrun_for_a_denied_command_is_an_error() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     set_verdict(&mut ev, "dev_user", "set", "EE");
     let r = judge_access(&ev);
     assert_eq!(
@@ -163,7 +157,7 @@ fn undecidable_dryrun_for_a_denied_command_is_an_error() {
 
 #[test]
 fn default_user_enabled_without_password_fails_only_the_default_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in views(&mut ev) {
         let d = v.users.iter_mut().find(|u| u.name == "default").unwrap();
         d.flags = vec!["on".into(), "nopass".into()];
@@ -183,7 +177,7 @@ fn default_user_enabled_without_password_fails_only_the_default_check() {
 
 #[test]
 fn an_extra_user_fails_expected_users() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in views(&mut ev) {
         let mut extra = v
             .users
@@ -202,7 +196,7 @@ fn an_extra_user_fails_expected_users() {
 
 #[test]
 fn a_user_with_nopass_fails_the_password_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in views(&mut ev) {
         let u = v.users.iter_mut().find(|u| u.name == "dev_user").unwrap();
         u.flags.push("nopass".into());
@@ -214,7 +208,7 @@ fn a_user_with_nopass_fails_the_password_check() {
 
 #[test]
 fn one_node_with_a_different_acl_fails_consistency_on_that_node() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (subject, v) in views(&mut ev) {
         if subject == "127.0.1.3:6379" {
             let u = v.users.iter_mut().find(|u| u.name == "dev_user").unwrap();
@@ -234,7 +228,7 @@ fn one_node_with_a_different_acl_fails_consistency_on_that_node() {
 
 #[test]
 fn a_credential_that_does_not_work_fails_authentication() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (subject, v) in views(&mut ev) {
         if subject == "127.0.1.2:6379" {
             let u = v
@@ -255,7 +249,7 @@ fn a_credential_that_does_not_work_fails_authentication() {
 
 #[test]
 fn many_recent_failed_logins_warn() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in views(&mut ev) {
         v.log
             .by_reason_user
@@ -277,7 +271,7 @@ fn many_recent_failed_logins_warn() {
 
 #[test]
 fn a_case_with_the_wrong_verdict_fails_naming_case_and_node() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in views(&mut ev) {
         let c = v
             .cases
@@ -294,7 +288,7 @@ fn a_case_with_the_wrong_verdict_fails_naming_case_and_node() {
 
 #[test]
 fn an_unreachable_node_is_error_in_every_access_check_never_pass() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for e in ev
         .items
         .iter_mut()
@@ -315,7 +309,7 @@ fn an_unreachable_node_is_error_in_every_access_check_never_pass() {
 
 #[test]
 fn no_command_table_means_permission_checks_error() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     ev.items.retain(|e| e.probe != "acl.commands");
     let r = judge_access(&ev);
     for id in ["ACC-005", "ACC-006", "ACC-007"] {
@@ -329,7 +323,7 @@ fn no_command_table_means_permission_checks_error() {
 
 #[test]
 fn evidence_never_holds_password_hashes_or_acl_log_objects() {
-    let ev = good();
+    let ev = fixture_evidence();
     // Only ACL evidence could carry a password hash (certificate
     // fingerprints elsewhere are legitimately 64 hex digits).
     let acl: Vec<_> = ev

@@ -1,20 +1,14 @@
 //! Every cluster check judged from fixture evidence (recorded from the real
 //! lab), unmodified and with exactly one defect each. No servers needed.
 
+mod common;
+
+use common::fixture_evidence;
 use epic_audit::checks::Outcome;
 use epic_audit::engine::judge;
 use epic_audit::evidence::{EvidenceSet, Observation, Observed, OpenSlot, ProbeFailure, SlotRange};
 use epic_audit::policy::Policy;
 use epic_audit::report::Report;
-
-fn good() -> EvidenceSet {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/evidence/lab-good.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 fn judge_all(ev: &EvidenceSet) -> Report {
     let p = Policy::builtin().unwrap();
@@ -92,7 +86,7 @@ fn id_of(ev: &EvidenceSet, addr: &str) -> String {
 
 #[test]
 fn good_lab_evidence_passes_every_cluster_check() {
-    let r = judge_all(&good());
+    let r = judge_all(&fixture_evidence());
     assert_eq!(
         r.checks.iter().filter(|c| c.id.starts_with("CLU-")).count(),
         7
@@ -104,7 +98,7 @@ fn good_lab_evidence_passes_every_cluster_check() {
 
 #[test]
 fn slots_missing_on_every_node_fail_coverage_naming_the_range() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in views_mut(&mut ev) {
         for n in v.nodes.iter_mut().filter(|n| {
             n.slots.contains(&SlotRange {
@@ -138,7 +132,7 @@ fn slots_missing_on_every_node_fail_coverage_naming_the_range() {
 
 #[test]
 fn one_node_with_another_slot_map_fails_agreement_on_that_node_only() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     let other = id_of(&ev, "127.0.1.2:6379");
     for (subj, v) in views_mut(&mut ev) {
         if subj == "127.0.1.4:6379" {
@@ -178,7 +172,7 @@ fn one_node_with_another_slot_map_fails_agreement_on_that_node_only() {
 
 #[test]
 fn a_migrating_slot_fails_open_slots_on_that_node_only() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     let target = id_of(&ev, "127.0.1.2:6379");
     for (subj, v) in views_mut(&mut ev) {
         if subj == "127.0.1.1:6379" {
@@ -207,7 +201,7 @@ fn a_migrating_slot_fails_open_slots_on_that_node_only() {
 
 #[test]
 fn cluster_state_fail_on_one_node_fails_state_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (subj, v) in views_mut(&mut ev) {
         if subj == "127.0.1.3:6379" {
             v.info.insert("cluster_state".into(), "fail".into());
@@ -225,7 +219,7 @@ fn cluster_state_fail_on_one_node_fails_state_check() {
 
 #[test]
 fn a_node_flagged_fail_by_peers_fails_online_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     let dead = id_of(&ev, "127.0.1.2:6379");
     for (_, v) in views_mut(&mut ev) {
         for n in v
@@ -253,7 +247,7 @@ fn a_node_flagged_fail_by_peers_fails_online_check() {
 
 #[test]
 fn a_replica_still_loading_is_a_warning_not_a_failure() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (subj, v) in views_mut(&mut ev) {
         if subj == "127.0.1.6:6379" {
             for sn in v
@@ -273,7 +267,7 @@ fn a_replica_still_loading_is_a_warning_not_a_failure() {
 
 #[test]
 fn an_unobserved_node_is_error_in_every_per_node_check_never_pass() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for e in ev
         .items
         .iter_mut()
@@ -301,7 +295,7 @@ fn an_unobserved_node_is_error_in_every_per_node_check_never_pass() {
 
 #[test]
 fn no_evidence_at_all_is_error_for_every_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     ev.items.clear();
     let r = judge_all(&ev);
     for c in &r.checks {
@@ -319,7 +313,7 @@ fn topology_expectations_from_policy_params() {
             "[5461, 10000], [10001, 16383]",
         );
     let p = Policy::from_files(vec![("cluster.toml".into(), text.to_string())], "test").unwrap();
-    let r = judge_with(&good(), &p);
+    let r = judge_with(&fixture_evidence(), &p);
     let s = subjects(&r, "CLU-006");
     let get = |name: &str| s.iter().find(|x| x.0 == name).unwrap().clone();
     assert_eq!(get("masters").1, Outcome::Fail);
@@ -345,7 +339,7 @@ fn topology_expectations_from_policy_params() {
 
 #[test]
 fn key_slot_mismatch_fails_and_missing_samples_error() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for e in ev.items.iter_mut() {
         if let Observed::Observation(Observation::KeySlots(k)) = &mut e.result {
             let s = k
@@ -365,7 +359,7 @@ fn key_slot_mismatch_fails_and_missing_samples_error() {
     assert_eq!(fails[0].0, "key `{user1000}.following`");
     others_pass(&r, &["CLU-007"]);
 
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     ev.items.retain(|e| e.probe != "cluster.keyslot");
     assert_eq!(outcome(&judge_all(&ev), "CLU-007"), Outcome::Error);
 }
@@ -378,7 +372,7 @@ fn disabled_check_is_reported_as_skip_with_reason() {
         1,
     );
     let p = Policy::from_files(vec![("cluster.toml".into(), text.to_string())], "test").unwrap();
-    let r = judge_with(&good(), &p);
+    let r = judge_with(&fixture_evidence(), &p);
     assert_eq!(outcome(&r, "CLU-003"), Outcome::Skip);
     assert!(subjects(&r, "CLU-003")[0].2.contains("enabled = false"));
     assert_eq!(r.exit_code, 0);
@@ -386,7 +380,7 @@ fn disabled_check_is_reported_as_skip_with_reason() {
 
 #[test]
 fn evidence_round_trips_through_json() {
-    let ev = good();
+    let ev = fixture_evidence();
     let again: EvidenceSet = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
     assert_eq!(judge_all(&ev).to_json(), judge_all(&again).to_json());
 }

@@ -71,52 +71,6 @@ async fn keyspace(t: &TestLab) -> BTreeMap<usize, (i64, String)> {
     out
 }
 
-fn audit(t: &TestLab, name: &str) -> (i32, serde_json::Value, Vec<(String, String)>) {
-    let cfg = t.tmp.path().join("epic-audit.toml");
-    let out = t.out(name);
-    let r = epic_audit(
-        &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--only",
-            "access",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        t.tmp.path(),
-    );
-    assert!(
-        r.code <= 2,
-        "{name}: exit {}\n{}\n{}",
-        r.code,
-        r.stdout,
-        r.stderr
-    );
-    let rep = report(&out);
-    let not_passing = rep["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["outcome"] != "pass")
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                c["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    (r.code, rep, not_passing)
-}
-
-fn fails(ids: &[&str]) -> Vec<(String, String)> {
-    ids.iter()
-        .map(|i| (i.to_string(), "fail".to_string()))
-        .collect()
-}
-
 fn message_of(rep: &serde_json::Value, id: &str) -> String {
     subjects(rep, id)
         .into_iter()
@@ -142,7 +96,7 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
 
     // Good lab: every access check passes, and the keyspace is untouched.
     let before = keyspace(&t).await;
-    let (code, rep, bad) = audit(&t, "good");
+    let (code, rep, bad) = audit_area(&t, "access", "good");
     assert_eq!(bad, vec![], "{rep:#}");
     assert_eq!(code, 0);
     assert_eq!(
@@ -181,14 +135,14 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
 
     // default enabled without password: only ACC-004.
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "default", "on", "nopass"]).await;
-    let (_, rep, bad) = audit(&t, "default-on");
+    let (_, rep, bad) = audit_area(&t, "access", "default-on");
     assert_eq!(bad, fails(&["ACC-004"]), "{rep:#}");
     assert!(message_of(&rep, "ACC-004").contains("default is enabled"));
     revert().await;
 
     // dev_user may write: ACC-005, and the documented case "dev_user DEL".
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "dev_user", "+@write"]).await;
-    let (code, rep, bad) = audit(&t, "dev-write");
+    let (code, rep, bad) = audit_area(&t, "access", "dev-write");
     assert_eq!(bad, fails(&["ACC-005", "ACC-008"]), "{rep:#}");
     assert_eq!(code, 1);
     let m = message_of(&rep, "ACC-005");
@@ -201,21 +155,21 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
 
     // dev_user may EVAL (scripting is not @write): ACC-005 and the EVAL case.
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "dev_user", "+eval"]).await;
-    let (_, rep, bad) = audit(&t, "dev-eval");
+    let (_, rep, bad) = audit_area(&t, "access", "dev-eval");
     assert_eq!(bad, fails(&["ACC-005", "ACC-008"]), "{rep:#}");
     assert!(message_of(&rep, "ACC-005").contains("eval (@scripting)"));
     revert().await;
 
     // app_user reaches every key: ACC-006 and the case "app_user GET patient:0001".
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "app_user", "allkeys"]).await;
-    let (_, rep, bad) = audit(&t, "app-allkeys");
+    let (_, rep, bad) = audit_area(&t, "access", "app-allkeys");
     assert_eq!(bad, fails(&["ACC-006", "ACC-008"]), "{rep:#}");
     assert!(message_of(&rep, "ACC-006").contains("outside session:*"));
     revert().await;
 
     // The Redis 7.0 single-key PFMERGE bypass, once the lab's -pfmerge is gone.
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "app_user", "+pfmerge"]).await;
-    let (_, rep, bad) = audit(&t, "app-pfmerge");
+    let (_, rep, bad) = audit_area(&t, "access", "app-pfmerge");
     assert_eq!(bad, fails(&["ACC-006"]), "{rep:#}");
     assert!(
         message_of(&rep, "ACC-006").contains(": pfmerge"),
@@ -239,14 +193,14 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
         ],
     )
     .await;
-    let (_, rep, bad) = audit(&t, "extra-user");
+    let (_, rep, bad) = audit_area(&t, "access", "extra-user");
     assert_eq!(bad, fails(&["ACC-002"]), "{rep:#}");
     assert!(message_of(&rep, "ACC-002").contains("unexpected user(s) intruder"));
     revert().await;
 
     // A user with nopass: only ACC-003 (its real password still works).
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "dev_user", "nopass"]).await;
-    let (_, rep, bad) = audit(&t, "nopass");
+    let (_, rep, bad) = audit_area(&t, "access", "nopass");
     assert_eq!(bad, fails(&["ACC-003"]), "{rep:#}");
     revert().await;
 
@@ -257,7 +211,7 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
         &["ACL", "SETUSER", "dev_user", ">rotated-on-one-node-only"],
     )
     .await;
-    let (_, rep, bad) = audit(&t, "drift");
+    let (_, rep, bad) = audit_area(&t, "access", "drift");
     assert_eq!(bad, fails(&["ACC-001"]), "{rep:#}");
     let failing: Vec<_> = subjects(&rep, "ACC-001")
         .into_iter()
@@ -289,7 +243,7 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     .await
     .unwrap();
     anon.pipeline(&pipeline).await.unwrap();
-    let (code, rep, bad) = audit(&t, "auth-failures");
+    let (code, rep, bad) = audit_area(&t, "access", "auth-failures");
     assert_eq!(
         bad,
         vec![("ACC-010".to_string(), "warn".to_string())],
@@ -304,7 +258,7 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     on_nodes(&t, &[0], &["ACL", "LOG", "RESET"]).await;
 
     // Back to the good lab, and still nothing in the keyspace changed.
-    let (code, rep, bad) = audit(&t, "good-again");
+    let (code, rep, bad) = audit_area(&t, "access", "good-again");
     assert_eq!(bad, vec![], "{rep:#}");
     assert_eq!(code, 0);
     assert_eq!(keyspace(&t).await, before);

@@ -44,60 +44,6 @@ async fn restore_cert(t: &TestLab, keeper: &mut epic_audit::resp::RedisConn) {
     .await;
 }
 
-fn audit(t: &TestLab, name: &str) -> (serde_json::Value, Vec<(String, String)>) {
-    let cfg = t.tmp.path().join("epic-audit.toml");
-    let out = t.out(name);
-    let r = epic_audit(
-        &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--only",
-            "transport",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        t.tmp.path(),
-    );
-    assert!(
-        r.code <= 2,
-        "{name}: exit {}\n{}\n{}",
-        r.code,
-        r.stdout,
-        r.stderr
-    );
-    let rep = report(&out);
-    let not_passing = rep["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["outcome"] != "pass")
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                c["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    (rep, not_passing)
-}
-
-fn failing_subjects(rep: &serde_json::Value, id: &str) -> Vec<(String, String)> {
-    subjects(rep, id)
-        .into_iter()
-        .filter(|s| s.1 != "pass")
-        .map(|s| (s.0, s.2))
-        .collect()
-}
-
-fn fails(ids: &[&str]) -> Vec<(String, String)> {
-    ids.iter()
-        .map(|i| (i.to_string(), "fail".to_string()))
-        .collect()
-}
-
 #[tokio::test]
 async fn transport_on_a_real_lab_good_and_each_defect() {
     let t = start_lab().await;
@@ -105,7 +51,7 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     let node4 = t.lab.spec.addr(NODE4);
     let mut keeper = t.lab.admin(NODE4).await.unwrap();
 
-    let (rep, bad_checks) = audit(&t, "good");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "good");
     assert_eq!(bad_checks, vec![], "{rep:#}");
     // 6 nodes x (client + bus) endpoints.
     assert_eq!(subjects(&rep, "TLS-001").len(), 12);
@@ -117,7 +63,7 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
         &["CONFIG", "SET", "tls-protocols", "TLSv1.2 TLSv1.3"],
     )
     .await;
-    let (rep, bad_checks) = audit(&t, "tls12");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "tls12");
     assert_eq!(bad_checks, fails(&["TLS-001"]), "{rep:#}");
     let f = failing_subjects(&rep, "TLS-001");
     assert_eq!(f.len(), 12, "{f:?}");
@@ -130,7 +76,7 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
 
     // RSA-2048 certificate from the CA on node 4: only TLS-002.
     swap_cert(&mut keeper, &bad("rsa2048.crt"), &bad("rsa2048.key")).await;
-    let (rep, bad_checks) = audit(&t, "rsa2048");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "rsa2048");
     assert_eq!(bad_checks, fails(&["TLS-002"]), "{rep:#}");
     let f = failing_subjects(&rep, "TLS-002");
     assert_eq!(f.len(), 2, "client and bus port of node 4: {f:?}");
@@ -139,7 +85,7 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
 
     // Expired certificate from the CA on node 4: only TLS-004.
     swap_cert(&mut keeper, &bad("expired.crt"), &bad("expired.key")).await;
-    let (rep, bad_checks) = audit(&t, "expired");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "expired");
     assert_eq!(bad_checks, fails(&["TLS-004"]), "{rep:#}");
     let f = failing_subjects(&rep, "TLS-004");
     assert_eq!(f.len(), 2, "{f:?}");
@@ -150,7 +96,7 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     // CONFIG are `error` for node 4 only, by design: credentials are never
     // sent to a node whose certificate does not chain to the CA.
     swap_cert(&mut keeper, &bad("selfsigned.crt"), &bad("selfsigned.key")).await;
-    let (rep, bad_checks) = audit(&t, "selfsigned");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "selfsigned");
     let fails_only: Vec<_> = bad_checks
         .iter()
         .filter(|(_, o)| o == "fail")
@@ -172,7 +118,7 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     // A plaintext port on node 2: only TLS-009, naming the port.
     let plain = epic_audit::lab::pick_free_port(&epic_audit::lab::default_ips());
     on_nodes(&t, &[1], &["CONFIG", "SET", "port", &plain.to_string()]).await;
-    let (rep, bad_checks) = audit(&t, "plaintext");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "plaintext");
     assert_eq!(bad_checks, fails(&["TLS-009"]), "{rep:#}");
     let f = failing_subjects(&rep, "TLS-009");
     assert_eq!(f.len(), 1, "{f:?}");
@@ -187,13 +133,13 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
 
     // tls-replication no: only TLS-010.
     on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-replication", "no"]).await;
-    let (rep, bad_checks) = audit(&t, "repl");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "repl");
     assert_eq!(bad_checks, fails(&["TLS-010"]), "{rep:#}");
     assert!(failing_subjects(&rep, "TLS-010")[0]
         .1
         .contains("tls-replication off"));
     on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-replication", "yes"]).await;
 
-    let (rep, bad_checks) = audit(&t, "good-again");
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "good-again");
     assert_eq!(bad_checks, vec![], "{rep:#}");
 }

@@ -1,23 +1,17 @@
 //! Snapshots of report.json and junit.xml for fixed evidence files, so any
 //! change to what auditors and CI receive is reviewed (`cargo insta review`).
 
+mod common;
+
+use common::fixture_evidence;
 use epic_audit::engine::judge;
 use epic_audit::evidence::{EvidenceSet, Observed, ProbeFailure};
 use epic_audit::policy::Policy;
 use epic_audit::report::junit;
 
-fn good() -> EvidenceSet {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/evidence/lab-good.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 /// One node unreachable and CLU-001 failing on every node.
 fn bad() -> EvidenceSet {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for e in ev.items.iter_mut() {
         if e.subject == "127.0.1.3:6379" {
             e.result = Observed::Failure(ProbeFailure {
@@ -52,12 +46,12 @@ fn render(ev: &EvidenceSet) -> (String, String) {
 
 #[test]
 fn report_json_good() {
-    insta::assert_snapshot!(render(&good()).0);
+    insta::assert_snapshot!(render(&fixture_evidence()).0);
 }
 
 #[test]
 fn junit_good() {
-    insta::assert_snapshot!(render(&good()).1);
+    insta::assert_snapshot!(render(&fixture_evidence()).1);
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! Every transport check judged from fixture evidence recorded on the real
 //! lab, unmodified and with one defect each.
 
+mod common;
+
 use chrono::Duration;
+use common::fixture_evidence;
 use epic_audit::checks::Outcome;
 use epic_audit::engine::judge;
 use epic_audit::evidence::{
@@ -9,15 +12,6 @@ use epic_audit::evidence::{
 };
 use epic_audit::policy::Policy;
 use epic_audit::report::Report;
-
-fn good() -> EvidenceSet {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/evidence/lab-good.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 fn judge_transport(ev: &EvidenceSet) -> Report {
     let p = Policy::builtin().unwrap();
@@ -86,7 +80,7 @@ fn only(id: &str, o: Outcome) -> Vec<(String, Outcome)> {
 
 #[test]
 fn good_lab_passes_every_transport_check() {
-    let ev = good();
+    let ev = fixture_evidence();
     let r = judge_transport(&ev);
     assert_eq!(r.checks.len(), 11);
     assert_eq!(
@@ -103,7 +97,7 @@ fn good_lab_passes_every_transport_check() {
 
 #[test]
 fn an_accepted_tls12_fails_versions() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for v in endpoints(&mut ev) {
         let r = v
             .versions
@@ -121,7 +115,7 @@ fn an_accepted_tls12_fails_versions() {
 
 #[test]
 fn an_undetermined_legacy_version_is_an_error_and_a_failed_confirmation_fails() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| {
         v.versions[0].outcome = "undetermined".into();
         v.versions[0].detail = "no answer within 3000 ms".into();
@@ -130,7 +124,7 @@ fn an_undetermined_legacy_version_is_an_error_and_a_failed_confirmation_fails() 
         not_passing(&judge_transport(&ev)),
         only("TLS-001", Outcome::Error)
     );
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| {
         v.handshake.completed = false;
         v.handshake.detail =
@@ -143,7 +137,7 @@ fn an_undetermined_legacy_version_is_an_error_and_a_failed_confirmation_fails() 
 
 #[test]
 fn weak_key_fails_key_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| v.chain[0].key_bits = 2048);
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-002", Outcome::Fail));
@@ -152,7 +146,7 @@ fn weak_key_fails_key_check() {
 
 #[test]
 fn sha1_signature_fails_signature_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| {
         v.chain[0].signature_algorithm = "sha1WithRSAEncryption".into()
     });
@@ -163,13 +157,13 @@ fn sha1_signature_fails_signature_check() {
 
 #[test]
 fn validity_windows_fail_warn_and_expired() {
-    let at = good().started_at;
+    let at = fixture_evidence().started_at;
     for (days, want) in [
         (-3, Outcome::Fail),
         (10, Outcome::Fail),
         (45, Outcome::Warn),
     ] {
-        let mut ev = good();
+        let mut ev = fixture_evidence();
         on_node4(&mut ev, |v| {
             v.chain[0].not_after = at + Duration::days(days)
         });
@@ -183,7 +177,7 @@ fn validity_windows_fail_warn_and_expired() {
 
 #[test]
 fn an_untrusted_chain_fails_chain_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| {
         v.chain_verification = "invalid peer certificate: UnknownIssuer".into();
         v.chain[0].self_signed = true;
@@ -195,7 +189,7 @@ fn an_untrusted_chain_fails_chain_check() {
 
 #[test]
 fn a_san_for_another_address_fails() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| v.chain[0].san_ip = vec!["127.0.1.9".into()]);
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-006", Outcome::Fail));
@@ -204,7 +198,7 @@ fn a_san_for_another_address_fails() {
 
 #[test]
 fn missing_client_auth_eku_fails() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| v.chain[0].eku_client_auth = false);
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-007", Outcome::Fail));
@@ -213,7 +207,7 @@ fn missing_client_auth_eku_fails() {
 
 #[test]
 fn different_certificates_on_client_and_bus_fail_identity() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for v in endpoints(&mut ev)
         .into_iter()
         .filter(|v| v.node.starts_with("127.0.1.4:") && v.port_kind == "bus")
@@ -226,7 +220,7 @@ fn different_certificates_on_client_and_bus_fail_identity() {
 
 #[test]
 fn plaintext_port_or_answer_fails() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (s, v) in configs(&mut ev) {
         if s.starts_with("127.0.1.2:") {
             v.config.insert("port".into(), "6380".into());
@@ -245,7 +239,7 @@ fn plaintext_port_or_answer_fails() {
 
 #[test]
 fn an_advertised_plaintext_port_that_nobody_answers_on_passes() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in configs(&mut ev) {
         v.plaintext.push(epic_audit::evidence::PlaintextProbe {
             port: 6380,
@@ -259,7 +253,7 @@ fn an_advertised_plaintext_port_that_nobody_answers_on_passes() {
 
 #[test]
 fn replication_in_clear_fails_internode_check() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for (_, v) in configs(&mut ev) {
         v.config.insert("tls-replication".into(), "no".into());
     }
@@ -269,7 +263,7 @@ fn replication_in_clear_fails_internode_check() {
 
 #[test]
 fn clients_without_certificates_accepted_fails() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for v in endpoints(&mut ev)
         .into_iter()
         .filter(|v| v.port_kind == "client")
@@ -292,7 +286,7 @@ fn clients_without_certificates_accepted_fails() {
 
 #[test]
 fn unobserved_endpoints_and_configs_are_errors_never_pass() {
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     for e in ev.items.iter_mut().filter(|e| e.probe.starts_with("tls.")) {
         e.result = Observed::Failure(ProbeFailure {
             kind: "deadline".into(),
@@ -304,7 +298,7 @@ fn unobserved_endpoints_and_configs_are_errors_never_pass() {
         assert_eq!(c.outcome, Outcome::Error, "{}", c.id);
     }
     // And with no TLS evidence at all.
-    let mut ev = good();
+    let mut ev = fixture_evidence();
     ev.items.retain(|e| !e.probe.starts_with("tls."));
     for c in &judge_transport(&ev).checks {
         assert_eq!(c.outcome, Outcome::Error, "{}", c.id);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{NoParams, Outcome, Rule, SubjectFinding};
+use super::{each, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::{AclView, CommandTable, EvidenceSet, DRYRUN_KEYS};
 use crate::probes::acl::{COMMANDS_PROBE, PROBE};
 use crate::probes::DryRunCase;
@@ -122,20 +122,6 @@ pub fn glob(pattern: &str, s: &str) -> bool {
     m(pattern.as_bytes(), s.as_bytes())
 }
 
-fn per_node(
-    ev: &EvidenceSet,
-    expected: &str,
-    mut f: impl FnMut(&str, &AclView) -> SubjectFinding,
-) -> Vec<SubjectFinding> {
-    ev.acl_views()
-        .into_iter()
-        .map(|(subject, r)| match r {
-            Ok(v) => f(subject, v),
-            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
-        })
-        .collect()
-}
-
 fn list(items: &[String], max: usize) -> String {
     let mut s = items
         .iter()
@@ -208,7 +194,7 @@ fn acl_consistent(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             (*user, (rule, c, present))
         })
         .collect();
-    per_node(ev, expected, |subject, v| {
+    each(ev.acl_views(), expected, |subject, v| {
         let mut diffs = Vec::new();
         for (user, (rule, count, present)) in &majority {
             let mine = v.users.iter().find(|u| u.name == *user);
@@ -268,7 +254,7 @@ pub struct ExpectedUsers {
 fn expected_users(ev: &EvidenceSet, p: &ExpectedUsers) -> Vec<SubjectFinding> {
     let expected = format!("exactly the users {}", p.users.join(", "));
     let want: BTreeSet<&str> = p.users.iter().map(String::as_str).collect();
-    per_node(ev, &expected, |subject, v| {
+    each(ev.acl_views(), &expected, |subject, v| {
         let have: BTreeSet<&str> = v.users.iter().map(|u| u.name.as_str()).collect();
         let extra: Vec<String> = have.difference(&want).map(|s| s.to_string()).collect();
         let missing: Vec<String> = want.difference(&have).map(|s| s.to_string()).collect();
@@ -302,7 +288,7 @@ fn expected_users(ev: &EvidenceSet, p: &ExpectedUsers) -> Vec<SubjectFinding> {
 
 fn no_nopass(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "no user (other than default, see ACC-004) has nopass";
-    per_node(ev, expected, |subject, v| {
+    each(ev.acl_views(), expected, |subject, v| {
         let bad: Vec<String> = v
             .users
             .iter()
@@ -338,7 +324,7 @@ fn no_nopass(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 fn default_disabled(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected =
         "default user off; unauthenticated commands get NOAUTH; AUTH default gets WRONGPASS";
-    per_node(ev, expected, |subject, v| {
+    each(ev.acl_views(), expected, |subject, v| {
         let mut problems = Vec::new();
         match v.users.iter().find(|u| u.name == "default") {
             None => problems.push("ACL GETUSER default returned no user".to_string()),
@@ -438,7 +424,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
     let outside_key = DRYRUN_KEYS
         .iter()
         .position(|k| !p.key_patterns.iter().any(|pat| glob(pat, k)));
-    per_node(ev, &expected, |subject, v| {
+    each(ev.acl_views(), &expected, |subject, v| {
         let Some(sweep) = v.dryrun.get(&p.user) else {
             let (o, msg) = if v.users.iter().any(|u| u.name == p.user) {
                 (
@@ -659,7 +645,7 @@ fn cases(ev: &EvidenceSet, p: &Cases) -> Vec<SubjectFinding> {
 
 fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "every configured user logs in with its password and ACL WHOAMI names it";
-    per_node(ev, expected, |subject, v| {
+    each(ev.acl_views(), expected, |subject, v| {
         if v.auth.users.is_empty() {
             return SubjectFinding::new(
                 subject,
@@ -719,7 +705,7 @@ fn auth_failures(ev: &EvidenceSet, p: &AuthFailures) -> Vec<SubjectFinding> {
         "at most {} failed logins in ACL LOG within {} s",
         p.max_failures, p.window_seconds
     );
-    per_node(ev, &expected, |subject, v| {
+    each(ev.acl_views(), &expected, |subject, v| {
         let recent: Vec<_> = v
             .log
             .by_reason_user

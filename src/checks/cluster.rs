@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{NoParams, Outcome, Rule, SubjectFinding};
+use super::{each, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, SlotRange};
 use crate::probes::cluster::{KEYSLOT_PROBE, PROBE};
 
@@ -107,23 +107,9 @@ fn who(v: &ClusterNodeView, id: &str) -> String {
     }
 }
 
-fn per_view(
-    ev: &EvidenceSet,
-    expected: &str,
-    mut f: impl FnMut(&str, &ClusterNodeView) -> SubjectFinding,
-) -> Vec<SubjectFinding> {
-    ev.cluster_views()
-        .into_iter()
-        .map(|(subject, r)| match r {
-            Ok(v) => f(subject, v),
-            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
-        })
-        .collect()
-}
-
 fn slot_coverage(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "all 16384 slots assigned to a master";
-    per_view(ev, expected, |subject, v| {
+    each(ev.cluster_views(), expected, |subject, v| {
         let o = owners(v);
         let missing = ranges_where(|s| o[s].is_none());
         let n = count(&missing);
@@ -206,11 +192,13 @@ fn slot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let views = observed_views(ev);
     let expected = "the same slot -> master map as every other node";
     let Some((_, n_major, reference)) = majority(&views) else {
-        return per_view(ev, expected, |_, _| unreachable!("no observed views"));
+        return each(ev.cluster_views(), expected, |_, _| {
+            unreachable!("no observed views")
+        });
     };
     let total = views.len();
     let ref_owner = owners(reference);
-    per_view(ev, expected, |subject, v| {
+    each(ev.cluster_views(), expected, |subject, v| {
         let o = owners(v);
         let differ = ranges_where(|s| o[s] != ref_owner[s]);
         if differ.is_empty() {
@@ -255,7 +243,7 @@ fn slot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 
 fn open_slots(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "no slot in migrating or importing state";
-    per_view(ev, expected, |subject, v| {
+    each(ev.cluster_views(), expected, |subject, v| {
         let Some(me) = v.me() else {
             return SubjectFinding::new(
                 subject,
@@ -297,7 +285,7 @@ fn open_slots(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 
 fn state_ok(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "cluster_state:ok";
-    per_view(ev, expected, |subject, v| {
+    each(ev.cluster_views(), expected, |subject, v| {
         let g = |k: &str| v.info.get(k).map(String::as_str).unwrap_or("?");
         let observed = format!(
             "cluster_state:{} (slots assigned {}, ok {}, pfail {}, fail {}; known nodes {}, size {})",

@@ -126,6 +126,22 @@ impl SubjectFinding {
     }
 }
 
+/// One finding per subject: `f` judges each observed subject, and every
+/// subject the probe could not observe becomes `error` (never `pass`).
+pub fn each<T: ?Sized>(
+    items: Vec<(&str, Result<&T, &ProbeFailure>)>,
+    expected: &str,
+    mut f: impl FnMut(&str, &T) -> SubjectFinding,
+) -> Vec<SubjectFinding> {
+    items
+        .into_iter()
+        .map(|(subject, r)| match r {
+            Ok(v) => f(subject, v),
+            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
+        })
+        .collect()
+}
+
 type EvalFn =
     dyn Fn(&EvidenceSet, &toml::Table) -> Result<Vec<SubjectFinding>, String> + Send + Sync;
 type ValidateFn = dyn Fn(&toml::Table) -> Result<(), String> + Send + Sync;

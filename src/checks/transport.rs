@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{NoParams, Outcome, Rule, SubjectFinding};
-use crate::evidence::{CertInfo, EvidenceSet, TlsConfigView, TlsEndpointView};
+use super::{each, NoParams, Outcome, Rule, SubjectFinding};
+use crate::evidence::{CertInfo, EvidenceSet, TlsEndpointView};
 use crate::probes::tls::{CONFIG_PROBE, ENDPOINT_PROBE};
 
 const ENDPOINT_METHOD: &str = "On every node's client TLS port and announced cluster-bus port: one \
@@ -96,20 +96,6 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
-fn per_endpoint(
-    ev: &EvidenceSet,
-    expected: &str,
-    mut f: impl FnMut(&str, &TlsEndpointView) -> SubjectFinding,
-) -> Vec<SubjectFinding> {
-    ev.tls_endpoints()
-        .into_iter()
-        .map(|(subject, r)| match r {
-            Ok(v) => f(subject, v),
-            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
-        })
-        .collect()
-}
-
 /// The leaf certificate, or an `error` finding when none was received.
 fn with_leaf(
     subject: &str,
@@ -153,7 +139,7 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
             })
         })
         .collect();
-    per_endpoint(ev, &expected, |subject, v| {
+    each(ev.tls_endpoints(), &expected, |subject, v| {
         let accepted: Vec<&str> = v
             .versions
             .iter()
@@ -271,7 +257,7 @@ fn cert_key(ev: &EvidenceSet, p: &KeyParams) -> Vec<SubjectFinding> {
         p.key_types.join("/"),
         p.min_rsa_bits
     );
-    per_endpoint(ev, &expected, |subject, v| {
+    each(ev.tls_endpoints(), &expected, |subject, v| {
         with_leaf(subject, v, &expected, |c| {
             let observed = format!("{} {} bits ({})", c.key_type, c.key_bits, c.subject);
             let min = if c.key_type == "RSA" {
@@ -324,7 +310,7 @@ fn cert_signature(ev: &EvidenceSet, p: &SigParams) -> Vec<SubjectFinding> {
         "no certificate in the chain signed with {}",
         p.forbidden.join("/")
     );
-    per_endpoint(ev, &expected, |subject, v| {
+    each(ev.tls_endpoints(), &expected, |subject, v| {
         with_leaf(subject, v, &expected, |_| {
             let bad: Vec<String> = v
                 .chain
@@ -383,7 +369,7 @@ fn cert_validity(ev: &EvidenceSet, p: &ValidityParams) -> Vec<SubjectFinding> {
     // Judged at the time of observation, so a saved evidence file gives the
     // same verdict when evaluated later.
     let now = ev.started_at;
-    per_endpoint(ev, &expected, |subject, v| {
+    each(ev.tls_endpoints(), &expected, |subject, v| {
         with_leaf(subject, v, &expected, |c| {
             let days = (c.not_after - now).num_days();
             let observed = format!(
@@ -427,7 +413,7 @@ fn cert_validity(ev: &EvidenceSet, p: &ValidityParams) -> Vec<SubjectFinding> {
 
 fn cert_chain(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "chains to the configured CA";
-    per_endpoint(ev, expected, |subject, v| {
+    each(ev.tls_endpoints(), expected, |subject, v| {
         with_leaf(subject, v, expected, |c| {
             let observed = format!(
                 "issuer {}; chain of {}; verification now: {}",
@@ -475,7 +461,7 @@ fn dns_match(pattern: &str, host: &str) -> bool {
 
 fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "a SAN covering the address the cluster advertises for the node";
-    per_endpoint(ev, expected, |subject, v| {
+    each(ev.tls_endpoints(), expected, |subject, v| {
         with_leaf(subject, v, expected, |c| {
             let host = host_of(&v.node);
             let is_ip = host.parse::<std::net::IpAddr>().is_ok();
@@ -514,7 +500,7 @@ fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 
 fn cert_eku(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "extendedKeyUsage serverAuth and clientAuth (the cluster bus is mutual TLS)";
-    per_endpoint(ev, expected, |subject, v| {
+    each(ev.tls_endpoints(), expected, |subject, v| {
         with_leaf(subject, v, expected, |c| {
             let observed = format!(
                 "serverAuth {}, clientAuth {}",
@@ -582,20 +568,6 @@ fn same_identity(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     out
 }
 
-fn per_config(
-    ev: &EvidenceSet,
-    expected: &str,
-    mut f: impl FnMut(&str, &TlsConfigView) -> SubjectFinding,
-) -> Vec<SubjectFinding> {
-    ev.tls_configs()
-        .into_iter()
-        .map(|(subject, r)| match r {
-            Ok(v) => f(subject, v),
-            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
-        })
-        .collect()
-}
-
 /// Parameters of `transport.no_plaintext` (the ports are a probe input).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -608,7 +580,7 @@ pub struct PlaintextParams {
 fn no_plaintext(ev: &EvidenceSet, _: &PlaintextParams) -> Vec<SubjectFinding> {
     let expected =
         "port 0 (no plaintext listener) and no plaintext Redis answering on any probed port";
-    per_config(ev, expected, |subject, v| {
+    each(ev.tls_configs(), expected, |subject, v| {
         let port = v.config.get("port").map(String::as_str).unwrap_or("?");
         let mut problems = Vec::new();
         if port != "0" {
@@ -640,7 +612,7 @@ fn no_plaintext(ev: &EvidenceSet, _: &PlaintextParams) -> Vec<SubjectFinding> {
 
 fn internode_tls(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "tls-cluster yes and tls-replication yes";
-    per_config(ev, expected, |subject, v| {
+    each(ev.tls_configs(), expected, |subject, v| {
         let g = |k: &str| v.config.get(k).map(String::as_str).unwrap_or("?");
         let observed = format!(
             "tls-cluster {}, tls-replication {}",
@@ -694,7 +666,7 @@ fn client_certs(ev: &EvidenceSet, p: &ClientCertParams) -> Vec<SubjectFinding> {
             )
         })
         .collect();
-    per_config(ev, expected, |subject, v| {
+    each(ev.tls_configs(), expected, |subject, v| {
         let setting = v
             .config
             .get("tls-auth-clients")

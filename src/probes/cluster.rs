@@ -148,15 +148,7 @@ async fn observe_all(ctx: &Arc<ProbeContext>, addrs: Vec<NodeAddr>) -> Vec<(Node
     for a in addrs {
         set.spawn(observe_as_evidence(ctx.clone(), a));
     }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        // A panicking task is a bug; it has no subject to attach to, so it is
-        // dropped here and its node shows up as "not observed" in the checks.
-        if let Ok(pair) = r {
-            out.push(pair);
-        }
-    }
-    out
+    super::join_all(set).await
 }
 
 /// Discovery: observe the seeds, collect every node they announce in CLUSTER

@@ -794,12 +794,7 @@ impl Probe for LatencyProbe {
                     }
                 });
             }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                if let Ok(e) = r {
-                    out.push(e);
-                }
-            }
+            let out = super::join_all(set).await;
             // Runs that hit their deadline were cancelled before cleaning up.
             cleanup_pending().await;
             RUNNING.store(false, Ordering::SeqCst);

@@ -119,6 +119,19 @@ pub struct DryRunCase {
     pub expect: String,
 }
 
+/// Waits for every task of `set`. A task that panicked is a bug and has no
+/// subject to attach to: it is dropped, so its subject shows up as not
+/// observed (`error`) in the checks.
+pub async fn join_all<T: 'static>(mut set: tokio::task::JoinSet<T>) -> Vec<T> {
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(v) = r {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// A boxed future, so probes can live in one registry.
 pub type ProbeFuture = Pin<Box<dyn Future<Output = Vec<Evidence>> + Send>>;
 

@@ -121,3 +121,71 @@ pub fn subjects(r: &Value, id: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// The evidence recorded on the real lab (fixtures/evidence/lab-good.json).
+pub fn fixture_evidence() -> epic_audit::evidence::EvidenceSet {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/evidence/lab-good.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Runs `epic-audit run --only AREA` against the lab (config written by
+/// [`TestLab::config`]) into `out/NAME`; returns the exit code, the report
+/// and the (id, outcome) of every check that did not pass.
+pub fn audit_area(t: &TestLab, area: &str, name: &str) -> (i32, Value, Vec<(String, String)>) {
+    let cfg = t.tmp.path().join("epic-audit.toml");
+    let out = t.out(name);
+    let r = epic_audit(
+        &[
+            "run",
+            "--env",
+            "t",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--only",
+            area,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        t.tmp.path(),
+    );
+    assert!(
+        r.code <= 2,
+        "{name}: exit {}\n{}\n{}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    let rep = report(&out);
+    let not_passing = rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "pass")
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (r.code, rep, not_passing)
+}
+
+/// `(id, "fail")` pairs.
+pub fn fails(ids: &[&str]) -> Vec<(String, String)> {
+    ids.iter()
+        .map(|i| (i.to_string(), "fail".to_string()))
+        .collect()
+}
+
+/// (subject, message) of a check's subjects that did not pass.
+pub fn failing_subjects(rep: &Value, id: &str) -> Vec<(String, String)> {
+    subjects(rep, id)
+        .into_iter()
+        .filter(|s| s.1 != "pass")
+        .map(|s| (s.0, s.2))
+        .collect()
+}

@@ -106,6 +106,35 @@ fn is_time_error(e: &rustls::Error) -> bool {
     )
 }
 
+/// The signature-verification half of a `ServerCertVerifier`, delegated to
+/// the wrapped WebPKI verifier in `self.inner` (shared by the verifiers
+/// below, which differ only in how they judge the certificate itself).
+macro_rules! delegate_signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
 /// What the capturing verifier saw.
 #[derive(Debug, Default, Clone)]
 pub struct Captured {
@@ -170,27 +199,7 @@ impl ServerCertVerifier for Capture {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    delegate_signature_checks!();
 }
 
 /// WebPKI verification that tolerates only an expired or not-yet-valid
@@ -226,27 +235,7 @@ impl ServerCertVerifier for TimeTolerant {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    delegate_signature_checks!();
 }
 
 /// Offers exactly `version` and reads the first record of the answer.
@@ -629,13 +618,7 @@ impl Probe for TlsEndpointProbe {
                     });
                 }
             }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                if let Ok(e) = r {
-                    out.push(e);
-                }
-            }
-            out
+            crate::probes::join_all(set).await
         })
     }
 }
@@ -844,13 +827,7 @@ impl Probe for TlsConfigProbe {
                     }
                 });
             }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                if let Ok(e) = r {
-                    out.push(e);
-                }
-            }
-            out
+            crate::probes::join_all(set).await
         })
     }
 }
