@@ -27,6 +27,7 @@ ensure() { # command-or-path, Debian package
 }
 
 ensure /usr/bin/redis-server redis-server
+ensure /usr/bin/prometheus-redis-exporter prometheus-redis-exporter
 # Extra "command:package" pairs a caller needs (e.g. benchmarks).
 for pair in "$@"; do
   ensure "${pair%%:*}" "${pair#*:}"

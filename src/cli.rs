@@ -311,7 +311,10 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         credentials,
         inputs: engine::probe_inputs(&selected),
         topology: Default::default(),
+        monitoring: env.monitoring.clone(),
+        session_salt: crate::probes::data::RunSalt::random(),
     };
+    let salt = ctx.session_salt.clone();
     let needed = engine::needed_probes(&selected);
     let evidence = engine::observe(&args.env, &env.seeds, ctx, &needed).await;
     let report = engine::judge(
@@ -325,7 +328,15 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         Some(d) => d.clone(),
         None => output::default_run_dir(&Path::new("reports").join(&args.env), &evidence.run_id),
     };
-    write_and_print(&dest, &evidence, &report)
+    let code = write_and_print(&dest, &evidence, &report)?;
+    if needed.contains(crate::probes::data::SESSIONS_PROBE) {
+        let file = write_salt(&dest, &salt)?;
+        println!(
+            "session keys appear in the report only as keyed hashes; the key (this run's salt) is in {} — keep it local",
+            file.display()
+        );
+    }
+    Ok(code)
 }
 
 fn write_and_print(dest: &Path, evidence: &EvidenceSet, report: &Report) -> Result<u8> {
@@ -342,6 +353,29 @@ fn write_and_print(dest: &Path, evidence: &EvidenceSet, report: &Report) -> Resu
         dir.display()
     );
     Ok(report.exit_code)
+}
+
+/// Writes the run's salt next to (not inside) the run directory, 0600: an
+/// operator can map a reported hash back to a key name with it
+/// (`printf %s KEY | openssl dgst -sha256 -mac HMAC -macopt hexkey:$(cat FILE)`,
+/// first 12 hex digits); the report itself never holds it.
+fn write_salt(dest: &Path, salt: &crate::probes::data::RunSalt) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".salt");
+    let file = dest.with_file_name(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| format!("writing the session-hash salt {}", file.display()))?;
+    f.write_all(format!("{}\n", hex::encode(salt.0)).as_bytes())?;
+    Ok(file)
 }
 
 fn evaluate(cli: &Cli, path: &Path, out: Option<&Path>, select: &Select) -> Result<u8> {

@@ -78,6 +78,9 @@ pub struct Environment {
     /// AWS discovery settings (used by the AWS probes).
     #[serde(default)]
     pub aws: Option<AwsSettings>,
+    /// Where each node's Prometheus exporter listens.
+    #[serde(default)]
+    pub monitoring: crate::probes::data::MonitoringSettings,
 }
 
 fn default_audit_user() -> toml::Spanned<String> {

@@ -47,6 +47,12 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
                 .get(c.rule.as_str())
                 .is_some_and(|r| r.needs.contains(&p))
         };
+        if needs(probes::data::SESSIONS_PROBE) {
+            let params = toml::Value::Table(c.params.clone());
+            if let Ok(settings) = params.try_into::<probes::data::SessionScanSettings>() {
+                inputs.sessions = Some(settings);
+            }
+        }
         if needs(probes::latency::PROBE) {
             let params = toml::Value::Table(c.params.clone());
             if let Ok(settings) = params.try_into::<probes::latency::LatencySettings>() {
@@ -244,6 +250,8 @@ mod tests {
             credentials: Default::default(),
             inputs: Default::default(),
             topology: Default::default(),
+            monitoring: Default::default(),
+            session_salt: Default::default(),
         }
     }
 
@@ -271,22 +279,38 @@ mod tests {
                 "acl.commands",
                 "cluster",
                 "cluster.keyslot",
+                "data.config",
+                "data.sessions",
                 "latency",
                 "tls.config",
                 "tls.endpoint"
             ]
         );
-        assert_eq!(failures.len(), ev.items.len(), "every item is a failure");
+        // Every item is a failure, except the exporter scrape, whose
+        // unreachability is itself the observation (MON-001 fails on it).
+        let exporter_items = ev
+            .items
+            .iter()
+            .filter(|e| e.probe == "monitoring.exporter")
+            .count();
+        assert_eq!(exporter_items, 1);
+        assert_eq!(failures.len() + exporter_items, ev.items.len());
         // No master was discovered, so the latency load never started.
         assert!(
-            failures
-                .iter()
-                .all(|(p, k)| *k == "connect" || (*p == "latency" && *k == "not_run")),
+            failures.iter().all(|(p, k)| *k == "connect"
+                || (matches!(*p, "latency" | "data.sessions") && *k == "not_run")),
             "{failures:?}"
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);
-        assert!(r.checks.iter().all(|c| c.outcome == Outcome::Error));
-        assert_eq!(r.exit_code, 2);
+        for c in &r.checks {
+            let want = if c.id == "MON-001" {
+                Outcome::Fail
+            } else {
+                Outcome::Error
+            };
+            assert_eq!(c.outcome, want, "{}", c.id);
+        }
+        assert_eq!(r.exit_code, 1);
     }
 
     #[tokio::test]

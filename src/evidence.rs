@@ -99,6 +99,12 @@ pub enum Observation {
     TlsConfig(TlsConfigView),
     /// Session latency on one master.
     Latency(Box<crate::probes::latency::LatencyView>),
+    /// One node's persistence, hardening and replication settings.
+    DataNode(crate::probes::data::DataNodeView),
+    /// One master's session-key TTL scan.
+    SessionScan(crate::probes::data::SessionScanView),
+    /// One node's exporter scrape.
+    Exporter(crate::probes::data::ExporterView),
 }
 
 /// What a TLS endpoint (a node's client or bus port) negotiates and serves.
@@ -589,6 +595,21 @@ impl EvidenceSet {
                 }
                 Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
                 _ => None,
+            })
+            .collect()
+    }
+
+    /// Items of `probe` as (subject, observation or failure), picking the
+    /// observation with `pick`.
+    pub fn views<'a, T: 'a>(
+        &'a self,
+        probe: &'a str,
+        pick: impl Fn(&'a Observation) -> Option<&'a T>,
+    ) -> Vec<(&'a str, Result<&'a T, &'a ProbeFailure>)> {
+        self.of_probe(probe)
+            .filter_map(|e| match &e.result {
+                Observed::Observation(o) => pick(o).map(|v| (e.subject.as_str(), Ok(v))),
+                Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
             })
             .collect()
     }

@@ -20,6 +20,8 @@ use crate::config::{line_of, ConfigError};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("access.toml", include_str!("../checks/access.toml")),
     ("cluster.toml", include_str!("../checks/cluster.toml")),
+    ("data.toml", include_str!("../checks/data.toml")),
+    ("monitoring.toml", include_str!("../checks/monitoring.toml")),
     (
         "performance.toml",
         include_str!("../checks/performance.toml"),

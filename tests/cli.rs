@@ -146,6 +146,8 @@ fn checks_lists_the_catalogue_as_table_and_json() {
     let want: Vec<String> = (1..=10)
         .map(|i| format!("ACC-{i:03}"))
         .chain((1..=7).map(|i| format!("CLU-{i:03}")))
+        .chain((1..=5).map(|i| format!("DATA-{i:03}")))
+        .chain(std::iter::once("MON-001".to_string()))
         .chain(std::iter::once("PERF-001".to_string()))
         .chain((1..=11).map(|i| format!("TLS-{i:03}")))
         .collect();

@@ -16,6 +16,7 @@ use crate::evidence::{EvidenceSet, ProbeFailure};
 
 pub mod access;
 pub mod cluster;
+pub mod data;
 pub mod performance;
 pub mod transport;
 
@@ -221,5 +222,6 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     rules.extend(access::rules());
     rules.extend(transport::rules());
     rules.extend(performance::rules());
+    rules.extend(data::rules());
     rules.into_iter().map(|r| (r.name, r)).collect()
 }

@@ -64,6 +64,9 @@ pub enum LabError {
         "redis-server was not found on PATH; install it (Debian: `apt-get install redis-server`)"
     )]
     NoRedis,
+    /// prometheus-redis-exporter is not installed.
+    #[error("prometheus-redis-exporter was not found; install it (Debian: `apt-get install prometheus-redis-exporter`)")]
+    NoExporter,
     /// A lab already runs in that directory.
     #[error(
         "a lab is already running in {0} (`epic-audit lab status`; `epic-audit lab down` stops it)"
@@ -115,7 +118,12 @@ pub struct LabSpec {
     pub die_with_parent: bool,
     /// Extra redis.conf lines for every node (lab variants).
     pub extra_conf: Vec<String>,
+    /// Run a Prometheus exporter per node on port + [`EXPORTER_OFFSET`].
+    pub exporters: bool,
 }
+
+/// Exporter port = node port + this (6379 -> 9121).
+pub const EXPORTER_OFFSET: u16 = 2742;
 
 /// The default state directory: `$EPIC_AUDIT_LAB_DIR` or `$TMPDIR/epic-audit-lab`.
 pub fn default_dir() -> PathBuf {
@@ -140,6 +148,7 @@ impl LabSpec {
             node_timeout_ms: 5000,
             die_with_parent: false,
             extra_conf: Vec::new(),
+            exporters: true,
         }
     }
 
@@ -163,7 +172,8 @@ impl LabSpec {
     }
 }
 
-/// Finds a port P such that P and P+10000 are free on every address.
+/// Finds a port P such that P, P+10000 (bus) and P+2742 (exporter) are
+/// free on every address.
 /// Ports 12000-21999 keep clear of Linux's ephemeral range (32768+).
 pub fn pick_free_port(ips: &[Ipv4Addr]) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
@@ -173,8 +183,9 @@ pub fn pick_free_port(ips: &[Ipv4Addr]) -> u16 {
         let offset = NEXT.fetch_add(7, Ordering::SeqCst) % 10000;
         let p = 12000 + (base - 12000 + offset) % 10000;
         let free = ips.iter().all(|ip| {
-            std::net::TcpListener::bind((*ip, p)).is_ok()
-                && std::net::TcpListener::bind((*ip, p + 10000)).is_ok()
+            [p, p + 10000, p + EXPORTER_OFFSET]
+                .iter()
+                .all(|q| std::net::TcpListener::bind((*ip, *q)).is_ok())
         });
         if free {
             return p;
@@ -191,6 +202,20 @@ pub struct LabState {
     pub nodes: Vec<LabNode>,
     /// When started.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The exporters, one per node.
+    #[serde(default)]
+    pub exporters: Vec<LabExporter>,
+}
+
+/// One lab exporter process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabExporter {
+    /// Where it listens.
+    pub listen: String,
+    /// Process id.
+    pub pid: u32,
+    /// Its working directory (the node's state directory).
+    pub dir: PathBuf,
 }
 
 /// One lab node.
@@ -314,20 +339,51 @@ pub fn log_tail(node_dir: &Path, lines: usize) -> String {
 /// directory (set at spawn to the node's state directory) are, and together
 /// guard against a recycled pid.
 fn is_our_process(pid: u32, conf: &Path) -> bool {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if comm.trim_end() != "redis-server" {
+    conf.parent()
+        .is_some_and(|dir| runs_in(pid, "redis-server", dir))
+}
+
+/// True when `pid` has command name `comm` (as /proc truncates it to 15
+/// bytes) and runs in `dir`.
+fn runs_in(pid: u32, comm: &str, dir: &Path) -> bool {
+    let actual = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let want = &comm[..comm.len().min(15)];
+    if actual.trim_end() != want {
         return false;
     }
     // A zombie has no cwd link: it is no longer running.
-    match (
-        std::fs::read_link(format!("/proc/{pid}/cwd")),
-        conf.parent(),
-    ) {
-        (Ok(cwd), Some(dir)) => {
-            cwd == dir || cwd.to_string_lossy() == format!("{} (deleted)", dir.display())
-        }
-        _ => false,
+    match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+        Ok(cwd) => cwd == dir || cwd.to_string_lossy() == format!("{} (deleted)", dir.display()),
+        Err(_) => false,
     }
+}
+
+const EXPORTER: &str = "prometheus-redis-exporter";
+
+/// Stops lab exporters (only processes that are still ours).
+fn stop_exporters(exporters: &[LabExporter], own_children: bool) {
+    let ours = |e: &LabExporter| {
+        if own_children {
+            !gone(e.pid)
+        } else {
+            runs_in(e.pid, EXPORTER, &e.dir)
+        }
+    };
+    let targets: Vec<&LabExporter> = exporters.iter().filter(|e| ours(e)).collect();
+    for e in &targets {
+        // SAFETY: plain signal to our child, or to a pid verified to be our exporter.
+        unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGTERM) };
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) && targets.iter().any(|e| !gone(e.pid)) {
+        reap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for e in targets.iter().filter(|e| !gone(e.pid)) {
+        // SAFETY: as above.
+        unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
+    }
+    reap();
 }
 
 /// Stops the given nodes: SIGTERM, up to 5 s grace, then SIGKILL. Only
@@ -407,6 +463,7 @@ pub fn down(dir: &Path) -> Result<Vec<u32>, LabError> {
     let Some(state) = read_state(dir) else {
         return Ok(Vec::new());
     };
+    stop_exporters(&state.exporters, false);
     let stopped = stop_nodes(&state.nodes, false);
     std::fs::remove_dir_all(dir).map_err(io(dir))?;
     Ok(stopped)
@@ -458,6 +515,7 @@ impl Lab {
                 port: spec.port,
                 nodes: Vec::new(),
                 started_at: chrono::Utc::now(),
+                exporters: Vec::new(),
             },
             passwords,
             stop_on_drop: true,
@@ -580,7 +638,95 @@ impl Lab {
         })
         .await?;
         self.seed_sessions().await?;
+        if self.spec.exporters {
+            self.start_exporters(pki).await?;
+        }
         Ok(())
+    }
+
+    /// Starts one prometheus-redis-exporter per node (TLS with the client
+    /// certificate, as admin_user; the password goes through the
+    /// environment, never the command line) and waits until each answers.
+    async fn start_exporters(&mut self, pki: &Path) -> Result<(), LabError> {
+        let bin = [
+            "/usr/bin/prometheus-redis-exporter",
+            "/usr/local/bin/prometheus-redis-exporter",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(LabError::NoExporter)?;
+        for i in 0..self.spec.ips.len() {
+            let dir = self.node_dir(i);
+            let listen = format!("{}:{}", self.spec.ips[i], self.spec.port + EXPORTER_OFFSET);
+            let log = std::fs::File::create(dir.join("exporter.log")).map_err(io(&dir))?;
+            let mut cmd = Command::new(&bin);
+            cmd.arg("-redis.addr")
+                .arg(format!("rediss://{}", self.spec.addr(i)))
+                .args(["-redis.user", "admin_user"])
+                .arg("-tls-ca-cert-file")
+                .arg(pki.join("ca.crt"))
+                .arg("-tls-client-cert-file")
+                .arg(pki.join("client.crt"))
+                .arg("-tls-client-key-file")
+                .arg(pki.join("client.key"))
+                .args(["-web.listen-address", &listen])
+                .env("REDIS_PASSWORD", self.passwords["admin_user"].expose())
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .process_group(0);
+            if self.spec.die_with_parent {
+                // SAFETY: prctl is async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+            }
+            let child = cmd.spawn().map_err(io(&bin))?;
+            self.state.exporters.push(LabExporter {
+                listen,
+                pid: child.id(),
+                dir,
+            });
+        }
+        self.write_state()?;
+        let t0 = Instant::now();
+        for e in self.state.exporters.clone() {
+            loop {
+                let v = crate::probes::data::scrape(
+                    &e.listen,
+                    Duration::from_secs(1),
+                    Duration::from_secs(2),
+                )
+                .await;
+                if v.reachable && v.metrics.get("redis_up") == Some(&1.0) {
+                    break;
+                }
+                if t0.elapsed() > Duration::from_secs(20) || gone(e.pid) {
+                    return Err(LabError::Step {
+                        step: format!("exporter {}", e.listen),
+                        detail: format!("not answering with redis_up 1: {:?}", v.error),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills the exporter of node `i` (a monitoring outage).
+    pub fn kill_exporter(&self, i: usize) {
+        if let Some(e) = self.state.exporters.get(i) {
+            if !gone(e.pid) {
+                // SAFETY: our own child.
+                unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
+        reap();
     }
 
     fn write_state(&self) -> Result<(), LabError> {
@@ -843,6 +989,7 @@ impl Lab {
 
     /// Stops every node and removes the state directory.
     pub fn stop(&mut self) {
+        stop_exporters(&self.state.exporters, true);
         stop_nodes(&self.state.nodes, true);
         let _ = std::fs::remove_dir_all(&self.spec.dir);
         self.stop_on_drop = false;

@@ -17,6 +17,7 @@ use crate::tls::TlsClient;
 
 pub mod acl;
 pub mod cluster;
+pub mod data;
 pub mod latency;
 pub mod tls;
 
@@ -39,6 +40,10 @@ pub struct ProbeContext {
     pub inputs: ProbeInputs,
     /// What discovery learned about the cluster.
     pub topology: Topology,
+    /// Where each node's exporter listens.
+    pub monitoring: data::MonitoringSettings,
+    /// Key for the keyed hashes of session key names (this run only).
+    pub session_salt: data::RunSalt,
 }
 
 /// Facts from discovery that later probes need, by node address.
@@ -105,6 +110,8 @@ pub struct ProbeInputs {
     pub plaintext_ports: BTreeSet<u16>,
     /// The latency workload, when a latency check is selected.
     pub latency: Option<latency::LatencySettings>,
+    /// The session scan, when the session TTL check is selected.
+    pub sessions: Option<data::SessionScanSettings>,
 }
 
 /// One explicit DRYRUN case from the policy.
@@ -153,5 +160,8 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(tls::TlsEndpointProbe),
         Box::new(tls::TlsConfigProbe),
         Box::new(latency::LatencyProbe),
+        Box::new(data::DataConfigProbe),
+        Box::new(data::SessionScanProbe),
+        Box::new(data::ExporterProbe),
     ]
 }

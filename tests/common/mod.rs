@@ -52,11 +52,14 @@ password_file = "{dir}/secrets/admin_user.pass"
 connect_ms = {c}
 command_ms = {m}
 probe_ms = {p}
+[environments.t.monitoring]
+exporter_port = {e}
 "#,
             seeds = seeds.join(", "),
             c = timeouts.0,
             m = timeouts.1,
             p = timeouts.2,
+            e = self.lab.spec.port + epic_audit::lab::EXPORTER_OFFSET,
         );
         let path = self.tmp.path().join("epic-audit.toml");
         std::fs::write(&path, text).unwrap();

@@ -1,0 +1,397 @@
+//! Data-protection and monitoring rules: AOF persistence, eviction policy,
+//! hardening settings, replicas, session TTLs (automatic logoff), exporters.
+
+use serde::Deserialize;
+
+use super::{each, Outcome, Rule, SubjectFinding};
+use crate::evidence::{EvidenceSet, Observation, ProbeFailure};
+use crate::probes::data::{
+    DataNodeView, ExporterView, SessionScanView, CONFIG_PROBE, EXPORTER_PROBE, SESSIONS_PROBE,
+};
+
+const CONFIG_METHOD: &str = "On every node, as the audit user over TLS: CONFIG GET appendonly \
+appendfsync maxmemory-policy protected-mode enable-debug-command enable-module-command \
+cluster-require-full-coverage aclfile, INFO persistence and INFO replication. Read-only.";
+
+/// The data and monitoring rules.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule::new("data.aof", &[CONFIG_PROBE], CONFIG_METHOD, aof),
+        Rule::new("data.eviction", &[CONFIG_PROBE], CONFIG_METHOD, eviction),
+        Rule::new("data.hardening", &[CONFIG_PROBE], CONFIG_METHOD, hardening),
+        Rule::new("data.replicas", &[CONFIG_PROBE], CONFIG_METHOD, replicas),
+        Rule::new(
+            "data.session_ttl",
+            &[SESSIONS_PROBE],
+            "On every master: SCAN MATCH <pattern> with a bounded COUNT and pipelined TTL and TYPE for \
+             each key found, up to a cap per master (the evidence says whether the scan was complete or \
+             a sample). Key names are bearer tokens: offending keys are reported only as a count and a \
+             keyed hash (HMAC-SHA256 with this run's salt, kept next to the report, never in it).",
+            session_ttl,
+        ),
+        Rule::new(
+            "monitoring.exporter",
+            &[EXPORTER_PROBE],
+            "HTTP GET of each node's exporter /metrics (address from the environment's [monitoring] \
+             table, default port 9121), parsed as Prometheus text.",
+            exporter,
+        ),
+    ]
+}
+
+fn data_views(ev: &EvidenceSet) -> Vec<(&str, Result<&DataNodeView, &ProbeFailure>)> {
+    ev.views(CONFIG_PROBE, |o| match o {
+        Observation::DataNode(v) => Some(v),
+        _ => None,
+    })
+}
+
+fn get<'a>(v: &'a DataNodeView, k: &str) -> &'a str {
+    v.config.get(k).map(String::as_str).unwrap_or("?")
+}
+
+/// Parameters of `data.aof`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AofParams {
+    /// Allowed appendfsync values.
+    pub allowed_fsync: Vec<String>,
+}
+
+fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "appendonly yes, appendfsync in {}, last AOF write and rewrite ok",
+        p.allowed_fsync.join("/")
+    );
+    each(data_views(ev), &expected, |subject, v| {
+        let pers = |k: &str| v.persistence.get(k).map(String::as_str).unwrap_or("?");
+        let observed = format!(
+            "appendonly {}, appendfsync {}, aof_last_write_status {}, aof_last_bgrewrite_status {}",
+            get(v, "appendonly"),
+            get(v, "appendfsync"),
+            pers("aof_last_write_status"),
+            pers("aof_last_bgrewrite_status")
+        );
+        let mut problems = Vec::new();
+        if get(v, "appendonly") != "yes" {
+            problems.push(
+                "AOF is off: a restart loses every write since the last snapshot".to_string(),
+            );
+        }
+        if !p.allowed_fsync.iter().any(|f| f == get(v, "appendfsync")) {
+            problems.push(format!(
+                "appendfsync {} is not one of {}",
+                get(v, "appendfsync"),
+                p.allowed_fsync.join(", ")
+            ));
+        }
+        if get(v, "appendonly") == "yes" {
+            for k in ["aof_last_write_status", "aof_last_bgrewrite_status"] {
+                if pers(k) != "ok" {
+                    problems.push(format!("{k} is {} (disk full or unwritable?)", pers(k)));
+                }
+            }
+        }
+        if problems.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected.clone(),
+                "writes are persisted to the AOF",
+            )
+        } else {
+            SubjectFinding::new(subject, Outcome::Fail, observed, expected.clone(), format!("{}; set `appendonly yes` and `appendfsync everysec` in redis.conf and CONFIG SET them", problems.join("; ")))
+        }
+    })
+}
+
+/// Parameters of `data.eviction`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvictionParams {
+    /// Required maxmemory-policy.
+    pub policy: String,
+}
+
+fn eviction(ev: &EvidenceSet, p: &EvictionParams) -> Vec<SubjectFinding> {
+    let expected = format!("maxmemory-policy {}", p.policy);
+    each(data_views(ev), &expected, |subject, v| {
+        let got = get(v, "maxmemory-policy");
+        if got == p.policy {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                format!("maxmemory-policy {got}"),
+                expected.clone(),
+                "keys are never evicted silently",
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                format!("maxmemory-policy {got}"),
+                expected.clone(),
+                format!("under memory pressure Redis silently drops keys (clinical sessions); set `maxmemory-policy {}` and size memory", p.policy),
+            )
+        }
+    })
+}
+
+fn hardening(ev: &EvidenceSet, _: &super::NoParams) -> Vec<SubjectFinding> {
+    let want = [
+        ("protected-mode", "yes"),
+        ("enable-debug-command", "no"),
+        ("enable-module-command", "no"),
+        ("cluster-require-full-coverage", "yes"),
+    ];
+    let expected = "protected-mode yes, enable-debug-command no, enable-module-command no, cluster-require-full-coverage yes, aclfile set";
+    each(data_views(ev), expected, |subject, v| {
+        let mut bad: Vec<String> = want
+            .iter()
+            .filter(|(k, w)| get(v, k) != *w)
+            .map(|(k, w)| format!("{k} is {} (want {w})", get(v, k)))
+            .collect();
+        if get(v, "aclfile").is_empty() || get(v, "aclfile") == "?" {
+            bad.push("no aclfile: ACL changes are not persisted and cannot be reviewed".into());
+        }
+        let observed = want
+            .iter()
+            .map(|(k, _)| format!("{k} {}", get(v, k)))
+            .chain([format!(
+                "aclfile {}",
+                if get(v, "aclfile").is_empty() {
+                    "(none)"
+                } else {
+                    "set"
+                }
+            )])
+            .collect::<Vec<_>>()
+            .join(", ");
+        if bad.is_empty() {
+            SubjectFinding::new(subject, Outcome::Pass, observed, expected, "hardened")
+        } else {
+            SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("{}; fix in redis.conf (these settings are immutable at runtime or should be set there)", bad.join("; ")))
+        }
+    })
+}
+
+/// Parameters of `data.replicas`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaParams {
+    /// Replicas each master should have online.
+    pub min_replicas: usize,
+}
+
+fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "every master has >= {} replica(s) online; every replica's master link up",
+        p.min_replicas
+    );
+    each(data_views(ev), &expected, |subject, v| {
+        let r = |k: &str| v.replication.get(k).map(String::as_str).unwrap_or("?");
+        match r("role") {
+            "master" => {
+                let online = v
+                    .replication
+                    .iter()
+                    .filter(|(k, val)| {
+                        k.starts_with("slave")
+                            && k[5..].chars().all(|c| c.is_ascii_digit())
+                            && val.contains("state=online")
+                    })
+                    .count();
+                let observed = format!(
+                    "master with {online} replica(s) online (connected_slaves {})",
+                    r("connected_slaves")
+                );
+                if online >= p.min_replicas {
+                    SubjectFinding::new(
+                        subject,
+                        Outcome::Pass,
+                        observed,
+                        expected.clone(),
+                        "redundant",
+                    )
+                } else {
+                    SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), "one failure away from losing this master's slots: add a replica (CLUSTER REPLICATE <master-id> on a spare node)")
+                }
+            }
+            "slave" => {
+                let observed = format!("replica, master_link_status {}", r("master_link_status"));
+                if r("master_link_status") == "up" {
+                    SubjectFinding::new(
+                        subject,
+                        Outcome::Pass,
+                        observed,
+                        expected.clone(),
+                        "in sync with its master",
+                    )
+                } else {
+                    SubjectFinding::new(subject, Outcome::Fail, observed, expected.clone(), "the replica is not replicating: check its logs, masterauth/masteruser and TLS")
+                }
+            }
+            other => SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                format!("role {other}"),
+                expected.clone(),
+                "INFO replication did not say master or slave",
+            ),
+        }
+    })
+}
+
+fn list(v: &[String]) -> String {
+    let mut s = v.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+    if v.len() > 10 {
+        s.push_str(&format!(", … ({} in all)", v.len()));
+    }
+    s
+}
+
+fn session_ttl(
+    ev: &EvidenceSet,
+    _: &crate::probes::data::SessionScanSettings,
+) -> Vec<SubjectFinding> {
+    let views = ev.views(SESSIONS_PROBE, |o| match o {
+        Observation::SessionScan(v) => Some(v),
+        _ => None,
+    });
+    let expected =
+        "every session key has a TTL <= the maximum (automatic logoff); session keys are hashes";
+    each(views, expected, |subject, v: &SessionScanView| {
+        let s = &v.settings;
+        let observed = format!(
+            "{} keys matching {} examined ({}); {} without TTL, {} with TTL > {} s, {} not a hash; longest TTL {}",
+            v.scanned,
+            s.pattern,
+            if v.complete { "complete scan" } else { "sample: the cap was reached" },
+            v.no_ttl.len(),
+            v.ttl_too_long.len(),
+            s.max_ttl_s,
+            v.not_hash.len(),
+            v.longest_ttl_s.map(|t| format!("{t} s")).unwrap_or_else(|| "n/a".into())
+        );
+        let mut problems = Vec::new();
+        if !v.no_ttl.is_empty() {
+            problems.push(format!(
+                "{} session key(s) never expire (keyed hashes: {})",
+                v.no_ttl.len(),
+                list(&v.no_ttl)
+            ));
+        }
+        if !v.ttl_too_long.is_empty() {
+            let l: Vec<String> = v
+                .ttl_too_long
+                .iter()
+                .map(|(h, t)| format!("{h} ({t} s)"))
+                .collect();
+            problems.push(format!(
+                "{} session key(s) outlive the {} s logoff (keyed hashes: {})",
+                v.ttl_too_long.len(),
+                s.max_ttl_s,
+                list(&l)
+            ));
+        }
+        if !problems.is_empty() {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected,
+                format!("{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file", problems.join("; "), s.max_ttl_s),
+            );
+        }
+        if !v.not_hash.is_empty() {
+            let l: Vec<String> = v
+                .not_hash
+                .iter()
+                .map(|(h, t)| format!("{h} ({t})"))
+                .collect();
+            return SubjectFinding::new(
+                subject,
+                Outcome::Warn,
+                observed,
+                expected,
+                format!(
+                    "{} session key(s) are not hashes: {}",
+                    v.not_hash.len(),
+                    list(&l)
+                ),
+            );
+        }
+        SubjectFinding::new(
+            subject,
+            Outcome::Pass,
+            observed,
+            expected,
+            "sessions expire as required",
+        )
+    })
+}
+
+fn exporter(ev: &EvidenceSet, _: &super::NoParams) -> Vec<SubjectFinding> {
+    let views = ev.views(EXPORTER_PROBE, |o| match o {
+        Observation::Exporter(v) => Some(v),
+        _ => None,
+    });
+    let expected = "exporter answers with redis_up 1, redis_cluster_state 1 (where exported), redis_exporter_last_scrape_error 0";
+    each(views, expected, |subject, v: &ExporterView| {
+        if !v.reachable {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                format!("{}: {}", v.url, v.error.as_deref().unwrap_or("unreachable")),
+                expected,
+                "no audit trail of this node's health: start its exporter (prometheus-redis-exporter) and check the scrape target",
+            );
+        }
+        let m = |k: &str| v.metrics.get(k).copied();
+        let mut bad = Vec::new();
+        if m("redis_up") != Some(1.0) {
+            bad.push(format!(
+                "redis_up is {}",
+                m("redis_up")
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "missing".into())
+            ));
+        }
+        if let Some(s) = m("redis_cluster_state") {
+            if s != 1.0 {
+                bad.push(format!("redis_cluster_state is {s}"));
+            }
+        }
+        if m("redis_exporter_last_scrape_error").is_some_and(|e| e != 0.0) {
+            bad.push("the last scrape failed".into());
+        }
+        let observed = v
+            .metrics
+            .iter()
+            .map(|(k, x)| format!("{k} {x}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if bad.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected,
+                format!("{} reports the node healthy", v.url),
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected,
+                format!(
+                    "{}: {}; check the exporter's credentials and TLS settings",
+                    v.url,
+                    bad.join("; ")
+                ),
+            )
+        }
+    })
+}

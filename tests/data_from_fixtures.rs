@@ -1,0 +1,234 @@
+//! Data and monitoring checks judged from fixture evidence recorded on the
+//! real lab, unmodified and with one defect each.
+
+mod common;
+
+use common::fixture_evidence;
+use epic_audit::checks::Outcome;
+use epic_audit::engine::judge;
+use epic_audit::evidence::{EvidenceSet, Observation, Observed, ProbeFailure};
+use epic_audit::policy::Policy;
+use epic_audit::probes::data::{DataNodeView, ExporterView, SessionScanView};
+use epic_audit::report::Report;
+
+fn judge_area(ev: &EvidenceSet) -> Report {
+    let p = Policy::builtin().unwrap();
+    let sel = p
+        .select(&["data".into(), "monitoring".into()], &[])
+        .unwrap();
+    judge(ev, &p, &sel, &[], &[])
+}
+
+fn not_passing(r: &Report) -> Vec<(String, Outcome)> {
+    r.checks
+        .iter()
+        .filter(|c| c.outcome != Outcome::Pass)
+        .map(|c| (c.id.clone(), c.outcome))
+        .collect()
+}
+
+fn only(id: &str, o: Outcome) -> Vec<(String, Outcome)> {
+    vec![(id.to_string(), o)]
+}
+
+fn nodes(ev: &mut EvidenceSet) -> Vec<(String, &mut DataNodeView)> {
+    ev.items
+        .iter_mut()
+        .filter_map(|e| match &mut e.result {
+            Observed::Observation(Observation::DataNode(v)) => Some((e.subject.clone(), v)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn scans(ev: &mut EvidenceSet) -> Vec<&mut SessionScanView> {
+    ev.items
+        .iter_mut()
+        .filter_map(|e| match &mut e.result {
+            Observed::Observation(Observation::SessionScan(v)) => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
+fn exporters(ev: &mut EvidenceSet) -> Vec<&mut ExporterView> {
+    ev.items
+        .iter_mut()
+        .filter_map(|e| match &mut e.result {
+            Observed::Observation(Observation::Exporter(v)) => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn good_lab_passes_every_data_and_monitoring_check() {
+    let r = judge_area(&fixture_evidence());
+    assert_eq!(r.checks.len(), 6);
+    assert_eq!(not_passing(&r), vec![]);
+}
+
+#[test]
+fn each_config_defect_fails_its_check_only() {
+    let cases: [(&str, &str, &str, &str); 5] = [
+        ("appendonly", "no", "DATA-001", "AOF is off"),
+        ("appendfsync", "no", "DATA-001", "appendfsync no"),
+        (
+            "maxmemory-policy",
+            "allkeys-lru",
+            "DATA-002",
+            "silently drops keys",
+        ),
+        (
+            "enable-debug-command",
+            "yes",
+            "DATA-003",
+            "enable-debug-command is yes",
+        ),
+        ("aclfile", "", "DATA-003", "no aclfile"),
+    ];
+    for (key, value, id, text) in cases {
+        let mut ev = fixture_evidence();
+        for (s, v) in nodes(&mut ev) {
+            if s.starts_with("127.0.1.2:") {
+                v.config.insert(key.into(), value.into());
+            }
+        }
+        let r = judge_area(&ev);
+        assert_eq!(not_passing(&r), only(id, Outcome::Fail), "{key}={value}");
+        let c = r.checks.iter().find(|c| c.id == id).unwrap();
+        let bad: Vec<_> = c
+            .subjects
+            .iter()
+            .filter(|s| s.outcome != Outcome::Pass)
+            .collect();
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].message.contains(text), "{key}: {}", bad[0].message);
+    }
+}
+
+#[test]
+fn a_failed_aof_write_fails() {
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        v.persistence
+            .insert("aof_last_write_status".into(), "err".into());
+    }
+    assert_eq!(
+        not_passing(&judge_area(&ev)),
+        only("DATA-001", Outcome::Fail)
+    );
+}
+
+#[test]
+fn a_master_without_replica_warns_and_a_broken_link_fails() {
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        if v.replication.get("role").map(String::as_str) == Some("master") {
+            v.replication.retain(|k, _| !k.starts_with("slave"));
+            v.replication.insert("connected_slaves".into(), "0".into());
+            break;
+        }
+    }
+    assert_eq!(
+        not_passing(&judge_area(&ev)),
+        only("DATA-004", Outcome::Warn)
+    );
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        if v.replication.get("role").map(String::as_str) == Some("slave") {
+            v.replication
+                .insert("master_link_status".into(), "down".into());
+            break;
+        }
+    }
+    assert_eq!(
+        not_passing(&judge_area(&ev)),
+        only("DATA-004", Outcome::Fail)
+    );
+}
+
+#[test]
+fn session_keys_without_or_with_long_ttl_fail_and_non_hashes_warn() {
+    let mut ev = fixture_evidence();
+    scans(&mut ev)[0].no_ttl = vec!["a1b2c3d4e5f6".into()];
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-005", Outcome::Fail));
+    let mut ev = fixture_evidence();
+    scans(&mut ev)[1].ttl_too_long = vec![("0f0f0f0f0f0f".into(), 86400)];
+    assert_eq!(
+        not_passing(&judge_area(&ev)),
+        only("DATA-005", Outcome::Fail)
+    );
+    let mut ev = fixture_evidence();
+    scans(&mut ev)[2].not_hash = vec![("0e0e0e0e0e0e".into(), "string".into())];
+    assert_eq!(
+        not_passing(&judge_area(&ev)),
+        only("DATA-005", Outcome::Warn)
+    );
+    // A sampled scan says so.
+    let mut ev = fixture_evidence();
+    scans(&mut ev)[0].complete = false;
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), vec![]);
+    let c = r.checks.iter().find(|c| c.id == "DATA-005").unwrap();
+    assert!(c
+        .subjects
+        .iter()
+        .any(|s| s.observed.contains("sample: the cap was reached")));
+}
+
+#[test]
+fn exporter_unreachable_or_unhealthy_fails() {
+    let mut ev = fixture_evidence();
+    let e = &mut exporters(&mut ev)[0];
+    e.reachable = false;
+    e.error = Some("cannot connect: Connection refused".into());
+    assert_eq!(
+        not_passing(&judge_area(&ev)),
+        only("MON-001", Outcome::Fail)
+    );
+    for (metric, value) in [
+        ("redis_up", 0.0),
+        ("redis_cluster_state", 0.0),
+        ("redis_exporter_last_scrape_error", 1.0),
+    ] {
+        let mut ev = fixture_evidence();
+        exporters(&mut ev)[1].metrics.insert(metric.into(), value);
+        assert_eq!(
+            not_passing(&judge_area(&ev)),
+            only("MON-001", Outcome::Fail),
+            "{metric}"
+        );
+    }
+}
+
+#[test]
+fn unobserved_nodes_are_errors_never_passes() {
+    let mut ev = fixture_evidence();
+    for e in ev.items.iter_mut().filter(|e| e.probe.starts_with("data.")) {
+        e.result = Observed::Failure(ProbeFailure {
+            kind: "timeout".into(),
+            message: format!("{}: no answer", e.subject),
+        });
+    }
+    let r = judge_area(&ev);
+    for c in r.checks.iter().filter(|c| c.id.starts_with("DATA-")) {
+        assert_eq!(c.outcome, Outcome::Error, "{}", c.id);
+    }
+}
+
+#[test]
+fn fixture_evidence_holds_no_session_key_name() {
+    let text = serde_json::to_string(&fixture_evidence()).unwrap();
+    // The lab's session ids are 32 hex digits after `session:`; the only
+    // session-namespace names in evidence are the synthetic probe samples.
+    for (i, _) in text.match_indices("session:") {
+        let rest = &text[i + 8..];
+        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        assert!(
+            id.len() < 32,
+            "a session key name is in the evidence: session:{id}"
+        );
+    }
+}
