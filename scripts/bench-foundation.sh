@@ -38,9 +38,17 @@ password_file = "\${LAB_DIR}/secrets/admin_user.pass"
 password_file = "\${LAB_DIR}/secrets/app_user.pass"
 [environments.bench.users.dev_user]
 password_file = "\${LAB_DIR}/secrets/dev_user.pass"
+[environments.bench.monitoring]
+exporter_port = $((port + 2742))
 EOT
 for i in $(seq 1 "$runs"); do
-  measure "run --env (lab up) #$i" "$bin" run --env bench --config "$work/epic-audit.toml" --out "$work/run-$i"
+  measure "run, all checks #$i" "$bin" run --env bench --config "$work/epic-audit.toml" --out "$work/run-$i"
+done
+for i in $(seq 1 "$runs"); do
+  measure "run --skip performance #$i" "$bin" run --env bench --config "$work/epic-audit.toml" --skip performance --out "$work/skip-$i"
+done
+for i in $(seq 1 "$runs"); do
+  measure "run --only cluster #$i" "$bin" run --env bench --config "$work/epic-audit.toml" --only cluster --out "$work/clu-$i"
 done
 grep -h '^verdict' "$work/out" || true
 for i in $(seq 1 "$runs"); do
