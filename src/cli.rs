@@ -93,6 +93,28 @@ pub enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        signing: Signing,
+    },
+    /// Write a new Ed25519 signing key pair (private key 0600; never overwrites).
+    ///
+    /// Example: epic-audit keygen --out /etc/epic-audit/signing
+    Keygen {
+        /// Directory for epic-audit-signing.key and epic-audit-signing.pub.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Verify a signed run directory: the DSSE signature and every file's
+    /// digest. Names each modified, missing or added file.
+    ///
+    /// Exit codes: 0 valid, 1 invalid (tampered or signed by another key),
+    /// 3 usage problem (unreadable key or directory).
+    Verify {
+        /// The run directory (holding manifest.dsse.json).
+        path: PathBuf,
+        /// The signer's public key (SPKI PEM, from `epic-audit keygen`).
+        #[arg(long, value_name = "FILE")]
+        pubkey: PathBuf,
     },
     /// Start, stop or inspect the local lab cluster.
     ///
@@ -147,6 +169,21 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub select: Select,
+    #[command(flatten)]
+    pub signing: Signing,
+}
+
+/// How the run's files are signed.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Signing {
+    /// Ed25519 private key (PKCS#8 PEM) to sign with. Default:
+    /// $EPIC_AUDIT_SIGNING_KEY, then the environment's `signing_key`.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// Write the report without a signature; it then says so on its first
+    /// line. Without this flag a run with no key fails (exit 3).
+    #[arg(long, conflicts_with = "signing_key")]
+    pub unsigned: bool,
 }
 
 /// Check selection.
@@ -241,7 +278,46 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             evidence,
             out,
             select,
-        } => evaluate(&cli, evidence, out.as_deref(), select),
+            signing,
+        } => evaluate(&cli, evidence, out.as_deref(), select, signing),
+        Command::Keygen { out } => {
+            let (private, public) =
+                crate::sign::keygen(out).map_err(|e| UsageError(e.to_string()))?;
+            println!("private key (keep it secret, 0600): {}", private.display());
+            println!("public key (give it to auditors):   {}", public.display());
+            Ok(0)
+        }
+        Command::Verify { path, pubkey } => {
+            let key = crate::sign::load_public(pubkey)?;
+            if !path.join(crate::sign::ENVELOPE).is_file() {
+                return Err(UsageError(format!(
+                    "{} has no {}: not a signed run directory",
+                    path.display(),
+                    crate::sign::ENVELOPE
+                ))
+                .into());
+            }
+            match crate::sign::verify(path, &key) {
+                Ok(v) => {
+                    println!(
+                        "VALID: {} files signed by key {} ({} run {}, verdict {})",
+                        v.files.len(),
+                        v.key_id,
+                        v.predicate["environment"].as_str().unwrap_or("?"),
+                        v.predicate["run_id"].as_str().unwrap_or("?"),
+                        v.predicate["verdict"].as_str().unwrap_or("?")
+                    );
+                    Ok(0)
+                }
+                Err(problems) => {
+                    println!("INVALID: {}", path.display());
+                    for p in problems {
+                        println!("  {p}");
+                    }
+                    Ok(1)
+                }
+            }
+        }
         Command::Lab { action, dir } => {
             lab_cmd(action, dir.clone().unwrap_or_else(lab::default_dir)).await
         }
@@ -257,6 +333,34 @@ fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
         Policy::load_dir(&beside)
     } else {
         Policy::builtin()
+    }
+}
+
+/// The key to sign with: --signing-key, then $EPIC_AUDIT_SIGNING_KEY, then
+/// the environment's `signing_key`; none and no --unsigned is an error.
+fn signer(
+    s: &Signing,
+    env_key: Option<PathBuf>,
+    config: Option<&Config>,
+) -> Result<Option<crate::sign::RunSigner>> {
+    if s.unsigned {
+        return Ok(None);
+    }
+    let from_env = std::env::var_os(crate::sign::KEY_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let path = s.signing_key.clone().or(from_env).or_else(|| {
+        let lab_dir = lab::default_dir();
+        env_key.map(|k| config.map(|c| c.resolve_path(&k, &lab_dir)).unwrap_or(k))
+    });
+    match path {
+        Some(p) => Ok(Some(crate::sign::RunSigner::load(&p)?)),
+        None => Err(UsageError(format!(
+            "no signing key: pass --signing-key FILE, set {} or `signing_key` in the environment \
+             (`epic-audit keygen` makes one), or pass --unsigned for a report that says it is unsigned",
+            crate::sign::KEY_ENV
+        ))
+        .into()),
     }
 }
 
@@ -302,6 +406,9 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             config.resolve_secret(&args.env, name, &lab_dir)?,
         );
     }
+    // Resolved after the TLS material and secrets (a lab environment's key
+    // is created by `lab up`), and still before any probe runs.
+    let signer = signer(&args.signing, env.signing_key.clone(), Some(&config))?;
     let ctx = ProbeContext {
         targets: env.seeds.clone(),
         tls,
@@ -328,7 +435,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         Some(d) => d.clone(),
         None => output::default_run_dir(&Path::new("reports").join(&args.env), &evidence.run_id),
     };
-    let code = write_and_print(&dest, &evidence, &report)?;
+    let code = write_and_print(&dest, &evidence, report, signer.as_ref())?;
     if needed.contains(crate::probes::data::SESSIONS_PROBE) {
         let file = write_salt(&dest, &salt)?;
         println!(
@@ -339,19 +446,62 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     Ok(code)
 }
 
-fn write_and_print(dest: &Path, evidence: &EvidenceSet, report: &Report) -> Result<u8> {
+fn write_and_print(
+    dest: &Path,
+    evidence: &EvidenceSet,
+    mut report: Report,
+    signer: Option<&crate::sign::RunSigner>,
+) -> Result<u8> {
+    report.signature = match signer {
+        Some(s) => format!(
+            "DSSE envelope {} (in-toto Statement, Ed25519 key id {})",
+            crate::sign::ENVELOPE,
+            s.key_id()
+        ),
+        None => "UNSIGNED REPORT: written with --unsigned; it is not evidence until signed".into(),
+    };
     let ev_json = serde_json::to_string_pretty(evidence).context("serialising evidence")? + "\n";
-    let files = [
+    let mut files = vec![
         ("evidence.json", ev_json.into_bytes()),
         ("report.json", report.to_json().into_bytes()),
-        ("junit.xml", junit::render(report).into_bytes()),
+        ("junit.xml", junit::render(&report).into_bytes()),
     ];
+    if let Some(s) = signer {
+        let counts: std::collections::BTreeMap<String, usize> = report
+            .counts
+            .iter()
+            .map(|(o, n)| (o.to_string(), *n))
+            .collect();
+        let predicate = serde_json::json!({
+            "environment": report.environment,
+            "run_id": report.run_id,
+            "tool": {"name": report.tool.name, "version": report.tool.version},
+            "policy": {"source": report.policy.source, "sha256": report.policy.digest},
+            "started_at": report.started_at,
+            "finished_at": report.finished_at,
+            "counts": counts,
+            "verdict": report.verdict,
+            "exit_code": report.exit_code,
+        });
+        let envelope = s.envelope(&files, predicate);
+        let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the envelope")?;
+        files.push((crate::sign::ENVELOPE, bytes));
+    }
     let dir = output::write_run(dest, &files)?;
-    print!("{}", terminal::render(report, terminal::want_colour()));
+    print!("{}", terminal::render(&report, terminal::want_colour()));
     println!(
         "report: {}/ (report.json, junit.xml, evidence.json)",
         dir.display()
     );
+    if let Some(s) = signer {
+        println!(
+            "signed: {}/{} (Ed25519 key id {}); check it with `epic-audit verify {} --pubkey PUBLIC_KEY`",
+            dir.display(),
+            crate::sign::ENVELOPE,
+            s.key_id(),
+            dir.display()
+        );
+    }
     Ok(report.exit_code)
 }
 
@@ -378,7 +528,13 @@ fn write_salt(dest: &Path, salt: &crate::probes::data::RunSalt) -> Result<PathBu
     Ok(file)
 }
 
-fn evaluate(cli: &Cli, path: &Path, out: Option<&Path>, select: &Select) -> Result<u8> {
+fn evaluate(
+    cli: &Cli,
+    path: &Path,
+    out: Option<&Path>,
+    select: &Select,
+    signing: &Signing,
+) -> Result<u8> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
     let evidence: EvidenceSet = serde_json::from_str(&text).map_err(|e| {
@@ -411,7 +567,8 @@ fn evaluate(cli: &Cli, path: &Path, out: Option<&Path>, select: &Select) -> Resu
             )
         }
     };
-    write_and_print(&dest, &evidence, &report)
+    let signer = signer(signing, None, None)?;
+    write_and_print(&dest, &evidence, report, signer.as_ref())
 }
 
 /// The `checks` listing.

@@ -81,6 +81,10 @@ pub struct Environment {
     /// Where each node's Prometheus exporter listens.
     #[serde(default)]
     pub monitoring: crate::probes::data::MonitoringSettings,
+    /// PKCS#8 PEM Ed25519 key that signs this environment's runs
+    /// (`EPIC_AUDIT_SIGNING_KEY` or `--signing-key` take precedence).
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
 }
 
 fn default_audit_user() -> toml::Spanned<String> {

@@ -25,6 +25,7 @@ pub mod probes;
 pub mod report;
 pub mod resp;
 pub mod secret;
+pub mod sign;
 pub mod tls;
 
 /// Installs the one rustls crypto provider this binary uses (aws-lc-rs).

@@ -217,12 +217,33 @@ fn evaluate_fixture_evidence_writes_a_report_offline() {
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/evidence/lab-good.json"
     );
+    // Without a key and without --unsigned nothing is written (exit 3).
     let r = epic_audit(&["evaluate", ev], d.path());
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no signing key") && r.stderr.contains("--unsigned"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.path().join("reports").exists());
+    let r = epic_audit(&["evaluate", ev, "--unsigned"], d.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("UNSIGNED REPORT"), "{}", r.stdout);
     let dirs: Vec<_> = std::fs::read_dir(d.path().join("reports/local"))
         .unwrap()
+        .filter_map(Result::ok)
         .collect();
     assert_eq!(dirs.len(), 1);
+    let report = std::fs::read_to_string(dirs[0].path().join("report.json")).unwrap();
+    assert!(
+        report
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("\"signature\": \"UNSIGNED REPORT"),
+        "{report}"
+    );
+    assert!(!dirs[0].path().join("manifest.dsse.json").exists());
 }
 
 #[test]
@@ -288,6 +309,7 @@ fn run_on_a_lab_environment_starts_the_lab_and_lab_down_stops_it_by_pid() {
         cfg.to_str().unwrap(),
         "--only",
         "cluster",
+        "--unsigned",
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("starting it in"), "{out}");
@@ -314,4 +336,60 @@ fn run_on_a_lab_environment_starts_the_lab_and_lab_down_stops_it_by_pid() {
         assert!(gone, "pid {} still runs", n.pid);
     }
     assert!(!lab_dir.exists(), "state removed");
+}
+
+#[test]
+fn keygen_and_verify_a_signed_evaluation_and_its_tampering() {
+    let d = tmp();
+    let keys = d.path().join("keys");
+    let r = epic_audit(&["keygen", "--out", keys.to_str().unwrap()], d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = epic_audit(&["keygen", "--out", keys.to_str().unwrap()], d.path());
+    assert_eq!(r.code, 3, "refuses to overwrite: {}", r.stderr);
+    let ev = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/evidence/lab-good.json"
+    );
+    let key = keys.join("epic-audit-signing.key");
+    let public = keys.join("epic-audit-signing.pub");
+    let out = d.path().join("run");
+    let r = epic_audit(
+        &[
+            "evaluate",
+            ev,
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("signed: "), "{}", r.stdout);
+    let verify = |p: &std::path::Path| {
+        epic_audit(
+            &[
+                "verify",
+                p.to_str().unwrap(),
+                "--pubkey",
+                public.to_str().unwrap(),
+            ],
+            d.path(),
+        )
+    };
+    let v = verify(&out);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    assert!(v.stdout.starts_with("VALID: 3 files"), "{}", v.stdout);
+    // One flipped byte in report.json.
+    let rp = out.join("report.json");
+    let mut bytes = std::fs::read(&rp).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&rp, &bytes).unwrap();
+    let v = verify(&out);
+    assert_eq!(v.code, 1);
+    assert!(v.stdout.contains("report.json: modified"), "{}", v.stdout);
+    // Not a run directory: usage error.
+    let v = verify(d.path());
+    assert_eq!(v.code, 3, "{}", v.stderr);
 }

@@ -86,6 +86,21 @@ async fn good_lab_passes_every_cluster_check_and_writes_all_files() {
     );
     assert_eq!(std::fs::read(out.join("report.json")).unwrap(), before);
 
+    // The run is signed with the lab's key, and verifies.
+    let signing_key = t.lab.spec.dir.join("signing/epic-audit-signing.key");
+    let public = t.lab.spec.dir.join("signing/epic-audit-signing.pub");
+    let v = epic_audit(
+        &[
+            "verify",
+            out.to_str().unwrap(),
+            "--pubkey",
+            public.to_str().unwrap(),
+        ],
+        t.tmp.path(),
+    );
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    assert!(r.stdout.contains("signed: "), "{}", r.stdout);
+
     // The saved evidence re-judged offline gives the same verdicts.
     let re = t.out("re");
     let e = epic_audit(
@@ -94,6 +109,8 @@ async fn good_lab_passes_every_cluster_check_and_writes_all_files() {
             out.join("evidence.json").to_str().unwrap(),
             "--only",
             "cluster",
+            "--signing-key",
+            signing_key.to_str().unwrap(),
             "--out",
             re.to_str().unwrap(),
         ],

@@ -509,6 +509,10 @@ impl Lab {
                 format!("{}\n", p.expose()).as_bytes(),
             )?;
         }
+        crate::sign::keygen(&spec.dir.join("signing")).map_err(|e| LabError::Step {
+            step: "creating the lab's signing key".into(),
+            detail: e.to_string(),
+        })?;
         let acl = acl_file(&passwords);
         let mut lab = Lab {
             state: LabState {

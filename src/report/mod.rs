@@ -29,6 +29,9 @@ pub const EXIT_RUNTIME: u8 = 4;
 /// The judged result of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// How this report is signed, or that it is not (first, so an unsigned
+    /// report says so on its first line).
+    pub signature: String,
     /// report.json format version.
     pub schema_version: u32,
     /// Tool name and version.
@@ -122,6 +125,7 @@ impl Report {
             (Outcome::Pass, EXIT_PASS)
         };
         Report {
+            signature: "not yet signed".into(),
             schema_version: REPORT_SCHEMA_VERSION,
             tool: ToolInfo {
                 name: "epic-audit".into(),

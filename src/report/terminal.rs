@@ -34,6 +34,9 @@ fn paint(colour: bool, o: Outcome) -> String {
 /// Renders the summary.
 pub fn render(r: &Report, colour: bool) -> String {
     let mut out = String::new();
+    if r.signature.starts_with("UNSIGNED") {
+        let _ = writeln!(out, "{}", r.signature);
+    }
     let _ = writeln!(
         out,
         "epic-audit {} · environment {} · run {}",

@@ -42,6 +42,7 @@ impl TestLab {
         let text = format!(
             r#"[environments.t]
 seeds = [{seeds}]
+signing_key = "{dir}/signing/epic-audit-signing.key"
 [environments.t.tls]
 ca = "{dir}/pki/ca.crt"
 client_cert = "{dir}/pki/client.crt"
