@@ -702,6 +702,10 @@ async fn lab_cmd(action: &LabAction, dir: PathBuf) -> Result<u8> {
                 "state, logs and generated passwords (0600): {}",
                 dir.display()
             );
+            println!(
+                "signing key pair for the lab's reports: {}/signing/epic-audit-signing.{{key,pub}}",
+                dir.display()
+            );
             println!("audit it:  epic-audit run --env local");
             println!("stop it:   epic-audit lab down");
             lab.detach();
