@@ -28,6 +28,7 @@ measure "lab up" "$bin" lab up --port "$port"
 cat >"$work/epic-audit.toml" <<EOT
 [environments.bench]
 seeds = ["127.0.1.1:$port"]
+signing_key = "\${LAB_DIR}/signing/epic-audit-signing.key"
 [environments.bench.tls]
 ca = "\${LAB_DIR}/pki/ca.crt"
 client_cert = "\${LAB_DIR}/pki/client.crt"

@@ -20,6 +20,7 @@ lab=$EPIC_AUDIT_LAB_DIR
 cat >"$work/epic-audit.toml" <<EOT
 [environments.bench]
 seeds = ["127.0.1.1:$port"]
+signing_key = "$lab/signing/epic-audit-signing.key"
 [environments.bench.tls]
 ca = "$lab/pki/ca.crt"
 client_cert = "$lab/pki/client.crt"

@@ -222,11 +222,21 @@ pub fn main() -> ExitCode {
             _ = tokio::signal::ctrl_c() => {
                 // The probes are dropped mid-flight; delete whatever the
                 // latency probe had created (its keys also carry a TTL).
-                let n = tokio::time::timeout(std::time::Duration::from_secs(10), crate::probes::latency::cleanup_pending())
-                    .await
-                    .unwrap_or(0);
-                if n > 0 {
-                    eprintln!("epic-audit: deleted {n} latency-probe keys");
+                let r = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    crate::probes::latency::cleanup_pending(),
+                )
+                .await
+                .unwrap_or_default();
+                if r.active_runs > 0 {
+                    if r.left_for_ttl == 0 {
+                        eprintln!("epic-audit: stopped the latency probe on {} master(s); its latency-probe keys were deleted", r.active_runs);
+                    } else {
+                        eprintln!(
+                            "epic-audit: stopped the latency probe; {} latency-probe keys could not be deleted and expire with their TTL",
+                            r.left_for_ttl
+                        );
+                    }
                 }
                 None
             }

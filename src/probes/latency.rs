@@ -355,7 +355,44 @@ async fn delete_keys(
 
 /// Deletes the probe keys of every latency run that has not cleaned up
 /// (called by the Ctrl-C handler). Returns the number of keys deleted.
-pub async fn cleanup_pending() -> u64 {
+pub async fn cleanup_pending() -> CleanupReport {
+    let active = PENDING.lock().map(|p| p.len()).unwrap_or(0);
+    // Stop every ticker, so no write re-creates a key after it is deleted.
+    // Each run then deletes its own keys; wait for that (bounded), then
+    // delete whatever is left. The process is ending.
+    CANCELLED.store(true, Ordering::SeqCst);
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(3)
+        && PENDING.lock().map(|p| !p.is_empty()).unwrap_or(false)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = PENDING
+        .lock()
+        .map(|p| p.iter().map(|c| c.keys.len()).sum::<usize>())
+        .unwrap_or(0);
+    let deleted = delete_pending().await;
+    CleanupReport {
+        active_runs: active,
+        deleted_here: deleted,
+        left_for_ttl: left.saturating_sub(deleted as usize),
+    }
+}
+
+/// What the Ctrl-C clean-up did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CleanupReport {
+    /// Latency runs that were active.
+    pub active_runs: usize,
+    /// Keys deleted by the handler itself (runs usually delete their own).
+    pub deleted_here: u64,
+    /// Keys that could not be deleted (they expire with their TTL).
+    pub left_for_ttl: usize,
+}
+
+/// Deletes the keys of runs that did not clean up (e.g. cut by their
+/// deadline), without cancelling other runs.
+async fn delete_pending() -> u64 {
     let pending: Vec<PendingCleanup> = match PENDING.lock() {
         Ok(mut p) => p.drain(..).collect(),
         Err(_) => return 0,
@@ -414,6 +451,49 @@ struct Pending {
     intended: Instant,
     sent: Instant,
     parts: usize,
+}
+
+/// Set by the Ctrl-C path: tickers stop, so no write races the clean-up.
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Runs [`measure`] on a dedicated thread with its own single-threaded
+/// runtime: the writer, the reader and their wake-ups stay on one thread,
+/// so the client adds as little as possible to the measured tail.
+async fn measure_isolated(
+    ctx: Arc<ProbeContext>,
+    settings: LatencySettings,
+    addr: NodeAddr,
+    ranges: Vec<SlotRange>,
+    id: u64,
+) -> Result<LatencyView, ProbeFailure> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("epic-audit-latency-{id}"))
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(measure(&ctx, &settings, &addr, &ranges, id)),
+                Err(e) => Err(ProbeFailure {
+                    kind: "io".into(),
+                    message: format!("cannot start a runtime: {e}"),
+                }),
+            };
+            let _ = tx.send(result);
+        });
+    if let Err(e) = spawned {
+        return Err(ProbeFailure {
+            kind: "io".into(),
+            message: format!("cannot start the latency thread: {e}"),
+        });
+    }
+    rx.await.unwrap_or_else(|_| {
+        Err(ProbeFailure {
+            kind: "io".into(),
+            message: "the latency thread ended without a result".into(),
+        })
+    })
 }
 
 /// Measures one master.
@@ -605,7 +685,7 @@ async fn open_loop(
                 if due > now {
                     std::thread::sleep(due - now);
                 }
-                if tick_tx.send(i).is_err() {
+                if CANCELLED.load(Ordering::SeqCst) || tick_tx.send(i).is_err() {
                     break; // the run was cancelled
                 }
             }
@@ -770,20 +850,28 @@ impl Probe for LatencyProbe {
                 let method = method.clone();
                 set.spawn(async move {
                     let t0 = std::time::Instant::now();
-                    let result =
-                        match timeout(budget, measure(&ctx, &settings, &addr, &ranges, n as u64))
-                            .await
-                        {
-                            Ok(Ok(v)) => Observed::Observation(Observation::Latency(Box::new(v))),
-                            Ok(Err(f)) => Observed::Failure(f),
-                            Err(_) => Observed::Failure(ProbeFailure {
-                                kind: "deadline".into(),
-                                message: format!(
-                                    "{addr}: latency probe did not finish within {} ms",
-                                    budget.as_millis()
-                                ),
-                            }),
-                        };
+                    let result = match timeout(
+                        budget,
+                        measure_isolated(
+                            ctx.clone(),
+                            settings.clone(),
+                            addr.clone(),
+                            ranges.clone(),
+                            n as u64,
+                        ),
+                    )
+                    .await
+                    {
+                        Ok(Ok(v)) => Observed::Observation(Observation::Latency(Box::new(v))),
+                        Ok(Err(f)) => Observed::Failure(f),
+                        Err(_) => Observed::Failure(ProbeFailure {
+                            kind: "deadline".into(),
+                            message: format!(
+                                "{addr}: latency probe did not finish within {} ms",
+                                budget.as_millis()
+                            ),
+                        }),
+                    };
                     Evidence {
                         probe: PROBE.into(),
                         subject: addr.to_string(),
@@ -796,7 +884,7 @@ impl Probe for LatencyProbe {
             }
             let out = super::join_all(set).await;
             // Runs that hit their deadline were cancelled before cleaning up.
-            cleanup_pending().await;
+            delete_pending().await;
             RUNNING.store(false, Ordering::SeqCst);
             out
         })
