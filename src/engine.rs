@@ -187,7 +187,7 @@ pub fn judge(
     let checks = selected
         .iter()
         .map(|c| {
-            let subjects = if !c.enabled {
+            let mut subjects = if !c.enabled {
                 vec![SubjectFinding::new(
                     "policy",
                     Outcome::Skip,
@@ -207,6 +207,7 @@ pub fn judge(
                     )],
                 }
             };
+            crate::waivers::apply(&policy.waivers, &c.id, &mut subjects, ev.started_at);
             CheckResult {
                 id: c.id.clone(),
                 area: c.area,

@@ -27,6 +27,7 @@ pub mod resp;
 pub mod secret;
 pub mod sign;
 pub mod tls;
+pub mod waivers;
 
 /// Installs the one rustls crypto provider this binary uses (aws-lc-rs).
 ///

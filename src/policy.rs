@@ -173,6 +173,8 @@ pub struct Policy {
     pub digest: String,
     /// `built-in` or the directory read.
     pub source: String,
+    /// Waivers from `waivers.toml` in the policy directory.
+    pub waivers: Vec<crate::waivers::Waiver>,
 }
 
 impl Policy {
@@ -205,7 +207,21 @@ impl Policy {
         if files.is_empty() {
             return Err(ConfigError::new(dir, "no *.toml policy files in it"));
         }
-        Policy::from_files(files, &dir.display().to_string())
+        let mut policy = Policy::from_files(files, &dir.display().to_string())?;
+        let wfile = dir.join("waivers.toml");
+        if wfile.is_file() {
+            let text = std::fs::read_to_string(&wfile)
+                .map_err(|e| ConfigError::new(&wfile, format!("cannot read: {e}")))?;
+            let ids: Vec<String> = policy.checks.iter().map(|c| c.id.clone()).collect();
+            policy.waivers = crate::waivers::parse(&text, &wfile, &ids)?;
+            // The digest covers the waivers too: they change verdicts.
+            let mut h = Sha256::new();
+            h.update(policy.digest.as_bytes());
+            h.update(b"waivers.toml\0");
+            h.update(text.as_bytes());
+            policy.digest = hex::encode(h.finalize());
+        }
+        Ok(policy)
     }
 
     /// Parses and validates policy files given as (name, text).
@@ -255,6 +271,7 @@ impl Policy {
             checks,
             digest: hex::encode(hasher.finalize()),
             source: source.to_string(),
+            waivers: Vec::new(),
         })
     }
 

@@ -56,6 +56,8 @@ pub struct Report {
     pub counts: BTreeMap<Outcome, usize>,
     /// Every selected check.
     pub checks: Vec<CheckResult>,
+    /// Every waiver of the policy, in force or expired at the run's time.
+    pub waivers: Vec<crate::waivers::WaiverStatus>,
 }
 
 /// Tool identity.
@@ -147,6 +149,7 @@ impl Report {
             exit_code,
             counts,
             checks,
+            waivers: crate::waivers::statuses(&policy.waivers, ev.started_at),
         }
     }
 

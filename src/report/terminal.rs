@@ -67,6 +67,23 @@ pub fn render(r: &Report, colour: bool) -> String {
             }
         }
     }
+    for w in &r.waivers {
+        let _ = writeln!(
+            out,
+            "\nwaiver {} {}{} until {} ({}, approved by {}): {}",
+            w.status,
+            w.waiver.check,
+            w.waiver
+                .subject
+                .as_deref()
+                .map(|s| format!(" for {s}"))
+                .unwrap_or_default(),
+            w.waiver.expires,
+            w.status,
+            w.waiver.approver,
+            w.waiver.reason
+        );
+    }
     let counts: Vec<String> = Outcome::ALL
         .iter()
         .filter(|o| r.counts.get(o).copied().unwrap_or(0) > 0)
