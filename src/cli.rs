@@ -184,6 +184,10 @@ pub struct Signing {
     /// line. Without this flag a run with no key fails (exit 3).
     #[arg(long, conflicts_with = "signing_key")]
     pub unsigned: bool,
+    /// Also write a Prometheus textfile here (epic_audit_check_status per
+    /// check, run timestamp, exit code), replaced atomically.
+    #[arg(long, value_name = "FILE")]
+    pub prom: Option<PathBuf>,
 }
 
 /// Check selection.
@@ -445,7 +449,13 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         Some(d) => d.clone(),
         None => output::default_run_dir(&Path::new("reports").join(&args.env), &evidence.run_id),
     };
-    let code = write_and_print(&dest, &evidence, report, signer.as_ref())?;
+    let code = write_and_print(
+        &dest,
+        &evidence,
+        report,
+        signer.as_ref(),
+        args.signing.prom.as_deref(),
+    )?;
     if needed.contains(crate::probes::data::SESSIONS_PROBE) {
         let file = write_salt(&dest, &salt)?;
         println!(
@@ -461,6 +471,7 @@ fn write_and_print(
     evidence: &EvidenceSet,
     mut report: Report,
     signer: Option<&crate::sign::RunSigner>,
+    prom: Option<&Path>,
 ) -> Result<u8> {
     report.signature = match signer {
         Some(s) => format!(
@@ -498,6 +509,9 @@ fn write_and_print(
         files.push((crate::sign::ENVELOPE, bytes));
     }
     let dir = output::write_run(dest, &files)?;
+    if let Some(p) = prom {
+        output::write_file_atomic(p, crate::report::prom::render(&report).as_bytes())?;
+    }
     print!("{}", terminal::render(&report, terminal::want_colour()));
     println!(
         "report: {}/ (report.json, junit.xml, evidence.json)",
@@ -578,7 +592,13 @@ fn evaluate(
         }
     };
     let signer = signer(signing, None, None)?;
-    write_and_print(&dest, &evidence, report, signer.as_ref())
+    write_and_print(
+        &dest,
+        &evidence,
+        report,
+        signer.as_ref(),
+        signing.prom.as_deref(),
+    )
 }
 
 /// The `checks` listing.

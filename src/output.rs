@@ -80,6 +80,31 @@ pub fn write_run(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<PathBuf, Outp
     Ok(dest.to_path_buf())
 }
 
+/// Replaces `path` with `data` atomically (temp file in the same
+/// directory, fsync, rename).
+pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<(), OutputError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(data).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, path).map_err(io(path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

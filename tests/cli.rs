@@ -393,3 +393,55 @@ fn keygen_and_verify_a_signed_evaluation_and_its_tampering() {
     let v = verify(d.path());
     assert_eq!(v.code, 3, "{}", v.stderr);
 }
+
+#[test]
+fn prom_textfile_has_a_gauge_per_check_and_the_run_time() {
+    let d = tmp();
+    let prom = d.path().join("textfile/epic_audit.prom");
+    let ev = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/evidence/lab-good.json"
+    );
+    let r = epic_audit(
+        &[
+            "evaluate",
+            ev,
+            "--unsigned",
+            "--only",
+            "cluster",
+            "--prom",
+            prom.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let status: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "epic_audit_check_status")
+        .collect();
+    assert_eq!(status.len(), 7, "{text}");
+    let clu1 = status
+        .iter()
+        .find(|s| s.labels.get("id") == Some("CLU-001"))
+        .unwrap();
+    assert_eq!(clu1.labels.get("area"), Some("cluster"));
+    assert_eq!(clu1.labels.get("severity"), Some("critical"));
+    assert!(matches!(clu1.value, prometheus_parse::Value::Gauge(v) if v == 0.0));
+    let ts = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "epic_audit_run_timestamp_seconds")
+        .unwrap();
+    assert!(
+        matches!(ts.value, prometheus_parse::Value::Gauge(v) if v == 1_796_126_400.0),
+        "{text}"
+    );
+    // No temp file is left next to it.
+    assert_eq!(
+        std::fs::read_dir(prom.parent().unwrap()).unwrap().count(),
+        1
+    );
+}

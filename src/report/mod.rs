@@ -10,6 +10,7 @@ use crate::evidence::EvidenceSet;
 use crate::policy::{Area, Policy, Severity};
 
 pub mod junit;
+pub mod prom;
 pub mod terminal;
 
 /// Version of the report.json format.
