@@ -28,6 +28,7 @@ ensure() { # command-or-path, Debian package
 
 ensure /usr/bin/redis-server redis-server
 ensure /usr/bin/prometheus-redis-exporter prometheus-redis-exporter
+ensure /usr/bin/chromium chromium   # renders report.html in a test
 # Extra "command:package" pairs a caller needs (e.g. benchmarks).
 for pair in "$@"; do
   ensure "${pair%%:*}" "${pair#*:}"

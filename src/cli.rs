@@ -486,6 +486,14 @@ fn write_and_print(
         ("evidence.json", ev_json.into_bytes()),
         ("report.json", report.to_json().into_bytes()),
         ("junit.xml", junit::render(&report).into_bytes()),
+        (
+            "report.md",
+            crate::report::markdown::render(&report).into_bytes(),
+        ),
+        (
+            "report.html",
+            crate::report::html::render(&report).into_bytes(),
+        ),
     ];
     if let Some(s) = signer {
         let counts: std::collections::BTreeMap<String, usize> = report
@@ -514,7 +522,7 @@ fn write_and_print(
     }
     print!("{}", terminal::render(&report, terminal::want_colour()));
     println!(
-        "report: {}/ (report.json, junit.xml, evidence.json)",
+        "report: {}/ (report.html, report.md, report.json, junit.xml, evidence.json)",
         dir.display()
     );
     if let Some(s) = signer {

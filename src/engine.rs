@@ -216,6 +216,7 @@ pub fn judge(
                 hipaa: c.hipaa.clone(),
                 outcome: Outcome::aggregate(&subjects),
                 subjects,
+                remediation: c.remediation.trim().to_string(),
             }
         })
         .collect();

@@ -63,3 +63,52 @@ fn report_json_bad() {
 fn junit_bad() {
     insta::assert_snapshot!(render(&bad()).1);
 }
+
+fn render_human(ev: &EvidenceSet) -> (String, String) {
+    let p = Policy::builtin().unwrap();
+    let sel = p.select(&[], &[]).unwrap();
+    let r = judge(ev, &p, &sel, &[], &[]);
+    (
+        stable(epic_audit::report::markdown::render(&r), &p),
+        stable(epic_audit::report::html::render(&r), &p),
+    )
+}
+
+#[test]
+fn report_md_good() {
+    insta::assert_snapshot!(render_human(&fixture_evidence()).0);
+}
+
+#[test]
+fn report_md_bad() {
+    insta::assert_snapshot!(render_human(&bad()).0);
+}
+
+#[test]
+fn report_html_is_self_contained_and_shows_verdict_and_every_failing_check() {
+    let (_, html) = render_human(&bad());
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for banned in [
+        "<script", "http://", "https://", "src=", "<link", "@import", "url(",
+    ] {
+        assert!(!html.contains(banned), "report.html references `{banned}`");
+    }
+    assert!(
+        html.contains("Verdict: <span class=\"b fail\">FAIL</span>"),
+        "verdict"
+    );
+    let p = Policy::builtin().unwrap();
+    let sel = p.select(&[], &[]).unwrap();
+    let r = judge(&bad(), &p, &sel, &[], &[]);
+    for c in r
+        .checks
+        .iter()
+        .filter(|c| c.outcome == epic_audit::checks::Outcome::Fail)
+    {
+        assert!(
+            html.contains(&format!("<section class=\"finding\" id=\"{}\">", c.id)),
+            "{} missing",
+            c.id
+        );
+    }
+}

@@ -9,7 +9,9 @@ use crate::checks::{Outcome, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::policy::{Area, Policy, Severity};
 
+pub mod html;
 pub mod junit;
+pub mod markdown;
 pub mod prom;
 pub mod terminal;
 
@@ -105,6 +107,9 @@ pub struct CheckResult {
     pub outcome: Outcome,
     /// Per-subject findings.
     pub subjects: Vec<SubjectFinding>,
+    /// How to fix a failure (from the policy).
+    #[serde(default)]
+    pub remediation: String,
 }
 
 impl Report {

@@ -1,0 +1,162 @@
+//! `report.html`: the same content as `report.md`, self-contained (inline
+//! CSS, no scripts, nothing fetched from the network), for auditors who
+//! open it in a browser.
+
+use std::fmt::Write as _;
+
+use super::markdown::{by_safeguard, needing_action, worst};
+use super::Report;
+use crate::checks::Outcome;
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn badge(o: Outcome) -> String {
+    format!(
+        "<span class=\"b {}\">{}</span>",
+        o.as_str(),
+        o.as_str().to_uppercase()
+    )
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:75em;color:#222}\
+table{border-collapse:collapse;margin:.5em 0 1em;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;\
+text-align:left;vertical-align:top;font-size:.9em}th{background:#f3f3f3}.b{font-weight:bold;padding:0 .4em;\
+border-radius:3px;color:#fff}.pass{background:#2e7d32}.fail{background:#c62828}.error{background:#6a1b9a}\
+.warn,.waived{background:#ef6c00}.skip{background:#757575}#verdict{font-size:1.4em}.unsigned{background:#fff3cd;\
+padding:.5em;border:1px solid #e0a800}code{background:#f6f6f6}";
+
+/// Renders the report.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>epic-audit {} {}</title><style>{CSS}</style></head><body>",
+        esc(&r.environment),
+        esc(&r.run_id)
+    );
+    if r.signature.starts_with("UNSIGNED") {
+        let _ = write!(
+            o,
+            "<p class=\"unsigned\" id=\"unsigned\">{}</p>",
+            esc(&r.signature)
+        );
+    }
+    let _ = write!(
+        o,
+        "<h1>epic-audit report: {} (run {})</h1>",
+        esc(&r.environment),
+        esc(&r.run_id)
+    );
+    let counts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|x| r.counts.get(x).copied().unwrap_or(0) > 0)
+        .map(|x| format!("{} {}", r.counts[x], x))
+        .collect();
+    let _ = write!(
+        o,
+        "<p id=\"verdict\">Verdict: {} (exit code {}) &middot; {} checks: {}</p>",
+        badge(r.verdict),
+        r.exit_code,
+        r.checks.len(),
+        esc(&counts.join(", "))
+    );
+    let _ = write!(
+        o,
+        "<ul><li>Observed {} to {}</li><li>Policy {} (sha256 <code>{}</code>)</li><li>{} {}</li><li>Signature: {}</li></ul>",
+        r.started_at.to_rfc3339(),
+        r.finished_at.to_rfc3339(),
+        esc(&r.policy.source),
+        esc(&r.policy.digest),
+        esc(&r.tool.name),
+        esc(&r.tool.version),
+        esc(&r.signature)
+    );
+    let _ = write!(o, "<h2>HIPAA safeguards (45 CFR)</h2><table><tr><th>safeguard</th><th>outcome</th><th>checks</th></tr>");
+    for (h, cs) in by_safeguard(r) {
+        let ids: Vec<String> = cs
+            .iter()
+            .map(|c| format!("{} {}", esc(&c.id), badge(c.outcome)))
+            .collect();
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(h),
+            badge(worst(&cs)),
+            ids.join(" ")
+        );
+    }
+    let _ = write!(o, "</table>");
+    let action = needing_action(r);
+    let _ = write!(o, "<h2>Findings that need action ({})</h2>", action.len());
+    if action.is_empty() {
+        let _ = write!(o, "<p>None.</p>");
+    }
+    for c in action {
+        let _ = write!(
+            o,
+            "<section class=\"finding\" id=\"{}\"><h3>{} {}: {} ({} severity)</h3><p>HIPAA: {}</p>\
+             <table><tr><th>subject</th><th>outcome</th><th>observed</th><th>expected</th><th>finding</th></tr>",
+            esc(&c.id),
+            badge(c.outcome),
+            esc(&c.id),
+            esc(&c.title),
+            c.severity,
+            esc(&c.hipaa.join(", "))
+        );
+        for s in c.subjects.iter().filter(|s| s.outcome != Outcome::Pass) {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&s.subject),
+                badge(s.outcome),
+                esc(&s.observed),
+                esc(&s.expected),
+                esc(&s.message)
+            );
+        }
+        let _ = write!(o, "</table>");
+        if !c.remediation.is_empty() {
+            let _ = write!(o, "<p><b>How to fix:</b> {}</p>", esc(&c.remediation));
+        }
+        let _ = write!(o, "</section>");
+    }
+    let _ = write!(o, "<h2>Waivers ({})</h2>", r.waivers.len());
+    if r.waivers.is_empty() {
+        let _ = write!(o, "<p>None.</p>");
+    } else {
+        let _ = write!(o, "<table><tr><th>check</th><th>subject</th><th>status</th><th>expires</th><th>approver</th><th>reason</th></tr>");
+        for w in &r.waivers {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&w.waiver.check),
+                esc(w.waiver.subject.as_deref().unwrap_or("all")),
+                esc(&w.status),
+                w.waiver.expires,
+                esc(&w.waiver.approver),
+                esc(&w.waiver.reason)
+            );
+        }
+        let _ = write!(o, "</table>");
+    }
+    let _ = write!(o, "<h2>All checks</h2><table><tr><th>id</th><th>area</th><th>severity</th><th>outcome</th><th>title</th></tr>");
+    for c in &r.checks {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.id),
+            c.area,
+            c.severity,
+            badge(c.outcome),
+            esc(&c.title)
+        );
+    }
+    let _ = writeln!(o, "</table></body></html>");
+    o
+}

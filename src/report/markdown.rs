@@ -1,0 +1,180 @@
+//! `report.md`: the human report, readable as plain text and rendered by any
+//! Markdown viewer. Grouped by HIPAA safeguard, with every finding that
+//! needs action shown with observed vs expected and the remediation.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{CheckResult, Report};
+use crate::checks::Outcome;
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Checks grouped by 45 CFR reference (a check appears under each of its
+/// references).
+pub fn by_safeguard(r: &Report) -> BTreeMap<&str, Vec<&CheckResult>> {
+    let mut m: BTreeMap<&str, Vec<&CheckResult>> = BTreeMap::new();
+    for c in &r.checks {
+        for h in &c.hipaa {
+            m.entry(h.as_str()).or_default().push(c);
+        }
+    }
+    m
+}
+
+/// The worst outcome of a group of checks.
+pub fn worst(cs: &[&CheckResult]) -> Outcome {
+    cs.iter().map(|c| c.outcome).max().unwrap_or(Outcome::Error)
+}
+
+/// Checks that need action, worst first.
+pub fn needing_action(r: &Report) -> Vec<&CheckResult> {
+    let mut v: Vec<&CheckResult> = r
+        .checks
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.outcome,
+                Outcome::Fail | Outcome::Error | Outcome::Warn | Outcome::Waived
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.outcome
+            .cmp(&a.outcome)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.id.cmp(&b.id))
+    });
+    v
+}
+
+/// Renders the report.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    if r.signature.starts_with("UNSIGNED") {
+        let _ = writeln!(o, "**{}**\n", r.signature);
+    }
+    let _ = writeln!(
+        o,
+        "# epic-audit report: {} (run {})\n",
+        r.environment, r.run_id
+    );
+    let counts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|x| r.counts.get(x).copied().unwrap_or(0) > 0)
+        .map(|x| format!("{} {}", r.counts[x], x))
+        .collect();
+    let _ = writeln!(
+        o,
+        "**Verdict: {}** (exit code {}): {} checks, {}.\n",
+        r.verdict.as_str().to_uppercase(),
+        r.exit_code,
+        r.checks.len(),
+        counts.join(", ")
+    );
+    let _ = writeln!(
+        o,
+        "- Observed {} to {}",
+        r.started_at.to_rfc3339(),
+        r.finished_at.to_rfc3339()
+    );
+    let _ = writeln!(
+        o,
+        "- Policy: {} (sha256 {})",
+        r.policy.source, r.policy.digest
+    );
+    let _ = writeln!(o, "- Tool: {} {}", r.tool.name, r.tool.version);
+    let _ = writeln!(o, "- Signature: {}\n", r.signature);
+
+    let _ = writeln!(o, "## HIPAA safeguards (45 CFR)\n");
+    let _ = writeln!(o, "| safeguard | outcome | checks |");
+    let _ = writeln!(o, "|---|---|---|");
+    for (h, cs) in by_safeguard(r) {
+        let ids: Vec<String> = cs
+            .iter()
+            .map(|c| format!("{} {}", c.id, c.outcome))
+            .collect();
+        let _ = writeln!(o, "| {h} | {} | {} |", worst(&cs), ids.join(", "));
+    }
+
+    let action = needing_action(r);
+    let _ = writeln!(o, "\n## Findings that need action ({})\n", action.len());
+    if action.is_empty() {
+        let _ = writeln!(o, "None.");
+    }
+    for c in action {
+        let _ = writeln!(
+            o,
+            "### {} {}: {} ({} severity)\n",
+            c.outcome.as_str().to_uppercase(),
+            c.id,
+            c.title,
+            c.severity
+        );
+        let _ = writeln!(o, "HIPAA: {}\n", c.hipaa.join(", "));
+        let _ = writeln!(o, "| subject | outcome | observed | expected | finding |");
+        let _ = writeln!(o, "|---|---|---|---|---|");
+        for s in c.subjects.iter().filter(|s| s.outcome != Outcome::Pass) {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                cell(&s.subject),
+                s.outcome,
+                cell(&s.observed),
+                cell(&s.expected),
+                cell(&s.message)
+            );
+        }
+        if !c.remediation.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n**How to fix:** {}\n",
+                c.remediation
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## Waivers ({})\n", r.waivers.len());
+    if r.waivers.is_empty() {
+        let _ = writeln!(o, "None.");
+    } else {
+        let _ = writeln!(
+            o,
+            "| check | subject | status | expires | approver | reason |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|");
+        for w in &r.waivers {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                w.waiver.check,
+                cell(w.waiver.subject.as_deref().unwrap_or("all")),
+                w.status,
+                w.waiver.expires,
+                cell(&w.waiver.approver),
+                cell(&w.waiver.reason)
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## All checks\n");
+    let _ = writeln!(o, "| id | area | severity | outcome | title |");
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for c in &r.checks {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} |",
+            c.id,
+            c.area,
+            c.severity,
+            c.outcome,
+            cell(&c.title)
+        );
+    }
+    o
+}
