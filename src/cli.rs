@@ -96,6 +96,16 @@ pub enum Command {
         #[command(flatten)]
         signing: Signing,
     },
+    /// Compare two runs: newly failing, fixed and still failing checks, and
+    /// changed observations (from each run's report.json).
+    ///
+    /// Example: epic-audit diff reports/prod/20261101T000000Z reports/prod/20261126T000000Z
+    Diff {
+        /// The earlier run directory.
+        run_a: PathBuf,
+        /// The later run directory.
+        run_b: PathBuf,
+    },
     /// Write a new Ed25519 signing key pair (private key 0600; never overwrites).
     ///
     /// Example: epic-audit keygen --out /etc/epic-audit/signing
@@ -294,6 +304,20 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             select,
             signing,
         } => evaluate(&cli, evidence, out.as_deref(), select, signing),
+        Command::Diff { run_a, run_b } => {
+            let load = |p: &Path| -> Result<Report> {
+                let f = p.join("report.json");
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| UsageError(format!("cannot read {}: {e}", f.display())))?;
+                Ok(serde_json::from_str(&text).map_err(|e| {
+                    UsageError(format!("{}: not an epic-audit report: {e}", f.display()))
+                })?)
+            };
+            let (a, b) = (load(run_a)?, load(run_b)?);
+            let d = crate::report::diff::diff(&a, &b);
+            print!("{}", crate::report::diff::render(&a, &b, &d));
+            Ok(0)
+        }
         Command::Keygen { out } => {
             let (private, public) =
                 crate::sign::keygen(out).map_err(|e| UsageError(e.to_string()))?;

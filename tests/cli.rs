@@ -445,3 +445,82 @@ fn prom_textfile_has_a_gauge_per_check_and_the_run_time() {
         1
     );
 }
+
+#[test]
+fn diff_names_newly_failing_fixed_still_failing_and_changed_observations() {
+    use epic_audit::evidence::{Observation, Observed};
+    let d = tmp();
+    let write_run = |name: &str, aof_off: bool, lru: bool| {
+        let mut ev = common::fixture_evidence();
+        for e in ev.items.iter_mut() {
+            if let Observed::Observation(Observation::DataNode(v)) = &mut e.result {
+                if e.subject == "127.0.1.2:6379" {
+                    if aof_off {
+                        v.config.insert("appendonly".into(), "no".into());
+                    }
+                    if lru {
+                        v.config
+                            .insert("maxmemory-policy".into(), "allkeys-lru".into());
+                    }
+                }
+            }
+        }
+        let f = d.path().join(format!("{name}.json"));
+        std::fs::write(&f, serde_json::to_string(&ev).unwrap()).unwrap();
+        let out = d.path().join(name);
+        let r = epic_audit(
+            &[
+                "evaluate",
+                f.to_str().unwrap(),
+                "--unsigned",
+                "--only",
+                "data",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            d.path(),
+        );
+        assert!(r.code <= 1, "{}", r.stderr);
+        out
+    };
+    // A: AOF off and LRU; B: AOF fixed, LRU still there.
+    let a = write_run("a", true, true);
+    let b = write_run("b", false, true);
+    let r = epic_audit(
+        &["diff", a.to_str().unwrap(), b.to_str().unwrap()],
+        d.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("fixed (1)\n  DATA-001 (now pass)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("still failing (1)\n  DATA-002"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("newly failing (0)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("DATA-001 127.0.1.2:6379: `appendonly no"),
+        "{}",
+        r.stdout
+    );
+    // And the other way round: DATA-001 is newly failing.
+    let r = epic_audit(
+        &["diff", b.to_str().unwrap(), a.to_str().unwrap()],
+        d.path(),
+    );
+    assert!(
+        r.stdout
+            .contains("newly failing (1)\n  DATA-001 (was pass)"),
+        "{}",
+        r.stdout
+    );
+    let r = epic_audit(
+        &["diff", a.to_str().unwrap(), d.path().to_str().unwrap()],
+        d.path(),
+    );
+    assert_eq!(r.code, 3);
+}

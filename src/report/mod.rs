@@ -9,6 +9,7 @@ use crate::checks::{Outcome, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::policy::{Area, Policy, Severity};
 
+pub mod diff;
 pub mod html;
 pub mod junit;
 pub mod markdown;

@@ -1,0 +1,148 @@
+//! `epic-audit diff RUN_A RUN_B`: what changed between two runs of an
+//! environment, check by check and subject by subject.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::Report;
+use crate::checks::Outcome;
+
+/// The differences between two reports.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Failing in B, not in A: (id, outcome in A).
+    pub newly_failing: Vec<(String, Outcome)>,
+    /// Failing in A, passing (or waived) in B.
+    pub fixed: Vec<(String, Outcome)>,
+    /// Failing in both.
+    pub still_failing: Vec<String>,
+    /// Other outcome changes: (id, A, B).
+    pub changed: Vec<(String, Outcome, Outcome)>,
+    /// Subjects whose observation changed: (id, subject, A, B).
+    pub observations: Vec<(String, String, String, String)>,
+    /// Checks only in A or only in B.
+    pub only_in_a: Vec<String>,
+    /// Checks only in B.
+    pub only_in_b: Vec<String>,
+}
+
+fn index(r: &Report) -> BTreeMap<String, &super::CheckResult> {
+    r.checks.iter().map(|c| (c.id.clone(), c)).collect()
+}
+
+/// Compares two reports.
+pub fn diff(a: &Report, b: &Report) -> Diff {
+    let (ia, ib) = (index(a), index(b));
+    let mut d = Diff::default();
+    for (id, cb) in &ib {
+        let Some(ca) = ia.get(id) else {
+            d.only_in_b.push(id.clone());
+            continue;
+        };
+        match (ca.outcome == Outcome::Fail, cb.outcome == Outcome::Fail) {
+            (false, true) => d.newly_failing.push((id.clone(), ca.outcome)),
+            (true, false) => d.fixed.push((id.clone(), cb.outcome)),
+            (true, true) => d.still_failing.push(id.clone()),
+            (false, false) if ca.outcome != cb.outcome => {
+                d.changed.push((id.clone(), ca.outcome, cb.outcome))
+            }
+            _ => {}
+        }
+        let obs = |c: &super::CheckResult| {
+            c.subjects
+                .iter()
+                .map(|s| (s.subject.clone(), s.observed.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let (oa, ob) = (obs(ca), obs(cb));
+        for (subject, vb) in &ob {
+            match oa.get(subject) {
+                Some(va) if va != vb => {
+                    d.observations
+                        .push((id.clone(), subject.clone(), va.clone(), vb.clone()))
+                }
+                None => d.observations.push((
+                    id.clone(),
+                    subject.clone(),
+                    "(no such subject)".into(),
+                    vb.clone(),
+                )),
+                _ => {}
+            }
+        }
+        for (subject, va) in &oa {
+            if !ob.contains_key(subject) {
+                d.observations.push((
+                    id.clone(),
+                    subject.clone(),
+                    va.clone(),
+                    "(no such subject)".into(),
+                ));
+            }
+        }
+    }
+    d.only_in_a = ia
+        .keys()
+        .filter(|k| !ib.contains_key(*k))
+        .cloned()
+        .collect();
+    d
+}
+
+/// Renders the diff for the terminal.
+pub fn render(a: &Report, b: &Report, d: &Diff) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} run {} ({}) -> run {} ({})",
+        b.environment, a.run_id, a.verdict, b.run_id, b.verdict
+    );
+    let list = |o: &mut String, title: &str, items: Vec<String>| {
+        let _ = writeln!(o, "\n{title} ({})", items.len());
+        for i in items {
+            let _ = writeln!(o, "  {i}");
+        }
+    };
+    list(
+        &mut o,
+        "newly failing",
+        d.newly_failing
+            .iter()
+            .map(|(id, was)| format!("{id} (was {was})"))
+            .collect(),
+    );
+    list(
+        &mut o,
+        "fixed",
+        d.fixed
+            .iter()
+            .map(|(id, now)| format!("{id} (now {now})"))
+            .collect(),
+    );
+    list(&mut o, "still failing", d.still_failing.clone());
+    list(
+        &mut o,
+        "other outcome changes",
+        d.changed
+            .iter()
+            .map(|(id, x, y)| format!("{id}: {x} -> {y}"))
+            .collect(),
+    );
+    list(
+        &mut o,
+        "changed observations",
+        d.observations
+            .iter()
+            .map(|(id, s, x, y)| format!("{id} {s}: `{x}` -> `{y}`"))
+            .collect(),
+    );
+    if !d.only_in_a.is_empty() || !d.only_in_b.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nchecks only in the first run: {}; only in the second: {}",
+            d.only_in_a.join(", "),
+            d.only_in_b.join(", ")
+        );
+    }
+    o
+}
