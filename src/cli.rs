@@ -505,6 +505,13 @@ fn write_and_print(
         ),
         None => "UNSIGNED REPORT: written with --unsigned; it is not evidence until signed".into(),
     };
+    // Changes since the previous run of this environment next to this one.
+    if let Some(base) = dest.parent() {
+        if let Some(prev) = crate::report::diff::previous_run(base, &report.environment, dest) {
+            let d = crate::report::diff::diff(&prev, &report);
+            report.previous = Some(crate::report::diff::summary(&prev, &d));
+        }
+    }
     let ev_json = serde_json::to_string_pretty(evidence).context("serialising evidence")? + "\n";
     let mut files = vec![
         ("evidence.json", ev_json.into_bytes()),

@@ -486,6 +486,26 @@ fn diff_names_newly_failing_fixed_still_failing_and_changed_observations() {
     // A: AOF off and LRU; B: AOF fixed, LRU still there.
     let a = write_run("a", true, true);
     let b = write_run("b", false, true);
+    // B's own reports carry the comparison with A (the previous run beside it).
+    let rb = common::report(&b);
+    assert_eq!(
+        rb["previous"]["fixed"],
+        serde_json::json!(["DATA-001"]),
+        "{rb:#}"
+    );
+    assert_eq!(
+        rb["previous"]["still_failing"],
+        serde_json::json!(["DATA-002"])
+    );
+    let md = std::fs::read_to_string(b.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Since the previous run") && md.contains("- Fixed: DATA-001"),
+        "{md}"
+    );
+    assert!(
+        common::report(&a).get("previous").is_none(),
+        "the first run has nothing to compare with"
+    );
     let r = epic_audit(
         &["diff", a.to_str().unwrap(), b.to_str().unwrap()],
         d.path(),

@@ -77,6 +77,26 @@ pub fn render(r: &Report) -> String {
         esc(&r.tool.version),
         esc(&r.signature)
     );
+    if let Some(p) = &r.previous {
+        let j = |v: &Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                esc(&v.join(", "))
+            }
+        };
+        let _ = write!(
+            o,
+            "<h2>Since the previous run ({}, verdict {})</h2><ul id=\"previous\"><li>Newly failing: {}</li><li>Fixed: {}</li>\
+             <li>Still failing: {}</li><li>Changed observations: {}</li></ul>",
+            esc(&p.run_id),
+            esc(&p.verdict),
+            j(&p.newly_failing),
+            j(&p.fixed),
+            j(&p.still_failing),
+            p.changed_observations
+        );
+    }
     let _ = write!(o, "<h2>HIPAA safeguards (45 CFR)</h2><table><tr><th>safeguard</th><th>outcome</th><th>checks</th></tr>");
     for (h, cs) in by_safeguard(r) {
         let ids: Vec<String> = cs

@@ -88,6 +88,41 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(o, "- Tool: {} {}", r.tool.name, r.tool.version);
     let _ = writeln!(o, "- Signature: {}\n", r.signature);
 
+    if let Some(p) = &r.previous {
+        let _ = writeln!(
+            o,
+            "## Since the previous run ({}, verdict {})\n",
+            p.run_id, p.verdict
+        );
+        let _ = writeln!(
+            o,
+            "- Newly failing: {}",
+            if p.newly_failing.is_empty() {
+                "none".into()
+            } else {
+                p.newly_failing.join(", ")
+            }
+        );
+        let _ = writeln!(
+            o,
+            "- Fixed: {}",
+            if p.fixed.is_empty() {
+                "none".into()
+            } else {
+                p.fixed.join(", ")
+            }
+        );
+        let _ = writeln!(
+            o,
+            "- Still failing: {}",
+            if p.still_failing.is_empty() {
+                "none".into()
+            } else {
+                p.still_failing.join(", ")
+            }
+        );
+        let _ = writeln!(o, "- Changed observations: {}\n", p.changed_observations);
+    }
     let _ = writeln!(o, "## HIPAA safeguards (45 CFR)\n");
     let _ = writeln!(o, "| safeguard | outcome | checks |");
     let _ = writeln!(o, "|---|---|---|");

@@ -62,6 +62,27 @@ pub struct Report {
     pub checks: Vec<CheckResult>,
     /// Every waiver of the policy, in force or expired at the run's time.
     pub waivers: Vec<crate::waivers::WaiverStatus>,
+    /// Changes since the previous run of the environment in the same
+    /// reports directory, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Previous>,
+}
+
+/// What changed since the previous run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Previous {
+    /// Its run id.
+    pub run_id: String,
+    /// Its verdict.
+    pub verdict: String,
+    /// Checks failing now, not then.
+    pub newly_failing: Vec<String>,
+    /// Checks failing then, not now.
+    pub fixed: Vec<String>,
+    /// Checks failing both times.
+    pub still_failing: Vec<String>,
+    /// Subjects whose observation changed.
+    pub changed_observations: usize,
 }
 
 /// Tool identity.
@@ -157,6 +178,7 @@ impl Report {
             counts,
             checks,
             waivers: crate::waivers::statuses(&policy.waivers, ev.started_at),
+            previous: None,
         }
     }
 

@@ -67,6 +67,27 @@ pub fn render(r: &Report, colour: bool) -> String {
             }
         }
     }
+    if let Some(p) = &r.previous {
+        let _ = writeln!(
+            out,
+            "\nsince run {} ({}): {} newly failing{}, {} fixed{}, {} still failing",
+            p.run_id,
+            p.verdict,
+            p.newly_failing.len(),
+            if p.newly_failing.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.newly_failing.join(", "))
+            },
+            p.fixed.len(),
+            if p.fixed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.fixed.join(", "))
+            },
+            p.still_failing.len()
+        );
+    }
     for w in &r.waivers {
         let _ = writeln!(
             out,
