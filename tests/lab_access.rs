@@ -226,6 +226,31 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     );
     revert().await;
 
+    // app_user's password rotated on every node but not in the secret
+    // store: only ACC-009 (the nodes still agree with each other).
+    on_nodes(
+        &t,
+        &ALL,
+        &[
+            "ACL",
+            "SETUSER",
+            "app_user",
+            "resetpass",
+            ">rotated-elsewhere-4f2a",
+        ],
+    )
+    .await;
+    let (_, rep, bad) = audit_area(&t, "access", "rotated");
+    assert_eq!(bad, fails(&["ACC-009"]), "{rep:#}");
+    assert!(
+        message_of(&rep, "ACC-009").contains("app_user: WRONGPASS"),
+        "{}",
+        message_of(&rep, "ACC-009")
+    );
+    revert().await;
+    // That audit's own failed login for app_user is now in ACL LOG.
+    on_nodes(&t, &ALL, &["ACL", "LOG", "RESET"]).await;
+
     // Many failed logins on one node: ACC-010 warns, the gate still passes.
     let mut pipeline = Vec::new();
     for _ in 0..60 {

@@ -158,6 +158,15 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
     )
     .await;
 
+    // protected-mode off on one node: only DATA-003.
+    on_nodes(&t, &[2], &["CONFIG", "SET", "protected-mode", "no"]).await;
+    let (_, rep, bad) = audit_area(&t, AREAS, "protected-mode");
+    assert_eq!(bad, fails(&["DATA-003"]), "{rep:#}");
+    assert!(failing_subjects(&rep, "DATA-003")[0]
+        .1
+        .contains("protected-mode is no"));
+    on_nodes(&t, &[2], &["CONFIG", "SET", "protected-mode", "yes"]).await;
+
     // 250 sessions of which 3 never expire: only DATA-005, naming 3 keys by hash.
     let more: Vec<String> = (0..227)
         .map(|i| format!("session:test-{i:04}-{}", "a".repeat(8)))
@@ -211,7 +220,14 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
     let mut keys = all_session_keys(&t).await;
     keys.extend(forever.clone());
     let mut outputs = String::new();
-    for run in ["good", "aof", "eviction", "no-ttl", "long-ttl"] {
+    for run in [
+        "good",
+        "aof",
+        "eviction",
+        "protected-mode",
+        "no-ttl",
+        "long-ttl",
+    ] {
         for f in std::fs::read_dir(t.out(run))
             .unwrap()
             .filter_map(Result::ok)

@@ -115,6 +115,55 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     }
     restore_cert(&t, &mut keeper).await;
 
+    // A certificate for another address (127.0.1.9) on node 4: only TLS-006.
+    swap_cert(&mut keeper, &bad("wrong-san.crt"), &bad("wrong-san.key")).await;
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "wrong-san");
+    // Like the self-signed case: the node does not prove its name, so its
+    // config-based checks are `error` for node 4 only (no credentials sent).
+    let fails_only: Vec<_> = bad_checks
+        .iter()
+        .filter(|(_, o)| o == "fail")
+        .cloned()
+        .collect();
+    assert_eq!(fails_only, fails(&["TLS-006"]), "{rep:#}");
+    for (id, outcome) in bad_checks.iter().filter(|(_, o)| o != "fail") {
+        assert_eq!(outcome, "error", "{id}");
+        let e = failing_subjects(&rep, id);
+        assert_eq!(
+            (e.len(), e[0].0.as_str()),
+            (1, node4.to_string().as_str()),
+            "{id}"
+        );
+        assert!(e[0].1.contains("credentials withheld"), "{id}: {}", e[0].1);
+    }
+    assert!(failing_subjects(&rep, "TLS-006")[0]
+        .1
+        .contains(&format!("no IP SAN for {}", node4.host)));
+    restore_cert(&t, &mut keeper).await;
+
+    // serverAuth only (no clientAuth) on node 4: only TLS-007.
+    swap_cert(
+        &mut keeper,
+        &bad("no-client-auth.crt"),
+        &bad("no-client-auth.key"),
+    )
+    .await;
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "no-client-auth");
+    assert_eq!(bad_checks, fails(&["TLS-007"]), "{rep:#}");
+    restore_cert(&t, &mut keeper).await;
+
+    // Client certificates no longer required: only TLS-011.
+    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-auth-clients", "no"]).await;
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "no-client-certs");
+    assert_eq!(bad_checks, fails(&["TLS-011"]), "{rep:#}");
+    let f = failing_subjects(&rep, "TLS-011");
+    assert_eq!(f.len(), 6, "{f:?}");
+    assert!(
+        f[0].1.contains("tls-auth-clients is no") && f[0].1.contains("was accepted"),
+        "{f:?}"
+    );
+    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-auth-clients", "yes"]).await;
+
     // A plaintext port on node 2: only TLS-009, naming the port.
     let plain = epic_audit::lab::pick_free_port(&epic_audit::lab::default_ips());
     on_nodes(&t, &[1], &["CONFIG", "SET", "port", &plain.to_string()]).await;
