@@ -5,15 +5,9 @@
 # Loopback only: a throw-away lab in a temp dir on 127.0.1.1-6, port $PORT.
 # Usage: scripts/bench-foundation.sh [RUNS]   (env PORT, default 6479)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-10}
-port=${PORT:-6479}
-bash scripts/setup.sh /usr/bin/time:time
-cargo build --release --locked -q
-bin=$PWD/target/release/epic-audit
-work=$(mktemp -d)
-export EPIC_AUDIT_LAB_DIR=$work/lab
-trap '"$bin" lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/bench-common.sh"
+bench_setup
 
 measure() { # label, command...
   local label=$1; shift
@@ -25,23 +19,7 @@ measure() { # label, command...
 }
 
 measure "lab up" "$bin" lab up --port "$port"
-cat >"$work/epic-audit.toml" <<EOT
-[environments.bench]
-seeds = ["127.0.1.1:$port"]
-signing_key = "\${LAB_DIR}/signing/epic-audit-signing.key"
-[environments.bench.tls]
-ca = "\${LAB_DIR}/pki/ca.crt"
-client_cert = "\${LAB_DIR}/pki/client.crt"
-client_key = "\${LAB_DIR}/pki/client.key"
-[environments.bench.users.admin_user]
-password_file = "\${LAB_DIR}/secrets/admin_user.pass"
-[environments.bench.users.app_user]
-password_file = "\${LAB_DIR}/secrets/app_user.pass"
-[environments.bench.users.dev_user]
-password_file = "\${LAB_DIR}/secrets/dev_user.pass"
-[environments.bench.monitoring]
-exporter_port = $((port + 2742))
-EOT
+bench_config
 for i in $(seq 1 "$runs"); do
   measure "run, all checks #$i" "$bin" run --env bench --config "$work/epic-audit.toml" --out "$work/run-$i"
 done

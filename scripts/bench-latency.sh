@@ -7,29 +7,10 @@
 # Loopback only: a throw-away lab on 127.0.1.1-6, port $PORT (default 6479).
 # Usage: scripts/bench-latency.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-port=${PORT:-6479}
-bash scripts/setup.sh /usr/bin/time:time
-cargo build --release --locked -q
-bin=$PWD/target/release/epic-audit
-work=$(mktemp -d)
-export EPIC_AUDIT_LAB_DIR=$work/lab
-trap '"$bin" lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+source "$(dirname "$0")/bench-common.sh"
+bench_setup
 "$bin" lab up --port "$port" >/dev/null
-lab=$EPIC_AUDIT_LAB_DIR
-cat >"$work/epic-audit.toml" <<EOT
-[environments.bench]
-seeds = ["127.0.1.1:$port"]
-signing_key = "$lab/signing/epic-audit-signing.key"
-[environments.bench.tls]
-ca = "$lab/pki/ca.crt"
-client_cert = "$lab/pki/client.crt"
-client_key = "$lab/pki/client.key"
-[environments.bench.users.admin_user]
-password_file = "$lab/secrets/admin_user.pass"
-[environments.bench.users.app_user]
-password_file = "$lab/secrets/app_user.pass"
-EOT
+bench_config
 tlsargs=(--tls --cacert "$lab/pki/ca.crt" --cert "$lab/pki/client.crt" --key "$lab/pki/client.key")
 cli() { redis-cli "${tlsargs[@]}" -h 127.0.1.1 -p "$port" --user admin_user --pass "$(cat "$lab/secrets/admin_user.pass")" --no-auth-warning "$@"; }
 # A session key on master 1 (slots 0-5460).

@@ -6,32 +6,16 @@
 # sslyze comes from PyPI into a venv under target/ (created if missing).
 # Usage: scripts/bench-transport.sh [RUNS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-5}
-port=${PORT:-6479}
-bash scripts/setup.sh /usr/bin/time:time
+source "$(dirname "$0")/bench-common.sh"
+bench_setup
 venv=target/bench-venv
 if [ ! -x "$venv/bin/sslyze" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q sslyze
 fi
-cargo build --release --locked -q
-bin=$PWD/target/release/epic-audit
-work=$(mktemp -d)
-export EPIC_AUDIT_LAB_DIR=$work/lab
-trap '"$bin" lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 "$bin" lab up --port "$port" >/dev/null
-cat >"$work/epic-audit.toml" <<EOT
-[environments.bench]
-seeds = ["127.0.1.1:$port"]
-signing_key = "\${LAB_DIR}/signing/epic-audit-signing.key"
-[environments.bench.tls]
-ca = "\${LAB_DIR}/pki/ca.crt"
-client_cert = "\${LAB_DIR}/pki/client.crt"
-client_key = "\${LAB_DIR}/pki/client.key"
-[environments.bench.users.admin_user]
-password_file = "\${LAB_DIR}/secrets/admin_user.pass"
-EOT
+bench_config
 targets=()
 for i in 1 2 3 4 5 6; do targets+=("127.0.1.$i:$port" "127.0.1.$i:$((port + 10000))"); done
 

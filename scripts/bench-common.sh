@@ -1,0 +1,39 @@
+# Sourced by scripts/bench-*.sh. Installs what is missing, builds the release
+# binary, and prepares a throw-away lab on loopback (127.0.1.1-6, port
+# $PORT, default 6479) that is stopped and removed on exit.
+#   bench_setup          sets port, bin, work, lab (= $EPIC_AUDIT_LAB_DIR)
+#   bench_config         writes $work/epic-audit.toml: environment `bench`
+#                        with every lab user, the exporter port and the
+#                        lab's signing key
+# Start the lab yourself ("$bin" lab up --port "$port") to time it.
+bench_setup() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/.."
+  port=${PORT:-6479}
+  bash scripts/setup.sh /usr/bin/time:time
+  cargo build --release --locked -q
+  bin=$PWD/target/release/epic-audit
+  work=$(mktemp -d)
+  export EPIC_AUDIT_LAB_DIR=$work/lab
+  lab=$EPIC_AUDIT_LAB_DIR
+  trap '"$bin" lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+}
+
+bench_config() {
+  cat >"$work/epic-audit.toml" <<EOT
+[environments.bench]
+seeds = ["127.0.1.1:$port"]
+signing_key = "$lab/signing/epic-audit-signing.key"
+[environments.bench.tls]
+ca = "$lab/pki/ca.crt"
+client_cert = "$lab/pki/client.crt"
+client_key = "$lab/pki/client.key"
+[environments.bench.users.admin_user]
+password_file = "$lab/secrets/admin_user.pass"
+[environments.bench.users.app_user]
+password_file = "$lab/secrets/app_user.pass"
+[environments.bench.users.dev_user]
+password_file = "$lab/secrets/dev_user.pass"
+[environments.bench.monitoring]
+exporter_port = $((port + 2742))
+EOT
+}
