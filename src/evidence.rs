@@ -533,52 +533,34 @@ impl EvidenceSet {
 
     /// Every node's cluster view (or why there is none), by subject.
     pub fn cluster_views(&self) -> Vec<(&str, Result<&ClusterNodeView, &ProbeFailure>)> {
-        self.of_probe(crate::probes::cluster::PROBE)
-            .filter_map(|e| match &e.result {
-                Observed::Observation(Observation::ClusterNode(v)) => {
-                    Some((e.subject.as_str(), Ok(v)))
-                }
-                Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
-                _ => None,
-            })
-            .collect()
+        self.views(crate::probes::cluster::PROBE, |o| match o {
+            Observation::ClusterNode(v) => Some(v),
+            _ => None,
+        })
     }
 
     /// Every node's ACL view (or why there is none), by subject.
     pub fn acl_views(&self) -> Vec<(&str, Result<&AclView, &ProbeFailure>)> {
-        self.of_probe(crate::probes::acl::PROBE)
-            .filter_map(|e| match &e.result {
-                Observed::Observation(Observation::AclNode(v)) => Some((e.subject.as_str(), Ok(v))),
-                Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
-                _ => None,
-            })
-            .collect()
+        self.views(crate::probes::acl::PROBE, |o| match o {
+            Observation::AclNode(v) => Some(v),
+            _ => None,
+        })
     }
 
     /// Every TLS endpoint view (or why there is none), by subject.
     pub fn tls_endpoints(&self) -> Vec<(&str, Result<&TlsEndpointView, &ProbeFailure>)> {
-        self.of_probe(crate::probes::tls::ENDPOINT_PROBE)
-            .filter_map(|e| match &e.result {
-                Observed::Observation(Observation::TlsEndpoint(v)) => {
-                    Some((e.subject.as_str(), Ok(v.as_ref())))
-                }
-                Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
-                _ => None,
-            })
-            .collect()
+        self.views(crate::probes::tls::ENDPOINT_PROBE, |o| match o {
+            Observation::TlsEndpoint(v) => Some(v.as_ref()),
+            _ => None,
+        })
     }
 
     /// Every node's TLS configuration (or why there is none), by subject.
     pub fn tls_configs(&self) -> Vec<(&str, Result<&TlsConfigView, &ProbeFailure>)> {
-        self.of_probe(crate::probes::tls::CONFIG_PROBE)
-            .filter_map(|e| match &e.result {
-                Observed::Observation(Observation::TlsConfig(v)) => {
-                    Some((e.subject.as_str(), Ok(v)))
-                }
-                Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
-                _ => None,
-            })
-            .collect()
+        self.views(crate::probes::tls::CONFIG_PROBE, |o| match o {
+            Observation::TlsConfig(v) => Some(v),
+            _ => None,
+        })
     }
 
     /// Every master's latency view (or why there is none), by subject.
@@ -588,15 +570,10 @@ impl EvidenceSet {
         &str,
         Result<&crate::probes::latency::LatencyView, &ProbeFailure>,
     )> {
-        self.of_probe(crate::probes::latency::PROBE)
-            .filter_map(|e| match &e.result {
-                Observed::Observation(Observation::Latency(v)) => {
-                    Some((e.subject.as_str(), Ok(v.as_ref())))
-                }
-                Observed::Failure(f) => Some((e.subject.as_str(), Err(f))),
-                _ => None,
-            })
-            .collect()
+        self.views(crate::probes::latency::PROBE, |o| match o {
+            Observation::Latency(v) => Some(v.as_ref()),
+            _ => None,
+        })
     }
 
     /// Items of `probe` as (subject, observation or failure), picking the

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{each, NoParams, Outcome, Rule, SubjectFinding};
+use super::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::{AclView, CommandTable, EvidenceSet, DRYRUN_KEYS};
 use crate::probes::acl::{COMMANDS_PROBE, PROBE};
 use crate::probes::DryRunCase;
@@ -120,19 +120,6 @@ pub fn glob(pattern: &str, s: &str) -> bool {
         }
     }
     m(pattern.as_bytes(), s.as_bytes())
-}
-
-fn list(items: &[String], max: usize) -> String {
-    let mut s = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > max {
-        s.push_str(&format!(", … ({} in all)", items.len()));
-    }
-    s
 }
 
 /// An ACL LIST line in canonical form. Redis prints category rules in a
@@ -509,7 +496,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                     "{} may run {} command(s) the policy denies: {}",
                     p.user,
                     too_much.len(),
-                    list(&too_much, 12)
+                    first_of(&too_much, 12)
                 ));
             }
             if !key_leaks.is_empty() {
@@ -519,7 +506,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                     key_leaks.len(),
                     outside_key.map(|i| DRYRUN_KEYS[i]).unwrap_or_default(),
                     p.key_patterns.join(" "),
-                    list(&key_leaks, 12)
+                    first_of(&key_leaks, 12)
                 ));
             }
             return SubjectFinding::new(
@@ -536,7 +523,10 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 Outcome::Error,
                 observed,
                 expected.clone(),
-                format!("ACL DRYRUN could not decide for: {}", list(&undecided, 12)),
+                format!(
+                    "ACL DRYRUN could not decide for: {}",
+                    first_of(&undecided, 12)
+                ),
             );
         }
         if !controls.is_empty() {
@@ -549,7 +539,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                     "{} is denied {} command(s) the policy allows (positive control): {}",
                     p.user,
                     controls.len(),
-                    list(&controls, 12)
+                    first_of(&controls, 12)
                 ),
             );
         }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{each, Outcome, Rule, SubjectFinding};
+use super::{each, first_of, Outcome, Rule, SubjectFinding};
 use crate::evidence::{EvidenceSet, Observation, ProbeFailure};
 use crate::probes::data::{
     DataNodeView, ExporterView, SessionScanView, CONFIG_PROBE, EXPORTER_PROBE, SESSIONS_PROBE,
@@ -243,14 +243,6 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
     })
 }
 
-fn list(v: &[String]) -> String {
-    let mut s = v.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
-    if v.len() > 10 {
-        s.push_str(&format!(", … ({} in all)", v.len()));
-    }
-    s
-}
-
 fn session_ttl(
     ev: &EvidenceSet,
     _: &crate::probes::data::SessionScanSettings,
@@ -279,7 +271,7 @@ fn session_ttl(
             problems.push(format!(
                 "{} session key(s) never expire (keyed hashes: {})",
                 v.no_ttl.len(),
-                list(&v.no_ttl)
+                first_of(&v.no_ttl, 10)
             ));
         }
         if !v.ttl_too_long.is_empty() {
@@ -292,7 +284,7 @@ fn session_ttl(
                 "{} session key(s) outlive the {} s logoff (keyed hashes: {})",
                 v.ttl_too_long.len(),
                 s.max_ttl_s,
-                list(&l)
+                first_of(&l, 10)
             ));
         }
         if !problems.is_empty() {
@@ -318,7 +310,7 @@ fn session_ttl(
                 format!(
                     "{} session key(s) are not hashes: {}",
                     v.not_hash.len(),
-                    list(&l)
+                    first_of(&l, 10)
                 ),
             );
         }

@@ -143,6 +143,20 @@ pub fn each<T: ?Sized>(
         .collect()
 }
 
+/// `a, b, c, … (n in all)`: the first `max` items of a list for a message.
+pub fn first_of(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s.push_str(&format!(", … ({} in all)", items.len()));
+    }
+    s
+}
+
 type EvalFn =
     dyn Fn(&EvidenceSet, &toml::Table) -> Result<Vec<SubjectFinding>, String> + Send + Sync;
 type ValidateFn = dyn Fn(&toml::Table) -> Result<(), String> + Send + Sync;
