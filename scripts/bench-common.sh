@@ -3,13 +3,14 @@
 # $PORT, default 6479) that is stopped and removed on exit.
 #   bench_setup          sets port, bin, work, lab (= $EPIC_AUDIT_LAB_DIR)
 #   bench_config         writes $work/epic-audit.toml: environment `bench`
-#                        with every lab user, the exporter port and the
-#                        lab's signing key
+#                        with every lab user, the exporter port, the lab's
+#                        signing key and its EC2/KMS emulator
 # Start the lab yourself ("$bin" lab up --port "$port") to time it.
 bench_setup() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   port=${PORT:-6479}
   bash scripts/setup.sh /usr/bin/time:time
+  export EPIC_AUDIT_MOTO_SERVER="${EPIC_AUDIT_MOTO_SERVER:-$PWD/.venv/bin/moto_server}"
   cargo build --release --locked -q
   bin=$PWD/target/release/epic-audit
   work=$(mktemp -d)
@@ -35,5 +36,11 @@ password_file = "$lab/secrets/app_user.pass"
 password_file = "$lab/secrets/dev_user.pass"
 [environments.bench.monitoring]
 exporter_port = $((port + 2742))
+[environments.bench.aws]
+region = "us-east-1"
+endpoint = "http://127.0.0.1:$((port + 1000))"
+credentials = "emulator"
+discovery = { tag = "redis-cluster", value = "clinical-sessions" }
+node_ip_map = { "127.0.1.1" = "10.0.1.102", "127.0.1.2" = "10.0.2.27", "127.0.1.3" = "10.0.3.205", "127.0.1.4" = "10.0.2.27", "127.0.1.5" = "10.0.3.205", "127.0.1.6" = "10.0.1.102" }
 EOT
 }

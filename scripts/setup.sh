@@ -34,6 +34,21 @@ for pair in "$@"; do
   ensure "${pair%%:*}" "${pair#*:}"
 done
 
+# The EC2/KMS emulator (moto, from PyPI) for the lab and the AWS tests, in
+# the project's own venv (.venv, git-ignored; delete it to rebuild).
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ ! -x "$repo/.venv/bin/moto_server" ]; then
+  ensure python3 python3
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "setup: installing python3-venv (Debian package)"
+    apt_install python3-venv
+  fi
+  echo "setup: creating $repo/.venv with moto[server] (EC2/KMS emulator, PyPI)"
+  rm -rf "$repo/.venv"
+  python3 -m venv "$repo/.venv"
+  "$repo/.venv/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5.2,<6'
+fi
+
 for comp in rustfmt clippy; do
   if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "setup: adding the Rust component $comp"

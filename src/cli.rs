@@ -146,11 +146,17 @@ pub enum Command {
 /// `lab` actions.
 #[derive(Debug, Subcommand)]
 pub enum LabAction {
-    /// Start the lab (fails if it already runs).
+    /// Start the lab (fails if it already runs): six redis-servers, an
+    /// exporter per node, and the EC2/KMS emulator (moto) on
+    /// 127.0.0.1:<port+1000> seeded with the seed architecture.
     Up {
         /// TLS port of every node (bus port = port + 10000).
         #[arg(long, default_value_t = 6379)]
         port: u16,
+        /// Do not start the EC2/KMS emulator (the AWS checks then `error`
+        /// for an environment whose [aws] table points at it).
+        #[arg(long)]
+        no_aws: bool,
     },
     /// Stop exactly the processes the lab started (by pid) and remove its state.
     Down,
@@ -458,6 +464,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         topology: Default::default(),
         monitoring: env.monitoring.clone(),
         session_salt: crate::probes::data::RunSalt::random(),
+        aws: env.aws.clone(),
     };
     let salt = ctx.session_salt.clone();
     let needed = engine::needed_probes(&selected);
@@ -752,9 +759,10 @@ fn textwrap(s: &str, width: usize) -> String {
 
 async fn lab_cmd(action: &LabAction, dir: PathBuf) -> Result<u8> {
     match action {
-        LabAction::Up { port } => {
+        LabAction::Up { port, no_aws } => {
             let mut spec = LabSpec::standard(dir.clone());
             spec.port = *port;
+            spec.aws = !no_aws;
             let lab = Lab::up(spec).await?;
             println!("lab up: 3 masters + 3 replicas, TLS 1.3 only, ACLs on");
             for (i, n) in lab.state.nodes.iter().enumerate() {
@@ -765,6 +773,15 @@ async fn lab_cmd(action: &LabAction, dir: PathBuf) -> Result<u8> {
                     lab.state.port,
                     n.role,
                     n.pid
+                );
+            }
+            if let Some(e) = &lab.state.emulator {
+                println!(
+                    "  EC2/KMS emulator (moto) http://{} pid {}: VPC 10.0.0.0/16, 3 instances tagged {}={}, redis-cluster-sg, encrypted volumes on a rotating customer key",
+                    e.listen,
+                    e.pid,
+                    lab::aws::TAG.0,
+                    lab::aws::TAG.1
                 );
             }
             println!(
@@ -854,6 +871,22 @@ async fn lab_status(dir: &Path) -> Result<u8> {
             n.role,
             n.pid,
             if running { "running" } else { "NOT RUNNING" }
+        );
+    }
+    if let Some(e) = &state.emulator {
+        let port = e.listen.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+        let answers = match port {
+            Some(p) => lab::aws::wait_ready(p, std::time::Duration::from_millis(500))
+                .await
+                .is_ok(),
+            None => false,
+        };
+        healthy &= answers;
+        println!(
+            "  EC2/KMS emulator http://{} pid {} · {}",
+            e.listen,
+            e.pid,
+            if answers { "answers" } else { "NOT ANSWERING" }
         );
     }
     Ok(if healthy { 0 } else { 1 })

@@ -176,22 +176,94 @@ impl Timeouts {
     }
 }
 
-/// AWS settings for the estate probes. Parsed and validated now; the probes
-/// that use them are added by the AWS work.
+/// AWS settings for the estate probes (security groups, EBS/KMS,
+/// placement). Credentials come from the standard AWS chain (environment,
+/// profile, SSO, IMDS) unless `credentials = "emulator"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsSettings {
-    /// AWS region, e.g. `us-east-1`.
+    /// AWS region, e.g. `us-east-1` (else the standard chain's region).
     pub region: Option<String>,
     /// Named profile from the standard AWS config files.
     pub profile: Option<String>,
-    /// Endpoint override (the local emulator); must be loopback in tests.
+    /// Endpoint override, e.g. the local emulator `http://127.0.0.1:7379`.
     pub endpoint: Option<String>,
+    /// `chain` (default): the standard AWS credential chain. `emulator`:
+    /// fixed dummy keys, for a loopback emulator endpoint only, so the lab
+    /// never consults the chain (nor the instance metadata service).
+    #[serde(default)]
+    pub credentials: AwsCredentials,
     /// EC2 tag that identifies the cluster's instances.
-    pub discovery: Option<TagFilter>,
-    /// Explicit Redis node address -> EC2 private IP, where they differ.
+    pub discovery: TagFilter,
+    /// Explicit Redis node (`host:port` or `host`) -> EC2 private IP, for
+    /// setups where the address Redis announces is not the instance's
+    /// private IP (NAT, the local lab). Other nodes join by their own IP.
     #[serde(default)]
     pub node_ip_map: BTreeMap<String, String>,
+}
+
+/// Where the AWS probes get credentials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AwsCredentials {
+    /// The standard AWS chain.
+    #[default]
+    Chain,
+    /// Dummy keys for a loopback emulator.
+    Emulator,
+}
+
+impl AwsSettings {
+    /// Checks what TOML cannot: an endpoint is an http(s) URL, and emulator
+    /// credentials are used with a loopback endpoint only.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(e) = &self.endpoint {
+            endpoint_host(e)?;
+        }
+        if self.credentials == AwsCredentials::Emulator {
+            let Some(e) = &self.endpoint else {
+                return Err("credentials = \"emulator\" needs an `endpoint` on loopback".into());
+            };
+            let host = endpoint_host(e)?;
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(format!(
+                    "credentials = \"emulator\" is for a loopback emulator only, not `{e}`; \
+                     real AWS takes credentials from the standard chain (omit `credentials`)"
+                ));
+            }
+        }
+        for (node, ip) in &self.node_ip_map {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!(
+                    "node_ip_map: `{node}` maps to `{ip}`, which is not an IP address"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host of an `http://host[:port][/...]` endpoint URL.
+fn endpoint_host(url: &str) -> Result<&str, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("endpoint `{url}` must start with http:// or https://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or_default()
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return Err(format!("endpoint `{url}` has no host"));
+    }
+    Ok(host)
 }
 
 /// An EC2 tag filter.
@@ -294,6 +366,10 @@ impl Config {
                     path,
                     format!("environments.{name}.seeds: give at least one host:port"),
                 ));
+            }
+            if let Some(aws) = &env.aws {
+                aws.validate()
+                    .map_err(|e| ConfigError::new(path, format!("environments.{name}.aws: {e}")))?;
             }
             let user = env.audit_user.get_ref();
             if !env.users.contains_key(user) {
@@ -445,6 +521,52 @@ password_file = "${LAB_DIR}/secrets/dev_user.pass"
             c.resolve_path(Path::new("ca.crt"), Path::new("/tmp/lab")),
             PathBuf::from("/etc/x/ca.crt")
         );
+    }
+
+    fn with_aws(table: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("{GOOD}[environments.a.aws]\n{table}\n"),
+            Path::new("e.toml"),
+        )
+    }
+
+    #[test]
+    fn emulator_credentials_are_refused_for_anything_but_loopback() {
+        let tag = r#"discovery = { tag = "t", value = "v" }"#;
+        for ok in [
+            "http://127.0.0.1:7379",
+            "http://localhost:7379",
+            "http://[::1]:7379/",
+        ] {
+            let c = with_aws(&format!(
+                "endpoint = \"{ok}\"\ncredentials = \"emulator\"\n{tag}"
+            ));
+            assert!(c.is_ok(), "{ok}: {:?}", c.err());
+        }
+        for bad in [
+            "http://10.0.1.5:4566",
+            "https://ec2.us-east-1.amazonaws.com",
+        ] {
+            let e = with_aws(&format!(
+                "endpoint = \"{bad}\"\ncredentials = \"emulator\"\n{tag}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("loopback emulator only"), "{e}");
+        }
+        let e = with_aws(&format!("credentials = \"emulator\"\n{tag}")).unwrap_err();
+        assert!(e.to_string().contains("needs an `endpoint`"), "{e}");
+        let e = with_aws(&format!("endpoint = \"127.0.0.1:7379\"\n{tag}")).unwrap_err();
+        assert!(e.to_string().contains("http://"), "{e}");
+        // Real AWS: the standard chain, no endpoint needed.
+        assert!(with_aws(&format!("region = \"us-east-1\"\n{tag}")).is_ok());
+        let e = with_aws("region = \"us-east-1\"").unwrap_err();
+        assert!(e.to_string().contains("discovery"), "{e}");
+        let e = with_aws(&format!(
+            "{tag}\nnode_ip_map = {{ \"127.0.1.1\" = \"ip-10-0-1-5\" }}"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("not an IP address"), "{e}");
     }
 
     #[test]

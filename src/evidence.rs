@@ -105,6 +105,8 @@ pub enum Observation {
     SessionScan(crate::probes::data::SessionScanView),
     /// One node's exporter scrape.
     Exporter(crate::probes::data::ExporterView),
+    /// The AWS estate: instances, security groups, volumes, keys.
+    Aws(Box<crate::probes::aws::AwsInventory>),
 }
 
 /// What a TLS endpoint (a node's client or bus port) negotiates and serves.
@@ -572,6 +574,19 @@ impl EvidenceSet {
     )> {
         self.views(crate::probes::latency::PROBE, |o| match o {
             Observation::Latency(v) => Some(v.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// The AWS inventory (or why there is none), by subject (`aws:<region>`).
+    pub fn aws_views(
+        &self,
+    ) -> Vec<(
+        &str,
+        Result<&crate::probes::aws::AwsInventory, &ProbeFailure>,
+    )> {
+        self.views(crate::probes::aws::PROBE, |o| match o {
+            Observation::Aws(v) => Some(v.as_ref()),
             _ => None,
         })
     }

@@ -21,7 +21,9 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("access.toml", include_str!("../checks/access.toml")),
     ("cluster.toml", include_str!("../checks/cluster.toml")),
     ("data.toml", include_str!("../checks/data.toml")),
+    ("encryption.toml", include_str!("../checks/encryption.toml")),
     ("monitoring.toml", include_str!("../checks/monitoring.toml")),
+    ("network.toml", include_str!("../checks/network.toml")),
     (
         "performance.toml",
         include_str!("../checks/performance.toml"),
@@ -368,7 +370,7 @@ masters = 3
         let p = Policy::builtin().unwrap();
         let all = p.select(&[], &[]).unwrap().len();
         let clu = p.checks.iter().filter(|c| c.area == Area::Cluster).count();
-        assert_eq!(clu, 7);
+        assert_eq!(clu, 10);
         assert_eq!(p.select(&["cluster".into()], &[]).unwrap().len(), clu);
         assert_eq!(
             p.select(&["cluster".into(), "ACC-001".into()], &[])

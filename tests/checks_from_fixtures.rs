@@ -89,7 +89,7 @@ fn good_lab_evidence_passes_every_cluster_check() {
     let r = judge_all(&fixture_evidence());
     assert_eq!(
         r.checks.iter().filter(|c| c.id.starts_with("CLU-")).count(),
-        7
+        10
     );
     others_pass(&r, &[]);
     assert_eq!(r.exit_code, 0);

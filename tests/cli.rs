@@ -145,9 +145,11 @@ fn checks_lists_the_catalogue_as_table_and_json() {
         .collect();
     let want: Vec<String> = (1..=10)
         .map(|i| format!("ACC-{i:03}"))
-        .chain((1..=7).map(|i| format!("CLU-{i:03}")))
+        .chain((1..=10).map(|i| format!("CLU-{i:03}")))
         .chain((1..=5).map(|i| format!("DATA-{i:03}")))
+        .chain((1..=6).map(|i| format!("ENC-{i:03}")))
         .chain(std::iter::once("MON-001".to_string()))
+        .chain(std::iter::once("NET-001".to_string()))
         .chain(std::iter::once("PERF-001".to_string()))
         .chain((1..=11).map(|i| format!("TLS-{i:03}")))
         .collect();
@@ -422,7 +424,7 @@ fn prom_textfile_has_a_gauge_per_check_and_the_run_time() {
         .iter()
         .filter(|s| s.metric == "epic_audit_check_status")
         .collect();
-    assert_eq!(status.len(), 7, "{text}");
+    assert_eq!(status.len(), 10, "{text}");
     let clu1 = status
         .iter()
         .find(|s| s.labels.get("id") == Some("CLU-001"))

@@ -17,7 +17,10 @@ use crate::evidence::{EvidenceSet, ProbeFailure};
 pub mod access;
 pub mod cluster;
 pub mod data;
+pub mod encryption;
+pub mod network;
 pub mod performance;
+pub mod placement;
 pub mod transport;
 
 /// Outcome of a check for one subject, or for the whole check.
@@ -143,6 +146,30 @@ pub fn each<T: ?Sized>(
         .collect()
 }
 
+/// Judges the AWS inventory with `f`. An environment without an `[aws]`
+/// table gives `skip` (saying so); an inventory that could not be read
+/// gives `error` naming the failed call.
+pub fn with_aws(
+    ev: &EvidenceSet,
+    expected: &str,
+    mut f: impl FnMut(&crate::probes::aws::AwsInventory) -> Vec<SubjectFinding>,
+) -> Vec<SubjectFinding> {
+    ev.aws_views()
+        .into_iter()
+        .flat_map(|(subject, r)| match r {
+            Ok(inv) => f(inv),
+            Err(fl) if fl.kind == crate::probes::aws::NOT_CONFIGURED => vec![SubjectFinding::new(
+                subject,
+                Outcome::Skip,
+                "no [aws] table in the environment",
+                expected,
+                fl.message.clone(),
+            )],
+            Err(fl) => vec![SubjectFinding::unobserved(subject, expected, fl)],
+        })
+        .collect()
+}
+
 /// `a, b, c, … (n in all)`: the first `max` items of a list for a message.
 pub fn first_of(items: &[String], max: usize) -> String {
     let mut s = items
@@ -237,5 +264,8 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     rules.extend(transport::rules());
     rules.extend(performance::rules());
     rules.extend(data::rules());
+    rules.extend(network::rules());
+    rules.extend(encryption::rules());
+    rules.extend(placement::rules());
     rules.into_iter().map(|r| (r.name, r)).collect()
 }

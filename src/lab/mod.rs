@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod aws;
+
 use crate::config::{NodeAddr, Timeouts};
 use crate::resp::{as_text, parse_info, Frame, RedisConn};
 use crate::secret::Secret;
@@ -64,6 +66,9 @@ pub enum LabError {
         "redis-server was not found on PATH; install it (Debian: `apt-get install redis-server`)"
     )]
     NoRedis,
+    /// The moto EC2/KMS emulator is not installed.
+    #[error("moto_server (the EC2/KMS emulator) was not found: run scripts/setup.sh (it creates .venv with `moto[server]`), or set EPIC_AUDIT_MOTO_SERVER, or start the lab without it (`epic-audit lab up --no-aws`)")]
+    NoMoto,
     /// prometheus-redis-exporter is not installed.
     #[error("prometheus-redis-exporter was not found; install it (Debian: `apt-get install prometheus-redis-exporter`)")]
     NoExporter,
@@ -120,6 +125,11 @@ pub struct LabSpec {
     pub extra_conf: Vec<String>,
     /// Run a Prometheus exporter per node on port + [`EXPORTER_OFFSET`].
     pub exporters: bool,
+    /// Run the EC2/KMS emulator on 127.0.0.1:port + [`aws::EMULATOR_OFFSET`]
+    /// and seed it with the seed architecture.
+    pub aws: bool,
+    /// The `moto_server` to run (default: [`aws::find_moto`]).
+    pub moto: Option<PathBuf>,
 }
 
 /// Exporter port = node port + this (6379 -> 9121).
@@ -149,6 +159,8 @@ impl LabSpec {
             die_with_parent: false,
             extra_conf: Vec::new(),
             exporters: true,
+            aws: true,
+            moto: None,
         }
     }
 
@@ -159,6 +171,7 @@ impl LabSpec {
             port: pick_free_port(&default_ips()),
             node_timeout_ms: 2000,
             die_with_parent: true,
+            aws: false,
             ..LabSpec::standard(dir)
         }
     }
@@ -173,7 +186,7 @@ impl LabSpec {
 }
 
 /// Finds a port P such that P, P+10000 (bus) and P+2742 (exporter) are
-/// free on every address.
+/// free on every address, and P+1000 (the AWS emulator) on 127.0.0.1.
 /// Ports 12000-21999 keep clear of Linux's ephemeral range (32768+).
 pub fn pick_free_port(ips: &[Ipv4Addr]) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
@@ -182,11 +195,13 @@ pub fn pick_free_port(ips: &[Ipv4Addr]) -> u16 {
     loop {
         let offset = NEXT.fetch_add(7, Ordering::SeqCst) % 10000;
         let p = 12000 + (base - 12000 + offset) % 10000;
-        let free = ips.iter().all(|ip| {
-            [p, p + 10000, p + EXPORTER_OFFSET]
-                .iter()
-                .all(|q| std::net::TcpListener::bind((*ip, *q)).is_ok())
-        });
+        let free =
+            ips.iter().all(|ip| {
+                [p, p + 10000, p + EXPORTER_OFFSET]
+                    .iter()
+                    .all(|q| std::net::TcpListener::bind((*ip, *q)).is_ok())
+            }) && std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p + aws::EMULATOR_OFFSET))
+                .is_ok();
         if free {
             return p;
         }
@@ -204,18 +219,28 @@ pub struct LabState {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The exporters, one per node.
     #[serde(default)]
-    pub exporters: Vec<LabExporter>,
+    pub exporters: Vec<LabService>,
+    /// The EC2/KMS emulator, when the lab has one.
+    #[serde(default)]
+    pub emulator: Option<LabService>,
 }
 
-/// One lab exporter process.
+/// A helper process of the lab: an exporter or the AWS emulator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LabExporter {
+pub struct LabService {
     /// Where it listens.
     pub listen: String,
     /// Process id.
     pub pid: u32,
-    /// Its working directory (the node's state directory).
+    /// Its working directory (recognises the process with `comm`).
     pub dir: PathBuf,
+    /// Its command name in /proc (to recognise it before signalling).
+    #[serde(default = "exporter_comm")]
+    pub comm: String,
+}
+
+fn exporter_comm() -> String {
+    EXPORTER.to_string()
 }
 
 /// One lab node.
@@ -360,16 +385,16 @@ fn runs_in(pid: u32, comm: &str, dir: &Path) -> bool {
 
 const EXPORTER: &str = "prometheus-redis-exporter";
 
-/// Stops lab exporters (only processes that are still ours).
-fn stop_exporters(exporters: &[LabExporter], own_children: bool) {
-    let ours = |e: &LabExporter| {
+/// Stops lab helper processes (only processes that are still ours).
+fn stop_services(exporters: &[LabService], own_children: bool) {
+    let ours = |e: &LabService| {
         if own_children {
             !gone(e.pid)
         } else {
-            runs_in(e.pid, EXPORTER, &e.dir)
+            runs_in(e.pid, &e.comm, &e.dir)
         }
     };
-    let targets: Vec<&LabExporter> = exporters.iter().filter(|e| ours(e)).collect();
+    let targets: Vec<&LabService> = exporters.iter().filter(|e| ours(e)).collect();
     for e in &targets {
         // SAFETY: plain signal to our child, or to a pid verified to be our exporter.
         unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGTERM) };
@@ -463,7 +488,8 @@ pub fn down(dir: &Path) -> Result<Vec<u32>, LabError> {
     let Some(state) = read_state(dir) else {
         return Ok(Vec::new());
     };
-    stop_exporters(&state.exporters, false);
+    stop_services(&state.exporters, false);
+    stop_services(state.emulator.as_slice(), false);
     let stopped = stop_nodes(&state.nodes, false);
     std::fs::remove_dir_all(dir).map_err(io(dir))?;
     Ok(stopped)
@@ -480,11 +506,27 @@ impl Lab {
             return Err(LabError::AlreadyRunning(spec.dir.clone()));
         }
         let redis = find_redis_server()?;
+        let moto = if spec.aws {
+            Some(
+                spec.moto
+                    .clone()
+                    .or_else(aws::find_moto)
+                    .ok_or(LabError::NoMoto)?,
+            )
+        } else {
+            None
+        };
         for ip in &spec.ips {
             for p in [spec.port, spec.port + 10000] {
                 if std::net::TcpListener::bind((*ip, p)).is_err() {
                     return Err(LabError::PortInUse(format!("{ip}:{p}")));
                 }
+            }
+        }
+        if spec.aws {
+            let p = spec.port + aws::EMULATOR_OFFSET;
+            if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_err() {
+                return Err(LabError::PortInUse(format!("127.0.0.1:{p}")));
             }
         }
         let _ = std::fs::remove_dir_all(&spec.dir);
@@ -520,12 +562,16 @@ impl Lab {
                 nodes: Vec::new(),
                 started_at: chrono::Utc::now(),
                 exporters: Vec::new(),
+                emulator: None,
             },
             passwords,
             stop_on_drop: true,
             spec,
         };
-        match lab.start_and_form(&redis, &pki, &acl).await {
+        match lab
+            .start_and_form(&redis, &pki, &acl, moto.as_deref())
+            .await
+        {
             Ok(()) => {
                 lab.stop_on_drop = lab.spec.die_with_parent;
                 Ok(lab)
@@ -564,6 +610,7 @@ impl Lab {
         redis: &Path,
         pki: &Path,
         acl: &str,
+        moto: Option<&Path>,
     ) -> Result<(), LabError> {
         let n = self.spec.ips.len();
         for i in 0..n {
@@ -645,7 +692,102 @@ impl Lab {
         if self.spec.exporters {
             self.start_exporters(pki).await?;
         }
+        if let Some(moto) = moto {
+            self.start_emulator(moto).await?;
+            self.reseed(aws::AwsDefect::None).await?;
+        }
         Ok(())
+    }
+
+    /// Starts `moto_server` on 127.0.0.1 (port + [`aws::EMULATOR_OFFSET`])
+    /// and waits until it answers.
+    async fn start_emulator(&mut self, moto: &Path) -> Result<(), LabError> {
+        let dir = self.spec.dir.join("aws");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let port = self.emulator_port();
+        let log = std::fs::File::create(dir.join("moto.log")).map_err(io(&dir))?;
+        let mut cmd = Command::new(moto);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io(&dir))?)
+            .stderr(log)
+            .process_group(0);
+        if self.spec.die_with_parent {
+            // SAFETY: prctl is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().map_err(io(moto))?;
+        let pid = child.id();
+        self.state.emulator = Some(LabService {
+            listen: format!("127.0.0.1:{port}"),
+            pid,
+            dir: dir.clone(),
+            comm: "moto_server".into(),
+        });
+        self.write_state()?;
+        aws::wait_ready(port, Duration::from_secs(30))
+            .await
+            .map_err(|detail| LabError::Step {
+                step: "starting the EC2/KMS emulator".into(),
+                detail: format!(
+                    "{detail}\nlast log lines:\n{}",
+                    std::fs::read_to_string(dir.join("moto.log"))
+                        .unwrap_or_default()
+                        .lines()
+                        .rev()
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            })?;
+        // Record the command name the kernel shows (a script's name, or its
+        // interpreter's), so `lab down` recognises the process.
+        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            if let Some(e) = self.state.emulator.as_mut() {
+                e.comm = comm.trim_end().to_string();
+            }
+            self.write_state()?;
+        }
+        Ok(())
+    }
+
+    /// Port of the lab's EC2/KMS emulator on 127.0.0.1.
+    pub fn emulator_port(&self) -> u16 {
+        self.spec.port + aws::EMULATOR_OFFSET
+    }
+
+    /// The environment `[aws]` settings that audit this lab's emulator.
+    pub fn aws_settings(&self) -> crate::config::AwsSettings {
+        let ips: Vec<String> = self.spec.ips.iter().map(ToString::to_string).collect();
+        aws::lab_settings(self.emulator_port(), &ips)
+    }
+
+    /// Empties the emulator and seeds the seed architecture with `defect`.
+    pub async fn reseed(&self, defect: aws::AwsDefect) -> Result<aws::Seeded, LabError> {
+        let step = |detail| LabError::Step {
+            step: format!("seeding the EC2/KMS emulator ({defect:?})"),
+            detail,
+        };
+        let port = self.emulator_port();
+        aws::reset(port).await.map_err(step)?;
+        aws::seed(&self.aws_settings(), defect).await.map_err(step)
+    }
+
+    /// Kills the EC2/KMS emulator (an unreachable AWS endpoint).
+    pub fn kill_emulator(&self) {
+        if let Some(e) = &self.state.emulator {
+            if !gone(e.pid) {
+                // SAFETY: our own child.
+                unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
+        reap();
     }
 
     /// Starts one prometheus-redis-exporter per node (TLS with the client
@@ -691,10 +833,11 @@ impl Lab {
                 }
             }
             let child = cmd.spawn().map_err(io(&bin))?;
-            self.state.exporters.push(LabExporter {
+            self.state.exporters.push(LabService {
                 listen,
                 pid: child.id(),
                 dir,
+                comm: EXPORTER.into(),
             });
         }
         self.write_state()?;
@@ -993,7 +1136,8 @@ impl Lab {
 
     /// Stops every node and removes the state directory.
     pub fn stop(&mut self) {
-        stop_exporters(&self.state.exporters, true);
+        stop_services(&self.state.exporters, true);
+        stop_services(self.state.emulator.as_slice(), true);
         stop_nodes(&self.state.nodes, true);
         let _ = std::fs::remove_dir_all(&self.spec.dir);
         self.stop_on_drop = false;

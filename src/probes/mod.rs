@@ -16,6 +16,7 @@ use crate::secret::Secret;
 use crate::tls::TlsClient;
 
 pub mod acl;
+pub mod aws;
 pub mod cluster;
 pub mod data;
 pub mod latency;
@@ -44,6 +45,8 @@ pub struct ProbeContext {
     pub monitoring: data::MonitoringSettings,
     /// Key for the keyed hashes of session key names (this run only).
     pub session_salt: data::RunSalt,
+    /// The environment's AWS settings (`None`: the AWS checks skip).
+    pub aws: Option<crate::config::AwsSettings>,
 }
 
 /// Facts from discovery that later probes need, by node address.
@@ -163,5 +166,6 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(data::DataConfigProbe),
         Box::new(data::SessionScanProbe),
         Box::new(data::ExporterProbe),
+        Box::new(aws::AwsProbe),
     ]
 }

@@ -26,6 +26,11 @@ pub async fn start_lab_with(tweak: impl FnOnce(&mut LabSpec)) -> TestLab {
         .unwrap();
     let mut spec = LabSpec::for_test(tmp.path().join("lab"));
     spec.sessions = 20;
+    // The project's venv (scripts/setup.sh), else $EPIC_AUDIT_MOTO_SERVER or PATH.
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    if venv.is_file() {
+        spec.moto = Some(venv);
+    }
     tweak(&mut spec);
     let lab = Lab::up(spec)
         .await
@@ -63,6 +68,38 @@ exporter_port = {e}
             e = self.lab.spec.port + epic_audit::lab::EXPORTER_OFFSET,
         );
         let path = self.tmp.path().join("epic-audit.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes the config of [`TestLab::config`] plus an `[aws]` table for
+    /// `aws` (the lab's emulator settings, possibly altered) and returns it.
+    pub fn config_with_aws(
+        &self,
+        timeouts: (u64, u64, u64),
+        aws: &epic_audit::config::AwsSettings,
+    ) -> PathBuf {
+        let path = self.config(&[], timeouts);
+        let map: Vec<String> = aws
+            .node_ip_map
+            .iter()
+            .map(|(k, v)| format!("\"{k}\" = \"{v}\""))
+            .collect();
+        let text = format!(
+            r#"{base}[environments.t.aws]
+region = "{region}"
+endpoint = "{endpoint}"
+credentials = "emulator"
+discovery = {{ tag = "{tag}", value = "{value}" }}
+node_ip_map = {{ {map} }}
+"#,
+            base = std::fs::read_to_string(&path).unwrap(),
+            region = aws.region.as_deref().unwrap(),
+            endpoint = aws.endpoint.as_deref().unwrap(),
+            tag = aws.discovery.tag,
+            value = aws.discovery.value,
+            map = map.join(", "),
+        );
         std::fs::write(&path, text).unwrap();
         path
     }
