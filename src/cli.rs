@@ -484,6 +484,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         &dest,
         &evidence,
         report,
+        &policy,
         signer.as_ref(),
         args.signing.prom.as_deref(),
     )?;
@@ -501,6 +502,7 @@ fn write_and_print(
     dest: &Path,
     evidence: &EvidenceSet,
     mut report: Report,
+    policy: &Policy,
     signer: Option<&crate::sign::RunSigner>,
     prom: Option<&Path>,
 ) -> Result<u8> {
@@ -532,6 +534,11 @@ fn write_and_print(
             "report.html",
             crate::report::html::render(&report).into_bytes(),
         ),
+        (
+            "assessment-results.json",
+            crate::report::oscal::render(&report, evidence, &|id| policy.probes_of(id))
+                .into_bytes(),
+        ),
     ];
     if let Some(s) = signer {
         let counts: std::collections::BTreeMap<String, usize> = report
@@ -560,7 +567,7 @@ fn write_and_print(
     }
     print!("{}", terminal::render(&report, terminal::want_colour()));
     println!(
-        "report: {}/ (report.html, report.md, report.json, junit.xml, evidence.json)",
+        "report: {}/ (report.html, report.md, report.json, junit.xml, assessment-results.json (OSCAL), evidence.json)",
         dir.display()
     );
     if let Some(s) = signer {
@@ -642,6 +649,7 @@ fn evaluate(
         &dest,
         &evidence,
         report,
+        &policy,
         signer.as_ref(),
         signing.prom.as_deref(),
     )

@@ -282,8 +282,18 @@ impl Policy {
         self.checks.iter().find(|c| c.id.eq_ignore_ascii_case(id))
     }
 
-    /// Resolves `--only`/`--skip` words (areas or check ids) to check ids.
-    /// Unknown words are an error listing what exists.
+    /// The probes whose evidence check `id` reads (its rule's needs).
+    pub fn probes_of(&self, id: &str) -> Vec<String> {
+        let rules = crate::checks::registry();
+        self.get(id)
+            .and_then(|c| rules.get(c.rule.as_str()))
+            .map(|r| r.needs.iter().map(|p| p.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Resolves `--only`/`--skip` words (areas or check ids) to the checks
+    /// they select, in policy order. Unknown words are an error listing
+    /// what exists.
     pub fn select(&self, only: &[String], skip: &[String]) -> Result<Vec<&CheckDef>, String> {
         let matches = |word: &str, c: &CheckDef| {
             c.id.eq_ignore_ascii_case(word) || c.area.as_str().eq_ignore_ascii_case(word)

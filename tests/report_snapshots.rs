@@ -3,34 +3,11 @@
 
 mod common;
 
-use common::fixture_evidence;
+use common::{fixture_evidence, fixture_evidence_bad as bad};
 use epic_audit::engine::judge;
-use epic_audit::evidence::{EvidenceSet, Observed, ProbeFailure};
+use epic_audit::evidence::EvidenceSet;
 use epic_audit::policy::Policy;
 use epic_audit::report::junit;
-
-/// One node unreachable and CLU-001 failing on every node.
-fn bad() -> EvidenceSet {
-    let mut ev = fixture_evidence();
-    for e in ev.items.iter_mut() {
-        if e.subject == "127.0.1.3:6379" {
-            e.result = Observed::Failure(ProbeFailure {
-                kind: "connect".into(),
-                message: "TCP connect to 127.0.1.3:6379 failed: Connection refused (os error 111)"
-                    .into(),
-            });
-        } else if let Observed::Observation(epic_audit::evidence::Observation::ClusterNode(v)) =
-            &mut e.result
-        {
-            for n in v.nodes.iter_mut() {
-                for r in n.slots.iter_mut().filter(|r| r.start == 0) {
-                    r.start = 100;
-                }
-            }
-        }
-    }
-    ev
-}
 
 fn stable(text: String, p: &Policy) -> String {
     text.replace(&p.digest, "[policy-digest]")

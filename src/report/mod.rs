@@ -13,6 +13,7 @@ pub mod diff;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod oscal;
 pub mod prom;
 pub mod terminal;
 

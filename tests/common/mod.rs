@@ -172,6 +172,32 @@ pub fn fixture_evidence() -> epic_audit::evidence::EvidenceSet {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// One node unreachable and CLU-001 failing on every node.
+pub fn fixture_evidence_bad() -> epic_audit::evidence::EvidenceSet {
+    let mut ev = fixture_evidence();
+    for e in ev.items.iter_mut() {
+        if e.subject == "127.0.1.3:6379" {
+            e.result =
+                epic_audit::evidence::Observed::Failure(epic_audit::evidence::ProbeFailure {
+                    kind: "connect".into(),
+                    message:
+                        "TCP connect to 127.0.1.3:6379 failed: Connection refused (os error 111)"
+                            .into(),
+                });
+        } else if let epic_audit::evidence::Observed::Observation(
+            epic_audit::evidence::Observation::ClusterNode(v),
+        ) = &mut e.result
+        {
+            for n in v.nodes.iter_mut() {
+                for r in n.slots.iter_mut().filter(|r| r.start == 0) {
+                    r.start = 100;
+                }
+            }
+        }
+    }
+    ev
+}
+
 /// Runs `epic-audit run --only AREA` against the lab (config written by
 /// [`TestLab::config`]) into `out/NAME`; returns the exit code, the report
 /// and the (id, outcome) of every check that did not pass.
