@@ -114,17 +114,54 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Verify a signed run directory: the DSSE signature and every file's
-    /// digest. Names each modified, missing or added file.
+    /// Verify a signed run directory or a quarterly export archive: the DSSE
+    /// signature and every file's digest (and, in an archive, every run's
+    /// own signature). Names each modified, missing or added file.
     ///
     /// Exit codes: 0 valid, 1 invalid (tampered or signed by another key),
-    /// 3 usage problem (unreadable key or directory).
+    /// 3 usage problem (unreadable key, directory or archive).
     Verify {
-        /// The run directory (holding manifest.dsse.json).
+        /// A run directory (holding manifest.dsse.json) or an export .tar.gz.
         path: PathBuf,
         /// The signer's public key (SPKI PEM, from `epic-audit keygen`).
         #[arg(long, value_name = "FILE")]
         pubkey: PathBuf,
+    },
+    /// Export one quarter of an environment's signed runs for the auditors:
+    /// every run under REPORTS/<env>/ that started in the quarter (UTC) is
+    /// verified, then all of them go into one signed .tar.gz with a
+    /// control-by-control history (outcome per run, first failure, fix
+    /// date), the waivers that applied, and an index.html.
+    ///
+    /// A run that does not verify stops the export (exit 1) and is named;
+    /// --exclude-unverified exports the others and lists it as excluded.
+    ///
+    /// Example: epic-audit export --env prod --quarter 2026-Q4
+    Export {
+        /// Environment name (the REPORTS/<env>/ directory).
+        #[arg(long, value_name = "NAME")]
+        env: String,
+        /// Calendar quarter, e.g. 2026-Q4 (October to December, UTC).
+        #[arg(long, value_name = "YYYY-QN")]
+        quarter: crate::export::Quarter,
+        /// Archive to write (never overwritten). Default:
+        /// REPORTS/export-<env>-<quarter>.tar.gz.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Directory holding <env>/<run> directories.
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        reports: PathBuf,
+        /// Public key the runs must verify against. Default: the public half
+        /// of the signing key.
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+        /// Ed25519 private key to sign the archive. Default:
+        /// $EPIC_AUDIT_SIGNING_KEY, then the environment's `signing_key`.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
+        /// Export the runs that verify and list the others as excluded.
+        #[arg(long)]
+        exclude_unverified: bool,
     },
     /// Start, stop or inspect the local lab cluster.
     ///
@@ -225,7 +262,14 @@ pub struct UsageError(pub String);
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     crate::install_crypto_provider();
-    let cli = Cli::parse();
+    // Bad arguments exit 3 (usage), not clap's 2, which means `error` here.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -331,6 +375,28 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             println!("public key (give it to auditors):   {}", public.display());
             Ok(0)
         }
+        Command::Export {
+            env,
+            quarter,
+            out,
+            reports,
+            pubkey,
+            signing_key,
+            exclude_unverified,
+        } => export_cmd(
+            &cli,
+            env,
+            *quarter,
+            out.as_deref(),
+            reports,
+            pubkey.as_deref(),
+            signing_key.clone(),
+            *exclude_unverified,
+        ),
+        Command::Verify { path, pubkey } if path.is_file() => {
+            let key = crate::sign::load_public(pubkey)?;
+            verify_archive_cmd(path, &key)
+        }
         Command::Verify { path, pubkey } => {
             let key = crate::sign::load_public(pubkey)?;
             if !path.join(crate::sign::ENVELOPE).is_file() {
@@ -364,6 +430,134 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Lab { action, dir } => {
             lab_cmd(action, dir.clone().unwrap_or_else(lab::default_dir)).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export_cmd(
+    cli: &Cli,
+    env: &str,
+    quarter: crate::export::Quarter,
+    out: Option<&Path>,
+    reports: &Path,
+    pubkey: Option<&Path>,
+    signing_key: Option<PathBuf>,
+    exclude_unverified: bool,
+) -> Result<u8> {
+    use crate::export::ExportError;
+    // The environment's signing key, when the config names one.
+    let config = Config::load(&cli.config).ok();
+    let env_key = config
+        .as_ref()
+        .and_then(|c| c.environments.get(env))
+        .and_then(|e| e.signing_key.clone());
+    let s = Signing {
+        signing_key,
+        ..Default::default()
+    };
+    let Some(signer) = signer(&s, env_key, config.as_ref())? else {
+        return Err(UsageError("the export must be signed".into()).into());
+    };
+    let run_key = match pubkey {
+        Some(p) => crate::sign::load_public(p)?,
+        None => signer.verifying_key(),
+    };
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| reports.join(format!("export-{env}-{quarter}.tar.gz")));
+    if out.exists() {
+        return Err(OutputError::Exists(out).into());
+    }
+    let req = crate::export::ExportRequest {
+        env,
+        quarter,
+        reports_dir: reports,
+        out: &out,
+        exclude_unverified,
+        now: chrono::Utc::now(),
+    };
+    match crate::export::export(&req, &signer, &run_key) {
+        Ok(x) => {
+            println!(
+                "exported {} run(s) of `{env}` in {quarter} ({} to {}):",
+                x.runs.len(),
+                quarter.start().format("%Y-%m-%d"),
+                (quarter.end() - chrono::Duration::days(1)).format("%Y-%m-%d")
+            );
+            for r in &x.runs {
+                println!(
+                    "  {} {} verdict {} · {}",
+                    r.dir,
+                    r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
+                    r.verdict,
+                    r.verification
+                );
+            }
+            for r in &x.excluded {
+                println!("  EXCLUDED {}: {}", r.dir, r.verification);
+            }
+            println!(
+                "archive: {} (signed, Ed25519 key id {}); check it with `epic-audit verify {} --pubkey PUBLIC_KEY`",
+                x.path.display(),
+                x.key_id,
+                x.path.display()
+            );
+            Ok(0)
+        }
+        Err(e @ ExportError::Unverified(_)) => {
+            eprintln!("epic-audit: {e}");
+            Ok(1)
+        }
+        Err(e @ ExportError::NoRuns { .. }) => Err(UsageError(e.to_string()).into()),
+        Err(ExportError::Io(e)) => Err(anyhow::anyhow!("writing the export: {e}")),
+    }
+}
+
+fn verify_archive_cmd(path: &Path, key: &ed25519_dalek::VerifyingKey) -> Result<u8> {
+    if let Err(e) = crate::export::unpack(path) {
+        return Err(UsageError(format!(
+            "{} is neither a run directory nor a readable export archive: {e}",
+            path.display()
+        ))
+        .into());
+    }
+    match crate::export::verify_archive(path, key) {
+        Ok(v) => {
+            let bad = v.runs.iter().filter(|(_, r)| r.is_err()).count();
+            println!(
+                "{}: archive {} · {} files signed by key {} ({} {}, {} runs)",
+                if bad == 0 { "VALID" } else { "INVALID" },
+                path.display(),
+                v.outer.files.len(),
+                v.outer.key_id,
+                v.outer.predicate["environment"].as_str().unwrap_or("?"),
+                v.outer.predicate["quarter"].as_str().unwrap_or("?"),
+                v.runs.len()
+            );
+            for (dir, r) in &v.runs {
+                match r {
+                    Ok(rv) => println!(
+                        "  run {dir}: valid ({} files, verdict {})",
+                        rv.files.len(),
+                        rv.predicate["verdict"].as_str().unwrap_or("?")
+                    ),
+                    Err(problems) => {
+                        println!("  run {dir}: INVALID");
+                        for p in problems {
+                            println!("    {p}");
+                        }
+                    }
+                }
+            }
+            Ok(if bad == 0 { 0 } else { 1 })
+        }
+        Err(problems) => {
+            println!("INVALID: {}", path.display());
+            for p in problems {
+                println!("  {p}");
+            }
+            Ok(1)
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod evidence;
+pub mod export;
 pub mod lab;
 pub mod output;
 pub mod policy;

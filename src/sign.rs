@@ -7,7 +7,7 @@
 //! was changed, removed or added. Keys are PKCS#8 (private) and SPKI
 //! (public) PEM, so `openssl pkey` reads them too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -100,13 +100,28 @@ impl RunSigner {
         })
     }
 
+    /// The matching public key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
     /// Key id of the matching public key.
     pub fn key_id(&self) -> String {
         key_id(&self.key.verifying_key())
     }
 
-    /// The envelope for `files` (name, contents) with `predicate`.
+    /// The envelope for `files` (name, contents) with a run `predicate`.
     pub fn envelope(&self, files: &[(&str, Vec<u8>)], predicate: serde_json::Value) -> Envelope {
+        self.envelope_typed(files, PREDICATE_TYPE, predicate)
+    }
+
+    /// The envelope for `files` with a predicate of type `predicate_type`.
+    pub fn envelope_typed(
+        &self,
+        files: &[(&str, Vec<u8>)],
+        predicate_type: &str,
+        predicate: serde_json::Value,
+    ) -> Envelope {
         let subject: Vec<serde_json::Value> = files
             .iter()
             .map(|(name, data)| serde_json::json!({"name": name, "digest": {"sha256": hex::encode(Sha256::digest(data))}}))
@@ -114,7 +129,7 @@ impl RunSigner {
         let statement = serde_json::json!({
             "_type": STATEMENT_TYPE,
             "subject": subject,
-            "predicateType": PREDICATE_TYPE,
+            "predicateType": predicate_type,
             "predicate": predicate,
         });
         let payload = serde_json::to_vec(&statement).expect("statement serialises");
@@ -196,10 +211,43 @@ pub struct Verified {
 /// a bad signature, a file whose digest differs, a missing file, an extra
 /// file.
 pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Verified, Vec<String>> {
-    let path = dir.join(ENVELOPE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| vec![format!("{}: cannot read: {}", path.display(), e.kind())])?;
-    let env: Envelope = serde_json::from_str(&text)
+    let mut files = BTreeMap::new();
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| vec![format!("{}: cannot read: {}", dir.display(), e.kind())])?;
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().to_string();
+        let p = e.path();
+        if p.is_dir() {
+            // A run directory is flat: a directory in it was added.
+            files.insert(format!("{name}/"), Vec::new());
+            continue;
+        }
+        let data = std::fs::read(&p)
+            .map_err(|e| vec![format!("{}: cannot read: {}", p.display(), e.kind())])?;
+        files.insert(name, data);
+    }
+    if !files.contains_key(ENVELOPE) {
+        return Err(vec![format!(
+            "{}: missing (not a signed run directory)",
+            dir.join(ENVELOPE).display()
+        )]);
+    }
+    verify_files(&files, key)
+}
+
+/// Verifies a set of files (relative path -> contents) holding
+/// [`ENVELOPE`] at its root: the signature by `key`, then every listed
+/// digest, every missing file and every file the manifest does not list.
+/// Subject names may be relative paths (`runs/<id>/report.json` in an
+/// export) but never absolute or with `..`.
+pub fn verify_files(
+    files: &BTreeMap<String, Vec<u8>>,
+    key: &VerifyingKey,
+) -> Result<Verified, Vec<String>> {
+    let text = files
+        .get(ENVELOPE)
+        .ok_or_else(|| vec![format!("{ENVELOPE}: missing")])?;
+    let env: Envelope = serde_json::from_slice(text)
         .map_err(|e| vec![format!("{ENVELOPE}: not a DSSE envelope: {e}")])?;
     if env.payload_type != PAYLOAD_TYPE {
         return Err(vec![format!(
@@ -237,15 +285,17 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Verified, Vec<String>> {
             problems.push("a subject without name or sha256".to_string());
             continue;
         };
-        if name.contains('/') || name.contains("..") {
-            problems.push(format!("{name}: subject names must be plain file names"));
+        if name.starts_with('/') || name.split('/').any(|c| c == ".." || c.is_empty()) {
+            problems.push(format!(
+                "{name}: subject names must be relative paths without `..`"
+            ));
             continue;
         }
         named.insert(name.to_string());
-        match std::fs::read(dir.join(name)) {
-            Err(_) => problems.push(format!("{name}: missing (listed in the manifest)")),
-            Ok(data) => {
-                let got = hex::encode(Sha256::digest(&data));
+        match files.get(name) {
+            None => problems.push(format!("{name}: missing (listed in the manifest)")),
+            Some(data) => {
+                let got = hex::encode(Sha256::digest(data));
                 if got != want {
                     problems.push(format!(
                         "{name}: modified (sha256 {got}, manifest says {want})"
@@ -254,19 +304,12 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Verified, Vec<String>> {
             }
         }
     }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        let mut extra: Vec<String> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| n != ENVELOPE && !named.contains(n))
-            .collect();
-        extra.sort();
-        problems.extend(
-            extra
-                .into_iter()
-                .map(|n| format!("{n}: not in the manifest (added after signing)")),
-        );
-    }
+    problems.extend(
+        files
+            .keys()
+            .filter(|n| n.as_str() != ENVELOPE && !named.contains(*n))
+            .map(|n| format!("{n}: not in the manifest (added after signing)")),
+    );
     if problems.is_empty() {
         Ok(Verified {
             files: named.into_iter().collect(),

@@ -1,0 +1,710 @@
+//! The quarterly evidence export: every signed run of one environment in a
+//! calendar quarter, each verified, packed into one signed `.tar.gz` with a
+//! control-by-control history, the waivers that applied and an index page.
+//!
+//! Archive layout (one top directory, `epic-audit-<env>-<quarter>/`):
+//!
+//! ```text
+//! runs/<run-dir>/...     each run directory, byte for byte (with its own manifest)
+//! history.json           per check: outcome in every run, first failure, fix date
+//! waivers.json           waivers in force during the quarter, and what they waived
+//! export.json            environment, quarter, runs, how each was verified, exclusions
+//! index.html             the above for people (self-contained)
+//! manifest.dsse.json     DSSE envelope over every other file (in-toto Statement)
+//! ```
+//!
+//! `epic-audit verify ARCHIVE --pubkey K` checks the archive's envelope and
+//! every digest, then every run's own envelope.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use ed25519_dalek::VerifyingKey;
+use serde::Serialize;
+
+use crate::checks::Outcome;
+use crate::report::Report;
+use crate::sign::{RunSigner, ENVELOPE};
+
+/// Predicate type of an export's in-toto Statement.
+pub const PREDICATE_TYPE: &str = "urn:epic-audit:predicate:quarterly-export:v1";
+
+/// A calendar quarter, `2026-Q4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quarter {
+    /// Year.
+    pub year: i32,
+    /// 1 to 4.
+    pub q: u32,
+}
+
+impl std::str::FromStr for Quarter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Quarter, String> {
+        let bad = || format!("`{s}` is not a quarter like 2026-Q4");
+        let (y, q) = s
+            .split_once("-Q")
+            .or_else(|| s.split_once("-q"))
+            .ok_or_else(bad)?;
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let q: u32 = q.parse().map_err(|_| bad())?;
+        if !(1..=4).contains(&q) || !(1970..=9999).contains(&year) {
+            return Err(bad());
+        }
+        Ok(Quarter { year, q })
+    }
+}
+
+impl std::fmt::Display for Quarter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-Q{}", self.year, self.q)
+    }
+}
+
+impl Quarter {
+    /// First instant of the quarter (UTC).
+    pub fn start(&self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(self.year, 3 * self.q - 2, 1, 0, 0, 0)
+            .single()
+            .expect("a valid date")
+    }
+
+    /// First instant after the quarter (UTC).
+    pub fn end(&self) -> DateTime<Utc> {
+        if self.q == 4 {
+            Quarter {
+                year: self.year + 1,
+                q: 1,
+            }
+            .start()
+        } else {
+            Quarter {
+                year: self.year,
+                q: self.q + 1,
+            }
+            .start()
+        }
+    }
+
+    /// True when `t` falls in the quarter.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start() <= t && t < self.end()
+    }
+}
+
+/// One run directory found for the export.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunEntry {
+    /// Directory name (kept in the archive as `runs/<dir>`).
+    pub dir: String,
+    /// Run id.
+    pub run_id: String,
+    /// When probing started.
+    pub started_at: DateTime<Utc>,
+    /// Verdict.
+    pub verdict: String,
+    /// Exit code.
+    pub exit_code: u8,
+    /// `valid (key <id>)`, or what failed.
+    pub verification: String,
+}
+
+/// One check across the quarter.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckHistory {
+    /// Check id.
+    pub id: String,
+    /// Title (from the latest run).
+    pub title: String,
+    /// HIPAA citations.
+    pub hipaa: Vec<String>,
+    /// Outcome per run, in run order (`not run` where it was not selected).
+    pub outcomes: Vec<String>,
+    /// First run (id, start) in which it failed.
+    pub first_failure: Option<(String, DateTime<Utc>)>,
+    /// The first run after its last failure in which it no longer failed,
+    /// when it does not fail at the end of the quarter.
+    pub fixed: Option<(String, DateTime<Utc>)>,
+    /// Outcome in the last run of the quarter that ran it.
+    pub last: String,
+}
+
+/// A waiver in force during the quarter.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaiverUse {
+    /// The waiver (check, subject, reason, approver, expires).
+    pub waiver: crate::waivers::Waiver,
+    /// Runs in which it was in force.
+    pub in_force_in: Vec<String>,
+    /// Runs in which it turned a failing subject into `waived`.
+    pub waived_in: Vec<String>,
+}
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct Exported {
+    /// The archive.
+    pub path: PathBuf,
+    /// Runs included.
+    pub runs: Vec<RunEntry>,
+    /// Runs left out (with `--exclude-unverified`) and why.
+    pub excluded: Vec<RunEntry>,
+    /// Key id of the signer.
+    pub key_id: String,
+}
+
+/// Why an export was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Nothing to export.
+    #[error("no run of environment `{env}` started in {quarter} ({from} to {to}) under {dir}")]
+    NoRuns {
+        /// Environment.
+        env: String,
+        /// Quarter.
+        quarter: Quarter,
+        /// Start.
+        from: String,
+        /// End.
+        to: String,
+        /// Where runs were looked for.
+        dir: String,
+    },
+    /// Some runs do not verify.
+    #[error("{} run(s) of the quarter do not verify, so the export would not be evidence:\n{}\n(fix or remove them, or pass --exclude-unverified to export the rest and list these as excluded)", .0.len(), .0.iter().map(|r| format!("  {}: {}", r.dir, r.verification)).collect::<Vec<_>>().join("\n"))]
+    Unverified(Vec<RunEntry>),
+    /// File system.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportRequest<'a> {
+    /// Environment (the `<reports>/<env>/` directory).
+    pub env: &'a str,
+    /// The quarter.
+    pub quarter: Quarter,
+    /// Directory holding `<env>/<run>/` directories.
+    pub reports_dir: &'a Path,
+    /// The archive to write.
+    pub out: &'a Path,
+    /// Export the runs that verify and list the others as excluded.
+    pub exclude_unverified: bool,
+    /// The export's timestamp.
+    pub now: DateTime<Utc>,
+}
+
+/// Finds, verifies and exports the runs of the request, signed by
+/// `signer`; runs must verify against `run_key`.
+pub fn export(
+    req: &ExportRequest<'_>,
+    signer: &RunSigner,
+    run_key: &VerifyingKey,
+) -> Result<Exported, ExportError> {
+    let ExportRequest {
+        env,
+        quarter,
+        reports_dir,
+        out,
+        exclude_unverified,
+        now,
+    } = req.clone();
+    let base = reports_dir.join(env);
+    let mut found: Vec<(RunEntry, Option<Report>, PathBuf)> = Vec::new();
+    let rd = std::fs::read_dir(&base)
+        .map_err(|e| ExportError::Io(format!("cannot read {}: {}", base.display(), e.kind())))?;
+    for e in rd.filter_map(Result::ok) {
+        let dir = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || !dir.is_dir() {
+            continue;
+        }
+        let report = std::fs::read_to_string(dir.join("report.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Report>(&t).ok());
+        // When it ran: from its report, else from its (still unverified)
+        // manifest, else from a run-id directory name. A damaged run in the
+        // quarter must be reported, never silently left out.
+        let Some((run_env, started_at)) = report
+            .as_ref()
+            .map(|r| (r.environment.clone(), r.started_at))
+            .or_else(|| claimed_by_manifest(&dir))
+            .or_else(|| started_from_name(&name).map(|t| (env.to_string(), t)))
+        else {
+            continue;
+        };
+        if run_env != env || !quarter.contains(started_at) {
+            continue;
+        }
+        let verification = match (crate::sign::verify(&dir, run_key), &report) {
+            (Ok(v), Some(_)) => format!("valid (key {})", v.key_id),
+            (Ok(_), None) => "report.json is not a readable epic-audit report".into(),
+            (Err(problems), _) => problems.join("; "),
+        };
+        found.push((
+            RunEntry {
+                dir: name,
+                run_id: report
+                    .as_ref()
+                    .map(|r| r.run_id.clone())
+                    .unwrap_or_default(),
+                started_at,
+                verdict: report
+                    .as_ref()
+                    .map(|r| r.verdict.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                exit_code: report.as_ref().map(|r| r.exit_code).unwrap_or(0),
+                verification,
+            },
+            report,
+            dir,
+        ));
+    }
+    found.sort_by(|a, b| (a.0.started_at, &a.0.dir).cmp(&(b.0.started_at, &b.0.dir)));
+    let (ok, bad): (Vec<_>, Vec<_>) = found
+        .into_iter()
+        .partition(|(r, _, _)| r.verification.starts_with("valid"));
+    let excluded: Vec<RunEntry> = bad.into_iter().map(|(r, _, _)| r).collect();
+    if !excluded.is_empty() && !exclude_unverified {
+        return Err(ExportError::Unverified(excluded));
+    }
+    if ok.is_empty() {
+        return Err(ExportError::NoRuns {
+            env: env.into(),
+            quarter,
+            from: quarter.start().to_rfc3339(),
+            to: quarter.end().to_rfc3339(),
+            dir: base.display().to_string(),
+        });
+    }
+
+    let reports: Vec<&Report> = ok.iter().filter_map(|(_, r, _)| r.as_ref()).collect();
+    let runs: Vec<RunEntry> = ok.iter().map(|(e, _, _)| e.clone()).collect();
+    let history = history(&reports);
+    let waivers = waiver_uses(&reports);
+    let root = format!("epic-audit-{env}-{quarter}");
+
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (entry, _, dir) in &ok {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| ExportError::Io(format!("{}: {}", dir.display(), e.kind())))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        names.sort();
+        for p in names {
+            let data = std::fs::read(&p)
+                .map_err(|e| ExportError::Io(format!("{}: {}", p.display(), e.kind())))?;
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            files.push((format!("runs/{}/{name}", entry.dir), data));
+        }
+    }
+    let meta = serde_json::json!({
+        "environment": env,
+        "quarter": quarter.to_string(),
+        "from": quarter.start(),
+        "to": quarter.end(),
+        "generated_at": now,
+        "tool": {"name": "epic-audit", "version": env!("CARGO_PKG_VERSION")},
+        "runs": runs,
+        "excluded": excluded,
+    });
+    let json = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON serialises");
+    files.push(("export.json".into(), json(&meta)));
+    files.push((
+        "history.json".into(),
+        json(&serde_json::to_value(&history).expect("serialises")),
+    ));
+    files.push((
+        "waivers.json".into(),
+        json(&serde_json::to_value(&waivers).expect("serialises")),
+    ));
+    files.push((
+        "index.html".into(),
+        index_html(env, quarter, now, &runs, &excluded, &history, &waivers).into_bytes(),
+    ));
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    let failing_at_end = history.iter().filter(|h| h.last == "fail").count();
+    let predicate = serde_json::json!({
+        "environment": env,
+        "quarter": quarter.to_string(),
+        "runs": runs.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        "excluded": excluded.iter().map(|r| &r.dir).collect::<Vec<_>>(),
+        "checks_failing_at_end": failing_at_end,
+        "generated_at": now,
+        "tool": {"name": "epic-audit", "version": env!("CARGO_PKG_VERSION")},
+    });
+    let envelope = signer.envelope_typed(&refs, PREDICATE_TYPE, predicate);
+    files.push((
+        ENVELOPE.into(),
+        serde_json::to_vec_pretty(&envelope).expect("envelope serialises"),
+    ));
+
+    let archive = pack(&root, &files, now).map_err(|e| ExportError::Io(format!("packing: {e}")))?;
+    crate::output::write_file_atomic(out, &archive).map_err(|e| ExportError::Io(e.to_string()))?;
+    Ok(Exported {
+        path: out.to_path_buf(),
+        runs,
+        excluded,
+        key_id: signer.key_id(),
+    })
+}
+
+/// (environment, started_at) as a run's manifest predicate claims them,
+/// read without verifying (only to decide whether the run is in scope).
+fn claimed_by_manifest(dir: &Path) -> Option<(String, DateTime<Utc>)> {
+    use base64::Engine;
+    let env: crate::sign::Envelope =
+        serde_json::from_slice(&std::fs::read(dir.join(ENVELOPE)).ok()?).ok()?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env.payload)
+        .ok()?;
+    let st: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    let p = &st["predicate"];
+    Some((
+        p["environment"].as_str()?.to_string(),
+        p["started_at"].as_str()?.parse().ok()?,
+    ))
+}
+
+/// The start time in a run directory name (`20261126T080000Z...`).
+fn started_from_name(name: &str) -> Option<DateTime<Utc>> {
+    let ts = name.get(..16)?;
+    chrono::NaiveDateTime::parse_from_str(ts, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+fn pack(root: &str, files: &[(String, Vec<u8>)], now: DateTime<Utc>) -> std::io::Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(now.timestamp().max(0) as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, format!("{root}/{name}"), data.as_slice())?;
+    }
+    tar.into_inner()?.finish()
+}
+
+/// Reads an export archive: (top directory, relative path -> contents).
+/// Anything but regular files and directories, or a path leaving the top
+/// directory, is an error.
+pub fn unpack(path: &Path) -> Result<(String, BTreeMap<String, Vec<u8>>), String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {}", path.display(), e.kind()))?;
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut root: Option<String> = None;
+    let mut files = BTreeMap::new();
+    for e in a
+        .entries()
+        .map_err(|e| format!("not a .tar.gz archive: {e}"))?
+    {
+        let mut e = e.map_err(|e| format!("corrupt archive: {e}"))?;
+        let p = e
+            .path()
+            .map_err(|e| format!("corrupt archive: {e}"))?
+            .to_string_lossy()
+            .to_string();
+        let kind = e.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(format!("{p}: not a regular file"));
+        }
+        let (top, rest) = p
+            .split_once('/')
+            .ok_or_else(|| format!("{p}: outside the top directory"))?;
+        if rest.is_empty() || rest.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(format!("{p}: not a plain relative path"));
+        }
+        match &root {
+            None => root = Some(top.to_string()),
+            Some(r) if r != top => return Err(format!("{p}: a second top directory")),
+            _ => {}
+        }
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).map_err(|e| format!("{p}: {e}"))?;
+        files.insert(rest.to_string(), data);
+    }
+    Ok((root.ok_or("empty archive")?, files))
+}
+
+/// The archive verified: its own envelope, then each run's.
+#[derive(Debug)]
+pub struct ArchiveVerified {
+    /// The archive's envelope.
+    pub outer: crate::sign::Verified,
+    /// Per run directory: Ok(predicate) or its problems.
+    pub runs: Vec<(String, Result<crate::sign::Verified, Vec<String>>)>,
+}
+
+/// Verifies an export archive against `key`: the archive manifest (every
+/// file, nothing missing or added), then each `runs/<dir>/` on its own.
+pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified, Vec<String>> {
+    let (_, files) = unpack(path).map_err(|e| vec![e])?;
+    let outer = crate::sign::verify_files(&files, key)?;
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    for name in files.keys() {
+        if let Some(rest) = name.strip_prefix("runs/") {
+            if let Some((d, _)) = rest.split_once('/') {
+                dirs.insert(d.to_string());
+            }
+        }
+    }
+    let runs = dirs
+        .into_iter()
+        .map(|d| {
+            let prefix = format!("runs/{d}/");
+            let sub: BTreeMap<String, Vec<u8>> = files
+                .iter()
+                .filter_map(|(n, v)| n.strip_prefix(&prefix).map(|r| (r.to_string(), v.clone())))
+                .collect();
+            (d, crate::sign::verify_files(&sub, key))
+        })
+        .collect();
+    Ok(ArchiveVerified { outer, runs })
+}
+
+/// Per check, its outcome in every run, in run order.
+pub fn history(reports: &[&Report]) -> Vec<CheckHistory> {
+    let mut order: Vec<String> = Vec::new();
+    for r in reports {
+        for c in &r.checks {
+            if !order.contains(&c.id) {
+                order.push(c.id.clone());
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|id| {
+            let mut h = CheckHistory {
+                id: id.clone(),
+                title: String::new(),
+                hipaa: Vec::new(),
+                outcomes: Vec::new(),
+                first_failure: None,
+                fixed: None,
+                last: "not run".into(),
+            };
+            let mut failing = false;
+            for r in reports {
+                match r.checks.iter().find(|c| c.id == id) {
+                    None => h.outcomes.push("not run".into()),
+                    Some(c) => {
+                        h.title = c.title.clone();
+                        h.hipaa = c.hipaa.clone();
+                        h.outcomes.push(c.outcome.to_string());
+                        h.last = c.outcome.to_string();
+                        if c.outcome == Outcome::Fail {
+                            if h.first_failure.is_none() {
+                                h.first_failure = Some((r.run_id.clone(), r.started_at));
+                            }
+                            failing = true;
+                            h.fixed = None;
+                        } else if failing && c.outcome != Outcome::Error {
+                            // An error decides nothing: not a fix.
+                            failing = false;
+                            h.fixed = Some((r.run_id.clone(), r.started_at));
+                        }
+                    }
+                }
+            }
+            h
+        })
+        .collect()
+}
+
+/// The waivers in force in any run, and the runs where they waived
+/// something.
+pub fn waiver_uses(reports: &[&Report]) -> Vec<WaiverUse> {
+    let mut out: Vec<WaiverUse> = Vec::new();
+    for r in reports {
+        for w in r.waivers.iter().filter(|w| w.status == "in force") {
+            let waived = r.checks.iter().any(|c| {
+                c.id.eq_ignore_ascii_case(&w.waiver.check)
+                    && c.subjects.iter().any(|s| {
+                        s.outcome == Outcome::Waived
+                            && w.waiver.subject.as_ref().is_none_or(|x| x == &s.subject)
+                    })
+            });
+            let i = match out.iter().position(|u| {
+                u.waiver.check == w.waiver.check
+                    && u.waiver.subject == w.waiver.subject
+                    && u.waiver.expires == w.waiver.expires
+            }) {
+                Some(i) => i,
+                None => {
+                    out.push(WaiverUse {
+                        waiver: w.waiver.clone(),
+                        in_force_in: Vec::new(),
+                        waived_in: Vec::new(),
+                    });
+                    out.len() - 1
+                }
+            };
+            out[i].in_force_in.push(r.run_id.clone());
+            if waived {
+                out[i].waived_in.push(r.run_id.clone());
+            }
+        }
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn day(t: &DateTime<Utc>) -> NaiveDate {
+    t.date_naive()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn index_html(
+    env: &str,
+    quarter: Quarter,
+    now: DateTime<Utc>,
+    runs: &[RunEntry],
+    excluded: &[RunEntry],
+    history: &[CheckHistory],
+    waivers: &[WaiverUse],
+) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>epic-audit {e} {quarter}</title>\
+<style>body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}}table{{border-collapse:collapse;margin:1em 0}}\
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}.pass{{background:#dfd}}.fail{{background:#fcc}}\
+.error{{background:#fec}}.warn{{background:#ffc}}.waived{{background:#def}}.skip,.notrun{{color:#888}}</style></head><body>\
+<h1>HIPAA evidence export: {e}, {quarter}</h1>\
+<p>{n} signed run(s) from {from} to {to} (UTC), each verified before export; generated {now}. \
+Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</code>.</p>",
+        e = esc(env),
+        n = runs.len(),
+        from = quarter.start().format("%Y-%m-%d"),
+        to = (quarter.end() - chrono::Duration::days(1)).format("%Y-%m-%d"),
+        now = now.format("%Y-%m-%d %H:%M:%SZ"),
+    );
+    o.push_str("<h2>Runs</h2><table><tr><th>run</th><th>started</th><th>verdict</th><th>exit</th><th>signature</th><th>report</th></tr>");
+    for r in runs {
+        let _ = write!(
+            o,
+            "<tr><td>{id}</td><td>{t}</td><td class=\"{v}\">{v}</td><td>{x}</td><td>{s}</td><td><a href=\"runs/{d}/report.html\">report.html</a></td></tr>",
+            id = esc(&r.run_id),
+            t = r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
+            v = esc(&r.verdict),
+            x = r.exit_code,
+            s = esc(&r.verification),
+            d = esc(&r.dir),
+        );
+    }
+    o.push_str("</table>");
+    if !excluded.is_empty() {
+        o.push_str("<h2>Excluded (did not verify)</h2><ul>");
+        for r in excluded {
+            let _ = write!(o, "<li>{}: {}</li>", esc(&r.dir), esc(&r.verification));
+        }
+        o.push_str("</ul>");
+    }
+    o.push_str("<h2>Control history</h2><table><tr><th>check</th><th>HIPAA</th>");
+    for r in runs {
+        let _ = write!(o, "<th>{}</th>", day(&r.started_at));
+    }
+    o.push_str("<th>first failure</th><th>fixed</th></tr>");
+    for h in history {
+        let _ = write!(
+            o,
+            "<tr><td title=\"{t}\">{id}</td><td>{hipaa}</td>",
+            t = esc(&h.title),
+            id = esc(&h.id),
+            hipaa = esc(&h.hipaa.join(", "))
+        );
+        for out in &h.outcomes {
+            let _ = write!(
+                o,
+                "<td class=\"{}\">{}</td>",
+                out.replace(' ', ""),
+                esc(out)
+            );
+        }
+        let when = |x: &Option<(String, DateTime<Utc>)>| {
+            x.as_ref()
+                .map(|(_, t)| day(t).to_string())
+                .unwrap_or_else(|| "—".into())
+        };
+        let _ = write!(
+            o,
+            "<td>{}</td><td>{}</td></tr>",
+            when(&h.first_failure),
+            when(&h.fixed)
+        );
+    }
+    o.push_str("</table><h2>Waivers in force during the quarter</h2>");
+    if waivers.is_empty() {
+        o.push_str("<p>None.</p>");
+    } else {
+        o.push_str("<table><tr><th>check</th><th>subject</th><th>reason</th><th>approver</th><th>expires</th><th>waived a failure in</th></tr>");
+        for w in waivers {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&w.waiver.check),
+                esc(w.waiver.subject.as_deref().unwrap_or("all subjects")),
+                esc(&w.waiver.reason),
+                esc(&w.waiver.approver),
+                w.waiver.expires,
+                esc(&w.waived_in.join(", "))
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// Today's quarter, for `--quarter` defaults and messages.
+pub fn quarter_of(t: DateTime<Utc>) -> Quarter {
+    Quarter {
+        year: t.year(),
+        q: (t.month() - 1) / 3 + 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarters_parse_and_bound_their_months() {
+        let q: Quarter = "2026-Q4".parse().unwrap();
+        assert_eq!(q.start().to_rfc3339(), "2026-10-01T00:00:00+00:00");
+        assert_eq!(q.end().to_rfc3339(), "2027-01-01T00:00:00+00:00");
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert!(q.contains(t("2026-10-01T00:00:00Z")));
+        assert!(q.contains(t("2026-12-31T23:59:59Z")));
+        assert!(!q.contains(t("2026-09-30T23:59:59Z")));
+        assert!(!q.contains(t("2027-01-01T00:00:00Z")));
+        let q1: Quarter = "2027-Q1".parse().unwrap();
+        assert_eq!(q1.end().to_rfc3339(), "2027-04-01T00:00:00+00:00");
+        for bad in ["2026-Q5", "2026-Q0", "2026Q4", "Q4-2026", "2026-Q"] {
+            assert!(bad.parse::<Quarter>().is_err(), "{bad}");
+        }
+        assert_eq!(quarter_of(t("2026-11-26T08:00:00Z")), q);
+    }
+}
