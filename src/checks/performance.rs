@@ -43,6 +43,10 @@ pub struct P99Params {
     /// Workload setting (see `probes::latency::LatencySettings`).
     #[serde(default)]
     pub write_every: Option<u64>,
+    /// Workload setting for benchmarks only (1 = closed loop, like
+    /// redis-benchmark; see `probes::latency::LatencySettings`).
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
 }
 
 fn min_samples() -> u64 {

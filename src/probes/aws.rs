@@ -932,6 +932,38 @@ mod tests {
     }
 
     #[test]
+    fn throttling_and_denied_calls_become_failures_naming_the_call() {
+        use aws_sdk_ec2::config::http::HttpResponse;
+        use aws_sdk_ec2::error::ErrorMetadata;
+        use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
+        let err = |code: &str, status: u16| {
+            SdkError::service_error(
+                DescribeInstancesError::generic(
+                    ErrorMetadata::builder()
+                        .code(code)
+                        .message("details from AWS")
+                        .build(),
+                ),
+                HttpResponse::new(
+                    status.try_into().unwrap(),
+                    aws_smithy_types::body::SdkBody::empty(),
+                ),
+            )
+        };
+        let f = api_failure("ec2:DescribeInstances", &err("RequestLimitExceeded", 503));
+        assert_eq!(f.kind, "throttled");
+        assert_eq!(
+            f.message,
+            "ec2:DescribeInstances failed: RequestLimitExceeded: details from AWS"
+        );
+        let f = api_failure("ec2:DescribeInstances", &err("ThrottlingException", 400));
+        assert_eq!(f.kind, "throttled");
+        let f = api_failure("ec2:DescribeInstances", &err("UnauthorizedOperation", 403));
+        assert_eq!(f.kind, "denied");
+        assert!(f.message.contains("UnauthorizedOperation"));
+    }
+
+    #[test]
     fn aws_managed_keys_are_told_apart_by_alias_not_only_key_manager() {
         let mut k = KmsKey {
             reference: "0b5f".into(),

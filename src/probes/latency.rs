@@ -58,6 +58,12 @@ pub struct LatencySettings {
     /// Every n-th operation is a write (HSET+EXPIRE), the others HGETALL;
     /// 2 alternates, 0 reads only.
     pub write_every: u64,
+    /// At most this many operations in flight on the connection; 0 (the
+    /// default) is a true open loop. 1 makes a closed loop (the next
+    /// operation waits for the previous answer), which is how
+    /// redis-benchmark measures: only the `raw` figures mean anything then,
+    /// and it exists to compare the client with redis-benchmark.
+    pub max_in_flight: u32,
 }
 
 impl Default for LatencySettings {
@@ -72,6 +78,7 @@ impl Default for LatencySettings {
             key_ttl_s: 60,
             masters: Vec::new(),
             write_every: 2,
+            max_in_flight: 0,
         }
     }
 }
@@ -453,7 +460,76 @@ struct Pending {
     parts: usize,
 }
 
-/// Set by the Ctrl-C path: tickers stop, so no write races the clean-up.
+/// A one-shot high-resolution timer (Linux timerfd) on the current
+/// runtime's reactor.
+struct Ticker {
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+impl Ticker {
+    fn new() -> std::io::Result<Ticker> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscall; the fd is owned below.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: `owned` is a valid, open timerfd that stays open (and the
+        // same file) for as long as the AsyncFd holds it.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(owned) }
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Ticker { fd })
+    }
+
+    /// Returns at `due` (at once when it has passed).
+    async fn wait_until(&self, due: std::time::Instant) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let Some(left) = due.checked_duration_since(std::time::Instant::now()) else {
+            return Ok(());
+        };
+        if left.is_zero() {
+            return Ok(());
+        }
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            },
+        };
+        let raw = self.fd.get_ref().as_raw_fd();
+        // SAFETY: valid fd and itimerspec; relative one-shot timer.
+        if unsafe { libc::timerfd_settime(raw, 0, &spec, std::ptr::null_mut()) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let mut expirations = [0u8; 8];
+            // SAFETY: reads 8 bytes into a local buffer.
+            let n = unsafe { libc::read(raw, expirations.as_mut_ptr().cast(), 8) };
+            if n == 8 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+            guard.clear_ready();
+        }
+    }
+}
+
+/// Set by the Ctrl-C path: the writers stop, so no write races the clean-up.
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
 /// Runs [`measure`] on a dedicated thread with its own single-threaded
@@ -670,32 +746,36 @@ async fn open_loop(
     let ttl = s.key_ttl_s.to_string();
     let write_every = s.write_every;
     // tokio's timers have 1 ms resolution: waking up to 1 ms late would be
-    // charged to the server. A ticker thread with minimal timer slack keeps
-    // the schedule to a few microseconds and wakes the writer per operation.
-    let (tick_tx, mut tick_rx) = mpsc::unbounded_channel::<u64>();
+    // charged to the server. A timerfd (kernel high-resolution timer) on
+    // this thread's own reactor keeps the schedule to microseconds without
+    // a second thread: a ticker thread handing each tick over cost a
+    // cross-thread wake-up per operation and, on a busy 2-core machine, a
+    // third runnable thread competing with the client and the server.
+    let ticker = Ticker::new().map_err(|e| ProbeFailure {
+        kind: "io".into(),
+        message: format!("cannot create the latency timer: {e}"),
+    })?;
     let total = schedule.total_ops;
-    std::thread::Builder::new()
-        .name("epic-audit-latency-ticker".into())
-        .spawn(move || {
-            // SAFETY: PR_SET_TIMERSLACK only changes this thread's sleep slack.
-            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-            for i in 0..total {
-                let due = start_std + schedule.intended(i);
-                let now = std::time::Instant::now();
-                if due > now {
-                    std::thread::sleep(due - now);
-                }
-                if CANCELLED.load(Ordering::SeqCst) || tick_tx.send(i).is_err() {
-                    break; // the run was cancelled
+    // In-flight limit (closed loop when 1): the reader returns a permit per
+    // answered operation.
+    let in_flight = (s.max_in_flight > 0)
+        .then(|| Arc::new(tokio::sync::Semaphore::new(s.max_in_flight as usize)));
+    let reader_permits = in_flight.clone();
+    let writer = async move {
+        for i in 0..total {
+            ticker
+                .wait_until(start_std + schedule.intended(i))
+                .await
+                .map_err(|e| format!("latency timer: {e}"))?;
+            if let Some(sem) = &in_flight {
+                match timeout_at(deadline, sem.acquire()).await {
+                    Ok(Ok(p)) => p.forget(),
+                    _ => break, // no answer before the deadline: stop sending
                 }
             }
-        })
-        .map_err(|e| ProbeFailure {
-            kind: "io".into(),
-            message: format!("cannot start the latency ticker thread: {e}"),
-        })?;
-    let writer = async move {
-        while let Some(i) = tick_rx.recv().await {
+            if CANCELLED.load(Ordering::SeqCst) {
+                break; // the run was cancelled: no write races the clean-up
+            }
             let intended = start + schedule.intended(i);
             let key = &keys[i as usize % keys.len()];
             let is_write = write_every > 0 && i % write_every == write_every - 1;
@@ -759,6 +839,9 @@ async fn open_loop(
                 }
             }
             let received = Instant::now();
+            if let Some(sem) = &reader_permits {
+                sem.add_permits(1);
+            }
             rec.record(
                 p.kind,
                 p.intended - start,
@@ -803,8 +886,13 @@ impl Probe for LatencyProbe {
                 .filter(|(a, _)| settings.masters.is_empty() || settings.masters.contains(a))
                 .filter_map(|(a, r)| NodeAddr::parse(a).ok().map(|a| (a, r.clone())))
                 .collect();
+            let lp = match settings.max_in_flight {
+                0 => "open loop".to_string(),
+                1 => "CLOSED loop (1 in flight: only the raw figures are meaningful)".to_string(),
+                n => format!("open loop limited to {n} in flight"),
+            };
             let method = format!(
-                "open loop, {} ops/s per master for {} ms after a {} ms warm-up (cap {} ops): HGETALL, with every {}th \
+                "{lp}, {} ops/s per master for {} ms after a {} ms warm-up (cap {} ops): HGETALL, with every {}th \
                  operation HSET+EXPIRE instead (0: none), on {} keys {KEY_PREFIX}{{tag}}:N (TTL {} s, deleted afterwards) as {}, on one dedicated TLS \
                  connection per master; latency from the intended send time (HdrHistogram, µs, 3 significant figures); \
                  INFO commandstats/latencystats as {} for the server side",
