@@ -526,7 +526,7 @@ fn verify_archive_cmd(path: &Path, key: &ed25519_dalek::VerifyingKey) -> Result<
         Ok(v) => {
             let bad = v.runs.iter().filter(|(_, r)| r.is_err()).count();
             println!(
-                "{}: archive {} · {} files signed by key {} ({} {}, {} runs)",
+                "{}: archive {} · {} files signed by key {} ({} {}, {} run(s))",
                 if bad == 0 { "VALID" } else { "INVALID" },
                 path.display(),
                 v.outer.files.len(),
