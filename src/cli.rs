@@ -261,6 +261,11 @@ pub struct UsageError(pub String);
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
+    // Output piped into `head` and the like: stop quietly when the reader
+    // goes away (the Unix default), instead of panicking on a broken pipe.
+    // SAFETY: restores the default disposition of one signal at start-up,
+    // before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     crate::install_crypto_provider();
     // Bad arguments exit 3 (usage), not clap's 2, which means `error` here.
     let cli = match Cli::try_parse() {
