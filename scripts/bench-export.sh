@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Time and size of a quarterly export: one signed run per day of 2026-Q4
-# (92 runs, judged offline by `evaluate` from the recorded lab evidence with
-# its timestamps moved), then `export` and `verify` of the archive.
-# No network at all. Usage: scripts/bench-export.sh [RUNS]  (default 92)
+# Time and size of a quarterly export: RUNS signed runs spread evenly over
+# 2026-Q4 (default 92, one a day; judged offline by `evaluate` from the
+# recorded lab evidence with its timestamps moved), then `export` and
+# `verify` of the archive. No network at all.
+# Usage: scripts/bench-export.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-92}
@@ -16,8 +17,9 @@ import json, sys, datetime
 work, n = sys.argv[1], int(sys.argv[2])
 ev = json.load(open("fixtures/evidence/lab-good.json"))
 t0 = datetime.datetime(2026, 10, 1, 6, 0, tzinfo=datetime.timezone.utc)
+step = 92 * 86400 // n
 for d in range(n):
-    t = t0 + datetime.timedelta(days=d)
+    t = t0 + datetime.timedelta(seconds=d * step)
     e = dict(ev)
     e["started_at"] = t.strftime("%Y-%m-%dT%H:%M:%SZ")
     e["finished_at"] = (t + datetime.timedelta(seconds=7)).strftime("%Y-%m-%dT%H:%M:%SZ")

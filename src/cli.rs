@@ -520,13 +520,6 @@ fn export_cmd(
 }
 
 fn verify_archive_cmd(path: &Path, key: &ed25519_dalek::VerifyingKey) -> Result<u8> {
-    if let Err(e) = crate::export::unpack(path) {
-        return Err(UsageError(format!(
-            "{} is neither a run directory nor a readable export archive: {e}",
-            path.display()
-        ))
-        .into());
-    }
     match crate::export::verify_archive(path, key) {
         Ok(v) => {
             let bad = v.runs.iter().filter(|(_, r)| r.is_err()).count();
@@ -557,7 +550,12 @@ fn verify_archive_cmd(path: &Path, key: &ed25519_dalek::VerifyingKey) -> Result<
             }
             Ok(if bad == 0 { 0 } else { 1 })
         }
-        Err(problems) => {
+        Err(crate::export::ArchiveError::Unreadable(e)) => Err(UsageError(format!(
+            "{} is neither a run directory nor a readable export archive: {e}",
+            path.display()
+        ))
+        .into()),
+        Err(crate::export::ArchiveError::Invalid(problems)) => {
             println!("INVALID: {}", path.display());
             for p in problems {
                 println!("  {p}");

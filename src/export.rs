@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::checks::Outcome;
 use crate::report::Report;
@@ -223,9 +224,16 @@ pub fn export(
         if name.starts_with('.') || !dir.is_dir() {
             continue;
         }
-        let report = std::fs::read_to_string(dir.join("report.json"))
+        let mut report = std::fs::read_to_string(dir.join("report.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<Report>(&t).ok());
+        // The history needs outcomes, and waived subjects for the waivers:
+        // keep only those, so a quarter of thousands of runs stays small.
+        if let Some(r) = report.as_mut() {
+            for c in r.checks.iter_mut() {
+                c.subjects.retain(|s| s.outcome == Outcome::Waived);
+            }
+        }
         // When it ran: from its report, else from its (still unverified)
         // manifest, else from a run-id directory name. A damaged run in the
         // quarter must be reported, never silently left out.
@@ -288,7 +296,9 @@ pub fn export(
     let waivers = waiver_uses(&reports);
     let root = format!("epic-audit-{env}-{quarter}");
 
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    // Run files are hashed now and streamed into the archive later (never
+    // all in memory); the generated files are small.
+    let mut run_files: Vec<(String, PathBuf, String)> = Vec::new();
     for (entry, _, dir) in &ok {
         let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| ExportError::Io(format!("{}: {}", dir.display(), e.kind())))?
@@ -298,16 +308,17 @@ pub fn export(
             .collect();
         names.sort();
         for p in names {
-            let data = std::fs::read(&p)
+            let digest = sha256_file(&p)
                 .map_err(|e| ExportError::Io(format!("{}: {}", p.display(), e.kind())))?;
             let name = p
                 .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            files.push((format!("runs/{}/{name}", entry.dir), data));
+            run_files.push((format!("runs/{}/{name}", entry.dir), p, digest));
         }
     }
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let meta = serde_json::json!({
         "environment": env,
         "quarter": quarter.to_string(),
@@ -332,7 +343,15 @@ pub fn export(
         "index.html".into(),
         index_html(env, quarter, now, &runs, &excluded, &history, &waivers).into_bytes(),
     ));
-    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    let digests: Vec<(String, String)> = run_files
+        .iter()
+        .map(|(n, _, d)| (n.clone(), d.clone()))
+        .chain(
+            files
+                .iter()
+                .map(|(n, d)| (n.clone(), hex::encode(Sha256::digest(d)))),
+        )
+        .collect();
     let failing_at_end = history.iter().filter(|h| h.last == "fail").count();
     let predicate = serde_json::json!({
         "environment": env,
@@ -343,14 +362,13 @@ pub fn export(
         "generated_at": now,
         "tool": {"name": "epic-audit", "version": env!("CARGO_PKG_VERSION")},
     });
-    let envelope = signer.envelope_typed(&refs, PREDICATE_TYPE, predicate);
+    let envelope = signer.envelope_for_digests(&digests, PREDICATE_TYPE, predicate);
     files.push((
         ENVELOPE.into(),
         serde_json::to_vec_pretty(&envelope).expect("envelope serialises"),
     ));
 
-    let archive = pack(&root, &files, now).map_err(|e| ExportError::Io(format!("packing: {e}")))?;
-    crate::output::write_file_atomic(out, &archive).map_err(|e| ExportError::Io(e.to_string()))?;
+    pack(&root, &run_files, &files, out, now)?;
     Ok(Exported {
         path: out.to_path_buf(),
         runs,
@@ -384,18 +402,102 @@ fn started_from_name(name: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-fn pack(root: &str, files: &[(String, Vec<u8>)], now: DateTime<Utc>) -> std::io::Result<Vec<u8>> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    for (name, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(now.timestamp().max(0) as u64);
-        h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, format!("{root}/{name}"), data.as_slice())?;
+/// SHA-256 of a file, read in chunks.
+fn sha256_file(p: &Path) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(p)?, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    h: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.h.update(&buf[..n]);
+        Ok(n)
     }
-    tar.into_inner()?.finish()
+}
+
+/// Writes the archive next to `out` and moves it into place only when it
+/// is complete and synced; never replaces an existing file. Run files are
+/// streamed from disk and hashed again on the way in: a file that changed
+/// since it was signed into the manifest aborts the export.
+fn pack(
+    root: &str,
+    run_files: &[(String, PathBuf, String)],
+    files: &[(String, Vec<u8>)],
+    out: &Path,
+    now: DateTime<Utc>,
+) -> Result<(), ExportError> {
+    let io = |what: &str, e: std::io::Error| ExportError::Io(format!("{what}: {e}"));
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir.display().to_string(), e))?;
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let result = (|| -> Result<(), ExportError> {
+        let file = std::fs::File::create(&tmp).map_err(|e| io(&tmp.display().to_string(), e))?;
+        let gz = flate2::write::GzEncoder::new(
+            std::io::BufWriter::new(file),
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let header = |len: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(len);
+            h.set_mode(0o644);
+            h.set_mtime(now.timestamp().max(0) as u64);
+            h.set_entry_type(tar::EntryType::Regular);
+            h
+        };
+        for (name, src, digest) in run_files {
+            let f = std::fs::File::open(src).map_err(|e| io(&src.display().to_string(), e))?;
+            let len = f
+                .metadata()
+                .map_err(|e| io(&src.display().to_string(), e))?
+                .len();
+            let mut r = Hashing {
+                inner: f,
+                h: Sha256::new(),
+            };
+            tar.append_data(&mut header(len), format!("{root}/{name}"), &mut r)
+                .map_err(|e| io(name, e))?;
+            if hex::encode(r.h.finalize()) != *digest {
+                return Err(ExportError::Io(format!(
+                    "{} changed while it was being exported; run the export again",
+                    src.display()
+                )));
+            }
+        }
+        for (name, data) in files {
+            tar.append_data(
+                &mut header(data.len() as u64),
+                format!("{root}/{name}"),
+                data.as_slice(),
+            )
+            .map_err(|e| io(name, e))?;
+        }
+        let w = tar
+            .into_inner()
+            .and_then(|gz| gz.finish())
+            .map_err(|e| io("finishing the archive", e))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| io("finishing the archive", e.into_error()))?;
+        f.sync_all().map_err(|e| io("syncing the archive", e))?;
+        // A hard link never replaces an existing file (unlike rename).
+        std::fs::hard_link(&tmp, out).map_err(|e| io(&out.display().to_string(), e))?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 /// Reads an export archive: (top directory, relative path -> contents).
@@ -450,28 +552,133 @@ pub struct ArchiveVerified {
     pub runs: Vec<(String, Result<crate::sign::Verified, Vec<String>>)>,
 }
 
-/// Verifies an export archive against `key`: the archive manifest (every
-/// file, nothing missing or added), then each `runs/<dir>/` on its own.
-pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified, Vec<String>> {
-    let (_, files) = unpack(path).map_err(|e| vec![e])?;
-    let outer = crate::sign::verify_files(&files, key)?;
-    let mut dirs: BTreeSet<String> = BTreeSet::new();
-    for name in files.keys() {
-        if let Some(rest) = name.strip_prefix("runs/") {
-            if let Some((d, _)) = rest.split_once('/') {
-                dirs.insert(d.to_string());
+/// Why an archive did not verify.
+#[derive(Debug)]
+pub enum ArchiveError {
+    /// Not a readable archive at all (usage problem).
+    Unreadable(String),
+    /// Read, but tampered, incomplete or signed by another key.
+    Invalid(Vec<String>),
+}
+
+/// Verifies an export archive against `key`, streaming: every file is
+/// hashed as it is read (only the manifests are kept), then the archive
+/// manifest is checked (every file, nothing missing or added), then each
+/// `runs/<dir>/` against its own manifest.
+pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified, ArchiveError> {
+    let f = std::fs::File::open(path)
+        .map_err(|e| ArchiveError::Unreadable(format!("{}: {}", path.display(), e.kind())))?;
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)));
+    let mut root: Option<String> = None;
+    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    let mut manifests: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut read_any = false;
+    let entries = a
+        .entries()
+        .map_err(|e| ArchiveError::Unreadable(format!("not a .tar.gz archive: {e}")))?;
+    for e in entries {
+        let mut e = match e {
+            Ok(e) => e,
+            Err(err) if !read_any => {
+                return Err(ArchiveError::Unreadable(format!(
+                    "not a .tar.gz archive: {err}"
+                )))
+            }
+            Err(err) => {
+                problems.push(format!(
+                    "the archive is corrupt after {} files: {err}",
+                    digests.len()
+                ));
+                break;
+            }
+        };
+        read_any = true;
+        let p = match e.path() {
+            Ok(p) => p.to_string_lossy().to_string(),
+            Err(err) => {
+                problems.push(format!("an entry with an unreadable path: {err}"));
+                continue;
+            }
+        };
+        let kind = e.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            problems.push(format!("{p}: not a regular file"));
+            continue;
+        }
+        let Some((top, rest)) = p.split_once('/') else {
+            problems.push(format!("{p}: outside the top directory"));
+            continue;
+        };
+        if rest.is_empty() || rest.split('/').any(|c| c == ".." || c.is_empty()) {
+            problems.push(format!("{p}: not a plain relative path"));
+            continue;
+        }
+        match &root {
+            None => root = Some(top.to_string()),
+            Some(r) if r != top => {
+                problems.push(format!("{p}: a second top directory"));
+                continue;
+            }
+            _ => {}
+        }
+        let keep = rest == ENVELOPE
+            || (rest.starts_with("runs/") && rest.ends_with(&format!("/{ENVELOPE}")));
+        let mut h = Sha256::new();
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match std::io::Read::read(&mut e, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                    if keep && kept.len() < 16 * 1024 * 1024 {
+                        kept.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(err) => {
+                    problems.push(format!("{rest}: unreadable: {err}"));
+                    break;
+                }
             }
         }
+        if keep {
+            manifests.insert(rest.to_string(), kept);
+        }
+        digests.insert(rest.to_string(), hex::encode(h.finalize()));
     }
+    if !problems.is_empty() {
+        return Err(ArchiveError::Invalid(problems));
+    }
+    let Some(outer_env) = manifests.get(ENVELOPE) else {
+        return Err(ArchiveError::Invalid(vec![format!("{ENVELOPE}: missing")]));
+    };
+    let mut files = digests.clone();
+    files.remove(ENVELOPE);
+    let outer =
+        crate::sign::verify_digests(outer_env, &files, key).map_err(ArchiveError::Invalid)?;
+    let dirs: BTreeSet<String> = digests
+        .keys()
+        .filter_map(|n| n.strip_prefix("runs/"))
+        .filter_map(|n| n.split_once('/').map(|(d, _)| d.to_string()))
+        .collect();
     let runs = dirs
         .into_iter()
         .map(|d| {
             let prefix = format!("runs/{d}/");
-            let sub: BTreeMap<String, Vec<u8>> = files
+            let sub: BTreeMap<String, String> = digests
                 .iter()
                 .filter_map(|(n, v)| n.strip_prefix(&prefix).map(|r| (r.to_string(), v.clone())))
+                .filter(|(n, _)| n != ENVELOPE)
                 .collect();
-            (d, crate::sign::verify_files(&sub, key))
+            let r = match manifests.get(&format!("{prefix}{ENVELOPE}")) {
+                Some(env) => crate::sign::verify_digests(env, &sub, key),
+                None => Err(vec![format!("{ENVELOPE}: missing (not a signed run)")]),
+            };
+            (d, r)
         })
         .collect();
     Ok(ArchiveVerified { outer, runs })

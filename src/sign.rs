@@ -122,9 +122,24 @@ impl RunSigner {
         predicate_type: &str,
         predicate: serde_json::Value,
     ) -> Envelope {
-        let subject: Vec<serde_json::Value> = files
+        let digests: Vec<(String, String)> = files
             .iter()
-            .map(|(name, data)| serde_json::json!({"name": name, "digest": {"sha256": hex::encode(Sha256::digest(data))}}))
+            .map(|(name, data)| (name.to_string(), hex::encode(Sha256::digest(data))))
+            .collect();
+        self.envelope_for_digests(&digests, predicate_type, predicate)
+    }
+
+    /// The envelope for files given as (name, SHA-256 hex), so large files
+    /// can be hashed while streaming.
+    pub fn envelope_for_digests(
+        &self,
+        digests: &[(String, String)],
+        predicate_type: &str,
+        predicate: serde_json::Value,
+    ) -> Envelope {
+        let subject: Vec<serde_json::Value> = digests
+            .iter()
+            .map(|(name, d)| serde_json::json!({"name": name, "digest": {"sha256": d}}))
             .collect();
         let statement = serde_json::json!({
             "_type": STATEMENT_TYPE,
@@ -247,6 +262,23 @@ pub fn verify_files(
     let text = files
         .get(ENVELOPE)
         .ok_or_else(|| vec![format!("{ENVELOPE}: missing")])?;
+    let digests: BTreeMap<String, String> = files
+        .iter()
+        .filter(|(n, _)| n.as_str() != ENVELOPE)
+        .map(|(n, d)| (n.clone(), hex::encode(Sha256::digest(d))))
+        .collect();
+    verify_digests(text, &digests, key)
+}
+
+/// The verification core: `envelope` (the bytes of [`ENVELOPE`]) against
+/// the files present, given as relative path -> SHA-256 hex (the envelope
+/// itself excluded). Names a bad signature, every modified or missing
+/// file, and every file the manifest does not list.
+pub fn verify_digests(
+    text: &[u8],
+    files: &BTreeMap<String, String>,
+    key: &VerifyingKey,
+) -> Result<Verified, Vec<String>> {
     let env: Envelope = serde_json::from_slice(text)
         .map_err(|e| vec![format!("{ENVELOPE}: not a DSSE envelope: {e}")])?;
     if env.payload_type != PAYLOAD_TYPE {
@@ -294,8 +326,7 @@ pub fn verify_files(
         named.insert(name.to_string());
         match files.get(name) {
             None => problems.push(format!("{name}: missing (listed in the manifest)")),
-            Some(data) => {
-                let got = hex::encode(Sha256::digest(data));
+            Some(got) => {
                 if got != want {
                     problems.push(format!(
                         "{name}: modified (sha256 {got}, manifest says {want})"

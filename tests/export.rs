@@ -287,6 +287,27 @@ fn tampering_with_the_archive_is_caught_and_named() {
         serde_json::to_vec(&forged).unwrap(),
     );
     case("swapped", &swapped, "no valid signature by key");
+
+    // A flipped byte in the compressed archive itself.
+    let mut raw = std::fs::read(&archive).unwrap();
+    let i = raw.len() / 2;
+    raw[i] ^= 0x40;
+    let corrupt = s.path().join("corrupt.tar.gz");
+    std::fs::write(&corrupt, raw).unwrap();
+    let v = verify(&s, &corrupt);
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(v.stdout.starts_with("INVALID"), "{}", v.stdout);
+    // Not an archive at all: a usage problem.
+    let text = s.path().join("notes.txt");
+    std::fs::write(&text, "hello").unwrap();
+    let v = verify(&s, &text);
+    assert_eq!(v.code, 3, "{}{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr
+            .contains("neither a run directory nor a readable export archive"),
+        "{}",
+        v.stderr
+    );
 }
 
 #[test]
