@@ -88,7 +88,8 @@ pub fn lab_settings(port: u16, node_ips: &[String]) -> AwsSettings {
 }
 
 /// The `moto_server` to run: `$EPIC_AUDIT_MOTO_SERVER`, else the project's
-/// venv (`.venv/bin/moto_server` under the current directory), else PATH.
+/// venv (`.venv/bin/moto_server` in the current directory or above the
+/// running binary, e.g. a checkout's `target/release/`), else PATH.
 pub fn find_moto() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("EPIC_AUDIT_MOTO_SERVER") {
         return Some(PathBuf::from(p));
@@ -96,6 +97,16 @@ pub fn find_moto() -> Option<PathBuf> {
     let venv = Path::new(".venv/bin/moto_server");
     if venv.is_file() {
         return std::fs::canonicalize(venv).ok();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(p) = exe
+            .ancestors()
+            .skip(1)
+            .map(|d| d.join(venv))
+            .find(|p| p.is_file())
+        {
+            return Some(p);
+        }
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
