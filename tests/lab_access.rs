@@ -282,6 +282,24 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     );
     on_nodes(&t, &[0], &["ACL", "LOG", "RESET"]).await;
 
+    // admin_user loses FLUSHALL and CONFIG (emergency access crippled).
+    on_nodes(
+        &t,
+        &ALL,
+        &["ACL", "SETUSER", "admin_user", "-flushall", "-config|set"],
+    )
+    .await;
+    let (code, rep, bad) = audit_area(&t, "access", "admin-restricted");
+    assert_eq!(bad, fails(&["ACC-007"]), "{rep:#}");
+    assert_eq!(code, 1);
+    let f = failing_subjects(&rep, "ACC-007");
+    assert_eq!(f.len(), 6, "every node: {f:?}");
+    assert!(
+        f[0].1.contains("denied 2 command(s)") && f[0].1.contains("config|set, flushall"),
+        "{f:?}"
+    );
+    revert().await;
+
     // Back to the good lab, and still nothing in the keyspace changed.
     let (code, rep, bad) = audit_area(&t, "access", "good-again");
     assert_eq!(bad, vec![], "{rep:#}");

@@ -152,6 +152,10 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     assert_eq!(bad_checks, fails(&["TLS-007"]), "{rep:#}");
     restore_cert(&t, &mut keeper).await;
 
+    // No live SHA-1 variant (TLS-003): Debian's OpenSSL 3 makes redis-server
+    // refuse the certificate ("Unable to update TLS configuration"), so
+    // TLS-003 is proven from recorded evidence (transport_from_fixtures).
+
     // Client certificates no longer required: only TLS-011.
     on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-auth-clients", "no"]).await;
     let (_, rep, bad_checks) = audit_area(&t, "transport", "no-client-certs");

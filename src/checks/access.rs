@@ -377,6 +377,22 @@ pub struct Permissions {
     /// Commands that must be denied whatever their category (e.g. `eval`).
     #[serde(default)]
     pub deny_commands: Vec<String>,
+    /// Outcome when a command of `allow_categories` is denied: `warn`
+    /// (default: the user is merely narrower than allowed) or `fail` (the
+    /// access is the point, e.g. the emergency admin).
+    #[serde(default)]
+    pub missing_allowed: MissingAllowed,
+}
+
+/// Outcome of a denied positive control.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingAllowed {
+    /// A warning.
+    #[default]
+    Warn,
+    /// A failure.
+    Fail,
 }
 
 fn all_keys() -> Vec<String> {
@@ -532,7 +548,10 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
         if !controls.is_empty() {
             return SubjectFinding::new(
                 subject,
-                Outcome::Warn,
+                match p.missing_allowed {
+                    MissingAllowed::Warn => Outcome::Warn,
+                    MissingAllowed::Fail => Outcome::Fail,
+                },
                 observed,
                 expected.clone(),
                 format!(
