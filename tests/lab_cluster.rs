@@ -164,7 +164,7 @@ async fn slot_range_deleted_on_every_node_fails_coverage_naming_the_range() {
 }
 
 #[tokio::test]
-async fn a_migrating_slot_fails_the_open_slots_check_only() {
+async fn a_migrating_slot_fails_open_slots_only_and_a_moved_slot_fails_topology_only() {
     let t = start_lab().await;
     let mut n2 = t.lab.admin(1).await.unwrap();
     let Frame::BulkString(target) = n2.cmd_str(&["CLUSTER", "MYID"]).await.unwrap() else {
@@ -214,6 +214,85 @@ async fn a_migrating_slot_fails_the_open_slots_check_only() {
             subjects(&rep, id)
         );
     }
+
+    // Topology drift: slot 5461 (empty) moved from master 2 to master 1 on
+    // every node. Coverage, agreement, open slots and state stay good; only
+    // the documented topology (CLU-006) fails.
+    n1.cmd_str(&["CLUSTER", "SETSLOT", "42", "STABLE"])
+        .await
+        .unwrap();
+    let keys = n2
+        .cmd_str(&["CLUSTER", "COUNTKEYSINSLOT", "5461"])
+        .await
+        .unwrap();
+    assert!(matches!(keys, Frame::Integer(0)), "{keys:?}");
+    let Frame::BulkString(id1) = n1.cmd_str(&["CLUSTER", "MYID"]).await.unwrap() else {
+        panic!()
+    };
+    let id1 = String::from_utf8(id1).unwrap();
+    // SETSLOT is for masters (destination first); a new config epoch on
+    // the new owner carries the change to the replicas by gossip.
+    for i in [0, 1, 2] {
+        let mut c = t.lab.admin(i).await.unwrap();
+        c.cmd_str(&["CLUSTER", "SETSLOT", "5461", "NODE", &id1])
+            .await
+            .unwrap();
+    }
+    n1.cmd_str(&["CLUSTER", "BUMPEPOCH"]).await.unwrap();
+    // Every node's view converges (bounded wait, not a timing assertion).
+    for _ in 0..100 {
+        let mut agreed = true;
+        for i in 0..6 {
+            let mut c = t.lab.admin(i).await.unwrap();
+            let nodes = c.cmd_str(&["CLUSTER", "NODES"]).await.unwrap();
+            let text = epic_audit::resp::as_text(&nodes).unwrap_or_default();
+            agreed &= text
+                .lines()
+                .any(|l| l.starts_with(&id1) && l.contains(" 0-5461"));
+        }
+        if agreed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let out = t.out("moved");
+    let r = epic_audit(
+        &[
+            "run",
+            "--env",
+            "t",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--only",
+            "cluster",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        t.tmp.path(),
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let rep = report(&out);
+    let not_good: Vec<(String, String)> = rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "pass" && c["outcome"] != "skip")
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().into(),
+                c["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(not_good, common::fails(&["CLU-006"]), "{rep:#}");
+    let f = failing_subjects(&rep, "CLU-006");
+    assert!(
+        f.iter()
+            .any(|(s, m)| s == "slots 0-5460" && m.contains("also serves 5461"))
+            && f.iter()
+                .any(|(s, m)| s == "slots 5461-10922" && m.contains("serves 5462-10922")),
+        "the moved range is named: {f:?}"
+    );
 }
 
 #[tokio::test]
