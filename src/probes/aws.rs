@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -329,15 +329,27 @@ fn discovery_label(s: &AwsSettings) -> String {
 /// The SDK configuration for an environment: region, profile, endpoint,
 /// credentials, timeouts and retries. Shared with the lab's seeding code.
 pub async fn sdk_config(s: &AwsSettings, t: &Timeouts) -> aws_config::SdkConfig {
+    // Three attempts with jittered exponential backoff from 250 ms (at most
+    // 250 + 500 ms in all). The operation timeout leaves room for every
+    // attempt plus that backoff, so an endpoint that refuses connections is
+    // reported as such (`connect`) and only a silent one as `timeout`.
+    let backoff = Duration::from_millis(250);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(t.connect())
                 .operation_attempt_timeout(t.command())
-                .operation_timeout(t.command() * 3 + t.connect())
+                .operation_timeout(
+                    t.command() * 3 + t.connect() + backoff * 3 + Duration::from_secs(1),
+                )
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(3));
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(backoff)
+                .with_max_backoff(Duration::from_secs(2)),
+        );
     if let Some(r) = &s.region {
         loader = loader.region(Region::new(r.clone()));
     }
