@@ -447,6 +447,19 @@ fn stop_nodes(nodes: &[LabNode], own_children: bool) -> Vec<u32> {
     ours.iter().map(|n| n.pid).collect()
 }
 
+/// Makes the kernel kill the spawned process when the thread that spawns
+/// it exits (test labs must not outlive their test).
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork
+    // and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// True when `pid` no longer runs (no such process, or a zombie).
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -630,14 +643,7 @@ impl Lab {
                 .stderr(Stdio::null())
                 .process_group(0);
             if self.spec.die_with_parent {
-                // SAFETY: prctl is async-signal-safe; nothing else runs
-                // between fork and exec.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
+                die_with_parent(&mut cmd);
             }
             let child = cmd.spawn().map_err(io(redis))?;
             self.state.nodes.push(LabNode {
@@ -714,13 +720,7 @@ impl Lab {
             .stderr(log)
             .process_group(0);
         if self.spec.die_with_parent {
-            // SAFETY: prctl is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
+            die_with_parent(&mut cmd);
         }
         let child = cmd.spawn().map_err(io(moto))?;
         let pid = child.id();
@@ -824,13 +824,7 @@ impl Lab {
                 .stderr(log)
                 .process_group(0);
             if self.spec.die_with_parent {
-                // SAFETY: prctl is async-signal-safe.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
+                die_with_parent(&mut cmd);
             }
             let child = cmd.spawn().map_err(io(&bin))?;
             self.state.exporters.push(LabService {
