@@ -82,6 +82,20 @@ async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
             "shares us-east-1b with master",
         ),
     ];
+    // Encryption by default off: ENC-006 warns (today's volumes are all
+    // encrypted, so it is not a failure) and nothing else moves.
+    t.lab.reseed(AwsDefect::EbsDefaultOff).await.unwrap();
+    let (code, rep, not_passing) = audit_area(&t, AWS_CHECKS, "ebs-default-off");
+    assert_eq!(
+        not_passing,
+        vec![("ENC-006".to_string(), "warn".to_string())],
+        "{rep:#}"
+    );
+    assert_eq!(code, 0);
+    assert!(failing_subjects(&rep, "ENC-006")[0]
+        .1
+        .contains("encryption by default off"));
+
     for (defect, id, subject, message) in cases {
         let seeded = t.lab.reseed(defect).await.unwrap();
         let name = format!("{defect:?}");

@@ -63,6 +63,8 @@ pub enum AwsDefect {
     RotationOff,
     /// The customer-managed key disabled.
     KeyDisabled,
+    /// Account-level EBS encryption by default left off.
+    EbsDefaultOff,
     /// The third instance's subnet (and so the instance) in the second
     /// instance's AZ: two masters in one AZ.
     MastersInOneAz,
@@ -244,10 +246,12 @@ pub async fn seed(s: &AwsSettings, defect: AwsDefect) -> Result<Seeded, String> 
             .await
             .map_err(failed("kms:EnableKeyRotation"))?;
     }
-    ec2.enable_ebs_encryption_by_default()
-        .send()
-        .await
-        .map_err(failed("ec2:EnableEbsEncryptionByDefault"))?;
+    if defect != AwsDefect::EbsDefaultOff {
+        ec2.enable_ebs_encryption_by_default()
+            .send()
+            .await
+            .map_err(failed("ec2:EnableEbsEncryptionByDefault"))?;
+    }
 
     let vpc = ec2
         .create_vpc()
