@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export EPIC_AUDIT_MOTO_SERVER="${EPIC_AUDIT_MOTO_SERVER:-$PWD/.venv/bin/moto_server}"
-cargo build --release --locked
+cargo build --release --locked --workspace
 bin=target/release/epic-audit
-if ! "$bin" lab status >/dev/null 2>&1; then
-  "$bin" lab down >/dev/null 2>&1 || true
-  "$bin" lab up
+labbin=target/release/epic-audit-lab
+if ! "$labbin" status >/dev/null 2>&1; then
+  "$labbin" down >/dev/null 2>&1 || true
+  "$labbin" up
 fi
 set +e
 "$bin" run --env local
@@ -18,6 +19,6 @@ set -e
 run_dir=$(ls -d reports/local/*/ 2>/dev/null | sort | tail -1)
 lab_dir=${EPIC_AUDIT_LAB_DIR:-${TMPDIR:-/tmp}/epic-audit-lab}
 echo
-echo "exit code $code (0 pass, 1 fail, 2 error). The lab keeps running: '$bin lab down' stops it."
+echo "exit code $code (0 pass, 1 fail, 2 error). The lab keeps running: '$labbin down' stops it."
 echo "signed report: ${run_dir%/} (verify: $bin verify ${run_dir%/} --pubkey $lab_dir/signing/epic-audit-signing.pub)"
 exit "$code"

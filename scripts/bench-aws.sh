@@ -10,7 +10,7 @@ set -euo pipefail
 runs=${1:-10}
 source "$(dirname "$0")/bench-common.sh"
 bench_setup
-"$bin" lab up --port "$port" >/dev/null
+"$labbin" up --port "$port" >/dev/null
 bench_config
 checks=network,encryption,CLU-008,CLU-009,CLU-010
 

@@ -1,22 +1,23 @@
 # Sourced by scripts/bench-*.sh. Installs what is missing, builds the release
 # binary, and prepares a throw-away lab on loopback (127.0.1.1-6, port
 # $PORT, default 6479) that is stopped and removed on exit.
-#   bench_setup          sets port, bin, work, lab (= $EPIC_AUDIT_LAB_DIR)
+#   bench_setup          sets port, bin, labbin, work, lab (= $EPIC_AUDIT_LAB_DIR)
 #   bench_config         writes $work/epic-audit.toml: environment `bench`
 #                        with every lab user, the exporter port, the lab's
 #                        signing key and its EC2/KMS emulator
-# Start the lab yourself ("$bin" lab up --port "$port") to time it.
+# Start the lab yourself ("$labbin" up --port "$port") to time it.
 bench_setup() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   port=${PORT:-6479}
   bash scripts/setup.sh /usr/bin/time:time
   export EPIC_AUDIT_MOTO_SERVER="${EPIC_AUDIT_MOTO_SERVER:-$PWD/.venv/bin/moto_server}"
-  cargo build --release --locked -q
+  cargo build --release --locked -q --workspace
   bin=$PWD/target/release/epic-audit
+  labbin=$PWD/target/release/epic-audit-lab
   work=$(mktemp -d)
   export EPIC_AUDIT_LAB_DIR=$work/lab
   lab=$EPIC_AUDIT_LAB_DIR
-  trap '"$bin" lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+  trap '"$labbin" down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 }
 
 bench_config() {

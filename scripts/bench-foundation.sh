@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures wall time and peak RSS of `epic-audit lab up` and of
+# Measures wall time and peak RSS of `epic-audit-lab up` and of
 # `epic-audit run` against that lab (lab already up), with /usr/bin/time -v,
 # and the ACL DRYRUN calls and wall time of the access probe alone.
 # Loopback only: a throw-away lab in a temp dir on 127.0.1.1-6, port $PORT.
@@ -18,7 +18,7 @@ measure() { # label, command...
   printf '%-28s wall %-9s peak RSS %6s KiB\n' "$label" "$wall" "$rss"
 }
 
-measure "lab up" "$bin" lab up --port "$port"
+measure "lab up" "$labbin" up --port "$port"
 bench_config
 for i in $(seq 1 "$runs"); do
   measure "run, all checks #$i" "$bin" run --env bench --config "$work/epic-audit.toml" --out "$work/run-$i"

@@ -9,7 +9,7 @@
 set -euo pipefail
 source "$(dirname "$0")/bench-common.sh"
 bench_setup
-"$bin" lab up --port "$port" >/dev/null
+"$labbin" up --port "$port" >/dev/null
 bench_config
 tlsargs=(--tls --cacert "$lab/pki/ca.crt" --cert "$lab/pki/client.crt" --key "$lab/pki/client.key")
 cli() { redis-cli "${tlsargs[@]}" -h 127.0.1.1 -p "$port" --user admin_user --pass "$(cat "$lab/secrets/admin_user.pass")" --no-auth-warning "$@"; }

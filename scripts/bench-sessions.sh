@@ -7,7 +7,7 @@ set -euo pipefail
 per=${1:-100000}
 source "$(dirname "$0")/bench-common.sh"
 bench_setup
-"$bin" lab up --port "$port" >/dev/null
+"$labbin" up --port "$port" >/dev/null
 bench_config
 tls=(--tls --cacert "$lab/pki/ca.crt" --cert "$lab/pki/client.crt" --key "$lab/pki/client.key")
 # Seed: on each master, keys with a hash tag of that master's slots, via --pipe.

@@ -14,7 +14,7 @@ if [ ! -x "$venv/bin/sslyze" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q sslyze
 fi
-"$bin" lab up --port "$port" >/dev/null
+"$labbin" up --port "$port" >/dev/null
 bench_config
 targets=()
 for i in 1 2 3 4 5 6; do targets+=("127.0.1.$i:$port" "127.0.1.$i:$((port + 10000))"); done

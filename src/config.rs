@@ -6,17 +6,25 @@
 //! value.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use crate::net::{NodeAddr, Timeouts};
 use crate::secret::Secret;
 
 /// The placeholder that config paths may use for the local lab's state
-/// directory (see `epic-audit lab --help`).
+/// directory (see `epic-audit-lab --help`).
 pub const LAB_DIR_PLACEHOLDER: &str = "${LAB_DIR}";
+
+/// The local lab's state directory, which `${LAB_DIR}` in config paths
+/// stands for: `$EPIC_AUDIT_LAB_DIR`, else `$TMPDIR/epic-audit-lab`. The
+/// audit only reads files there; `epic-audit-lab` creates them.
+pub fn default_lab_dir() -> PathBuf {
+    std::env::var_os("EPIC_AUDIT_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("epic-audit-lab"))
+}
 
 /// A configuration problem. Displayed as `config error: <file>: <detail>`;
 /// the CLI maps it to exit code 3.
@@ -57,8 +65,8 @@ pub struct Environment {
     /// Free text shown in reports.
     #[serde(default)]
     pub description: String,
-    /// `true` for the embedded local lab: `run` starts it when it is not
-    /// running, and `${LAB_DIR}` in paths is its state directory.
+    /// `true` for the local lab (`epic-audit-lab`): `${LAB_DIR}` in paths is
+    /// its state directory, and errors say how to start it.
     #[serde(default)]
     pub lab: bool,
     /// One or more `host:port` of cluster nodes (TLS client port). Every
@@ -80,7 +88,7 @@ pub struct Environment {
     pub aws: Option<AwsSettings>,
     /// Where each node's Prometheus exporter listens.
     #[serde(default)]
-    pub monitoring: crate::probes::data::MonitoringSettings,
+    pub monitoring: MonitoringSettings,
     /// PKCS#8 PEM Ed25519 key that signs this environment's runs
     /// (`EPIC_AUDIT_SIGNING_KEY` or `--signing-key` take precedence).
     #[serde(default)]
@@ -136,43 +144,6 @@ impl<'de> Deserialize<'de> for SecretRef {
                  passwords are never written in the config itself",
             )),
         }
-    }
-}
-
-/// Deadlines. Every network operation is bounded by one of them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Timeouts {
-    /// TCP connect, and separately the TLS handshake, per connection.
-    pub connect_ms: u64,
-    /// One command (or one pipelined batch) round trip.
-    pub command_ms: u64,
-    /// Everything one probe does against one node.
-    pub probe_ms: u64,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            connect_ms: 3_000,
-            command_ms: 5_000,
-            probe_ms: 30_000,
-        }
-    }
-}
-
-impl Timeouts {
-    /// Connect deadline as a `Duration`.
-    pub fn connect(&self) -> Duration {
-        Duration::from_millis(self.connect_ms)
-    }
-    /// Command deadline as a `Duration`.
-    pub fn command(&self) -> Duration {
-        Duration::from_millis(self.command_ms)
-    }
-    /// Per-node probe deadline as a `Duration`.
-    pub fn probe(&self) -> Duration {
-        Duration::from_millis(self.probe_ms)
     }
 }
 
@@ -274,68 +245,6 @@ pub struct TagFilter {
     pub tag: String,
     /// Tag value.
     pub value: String,
-}
-
-/// A `host:port` address of a Redis node.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(into = "String")]
-pub struct NodeAddr {
-    /// IP address or DNS name, exactly as given or advertised.
-    pub host: String,
-    /// TLS client port.
-    pub port: u16,
-}
-
-impl NodeAddr {
-    /// Parses `host:port`, `[v6]:port`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, p) = rest
-                .split_once("]:")
-                .ok_or_else(|| format!("`{s}` is not host:port ([v6]:port for IPv6)"))?;
-            (h, p)
-        } else {
-            s.rsplit_once(':')
-                .ok_or_else(|| format!("`{s}` is not host:port"))?
-        };
-        if host.is_empty() {
-            return Err(format!("`{s}` has an empty host"));
-        }
-        let port: u16 = port
-            .parse()
-            .map_err(|_| format!("`{s}`: port `{port}` is not a number from 1 to 65535"))?;
-        if port == 0 {
-            return Err(format!("`{s}`: port 0 is not a listening port"));
-        }
-        Ok(NodeAddr {
-            host: host.to_string(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for NodeAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl From<NodeAddr> for String {
-    fn from(a: NodeAddr) -> String {
-        a.to_string()
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeAddr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        NodeAddr::parse(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 /// 1-based line number of a byte offset in `text`.
@@ -458,7 +367,7 @@ impl Config {
                 let path = self.resolve_path(f, lab_dir);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     let hint = if env.lab {
-                        " (is the lab up? run `epic-audit lab up`)"
+                        " (is the lab up? start it with `epic-audit-lab up`)"
                     } else {
                         ""
                     };
@@ -484,6 +393,25 @@ impl Config {
                 }
                 Ok(Secret::new(first))
             }
+        }
+    }
+}
+
+/// Exporter addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSettings {
+    /// Exporter port on each node's host, when not listed in `exporters`.
+    pub exporter_port: u16,
+    /// Explicit node (`host:port`) -> exporter (`host:port`).
+    pub exporters: BTreeMap<String, String>,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        MonitoringSettings {
+            exporter_port: 9121,
+            exporters: BTreeMap::new(),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::timeout;
 
 use crate::checks::{registry, Outcome, SubjectFinding};
 use crate::config::NodeAddr;
-use crate::evidence::{Evidence, EvidenceSet, Observed, ProbeFailure, SCHEMA_VERSION};
+use crate::evidence::{Evidence, EvidenceSet, Observed, ProbeFailure, ProbeId, SCHEMA_VERSION};
 use crate::policy::{CheckDef, Policy};
 use crate::probes::{self, DryRunCase, ProbeContext, ProbeInputs};
 use crate::report::{CheckResult, Report};
@@ -24,7 +24,7 @@ pub fn run_id(t: chrono::DateTime<Utc>) -> String {
 }
 
 /// Probe names the selected checks need.
-pub fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<&'static str> {
+pub fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<ProbeId> {
     let rules = registry();
     selected
         .iter()
@@ -42,24 +42,24 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
     let rules = registry();
     let mut inputs = ProbeInputs::default();
     for c in selected.iter().filter(|c| c.enabled) {
-        let needs = |p: &str| {
+        let needs = |p: ProbeId| {
             rules
                 .get(c.rule.as_str())
                 .is_some_and(|r| r.needs.contains(&p))
         };
-        if needs(probes::data::SESSIONS_PROBE) {
+        if needs(ProbeId::Sessions) {
             let params = toml::Value::Table(c.params.clone());
-            if let Ok(settings) = params.try_into::<probes::data::SessionScanSettings>() {
+            if let Ok(settings) = params.try_into::<crate::evidence::SessionScanSettings>() {
                 inputs.sessions = Some(settings);
             }
         }
-        if needs(probes::latency::PROBE) {
+        if needs(ProbeId::Latency) {
             let params = toml::Value::Table(c.params.clone());
-            if let Ok(settings) = params.try_into::<probes::latency::LatencySettings>() {
+            if let Ok(settings) = params.try_into::<crate::evidence::LatencySettings>() {
                 inputs.latency = Some(settings);
             }
         }
-        if !needs(probes::acl::PROBE) && !needs(probes::tls::CONFIG_PROBE) {
+        if !needs(ProbeId::Acl) && !needs(ProbeId::TlsConfig) {
             continue;
         }
         if let Some(toml::Value::String(u)) = c.params.get("user") {
@@ -89,7 +89,7 @@ pub async fn observe(
     environment: &str,
     seeds: &[NodeAddr],
     ctx: ProbeContext,
-    needed: &BTreeSet<&'static str>,
+    needed: &BTreeSet<ProbeId>,
 ) -> EvidenceSet {
     let started_at = Utc::now();
     let t = ctx.timeouts.clone();
@@ -104,7 +104,7 @@ pub async fn observe(
                     .iter()
                     .map(|s| {
                         failure_item(
-                            probes::cluster::PROBE,
+                            ProbeId::Cluster,
                             &s.to_string(),
                             "discovery did not finish in time",
                             outer,
@@ -116,18 +116,18 @@ pub async fn observe(
         };
     let ctx = Arc::new(ProbeContext {
         targets: targets.clone(),
-        topology: probes::Topology::from_evidence(&items),
+        topology: crate::evidence::Topology::from_evidence(&items),
         ..(*ctx).clone()
     });
-    let mut set = tokio::task::JoinSet::new();
+    let mut running = Vec::new();
     for p in probes::registry() {
-        if !needed.contains(p.name()) {
+        if !needed.contains(&p.name()) {
             continue;
         }
         let name = p.name();
         let fut = p.run(ctx.clone());
         let outer = Duration::from_millis(t.probe_ms + 2 * t.connect_ms + 1_000);
-        set.spawn(async move {
+        let handle = tokio::spawn(async move {
             match timeout(outer, fut).await {
                 Ok(items) => items,
                 Err(_) => vec![failure_item(
@@ -138,14 +138,26 @@ pub async fn observe(
                 )],
             }
         });
+        running.push((name, handle));
     }
-    while let Some(r) = set.join_next().await {
-        if let Ok(more) = r {
-            items.extend(more);
+    for (name, handle) in running {
+        match handle.await {
+            Ok(more) => items.extend(more),
+            // A probe that panicked is a bug; its evidence says so rather
+            // than being left out.
+            Err(e) => items.push(Evidence::not_observed(
+                name,
+                "cluster",
+                "engine",
+                ProbeFailure::new(
+                    "internal",
+                    format!("probe stopped on an internal error, a bug in epic-audit ({e})"),
+                ),
+            )),
         }
     }
-    if !needed.contains(probes::cluster::PROBE) {
-        items.retain(|e| e.probe != probes::cluster::PROBE);
+    if !needed.contains(&ProbeId::Cluster) {
+        items.retain(|e| e.probe != ProbeId::Cluster);
     }
     items.sort_by(|a, b| (&a.probe, &a.subject).cmp(&(&b.probe, &b.subject)));
     EvidenceSet {
@@ -161,9 +173,9 @@ pub async fn observe(
     }
 }
 
-fn failure_item(probe: &str, subject: &str, what: &str, after: Duration) -> Evidence {
+fn failure_item(probe: ProbeId, subject: &str, what: &str, after: Duration) -> Evidence {
     Evidence {
-        probe: probe.to_string(),
+        probe,
         subject: subject.to_string(),
         method: "engine deadline".into(),
         observed_at: Utc::now(),
@@ -295,7 +307,7 @@ mod tests {
         let exporter_items = ev
             .items
             .iter()
-            .filter(|e| e.probe == "monitoring.exporter")
+            .filter(|e| e.probe == ProbeId::Exporter)
             .count();
         assert_eq!(exporter_items, 1);
         assert_eq!(failures.len() + exporter_items, ev.items.len());
@@ -303,7 +315,7 @@ mod tests {
         assert!(
             failures.iter().all(|(p, k)| *k == "connect"
                 || (matches!(*p, "latency" | "data.sessions") && *k == "not_run")
-                || (*p == "aws" && *k == crate::probes::aws::NOT_CONFIGURED)),
+                || (*p == "aws" && *k == crate::evidence::NOT_CONFIGURED)),
             "{failures:?}"
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);
@@ -331,9 +343,12 @@ mod tests {
         let policy = Policy::builtin().unwrap();
         let sel = policy.select(&["CLU-001".into()], &[]).unwrap();
         let needed = needed_probes(&sel);
-        assert_eq!(needed.into_iter().collect::<Vec<_>>(), vec!["cluster"]);
+        assert_eq!(
+            needed.into_iter().collect::<Vec<_>>(),
+            vec![ProbeId::Cluster]
+        );
         let ev = observe("t", &seeds, ctx(), &needed_probes(&sel)).await;
-        assert!(ev.items.iter().all(|e| e.probe == "cluster"));
+        assert!(ev.items.iter().all(|e| e.probe == ProbeId::Cluster));
     }
 
     #[test]

@@ -15,11 +15,12 @@
 
 pub mod checks;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod engine;
 pub mod evidence;
 pub mod export;
-pub mod lab;
+pub mod net;
 pub mod output;
 pub mod policy;
 pub mod probes;

@@ -1,5 +1,5 @@
-//! Thin binary: everything lives in the library (`epic_audit::cli`).
+//! Thin binary: everything lives in the library (`epic_audit::cmd::main`).
 
 fn main() -> std::process::ExitCode {
-    epic_audit::cli::main()
+    epic_audit::cmd::main()
 }

@@ -1,24 +1,82 @@
-//! A small Redis (RESP2) client over TLS where every await has a deadline.
+//! A small Redis client over TLS where every await has a deadline.
 //!
-//! Why not the `redis` crate's connection: the auditor needs its own rustls
-//! configuration (its CA only, a client certificate, an optional fixed server
-//! name), per-operation deadlines that name the operation that stalled, and
+//! The protocol is the `redis` crate's: replies are [`redis::Value`]s read
+//! by its incremental parser ([`redis::parse_redis_value_async`]) and
+//! commands are packed by [`redis::pack_command`]. What is ours is only the
+//! connection around it, for three reasons the crate's connection types do
+//! not meet: the auditor's own rustls configuration (its CA only, a client
+//! certificate, a recording verifier, an optional fixed server name), a
+//! deadline on every await that names the operation that stalled, and
 //! errors that can never contain an argument (AUTH carries a password).
-//! Frames are decoded by the maintained `redis-protocol` crate.
 
 use std::time::Duration;
 
-use redis_protocol::resp2::types::OwnedFrame;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use combine::parser::combinator::AnySendSyncPartialState;
+use combine::stream::{Decoder, PointerOffset};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::config::{NodeAddr, Timeouts};
+use crate::evidence::ProbeFailure;
+use crate::net::{NodeAddr, Timeouts};
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
 /// A decoded reply.
-pub type Frame = OwnedFrame;
+pub type Frame = redis::Value;
+
+/// The text of an error reply as the server sent it (`NOPERM ...`).
+pub fn error_text(e: &redis::ServerError) -> String {
+    match e.details() {
+        Some(d) => format!("{} {d}", e.code()),
+        None => e.code().to_string(),
+    }
+}
+
+/// The incremental RESP parser's state for one connection: bytes read but
+/// not yet decoded stay here between replies (pipelines).
+pub struct ReplyDecoder(Decoder<AnySendSyncPartialState, PointerOffset<[u8]>>);
+
+impl Default for ReplyDecoder {
+    fn default() -> Self {
+        ReplyDecoder(Decoder::new())
+    }
+}
+
+impl ReplyDecoder {
+    /// Reads the next reply from `rd` (no deadline of its own: callers
+    /// bound it). The error says what went wrong, never what was sent.
+    pub async fn next<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> Result<Frame, ReadError> {
+        redis::parse_redis_value_async(&mut self.0, rd)
+            .await
+            .map_err(|e| {
+                if e.kind() == redis::ErrorKind::Io {
+                    let eof = e.to_string().contains("nexpected") || e.to_string().contains("EOF");
+                    if eof {
+                        ReadError::Closed
+                    } else {
+                        ReadError::Io(e.to_string())
+                    }
+                } else {
+                    ReadError::NotResp(e.to_string())
+                }
+            })
+    }
+}
+
+/// Why a reply could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The server closed the connection.
+    #[error("closed by the server")]
+    Closed,
+    /// The connection broke.
+    #[error("{0}")]
+    Io(String),
+    /// Bytes that are not RESP.
+    #[error("{0}")]
+    NotResp(String),
+}
 
 /// Why talking to a node failed. Messages name the node and the command
 /// (never its arguments), so they are safe to put in a report.
@@ -78,6 +136,15 @@ impl ConnError {
     }
 }
 
+impl From<ConnError> for ProbeFailure {
+    fn from(e: ConnError) -> Self {
+        ProbeFailure {
+            kind: e.kind().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// A byte stream a connection runs over (TLS or plain TCP).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
@@ -85,7 +152,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 /// One connection to one node.
 pub struct RedisConn {
     stream: Box<dyn Stream>,
-    buf: Vec<u8>,
+    decoder: ReplyDecoder,
     addr: String,
     command_timeout: Duration,
 }
@@ -108,14 +175,13 @@ pub fn command_name(args: &[&[u8]]) -> String {
     }
 }
 
-/// Encodes one command as a RESP array of bulk strings.
+/// Encodes one command as a RESP array of bulk strings (redis-rs packing).
 pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    let mut cmd = redis::Cmd::new();
     for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        cmd.arg(*a);
     }
+    cmd.write_packed_command(out);
 }
 
 impl RedisConn {
@@ -173,7 +239,7 @@ impl RedisConn {
         };
         Ok(RedisConn {
             stream: Box::new(stream),
-            buf: Vec::with_capacity(16 * 1024),
+            decoder: ReplyDecoder::default(),
             addr: a,
             command_timeout: timeouts.command(),
         })
@@ -186,7 +252,7 @@ impl RedisConn {
     {
         RedisConn {
             stream: Box::new(stream),
-            buf: Vec::new(),
+            decoder: ReplyDecoder::default(),
             addr,
             command_timeout,
         }
@@ -210,21 +276,22 @@ impl RedisConn {
         &self.addr
     }
 
-    /// The underlying stream and any bytes already read but not decoded,
-    /// for callers that drive the protocol themselves (open-loop load).
-    pub fn into_parts(self) -> (Box<dyn Stream>, Vec<u8>) {
-        (self.stream, self.buf)
+    /// The underlying stream and the decoder (with any bytes already read
+    /// but not decoded), for callers that drive the protocol themselves
+    /// (open-loop load).
+    pub fn into_parts(self) -> (Box<dyn Stream>, ReplyDecoder) {
+        (self.stream, self.decoder)
     }
 
     /// `AUTH user password`. The error names the user, never the password.
     pub async fn auth(&mut self, user: &str, password: &Secret) -> Result<(), ConnError> {
         let args: [&[u8]; 3] = [b"AUTH", user.as_bytes(), password.expose().as_bytes()];
         match self.raw(&[&args[..]], "AUTH").await?.pop() {
-            Some(Frame::SimpleString(_)) => Ok(()),
-            Some(Frame::Error(reply)) => Err(ConnError::Auth {
+            Some(Frame::Okay | Frame::SimpleString(_)) => Ok(()),
+            Some(Frame::ServerError(e)) => Err(ConnError::Auth {
                 addr: self.addr.clone(),
                 user: user.to_string(),
-                reply,
+                reply: error_text(&e),
             }),
             other => Err(ConnError::Protocol {
                 addr: self.addr.clone(),
@@ -238,10 +305,10 @@ impl RedisConn {
     pub async fn cmd(&mut self, args: &[&[u8]]) -> Result<Frame, ConnError> {
         let name = command_name(args);
         match self.raw(&[args], &name).await?.pop() {
-            Some(Frame::Error(reply)) => Err(ConnError::Server {
+            Some(Frame::ServerError(e)) => Err(ConnError::Server {
                 addr: self.addr.clone(),
                 cmd: name,
-                reply,
+                reply: error_text(&e),
             }),
             Some(f) => Ok(f),
             None => Err(ConnError::Protocol {
@@ -259,7 +326,7 @@ impl RedisConn {
     }
 
     /// Sends many commands in one write and reads all replies, under one
-    /// deadline. Error replies are returned in place as `Frame::Error`.
+    /// deadline. Error replies are returned in place as `Frame::ServerError`.
     pub async fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> Result<Vec<Frame>, ConnError> {
         let refs: Vec<Vec<&[u8]>> = cmds
             .iter()
@@ -300,39 +367,23 @@ impl RedisConn {
         self.stream.flush().await.map_err(io_err)?;
         let mut frames = Vec::with_capacity(cmds.len());
         while frames.len() < cmds.len() {
-            match redis_protocol::resp2::decode::decode(&self.buf) {
-                Ok(Some((frame, used))) => {
-                    self.buf.drain(..used);
-                    frames.push(frame);
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
+            match self.decoder.next(&mut self.stream).await {
+                Ok(f) => frames.push(f),
+                Err(ReadError::NotResp(reason)) => {
                     return Err(ConnError::Protocol {
+                        addr: self.addr.clone(),
+                        op: op.to_string(),
+                        reason,
+                    })
+                }
+                Err(e) => {
+                    return Err(ConnError::Io {
                         addr: self.addr.clone(),
                         op: op.to_string(),
                         reason: e.to_string(),
                     })
                 }
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .await
-                .map_err(|e| ConnError::Io {
-                    addr: self.addr.clone(),
-                    op: op.to_string(),
-                    reason: e.to_string(),
-                })?;
-            if n == 0 {
-                return Err(ConnError::Io {
-                    addr: self.addr.clone(),
-                    op: op.to_string(),
-                    reason: "closed by the server".into(),
-                });
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
         Ok(frames)
     }
@@ -342,20 +393,50 @@ impl RedisConn {
 pub fn describe(f: Option<&Frame>) -> String {
     match f {
         None => "nothing".into(),
-        Some(Frame::SimpleString(s)) => format!("status `{}`", String::from_utf8_lossy(s)),
-        Some(Frame::Error(e)) => format!("error `{e}`"),
-        Some(Frame::Integer(i)) => format!("integer {i}"),
+        Some(Frame::Okay) => "status `OK`".into(),
+        Some(Frame::SimpleString(s)) => format!("status `{s}`"),
+        Some(Frame::ServerError(e)) => format!("error `{}`", error_text(e)),
+        Some(Frame::Int(i)) => format!("integer {i}"),
         Some(Frame::BulkString(b)) => format!("a {}-byte string", b.len()),
         Some(Frame::Array(a)) => format!("an array of {}", a.len()),
-        Some(Frame::Null) => "null".into(),
+        Some(Frame::Nil) => "null".into(),
+        Some(_) => "a RESP3 value".into(),
     }
 }
 
 /// The frame as UTF-8 text (simple or bulk string).
 pub fn as_text(f: &Frame) -> Option<String> {
     match f {
-        Frame::SimpleString(b) | Frame::BulkString(b) => Some(String::from_utf8_lossy(b).into()),
+        Frame::Okay => Some("OK".into()),
+        Frame::SimpleString(s) => Some(s.clone()),
+        Frame::BulkString(b) => Some(String::from_utf8_lossy(b).into()),
         _ => None,
+    }
+}
+
+/// The (key, value) pairs of a map reply: a RESP3 map, or the RESP2 flat
+/// array of alternating keys and values (CLUSTER SHARDS, ACL GETUSER, ACL
+/// LOG entries, COMMAND DOCS).
+pub fn map_pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
+    match f {
+        Frame::Map(kv) => kv
+            .iter()
+            .map(|(k, v)| {
+                as_text(k)
+                    .map(|k| (k, v))
+                    .ok_or_else(|| format!("map key is {}", describe(Some(k))))
+            })
+            .collect(),
+        Frame::Array(items) if items.len() % 2 == 0 => items
+            .chunks(2)
+            .map(|kv| {
+                as_text(&kv[0])
+                    .map(|k| (k, &kv[1]))
+                    .ok_or_else(|| format!("map key is {}", describe(Some(&kv[0]))))
+            })
+            .collect(),
+        Frame::Array(_) => Err("map with an odd number of elements".into()),
+        other => Err(format!("expected a map, got {}", describe(Some(other)))),
     }
 }
 
@@ -371,6 +452,7 @@ pub fn parse_info(text: &str) -> std::collections::BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[test]
     fn command_names_never_include_arguments() {

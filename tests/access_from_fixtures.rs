@@ -4,57 +4,28 @@
 
 mod common;
 
-use common::fixture_evidence;
+use common::{fixture_evidence, judge_areas, not_passing, observations_mut};
 use epic_audit::checks::Outcome;
-use epic_audit::engine::judge;
 use epic_audit::evidence::{AclView, EvidenceSet, Observation, Observed, ProbeFailure};
-use epic_audit::policy::Policy;
 use epic_audit::report::Report;
 
 fn judge_access(ev: &EvidenceSet) -> Report {
-    let p = Policy::builtin().unwrap();
-    let sel = p.select(&["access".into()], &[]).unwrap();
-    judge(ev, &p, &sel, &[], &[])
+    judge_areas(ev, &["access"])
 }
 
 fn outcomes(r: &Report) -> Vec<(String, Outcome)> {
     r.checks.iter().map(|c| (c.id.clone(), c.outcome)).collect()
 }
 
-/// The checks that are not `pass`.
-fn not_passing(r: &Report) -> Vec<(String, Outcome)> {
-    outcomes(r)
-        .into_iter()
-        .filter(|(_, o)| *o != Outcome::Pass)
-        .collect()
-}
-
 fn messages(r: &Report, id: &str) -> String {
-    r.checks
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap()
-        .subjects
-        .iter()
-        .filter(|s| s.outcome != Outcome::Pass)
-        .map(|s| {
-            format!(
-                "{} [{}]: {} | {}",
-                s.subject, s.outcome, s.observed, s.message
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::messages(r, id).join("\n")
 }
 
 fn views(ev: &mut EvidenceSet) -> Vec<(String, &mut AclView)> {
-    ev.items
-        .iter_mut()
-        .filter_map(|e| match &mut e.result {
-            Observed::Observation(Observation::AclNode(v)) => Some((e.subject.clone(), v)),
-            _ => None,
-        })
-        .collect()
+    observations_mut(ev, |o| match o {
+        Observation::AclNode(v) => Some(v),
+        _ => None,
+    })
 }
 
 fn set_verdict(ev: &mut EvidenceSet, user: &str, cmd: &str, v: &str) {
@@ -329,7 +300,7 @@ fn evidence_never_holds_password_hashes_or_acl_log_objects() {
     let acl: Vec<_> = ev
         .items
         .iter()
-        .filter(|e| e.probe.starts_with("acl"))
+        .filter(|e| e.probe.as_str().starts_with("acl"))
         .collect();
     assert!(acl.len() >= 7);
     let text = serde_json::to_string(&acl).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::fixture_evidence;
+use common::{fixture_evidence, judge_areas, observations_mut};
 use epic_audit::checks::Outcome;
 use epic_audit::engine::judge;
 use epic_audit::evidence::{EvidenceSet, Observation, Observed, OpenSlot, ProbeFailure, SlotRange};
@@ -11,9 +11,7 @@ use epic_audit::policy::Policy;
 use epic_audit::report::Report;
 
 fn judge_all(ev: &EvidenceSet) -> Report {
-    let p = Policy::builtin().unwrap();
-    let sel = p.select(&["cluster".into()], &[]).unwrap();
-    judge(ev, &p, &sel, &[], &[])
+    judge_areas(ev, &["cluster"])
 }
 
 fn judge_with(ev: &EvidenceSet, p: &Policy) -> Report {
@@ -60,13 +58,10 @@ fn others_pass(r: &Report, except: &[&str]) {
 
 /// Mutable views of every node, by subject.
 fn views_mut(ev: &mut EvidenceSet) -> Vec<(String, &mut epic_audit::evidence::ClusterNodeView)> {
-    ev.items
-        .iter_mut()
-        .filter_map(|e| match &mut e.result {
-            Observed::Observation(Observation::ClusterNode(v)) => Some((e.subject.clone(), v)),
-            _ => None,
-        })
-        .collect()
+    observations_mut(ev, |o| match o {
+        Observation::ClusterNode(v) => Some(v),
+        _ => None,
+    })
 }
 
 fn id_of(ev: &EvidenceSet, addr: &str) -> String {

@@ -266,16 +266,16 @@ fn help_teaches_exit_codes_and_version_prints() {
 struct LabGuard(std::path::PathBuf);
 impl Drop for LabGuard {
     fn drop(&mut self) {
-        let _ = epic_audit::lab::down(&self.0);
+        let _ = epic_audit_lab::down(&self.0);
     }
 }
 
 #[test]
-fn run_on_a_lab_environment_starts_the_lab_and_lab_down_stops_it_by_pid() {
+fn run_on_a_stopped_lab_says_how_to_start_it_and_the_lab_binary_stops_it_by_pid() {
     let d = tmp();
     let lab_dir = d.path().join("lab");
     let _guard = LabGuard(lab_dir.clone());
-    let port = epic_audit::lab::pick_free_port(&epic_audit::lab::default_ips());
+    let port = epic_audit_lab::pick_free_port(&epic_audit_lab::default_ips());
     let cfg = d.path().join("epic-audit.toml");
     std::fs::write(
         &cfg,
@@ -287,8 +287,7 @@ fn run_on_a_lab_environment_starts_the_lab_and_lab_down_stops_it_by_pid() {
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_epic-audit");
-    let cmd = |args: &[&str]| {
+    let run_cmd = |bin: &std::path::Path, args: &[&str]| {
         let o = std::process::Command::new(bin)
             .args(args)
             .current_dir(d.path())
@@ -301,31 +300,46 @@ fn run_on_a_lab_environment_starts_the_lab_and_lab_down_stops_it_by_pid() {
             String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
         )
     };
-    let (code, out) = cmd(&["lab", "status"]);
+    let audit = std::path::PathBuf::from(env!("CARGO_BIN_EXE_epic-audit"));
+    let lab = common::lab_bin();
+    let cmd = |args: &[&str]| run_cmd(&lab, args);
+    let run = || {
+        run_cmd(
+            &audit,
+            &[
+                "run",
+                "--env",
+                "l",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--only",
+                "cluster",
+                "--unsigned",
+            ],
+        )
+    };
+    let (code, out) = cmd(&["status"]);
     assert_eq!(code, 1, "{out}");
-    let (code, out) = cmd(&[
-        "run",
-        "--env",
-        "l",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--only",
-        "cluster",
-        "--unsigned",
-    ]);
+    // The audit binary never starts servers: it says how to.
+    let (code, out) = run();
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("`epic-audit-lab up --port"), "{out}");
+    assert!(!lab_dir.join("lab.json").exists(), "{out}");
+    let (code, out) = cmd(&["up", "--port", &port.to_string()]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("starting it in"), "{out}");
+    let (code, out) = run();
+    assert_eq!(code, 0, "{out}");
     assert!(d.path().join("reports/l").is_dir());
-    let state = epic_audit::lab::read_state(&lab_dir).expect("lab.json");
+    let state = epic_audit_lab::read_state(&lab_dir).expect("lab.json");
     assert_eq!(state.nodes.len(), 6);
-    let (code, out) = cmd(&["lab", "status"]);
+    let (code, out) = cmd(&["status"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.matches("cluster_state:ok").count(), 6, "{out}");
     // Starting it twice is refused.
-    let (code, out) = cmd(&["lab", "up", "--port", &port.to_string()]);
+    let (code, out) = cmd(&["up", "--port", &port.to_string()]);
     assert_ne!(code, 0);
     assert!(out.contains("already running"), "{out}");
-    let (code, out) = cmd(&["lab", "down"]);
+    let (code, out) = cmd(&["down"]);
     assert_eq!(code, 0, "{out}");
     for n in &state.nodes {
         assert!(out.contains(&n.pid.to_string()), "{out}");

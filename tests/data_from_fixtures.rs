@@ -3,62 +3,37 @@
 
 mod common;
 
-use common::fixture_evidence;
+use common::{fixture_evidence, judge_areas, not_passing, observations_mut, only};
 use epic_audit::checks::Outcome;
-use epic_audit::engine::judge;
+use epic_audit::evidence::{DataNodeView, ExporterView, SessionScanView};
 use epic_audit::evidence::{EvidenceSet, Observation, Observed, ProbeFailure};
-use epic_audit::policy::Policy;
-use epic_audit::probes::data::{DataNodeView, ExporterView, SessionScanView};
 use epic_audit::report::Report;
 
 fn judge_area(ev: &EvidenceSet) -> Report {
-    let p = Policy::builtin().unwrap();
-    let sel = p
-        .select(&["data".into(), "monitoring".into()], &[])
-        .unwrap();
-    judge(ev, &p, &sel, &[], &[])
-}
-
-fn not_passing(r: &Report) -> Vec<(String, Outcome)> {
-    r.checks
-        .iter()
-        .filter(|c| c.outcome != Outcome::Pass)
-        .map(|c| (c.id.clone(), c.outcome))
-        .collect()
-}
-
-fn only(id: &str, o: Outcome) -> Vec<(String, Outcome)> {
-    vec![(id.to_string(), o)]
+    judge_areas(ev, &["data", "monitoring"])
 }
 
 fn nodes(ev: &mut EvidenceSet) -> Vec<(String, &mut DataNodeView)> {
-    ev.items
-        .iter_mut()
-        .filter_map(|e| match &mut e.result {
-            Observed::Observation(Observation::DataNode(v)) => Some((e.subject.clone(), v)),
-            _ => None,
-        })
-        .collect()
+    observations_mut(ev, |o| match o {
+        Observation::DataNode(v) => Some(v),
+        _ => None,
+    })
 }
 
 fn scans(ev: &mut EvidenceSet) -> Vec<&mut SessionScanView> {
-    ev.items
-        .iter_mut()
-        .filter_map(|e| match &mut e.result {
-            Observed::Observation(Observation::SessionScan(v)) => Some(v),
-            _ => None,
-        })
-        .collect()
+    let scans = observations_mut(ev, |o| match o {
+        Observation::SessionScan(v) => Some(v),
+        _ => None,
+    });
+    scans.into_iter().map(|(_, v)| v).collect()
 }
 
 fn exporters(ev: &mut EvidenceSet) -> Vec<&mut ExporterView> {
-    ev.items
-        .iter_mut()
-        .filter_map(|e| match &mut e.result {
-            Observed::Observation(Observation::Exporter(v)) => Some(v),
-            _ => None,
-        })
-        .collect()
+    let scrapes = observations_mut(ev, |o| match o {
+        Observation::Exporter(v) => Some(v),
+        _ => None,
+    });
+    scrapes.into_iter().map(|(_, v)| v).collect()
 }
 
 #[test]
@@ -206,7 +181,11 @@ fn exporter_unreachable_or_unhealthy_fails() {
 #[test]
 fn unobserved_nodes_are_errors_never_passes() {
     let mut ev = fixture_evidence();
-    for e in ev.items.iter_mut().filter(|e| e.probe.starts_with("data.")) {
+    for e in ev
+        .items
+        .iter_mut()
+        .filter(|e| e.probe.as_str().starts_with("data."))
+    {
         e.result = Observed::Failure(ProbeFailure {
             kind: "timeout".into(),
             message: format!("{}: no answer", e.subject),

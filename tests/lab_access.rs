@@ -28,7 +28,7 @@ async fn keyspace(t: &TestLab) -> BTreeMap<usize, (i64, String)> {
     let mut out = BTreeMap::new();
     for m in 0..3 {
         let mut c = t.lab.admin(m).await.unwrap();
-        let Frame::Integer(size) = c.cmd_str(&["DBSIZE"]).await.unwrap() else {
+        let Frame::Int(size) = c.cmd_str(&["DBSIZE"]).await.unwrap() else {
             panic!("DBSIZE")
         };
         let mut keys = Vec::new();

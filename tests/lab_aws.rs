@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use epic_audit::lab::aws::AwsDefect;
+use epic_audit_lab::aws::AwsDefect;
 
 /// Every AWS-backed check: network, encryption, and the placement checks
 /// of the cluster area.

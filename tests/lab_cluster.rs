@@ -12,19 +12,10 @@ async fn good_lab_passes_every_cluster_check_and_writes_all_files() {
     let t = start_lab().await;
     let cfg = t.config(&[], (2000, 3000, 10000));
     let out = t.out("run");
-    let r = epic_audit(
-        &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--only",
-            "cluster",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        t.tmp.path(),
+    let r = run_env(
+        &t,
+        &cfg,
+        &["--only", "cluster", "--out", out.to_str().unwrap()],
     );
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     let rep = report(&out);
@@ -64,19 +55,10 @@ async fn good_lab_passes_every_cluster_check_and_writes_all_files() {
     // A second run into the same directory is refused (exit 3), and the
     // first run's files are untouched.
     let before = std::fs::read(out.join("report.json")).unwrap();
-    let again = epic_audit(
-        &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--only",
-            "cluster",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        t.tmp.path(),
+    let again = run_env(
+        &t,
+        &cfg,
+        &["--only", "cluster", "--out", out.to_str().unwrap()],
     );
     assert_eq!(again.code, 3, "{}", again.stderr);
     assert!(
@@ -132,19 +114,10 @@ async fn slot_range_deleted_on_every_node_fails_coverage_naming_the_range() {
     }
     let cfg = t.config(&[], (2000, 3000, 10000));
     let out = t.out("run");
-    let r = epic_audit(
-        &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--only",
-            "cluster",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        t.tmp.path(),
+    let r = run_env(
+        &t,
+        &cfg,
+        &["--only", "cluster", "--out", out.to_str().unwrap()],
     );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let rep = report(&out);
@@ -177,19 +150,10 @@ async fn a_migrating_slot_fails_open_slots_only_and_a_moved_slot_fails_topology_
         .unwrap();
     let cfg = t.config(&[], (2000, 3000, 10000));
     let out = t.out("run");
-    let r = epic_audit(
-        &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--only",
-            "cluster",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        t.tmp.path(),
+    let r = run_env(
+        &t,
+        &cfg,
+        &["--only", "cluster", "--out", out.to_str().unwrap()],
     );
     assert_eq!(r.code, 1, "{}", r.stdout);
     let rep = report(&out);
@@ -225,7 +189,7 @@ async fn a_migrating_slot_fails_open_slots_only_and_a_moved_slot_fails_topology_
         .cmd_str(&["CLUSTER", "COUNTKEYSINSLOT", "5461"])
         .await
         .unwrap();
-    assert!(matches!(keys, Frame::Integer(0)), "{keys:?}");
+    assert!(matches!(keys, Frame::Int(0)), "{keys:?}");
     let Frame::BulkString(id1) = n1.cmd_str(&["CLUSTER", "MYID"]).await.unwrap() else {
         panic!()
     };

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use epic_audit::lab::MASTER_SLOTS;
 use epic_audit::resp::{as_text, Frame};
+use epic_audit_lab::MASTER_SLOTS;
 
 const AREAS: &str = "data,monitoring";
 
@@ -19,14 +19,19 @@ async fn on_nodes(t: &TestLab, nodes: &[usize], words: &[&str]) {
     }
 }
 
+/// The lab master (0-2) serving `key`'s slot.
+fn master_of(key: &str) -> usize {
+    let slot = epic_audit::evidence::key_slot(key.as_bytes());
+    MASTER_SLOTS
+        .iter()
+        .position(|(a, b)| (*a..=*b).contains(&slot))
+        .unwrap()
+}
+
 /// Writes session hashes as app_user, each to its master; `ttl` None = no EXPIRE.
 async fn write_sessions(t: &TestLab, keys: &[String], ttl: Option<u64>) {
     for k in keys {
-        let slot = redis_protocol::redis_keyslot(k.as_bytes());
-        let m = MASTER_SLOTS
-            .iter()
-            .position(|(a, b)| (*a..=*b).contains(&slot))
-            .unwrap();
+        let m = master_of(k);
         let mut c = t.lab.conn(m, "app_user").await.unwrap();
         c.cmd_str(&[
             "HSET",
@@ -48,11 +53,7 @@ async fn write_sessions(t: &TestLab, keys: &[String], ttl: Option<u64>) {
 
 async fn delete(t: &TestLab, keys: &[String]) {
     for k in keys {
-        let slot = redis_protocol::redis_keyslot(k.as_bytes());
-        let m = MASTER_SLOTS
-            .iter()
-            .position(|(a, b)| (*a..=*b).contains(&slot))
-            .unwrap();
+        let m = master_of(k);
         t.lab
             .admin(m)
             .await

@@ -83,13 +83,10 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
     let cfg = config_with_app_user(&t);
     let run = |pol: &Path, out: &str| {
         let out = t.out(out);
-        let r = epic_audit(
+        let r = run_env(
+            &t,
+            &cfg,
             &[
-                "run",
-                "--env",
-                "t",
-                "--config",
-                cfg.to_str().unwrap(),
                 "--policy",
                 pol.to_str().unwrap(),
                 "--only",
@@ -97,7 +94,6 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
                 "--out",
                 out.to_str().unwrap(),
             ],
-            t.tmp.path(),
         );
         assert!(r.code <= 2, "exit {}: {}\n{}", r.code, r.stdout, r.stderr);
         (r, report(&out))

@@ -169,7 +169,7 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-auth-clients", "yes"]).await;
 
     // A plaintext port on node 2: only TLS-009, naming the port.
-    let plain = epic_audit::lab::pick_free_port(&epic_audit::lab::default_ips());
+    let plain = epic_audit_lab::pick_free_port(&epic_audit_lab::default_ips());
     on_nodes(&t, &[1], &["CONFIG", "SET", "port", &plain.to_string()]).await;
     let (_, rep, bad_checks) = audit_area(&t, "transport", "plaintext");
     assert_eq!(bad_checks, fails(&["TLS-009"]), "{rep:#}");

@@ -3,9 +3,11 @@
 use chrono::Utc;
 use epic_audit::checks::Outcome;
 use epic_audit::engine::judge;
-use epic_audit::evidence::{Evidence, EvidenceSet, Observation, Observed, ProbeFailure};
+use epic_audit::evidence::{
+    Distribution, Evidence, EvidenceSet, LatencySettings, LatencyView, Observation, Observed,
+    ProbeFailure, ProbeId,
+};
 use epic_audit::policy::Policy;
-use epic_audit::probes::latency::{Distribution, LatencySettings, LatencyView};
 
 fn dist(p50: u64, p99: u64, p999: u64) -> Distribution {
     Distribution {
@@ -56,7 +58,7 @@ fn set(views: Vec<Result<LatencyView, ProbeFailure>>) -> EvidenceSet {
             .into_iter()
             .enumerate()
             .map(|(i, v)| Evidence {
-                probe: "latency".into(),
+                probe: ProbeId::Latency,
                 subject: format!("127.0.1.{}:6379", i + 1),
                 method: "test".into(),
                 observed_at: Utc::now(),

@@ -40,13 +40,10 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
         std::fs::write(pol.join(name), body).unwrap();
     }
     let reports = t.tmp.path().join("reports");
-    let r = epic_audit(
+    let r = run_env(
+        &t,
+        &cfg,
         &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
             "--policy",
             pol.to_str().unwrap(),
             "--out",
@@ -54,7 +51,6 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
             "--prom",
             reports.join("epic.prom").to_str().unwrap(),
         ],
-        t.tmp.path(),
     );
     assert!(r.code <= 1, "{}\n{}", r.stdout, r.stderr);
     let rep = report(&reports.join("full"));
@@ -81,19 +77,15 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
     )
     .unwrap();
     std::fs::write(t.tmp.path().join("wrong.pass"), format!("{wrong}\n")).unwrap();
-    let r2 = epic_audit(
+    let r2 = run_env(
+        &t,
+        &bad_cfg,
         &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            bad_cfg.to_str().unwrap(),
             "--only",
             "cluster",
             "--out",
             reports.join("wrong").to_str().unwrap(),
         ],
-        t.tmp.path(),
     );
     assert_eq!(
         r2.code, 2,

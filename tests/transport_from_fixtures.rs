@@ -4,64 +4,30 @@
 mod common;
 
 use chrono::Duration;
-use common::fixture_evidence;
+use common::{fixture_evidence, judge_areas, messages, not_passing, observations_mut, only};
 use epic_audit::checks::Outcome;
-use epic_audit::engine::judge;
 use epic_audit::evidence::{
     EvidenceSet, Observation, Observed, ProbeFailure, TlsConfigView, TlsEndpointView,
 };
-use epic_audit::policy::Policy;
 use epic_audit::report::Report;
 
 fn judge_transport(ev: &EvidenceSet) -> Report {
-    let p = Policy::builtin().unwrap();
-    let sel = p.select(&["transport".into()], &[]).unwrap();
-    judge(ev, &p, &sel, &[], &[])
-}
-
-fn not_passing(r: &Report) -> Vec<(String, Outcome)> {
-    r.checks
-        .iter()
-        .filter(|c| c.outcome != Outcome::Pass)
-        .map(|c| (c.id.clone(), c.outcome))
-        .collect()
-}
-
-fn messages(r: &Report, id: &str) -> Vec<String> {
-    r.checks
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap()
-        .subjects
-        .iter()
-        .filter(|s| s.outcome != Outcome::Pass)
-        .map(|s| {
-            format!(
-                "{} [{}]: {} | {}",
-                s.subject, s.outcome, s.observed, s.message
-            )
-        })
-        .collect()
+    judge_areas(ev, &["transport"])
 }
 
 fn endpoints(ev: &mut EvidenceSet) -> Vec<&mut TlsEndpointView> {
-    ev.items
-        .iter_mut()
-        .filter_map(|e| match &mut e.result {
-            Observed::Observation(Observation::TlsEndpoint(v)) => Some(v.as_mut()),
-            _ => None,
-        })
-        .collect()
+    let endpoints = observations_mut(ev, |o| match o {
+        Observation::TlsEndpoint(v) => Some(v.as_mut()),
+        _ => None,
+    });
+    endpoints.into_iter().map(|(_, v)| v).collect()
 }
 
 fn configs(ev: &mut EvidenceSet) -> Vec<(String, &mut TlsConfigView)> {
-    ev.items
-        .iter_mut()
-        .filter_map(|e| match &mut e.result {
-            Observed::Observation(Observation::TlsConfig(v)) => Some((e.subject.clone(), v)),
-            _ => None,
-        })
-        .collect()
+    observations_mut(ev, |o| match o {
+        Observation::TlsConfig(v) => Some(v),
+        _ => None,
+    })
 }
 
 /// Applies `f` to both endpoints of node 127.0.1.4.
@@ -72,10 +38,6 @@ fn on_node4(ev: &mut EvidenceSet, f: impl Fn(&mut TlsEndpointView)) {
     {
         f(v);
     }
-}
-
-fn only(id: &str, o: Outcome) -> Vec<(String, Outcome)> {
-    vec![(id.to_string(), o)]
 }
 
 #[test]
@@ -287,7 +249,11 @@ fn clients_without_certificates_accepted_fails() {
 #[test]
 fn unobserved_endpoints_and_configs_are_errors_never_pass() {
     let mut ev = fixture_evidence();
-    for e in ev.items.iter_mut().filter(|e| e.probe.starts_with("tls.")) {
+    for e in ev
+        .items
+        .iter_mut()
+        .filter(|e| e.probe.as_str().starts_with("tls."))
+    {
         e.result = Observed::Failure(ProbeFailure {
             kind: "deadline".into(),
             message: format!("{}: TLS probe did not finish within 10000 ms", e.subject),
@@ -299,7 +265,7 @@ fn unobserved_endpoints_and_configs_are_errors_never_pass() {
     }
     // And with no TLS evidence at all.
     let mut ev = fixture_evidence();
-    ev.items.retain(|e| !e.probe.starts_with("tls."));
+    ev.items.retain(|e| !e.probe.as_str().starts_with("tls."));
     for c in &judge_transport(&ev).checks {
         assert_eq!(c.outcome, Outcome::Error, "{}", c.id);
     }

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
+use crate::evidence::DryRunCase;
+use crate::evidence::ProbeId;
 use crate::evidence::{AclView, CommandTable, EvidenceSet, DRYRUN_KEYS};
-use crate::probes::acl::{COMMANDS_PROBE, PROBE};
-use crate::probes::DryRunCase;
 
 const ACL_METHOD: &str = "On every node, as the audit user over TLS: ACL USERS, ACL LIST and \
 ACL GETUSER for each user (password hashes are never recorded, only salted per-run \
@@ -34,32 +34,32 @@ pub fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "access.acl_consistent",
-            &[PROBE],
+            &[ProbeId::Acl],
             ACL_METHOD,
             acl_consistent,
         ),
         Rule::new(
             "access.expected_users",
-            &[PROBE],
+            &[ProbeId::Acl],
             ACL_METHOD,
             expected_users,
         ),
-        Rule::new("access.no_nopass", &[PROBE], ACL_METHOD, no_nopass),
+        Rule::new("access.no_nopass", &[ProbeId::Acl], ACL_METHOD, no_nopass),
         Rule::new(
             "access.default_disabled",
-            &[PROBE],
+            &[ProbeId::Acl],
             AUTH_METHOD,
             default_disabled,
         ),
         Rule::new(
             "access.permissions",
-            &[PROBE, COMMANDS_PROBE],
+            &[ProbeId::Acl, ProbeId::AclCommands],
             DRYRUN_METHOD,
             permissions,
         ),
         Rule::new(
             "access.cases",
-            &[PROBE],
+            &[ProbeId::Acl],
             "On every node: ACL DRYRUN <user> <command line> for each case of the policy; \
              the verdict (allowed, or denied for the command, a key or a channel) must match \
              `expect`. Nothing is executed.",
@@ -67,13 +67,13 @@ pub fn rules() -> Vec<Rule> {
         ),
         Rule::new(
             "access.authentication",
-            &[PROBE],
+            &[ProbeId::Acl],
             AUTH_METHOD,
             authentication,
         ),
         Rule::new(
             "access.auth_failures",
-            &[PROBE],
+            &[ProbeId::Acl],
             "On every node: ACL LOG, summarised as counts of entries by reason and user, read \
              before this run's own deliberate wrong-password attempt.",
             auth_failures,

@@ -6,11 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{each, NoParams, Outcome, Rule, SubjectFinding};
-use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, SlotRange};
-use crate::probes::cluster::{KEYSLOT_PROBE, PROBE};
-
-/// Number of hash slots in a Redis Cluster.
-pub const SLOTS: usize = 16384;
+pub use crate::evidence::topology::SLOTS;
+use crate::evidence::topology::{majority, owners};
+use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, ProbeId, SlotRange};
 
 const VIEW_METHOD: &str = "On every node (seeds and every node they announce): CLUSTER NODES, \
 CLUSTER SHARDS, CLUSTER INFO and INFO server over TLS with the client certificate, as the \
@@ -21,23 +19,43 @@ pub fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "cluster.slot_coverage",
-            &[PROBE],
+            &[ProbeId::Cluster],
             VIEW_METHOD,
             slot_coverage,
         ),
         Rule::new(
             "cluster.slot_agreement",
-            &[PROBE],
+            &[ProbeId::Cluster],
             VIEW_METHOD,
             slot_agreement,
         ),
-        Rule::new("cluster.open_slots", &[PROBE], VIEW_METHOD, open_slots),
-        Rule::new("cluster.state_ok", &[PROBE], VIEW_METHOD, state_ok),
-        Rule::new("cluster.nodes_online", &[PROBE], VIEW_METHOD, nodes_online),
-        Rule::new("cluster.topology", &[PROBE], VIEW_METHOD, topology),
+        Rule::new(
+            "cluster.open_slots",
+            &[ProbeId::Cluster],
+            VIEW_METHOD,
+            open_slots,
+        ),
+        Rule::new(
+            "cluster.state_ok",
+            &[ProbeId::Cluster],
+            VIEW_METHOD,
+            state_ok,
+        ),
+        Rule::new(
+            "cluster.nodes_online",
+            &[ProbeId::Cluster],
+            VIEW_METHOD,
+            nodes_online,
+        ),
+        Rule::new(
+            "cluster.topology",
+            &[ProbeId::Cluster],
+            VIEW_METHOD,
+            topology,
+        ),
         Rule::new(
             "cluster.keyslot_agreement",
-            &[KEYSLOT_PROBE],
+            &[ProbeId::KeySlots],
             "CLUSTER KEYSLOT for a fixed list of synthetic sample keys (hash tags, empty and \
              nested braces, non-ASCII) on one reachable node; each is compared with the CRC16 \
              slot the client computes.",
@@ -80,19 +98,6 @@ pub fn fmt_ranges(r: &[SlotRange]) -> String {
 
 fn count(r: &[SlotRange]) -> usize {
     r.iter().map(|x| (x.end - x.start) as usize + 1).sum()
-}
-
-/// Slot -> owning master id, as one node sees it.
-fn owners(v: &ClusterNodeView) -> Vec<Option<&str>> {
-    let mut o = vec![None; SLOTS];
-    for n in v.nodes.iter().filter(|n| n.is_master()) {
-        for r in &n.slots {
-            for s in r.start..=r.end {
-                o[s as usize] = Some(n.id.as_str());
-            }
-        }
-    }
-    o
 }
 
 fn short(id: &str) -> &str {
@@ -139,46 +144,6 @@ fn slot_coverage(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             )
         }
     })
-}
-
-/// A canonical description of a slot map: (range, owner id) pairs.
-type SlotMap = Vec<(SlotRange, Option<String>)>;
-
-fn signature(v: &ClusterNodeView) -> SlotMap {
-    let o = owners(v);
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    for s in 1..=SLOTS {
-        if s == SLOTS || o[s] != o[start] {
-            out.push((
-                SlotRange {
-                    start: start as u16,
-                    end: (s - 1) as u16,
-                },
-                o[start].map(str::to_string),
-            ));
-            start = s;
-        }
-    }
-    out
-}
-
-/// The slot map most nodes report, its count, and one view holding it.
-fn majority<'a>(
-    views: &[(&str, &'a ClusterNodeView)],
-) -> Option<(SlotMap, usize, &'a ClusterNodeView)> {
-    let mut groups: BTreeMap<SlotMap, (usize, &ClusterNodeView)> = BTreeMap::new();
-    for (_, v) in views {
-        groups.entry(signature(v)).or_insert((0, v)).0 += 1;
-    }
-    // Highest count wins; ties go to the first map in canonical order, so
-    // the result does not depend on the order nodes answered in.
-    groups
-        .into_iter()
-        .fold(None, |best, (sig, (n, v))| match best {
-            Some((_, bn, _)) if bn >= n => best,
-            _ => Some((sig, n, v)),
-        })
 }
 
 fn observed_views(ev: &EvidenceSet) -> Vec<(&str, &ClusterNodeView)> {
@@ -580,7 +545,7 @@ fn keyslot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             .samples
             .iter()
             .map(|s| {
-                let client = redis_protocol::redis_keyslot(s.key.as_bytes());
+                let client = crate::evidence::key_slot(s.key.as_bytes());
                 let subject = format!("key `{}`", s.key);
                 let observed = format!("client {client}, server {} ({})", s.server_slot, k.node);
                 if client == s.server_slot {

@@ -4,9 +4,9 @@
 use serde::Deserialize;
 
 use super::{each, first_of, Outcome, Rule, SubjectFinding};
-use crate::evidence::{EvidenceSet, Observation, ProbeFailure};
-use crate::probes::data::{
-    DataNodeView, ExporterView, SessionScanView, CONFIG_PROBE, EXPORTER_PROBE, SESSIONS_PROBE,
+use crate::evidence::{
+    DataNodeView, EvidenceSet, ExporterView, Observation, ProbeFailure, ProbeId,
+    SessionScanSettings, SessionScanView,
 };
 
 const CONFIG_METHOD: &str = "On every node, as the audit user over TLS: CONFIG GET appendonly \
@@ -16,13 +16,13 @@ cluster-require-full-coverage aclfile, INFO persistence and INFO replication. Re
 /// The data and monitoring rules.
 pub fn rules() -> Vec<Rule> {
     vec![
-        Rule::new("data.aof", &[CONFIG_PROBE], CONFIG_METHOD, aof),
-        Rule::new("data.eviction", &[CONFIG_PROBE], CONFIG_METHOD, eviction),
-        Rule::new("data.hardening", &[CONFIG_PROBE], CONFIG_METHOD, hardening),
-        Rule::new("data.replicas", &[CONFIG_PROBE], CONFIG_METHOD, replicas),
+        Rule::new("data.aof", &[ProbeId::DataConfig], CONFIG_METHOD, aof),
+        Rule::new("data.eviction", &[ProbeId::DataConfig], CONFIG_METHOD, eviction),
+        Rule::new("data.hardening", &[ProbeId::DataConfig], CONFIG_METHOD, hardening),
+        Rule::new("data.replicas", &[ProbeId::DataConfig], CONFIG_METHOD, replicas),
         Rule::new(
             "data.session_ttl",
-            &[SESSIONS_PROBE],
+            &[ProbeId::Sessions],
             "On every master: SCAN MATCH <pattern> with a bounded COUNT and pipelined TTL and TYPE for \
              each key found, up to a cap per master (the evidence says whether the scan was complete or \
              a sample). Key names are bearer tokens: offending keys are reported only as a count and a \
@@ -31,7 +31,7 @@ pub fn rules() -> Vec<Rule> {
         ),
         Rule::new(
             "monitoring.exporter",
-            &[EXPORTER_PROBE],
+            &[ProbeId::Exporter],
             "HTTP GET of each node's exporter /metrics (address from the environment's [monitoring] \
              table, default port 9121), parsed as Prometheus text.",
             exporter,
@@ -40,7 +40,7 @@ pub fn rules() -> Vec<Rule> {
 }
 
 fn data_views(ev: &EvidenceSet) -> Vec<(&str, Result<&DataNodeView, &ProbeFailure>)> {
-    ev.views(CONFIG_PROBE, |o| match o {
+    ev.views(ProbeId::DataConfig, |o| match o {
         Observation::DataNode(v) => Some(v),
         _ => None,
     })
@@ -243,11 +243,8 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
     })
 }
 
-fn session_ttl(
-    ev: &EvidenceSet,
-    _: &crate::probes::data::SessionScanSettings,
-) -> Vec<SubjectFinding> {
-    let views = ev.views(SESSIONS_PROBE, |o| match o {
+fn session_ttl(ev: &EvidenceSet, _: &SessionScanSettings) -> Vec<SubjectFinding> {
+    let views = ev.views(ProbeId::Sessions, |o| match o {
         Observation::SessionScan(v) => Some(v),
         _ => None,
     });
@@ -325,7 +322,7 @@ fn session_ttl(
 }
 
 fn exporter(ev: &EvidenceSet, _: &super::NoParams) -> Vec<SubjectFinding> {
-    let views = ev.views(EXPORTER_PROBE, |o| match o {
+    let views = ev.views(ProbeId::Exporter, |o| match o {
         Observation::Exporter(v) => Some(v),
         _ => None,
     });

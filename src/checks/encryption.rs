@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
-use crate::probes::aws::{AwsInventory, KmsKey, Volume, PROBE};
+use crate::evidence::{AwsInventory, KmsKey, ProbeId, Volume};
 
 const VOLUME_METHOD: &str = "AWS SDK: ec2 DescribeInstances by the discovery tag, \
 DescribeVolumes filtered by attachment.instance-id (paginated). Read-only.";
@@ -23,27 +23,32 @@ pub fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "encryption.volumes",
-            &[PROBE],
+            &[ProbeId::Aws],
             VOLUME_METHOD,
             volumes_encrypted,
         ),
         Rule::new(
             "encryption.customer_key",
-            &[PROBE],
+            &[ProbeId::Aws],
             KEY_METHOD,
             customer_key,
         ),
-        Rule::new("encryption.key_enabled", &[PROBE], KEY_METHOD, key_enabled),
+        Rule::new(
+            "encryption.key_enabled",
+            &[ProbeId::Aws],
+            KEY_METHOD,
+            key_enabled,
+        ),
         Rule::new(
             "encryption.key_rotation",
-            &[PROBE],
+            &[ProbeId::Aws],
             KEY_METHOD,
             key_rotation,
         ),
-        Rule::new("encryption.key_spec", &[PROBE], KEY_METHOD, key_spec),
+        Rule::new("encryption.key_spec", &[ProbeId::Aws], KEY_METHOD, key_spec),
         Rule::new(
             "encryption.ebs_default",
-            &[PROBE],
+            &[ProbeId::Aws],
             "AWS SDK: ec2 GetEbsEncryptionByDefault in the environment's region. Read-only.",
             ebs_default,
         ),

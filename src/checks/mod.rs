@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::{EvidenceSet, ProbeFailure};
+use crate::evidence::{EvidenceSet, ProbeFailure, ProbeId};
 
 pub mod access;
 pub mod cluster;
@@ -152,13 +152,13 @@ pub fn each<T: ?Sized>(
 pub fn with_aws(
     ev: &EvidenceSet,
     expected: &str,
-    mut f: impl FnMut(&crate::probes::aws::AwsInventory) -> Vec<SubjectFinding>,
+    mut f: impl FnMut(&crate::evidence::AwsInventory) -> Vec<SubjectFinding>,
 ) -> Vec<SubjectFinding> {
     ev.aws_views()
         .into_iter()
         .flat_map(|(subject, r)| match r {
             Ok(inv) => f(inv),
-            Err(fl) if fl.kind == crate::probes::aws::NOT_CONFIGURED => vec![SubjectFinding::new(
+            Err(fl) if fl.kind == crate::evidence::NOT_CONFIGURED => vec![SubjectFinding::new(
                 subject,
                 Outcome::Skip,
                 "no [aws] table in the environment",
@@ -193,7 +193,7 @@ pub struct Rule {
     /// Name used in the policy's `rule = "..."`.
     pub name: &'static str,
     /// Probes whose evidence it reads (the engine runs only those needed).
-    pub needs: &'static [&'static str],
+    pub needs: &'static [ProbeId],
     /// How the evidence is obtained, shown by `epic-audit explain`.
     pub method: &'static str,
     validate: Box<ValidateFn>,
@@ -205,7 +205,7 @@ impl Rule {
     /// deserialised from the policy's `[check.params]` table.
     pub fn new<P: DeserializeOwned + 'static>(
         name: &'static str,
-        needs: &'static [&'static str],
+        needs: &'static [ProbeId],
         method: &'static str,
         f: fn(&EvidenceSet, &P) -> Vec<SubjectFinding>,
     ) -> Rule {
@@ -232,7 +232,7 @@ impl Rule {
                 "evidence",
                 Outcome::Error,
                 "no evidence",
-                format!("evidence from probe(s) {}", self.needs.join(", ")),
+                format!("evidence from probe(s) {}", self.needs.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")),
                 "the run recorded no evidence this check can judge; absence of evidence never passes",
             )],
             Err(e) => vec![SubjectFinding::new(

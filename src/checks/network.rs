@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{first_of, with_aws, Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
-use crate::probes::aws::{AwsInventory, IngressRule, SecurityGroup, Source, PROBE};
+use crate::evidence::{AwsInventory, IngressRule, ProbeId, SecurityGroup, Source};
 
 const METHOD: &str = "AWS SDK: ec2 DescribeInstances by the environment's discovery tag, then \
 DescribeSecurityGroups for every group attached to those instances (and their network \
@@ -25,7 +25,7 @@ VPC CIDR blocks. Read-only; every list call paginated.";
 pub fn rules() -> Vec<Rule> {
     vec![Rule::new(
         "network.sg_allowlist",
-        &[PROBE],
+        &[ProbeId::Aws],
         METHOD,
         sg_allowlist,
     )]
@@ -485,7 +485,7 @@ mod tests {
     }
 
     use crate::evidence::{Evidence, Observation, Observed};
-    use crate::probes::aws::{PrefixList, Vpc};
+    use crate::evidence::{PrefixList, Vpc};
 
     fn rule(proto: &str, ports: Option<(i32, i32)>, source: Source) -> IngressRule {
         IngressRule {
@@ -555,7 +555,7 @@ mod tests {
             seeds: Vec::new(),
             targets: Vec::new(),
             items: vec![Evidence {
-                probe: PROBE.into(),
+                probe: ProbeId::Aws,
                 subject: "aws:us-east-1".into(),
                 method: "t".into(),
                 observed_at: chrono::DateTime::UNIX_EPOCH,

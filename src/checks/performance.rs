@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
-use crate::probes::latency::{Distribution, PROBE};
+use crate::evidence::{Distribution, ProbeId};
 
 /// Parameters of `performance.p99`: the objective and the workload that
 /// measures it (the workload fields go to the probe).
@@ -57,7 +57,7 @@ fn min_samples() -> u64 {
 pub fn rules() -> Vec<Rule> {
     vec![Rule::new(
         "performance.p99",
-        &[PROBE],
+        &[ProbeId::Latency],
         "On every master serving slots, concurrently: one dedicated TLS connection as the application \
          user (handshake timed separately); an open-loop load at a fixed rate (alternating HGETALL and \
          HSET+EXPIRE on probe-only keys session:epic-audit-probe:{tag}:N, hash-tagged to that master, TTL \

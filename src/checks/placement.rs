@@ -10,8 +10,7 @@ use serde::Deserialize;
 
 use super::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
-use crate::probes::aws::{AwsInventory, Ec2Instance, PROBE};
-use crate::probes::cluster::PROBE as CLUSTER_PROBE;
+use crate::evidence::{AwsInventory, Ec2Instance, ProbeId, Topology};
 
 const METHOD: &str = "The slot map from discovery (CLUSTER NODES/SHARDS, majority view) joined \
 to the AWS inventory: each node's address (or its aws.node_ip_map entry) matched to the private \
@@ -22,19 +21,19 @@ pub fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "placement.masters_az",
-            &[CLUSTER_PROBE, PROBE],
+            &[ProbeId::Cluster, ProbeId::Aws],
             METHOD,
             masters_az,
         ),
         Rule::new(
             "placement.replica_az",
-            &[CLUSTER_PROBE, PROBE],
+            &[ProbeId::Cluster, ProbeId::Aws],
             METHOD,
             replica_az,
         ),
         Rule::new(
             "placement.nodes_vpc",
-            &[CLUSTER_PROBE, PROBE],
+            &[ProbeId::Cluster, ProbeId::Aws],
             METHOD,
             nodes_vpc,
         ),
@@ -87,7 +86,7 @@ fn replicas(ev: &EvidenceSet) -> BTreeMap<String, String> {
 
 fn masters_az(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "every master in its own availability zone";
-    let masters = crate::probes::Topology::from_evidence(&ev.items).masters;
+    let masters = Topology::from_evidence(&ev.items).masters;
     with_aws(ev, expected, |inv| {
         if masters.is_empty() {
             return Vec::new();

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{each, NoParams, Outcome, Rule, SubjectFinding};
+use crate::evidence::ProbeId;
 use crate::evidence::{CertInfo, EvidenceSet, TlsEndpointView};
-use crate::probes::tls::{CONFIG_PROBE, ENDPOINT_PROBE};
 
 const ENDPOINT_METHOD: &str = "On every node's client TLS port and announced cluster-bus port: one \
 hand-built ClientHello per protocol version (TLS 1.0, 1.1, 1.2, 1.3; broad cipher list including \
@@ -29,67 +29,67 @@ pub fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "transport.protocol_versions",
-            &[ENDPOINT_PROBE, CONFIG_PROBE],
+            &[ProbeId::TlsEndpoint, ProbeId::TlsConfig],
             ENDPOINT_METHOD,
             protocol_versions,
         ),
         Rule::new(
             "transport.cert_key",
-            &[ENDPOINT_PROBE],
+            &[ProbeId::TlsEndpoint],
             ENDPOINT_METHOD,
             cert_key,
         ),
         Rule::new(
             "transport.cert_signature",
-            &[ENDPOINT_PROBE],
+            &[ProbeId::TlsEndpoint],
             ENDPOINT_METHOD,
             cert_signature,
         ),
         Rule::new(
             "transport.cert_validity",
-            &[ENDPOINT_PROBE],
+            &[ProbeId::TlsEndpoint],
             ENDPOINT_METHOD,
             cert_validity,
         ),
         Rule::new(
             "transport.cert_chain",
-            &[ENDPOINT_PROBE],
+            &[ProbeId::TlsEndpoint],
             ENDPOINT_METHOD,
             cert_chain,
         ),
         Rule::new(
             "transport.cert_san",
-            &[ENDPOINT_PROBE],
+            &[ProbeId::TlsEndpoint],
             ENDPOINT_METHOD,
             cert_san,
         ),
         Rule::new(
             "transport.cert_eku",
-            &[ENDPOINT_PROBE],
+            &[ProbeId::TlsEndpoint],
             ENDPOINT_METHOD,
             cert_eku,
         ),
         Rule::new(
             "transport.same_identity",
-            &[ENDPOINT_PROBE],
+            &[ProbeId::TlsEndpoint],
             ENDPOINT_METHOD,
             same_identity,
         ),
         Rule::new(
             "transport.no_plaintext",
-            &[CONFIG_PROBE],
+            &[ProbeId::TlsConfig],
             CONFIG_METHOD,
             no_plaintext,
         ),
         Rule::new(
             "transport.internode_tls",
-            &[CONFIG_PROBE],
+            &[ProbeId::TlsConfig],
             CONFIG_METHOD,
             internode_tls,
         ),
         Rule::new(
             "transport.client_certs",
-            &[CONFIG_PROBE, ENDPOINT_PROBE],
+            &[ProbeId::TlsConfig, ProbeId::TlsEndpoint],
             CONFIG_METHOD,
             client_certs,
         ),

@@ -9,33 +9,25 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
-use tokio::task::JoinSet;
-use tokio::time::timeout;
 
-use super::{Probe, ProbeContext, ProbeFuture};
+use super::{per_target_with, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
     AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult, CommandInfo,
-    CommandTable, DryRunError, Evidence, Observation, Observed, ProbeFailure, UserAuth,
+    CommandTable, DryRunError, Evidence, Observation, Observed, ProbeFailure, ProbeId, UserAuth,
     DRYRUN_KEYS,
 };
-use crate::resp::{as_text, describe, Frame, RedisConn};
-
-/// Probe name of the per-node ACL view.
-pub const PROBE: &str = "acl";
-/// Probe name of the COMMAND table.
-pub const COMMANDS_PROBE: &str = "acl.commands";
+use crate::resp::{as_text, describe, error_text, map_pairs, Frame, RedisConn};
 
 /// The access probe.
 pub struct AclProbe;
 
 impl Probe for AclProbe {
-    fn name(&self) -> &'static str {
-        PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::Acl
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
@@ -44,46 +36,33 @@ impl Probe for AclProbe {
             // compare nodes within the run but reveal nothing later.
             let mut salt = [0u8; 32];
             let _ = getrandom::fill(&mut salt);
-            let mut set = JoinSet::new();
-            for addr in ctx.targets.clone() {
-                let ctx = ctx.clone();
-                set.spawn(async move {
-                    let t0 = Instant::now();
-                    let r = timeout(ctx.timeouts.probe(), observe_node(&ctx, &addr, &salt)).await;
-                    let (view, table) = match r {
-                        Ok(Ok((v, t))) => (Observed::Observation(Observation::AclNode(v)), Some(t)),
-                        Ok(Err(f)) => (Observed::Failure(f), None),
-                        Err(_) => (
-                            Observed::Failure(ProbeFailure {
-                                kind: "deadline".into(),
-                                message: format!(
-                                    "{addr}: access probe did not finish within {} ms",
-                                    ctx.timeouts.probe_ms
-                                ),
-                            }),
-                            None,
-                        ),
-                    };
-                    let ev = Evidence {
-                        probe: PROBE.into(),
-                        subject: addr.to_string(),
-                        method: method(&ctx.user),
-                        observed_at: Utc::now(),
-                        duration_ms: t0.elapsed().as_millis() as u64,
-                        result: view,
-                    };
-                    (addr, ev, table)
-                });
-            }
+            let targets = ctx
+                .targets
+                .iter()
+                .map(|a| Target::node(a.clone(), method(&ctx.user)))
+                .collect();
+            let observed = per_target_with(
+                ProbeId::Acl,
+                "access probe",
+                ctx.timeouts.probe(),
+                targets,
+                |addr: NodeAddr| {
+                    let ctx = ctx.clone();
+                    async move {
+                        let (v, t) = observe_node(&ctx, &addr, &salt).await?;
+                        Ok((Observation::AclNode(v), (addr, t)))
+                    }
+                },
+            )
+            .await;
             let mut items = Vec::new();
             let mut table: Option<(NodeAddr, CommandTable)> = None;
             let mut last_failure = None;
-            while let Some(r) = set.join_next().await {
-                let Ok((addr, ev, t)) = r else { continue };
+            for (ev, t) in observed {
                 if let Observed::Failure(f) = &ev.result {
                     last_failure = Some(f.clone());
                 }
-                if let Some(t) = t {
+                if let Some((addr, t)) = t {
                     if table.as_ref().is_none_or(|(a, _)| addr < *a) {
                         table = Some((addr, t));
                     }
@@ -91,7 +70,7 @@ impl Probe for AclProbe {
                 items.push(ev);
             }
             items.push(Evidence {
-                probe: COMMANDS_PROBE.into(),
+                probe: ProbeId::AclCommands,
                 subject: "cluster".into(),
                 method: "COMMAND (flags and ACL categories of every command and subcommand)".into(),
                 observed_at: Utc::now(),
@@ -349,8 +328,8 @@ fn reply_text(r: Result<Frame, crate::resp::ConnError>) -> String {
 /// The DRYRUN verdict letter and the reply text.
 pub fn verdict(f: Option<&Frame>) -> (char, String) {
     match f {
-        Some(Frame::SimpleString(s)) | Some(Frame::BulkString(s)) => {
-            let t = String::from_utf8_lossy(s).to_string();
+        Some(f @ (Frame::Okay | Frame::SimpleString(_) | Frame::BulkString(_))) => {
+            let t = as_text(f).unwrap_or_default();
             let letter = if t == "OK" {
                 'A'
             } else if t.contains("permissions to run") {
@@ -364,7 +343,7 @@ pub fn verdict(f: Option<&Frame>) -> (char, String) {
             };
             (letter, t)
         }
-        Some(Frame::Error(e)) => ('E', e.clone()),
+        Some(Frame::ServerError(e)) => ('E', error_text(e)),
         other => ('E', describe(other)),
     }
 }
@@ -511,23 +490,6 @@ pub fn redact_rule(line: &str, salt: &[u8; 32]) -> String {
         .join(" ")
 }
 
-fn pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
-    let Frame::Array(items) = f else {
-        return Err(format!("expected a map, got {}", describe(Some(f))));
-    };
-    if items.len() % 2 != 0 {
-        return Err("map with an odd number of elements".into());
-    }
-    items
-        .chunks(2)
-        .map(|kv| {
-            as_text(&kv[0])
-                .map(|k| (k, &kv[1]))
-                .ok_or_else(|| "map key is not a string".to_string())
-        })
-        .collect()
-}
-
 /// Parses `ACL GETUSER` (Redis 7 map form).
 pub fn parse_getuser(
     name: &str,
@@ -535,7 +497,7 @@ pub fn parse_getuser(
     rule: &str,
     salt: &[u8; 32],
 ) -> Result<AclUser, String> {
-    if matches!(f, Frame::Null) {
+    if matches!(f, Frame::Nil) {
         return Err("user vanished between ACL USERS and ACL GETUSER".into());
     }
     let mut u = AclUser {
@@ -550,7 +512,7 @@ pub fn parse_getuser(
         rule: rule.to_string(),
     };
     let mut saw_flags = false;
-    for (k, v) in pairs(f)? {
+    for (k, v) in map_pairs(f)? {
         match k.as_str() {
             "flags" => {
                 u.flags = string_list(v).ok_or("flags is not a list")?;
@@ -590,12 +552,12 @@ pub fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
         let mut user = String::new();
         let mut count = 1u64;
         let mut age = u64::MAX;
-        for (k, v) in pairs(e)? {
+        for (k, v) in map_pairs(e)? {
             match k.as_str() {
                 "reason" => reason = as_text(v).unwrap_or_default(),
                 "username" => user = as_text(v).unwrap_or_default(),
                 "count" => {
-                    if let Frame::Integer(i) = v {
+                    if let Frame::Int(i) = v {
                         count = (*i).max(0) as u64;
                     }
                 }
@@ -661,7 +623,7 @@ fn parse_command(
         .ok_or("command name is not a string")?
         .to_ascii_lowercase();
     let int = |i: usize| match &a[i] {
-        Frame::Integer(v) => Ok(*v),
+        Frame::Int(v) => Ok(*v),
         other => Err(format!("{name}: field {i} is {}", describe(Some(other)))),
     };
     let list =
@@ -735,7 +697,8 @@ mod tests {
     #[test]
     fn verdicts_from_dryrun_replies() {
         let s = |t: &str| Frame::BulkString(t.as_bytes().to_vec());
-        assert_eq!(verdict(Some(&Frame::SimpleString(b"OK".to_vec()))).0, 'A');
+        assert_eq!(verdict(Some(&Frame::Okay)).0, 'A');
+        assert_eq!(verdict(Some(&Frame::SimpleString("OK".into()))).0, 'A');
         assert_eq!(
             verdict(Some(&s(
                 "This user has no permissions to run the 'set' command"
@@ -758,10 +721,13 @@ mod tests {
             'H'
         );
         assert_eq!(
-            verdict(Some(&Frame::Error("ERR User 'x' not found".into()))).0,
+            verdict(Some(
+                &redis::parse_redis_value(b"-ERR User 'x' not found\r\n").unwrap()
+            ))
+            .0,
             'E'
         );
-        assert_eq!(verdict(Some(&Frame::Integer(3))).0, 'E');
+        assert_eq!(verdict(Some(&Frame::Int(3))).0, 'E');
         assert_eq!(verdict(None).0, 'E');
     }
 
@@ -814,7 +780,7 @@ mod tests {
         let u = parse_getuser("dev_user", &f, "user dev_user on #fp:x", &[1; 32]).unwrap();
         assert_eq!(u.password_count, 1);
         assert!(!format!("{u:?}").contains(&h));
-        assert!(parse_getuser("x", &Frame::Null, "", &[1; 32]).is_err());
+        assert!(parse_getuser("x", &Frame::Nil, "", &[1; 32]).is_err());
         assert!(parse_getuser("x", &bulk("nope"), "", &[1; 32]).is_err());
         assert!(parse_getuser(
             "x",
@@ -830,7 +796,7 @@ mod tests {
         let entry = |reason: &str, user: &str, count: i64, obj: &str| {
             Frame::Array(vec![
                 bulk("count"),
-                Frame::Integer(count),
+                Frame::Int(count),
                 bulk("reason"),
                 bulk(reason),
                 bulk("context"),
@@ -860,11 +826,11 @@ mod tests {
         let cmd = |name: &str, subs: Vec<Frame>| {
             Frame::Array(vec![
                 bulk(name),
-                Frame::Integer(-2),
+                Frame::Int(-2),
                 Frame::Array(vec![bulk("admin")]),
-                Frame::Integer(0),
-                Frame::Integer(0),
-                Frame::Integer(0),
+                Frame::Int(0),
+                Frame::Int(0),
+                Frame::Int(0),
                 Frame::Array(vec![bulk("@admin")]),
                 Frame::Array(vec![]),
                 Frame::Array(vec![]),

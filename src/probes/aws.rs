@@ -21,244 +21,20 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::Filter;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 
 use super::{Probe, ProbeContext, ProbeFuture};
 use crate::config::{AwsCredentials, AwsSettings, NodeAddr, Timeouts};
-use crate::evidence::{Evidence, Observation, Observed, ProbeFailure};
-
-/// Probe name.
-pub const PROBE: &str = "aws";
-
-/// Failure kind when the environment has no `[aws]` table: the AWS checks
-/// are `skip`, not `error`, and say so.
-pub const NOT_CONFIGURED: &str = "not_configured";
-
-/// Everything the AWS checks judge, as seen in one region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AwsInventory {
-    /// Region queried.
-    pub region: String,
-    /// Endpoint override, when one is configured (the emulator).
-    pub endpoint: Option<String>,
-    /// The discovery filter, e.g. `tag:redis-cluster=clinical-sessions`.
-    pub discovery: String,
-    /// The instances the filter found.
-    pub instances: Vec<Ec2Instance>,
-    /// Each Redis node and the instance it was joined to (by IP).
-    pub nodes: Vec<NodePlacement>,
-    /// Every security group attached to a cluster instance.
-    pub security_groups: Vec<SecurityGroup>,
-    /// Names of security groups referenced by rules (id -> name), where
-    /// they could be described.
-    pub referenced_groups: BTreeMap<String, String>,
-    /// Managed prefix lists referenced by rules, resolved to CIDRs.
-    pub prefix_lists: Vec<PrefixList>,
-    /// The VPCs of the cluster instances.
-    pub vpcs: Vec<Vpc>,
-    /// Every EBS volume attached to a cluster instance.
-    pub volumes: Vec<Volume>,
-    /// Every KMS key a volume names, resolved.
-    pub keys: Vec<KmsKey>,
-    /// Account-level EBS encryption by default in this region.
-    pub ebs_encryption_by_default: Option<bool>,
-    /// Why `ebs_encryption_by_default` is unknown.
-    pub ebs_encryption_by_default_error: Option<String>,
-}
-
-/// One EC2 instance of the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ec2Instance {
-    /// `i-...`.
-    pub id: String,
-    /// `Name` tag.
-    pub name: Option<String>,
-    /// `running`, `stopped`, ...
-    pub state: String,
-    /// Every private IPv4 address (all network interfaces).
-    pub private_ips: Vec<String>,
-    /// Availability zone.
-    pub availability_zone: Option<String>,
-    /// VPC.
-    pub vpc_id: Option<String>,
-    /// Subnet.
-    pub subnet_id: Option<String>,
-    /// Security groups (instance and network interfaces), ids.
-    pub security_groups: Vec<String>,
-    /// Block devices: (device name, volume id).
-    pub block_devices: Vec<(String, String)>,
-}
-
-/// A Redis node joined to its instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodePlacement {
-    /// The node as the cluster advertises it.
-    pub node: String,
-    /// The private IP it was looked up by.
-    pub ip: String,
-    /// `node_ip_map` (explicit) or `address` (the node's own IP).
-    pub joined_by: String,
-    /// The instance with that private IP, if any.
-    pub instance: Option<String>,
-}
-
-/// A security group and its ingress rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecurityGroup {
-    /// `sg-...`.
-    pub id: String,
-    /// Group name.
-    pub name: String,
-    /// VPC.
-    pub vpc_id: Option<String>,
-    /// Ingress rules, one per (permission, source).
-    pub ingress: Vec<IngressRule>,
-}
-
-/// One ingress permission for one source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IngressRule {
-    /// `tcp`, `udp`, `icmp`, `-1` (all traffic), or a protocol number.
-    pub protocol: String,
-    /// First port (absent for all traffic).
-    pub from_port: Option<i32>,
-    /// Last port.
-    pub to_port: Option<i32>,
-    /// The source.
-    pub source: Source,
-    /// The rule's description, if any.
-    pub description: Option<String>,
-}
-
-/// Where ingress traffic may come from.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "type", content = "value", rename_all = "snake_case")]
-pub enum Source {
-    /// An IPv4 CIDR.
-    Cidr4(String),
-    /// An IPv6 CIDR.
-    Cidr6(String),
-    /// A managed prefix list id.
-    PrefixList(String),
-    /// A security-group id (traffic from instances in that group).
-    Group(String),
-}
-
-/// A managed prefix list's entries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrefixList {
-    /// `pl-...`.
-    pub id: String,
-    /// Its CIDRs.
-    pub cidrs: Vec<String>,
-    /// Why the entries could not be read.
-    pub error: Option<String>,
-}
-
-/// A VPC and its CIDR blocks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vpc {
-    /// `vpc-...`.
-    pub id: String,
-    /// IPv4 CIDR blocks.
-    pub cidrs: Vec<String>,
-    /// IPv6 CIDR blocks.
-    pub ipv6_cidrs: Vec<String>,
-}
-
-/// An EBS volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Volume {
-    /// `vol-...`.
-    pub id: String,
-    /// Size, GiB.
-    pub size_gib: Option<i32>,
-    /// Encrypted at rest.
-    pub encrypted: bool,
-    /// The KMS key as EC2 reports it (id, ARN or alias).
-    pub kms_key_id: Option<String>,
-    /// Attachments: (instance id, device).
-    pub attachments: Vec<(String, String)>,
-}
-
-/// A KMS key as DescribeKey, GetKeyRotationStatus and ListAliases see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KmsKey {
-    /// The reference a volume uses (id, ARN or alias).
-    pub reference: String,
-    /// Key id.
-    pub key_id: Option<String>,
-    /// Key ARN.
-    pub arn: Option<String>,
-    /// Aliases pointing at the key.
-    pub aliases: Vec<String>,
-    /// `CUSTOMER` or `AWS` as KMS reports it (emulators get this wrong).
-    pub key_manager: Option<String>,
-    /// `Enabled`, `Disabled`, `PendingDeletion`, ...
-    pub key_state: Option<String>,
-    /// `SYMMETRIC_DEFAULT`, `RSA_2048`, ...
-    pub key_spec: Option<String>,
-    /// `ENCRYPT_DECRYPT`, `SIGN_VERIFY`, ...
-    pub key_usage: Option<String>,
-    /// Automatic rotation.
-    pub rotation_enabled: Option<bool>,
-    /// Why some of the above is unknown (names the call).
-    pub error: Option<String>,
-}
-
-impl KmsKey {
-    /// True for an AWS-managed key (`alias/aws/...`): by its manager, its
-    /// aliases, or the reference itself. Emulators report the default
-    /// `alias/aws/ebs` key as `CUSTOMER`, so the alias decides too.
-    pub fn aws_managed(&self) -> bool {
-        self.key_manager.as_deref() == Some("AWS")
-            || self.aliases.iter().any(|a| a.starts_with("alias/aws/"))
-            || self.reference.starts_with("alias/aws/")
-            || self.reference.contains(":alias/aws/")
-    }
-
-    /// `alias (key id)` for messages.
-    pub fn label(&self) -> String {
-        let id = self.key_id.as_deref().unwrap_or(&self.reference);
-        match self.aliases.first() {
-            Some(a) => format!("{a} ({id})"),
-            None => id.to_string(),
-        }
-    }
-}
-
-impl AwsInventory {
-    /// The instance with this id.
-    pub fn instance(&self, id: &str) -> Option<&Ec2Instance> {
-        self.instances.iter().find(|i| i.id == id)
-    }
-
-    /// The key record for a volume's key reference.
-    pub fn key(&self, reference: &str) -> Option<&KmsKey> {
-        self.keys.iter().find(|k| k.reference == reference)
-    }
-
-    /// Redis nodes on an instance.
-    pub fn nodes_on(&self, instance: &str) -> Vec<&str> {
-        self.nodes
-            .iter()
-            .filter(|n| n.instance.as_deref() == Some(instance))
-            .map(|n| n.node.as_str())
-            .collect()
-    }
-
-    /// The placement record of a node.
-    pub fn placement(&self, node: &str) -> Option<&NodePlacement> {
-        self.nodes.iter().find(|n| n.node == node)
-    }
-}
+use crate::evidence::{
+    AwsInventory, Ec2Instance, Evidence, IngressRule, KmsKey, NodePlacement, Observation, Observed,
+    PrefixList, ProbeFailure, ProbeId, SecurityGroup, Source, Volume, Vpc, NOT_CONFIGURED,
+};
 
 /// Looks at the AWS estate of the environment.
 pub struct AwsProbe;
 
 impl Probe for AwsProbe {
-    fn name(&self) -> &'static str {
-        PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::Aws
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
@@ -313,7 +89,7 @@ impl Probe for AwsProbe {
 
 fn item(subject: String, method: String, t0: Instant, result: Observed) -> Evidence {
     Evidence {
-        probe: PROBE.into(),
+        probe: ProbeId::Aws,
         subject,
         method,
         observed_at: Utc::now(),

@@ -9,21 +9,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use super::{Probe, ProbeContext, ProbeFuture};
+use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
     ClusterNodeView, Evidence, KeySlotSample, KeySlotSamples, NodeEntry, Observation, Observed,
-    OpenSlot, ProbeFailure, Shard, ShardNode, SlotRange,
+    OpenSlot, ProbeFailure, ProbeId, Shard, ShardNode, SlotRange,
 };
-use crate::resp::{as_text, describe, parse_info, Frame, RedisConn};
-
-/// Probe name of the per-node cluster view.
-pub const PROBE: &str = "cluster";
-/// Probe name of the key-slot samples.
-pub const KEYSLOT_PROBE: &str = "cluster.keyslot";
+use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame, RedisConn};
 
 /// Synthetic keys whose slots are compared with the server's (hash tags,
 /// empty and nested braces, non-ASCII). Never real session keys.
@@ -66,9 +60,9 @@ pub async fn observe_node(
     let replies = c.pipeline(&cmds).await?;
     let text = |i: usize, what: &str| -> Result<String, ProbeFailure> {
         match replies.get(i) {
-            Some(Frame::Error(e)) => Err(ProbeFailure {
+            Some(Frame::ServerError(e)) => Err(ProbeFailure {
                 kind: "server_error".into(),
-                message: format!("{addr} answered {what} with: {e}"),
+                message: format!("{addr} answered {what} with: {}", error_text(e)),
             }),
             Some(f) => as_text(f).ok_or_else(|| unexpected(addr, what, Some(f))),
             None => Err(unexpected(addr, what, None)),
@@ -81,10 +75,10 @@ pub async fn observe_node(
         message: format!("{addr}: CLUSTER NODES: {e}"),
     })?;
     let shards = match replies.get(2) {
-        Some(Frame::Error(e)) => {
+        Some(Frame::ServerError(e)) => {
             return Err(ProbeFailure {
                 kind: "server_error".into(),
-                message: format!("{addr} answered CLUSTER SHARDS with: {e}"),
+                message: format!("{addr} answered CLUSTER SHARDS with: {}", error_text(e)),
             })
         }
         Some(f) => parse_cluster_shards(f).map_err(|e| ProbeFailure {
@@ -118,37 +112,29 @@ fn unexpected(addr: &NodeAddr, what: &str, f: Option<&Frame>) -> ProbeFailure {
     }
 }
 
-/// Observes `addr` under the per-node deadline and wraps it as evidence.
-async fn observe_as_evidence(ctx: Arc<ProbeContext>, addr: NodeAddr) -> (NodeAddr, Evidence) {
-    let t0 = Instant::now();
-    let result = match timeout(ctx.timeouts.probe(), observe_node(&ctx, &addr)).await {
-        Ok(Ok(v)) => Observed::Observation(Observation::ClusterNode(v)),
-        Ok(Err(f)) => Observed::Failure(f),
-        Err(_) => Observed::Failure(ProbeFailure {
-            kind: "deadline".into(),
-            message: format!(
-                "{addr}: cluster probe did not finish within {} ms",
-                ctx.timeouts.probe_ms
-            ),
-        }),
-    };
-    let ev = Evidence {
-        probe: PROBE.into(),
-        subject: addr.to_string(),
-        method: method(&ctx.user),
-        observed_at: Utc::now(),
-        duration_ms: t0.elapsed().as_millis() as u64,
-        result,
-    };
-    (addr, ev)
-}
-
+/// Observes every address under the per-node deadline: one evidence item
+/// per address, in order.
 async fn observe_all(ctx: &Arc<ProbeContext>, addrs: Vec<NodeAddr>) -> Vec<(NodeAddr, Evidence)> {
-    let mut set = JoinSet::new();
-    for a in addrs {
-        set.spawn(observe_as_evidence(ctx.clone(), a));
-    }
-    super::join_all(set).await
+    let targets = addrs
+        .iter()
+        .map(|a| Target::node(a.clone(), method(&ctx.user)))
+        .collect();
+    let items = per_target(
+        ProbeId::Cluster,
+        "cluster probe",
+        ctx.timeouts.probe(),
+        targets,
+        |addr| {
+            let ctx = ctx.clone();
+            async move {
+                observe_node(&ctx, &addr)
+                    .await
+                    .map(Observation::ClusterNode)
+            }
+        },
+    )
+    .await;
+    addrs.into_iter().zip(items).collect()
 }
 
 /// Discovery: observe the seeds, collect every node they announce in CLUSTER
@@ -211,8 +197,8 @@ pub fn announced_addrs(view: &ClusterNodeView) -> BTreeSet<String> {
 pub struct KeySlotProbe;
 
 impl Probe for KeySlotProbe {
-    fn name(&self) -> &'static str {
-        KEYSLOT_PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::KeySlots
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
@@ -242,7 +228,7 @@ impl Probe for KeySlotProbe {
                 }
             }
             vec![Evidence {
-                probe: KEYSLOT_PROBE.into(),
+                probe: ProbeId::KeySlots,
                 subject: "cluster".into(),
                 method: format!(
                     "CLUSTER KEYSLOT for {} synthetic sample keys, as {}",
@@ -277,7 +263,7 @@ async fn keyslots(ctx: &ProbeContext, addr: &NodeAddr) -> Result<KeySlotSamples,
     let mut samples = Vec::new();
     for (k, f) in SAMPLE_KEYS.iter().zip(&replies) {
         match f {
-            Frame::Integer(i) if (0..16384).contains(i) => samples.push(KeySlotSample {
+            Frame::Int(i) if (0..16384).contains(i) => samples.push(KeySlotSample {
                 key: k.to_string(),
                 server_slot: *i as u16,
             }),
@@ -359,26 +345,9 @@ fn parse_slot(s: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("`{s}` is not a slot number (0-16383)"))
 }
 
-fn pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
-    let Frame::Array(items) = f else {
-        return Err(format!("expected a map, got {}", describe(Some(f))));
-    };
-    if items.len() % 2 != 0 {
-        return Err("map with an odd number of elements".into());
-    }
-    items
-        .chunks(2)
-        .map(|kv| {
-            as_text(&kv[0])
-                .map(|k| (k, &kv[1]))
-                .ok_or_else(|| format!("map key is {}", describe(Some(&kv[0]))))
-        })
-        .collect()
-}
-
 fn int(f: &Frame) -> Option<i64> {
     match f {
-        Frame::Integer(i) => Some(*i),
+        Frame::Int(i) => Some(*i),
         other => as_text(other).and_then(|t| t.parse().ok()),
     }
 }
@@ -394,7 +363,7 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
             slots: Vec::new(),
             nodes: Vec::new(),
         };
-        for (k, v) in pairs(s)? {
+        for (k, v) in map_pairs(s)? {
             match (k.as_str(), v) {
                 ("slots", Frame::Array(bounds)) => {
                     if bounds.len() % 2 != 0 {
@@ -425,7 +394,7 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
                             role: String::new(),
                             health: String::new(),
                         };
-                        for (nk, nv) in pairs(n)? {
+                        for (nk, nv) in map_pairs(n)? {
                             let port = || int(nv).and_then(|p| u16::try_from(p).ok());
                             match nk.as_str() {
                                 "id" => node.id = as_text(nv).unwrap_or_default(),
@@ -512,7 +481,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.1.1:6379@16379,node-a myself,mast
             bulk("id"),
             bulk("e7d1"),
             bulk("tls-port"),
-            Frame::Integer(6379),
+            Frame::Int(6379),
             bulk("ip"),
             bulk("127.0.1.1"),
             bulk("endpoint"),
@@ -520,13 +489,13 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.1.1:6379@16379,node-a myself,mast
             bulk("role"),
             bulk("master"),
             bulk("replication-offset"),
-            Frame::Integer(72156),
+            Frame::Int(72156),
             bulk("health"),
             bulk("online"),
         ]);
         let shard = Frame::Array(vec![
             bulk("slots"),
-            Frame::Array(vec![Frame::Integer(0), Frame::Integer(5460)]),
+            Frame::Array(vec![Frame::Int(0), Frame::Int(5460)]),
             bulk("nodes"),
             Frame::Array(vec![node]),
         ]);

@@ -8,27 +8,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
 
-use chrono::Utc;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::{Probe, ProbeContext, ProbeFuture};
-use crate::config::NodeAddr;
-use crate::evidence::{Evidence, Observation, Observed, ProbeFailure};
+use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
+use crate::config::{MonitoringSettings, NodeAddr};
+use crate::evidence::{
+    DataNodeView, Evidence, ExporterView, Observation, ProbeFailure, ProbeId, SessionScanSettings,
+    SessionScanView,
+};
 use crate::resp::{as_text, describe, parse_info, Frame, RedisConn};
-
-/// Probe name of the per-node data settings.
-pub const CONFIG_PROBE: &str = "data.config";
-/// Probe name of the per-master session scan.
-pub const SESSIONS_PROBE: &str = "data.sessions";
-/// Probe name of the exporter scrapes.
-pub const EXPORTER_PROBE: &str = "monitoring.exporter";
 
 /// Settings read with CONFIG GET.
 pub const CONFIG_KEYS: [&str; 8] = [
@@ -41,77 +34,6 @@ pub const CONFIG_KEYS: [&str; 8] = [
     "cluster-require-full-coverage",
     "aclfile",
 ];
-
-/// One node's data-protection settings and replication state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataNodeView {
-    /// CONFIG GET of [`CONFIG_KEYS`].
-    pub config: BTreeMap<String, String>,
-    /// INFO persistence (aof_* fields).
-    pub persistence: BTreeMap<String, String>,
-    /// INFO replication (role, connected_slaves, slaveN, master_link_status).
-    pub replication: BTreeMap<String, String>,
-}
-
-/// Session-scan settings, from the TTL check's parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SessionScanSettings {
-    /// SCAN MATCH pattern of session keys.
-    pub pattern: String,
-    /// Longest allowed TTL (automatic logoff), seconds.
-    pub max_ttl_s: i64,
-    /// Keys examined per master at most (then the scan is a sample).
-    pub cap_per_master: u64,
-    /// SCAN COUNT per call.
-    pub scan_count: u64,
-}
-
-impl Default for SessionScanSettings {
-    fn default() -> Self {
-        SessionScanSettings {
-            pattern: "session:*".into(),
-            max_ttl_s: 1800,
-            cap_per_master: 100_000,
-            scan_count: 1000,
-        }
-    }
-}
-
-/// What the session scan found on one master. Key names appear only as
-/// keyed hashes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionScanView {
-    /// The settings used.
-    pub settings: SessionScanSettings,
-    /// Keys examined.
-    pub scanned: u64,
-    /// Whether the SCAN reached the end (false: a sample up to the cap).
-    pub complete: bool,
-    /// Keys without a TTL (keyed hashes).
-    pub no_ttl: Vec<String>,
-    /// Keys whose TTL exceeds the maximum (keyed hash, TTL).
-    pub ttl_too_long: Vec<(String, i64)>,
-    /// Keys that are not hashes (keyed hash, type).
-    pub not_hash: Vec<(String, String)>,
-    /// Longest TTL seen.
-    pub longest_ttl_s: Option<i64>,
-    /// How the keyed hashes are made.
-    pub key_hash: String,
-}
-
-/// One exporter scrape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExporterView {
-    /// The URL scraped.
-    pub url: String,
-    /// Whether /metrics answered 200 and parsed.
-    pub reachable: bool,
-    /// Why not, if not.
-    pub error: Option<String>,
-    /// redis_up, redis_cluster_state, redis_exporter_last_scrape_error, ...
-    pub metrics: BTreeMap<String, f64>,
-}
 
 /// A per-run secret for the keyed hashes of session key names. Never
 /// printed; written only to the local salt file next to the report.
@@ -141,51 +63,8 @@ impl RunSalt {
     }
 }
 
-/// Exporter addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MonitoringSettings {
-    /// Exporter port on each node's host, when not listed in `exporters`.
-    pub exporter_port: u16,
-    /// Explicit node (`host:port`) -> exporter (`host:port`).
-    pub exporters: BTreeMap<String, String>,
-}
-
-impl Default for MonitoringSettings {
-    fn default() -> Self {
-        MonitoringSettings {
-            exporter_port: 9121,
-            exporters: BTreeMap::new(),
-        }
-    }
-}
-
 fn words(ws: &[&str]) -> Vec<Vec<u8>> {
     ws.iter().map(|w| w.as_bytes().to_vec()).collect()
-}
-
-fn evidence(
-    probe: &str,
-    subject: String,
-    method: String,
-    t0: Instant,
-    result: Observed,
-) -> Evidence {
-    Evidence {
-        probe: probe.into(),
-        subject,
-        method,
-        observed_at: Utc::now(),
-        duration_ms: t0.elapsed().as_millis() as u64,
-        result,
-    }
-}
-
-fn deadline_failure(what: &str, addr: &NodeAddr, ms: u64) -> ProbeFailure {
-    ProbeFailure {
-        kind: "deadline".into(),
-        message: format!("{addr}: {what} did not finish within {ms} ms"),
-    }
 }
 
 async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeView, ProbeFailure> {
@@ -250,36 +129,33 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
 pub struct DataConfigProbe;
 
 impl Probe for DataConfigProbe {
-    fn name(&self) -> &'static str {
-        CONFIG_PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::DataConfig
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
-            let mut set = tokio::task::JoinSet::new();
-            for addr in ctx.targets.clone() {
-                let ctx = ctx.clone();
-                set.spawn(async move {
-                    let t0 = Instant::now();
-                    let result =
-                        match timeout(ctx.timeouts.probe(), observe_config(&ctx, &addr)).await {
-                            Ok(Ok(v)) => Observed::Observation(Observation::DataNode(v)),
-                            Ok(Err(f)) => Observed::Failure(f),
-                            Err(_) => Observed::Failure(deadline_failure(
-                                "data config probe",
-                                &addr,
-                                ctx.timeouts.probe_ms,
-                            )),
-                        };
-                    let method = format!(
-                        "CONFIG GET {}; INFO persistence; INFO replication; as {}",
-                        CONFIG_KEYS.join(" "),
-                        ctx.user
-                    );
-                    evidence(CONFIG_PROBE, addr.to_string(), method, t0, result)
-                });
-            }
-            super::join_all(set).await
+            let method = format!(
+                "CONFIG GET {}; INFO persistence; INFO replication; as {}",
+                CONFIG_KEYS.join(" "),
+                ctx.user
+            );
+            let targets = ctx
+                .targets
+                .iter()
+                .map(|a| Target::node(a.clone(), method.clone()))
+                .collect();
+            per_target(
+                ProbeId::DataConfig,
+                "data config probe",
+                ctx.timeouts.probe(),
+                targets,
+                |addr| {
+                    let ctx = ctx.clone();
+                    async move { observe_config(&ctx, &addr).await.map(Observation::DataNode) }
+                },
+            )
+            .await
         })
     }
 }
@@ -348,7 +224,7 @@ async fn scan_sessions(
                 .collect();
             let replies = c.pipeline(&cmds).await?;
             for (k, pair) in keys.iter().zip(replies.chunks(2)) {
-                let (Frame::Integer(ttl), Some(kind)) = (&pair[0], as_text(&pair[1])) else {
+                let (Frame::Int(ttl), Some(kind)) = (&pair[0], as_text(&pair[1])) else {
                     continue;
                 };
                 match *ttl {
@@ -394,8 +270,8 @@ async fn scan_sessions(
 pub struct SessionScanProbe;
 
 impl Probe for SessionScanProbe {
-    fn name(&self) -> &'static str {
-        SESSIONS_PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::Sessions
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
@@ -408,36 +284,37 @@ impl Probe for SessionScanProbe {
                 .filter_map(|a| NodeAddr::parse(a).ok())
                 .collect();
             if masters.is_empty() {
-                return vec![evidence(
-                    SESSIONS_PROBE,
-                    "cluster".into(),
-                    "SCAN on every master".into(),
-                    Instant::now(),
-                    Observed::Failure(ProbeFailure {
-                        kind: "not_run".into(),
-                        message: "discovery found no master serving slots".into(),
-                    }),
+                return vec![Evidence::not_observed(
+                    ProbeId::Sessions,
+                    "cluster",
+                    "SCAN on every master",
+                    ProbeFailure::new("not_run", "discovery found no master serving slots"),
                 )];
             }
-            let mut set = tokio::task::JoinSet::new();
-            for addr in masters {
-                let ctx = ctx.clone();
-                let s = s.clone();
-                set.spawn(async move {
-                    let t0 = Instant::now();
-                    let result = match timeout(ctx.timeouts.probe(), scan_sessions(&ctx, &addr, &s)).await {
-                        Ok(Ok(v)) => Observed::Observation(Observation::SessionScan(v)),
-                        Ok(Err(f)) => Observed::Failure(f),
-                        Err(_) => Observed::Failure(deadline_failure("session scan", &addr, ctx.timeouts.probe_ms)),
-                    };
-                    let method = format!(
-                        "SCAN MATCH {} COUNT {} with pipelined TTL and TYPE, up to {} keys per master, as {}; key names kept only as keyed hashes",
-                        s.pattern, s.scan_count, s.cap_per_master, ctx.user
-                    );
-                    evidence(SESSIONS_PROBE, addr.to_string(), method, t0, result)
-                });
-            }
-            super::join_all(set).await
+            let method = format!(
+                "SCAN MATCH {} COUNT {} with pipelined TTL and TYPE, up to {} keys per master, as {}; \
+                 key names kept only as keyed hashes",
+                s.pattern, s.scan_count, s.cap_per_master, ctx.user
+            );
+            let targets = masters
+                .into_iter()
+                .map(|a| Target::node(a, method.clone()))
+                .collect();
+            per_target(
+                ProbeId::Sessions,
+                "session scan",
+                ctx.timeouts.probe(),
+                targets,
+                |addr| {
+                    let (ctx, s) = (ctx.clone(), s.clone());
+                    async move {
+                        scan_sessions(&ctx, &addr, &s)
+                            .await
+                            .map(Observation::SessionScan)
+                    }
+                },
+            )
+            .await
         })
     }
 }
@@ -542,32 +419,40 @@ pub async fn scrape(
 pub struct ExporterProbe;
 
 impl Probe for ExporterProbe {
-    fn name(&self) -> &'static str {
-        EXPORTER_PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::Exporter
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
-            let mut set = tokio::task::JoinSet::new();
-            for node in ctx.targets.clone() {
-                let ctx = ctx.clone();
-                set.spawn(async move {
-                    let t0 = Instant::now();
-                    let addr = exporter_for(&ctx.monitoring, &node);
-                    let v = scrape(&addr, ctx.timeouts.connect(), ctx.timeouts.command()).await;
-                    let method = format!(
-                        "HTTP GET http://{addr}/metrics, Prometheus text format (prometheus-parse)"
-                    );
-                    evidence(
-                        EXPORTER_PROBE,
-                        node.to_string(),
-                        method,
-                        t0,
-                        Observed::Observation(Observation::Exporter(v)),
-                    )
-                });
-            }
-            super::join_all(set).await
+            let targets = ctx
+                .targets
+                .iter()
+                .map(|node| {
+                    let addr = exporter_for(&ctx.monitoring, node);
+                    Target {
+                        subject: node.to_string(),
+                        method: format!(
+                            "HTTP GET http://{addr}/metrics, Prometheus text format (prometheus-parse)"
+                        ),
+                        input: addr,
+                    }
+                })
+                .collect();
+            // A scrape is bounded by its own connect and read deadlines and
+            // records an unreachable exporter as an observation; the probe
+            // deadline is the safety net.
+            per_target(
+                ProbeId::Exporter,
+                "exporter scrape",
+                ctx.timeouts.probe(),
+                targets,
+                |addr| {
+                    let (c, r) = (ctx.timeouts.connect(), ctx.timeouts.command());
+                    async move { Ok(Observation::Exporter(scrape(&addr, c, r).await)) }
+                },
+            )
+            .await
         })
     }
 }

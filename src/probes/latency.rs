@@ -17,71 +17,23 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
 
-use super::{Probe, ProbeContext, ProbeFuture};
+use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::{NodeAddr, Timeouts};
-use crate::evidence::{Evidence, Observation, Observed, ProbeFailure, SlotRange};
-use crate::resp::{as_text, encode_command, parse_info, Frame, RedisConn};
+use crate::evidence::{
+    Distribution, Evidence, LatencySettings, LatencyView, Observation, Observed, ProbeFailure,
+    ProbeId, SlotRange,
+};
+use crate::resp::{as_text, encode_command, error_text, parse_info, Frame, ReadError, RedisConn};
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
-/// Probe name.
-pub const PROBE: &str = "latency";
 /// Every key the probe writes starts with this (inside the session
 /// namespace, so the application user's ACL path is the one measured).
 pub const KEY_PREFIX: &str = "session:epic-audit-probe:";
-
-/// Workload settings, from the latency check's parameters.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(default)]
-pub struct LatencySettings {
-    /// User the load runs as (the application's).
-    pub user: String,
-    /// Operations per second per master.
-    pub rate_per_master: u32,
-    /// Measured duration.
-    pub duration_ms: u64,
-    /// Warm-up before measuring (discarded).
-    pub warmup_ms: u64,
-    /// Hard cap on operations per master (warm-up included).
-    pub max_ops: u64,
-    /// Distinct probe keys per master.
-    pub keys: u32,
-    /// TTL of the probe keys.
-    pub key_ttl_s: u64,
-    /// Only these masters (`host:port`); empty measures every master.
-    pub masters: Vec<String>,
-    /// Every n-th operation is a write (HSET+EXPIRE), the others HGETALL;
-    /// 2 alternates, 0 reads only.
-    pub write_every: u64,
-    /// At most this many operations in flight on the connection; 0 (the
-    /// default) is a true open loop. 1 makes a closed loop (the next
-    /// operation waits for the previous answer), which is how
-    /// redis-benchmark measures: only the `raw` figures mean anything then,
-    /// and it exists to compare the client with redis-benchmark.
-    pub max_in_flight: u32,
-}
-
-impl Default for LatencySettings {
-    fn default() -> Self {
-        LatencySettings {
-            user: "app_user".into(),
-            rate_per_master: 1000,
-            duration_ms: 5000,
-            warmup_ms: 1000,
-            max_ops: 20_000,
-            keys: 100,
-            key_ttl_s: 60,
-            masters: Vec::new(),
-            write_every: 2,
-            max_in_flight: 0,
-        }
-    }
-}
 
 /// The open-loop schedule: operation `i` is due at `i * interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,25 +74,6 @@ pub enum OpKind {
     Read,
     /// HSET + EXPIRE (pipelined; measured to the EXPIRE reply).
     Write,
-}
-
-/// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Distribution {
-    /// Samples.
-    pub count: u64,
-    /// Median.
-    pub p50_us: u64,
-    /// 90th percentile.
-    pub p90_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// Maximum.
-    pub max_us: u64,
-    /// Mean.
-    pub mean_us: f64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -268,52 +201,10 @@ impl Recorder {
     }
 }
 
-/// What the probe saw on one master.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatencyView {
-    /// Master address.
-    pub master: String,
-    /// User the load ran as.
-    pub user: String,
-    /// Hash tag mapping the probe keys to this master.
-    pub hash_tag: String,
-    /// TCP + TLS handshake of the dedicated connection.
-    pub connect_us: u64,
-    /// The workload.
-    pub settings: LatencySettings,
-    /// Operations planned (warm-up included).
-    pub planned_ops: u64,
-    /// Operations completed (warm-up included).
-    pub completed_ops: u64,
-    /// Operations without an answer before the deadline.
-    pub timed_out_ops: u64,
-    /// Error replies.
-    pub errors: u64,
-    /// First error reply.
-    pub first_error: Option<String>,
-    /// Measured operations per second.
-    pub achieved_rate: f64,
-    /// Latency from the intended send time (coordinated-omission corrected).
-    pub corrected: Distribution,
-    /// Latency from the actual send time.
-    pub raw: Distribution,
-    /// Corrected, HGETALL only.
-    pub reads: Distribution,
-    /// Corrected, HSET+EXPIRE only.
-    pub writes: Distribution,
-    /// Server side: INFO commandstats deltas over the run (calls, mean µs).
-    pub server_usec_per_call: BTreeMap<String, (u64, f64)>,
-    /// Server side: INFO latencystats for the same commands (cumulative
-    /// since the server's last stats reset).
-    pub server_latencystats: BTreeMap<String, String>,
-    /// What the clean-up did.
-    pub cleanup: String,
-}
-
 /// A hash tag whose slot belongs to `ranges`.
 pub fn tag_for(ranges: &[SlotRange], seed: &str) -> Option<String> {
     (0..100_000).map(|i| format!("{seed}{i}")).find(|t| {
-        let s = redis_protocol::redis_keyslot(format!("{{{t}}}").as_bytes());
+        let s = crate::evidence::key_slot(format!("{{{t}}}").as_bytes());
         ranges.iter().any(|r| (r.start..=r.end).contains(&s))
     })
 }
@@ -348,7 +239,7 @@ async fn delete_keys(
         let mut cmd = vec![b"DEL".to_vec()];
         cmd.extend(chunk.iter().map(|k| k.as_bytes().to_vec()));
         match c.pipeline(&[cmd]).await.map_err(|e| e.to_string())?.pop() {
-            Some(Frame::Integer(n)) => deleted += n as u64,
+            Some(Frame::Int(n)) => deleted += n as u64,
             other => {
                 return Err(format!(
                     "DEL answered {}",
@@ -645,10 +536,14 @@ async fn measure(
         .collect();
     let run = async {
         for r in conn.pipeline(&setup).await? {
-            if let Frame::Error(e) = r {
+            if let Frame::ServerError(e) = r {
                 return Err(fail(
                     "server_error",
-                    format!("{master}: creating probe keys as {}: {e}", settings.user),
+                    format!(
+                        "{master}: creating probe keys as {}: {}",
+                        settings.user,
+                        error_text(&e)
+                    ),
                 ));
             }
         }
@@ -737,7 +632,7 @@ async fn open_loop(
         Duration::from_millis(s.duration_ms),
         s.max_ops,
     );
-    let (stream, mut buf) = conn.into_parts();
+    let (stream, mut decoder) = conn.into_parts();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
     let start_std = std::time::Instant::now() + Duration::from_millis(5);
@@ -813,29 +708,21 @@ async fn open_loop(
         let mut outstanding = 0u64;
         'ops: while let Some(p) = rx.recv().await {
             for _ in 0..p.parts {
-                let frame = loop {
-                    match redis_protocol::resp2::decode::decode(&buf) {
-                        Ok(Some((f, used))) => {
-                            buf.drain(..used);
-                            break f;
-                        }
-                        Ok(None) => {}
-                        Err(e) => return Err(format!("not RESP: {e}")),
+                let frame = match timeout_at(deadline, decoder.next(&mut rd)).await {
+                    Err(_) => {
+                        rec.record_timeout(p.intended - start, deadline - start);
+                        outstanding += 1;
+                        break 'ops;
                     }
-                    let mut chunk = [0u8; 16 * 1024];
-                    match timeout_at(deadline, rd.read(&mut chunk)).await {
-                        Err(_) => {
-                            rec.record_timeout(p.intended - start, deadline - start);
-                            outstanding += 1;
-                            break 'ops;
-                        }
-                        Ok(Ok(0)) => return Err("connection closed by the server".into()),
-                        Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                        Ok(Err(e)) => return Err(e.to_string()),
+                    Ok(Ok(f)) => f,
+                    Ok(Err(ReadError::Closed)) => {
+                        return Err("connection closed by the server".into())
                     }
+                    Ok(Err(ReadError::NotResp(e))) => return Err(format!("not RESP: {e}")),
+                    Ok(Err(e)) => return Err(e.to_string()),
                 };
-                if let Frame::Error(e) = &frame {
-                    rec.error(e);
+                if let Frame::ServerError(e) = &frame {
+                    rec.error(&error_text(e));
                 }
             }
             let received = Instant::now();
@@ -871,8 +758,8 @@ async fn open_loop(
 pub struct LatencyProbe;
 
 impl Probe for LatencyProbe {
-    fn name(&self) -> &'static str {
-        PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::Latency
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
@@ -907,7 +794,7 @@ impl Probe for LatencyProbe {
                 subjects
                     .into_iter()
                     .map(|s| Evidence {
-                        probe: PROBE.into(),
+                        probe: ProbeId::Latency,
                         subject: s,
                         method: method.clone(),
                         observed_at: Utc::now(),
@@ -931,46 +818,30 @@ impl Probe for LatencyProbe {
             }
             let budget = Duration::from_millis(settings.warmup_ms + settings.duration_ms)
                 + ctx.timeouts.probe();
-            let mut set = tokio::task::JoinSet::new();
-            for (n, (addr, ranges)) in masters.into_iter().enumerate() {
-                let ctx = ctx.clone();
-                let settings = settings.clone();
-                let method = method.clone();
-                set.spawn(async move {
-                    let t0 = std::time::Instant::now();
-                    let result = match timeout(
-                        budget,
-                        measure_isolated(
-                            ctx.clone(),
-                            settings.clone(),
-                            addr.clone(),
-                            ranges.clone(),
-                            n as u64,
-                        ),
-                    )
-                    .await
-                    {
-                        Ok(Ok(v)) => Observed::Observation(Observation::Latency(Box::new(v))),
-                        Ok(Err(f)) => Observed::Failure(f),
-                        Err(_) => Observed::Failure(ProbeFailure {
-                            kind: "deadline".into(),
-                            message: format!(
-                                "{addr}: latency probe did not finish within {} ms",
-                                budget.as_millis()
-                            ),
-                        }),
-                    };
-                    Evidence {
-                        probe: PROBE.into(),
-                        subject: addr.to_string(),
-                        method,
-                        observed_at: Utc::now(),
-                        duration_ms: t0.elapsed().as_millis() as u64,
-                        result,
+            let targets = masters
+                .into_iter()
+                .enumerate()
+                .map(|(n, (addr, ranges))| Target {
+                    subject: addr.to_string(),
+                    method: method.clone(),
+                    input: (n as u64, addr, ranges),
+                })
+                .collect();
+            let out = per_target(
+                ProbeId::Latency,
+                "latency probe",
+                budget,
+                targets,
+                |(n, addr, ranges)| {
+                    let (ctx, settings) = (ctx.clone(), settings.clone());
+                    async move {
+                        measure_isolated(ctx, settings, addr, ranges, n)
+                            .await
+                            .map(|v| Observation::Latency(Box::new(v)))
                     }
-                });
-            }
-            let out = super::join_all(set).await;
+                },
+            )
+            .await;
             // Runs that hit their deadline were cancelled before cleaning up.
             delete_pending().await;
             RUNNING.store(false, Ordering::SeqCst);
@@ -1082,7 +953,7 @@ mod tests {
         }];
         let t = tag_for(&ranges, "epic-audit-").unwrap();
         let key = format!("{KEY_PREFIX}{{{t}}}:7");
-        let slot = redis_protocol::redis_keyslot(key.as_bytes());
+        let slot = crate::evidence::key_slot(key.as_bytes());
         assert!((5461..=10922).contains(&slot), "{key} -> {slot}");
         assert!(key.starts_with("session:"));
     }

@@ -9,9 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
 
 use crate::config::{NodeAddr, Timeouts};
-use crate::evidence::Evidence;
+pub use crate::evidence::DryRunCase;
+use crate::evidence::{Evidence, Observation, Observed, ProbeFailure, ProbeId, Topology};
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
@@ -42,62 +46,11 @@ pub struct ProbeContext {
     /// What discovery learned about the cluster.
     pub topology: Topology,
     /// Where each node's exporter listens.
-    pub monitoring: data::MonitoringSettings,
+    pub monitoring: crate::config::MonitoringSettings,
     /// Key for the keyed hashes of session key names (this run only).
     pub session_salt: data::RunSalt,
     /// The environment's AWS settings (`None`: the AWS checks skip).
     pub aws: Option<crate::config::AwsSettings>,
-}
-
-/// Facts from discovery that later probes need, by node address.
-#[derive(Debug, Clone, Default)]
-pub struct Topology {
-    /// Cluster-bus port each node announces (CLUSTER NODES, `myself`).
-    pub bus_ports: BTreeMap<String, u16>,
-    /// Plaintext ports the cluster advertises for a node (CLUSTER SHARDS
-    /// `port`): probed, not trusted.
-    pub advertised_plaintext: BTreeMap<String, BTreeSet<u16>>,
-    /// Masters serving slots, with their slot ranges (majority view).
-    pub masters: BTreeMap<String, Vec<crate::evidence::SlotRange>>,
-}
-
-impl Topology {
-    /// Derives the topology from discovery evidence.
-    pub fn from_evidence(items: &[crate::evidence::Evidence]) -> Topology {
-        use crate::evidence::{Observation, Observed};
-        let mut t = Topology::default();
-        let mut master_views: BTreeMap<Vec<(String, Vec<crate::evidence::SlotRange>)>, usize> =
-            BTreeMap::new();
-        for e in items {
-            let Observed::Observation(Observation::ClusterNode(v)) = &e.result else {
-                continue;
-            };
-            if let Some(p) = v.me().and_then(|m| m.bus_port) {
-                t.bus_ports.insert(e.subject.clone(), p);
-            }
-            for n in v.shards.iter().flat_map(|s| &s.nodes) {
-                if let (Some(p), Some(tls)) = (n.port, n.tls_port) {
-                    let addr = NodeAddr {
-                        host: n.ip.clone(),
-                        port: tls,
-                    }
-                    .to_string();
-                    t.advertised_plaintext.entry(addr).or_default().insert(p);
-                }
-            }
-            let masters: Vec<_> = v
-                .nodes
-                .iter()
-                .filter(|n| n.is_master() && !n.slots.is_empty() && !n.has_flag("fail"))
-                .map(|n| (n.addr.clone(), n.slots.clone()))
-                .collect();
-            *master_views.entry(masters).or_default() += 1;
-        }
-        if let Some((masters, _)) = master_views.into_iter().max_by_key(|(_, n)| *n) {
-            t.masters = masters.into_iter().collect();
-        }
-        t
-    }
 }
 
 /// Inputs the policy gives probes: which users the DRYRUN sweep covers and
@@ -112,34 +65,139 @@ pub struct ProbeInputs {
     /// Extra ports on every node where no plaintext Redis may answer.
     pub plaintext_ports: BTreeSet<u16>,
     /// The latency workload, when a latency check is selected.
-    pub latency: Option<latency::LatencySettings>,
+    pub latency: Option<crate::evidence::LatencySettings>,
     /// The session scan, when the session TTL check is selected.
-    pub sessions: Option<data::SessionScanSettings>,
+    pub sessions: Option<crate::evidence::SessionScanSettings>,
 }
 
-/// One explicit DRYRUN case from the policy.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DryRunCase {
-    /// The user.
-    pub user: String,
-    /// The command line, words separated by spaces.
-    pub command: String,
-    /// `allow` or `deny` (judged by the check, not the probe).
-    pub expect: String,
+/// One subject of a per-target probe: the name its evidence is recorded
+/// under, how it is observed (the evidence's `method`), and what the
+/// observing function gets.
+pub struct Target<T> {
+    /// Evidence subject (a node `ip:port`, an endpoint `ip:port bus`, ...).
+    pub subject: String,
+    /// Evidence method: the commands sent and the identity used.
+    pub method: String,
+    /// Handed to the observing function.
+    pub input: T,
 }
 
-/// Waits for every task of `set`. A task that panicked is a bug and has no
-/// subject to attach to: it is dropped, so its subject shows up as not
-/// observed (`error`) in the checks.
-pub async fn join_all<T: 'static>(mut set: tokio::task::JoinSet<T>) -> Vec<T> {
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        if let Ok(v) = r {
-            out.push(v);
+impl Target<NodeAddr> {
+    /// A node target whose subject is the node's address.
+    pub fn node(addr: NodeAddr, method: impl Into<String>) -> Self {
+        Target {
+            subject: addr.to_string(),
+            method: method.into(),
+            input: addr,
         }
     }
+}
+
+/// The per-target scaffold every per-node probe uses: observes every target
+/// concurrently, each under `deadline`, and returns exactly one evidence
+/// item per target, in the order given. A target whose observation fails,
+/// overruns its deadline or whose task panics gets a failure item naming
+/// why (a panic is a bug in this tool, said as such); none is ever missing,
+/// so the checks see every expected subject. `what` names the probe in
+/// deadline messages ("access probe"). The second value of each pair is the
+/// side result of a successful observation (e.g. the COMMAND table).
+pub async fn per_target_with<T, X, F, Fut>(
+    probe: ProbeId,
+    what: &'static str,
+    deadline: Duration,
+    targets: Vec<Target<T>>,
+    observe: F,
+) -> Vec<(Evidence, Option<X>)>
+where
+    T: Send + 'static,
+    X: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<(Observation, X), ProbeFailure>> + Send + 'static,
+{
+    let mut tasks = Vec::with_capacity(targets.len());
+    for t in targets {
+        let fut = observe(t.input);
+        let subject = t.subject.clone();
+        let handle = tokio::spawn(async move {
+            let t0 = Instant::now();
+            let (result, extra) = match tokio::time::timeout(deadline, fut).await {
+                Ok(Ok((o, x))) => (Observed::Observation(o), Some(x)),
+                Ok(Err(f)) => (Observed::Failure(f), None),
+                Err(_) => (
+                    Observed::Failure(ProbeFailure {
+                        kind: "deadline".into(),
+                        message: format!(
+                            "{subject}: {what} did not finish within {} ms",
+                            deadline.as_millis()
+                        ),
+                    }),
+                    None,
+                ),
+            };
+            (result, extra, t0.elapsed())
+        });
+        tasks.push((t.subject, t.method, handle));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for (subject, method, handle) in tasks {
+        let (result, extra, took) = match handle.await {
+            Ok(r) => r,
+            Err(e) => {
+                let why = if e.is_panic() {
+                    let p = e.into_panic();
+                    p.downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into())
+                } else {
+                    "task cancelled".into()
+                };
+                let failure = ProbeFailure {
+                    kind: "internal".into(),
+                    message: format!(
+                        "{subject}: the {what} stopped on an internal error ({why}); this is a bug \
+                         in epic-audit, and nothing was observed"
+                    ),
+                };
+                (Observed::Failure(failure), None, Duration::ZERO)
+            }
+        };
+        out.push((
+            Evidence {
+                probe,
+                subject,
+                method,
+                observed_at: Utc::now(),
+                duration_ms: took.as_millis() as u64,
+                result,
+            },
+            extra,
+        ));
+    }
     out
+}
+
+/// [`per_target_with`] for probes without a side result.
+pub async fn per_target<T, F, Fut>(
+    probe: ProbeId,
+    what: &'static str,
+    deadline: Duration,
+    targets: Vec<Target<T>>,
+    observe: F,
+) -> Vec<Evidence>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<Observation, ProbeFailure>> + Send + 'static,
+{
+    per_target_with(probe, what, deadline, targets, |t| {
+        let fut = observe(t);
+        async move { fut.await.map(|o| (o, ())) }
+    })
+    .await
+    .into_iter()
+    .map(|(e, _)| e)
+    .collect()
 }
 
 /// A boxed future, so probes can live in one registry.
@@ -150,7 +208,7 @@ pub type ProbeFuture = Pin<Box<dyn Future<Output = Vec<Evidence>> + Send>>;
 pub trait Probe: Send + Sync {
     /// Stable name, recorded in each evidence item's `probe` field and used
     /// by checks to declare what they need.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> ProbeId;
     /// Observe. Must return (not hang, not panic) for dead or silent nodes.
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture;
 }

@@ -86,7 +86,7 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
         .items
         .iter()
         .map(|e| {
-            let id = uuid(&[env, run, "observation", &e.probe, &e.subject]);
+            let id = uuid(&[env, run, "observation", e.probe.as_str(), &e.subject]);
             obs_by_probe.entry(e.probe.as_str()).or_default().push(id.clone());
             let (state, detail) = match &e.result {
                 Observed::Observation(_) => ("observed".to_string(), String::new()),
@@ -100,7 +100,7 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
                 "title": format!("{} on {}", e.probe, e.subject),
                 "description": format!("Probe `{}` on `{}`: {}.{detail}", e.probe, e.subject, e.method),
                 "props": [
-                    prop("probe", e.probe.clone()),
+                    prop("probe", e.probe.to_string()),
                     prop("subject", e.subject.clone()),
                     prop("result", state),
                     prop("duration-ms", e.duration_ms.to_string()),

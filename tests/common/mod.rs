@@ -4,7 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use epic_audit::lab::{Lab, LabSpec};
+use epic_audit::checks::Outcome;
+use epic_audit::engine::judge;
+use epic_audit::evidence::{EvidenceSet, Observation, Observed};
+use epic_audit::policy::Policy;
+use epic_audit::report::Report;
+use epic_audit_lab::{Lab, LabSpec};
 use serde_json::Value;
 
 /// A lab for one test: own port, own state directory (removed on drop),
@@ -65,7 +70,7 @@ exporter_port = {e}
             c = timeouts.0,
             m = timeouts.1,
             p = timeouts.2,
-            e = self.lab.spec.port + epic_audit::lab::EXPORTER_OFFSET,
+            e = self.lab.spec.port + epic_audit_lab::EXPORTER_OFFSET,
         );
         let path = self.tmp.path().join("epic-audit.toml");
         std::fs::write(&path, text).unwrap();
@@ -107,6 +112,25 @@ node_ip_map = {{ {map} }}
     pub fn out(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
+}
+
+/// The lab's own binary (`epic-audit-lab`, a workspace member), beside the
+/// audit binary in the same target directory.
+pub fn lab_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_epic-audit")).with_file_name("epic-audit-lab");
+    assert!(
+        p.is_file(),
+        "{} is not built: run the tests with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+/// `epic-audit run --env t --config CFG EXTRA...` in the lab's directory.
+pub fn run_env(t: &TestLab, cfg: &Path, extra: &[&str]) -> RunResult {
+    let mut args = vec!["run", "--env", "t", "--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    epic_audit(&args, t.tmp.path())
 }
 
 /// The result of running the binary.
@@ -204,20 +228,7 @@ pub fn fixture_evidence_bad() -> epic_audit::evidence::EvidenceSet {
 pub fn audit_area(t: &TestLab, area: &str, name: &str) -> (i32, Value, Vec<(String, String)>) {
     let cfg = t.tmp.path().join("epic-audit.toml");
     let out = t.out(name);
-    let r = epic_audit(
-        &[
-            "run",
-            "--env",
-            "t",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--only",
-            area,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        t.tmp.path(),
-    );
+    let r = run_env(t, &cfg, &["--only", area, "--out", out.to_str().unwrap()]);
     assert!(
         r.code <= 2,
         "{name}: exit {}\n{}\n{}",
@@ -254,5 +265,61 @@ pub fn failing_subjects(rep: &Value, id: &str) -> Vec<(String, String)> {
         .into_iter()
         .filter(|s| s.1 != "pass")
         .map(|s| (s.0, s.2))
+        .collect()
+}
+
+/// Judges `ev` with the built-in policy, selecting `areas` (areas or ids).
+pub fn judge_areas(ev: &EvidenceSet, areas: &[&str]) -> Report {
+    let p = Policy::builtin().unwrap();
+    let only: Vec<String> = areas.iter().map(|a| a.to_string()).collect();
+    let sel = p.select(&only, &[]).unwrap();
+    judge(ev, &p, &sel, &[], &[])
+}
+
+/// The checks of `r` that are not `pass`, with their outcome.
+pub fn not_passing(r: &Report) -> Vec<(String, Outcome)> {
+    r.checks
+        .iter()
+        .filter(|c| c.outcome != Outcome::Pass)
+        .map(|c| (c.id.clone(), c.outcome))
+        .collect()
+}
+
+/// Exactly one check `id` with outcome `o` (to compare with [`not_passing`]).
+pub fn only(id: &str, o: Outcome) -> Vec<(String, Outcome)> {
+    vec![(id.to_string(), o)]
+}
+
+/// `subject [outcome]: observed | message` of every non-passing subject of
+/// check `id`.
+pub fn messages(r: &Report, id: &str) -> Vec<String> {
+    r.checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap()
+        .subjects
+        .iter()
+        .filter(|s| s.outcome != Outcome::Pass)
+        .map(|s| {
+            format!(
+                "{} [{}]: {} | {}",
+                s.subject, s.outcome, s.observed, s.message
+            )
+        })
+        .collect()
+}
+
+/// Every observation `pick` accepts, mutable, with its subject (to plant a
+/// defect in fixture evidence).
+pub fn observations_mut<'a, T: 'a>(
+    ev: &'a mut EvidenceSet,
+    pick: impl Fn(&'a mut Observation) -> Option<&'a mut T>,
+) -> Vec<(String, &'a mut T)> {
+    ev.items
+        .iter_mut()
+        .filter_map(|e| match &mut e.result {
+            Observed::Observation(o) => pick(o).map(|v| (e.subject.clone(), v)),
+            Observed::Failure(_) => None,
+        })
         .collect()
 }

@@ -22,29 +22,22 @@ pub mod hello;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 
-use super::{Probe, ProbeContext, ProbeFuture};
+use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    CertInfo, Evidence, HandshakeResult, Observation, Observed, PlaintextProbe, ProbeFailure,
-    TlsConfigView, TlsEndpointView, VersionResult,
+    CertInfo, HandshakeResult, Observation, PlaintextProbe, ProbeFailure, ProbeId, TlsConfigView,
+    TlsEndpointView, VersionResult,
 };
 use crate::resp::{as_text, RedisConn};
 use hello::{client_hello, parse_server_answer, Parse, ServerAnswer, TlsVersion};
-
-/// Probe name of the per-endpoint observations.
-pub const ENDPOINT_PROBE: &str = "tls.endpoint";
-/// Probe name of the per-node TLS configuration.
-pub const CONFIG_PROBE: &str = "tls.config";
 
 /// The settings read with CONFIG GET.
 pub const CONFIG_KEYS: [&str; 8] = [
@@ -573,14 +566,14 @@ async fn observe_endpoint(
 pub struct TlsEndpointProbe;
 
 impl Probe for TlsEndpointProbe {
-    fn name(&self) -> &'static str {
-        ENDPOINT_PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::TlsEndpoint
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
-            let mut set = JoinSet::new();
-            for node in ctx.targets.clone() {
+            let mut targets = Vec::new();
+            for node in &ctx.targets {
                 let (bus_port, bus_source) = match ctx.topology.bus_ports.get(&node.to_string()) {
                     Some(p) => (*p, "announced in CLUSTER NODES"),
                     None => (
@@ -589,36 +582,32 @@ impl Probe for TlsEndpointProbe {
                     ),
                 };
                 for (port, bus) in [(node.port, false), (bus_port, true)] {
-                    let ctx = ctx.clone();
-                    let node = node.clone();
-                    set.spawn(async move {
-                        let t0 = Instant::now();
-                        let subject = format!("{}:{port} {}", node.host, if bus { "bus" } else { "client" });
-                        let method = format!(
+                    targets.push(Target {
+                        subject: format!("{}:{port} {}", node.host, if bus { "bus" } else { "client" }),
+                        method: format!(
                             "one ClientHello per version TLSv1.0-1.3 (first record read only); full TLS 1.3 handshake with \
                              and without the client certificate and one round trip; chain verified against the configured CA{}",
                             if bus { format!("; bus port {bus_source}") } else { String::new() }
-                        );
-                        let result = match timeout(ctx.timeouts.probe(), observe_endpoint(ctx.clone(), node.clone(), port, bus)).await {
-                            Ok(Ok(v)) => Observed::Observation(Observation::TlsEndpoint(Box::new(v))),
-                            Ok(Err(f)) => Observed::Failure(f),
-                            Err(_) => Observed::Failure(ProbeFailure {
-                                kind: "deadline".into(),
-                                message: format!("{subject}: TLS probe did not finish within {} ms", ctx.timeouts.probe_ms),
-                            }),
-                        };
-                        Evidence {
-                            probe: ENDPOINT_PROBE.into(),
-                            subject,
-                            method,
-                            observed_at: Utc::now(),
-                            duration_ms: t0.elapsed().as_millis() as u64,
-                            result,
-                        }
+                        ),
+                        input: (node.clone(), port, bus),
                     });
                 }
             }
-            crate::probes::join_all(set).await
+            per_target(
+                ProbeId::TlsEndpoint,
+                "TLS probe",
+                ctx.timeouts.probe(),
+                targets,
+                |(node, port, bus)| {
+                    let ctx = ctx.clone();
+                    async move {
+                        observe_endpoint(ctx, node, port, bus)
+                            .await
+                            .map(|v| Observation::TlsEndpoint(Box::new(v)))
+                    }
+                },
+            )
+            .await
         })
     }
 }
@@ -792,42 +781,39 @@ async fn observe_config(
 pub struct TlsConfigProbe;
 
 impl Probe for TlsConfigProbe {
-    fn name(&self) -> &'static str {
-        CONFIG_PROBE
+    fn name(&self) -> ProbeId {
+        ProbeId::TlsConfig
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
-            let mut set = JoinSet::new();
-            for node in ctx.targets.clone() {
-                let ctx = ctx.clone();
-                set.spawn(async move {
-                    let t0 = Instant::now();
-                    let result = match timeout(ctx.timeouts.probe(), observe_config(&ctx, &node)).await {
-                        Ok(Ok(v)) => Observed::Observation(Observation::TlsConfig(v)),
-                        Ok(Err(f)) => Observed::Failure(f),
-                        Err(_) => Observed::Failure(ProbeFailure {
-                            kind: "deadline".into(),
-                            message: format!("{node}: TLS config probe did not finish within {} ms", ctx.timeouts.probe_ms),
-                        }),
-                    };
-                    Evidence {
-                        probe: CONFIG_PROBE.into(),
-                        subject: node.to_string(),
-                        method: format!(
-                            "CONFIG GET {} as {} (sent only after the node's certificate chains to the configured CA \
-                             for its name); TCP connect + inline PING on the plaintext port if one is configured, \
-                             on any plaintext port the cluster advertises for the node, and on the policy's extra ports",
-                            CONFIG_KEYS.join(" "),
-                            ctx.user
-                        ),
-                        observed_at: Utc::now(),
-                        duration_ms: t0.elapsed().as_millis() as u64,
-                        result,
+            let method = format!(
+                "CONFIG GET {} as {} (sent only after the node's certificate chains to the configured CA \
+                 for its name); TCP connect + inline PING on the plaintext port if one is configured, \
+                 on any plaintext port the cluster advertises for the node, and on the policy's extra ports",
+                CONFIG_KEYS.join(" "),
+                ctx.user
+            );
+            let targets = ctx
+                .targets
+                .iter()
+                .map(|n| Target::node(n.clone(), method.clone()))
+                .collect();
+            per_target(
+                ProbeId::TlsConfig,
+                "TLS config probe",
+                ctx.timeouts.probe(),
+                targets,
+                |node| {
+                    let ctx = ctx.clone();
+                    async move {
+                        observe_config(&ctx, &node)
+                            .await
+                            .map(Observation::TlsConfig)
                     }
-                });
-            }
-            crate::probes::join_all(set).await
+                },
+            )
+            .await
         })
     }
 }

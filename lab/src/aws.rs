@@ -17,7 +17,7 @@ use aws_sdk_ec2::types::{
     Tag, TagSpecification, VolumeType,
 };
 
-use crate::config::{AwsCredentials, AwsSettings, TagFilter, Timeouts};
+use epic_audit::config::{AwsCredentials, AwsSettings, TagFilter, Timeouts};
 
 /// Emulator port = lab port + this, on 127.0.0.1 (6379 -> 7379).
 pub const EMULATOR_OFFSET: u16 = 1000;
@@ -206,7 +206,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    move |e| crate::probes::aws::api_failure(call, &e).message
+    move |e| epic_audit::probes::aws::api_failure(call, &e).message
 }
 
 /// Seeds the seed architecture (with `defect`) through the AWS SDK.
@@ -216,7 +216,7 @@ pub async fn seed(s: &AwsSettings, defect: AwsDefect) -> Result<Seeded, String> 
         command_ms: 10000,
         probe_ms: 60000,
     };
-    let conf = crate::probes::aws::sdk_config(s, &t).await;
+    let conf = epic_audit::probes::aws::sdk_config(s, &t).await;
     let ec2 = aws_sdk_ec2::Client::new(&conf);
     let kms = aws_sdk_kms::Client::new(&conf);
     let mut out = Seeded::default();

@@ -21,10 +21,10 @@ use sha2::{Digest, Sha256};
 
 pub mod aws;
 
-use crate::config::{NodeAddr, Timeouts};
-use crate::resp::{as_text, parse_info, Frame, RedisConn};
-use crate::secret::Secret;
-use crate::tls::TlsClient;
+use epic_audit::config::{NodeAddr, Timeouts};
+use epic_audit::resp::{as_text, error_text, parse_info, Frame, RedisConn};
+use epic_audit::secret::Secret;
+use epic_audit::tls::TlsClient;
 
 /// The test PKI compiled into the binary (fixtures/pki), so the lab works
 /// from any directory. TEST ONLY: these private keys are public.
@@ -67,14 +67,14 @@ pub enum LabError {
     )]
     NoRedis,
     /// The moto EC2/KMS emulator is not installed.
-    #[error("moto_server (the EC2/KMS emulator) was not found: run scripts/setup.sh (it creates .venv with `moto[server]`), or set EPIC_AUDIT_MOTO_SERVER, or start the lab without it (`epic-audit lab up --no-aws`)")]
+    #[error("moto_server (the EC2/KMS emulator) was not found: run scripts/setup.sh (it creates .venv with `moto[server]`), or set EPIC_AUDIT_MOTO_SERVER, or start the lab without it (`epic-audit-lab up --no-aws`)")]
     NoMoto,
     /// prometheus-redis-exporter is not installed.
     #[error("prometheus-redis-exporter was not found; install it (Debian: `apt-get install prometheus-redis-exporter`)")]
     NoExporter,
     /// A lab already runs in that directory.
     #[error(
-        "a lab is already running in {0} (`epic-audit lab status`; `epic-audit lab down` stops it)"
+        "a lab is already running in {0} (`epic-audit-lab status`; `epic-audit-lab down` stops it)"
     )]
     AlreadyRunning(PathBuf),
     /// Filesystem problem.
@@ -135,11 +135,10 @@ pub struct LabSpec {
 /// Exporter port = node port + this (6379 -> 9121).
 pub const EXPORTER_OFFSET: u16 = 2742;
 
-/// The default state directory: `$EPIC_AUDIT_LAB_DIR` or `$TMPDIR/epic-audit-lab`.
+/// The default state directory: `$EPIC_AUDIT_LAB_DIR` or `$TMPDIR/epic-audit-lab`
+/// (the directory `${LAB_DIR}` in the audit's config stands for).
 pub fn default_dir() -> PathBuf {
-    std::env::var_os("EPIC_AUDIT_LAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("epic-audit-lab"))
+    epic_audit::config::default_lab_dir()
 }
 
 /// The six node addresses 127.0.1.1 - 127.0.1.6 (the SANs of the test PKI).
@@ -148,7 +147,7 @@ pub fn default_ips() -> Vec<Ipv4Addr> {
 }
 
 impl LabSpec {
-    /// The lab `epic-audit lab up` starts: port 6379 on 127.0.1.1-6.
+    /// The lab `epic-audit-lab up` starts: port 6379 on 127.0.1.1-6.
     pub fn standard(dir: PathBuf) -> LabSpec {
         LabSpec {
             dir,
@@ -401,14 +400,14 @@ fn stop_services(exporters: &[LabService], own_children: bool) {
     }
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(3) && targets.iter().any(|e| !gone(e.pid)) {
-        reap();
+        reap(targets.iter().map(|e| e.pid));
         std::thread::sleep(Duration::from_millis(20));
     }
     for e in targets.iter().filter(|e| !gone(e.pid)) {
         // SAFETY: as above.
         unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
     }
-    reap();
+    reap(targets.iter().map(|e| e.pid));
 }
 
 /// Stops the given nodes: SIGTERM, up to 5 s grace, then SIGKILL. Only
@@ -434,7 +433,7 @@ fn stop_nodes(nodes: &[LabNode], own_children: bool) -> Vec<u32> {
     }
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(5) && ours.iter().any(|n| !gone(n.pid)) {
-        reap();
+        reap(ours.iter().map(|n| n.pid));
         std::thread::sleep(Duration::from_millis(50));
     }
     for n in &ours {
@@ -443,7 +442,7 @@ fn stop_nodes(nodes: &[LabNode], own_children: bool) -> Vec<u32> {
             unsafe { libc::kill(n.pid as libc::pid_t, libc::SIGKILL) };
         }
     }
-    reap();
+    reap(ours.iter().map(|n| n.pid));
     ours.iter().map(|n| n.pid).collect()
 }
 
@@ -470,15 +469,15 @@ fn gone(pid: u32) -> bool {
     }
 }
 
-/// Reaps exited children so they do not linger as zombies (which would
-/// still look alive to `kill(pid, 0)`).
-fn reap() {
-    loop {
-        // SAFETY: non-blocking wait for any child; no memory is shared.
-        let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
-        if r <= 0 {
-            break;
-        }
+/// Reaps the given pids if they are exited children of this process, so
+/// they do not linger as zombies. Only these pids: waiting for any child
+/// (`waitpid(-1)`) would steal the exit status of children that other code
+/// in the same process (another test's lab, a `Command`) waits for. A pid
+/// that is not our child is ignored (ECHILD).
+fn reap(pids: impl IntoIterator<Item = u32>) {
+    for pid in pids {
+        // SAFETY: non-blocking wait for one specific pid; no memory is shared.
+        unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG) };
     }
 }
 
@@ -514,7 +513,7 @@ impl Lab {
     /// the session hashes. On any failure the processes are stopped and the
     /// state removed, so nothing is left half-running.
     pub async fn up(spec: LabSpec) -> Result<Lab, LabError> {
-        crate::install_crypto_provider();
+        epic_audit::install_crypto_provider();
         if is_running(&spec.dir) {
             return Err(LabError::AlreadyRunning(spec.dir.clone()));
         }
@@ -564,7 +563,7 @@ impl Lab {
                 format!("{}\n", p.expose()).as_bytes(),
             )?;
         }
-        crate::sign::keygen(&spec.dir.join("signing")).map_err(|e| LabError::Step {
+        epic_audit::sign::keygen(&spec.dir.join("signing")).map_err(|e| LabError::Step {
             step: "creating the lab's signing key".into(),
             detail: e.to_string(),
         })?;
@@ -763,7 +762,7 @@ impl Lab {
     }
 
     /// The environment `[aws]` settings that audit this lab's emulator.
-    pub fn aws_settings(&self) -> crate::config::AwsSettings {
+    pub fn aws_settings(&self) -> epic_audit::config::AwsSettings {
         let ips: Vec<String> = self.spec.ips.iter().map(ToString::to_string).collect();
         aws::lab_settings(self.emulator_port(), &ips)
     }
@@ -786,8 +785,8 @@ impl Lab {
                 // SAFETY: our own child.
                 unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
             }
+            reap([e.pid]);
         }
-        reap();
     }
 
     /// Starts one prometheus-redis-exporter per node (TLS with the client
@@ -838,7 +837,7 @@ impl Lab {
         let t0 = Instant::now();
         for e in self.state.exporters.clone() {
             loop {
-                let v = crate::probes::data::scrape(
+                let v = epic_audit::probes::data::scrape(
                     &e.listen,
                     Duration::from_secs(1),
                     Duration::from_secs(2),
@@ -866,8 +865,8 @@ impl Lab {
                 // SAFETY: our own child.
                 unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
             }
+            reap([e.pid]);
         }
-        reap();
     }
 
     fn write_state(&self) -> Result<(), LabError> {
@@ -894,7 +893,7 @@ impl Lab {
         while t0.elapsed() < limit {
             for (i, node) in self.state.nodes.iter().enumerate() {
                 if gone(node.pid) {
-                    reap();
+                    reap([node.pid]);
                     return Err(LabError::Step {
                         step: step.to_string(),
                         detail: format!("redis-server of node {} (pid {}) exited", i + 1, node.pid),
@@ -947,7 +946,11 @@ impl Lab {
     }
 
     /// An authenticated connection to node `i` as `user`.
-    pub async fn conn(&self, i: usize, user: &str) -> Result<RedisConn, crate::resp::ConnError> {
+    pub async fn conn(
+        &self,
+        i: usize,
+        user: &str,
+    ) -> Result<RedisConn, epic_audit::resp::ConnError> {
         RedisConn::connect_as(
             &self.spec.addr(i),
             &self.tls_client(),
@@ -959,7 +962,7 @@ impl Lab {
     }
 
     /// An admin connection to node `i` (lab set-up and test variants).
-    pub async fn admin(&self, i: usize) -> Result<RedisConn, crate::resp::ConnError> {
+    pub async fn admin(&self, i: usize) -> Result<RedisConn, epic_audit::resp::ConnError> {
         self.conn(i, "admin_user").await
     }
 
@@ -1035,7 +1038,7 @@ impl Lab {
                 .cmd_str(&["CLUSTER", "SHARDS"])
                 .await
                 .map_err(|e| e.to_string())?;
-            let shards = crate::probes::cluster::parse_cluster_shards(&shards)?;
+            let shards = epic_audit::probes::cluster::parse_cluster_shards(&shards)?;
             if let Some(n) = shards
                 .iter()
                 .flat_map(|s| &s.nodes)
@@ -1074,7 +1077,7 @@ impl Lab {
     /// Writes the session hashes as app_user, each to the master of its slot.
     async fn seed_sessions(&self) -> Result<(), LabError> {
         let step = "writing session hashes as app_user".to_string();
-        let err = |e: crate::resp::ConnError| LabError::Step {
+        let err = |e: epic_audit::resp::ConnError| LabError::Step {
             step: step.clone(),
             detail: e.to_string(),
         };
@@ -1082,7 +1085,7 @@ impl Lab {
         let now = chrono::Utc::now().timestamp();
         for k in 0..self.spec.sessions {
             let key = format!("session:{}", random_hex(16));
-            let slot = redis_protocol::redis_keyslot(key.as_bytes());
+            let slot = epic_audit::evidence::key_slot(key.as_bytes());
             let m = MASTER_SLOTS
                 .iter()
                 .position(|(a, b)| (*a..=*b).contains(&slot))
@@ -1107,10 +1110,10 @@ impl Lab {
             }
             let mut c = self.conn(m, "app_user").await.map_err(err)?;
             for r in c.pipeline(cmds).await.map_err(err)? {
-                if let Frame::Error(e) = r {
+                if let Frame::ServerError(e) = r {
                     return Err(LabError::Step {
                         step: step.clone(),
-                        detail: format!("node {}: {e}", m + 1),
+                        detail: format!("node {}: {}", m + 1, error_text(&e)),
                     });
                 }
             }
@@ -1125,7 +1128,7 @@ impl Lab {
             // SAFETY: signal to a pid verified to be our redis-server.
             unsafe { libc::kill(n.pid as libc::pid_t, libc::SIGKILL) };
         }
-        reap();
+        reap([n.pid]);
     }
 
     /// Stops every node and removes the state directory.

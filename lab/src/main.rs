@@ -1,0 +1,222 @@
+//! `epic-audit-lab`: start, stop or inspect the local lab cluster.
+//!
+//! A separate binary from `epic-audit` on purpose: the audit binary that
+//! runs against production never spawns a server and carries no private
+//! key, while the lab embeds the test PKI (whose private keys are public).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use epic_audit::tls::TlsClient;
+use epic_audit_lab::{Lab, LabSpec};
+
+/// The local lab: six real redis-server processes (3 masters, 3 replicas)
+/// on 127.0.1.1-127.0.1.6, TLS 1.3 only with the test PKI from
+/// fixtures/pki, ACL users admin_user/app_user/dev_user (default off), AOF
+/// on, about 200 session hashes, an exporter per node and an EC2/KMS
+/// emulator. Its state, generated passwords and logs live in
+/// $EPIC_AUDIT_LAB_DIR (default $TMPDIR/epic-audit-lab); epic-audit's config
+/// paths refer to it as ${LAB_DIR}.
+///
+/// Audit it with `epic-audit run --env local`.
+#[derive(Debug, Parser)]
+#[command(name = "epic-audit-lab", version, about, long_about)]
+struct Cli {
+    /// Lab state directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Action,
+}
+
+/// Lab actions.
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Start the lab (fails if it already runs): six redis-servers, an
+    /// exporter per node, and the EC2/KMS emulator (moto) on
+    /// 127.0.0.1:<port+1000> seeded with the seed architecture.
+    Up {
+        /// TLS port of every node (bus port = port + 10000).
+        #[arg(long, default_value_t = 6379)]
+        port: u16,
+        /// Do not start the EC2/KMS emulator (the AWS checks then `error`
+        /// for an environment whose [aws] table points at it).
+        #[arg(long)]
+        no_aws: bool,
+    },
+    /// Stop exactly the processes the lab started (by pid) and remove its state.
+    Down,
+    /// Show whether each node runs and answers; exit 0 only when all do.
+    Status,
+}
+
+fn main() -> ExitCode {
+    epic_audit::install_crypto_provider();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 3 } else { 0 });
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("epic-audit-lab: cannot start the async runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    let dir = cli.dir.clone().unwrap_or_else(epic_audit_lab::default_dir);
+    match rt.block_on(lab_cmd(&cli.action, dir)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("epic-audit-lab: {e:#}");
+            ExitCode::from(4)
+        }
+    }
+}
+
+async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
+    match action {
+        Action::Up { port, no_aws } => {
+            let mut spec = LabSpec::standard(dir.clone());
+            spec.port = *port;
+            spec.aws = !no_aws;
+            let lab = Lab::up(spec).await?;
+            println!("lab up: 3 masters + 3 replicas, TLS 1.3 only, ACLs on");
+            for (i, n) in lab.state.nodes.iter().enumerate() {
+                println!(
+                    "  node{} {}:{} {:<7} pid {}",
+                    i + 1,
+                    n.ip,
+                    lab.state.port,
+                    n.role,
+                    n.pid
+                );
+            }
+            if let Some(e) = &lab.state.emulator {
+                println!(
+                    "  EC2/KMS emulator (moto) http://{} pid {}: VPC 10.0.0.0/16, 3 instances tagged {}={}, redis-cluster-sg, encrypted volumes on a rotating customer key",
+                    e.listen,
+                    e.pid,
+                    epic_audit_lab::aws::TAG.0,
+                    epic_audit_lab::aws::TAG.1
+                );
+            }
+            println!(
+                "state, logs and generated passwords (0600): {}",
+                dir.display()
+            );
+            println!(
+                "signing key pair for the lab's reports: {}/signing/epic-audit-signing.{{key,pub}}",
+                dir.display()
+            );
+            println!("audit it:  epic-audit run --env local");
+            println!("stop it:   epic-audit-lab down");
+            lab.detach();
+            Ok(0)
+        }
+        Action::Down => {
+            let pids = epic_audit_lab::down(&dir)?;
+            if pids.is_empty() {
+                println!("no lab processes were running in {}", dir.display());
+            } else {
+                println!(
+                    "stopped {} redis-server processes (pids {:?}) and removed {}",
+                    pids.len(),
+                    pids,
+                    dir.display()
+                );
+            }
+            Ok(0)
+        }
+        Action::Status => lab_status(&dir).await,
+    }
+}
+
+async fn lab_status(dir: &Path) -> Result<u8> {
+    let Some(state) = epic_audit_lab::read_state(dir) else {
+        println!(
+            "no lab in {} (start one with `epic-audit-lab up`)",
+            dir.display()
+        );
+        return Ok(1);
+    };
+    let pki = dir.join("pki");
+    let tls = TlsClient::from_files(
+        &pki.join("ca.crt"),
+        &pki.join("client.crt"),
+        &pki.join("client.key"),
+        None,
+    )?;
+    let pw = std::fs::read_to_string(dir.join("secrets/admin_user.pass")).unwrap_or_default();
+    let pw = epic_audit::secret::Secret::new(pw.trim_end());
+    let timeouts = epic_audit::config::Timeouts {
+        connect_ms: 1000,
+        command_ms: 1000,
+        probe_ms: 2000,
+    };
+    let mut healthy = true;
+    println!("lab in {} (started {})", dir.display(), state.started_at);
+    for (i, n) in state.nodes.iter().enumerate() {
+        let addr = epic_audit::config::NodeAddr {
+            host: n.ip.clone(),
+            port: state.port,
+        };
+        let running = std::fs::read(format!("/proc/{}/cmdline", n.pid))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("redis-server"));
+        let answer = match epic_audit::resp::RedisConn::connect_as(
+            &addr,
+            &tls,
+            &timeouts,
+            "admin_user",
+            &pw,
+        )
+        .await
+        {
+            Ok(mut c) => match c.cmd_str(&["CLUSTER", "INFO"]).await {
+                Ok(f) => epic_audit::resp::as_text(&f)
+                    .map(|t| {
+                        epic_audit::resp::parse_info(&t)
+                            .get("cluster_state")
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .map(|s| format!("cluster_state:{s}"))
+                    .unwrap_or_else(|| "answers".into()),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        healthy &= running && answer == "cluster_state:ok";
+        println!(
+            "  node{} {addr} {:<7} pid {} {} · {answer}",
+            i + 1,
+            n.role,
+            n.pid,
+            if running { "running" } else { "NOT RUNNING" }
+        );
+    }
+    if let Some(e) = &state.emulator {
+        let port = e.listen.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+        let answers = match port {
+            Some(p) => epic_audit_lab::aws::wait_ready(p, std::time::Duration::from_millis(500))
+                .await
+                .is_ok(),
+            None => false,
+        };
+        healthy &= answers;
+        println!(
+            "  EC2/KMS emulator http://{} pid {} · {}",
+            e.listen,
+            e.pid,
+            if answers { "answers" } else { "NOT ANSWERING" }
+        );
+    }
+    Ok(if healthy { 0 } else { 1 })
+}

@@ -1,0 +1,115 @@
+//! `epic-audit checks` and `epic-audit explain`: the policy's catalogue and
+//! one check's long explanation.
+
+use crate::cli::Format;
+use crate::policy::Policy;
+
+/// The `checks` listing.
+pub fn render_catalogue(p: &Policy, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = p
+                .checks
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id, "area": c.area, "severity": c.severity, "title": c.title,
+                        "hipaa": c.hipaa, "rule": c.rule, "enabled": c.enabled, "params": c.params,
+                    })
+                })
+                .collect();
+            serde_json::to_string_pretty(&v).expect("catalogue serialises") + "\n"
+        }
+        Format::Table => {
+            let mut s = format!(
+                "{:<8} {:<11} {:<9} {:<58} {}\n",
+                "ID", "AREA", "SEVERITY", "TITLE", "HIPAA (45 CFR)"
+            );
+            for c in &p.checks {
+                let title = if c.enabled {
+                    c.title.clone()
+                } else {
+                    format!("{} (disabled)", c.title)
+                };
+                s.push_str(&format!(
+                    "{:<8} {:<11} {:<9} {:<58} {}\n",
+                    c.id,
+                    c.area.to_string(),
+                    c.severity.to_string(),
+                    title,
+                    c.hipaa.join(", ")
+                ));
+            }
+            s.push_str(&format!(
+                "\n{} checks from {} policy (digest {}). `epic-audit explain ID` for details.\n",
+                p.checks.len(),
+                p.source,
+                &p.digest[..12]
+            ));
+            s
+        }
+    }
+}
+
+/// The `explain` text.
+pub fn explain(c: &crate::policy::CheckDef) -> String {
+    let rules = crate::checks::registry();
+    let method = rules
+        .get(c.rule.as_str())
+        .map(|r| r.method)
+        .unwrap_or("(unknown rule)");
+    let indent = |t: &str| {
+        t.trim()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let params = if c.params.is_empty() {
+        "  (none)".to_string()
+    } else {
+        indent(&toml::to_string(&c.params).unwrap_or_default())
+    };
+    format!(
+        "{id}  {title}\n\
+         area: {area} · severity: {sev} · HIPAA (45 CFR): {hipaa}\n\
+         rule: {rule} (defined in {src}){disabled}\n\n\
+         Why it matters\n{why}\n\n\
+         How it is probed\n{how}\n\n\
+         Parameters\n{params}\n\n\
+         How to fix\n{fix}\n",
+        id = c.id,
+        title = c.title,
+        area = c.area,
+        sev = c.severity,
+        hipaa = c.hipaa.join(", "),
+        rule = c.rule,
+        src = c.source,
+        disabled = if c.enabled {
+            ""
+        } else {
+            "\nDISABLED in the policy: reported as skip"
+        },
+        why = indent(&c.rationale),
+        how = indent(&textwrap(method, 76)),
+        fix = indent(&c.remediation),
+    )
+}
+
+fn textwrap(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for w in s.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + w.len() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    out.push_str(&line);
+    out
+}

@@ -1,0 +1,62 @@
+//! `epic-audit evaluate`: judge a saved evidence.json again (no network).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::{load_policy, signer, write_and_print};
+use crate::cli::{Cli, Select, Signing, UsageError};
+use crate::engine;
+use crate::evidence::EvidenceSet;
+use crate::output;
+
+/// Judges the evidence at `path` with the current policy.
+pub fn evaluate(
+    cli: &Cli,
+    path: &Path,
+    out: Option<&Path>,
+    select: &Select,
+    signing: &Signing,
+) -> Result<u8> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let evidence: EvidenceSet = serde_json::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{}: not an epic-audit evidence file: {e}",
+            path.display()
+        ))
+    })?;
+    if evidence.schema_version != crate::evidence::SCHEMA_VERSION {
+        return Err(UsageError(format!(
+            "{}: evidence schema version {} is not supported by this epic-audit (expects {})",
+            path.display(),
+            evidence.schema_version,
+            crate::evidence::SCHEMA_VERSION
+        ))
+        .into());
+    }
+    let policy = load_policy(cli)?;
+    let selected = policy
+        .select(&select.only, &select.skip)
+        .map_err(UsageError)?;
+    let report = engine::judge(&evidence, &policy, &selected, &select.only, &select.skip);
+    let dest = match out {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let now = engine::run_id(chrono::Utc::now());
+            output::default_run_dir(
+                &Path::new("reports").join(&evidence.environment),
+                &format!("{}-evaluated-{now}", evidence.run_id),
+            )
+        }
+    };
+    let signer = signer(signing, None, None)?;
+    write_and_print(
+        &dest,
+        &evidence,
+        report,
+        &policy,
+        signer.as_ref(),
+        signing.prom.as_deref(),
+    )
+}

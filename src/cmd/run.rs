@@ -1,0 +1,148 @@
+//! `epic-audit run`: observe one environment, judge it, write the run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{load_policy, signer, write_and_print};
+use crate::cli::{Cli, RunArgs, UsageError};
+use crate::config::Config;
+use crate::engine;
+use crate::output::{self, OutputError};
+use crate::probes::ProbeContext;
+use crate::tls::TlsClient;
+
+/// Runs the audit of `args.env`.
+pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    let config = Config::load(&cli.config)?;
+    let env = config.environment(&args.env)?;
+    let policy = load_policy(cli)?;
+    let selected = policy
+        .select(&args.select.only, &args.select.skip)
+        .map_err(UsageError)?;
+    if let Some(out) = &args.out {
+        if out.exists()
+            && std::fs::read_dir(out)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            return Err(OutputError::Exists(out.clone()).into());
+        }
+    }
+    let lab_dir = crate::config::default_lab_dir();
+    if env.lab {
+        lab_hint(&args.env, env, &lab_dir).await?;
+    }
+    let tls = TlsClient::from_files(
+        &config.resolve_path(&env.tls.ca, &lab_dir),
+        &config.resolve_path(&env.tls.client_cert, &lab_dir),
+        &config.resolve_path(&env.tls.client_key, &lab_dir),
+        env.tls.server_name.clone(),
+    )?;
+    let user = env.audit_user.get_ref().clone();
+    let password = config.resolve_secret(&args.env, &user, &lab_dir)?;
+    let mut credentials = std::collections::BTreeMap::new();
+    for name in env.users.keys() {
+        credentials.insert(
+            name.clone(),
+            config.resolve_secret(&args.env, name, &lab_dir)?,
+        );
+    }
+    // Resolved after the TLS material and secrets (a lab environment's key
+    // is created by `lab up`), and still before any probe runs.
+    let signer = signer(&args.signing, env.signing_key.clone(), Some(&config))?;
+    let ctx = ProbeContext {
+        targets: env.seeds.clone(),
+        tls,
+        timeouts: env.timeouts.clone(),
+        user,
+        password,
+        credentials,
+        inputs: engine::probe_inputs(&selected),
+        topology: Default::default(),
+        monitoring: env.monitoring.clone(),
+        session_salt: crate::probes::data::RunSalt::random(),
+        aws: env.aws.clone(),
+    };
+    let salt = ctx.session_salt.clone();
+    let needed = engine::needed_probes(&selected);
+    let evidence = engine::observe(&args.env, &env.seeds, ctx, &needed).await;
+    let report = engine::judge(
+        &evidence,
+        &policy,
+        &selected,
+        &args.select.only,
+        &args.select.skip,
+    );
+    let dest = match &args.out {
+        Some(d) => d.clone(),
+        None => output::default_run_dir(&Path::new("reports").join(&args.env), &evidence.run_id),
+    };
+    let code = write_and_print(
+        &dest,
+        &evidence,
+        report,
+        &policy,
+        signer.as_ref(),
+        args.signing.prom.as_deref(),
+    )?;
+    if needed.contains(&crate::evidence::ProbeId::Sessions) {
+        let file = write_salt(&dest, &salt)?;
+        println!(
+            "session keys appear in the report only as keyed hashes; the key (this run's salt) is in {} — keep it local",
+            file.display()
+        );
+    }
+    Ok(code)
+}
+
+/// Writes the run's salt next to (not inside) the run directory, 0600: an
+/// operator can map a reported hash back to a key name with it
+/// (`printf %s KEY | openssl dgst -sha256 -mac HMAC -macopt hexkey:$(cat FILE)`,
+/// first 12 hex digits); the report itself never holds it.
+fn write_salt(dest: &Path, salt: &crate::probes::data::RunSalt) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".salt");
+    let file = dest.with_file_name(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| format!("writing the session-hash salt {}", file.display()))?;
+    f.write_all(format!("{}\n", hex::encode(salt.0)).as_bytes())?;
+    Ok(file)
+}
+
+/// For the local lab's environment: fails early, saying how to start the
+/// lab, when it is not up (its TLS material is missing or its first seed
+/// does not accept connections). The audit binary never starts servers.
+async fn lab_hint(name: &str, env: &crate::config::Environment, lab_dir: &Path) -> Result<()> {
+    let seed = &env.seeds[0];
+    let ca_missing = !lab_dir.join("pki").is_dir();
+    let refused = tokio::time::timeout(
+        env.timeouts.connect(),
+        tokio::net::TcpStream::connect((seed.host.as_str(), seed.port)),
+    )
+    .await
+    .map_or(true, |r| r.is_err());
+    if ca_missing || refused {
+        return Err(UsageError(format!(
+            "environment `{name}` is the local lab, and it is not running ({}): start it with \
+             `epic-audit-lab up --port {}` (or run `bash scripts/audit-lab.sh`, which starts it and audits it)",
+            if ca_missing {
+                format!("{} has no pki/", lab_dir.display())
+            } else {
+                format!("nothing accepts connections on {seed}")
+            },
+            seed.port
+        ))
+        .into());
+    }
+    Ok(())
+}

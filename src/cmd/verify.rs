@@ -1,0 +1,90 @@
+//! `epic-audit verify`: a signed run directory or a quarterly archive.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::UsageError;
+
+/// Verifies `path` (a run directory or an export archive) against the
+/// public key in `pubkey`: 0 valid, 1 invalid.
+pub fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
+    let key = crate::sign::load_public(pubkey)?;
+    if path.is_file() {
+        return verify_archive_cmd(path, &key);
+    }
+    if !path.join(crate::sign::ENVELOPE).is_file() {
+        return Err(UsageError(format!(
+            "{} has no {}: not a signed run directory",
+            path.display(),
+            crate::sign::ENVELOPE
+        ))
+        .into());
+    }
+    match crate::sign::verify(path, &key) {
+        Ok(v) => {
+            println!(
+                "VALID: {} files signed by key {} ({} run {}, verdict {})",
+                v.files.len(),
+                v.key_id,
+                v.predicate["environment"].as_str().unwrap_or("?"),
+                v.predicate["run_id"].as_str().unwrap_or("?"),
+                v.predicate["verdict"].as_str().unwrap_or("?")
+            );
+            Ok(0)
+        }
+        Err(problems) => {
+            println!("INVALID: {}", path.display());
+            for p in problems {
+                println!("  {p}");
+            }
+            Ok(1)
+        }
+    }
+}
+
+fn verify_archive_cmd(path: &Path, key: &ed25519_dalek::VerifyingKey) -> Result<u8> {
+    match crate::export::verify_archive(path, key) {
+        Ok(v) => {
+            let bad = v.runs.iter().filter(|(_, r)| r.is_err()).count();
+            println!(
+                "{}: archive {} · {} files signed by key {} ({} {}, {} run(s))",
+                if bad == 0 { "VALID" } else { "INVALID" },
+                path.display(),
+                v.outer.files.len(),
+                v.outer.key_id,
+                v.outer.predicate["environment"].as_str().unwrap_or("?"),
+                v.outer.predicate["quarter"].as_str().unwrap_or("?"),
+                v.runs.len()
+            );
+            for (dir, r) in &v.runs {
+                match r {
+                    Ok(rv) => println!(
+                        "  run {dir}: valid ({} files, verdict {})",
+                        rv.files.len(),
+                        rv.predicate["verdict"].as_str().unwrap_or("?")
+                    ),
+                    Err(problems) => {
+                        println!("  run {dir}: INVALID");
+                        for p in problems {
+                            println!("    {p}");
+                        }
+                    }
+                }
+            }
+            Ok(if bad == 0 { 0 } else { 1 })
+        }
+        Err(crate::export::ArchiveError::Unreadable(e)) => Err(UsageError(format!(
+            "{} is neither a run directory nor a readable export archive: {e}",
+            path.display()
+        ))
+        .into()),
+        Err(crate::export::ArchiveError::Invalid(problems)) => {
+            println!("INVALID: {}", path.display());
+            for p in problems {
+                println!("  {p}");
+            }
+            Ok(1)
+        }
+    }
+}

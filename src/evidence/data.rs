@@ -1,0 +1,78 @@
+//! What the data-protection and monitoring probes observe: persistence and
+//! hardening settings, replication state, the session-key TTL scan (key names
+//! only as keyed hashes) and exporter scrapes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One node's data-protection settings and replication state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataNodeView {
+    /// CONFIG GET of [`CONFIG_KEYS`].
+    pub config: BTreeMap<String, String>,
+    /// INFO persistence (aof_* fields).
+    pub persistence: BTreeMap<String, String>,
+    /// INFO replication (role, connected_slaves, slaveN, master_link_status).
+    pub replication: BTreeMap<String, String>,
+}
+
+/// Session-scan settings, from the TTL check's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionScanSettings {
+    /// SCAN MATCH pattern of session keys.
+    pub pattern: String,
+    /// Longest allowed TTL (automatic logoff), seconds.
+    pub max_ttl_s: i64,
+    /// Keys examined per master at most (then the scan is a sample).
+    pub cap_per_master: u64,
+    /// SCAN COUNT per call.
+    pub scan_count: u64,
+}
+
+impl Default for SessionScanSettings {
+    fn default() -> Self {
+        SessionScanSettings {
+            pattern: "session:*".into(),
+            max_ttl_s: 1800,
+            cap_per_master: 100_000,
+            scan_count: 1000,
+        }
+    }
+}
+
+/// What the session scan found on one master. Key names appear only as
+/// keyed hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionScanView {
+    /// The settings used.
+    pub settings: SessionScanSettings,
+    /// Keys examined.
+    pub scanned: u64,
+    /// Whether the SCAN reached the end (false: a sample up to the cap).
+    pub complete: bool,
+    /// Keys without a TTL (keyed hashes).
+    pub no_ttl: Vec<String>,
+    /// Keys whose TTL exceeds the maximum (keyed hash, TTL).
+    pub ttl_too_long: Vec<(String, i64)>,
+    /// Keys that are not hashes (keyed hash, type).
+    pub not_hash: Vec<(String, String)>,
+    /// Longest TTL seen.
+    pub longest_ttl_s: Option<i64>,
+    /// How the keyed hashes are made.
+    pub key_hash: String,
+}
+
+/// One exporter scrape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExporterView {
+    /// The URL scraped.
+    pub url: String,
+    /// Whether /metrics answered 200 and parsed.
+    pub reachable: bool,
+    /// Why not, if not.
+    pub error: Option<String>,
+    /// redis_up, redis_cluster_state, redis_exporter_last_scrape_error, ...
+    pub metrics: BTreeMap<String, f64>,
+}

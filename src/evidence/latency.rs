@@ -1,0 +1,115 @@
+//! What the latency probe observes on each master: the workload it ran, the
+//! client-side distributions (corrected and raw) and the server's own view.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Workload settings, from the latency check's parameters.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct LatencySettings {
+    /// User the load runs as (the application's).
+    pub user: String,
+    /// Operations per second per master.
+    pub rate_per_master: u32,
+    /// Measured duration.
+    pub duration_ms: u64,
+    /// Warm-up before measuring (discarded).
+    pub warmup_ms: u64,
+    /// Hard cap on operations per master (warm-up included).
+    pub max_ops: u64,
+    /// Distinct probe keys per master.
+    pub keys: u32,
+    /// TTL of the probe keys.
+    pub key_ttl_s: u64,
+    /// Only these masters (`host:port`); empty measures every master.
+    pub masters: Vec<String>,
+    /// Every n-th operation is a write (HSET+EXPIRE), the others HGETALL;
+    /// 2 alternates, 0 reads only.
+    pub write_every: u64,
+    /// At most this many operations in flight on the connection; 0 (the
+    /// default) is a true open loop. 1 makes a closed loop (the next
+    /// operation waits for the previous answer), which is how
+    /// redis-benchmark measures: only the `raw` figures mean anything then,
+    /// and it exists to compare the client with redis-benchmark.
+    pub max_in_flight: u32,
+}
+
+impl Default for LatencySettings {
+    fn default() -> Self {
+        LatencySettings {
+            user: "app_user".into(),
+            rate_per_master: 1000,
+            duration_ms: 5000,
+            warmup_ms: 1000,
+            max_ops: 20_000,
+            keys: 100,
+            key_ttl_s: 60,
+            masters: Vec::new(),
+            write_every: 2,
+            max_in_flight: 0,
+        }
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Maximum.
+    pub max_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+/// What the probe saw on one master.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyView {
+    /// Master address.
+    pub master: String,
+    /// User the load ran as.
+    pub user: String,
+    /// Hash tag mapping the probe keys to this master.
+    pub hash_tag: String,
+    /// TCP + TLS handshake of the dedicated connection.
+    pub connect_us: u64,
+    /// The workload.
+    pub settings: LatencySettings,
+    /// Operations planned (warm-up included).
+    pub planned_ops: u64,
+    /// Operations completed (warm-up included).
+    pub completed_ops: u64,
+    /// Operations without an answer before the deadline.
+    pub timed_out_ops: u64,
+    /// Error replies.
+    pub errors: u64,
+    /// First error reply.
+    pub first_error: Option<String>,
+    /// Measured operations per second.
+    pub achieved_rate: f64,
+    /// Latency from the intended send time (coordinated-omission corrected).
+    pub corrected: Distribution,
+    /// Latency from the actual send time.
+    pub raw: Distribution,
+    /// Corrected, HGETALL only.
+    pub reads: Distribution,
+    /// Corrected, HSET+EXPIRE only.
+    pub writes: Distribution,
+    /// Server side: INFO commandstats deltas over the run (calls, mean µs).
+    pub server_usec_per_call: BTreeMap<String, (u64, f64)>,
+    /// Server side: INFO latencystats for the same commands (cumulative
+    /// since the server's last stats reset).
+    pub server_latencystats: BTreeMap<String, String>,
+    /// What the clean-up did.
+    pub cleanup: String,
+}

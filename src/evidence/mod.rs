@@ -1,0 +1,350 @@
+//! What the probes saw: typed, serialisable, with subject, time and method.
+//!
+//! An [`EvidenceSet`] is the complete record of one run's observations. It is
+//! written as `evidence.json` and can be judged again offline with
+//! `epic-audit evaluate`, so everything a check needs must be in here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub mod acl;
+pub mod aws;
+pub mod cluster;
+pub mod data;
+pub mod latency;
+pub mod tls;
+pub mod topology;
+
+pub use acl::*;
+pub use aws::*;
+pub use cluster::*;
+pub use data::*;
+pub use latency::*;
+pub use tls::*;
+pub use topology::Topology;
+
+/// Version of the evidence file format; bumped on incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// All observations of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvidenceSet {
+    /// File format version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// Version of epic-audit that observed this.
+    pub tool_version: String,
+    /// Environment name from the config.
+    pub environment: String,
+    /// Run id (UTC timestamp) of the run that observed this.
+    pub run_id: String,
+    /// When probing started.
+    pub started_at: DateTime<Utc>,
+    /// When probing ended.
+    pub finished_at: DateTime<Utc>,
+    /// Seed addresses from the config.
+    pub seeds: Vec<String>,
+    /// Every node the run probed (seeds plus discovered), as advertised.
+    pub targets: Vec<String>,
+    /// The observations.
+    pub items: Vec<Evidence>,
+}
+
+/// One observation (or one failure to observe) of one subject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Probe that produced it (`cluster`, ...).
+    pub probe: ProbeId,
+    /// What was observed: a node `ip:port`, or `cluster` for cluster-wide.
+    pub subject: String,
+    /// How: the commands sent and the identity used.
+    pub method: String,
+    /// When the observation finished.
+    pub observed_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// What was seen, or why nothing could be.
+    pub result: Observed,
+}
+
+impl Evidence {
+    /// An item recording that `subject` could not be observed, and why.
+    pub fn not_observed(
+        probe: ProbeId,
+        subject: impl Into<String>,
+        method: impl Into<String>,
+        failure: ProbeFailure,
+    ) -> Evidence {
+        Evidence {
+            probe,
+            subject: subject.into(),
+            method: method.into(),
+            observed_at: Utc::now(),
+            duration_ms: 0,
+            result: Observed::Failure(failure),
+        }
+    }
+}
+
+/// Which probe made an observation: the one name shared by the probes that
+/// record it, the checks that declare what they read, and evidence.json
+/// (where it is the string of [`ProbeId::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProbeId {
+    /// Each node's view of the cluster (discovery).
+    #[serde(rename = "cluster")]
+    Cluster,
+    /// Server-computed hash slots of sample keys.
+    #[serde(rename = "cluster.keyslot")]
+    KeySlots,
+    /// Each node's ACL users, log, DRYRUN matrix and live logins.
+    #[serde(rename = "acl")]
+    Acl,
+    /// The COMMAND table the DRYRUN sweep used.
+    #[serde(rename = "acl.commands")]
+    AclCommands,
+    /// Each TLS endpoint (client and bus port of every node).
+    #[serde(rename = "tls.endpoint")]
+    TlsEndpoint,
+    /// Each node's TLS settings and plaintext listeners.
+    #[serde(rename = "tls.config")]
+    TlsConfig,
+    /// Session latency per master.
+    #[serde(rename = "latency")]
+    Latency,
+    /// Each node's persistence, hardening and replication settings.
+    #[serde(rename = "data.config")]
+    DataConfig,
+    /// Each master's session-key TTL scan.
+    #[serde(rename = "data.sessions")]
+    Sessions,
+    /// Each node's exporter scrape.
+    #[serde(rename = "monitoring.exporter")]
+    Exporter,
+    /// The AWS estate of one region.
+    #[serde(rename = "aws")]
+    Aws,
+}
+
+impl ProbeId {
+    /// Every probe id.
+    pub const ALL: [ProbeId; 11] = [
+        ProbeId::Cluster,
+        ProbeId::KeySlots,
+        ProbeId::Acl,
+        ProbeId::AclCommands,
+        ProbeId::TlsEndpoint,
+        ProbeId::TlsConfig,
+        ProbeId::Latency,
+        ProbeId::DataConfig,
+        ProbeId::Sessions,
+        ProbeId::Exporter,
+        ProbeId::Aws,
+    ];
+
+    /// The name recorded in evidence.json and shown in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeId::Cluster => "cluster",
+            ProbeId::KeySlots => "cluster.keyslot",
+            ProbeId::Acl => "acl",
+            ProbeId::AclCommands => "acl.commands",
+            ProbeId::TlsEndpoint => "tls.endpoint",
+            ProbeId::TlsConfig => "tls.config",
+            ProbeId::Latency => "latency",
+            ProbeId::DataConfig => "data.config",
+            ProbeId::Sessions => "data.sessions",
+            ProbeId::Exporter => "monitoring.exporter",
+            ProbeId::Aws => "aws",
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the recorded name (`e.probe == "acl"`).
+impl PartialEq<&str> for ProbeId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Ordered by name, so evidence.json lists items in the same order as when
+/// probe names were plain strings.
+impl Ord for ProbeId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for ProbeId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Either an observation or the reason there is none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// The probe saw this.
+    Observation(Observation),
+    /// The probe could not observe; every check needing it is `error`.
+    Failure(ProbeFailure),
+}
+
+/// Why a probe has no observation for a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeFailure {
+    /// Stable kind: `timeout`, `connect`, `tls`, `auth`, `server_error`,
+    /// `io`, `protocol`, `unexpected_reply`, `deadline`.
+    pub kind: String,
+    /// Human message naming the node and operation (never a secret).
+    pub message: String,
+}
+
+/// The failure reported for an item whose observation is not of the kind
+/// its probe records.
+static WRONG_KIND: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(|| {
+    ProbeFailure::new(
+        "wrong_kind",
+        "the evidence item holds another kind of observation than its probe records \
+         (hand-edited or corrupt evidence)",
+    )
+});
+
+impl ProbeFailure {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        ProbeFailure {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The typed observations, one variant per kind of thing probed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observation {
+    /// One node's view of the cluster.
+    ClusterNode(ClusterNodeView),
+    /// Server-computed hash slots of sample keys.
+    KeySlots(KeySlotSamples),
+    /// One node's ACL users, ACL LOG summary, DRYRUN matrix and live auth.
+    AclNode(AclView),
+    /// The COMMAND table (flags, ACL categories) the DRYRUN sweep used.
+    CommandTable(CommandTable),
+    /// One TLS endpoint (client or bus port of a node).
+    TlsEndpoint(Box<TlsEndpointView>),
+    /// One node's TLS-related configuration and plaintext listeners.
+    TlsConfig(TlsConfigView),
+    /// Session latency on one master.
+    Latency(Box<LatencyView>),
+    /// One node's persistence, hardening and replication settings.
+    DataNode(DataNodeView),
+    /// One master's session-key TTL scan.
+    SessionScan(SessionScanView),
+    /// One node's exporter scrape.
+    Exporter(ExporterView),
+    /// The AWS estate: instances, security groups, volumes, keys.
+    Aws(Box<AwsInventory>),
+}
+
+impl EvidenceSet {
+    /// Items of one probe.
+    pub fn of_probe(&self, probe: ProbeId) -> impl Iterator<Item = &Evidence> + '_ {
+        self.items.iter().filter(move |e| e.probe == probe)
+    }
+
+    /// Every node's cluster view (or why there is none), by subject.
+    pub fn cluster_views(&self) -> Vec<(&str, Result<&ClusterNodeView, &ProbeFailure>)> {
+        self.views(ProbeId::Cluster, |o| match o {
+            Observation::ClusterNode(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Every node's ACL view (or why there is none), by subject.
+    pub fn acl_views(&self) -> Vec<(&str, Result<&AclView, &ProbeFailure>)> {
+        self.views(ProbeId::Acl, |o| match o {
+            Observation::AclNode(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Every TLS endpoint view (or why there is none), by subject.
+    pub fn tls_endpoints(&self) -> Vec<(&str, Result<&TlsEndpointView, &ProbeFailure>)> {
+        self.views(ProbeId::TlsEndpoint, |o| match o {
+            Observation::TlsEndpoint(v) => Some(v.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// Every node's TLS configuration (or why there is none), by subject.
+    pub fn tls_configs(&self) -> Vec<(&str, Result<&TlsConfigView, &ProbeFailure>)> {
+        self.views(ProbeId::TlsConfig, |o| match o {
+            Observation::TlsConfig(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Every master's latency view (or why there is none), by subject.
+    pub fn latency_views(&self) -> Vec<(&str, Result<&LatencyView, &ProbeFailure>)> {
+        self.views(ProbeId::Latency, |o| match o {
+            Observation::Latency(v) => Some(v.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// The AWS inventory (or why there is none), by subject (`aws:<region>`).
+    pub fn aws_views(&self) -> Vec<(&str, Result<&AwsInventory, &ProbeFailure>)> {
+        self.views(ProbeId::Aws, |o| match o {
+            Observation::Aws(v) => Some(v.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// Items of `probe` as (subject, observation or failure), picking the
+    /// observation with `pick`. An item holding another kind of observation
+    /// than `pick` accepts (hand-edited or corrupt evidence) is a failure for
+    /// its subject, never silently left out.
+    pub fn views<'a, T: 'a>(
+        &'a self,
+        probe: ProbeId,
+        pick: impl Fn(&'a Observation) -> Option<&'a T>,
+    ) -> Vec<(&'a str, Result<&'a T, &'a ProbeFailure>)> {
+        self.of_probe(probe)
+            .map(|e| match &e.result {
+                Observed::Observation(o) => match pick(o) {
+                    Some(v) => (e.subject.as_str(), Ok(v)),
+                    None => (e.subject.as_str(), Err(&*WRONG_KIND)),
+                },
+                Observed::Failure(f) => (e.subject.as_str(), Err(f)),
+            })
+            .collect()
+    }
+
+    /// The COMMAND table, or why there is none.
+    pub fn command_table(&self) -> Option<Result<&CommandTable, &ProbeFailure>> {
+        self.of_probe(ProbeId::AclCommands)
+            .find_map(|e| match &e.result {
+                Observed::Observation(Observation::CommandTable(t)) => Some(Ok(t)),
+                Observed::Failure(f) => Some(Err(f)),
+                _ => None,
+            })
+    }
+
+    /// The key-slot samples, or why there are none.
+    pub fn key_slots(&self) -> Option<Result<&KeySlotSamples, &ProbeFailure>> {
+        self.of_probe(ProbeId::KeySlots)
+            .find_map(|e| match &e.result {
+                Observed::Observation(Observation::KeySlots(k)) => Some(Ok(k)),
+                Observed::Failure(f) => Some(Err(f)),
+                _ => None,
+            })
+    }
+}

@@ -1,0 +1,115 @@
+//! What the TLS probes observe: each endpoint's protocol versions, handshakes
+//! and certificate chain, and each node's TLS settings and plaintext listeners.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a TLS endpoint (a node's client or bus port) negotiates and serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsEndpointView {
+    /// The node (advertised client address).
+    pub node: String,
+    /// `client` or `bus`.
+    pub port_kind: String,
+    /// The address probed.
+    pub address: String,
+    /// One hand-built ClientHello per version.
+    pub versions: Vec<VersionResult>,
+    /// A full TLS 1.3 handshake presenting the client certificate.
+    pub handshake: HandshakeResult,
+    /// The same without a client certificate.
+    pub without_client_cert: HandshakeResult,
+    /// The chain the server sent, leaf first.
+    pub chain: Vec<CertInfo>,
+    /// Verification against the configured CA and the node's name, now:
+    /// `ok` or the reason.
+    pub verification: String,
+    /// Verification of the chain alone, at a time inside the leaf's
+    /// validity (so expiry and name are judged separately): `ok` or why.
+    pub chain_verification: String,
+}
+
+/// One offered protocol version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionResult {
+    /// `TLSv1.0` ... `TLSv1.3`.
+    pub version: String,
+    /// `accepted`, `refused` or `undetermined`.
+    pub outcome: String,
+    /// What decided it: the ServerHello, the alert, EOF, a timeout.
+    pub detail: String,
+}
+
+/// A full handshake attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandshakeResult {
+    /// Handshake done and one round trip without an alert.
+    pub completed: bool,
+    /// Negotiated protocol.
+    pub protocol: Option<String>,
+    /// Negotiated cipher suite.
+    pub cipher_suite: Option<String>,
+    /// What happened after the handshake (reply to PING, or silence on
+    /// the bus), or the error.
+    pub detail: String,
+}
+
+/// Facts of one certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial (hex).
+    pub serial: String,
+    /// SHA-256 fingerprint of the DER.
+    pub sha256: String,
+    /// Start of validity.
+    pub not_before: DateTime<Utc>,
+    /// End of validity.
+    pub not_after: DateTime<Utc>,
+    /// `RSA`, `EC`, ...
+    pub key_type: String,
+    /// Key size in bits (RSA: from the modulus).
+    pub key_bits: u32,
+    /// Signature algorithm.
+    pub signature_algorithm: String,
+    /// IP SANs.
+    pub san_ip: Vec<String>,
+    /// DNS SANs.
+    pub san_dns: Vec<String>,
+    /// EKU serverAuth.
+    pub eku_server_auth: bool,
+    /// EKU clientAuth.
+    pub eku_client_auth: bool,
+    /// CA certificate.
+    pub is_ca: bool,
+    /// Subject equals issuer.
+    pub self_signed: bool,
+}
+
+/// One node's TLS settings (CONFIG GET) and plaintext listener probes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfigView {
+    /// port, tls-port, tls-protocols, tls-ciphersuites, tls-ciphers,
+    /// tls-cluster, tls-replication, tls-auth-clients.
+    pub config: BTreeMap<String, String>,
+    /// Ports tried for a plaintext Redis.
+    pub plaintext: Vec<PlaintextProbe>,
+}
+
+/// A TCP connect + inline PING on one port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaintextProbe {
+    /// Port tried.
+    pub port: u16,
+    /// Why it was tried (`CONFIG GET port`, `policy`).
+    pub source: String,
+    /// A Redis answered in plaintext.
+    pub redis_answered: bool,
+    /// What happened.
+    pub detail: String,
+}

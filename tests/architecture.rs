@@ -1,0 +1,197 @@
+//! The crate's layering, checked from the source: the module graph of
+//! `src/` is acyclic, `evidence` and `net` are leaves, checks never reach a
+//! probe or the network, and the audit binary neither starts processes nor
+//! embeds a private key (the lab is its own crate, `lab/`).
+//!
+//! Why a test over `use crate::` lines rather than `cargo modules`: it needs
+//! nothing installed, runs in CI with the other tests, and names the file
+//! and line of an offending import. It reads non-test code only (everything
+//! from a file's `#[cfg(test)]` on is left out), since unit tests may build
+//! fixtures from anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Top-level module of a file under `src/` (`checks/access.rs` -> `checks`).
+fn module_of(rel: &Path) -> String {
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_string()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Non-test code of a file, without `//` comments.
+fn code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every top-level module `src_code` refers to: `crate::x` paths and the
+/// names inside `use crate::{x, y::z}` groups.
+fn referenced(src_code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = src_code;
+    while let Some(i) = rest.find("crate::") {
+        rest = &rest[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            for part in group[..end].split(',') {
+                let name: String = part
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.insert(name);
+        }
+    }
+    out
+}
+
+/// Module -> (module it uses -> first file that does).
+fn graph() -> BTreeMap<String, BTreeMap<String, String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let modules: BTreeSet<String> = files
+        .iter()
+        .map(|f| module_of(f.strip_prefix(&src).unwrap()))
+        .filter(|m| m != "lib" && m != "main")
+        .collect();
+    let mut g: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let m = module_of(rel);
+        if m == "lib" || m == "main" {
+            continue;
+        }
+        let deps = g.entry(m.clone()).or_default();
+        for d in referenced(&code(&std::fs::read_to_string(f).unwrap())) {
+            if d != m && modules.contains(&d) {
+                deps.entry(d).or_insert_with(|| rel.display().to_string());
+            }
+        }
+    }
+    g
+}
+
+fn find_cycle(g: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        g: &BTreeMap<String, BTreeMap<String, String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for d in g.get(n).into_iter().flat_map(|m| m.keys()) {
+            if let Some(c) = visit(d, g, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    g.keys()
+        .find_map(|n| visit(n, g, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_module_graph_is_acyclic() {
+    let g = graph();
+    assert!(g.len() > 10, "read the modules: {g:?}");
+    if let Some(c) = find_cycle(&g) {
+        let hops: Vec<String> = c
+            .windows(2)
+            .map(|w| format!("{} -> {} (in src/{})", w[0], w[1], g[&w[0]][&w[1]]))
+            .collect();
+        panic!("import cycle: {}", hops.join(", "));
+    }
+}
+
+#[test]
+fn evidence_and_net_are_leaves_and_checks_never_reach_probes_or_the_network() {
+    let g = graph();
+    for leaf in ["evidence", "net"] {
+        assert!(g[leaf].is_empty(), "{leaf} imports {:?}", g[leaf]);
+    }
+    let allowed: BTreeSet<&str> = ["evidence", "policy"].into();
+    for (dep, file) in &g["checks"] {
+        assert!(
+            allowed.contains(dep.as_str()),
+            "checks import `{dep}` (src/{file}): checks judge evidence and policy only"
+        );
+    }
+    for dep in ["checks", "report", "engine", "cmd", "cli"] {
+        assert!(
+            !g["probes"].contains_key(dep),
+            "probes import `{dep}` (src/{})",
+            g["probes"][dep]
+        );
+    }
+}
+
+#[test]
+fn the_audit_binary_starts_no_process_and_embeds_no_key() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    for f in files {
+        let text = code(&std::fs::read_to_string(&f).unwrap());
+        for banned in [
+            "std::process::Command",
+            "process::Command",
+            "Command::new",
+            "include_bytes!",
+            "include_str!(\"../fixtures/pki",
+            "PRIVATE KEY",
+            "waitpid",
+        ] {
+            assert!(
+                !text.contains(banned),
+                "{} contains `{banned}`: process spawning and test key material belong in lab/",
+                f.display()
+            );
+        }
+    }
+}
