@@ -11,5 +11,7 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build --workspace (the lab binary the CLI tests run beside epic-audit)"
+cargo build --workspace --locked
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets --locked
