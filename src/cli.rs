@@ -10,7 +10,9 @@ const EXIT_CODES: &str = "\
 Exit codes (for CI gates):
   0  every check passed (warnings and waivers allowed)
   1  at least one check failed
-  2  at least one check could not decide (error), none failed
+  2  at least one check could not decide (error) or was not audited
+     (incomplete: e.g. no [aws] table for the AWS checks), none failed;
+     only --skip/--only or `enabled = false` leave a check out of the verdict
   3  usage or configuration problem: nothing was audited
   4  the audit could not run or its report could not be written
   130 interrupted (Ctrl-C): nothing was written";

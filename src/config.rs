@@ -252,6 +252,99 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// A TOML error as a [`ConfigError`] that never quotes the file: `toml`'s
+/// own message prints the offending source line, and that line can hold a
+/// secret (`password = "..."` where a reference belongs), which would then
+/// reach a terminal and CI logs. This gives the line, the column and the
+/// parser's message, with every double-quoted value in it hidden (serde
+/// quotes an unexpected string value verbatim).
+pub(crate) fn toml_error(file: impl AsRef<Path>, text: &str, e: &toml::de::Error) -> ConfigError {
+    let at = match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let key = key_at(text, line_start, start)
+                .map(|k| format!(" (key {k})"))
+                .unwrap_or_default();
+            format!(
+                "line {}, column {}{key}: ",
+                line_of(text, start),
+                text[line_start..start].chars().count() + 1
+            )
+        }
+        None => String::new(),
+    };
+    ConfigError::new(file, format!("{at}{}", hide_quoted(e.message().trim_end())))
+}
+
+/// The dotted name of the key whose line holds `offset` (`[table]` header
+/// before it plus `key =` on the line), never its value.
+fn key_at(text: &str, line_start: usize, offset: usize) -> Option<String> {
+    let sane = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.\" ".contains(c))
+    };
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let header = |l: &str| {
+        let l = l.trim();
+        (l.starts_with('[') && l.ends_with(']'))
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    };
+    if let Some(h) = header(line) {
+        return sane(&h).then_some(h);
+    }
+    let key = line[..(offset - line_start).min(line.len())]
+        .split_once('=')
+        .map(|(k, _)| k.trim().to_string())?;
+    if !sane(&key) {
+        return None;
+    }
+    let table = text[..line_start].lines().rev().find_map(header);
+    Some(match table {
+        Some(t) if sane(&t) => format!("{t}.{key}"),
+        _ => key,
+    })
+}
+
+/// `msg` with every value the parser quotes hidden: the content of each
+/// `"..."`, and of the backticks after `integer`, `floating point`,
+/// `boolean` and `character` (serde's unexpected-value wording). Field
+/// names in backticks (`unknown field `x``) stay.
+fn hide_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut inside: Option<char> = None;
+    let mut escaped = false;
+    for ch in msg.chars() {
+        if let Some(close) = inside {
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' && close == '"' {
+                escaped = true;
+            } else if ch == close {
+                inside = None;
+                out.push('…');
+                out.push(ch);
+            }
+            continue;
+        }
+        out.push(ch);
+        if ch == '"' {
+            inside = Some('"');
+        } else if ch == '`'
+            && ["integer `", "floating point `", "boolean `", "character `"]
+                .iter()
+                .any(|p| out.ends_with(p))
+        {
+            inside = Some('`');
+        }
+    }
+    if inside.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -266,8 +359,7 @@ impl Config {
 
     /// Parses config text; `path` is used for messages and relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut cfg: Config =
-            toml::from_str(text).map_err(|e| ConfigError::new(path, e.to_string().trim_end()))?;
+        let mut cfg: Config = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         cfg.path = path.to_path_buf();
         for (name, env) in &cfg.environments {
             if env.seeds.is_empty() {
@@ -518,6 +610,47 @@ password_file = "${LAB_DIR}/secrets/dev_user.pass"
             .to_string();
         assert!(msg.contains("line 9"), "{msg}");
         assert!(msg.contains("password"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn no_config_error_quotes_a_value_from_the_file() {
+        // A password where a table or a number belongs: serde names the
+        // unexpected value, toml quotes the source line; neither may show.
+        for (from, to) in [
+            (
+                "password_env = \"EPIC_AUDIT_TEST_NEVER_SET_VAR\"",
+                "password = \"hunter2\"",
+            ),
+            (
+                "[environments.a.users.dev_user]\npassword_file = \"${LAB_DIR}/secrets/dev_user.pass\"",
+                "[environments.a.users]\ndev_user = \"hunter2\"",
+            ),
+            ("password_env = \"EPIC_AUDIT_TEST_NEVER_SET_VAR\"", "password_env = \"hunter2"),
+        ] {
+            assert!(GOOD.contains(from), "{from}");
+            let bad = GOOD.replacen(from, to, 1);
+            let msg = Config::parse(&bad, Path::new("my.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(!msg.contains("hunter2"), "{msg}");
+            assert!(msg.contains("line "), "{msg}");
+        }
+    }
+
+    #[test]
+    fn hide_quoted_hides_every_quoted_value() {
+        assert_eq!(
+            hide_quoted(r#"invalid type: string "s3cr\"et", expected `x`"#),
+            "invalid type: string \"…\", expected `x`"
+        );
+        assert_eq!(hide_quoted(r#"open "abc"#), "open \"…");
+        assert_eq!(
+            hide_quoted(
+                "invalid type: integer `12345678`, expected a string; unknown field `password`"
+            ),
+            "invalid type: integer `…`, expected a string; unknown field `password`"
+        );
     }
 
     #[test]

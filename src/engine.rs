@@ -13,9 +13,11 @@ use tokio::time::timeout;
 
 use crate::checks::{registry, Outcome, SubjectFinding};
 use crate::config::NodeAddr;
-use crate::evidence::{Evidence, EvidenceSet, Observed, ProbeFailure, ProbeId, SCHEMA_VERSION};
+use crate::evidence::{
+    DryRunCase, Evidence, EvidenceSet, Observed, ProbeFailure, ProbeId, SCHEMA_VERSION,
+};
 use crate::policy::{CheckDef, Policy};
-use crate::probes::{self, DryRunCase, ProbeContext, ProbeInputs};
+use crate::probes::{self, ProbeContext, ProbeInputs};
 use crate::report::{CheckResult, Report};
 
 /// The run id for a start time: a sortable UTC timestamp.
@@ -320,13 +322,14 @@ mod tests {
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);
         for c in &r.checks {
-            // No [aws] table: the AWS estate checks say so and skip.
+            // No [aws] table: the AWS estate checks say so; not audited is
+            // not passed (incomplete), nor skipped.
             let aws = matches!(
                 c.area,
                 crate::policy::Area::Network | crate::policy::Area::Encryption
             ) || ["CLU-008", "CLU-009", "CLU-010"].contains(&c.id.as_str());
             let want = if aws {
-                Outcome::Skip
+                Outcome::Incomplete
             } else if c.id == "MON-001" {
                 Outcome::Fail
             } else {

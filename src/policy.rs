@@ -241,8 +241,8 @@ impl Policy {
             hasher.update([0]);
             hasher.update(text.as_bytes());
             hasher.update([0]);
-            let file: PolicyFile = toml::from_str(text)
-                .map_err(|e| ConfigError::new(name, e.to_string().trim_end()))?;
+            let file: PolicyFile =
+                toml::from_str(text).map_err(|e| crate::config::toml_error(name, text, &e))?;
             for spanned in file.check {
                 let line = line_of(text, spanned.span().start);
                 let mut c = spanned.into_inner();

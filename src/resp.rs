@@ -46,21 +46,85 @@ impl Default for ReplyDecoder {
 impl ReplyDecoder {
     /// Reads the next reply from `rd` (no deadline of its own: callers
     /// bound it). The error says what went wrong, never what was sent.
+    ///
+    /// At most [`MAX_REPLY_BYTES`] are read for one reply: a node that
+    /// sends more (a hostile or broken peer announcing a 1 GiB bulk string)
+    /// ends this connection with [`ReadError::TooLarge`] instead of
+    /// growing the buffer without bound. Whether the peer closed the
+    /// connection is decided by observing a zero-byte read, not by the
+    /// parser's error text.
     pub async fn next<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> Result<Frame, ReadError> {
-        redis::parse_redis_value_async(&mut self.0, rd)
-            .await
-            .map_err(|e| {
-                if e.kind() == redis::ErrorKind::Io {
-                    let eof = e.to_string().contains("nexpected") || e.to_string().contains("EOF");
-                    if eof {
-                        ReadError::Closed
-                    } else {
-                        ReadError::Io(e.to_string())
-                    }
-                } else {
-                    ReadError::NotResp(e.to_string())
-                }
-            })
+        self.next_capped(rd, MAX_REPLY_BYTES).await
+    }
+
+    /// [`ReplyDecoder::next`] with another cap (tests).
+    pub async fn next_capped<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+        limit: usize,
+    ) -> Result<Frame, ReadError> {
+        let mut metered = Metered {
+            inner: rd,
+            read: 0,
+            limit,
+            eof: false,
+        };
+        let r = redis::parse_redis_value_async(&mut self.0, &mut metered).await;
+        r.map_err(|e| {
+            if metered.read > limit {
+                ReadError::TooLarge(limit)
+            } else if metered.eof {
+                ReadError::Closed
+            } else if e.kind() == redis::ErrorKind::Io {
+                ReadError::Io(e.to_string())
+            } else {
+                ReadError::NotResp(e.to_string())
+            }
+        })
+    }
+}
+
+/// The most bytes read for one reply (16 MiB). The largest replies the
+/// audit asks for (CLUSTER NODES of a large cluster, COMMAND DOCS, a SCAN
+/// batch) are well under 1 MiB.
+pub const MAX_REPLY_BYTES: usize = 16 << 20;
+
+/// Counts the bytes read for one reply and notes a zero-byte read (the
+/// peer closed the connection).
+struct Metered<'a, R> {
+    inner: &'a mut R,
+    read: usize,
+    limit: usize,
+    eof: bool,
+}
+
+fn over_cap() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "reply over the size cap")
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Metered<'_, R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.read > this.limit {
+            return Poll::Ready(Err(over_cap()));
+        }
+        let before = buf.filled().len();
+        let wanted = buf.remaining();
+        let r = std::pin::Pin::new(&mut *this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            let n = buf.filled().len() - before;
+            this.read += n;
+            this.eof |= n == 0 && wanted > 0;
+            if this.read > this.limit {
+                return Poll::Ready(Err(over_cap()));
+            }
+        }
+        r
     }
 }
 
@@ -70,6 +134,9 @@ pub enum ReadError {
     /// The server closed the connection.
     #[error("closed by the server")]
     Closed,
+    /// The reply exceeded the size cap (bytes).
+    #[error("the reply exceeded {} MiB, the most epic-audit reads for one reply; the connection was dropped", .0 >> 20)]
+    TooLarge(usize),
     /// The connection broke.
     #[error("{0}")]
     Io(String),
@@ -369,11 +436,11 @@ impl RedisConn {
         while frames.len() < cmds.len() {
             match self.decoder.next(&mut self.stream).await {
                 Ok(f) => frames.push(f),
-                Err(ReadError::NotResp(reason)) => {
+                Err(e @ (ReadError::NotResp(_) | ReadError::TooLarge(_))) => {
                     return Err(ConnError::Protocol {
                         addr: self.addr.clone(),
                         op: op.to_string(),
-                        reason,
+                        reason: e.to_string(),
                     })
                 }
                 Err(e) => {
@@ -517,5 +584,48 @@ mod tests {
         let mut c = RedisConn::from_stream(client, "x:1".into(), Duration::from_secs(2));
         let e = c.cmd_str(&["PING"]).await.unwrap_err();
         assert_eq!(e.kind(), "protocol", "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_reply_is_refused_not_buffered() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            // Announces 1 GiB and keeps sending.
+            let _ = server.write_all(b"$1073741824\r\n").await;
+            let chunk = vec![b'x'; 1 << 15];
+            for _ in 0..64 {
+                if server.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut d = ReplyDecoder::default();
+        let e = d.next_capped(&mut client, 1 << 20).await.unwrap_err();
+        assert_eq!(e, ReadError::TooLarge(1 << 20));
+        assert!(e.to_string().contains("1 MiB"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_closed_and_a_short_reply_too() {
+        for sent in [&b""[..], b"$10\r\nabc", b"*3\r\n:1\r\n"] {
+            let (mut client, mut server) = tokio::io::duplex(1024);
+            server.write_all(sent).await.unwrap();
+            drop(server);
+            let e = ReplyDecoder::default().next(&mut client).await.unwrap_err();
+            assert_eq!(e, ReadError::Closed, "{sent:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_under_the_cap_is_read_whole() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        let body = vec![b'y'; 100_000];
+        let mut wire = b"$100000\r\n".to_vec();
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(b"\r\n+OK\r\n");
+        tokio::spawn(async move { server.write_all(&wire).await });
+        let mut d = ReplyDecoder::default();
+        assert_eq!(d.next(&mut client).await.unwrap(), Frame::BulkString(body));
+        assert_eq!(d.next(&mut client).await.unwrap(), Frame::Okay);
     }
 }

@@ -3,6 +3,22 @@
 
 use std::fmt;
 
+/// `N` bytes from the operating system's random source, or its error.
+pub fn try_random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)?;
+    Ok(b)
+}
+
+/// `N` bytes from the operating system's random source. A failing source
+/// panics rather than hand out zeros (a predictable salt or nonce): `run`
+/// draws its salt with [`try_random`] before any probe and stops with exit
+/// 4 if the source fails, and a probe task that panics becomes that
+/// target's `internal` error, never a pass.
+pub fn random<const N: usize>() -> [u8; N] {
+    try_random().unwrap_or_else(|e| panic!("the OS random source failed: {e}"))
+}
+
 /// A resolved secret value. `Debug` and `Display` print `[redacted]`, and the
 /// type deliberately does not implement `Serialize`, so a password can only
 /// leave the process through [`Secret::expose`], which is used in one place:

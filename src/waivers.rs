@@ -66,7 +66,7 @@ pub struct WaiverStatus {
 /// Parses `waivers.toml` text; every waiver must name a known check.
 pub fn parse(text: &str, file: &Path, known_checks: &[String]) -> Result<Vec<Waiver>, ConfigError> {
     let parsed: WaiverFile =
-        toml::from_str(text).map_err(|e| ConfigError::new(file, e.to_string().trim_end()))?;
+        toml::from_str(text).map_err(|e| crate::config::toml_error(file, text, &e))?;
     let mut out = Vec::new();
     for w in parsed.waiver {
         let line = line_of(text, w.span().start);

@@ -317,3 +317,99 @@ fn evidence_never_holds_password_hashes_or_acl_log_objects() {
         "an ACL LOG object (key name) is in the evidence"
     );
 }
+
+#[test]
+fn a_login_is_proven_by_auth_and_a_denied_whoami_is_said_not_failed() {
+    // A read-only user without acl|whoami and client|info (NOPERM on both):
+    // AUTH succeeded, so ACC-009 passes, saying the cross-check was denied.
+    let mut ev = fixture_evidence();
+    for (_, v) in views(&mut ev) {
+        let u = v
+            .auth
+            .users
+            .iter_mut()
+            .find(|u| u.user == "dev_user")
+            .unwrap();
+        u.whoami = None;
+        u.whoami_error = Some(
+            "ACL WHOAMI: NOPERM User dev_user has no permissions to run the 'acl|whoami' command; \
+             CLIENT INFO: NOPERM User dev_user has no permissions to run the 'client|info' command"
+                .into(),
+        );
+    }
+    let r = judge_access(&ev);
+    assert_eq!(not_passing(&r), vec![]);
+    let c = r.checks.iter().find(|c| c.id == "ACC-009").unwrap();
+    assert!(
+        c.subjects
+            .iter()
+            .all(|s| s.observed.contains("identity cross-check not permitted")),
+        "{:?}",
+        c.subjects
+    );
+    // A login that yields another user than it named fails, saying so.
+    let mut ev = fixture_evidence();
+    for (_, v) in views(&mut ev) {
+        let u = v
+            .auth
+            .users
+            .iter_mut()
+            .find(|u| u.user == "dev_user")
+            .unwrap();
+        u.whoami = Some("default".into());
+    }
+    let r = judge_access(&ev);
+    assert_eq!(not_passing(&r), failing(&["ACC-009"]));
+    assert!(messages(&r, "ACC-009").contains("the connection is user `default`"));
+}
+
+#[test]
+fn positive_controls_never_pass_on_an_empty_or_undecided_sweep() {
+    // An empty sweep of the emergency admin: ACC-007 cannot pass.
+    let mut ev = fixture_evidence();
+    for (_, v) in views(&mut ev) {
+        v.dryrun.get_mut("admin_user").unwrap().clear();
+    }
+    let r = judge_access(&ev);
+    assert_eq!(
+        not_passing(&r),
+        vec![("ACC-007".to_string(), Outcome::Error)]
+    );
+    assert!(messages(&r, "ACC-007").contains("sweep of admin_user is empty"));
+    // The audit user may not run ACL DRYRUN: every answer is an error
+    // reply. ACC-005..007 are errors naming the permission to add.
+    let mut ev = fixture_evidence();
+    for (_, v) in views(&mut ev) {
+        for sweep in v.dryrun.values_mut() {
+            for verdict in sweep.values_mut() {
+                *verdict = "E".repeat(verdict.len());
+            }
+        }
+        v.dryrun_errors = vec![epic_audit::evidence::DryRunError {
+            user: "dev_user".into(),
+            command: "get".into(),
+            reply: "NOPERM User auditor has no permissions to run the 'acl|dryrun' command".into(),
+        }];
+    }
+    let r = judge_access(&ev);
+    for id in ["ACC-005", "ACC-006", "ACC-007"] {
+        let c = r.checks.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(c.outcome, Outcome::Error, "{id}");
+        assert!(
+            messages(&r, id).contains("+acl|dryrun"),
+            "{id}: {}",
+            messages(&r, id)
+        );
+    }
+    // A command missing from a node's sweep is not silently skipped.
+    let mut ev = fixture_evidence();
+    for (_, v) in views(&mut ev) {
+        v.dryrun.get_mut("admin_user").unwrap().remove("flushall");
+    }
+    let r = judge_access(&ev);
+    assert_eq!(
+        not_passing(&r),
+        vec![("ACC-007".to_string(), Outcome::Error)]
+    );
+    assert!(messages(&r, "ACC-007").contains("not swept: flushall"));
+}

@@ -195,3 +195,53 @@ fn the_audit_binary_starts_no_process_and_embeds_no_key() {
         }
     }
 }
+
+/// Offsets of PEM private-key blocks in `bytes`: a `-----BEGIN ` header
+/// whose label ends in `PRIVATE KEY-----` followed by base64 text. The bare
+/// labels (`PRIVATE KEY`, `RSA PRIVATE KEY`, ...) that PEM parsers carry
+/// as constants are not key material and are not counted.
+fn pem_private_keys(bytes: &[u8]) -> Vec<usize> {
+    let begin = b"-----BEGIN ";
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(at) = bytes[i..].windows(begin.len()).position(|w| w == begin) {
+        let start = i + at;
+        let rest = &bytes[start + begin.len()..];
+        let header_end = rest.iter().take(40).position(|&b| b == b'\n');
+        if let Some(end) = header_end {
+            let header = &rest[..end];
+            let body = &rest[end + 1..];
+            let base64_body = body.len() >= 64
+                && body[..64]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=\n\r".contains(b));
+            if header.ends_with(b"PRIVATE KEY-----") && base64_body {
+                out.push(start);
+            }
+        }
+        i = start + begin.len();
+    }
+    out
+}
+
+#[test]
+fn the_audit_binary_holds_no_private_key_but_the_lab_binary_does() {
+    let audit = std::fs::read(env!("CARGO_BIN_EXE_epic-audit")).unwrap();
+    assert_eq!(
+        pem_private_keys(&audit),
+        Vec::<usize>::new(),
+        "a PEM private key is compiled into the audit binary"
+    );
+    // The scanner finds keys where there are some: the lab embeds the
+    // test PKI (fixtures/pki, public test keys) on purpose.
+    let lab = Path::new(env!("CARGO_BIN_EXE_epic-audit")).with_file_name("epic-audit-lab");
+    if let Ok(lab) = std::fs::read(&lab) {
+        assert!(
+            pem_private_keys(&lab).len() >= 7,
+            "the scanner should find the lab's 7 test keys"
+        );
+    }
+    let key = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pki/client.key"))
+        .unwrap();
+    assert_eq!(pem_private_keys(&key), vec![0]);
+}

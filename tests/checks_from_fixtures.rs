@@ -258,6 +258,52 @@ fn a_replica_still_loading_is_a_warning_not_a_failure() {
     let r = judge_all(&ev);
     assert_eq!(outcome(&r, "CLU-005"), Outcome::Warn);
     assert_eq!(r.exit_code, 0, "warnings do not fail the gate");
+    let warned = subjects(&r, "CLU-005")
+        .into_iter()
+        .find(|s| s.1 == Outcome::Warn)
+        .unwrap();
+    assert!(
+        warned.2.contains("transient") && warned.2.contains("could not be read"),
+        "{warned:?}"
+    );
+
+    // The replica's own INFO says it is in sync: the peer's `loading` is
+    // gossip that has not caught up, and the node passes (saying so).
+    let own = |ev: &mut EvidenceSet, sync: &str| {
+        for (subj, v) in views_mut(ev) {
+            if subj == "127.0.1.5:6379" {
+                v.own_state = [
+                    ("role", "slave"),
+                    ("master_link_status", "up"),
+                    ("master_sync_in_progress", sync),
+                    ("loading", "0"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            }
+        }
+    };
+    own(&mut ev, "0");
+    let r = judge_all(&ev);
+    others_pass(&r, &[]);
+    let s = subjects(&r, "CLU-005")
+        .into_iter()
+        .find(|s| s.0.starts_with("127.0.1.5:6379"))
+        .unwrap();
+    assert!(s.2.contains("gossip"), "{s:?}");
+    // Still syncing by its own account: a warning that says it is transient.
+    own(&mut ev, "1");
+    let r = judge_all(&ev);
+    assert_eq!(outcome(&r, "CLU-005"), Outcome::Warn);
+    let warned = subjects(&r, "CLU-005")
+        .into_iter()
+        .find(|s| s.1 == Outcome::Warn)
+        .unwrap();
+    assert!(
+        warned.2.contains("transient") && warned.2.contains("master_sync_in_progress:1"),
+        "{warned:?}"
+    );
 }
 
 #[test]

@@ -314,6 +314,8 @@ fn run_on_a_stopped_lab_says_how_to_start_it_and_the_lab_binary_stops_it_by_pid(
                 cfg.to_str().unwrap(),
                 "--only",
                 "cluster",
+                "--skip",
+                "CLU-008,CLU-009,CLU-010",
                 "--unsigned",
             ],
         )
@@ -559,4 +561,74 @@ fn diff_names_newly_failing_fixed_still_failing_and_changed_observations() {
         d.path(),
     );
     assert_eq!(r.code, 3);
+}
+
+#[test]
+fn a_config_error_never_echoes_a_password_written_in_the_config() {
+    let d = tmp();
+    let secret = "s3cr3t-in-config-91f";
+    for users in [
+        format!("[environments.x.users.app_user]\npassword = \"{secret}\"\n"),
+        format!("[environments.x.users]\napp_user = \"{secret}\"\n"),
+        format!("[environments.x.users.app_user]\npassword_env = \"{secret}\n"),
+    ] {
+        let cfg = d.path().join("epic-audit.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[environments.x]\nseeds = [\"127.0.0.1:7000\"]\naudit_user = \"app_user\"\n\
+                 [environments.x.tls]\nca = \"ca.crt\"\nclient_cert = \"c.crt\"\nclient_key = \"c.key\"\n{users}"
+            ),
+        )
+        .unwrap();
+        let r = epic_audit(
+            &["run", "--env", "x", "--config", cfg.to_str().unwrap()],
+            d.path(),
+        );
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(r.stderr.contains("epic-audit.toml"), "{}", r.stderr);
+        assert!(r.stderr.contains("line "), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains(secret) && !r.stdout.contains(secret),
+            "the password was echoed:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_stale_salt_beside_out_is_refused_before_anything_runs_or_prints() {
+    let d = tmp();
+    let cfg = d.path().join("epic-audit.toml");
+    std::fs::write(
+        &cfg,
+        "[environments.x]\nseeds = [\"127.0.0.1:1\"]\naudit_user = \"app_user\"\n\
+         [environments.x.tls]\nca = \"ca.crt\"\nclient_cert = \"c.crt\"\nclient_key = \"c.key\"\n\
+         [environments.x.users.app_user]\npassword_env = \"EPIC_AUDIT_TEST_NEVER_SET_VAR\"\n",
+    )
+    .unwrap();
+    let out = d.path().join("run1");
+    std::fs::write(d.path().join("run1.salt"), "00\n").unwrap();
+    let r = epic_audit(
+        &[
+            "run",
+            "--env",
+            "x",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--unsigned",
+        ],
+        d.path(),
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.stdout, "", "nothing is printed as final");
+    assert!(
+        r.stderr.contains("run1.salt exists") && r.stderr.contains("salt of an earlier run"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists(), "no run directory was written");
 }

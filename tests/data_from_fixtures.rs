@@ -211,3 +211,75 @@ fn fixture_evidence_holds_no_session_key_name() {
         );
     }
 }
+
+#[test]
+fn session_scan_without_evidence_is_never_a_pass() {
+    // No key matches the pattern on any master: nothing was judged.
+    let mut ev = fixture_evidence();
+    for s in scans(&mut ev) {
+        s.scanned = 0;
+        s.longest_ttl_s = None;
+    }
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-005", Outcome::Warn));
+    assert!(
+        common::messages(&r, "DATA-005")
+            .iter()
+            .all(|m| m.contains("no key matches session:* on any master")),
+        "{:?}",
+        common::messages(&r, "DATA-005")
+    );
+    // TTL/TYPE answered with errors: those keys are not judged, and the
+    // finding names the reply.
+    let mut ev = fixture_evidence();
+    scans(&mut ev)[0].unreadable = vec![(
+        "a1a1a1a1a1a1".into(),
+        "NOPERM User auditor has no permissions to access one of the keys".into(),
+    )];
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-005", Outcome::Error));
+    assert!(
+        common::messages(&r, "DATA-005")[0].contains("NOPERM"),
+        "{:?}",
+        common::messages(&r, "DATA-005")
+    );
+}
+
+#[test]
+fn evaluate_judges_session_ttls_against_the_policy_it_is_given() {
+    use epic_audit::policy::Policy;
+    let ev = fixture_evidence();
+    let tightened = |from: &str, to: &str| {
+        let text = epic_audit::policy::builtin_file("data.toml").replace(from, to);
+        assert!(text.contains(to));
+        Policy::from_files(vec![("data.toml".into(), text)], "t").unwrap()
+    };
+    let judge_with = |p: &Policy| {
+        let sel = p.select(&["DATA-005".into()], &[]).unwrap();
+        epic_audit::engine::judge(&ev, p, &sel, &[], &[])
+    };
+    // The lab's sessions live up to 1800 s: a 600 s logoff fails them,
+    // from the same evidence, with the new figure in the message.
+    let r = judge_with(&tightened("max_ttl_s = 1800", "max_ttl_s = 600"));
+    assert_eq!(r.checks[0].outcome, Outcome::Fail);
+    assert!(
+        common::messages(&r, "DATA-005")[0].contains("600 s logoff"),
+        "{:?}",
+        common::messages(&r, "DATA-005")
+    );
+    assert_eq!(
+        judge_with(&tightened("max_ttl_s = 1800", "max_ttl_s = 3600")).checks[0].outcome,
+        Outcome::Pass
+    );
+    // Evidence scanned under another pattern cannot answer for this one.
+    let r = judge_with(&tightened(
+        "pattern = \"session:*\"",
+        "pattern = \"sess:*\"",
+    ));
+    assert_eq!(r.checks[0].outcome, Outcome::Error);
+    assert!(
+        common::messages(&r, "DATA-005")[0].contains("run the audit again"),
+        "{:?}",
+        common::messages(&r, "DATA-005")
+    );
+}

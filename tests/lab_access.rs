@@ -133,6 +133,45 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
 
     let revert = || async { on_nodes(&t, &ALL, &["ACL", "LOAD"]).await };
 
+    // A read-only dev_user that may run neither ACL WHOAMI nor CLIENT
+    // INFO: its login is proven by AUTH, so ACC-009 passes and says the
+    // identity cross-check was not permitted.
+    on_nodes(
+        &t,
+        &ALL,
+        &["ACL", "SETUSER", "dev_user", "-acl|whoami", "-client|info"],
+    )
+    .await;
+    let (_, rep, bad) = audit_area(&t, "access", "dev-no-whoami");
+    assert!(
+        !bad.iter().any(|(id, _)| id == "ACC-009"),
+        "{bad:?}\n{rep:#}"
+    );
+    for s in subjects(&rep, "ACC-009") {
+        assert!(
+            s.2.contains("dev_user (AUTH OK; identity cross-check not permitted")
+                && s.2.contains("NOPERM"),
+            "{s:?}"
+        );
+    }
+    revert().await;
+
+    // The audit user may not run ACL DRYRUN: the permission matrices
+    // cannot be proven, so ACC-005..007 are errors naming the rule to add.
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "admin_user", "-acl|dryrun"]).await;
+    let (code, rep, _) = audit_area(&t, "access", "no-dryrun");
+    for id in ["ACC-005", "ACC-006", "ACC-007"] {
+        assert_eq!(check(&rep, id)["outcome"], "error", "{id}: {rep:#}");
+        assert!(
+            message_of(&rep, id).contains("+acl|dryrun"),
+            "{id}: {}",
+            message_of(&rep, id)
+        );
+    }
+    assert_ne!(check(&rep, "ACC-008")["outcome"], "pass");
+    assert_eq!(code, 2);
+    revert().await;
+
     // default enabled without password: only ACC-004.
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "default", "on", "nopass"]).await;
     let (_, rep, bad) = audit_area(&t, "access", "default-on");

@@ -131,6 +131,42 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
     );
     assert!(!t.out("good").join("good.salt").exists());
 
+    // Session keys named otherwise than the policy's pattern (`sess:*`
+    // matches nothing here): DATA-005 is not a pass on zero keys, and says
+    // what to set.
+    let policy = t.tmp.path().join("policy-sess");
+    std::fs::create_dir_all(&policy).unwrap();
+    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/checks")).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let text = text.replace("pattern = \"session:*\"", "pattern = \"sess:*\"");
+        std::fs::write(policy.join(f.file_name().unwrap()), text).unwrap();
+    }
+    let out = t.out("sess-pattern");
+    let cfg = t.tmp.path().join("epic-audit.toml");
+    let r = run_env(
+        &t,
+        &cfg,
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--only",
+            "DATA-005",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let rep = report(&out);
+    assert_eq!(check(&rep, "DATA-005")["outcome"], "warn", "{rep:#}");
+    assert_eq!(r.code, 0, "a warning, stated: {}", r.stdout);
+    for s in subjects(&rep, "DATA-005") {
+        assert!(
+            s.2.contains("no key matches sess:* on any master")
+                && s.2.contains("set this check's pattern"),
+            "{s:?}"
+        );
+    }
+
     // appendonly no on one master: only DATA-001.
     on_nodes(&t, &[0], &["CONFIG", "SET", "appendonly", "no"]).await;
     let (_, rep, bad) = audit_area(&t, AREAS, "aof");

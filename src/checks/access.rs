@@ -446,9 +446,12 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
         let mut key_leaks = Vec::new();
         let mut controls = Vec::new();
         let mut undecided = Vec::new();
+        let mut unswept = Vec::new();
+        let mut untested_controls = 0usize;
         let mut allowed = 0;
         for info in table.commands.iter().filter(|c| !c.container) {
             let Some(vs) = sweep.get(&info.name) else {
+                unswept.push(info.name.clone());
                 continue;
             };
             let letters: Vec<char> = vs.chars().collect();
@@ -489,8 +492,12 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 (2, Some(i)) => Some(letters[i]),
                 _ => None,
             };
-            if in_allowed && on_permitted.is_some_and(|l| l != 'A' && l != 'E') {
-                controls.push(info.name.clone());
+            match on_permitted {
+                Some('A') => {}
+                Some('E') if in_allowed => undecided.push(info.name.clone()),
+                Some(_) if in_allowed => controls.push(info.name.clone()),
+                None if in_allowed => untested_controls += 1,
+                _ => {}
             }
             if let (2, Some(o)) = (letters.len(), outside_key) {
                 if letters[o] == 'A' {
@@ -533,15 +540,54 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 parts.join("; "),
             );
         }
-        if !undecided.is_empty() {
+        if sweep.is_empty() || !undecided.is_empty() || !unswept.is_empty() {
+            let mut parts = Vec::new();
+            if sweep.is_empty() {
+                parts.push(format!("the DRYRUN sweep of {} is empty", p.user));
+            }
+            if !undecided.is_empty() {
+                parts.push(format!(
+                    "ACL DRYRUN could not decide for {} command(s): {}",
+                    undecided.len(),
+                    first_of(&undecided, 12)
+                ));
+            }
+            if !unswept.is_empty() {
+                parts.push(format!(
+                    "{} command(s) of the COMMAND table were not swept: {}",
+                    unswept.len(),
+                    first_of(&unswept, 12)
+                ));
+            }
+            if v.dryrun_errors
+                .iter()
+                .any(|e| e.reply.starts_with("NOPERM"))
+            {
+                parts.push(
+                    "the audit user was refused ACL DRYRUN (NOPERM): add +acl|dryrun to its ACL"
+                        .into(),
+                );
+            }
+            return SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                observed,
+                expected.clone(),
+                parts.join("; "),
+            );
+        }
+        if untested_controls > 0 {
             return SubjectFinding::new(
                 subject,
                 Outcome::Error,
                 observed,
                 expected.clone(),
                 format!(
-                    "ACL DRYRUN could not decide for: {}",
-                    first_of(&undecided, 12)
+                    "{untested_controls} keyed command(s) of the allowed categories were not tested: \
+                     no DRYRUN sample key ({}) falls under {}'s key patterns ({})",
+                    DRYRUN_KEYS.join(", "),
+                    p.user,
+                    p.key_patterns.join(" ")
                 ),
             );
         }
@@ -653,7 +699,8 @@ fn cases(ev: &EvidenceSet, p: &Cases) -> Vec<SubjectFinding> {
 }
 
 fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
-    let expected = "every configured user logs in with its password and ACL WHOAMI names it";
+    let expected = "every configured user logs in with its password (AUTH); where the user may \
+                    ask, ACL WHOAMI or CLIENT INFO names that user";
     each(ev.acl_views(), expected, |subject, v| {
         if v.auth.users.is_empty() {
             return SubjectFinding::new(
@@ -664,36 +711,63 @@ fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 "configure users with password references in the environment",
             );
         }
-        let bad: Vec<String> = v
-            .auth
-            .users
-            .iter()
-            .filter(|u| !u.authenticated || u.whoami.as_deref() != Some(u.user.as_str()))
-            .map(|u| match (&u.error, &u.whoami) {
-                (Some(e), _) => format!("{}: {e}", u.user),
-                (None, w) => format!(
-                    "{}: ACL WHOAMI says {}",
+        let mut refused = Vec::new();
+        let mut mismatched = Vec::new();
+        let mut seen = Vec::new();
+        for u in &v.auth.users {
+            match (u.authenticated, &u.whoami, &u.whoami_error) {
+                (false, _, _) => refused.push(format!(
+                    "{}: {}",
                     u.user,
-                    w.as_deref().unwrap_or("nothing")
-                ),
-            })
-            .collect();
-        let names: Vec<&str> = v.auth.users.iter().map(|u| u.user.as_str()).collect();
-        if bad.is_empty() {
+                    u.error.as_deref().unwrap_or("AUTH refused")
+                )),
+                (true, Some(w), _) if w == &u.user => {
+                    seen.push(format!("{} (identity {w})", u.user))
+                }
+                (true, Some(w), _) => mismatched.push(format!(
+                    "{}: AUTH succeeded but the connection is user `{w}`",
+                    u.user
+                )),
+                (true, None, Some(e)) => seen.push(format!(
+                    "{} (AUTH OK; identity cross-check not permitted to this user: {e})",
+                    u.user
+                )),
+                (true, None, None) => seen.push(format!(
+                    "{} (AUTH OK; identity cross-check gave no user name)",
+                    u.user
+                )),
+            }
+        }
+        if !refused.is_empty() {
             SubjectFinding::new(
                 subject,
-                Outcome::Pass,
-                format!("logged in: {}", names.join(", ")),
+                Outcome::Fail,
+                refused.join("; "),
                 expected,
-                "credentials work and identify the user",
+                format!(
+                    "AUTH with the configured password was refused on this node (the reply says \
+                     why: a wrong password, e.g. rotated on some nodes only, or a disabled user): {}",
+                    refused.join("; ")
+                ),
+            )
+        } else if !mismatched.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                mismatched.join("; "),
+                expected,
+                format!(
+                    "a login did not yield the user it named: {}",
+                    mismatched.join("; ")
+                ),
             )
         } else {
             SubjectFinding::new(
                 subject,
-                Outcome::Fail,
-                bad.join("; "),
+                Outcome::Pass,
+                format!("logged in: {}", seen.join(", ")),
                 expected,
-                format!("configured credential(s) do not work on this node (rotated on some nodes only, or user disabled): {}", bad.join("; ")),
+                "every configured credential works (proven by AUTH)",
             )
         }
     })

@@ -97,11 +97,13 @@ pub fn fmt_ranges(r: &[SlotRange]) -> String {
 }
 
 fn count(r: &[SlotRange]) -> usize {
-    r.iter().map(|x| (x.end - x.start) as usize + 1).sum()
+    r.iter()
+        .map(|x| x.end.saturating_sub(x.start) as usize + 1)
+        .sum()
 }
 
 fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+    id.get(..8).unwrap_or(id)
 }
 
 /// `id (addr)` for a node id, using the view's address book.
@@ -316,8 +318,10 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let mut covered: BTreeSet<String> = BTreeSet::new();
     for (id, addr) in &known {
         covered.insert(addr.clone());
+        let own = views.iter().map(|(_, v)| *v).find(|v| &v.myself == id);
         let mut complaints = Vec::new();
         let mut concerns = Vec::new();
+        let mut stale = Vec::new();
         for (subject, v) in &views {
             let Some(n) = v.nodes.iter().find(|n| &n.id == id) else {
                 continue;
@@ -342,8 +346,11 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             {
                 match sn.health.as_str() {
                     "online" => {}
-                    // A replica still loading its copy: no redundancy yet,
-                    // but normally transient (after a restart or resync).
+                    // Peers' view of a replica that loads or syncs; it lags
+                    // by gossip, so the replica's own INFO decides.
+                    "loading" if own.is_some_and(|o| o.own_replica_in_sync()) => {
+                        stale.push(format!("{subject} still shows health loading"))
+                    }
                     "loading" => concerns.push(format!("{subject} reports health loading")),
                     other => complaints.push(format!("{subject} reports health {other}")),
                 }
@@ -369,12 +376,36 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         } else if let Some(f) = unreachable {
             out.push(SubjectFinding::unobserved(&subject, expected, f));
         } else if !concerns.is_empty() {
+            let own_says = match own.map(|o| &o.own_state) {
+                Some(s) if !s.is_empty() => format!(
+                    "its own INFO says {}",
+                    s.iter()
+                        .map(|(k, v)| format!("{k}:{v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                _ => "its own replication state could not be read".to_string(),
+            };
             out.push(SubjectFinding::new(
                 subject,
                 Outcome::Warn,
-                concerns.join("; "),
+                format!("{}; {own_says}", concerns.join("; ")),
                 expected,
-                "the replica is still loading its data set and cannot take over yet; re-run once it is in sync",
+                format!(
+                    "transient: the replica is loading or syncing its data set ({own_says}) and \
+                     cannot take over until it is in sync; re-run in a minute"
+                ),
+            ));
+        } else if !stale.is_empty() {
+            out.push(SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                format!(
+                    "{}; its own INFO says master_link_status:up, master_sync_in_progress:0, loading:0",
+                    stale.join("; ")
+                ),
+                expected,
+                "in sync by its own replication state; the peers' `loading` is gossip that has not caught up yet",
             ));
         } else {
             out.push(SubjectFinding::new(
@@ -527,10 +558,11 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
     if out.is_empty() {
         out.push(SubjectFinding::new(
             "topology",
-            Outcome::Skip,
-            "no expectation",
+            Outcome::Incomplete,
+            "not audited: no expectation",
             "masters and/or slot_ranges in the policy",
-            "the policy gives no expected topology",
+            "the policy gives no expected topology: set masters and/or slot_ranges in this \
+             check's params, or enabled = false to leave it out of the verdict",
         ));
     }
     out

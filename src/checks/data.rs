@@ -243,26 +243,52 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
     })
 }
 
-fn session_ttl(ev: &EvidenceSet, _: &SessionScanSettings) -> Vec<SubjectFinding> {
+fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding> {
     let views = ev.views(ProbeId::Sessions, |o| match o {
         Observation::SessionScan(v) => Some(v),
         _ => None,
     });
-    let expected =
-        "every session key has a TTL <= the maximum (automatic logoff); session keys are hashes";
-    each(views, expected, |subject, v: &SessionScanView| {
+    let expected = format!(
+        "every key matching {} has a TTL <= {} s (automatic logoff) and is a hash; at least one such key exists",
+        p.pattern, p.max_ttl_s
+    );
+    // Keys found on any master: zero everywhere is no evidence at all.
+    let cluster_total: u64 = views
+        .iter()
+        .filter_map(|(_, r)| r.ok())
+        .map(|v| v.scanned)
+        .sum();
+    each(views, &expected, |subject, v: &SessionScanView| {
         let s = &v.settings;
         let observed = format!(
-            "{} keys matching {} examined ({}); {} without TTL, {} with TTL > {} s, {} not a hash; longest TTL {}",
+            "{} keys matching {} examined ({}){}; {} without TTL, {} with TTL > {} s, {} not a hash; longest TTL {}",
             v.scanned,
             s.pattern,
             if v.complete { "complete scan" } else { "sample: the cap was reached" },
+            if v.unreadable.is_empty() {
+                String::new()
+            } else {
+                format!(", {} unreadable", v.unreadable.len())
+            },
             v.no_ttl.len(),
             v.ttl_too_long.len(),
             s.max_ttl_s,
             v.not_hash.len(),
             v.longest_ttl_s.map(|t| format!("{t} s")).unwrap_or_else(|| "n/a".into())
         );
+        let finding =
+            |o, m: String| SubjectFinding::new(subject, o, observed.clone(), expected.clone(), m);
+        // Judged against the policy's parameters: evidence scanned under
+        // another pattern cannot answer for this one.
+        if s.pattern != p.pattern {
+            return finding(
+                Outcome::Error,
+                format!(
+                    "the evidence was scanned for {} but the policy now asks about {}: run the audit again",
+                    s.pattern, p.pattern
+                ),
+            );
+        }
         let mut problems = Vec::new();
         if !v.no_ttl.is_empty() {
             problems.push(format!(
@@ -271,26 +297,70 @@ fn session_ttl(ev: &EvidenceSet, _: &SessionScanSettings) -> Vec<SubjectFinding>
                 first_of(&v.no_ttl, 10)
             ));
         }
-        if !v.ttl_too_long.is_empty() {
+        // The longest TTL decides (it is exact whatever threshold the scan
+        // listed keys above); the listed keys count too.
+        let longest = v
+            .ttl_too_long
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(v.longest_ttl_s)
+            .max();
+        if longest.is_some_and(|t| t > p.max_ttl_s) {
             let l: Vec<String> = v
                 .ttl_too_long
                 .iter()
+                .filter(|(_, t)| *t > p.max_ttl_s)
                 .map(|(h, t)| format!("{h} ({t} s)"))
                 .collect();
-            problems.push(format!(
-                "{} session key(s) outlive the {} s logoff (keyed hashes: {})",
-                v.ttl_too_long.len(),
-                s.max_ttl_s,
-                first_of(&l, 10)
-            ));
+            problems.push(if p.max_ttl_s < s.max_ttl_s {
+                format!(
+                    "the longest TTL, {} s, outlives the {} s logoff (the scan listed keys only above {} s{}{})",
+                    longest.unwrap_or_default(),
+                    p.max_ttl_s,
+                    s.max_ttl_s,
+                    if l.is_empty() { "" } else { "; keyed hashes: " },
+                    first_of(&l, 10)
+                )
+            } else {
+                format!(
+                    "{} session key(s) outlive the {} s logoff (keyed hashes: {})",
+                    l.len(),
+                    p.max_ttl_s,
+                    first_of(&l, 10)
+                )
+            });
         }
         if !problems.is_empty() {
-            return SubjectFinding::new(
-                subject,
+            return finding(
                 Outcome::Fail,
-                observed,
-                expected,
-                format!("{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file", problems.join("; "), s.max_ttl_s),
+                format!("{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file", problems.join("; "), p.max_ttl_s),
+            );
+        }
+        if !v.unreadable.is_empty() {
+            let l: Vec<String> = v
+                .unreadable
+                .iter()
+                .map(|(h, e)| format!("{h}: {e}"))
+                .collect();
+            return finding(
+                Outcome::Error,
+                format!(
+                    "{} key(s) matching {} could not be read, so their expiry is unknown: {} \
+                     (NOPERM: give the audit user +ttl +type on these keys; MOVED: slots moved during the scan, run again)",
+                    v.unreadable.len(),
+                    s.pattern,
+                    first_of(&l, 5)
+                ),
+            );
+        }
+        if cluster_total == 0 {
+            return finding(
+                Outcome::Warn,
+                format!(
+                    "no key matches {} on any master, so no session expiry was observed: if the \
+                     application names its session keys otherwise, set this check's pattern",
+                    s.pattern
+                ),
             );
         }
         if !v.not_hash.is_empty() {
@@ -299,11 +369,8 @@ fn session_ttl(ev: &EvidenceSet, _: &SessionScanSettings) -> Vec<SubjectFinding>
                 .iter()
                 .map(|(h, t)| format!("{h} ({t})"))
                 .collect();
-            return SubjectFinding::new(
-                subject,
+            return finding(
                 Outcome::Warn,
-                observed,
-                expected,
                 format!(
                     "{} session key(s) are not hashes: {}",
                     v.not_hash.len(),
@@ -311,12 +378,13 @@ fn session_ttl(ev: &EvidenceSet, _: &SessionScanSettings) -> Vec<SubjectFinding>
                 ),
             );
         }
-        SubjectFinding::new(
-            subject,
+        finding(
             Outcome::Pass,
-            observed,
-            expected,
-            "sessions expire as required",
+            if v.scanned == 0 {
+                "no session key on this master (other masters hold them); none can outlive the logoff".into()
+            } else {
+                "sessions expire as required".into()
+            },
         )
     })
 }

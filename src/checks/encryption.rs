@@ -287,6 +287,21 @@ fn ebs_default(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "EBS encryption by default on";
     with_aws(ev, expected, |inv| {
         let subject = format!("account EBS defaults ({})", inv.region);
+        // A region holding none of the cluster's instances (a wrong region
+        // or discovery tag) says nothing about the cluster's volumes.
+        if inv.instances.is_empty() {
+            return vec![SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                "no instance of the cluster in this region",
+                expected,
+                format!(
+                    "no EC2 instance with the discovery tag was found in {}, so this region's default \
+                     cannot be tied to the cluster: check [aws] region and the discovery tag",
+                    inv.region
+                ),
+            )];
+        }
         vec![match (inv.ebs_encryption_by_default, &inv.ebs_encryption_by_default_error) {
             (Some(true), _) => SubjectFinding::new(
                 subject,

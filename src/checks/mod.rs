@@ -26,7 +26,7 @@ pub mod transport;
 /// Outcome of a check for one subject, or for the whole check.
 ///
 /// Declaration order is severity order (`Ord`): skip < pass < waived <
-/// warn < error < fail.
+/// warn < incomplete < error < fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -38,6 +38,11 @@ pub enum Outcome {
     Waived,
     /// Holds, with a concern worth a look.
     Warn,
+    /// Selected but not audited: the environment lacks what the check needs
+    /// (no `[aws]` table, no expected topology in the policy). Never a
+    /// pass; a run with one ends `INCOMPLETE` (exit 2). Only `--skip`,
+    /// `--only` or `enabled = false` take a check out of the verdict.
+    Incomplete,
     /// Could not decide: evidence missing or unreadable. Never a pass.
     Error,
     /// The control does not hold.
@@ -52,16 +57,18 @@ impl Outcome {
             Outcome::Skip => "skip",
             Outcome::Waived => "waived",
             Outcome::Warn => "warn",
+            Outcome::Incomplete => "incomplete",
             Outcome::Error => "error",
             Outcome::Fail => "fail",
         }
     }
 
     /// All outcomes, in report order.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Pass,
         Outcome::Fail,
         Outcome::Error,
+        Outcome::Incomplete,
         Outcome::Warn,
         Outcome::Waived,
         Outcome::Skip,
@@ -147,8 +154,9 @@ pub fn each<T: ?Sized>(
 }
 
 /// Judges the AWS inventory with `f`. An environment without an `[aws]`
-/// table gives `skip` (saying so); an inventory that could not be read
-/// gives `error` naming the failed call.
+/// table gives `incomplete` (not audited, saying how to audit it or leave
+/// the check out); an inventory that could not be read gives `error`
+/// naming the failed call.
 pub fn with_aws(
     ev: &EvidenceSet,
     expected: &str,
@@ -160,10 +168,14 @@ pub fn with_aws(
             Ok(inv) => f(inv),
             Err(fl) if fl.kind == crate::evidence::NOT_CONFIGURED => vec![SubjectFinding::new(
                 subject,
-                Outcome::Skip,
-                "no [aws] table in the environment",
+                Outcome::Incomplete,
+                "not audited: no [aws] table in the environment",
                 expected,
-                fl.message.clone(),
+                format!(
+                    "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
+                     with --skip network,encryption,CLU-008,CLU-009,CLU-010",
+                    fl.message
+                ),
             )],
             Err(fl) => vec![SubjectFinding::unobserved(subject, expected, fl)],
         })
@@ -224,10 +236,32 @@ impl Rule {
     }
 
     /// Judges the evidence. A parameter problem or an empty result becomes
-    /// a single `error` finding, never a pass.
+    /// a single `error` finding, never a pass; so does every subject the
+    /// run's own discovery says a needed probe must cover but for which
+    /// the evidence holds nothing ([`EvidenceSet::missing_subjects`]): a
+    /// rule cannot pass on the subjects it was given while others are
+    /// silently absent.
     pub fn evaluate(&self, ev: &EvidenceSet, params: &toml::Table) -> Vec<SubjectFinding> {
         match (self.eval)(ev, params) {
-            Ok(v) if !v.is_empty() => v,
+            Ok(mut v) if !v.is_empty() => {
+                for probe in self.needs {
+                    for subject in ev.missing_subjects(*probe) {
+                        v.push(SubjectFinding::new(
+                            subject.clone(),
+                            Outcome::Error,
+                            format!("no {} evidence", probe.as_str()),
+                            format!("a {} observation of every subject discovery found", probe.as_str()),
+                            format!(
+                                "the evidence holds no {} observation of {subject} (and no failure \
+                                 saying why), although this run's discovery lists it: it was not \
+                                 judged, so this check cannot pass",
+                                probe.as_str()
+                            ),
+                        ));
+                    }
+                }
+                v
+            }
             Ok(_) => vec![SubjectFinding::new(
                 "evidence",
                 Outcome::Error,

@@ -35,6 +35,23 @@ pub fn evaluate(
         ))
         .into());
     }
+    // Both become path components of the default output directory.
+    for (what, v) in [
+        ("environment", &evidence.environment),
+        ("run_id", &evidence.run_id),
+    ] {
+        let ok = !v.is_empty()
+            && !v.starts_with('.')
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !ok {
+            return Err(UsageError(format!(
+                "{}: its {what} is not a plain name (letters, digits, `.`, `_`, `-`): hand-edited evidence?",
+                path.display()
+            ))
+            .into());
+        }
+    }
     let policy = load_policy(cli)?;
     let selected = policy
         .select(&select.only, &select.skip)

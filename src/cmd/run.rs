@@ -28,6 +28,18 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         {
             return Err(OutputError::Exists(out.clone()).into());
         }
+        // The salt goes beside the run directory; one left from an earlier
+        // run there is refused now, before anything is observed or printed.
+        let salt = salt_path(out);
+        if salt.exists() {
+            return Err(UsageError(format!(
+                "{} exists: it is the session-hash salt of an earlier run written to {}; \
+                 move it away (it maps that run's reported key hashes back to key names) or delete it",
+                salt.display(),
+                out.display()
+            ))
+            .into());
+        }
     }
     let lab_dir = crate::config::default_lab_dir();
     if env.lab {
@@ -61,7 +73,9 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         inputs: engine::probe_inputs(&selected),
         topology: Default::default(),
         monitoring: env.monitoring.clone(),
-        session_salt: crate::probes::data::RunSalt::random(),
+        session_salt: crate::probes::data::RunSalt::random().map_err(|e| {
+            anyhow::anyhow!("drawing this run's salt from the OS random source: {e}")
+        })?,
         aws: env.aws.clone(),
     };
     let salt = ctx.session_salt.clone();
@@ -78,6 +92,14 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         Some(d) => d.clone(),
         None => output::default_run_dir(&Path::new("reports").join(&args.env), &evidence.run_id),
     };
+    // The salt is written before the run is committed and the verdict
+    // printed, so the exit code printed is the one the process returns; if
+    // writing the run then fails, the salt is removed with it.
+    let salt_file = if needed.contains(&crate::evidence::ProbeId::Sessions) {
+        Some(write_salt(&dest, &salt)?)
+    } else {
+        None
+    };
     let code = write_and_print(
         &dest,
         &evidence,
@@ -85,15 +107,29 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         &policy,
         signer.as_ref(),
         args.signing.prom.as_deref(),
-    )?;
-    if needed.contains(&crate::evidence::ProbeId::Sessions) {
-        let file = write_salt(&dest, &salt)?;
+    )
+    .inspect_err(|_| {
+        if let Some(f) = &salt_file {
+            let _ = std::fs::remove_file(f);
+        }
+    })?;
+    if let Some(file) = salt_file {
         println!(
             "session keys appear in the report only as keyed hashes; the key (this run's salt) is in {} — keep it local",
             file.display()
         );
     }
     Ok(code)
+}
+
+/// `DIR.salt` beside the run directory `DIR`.
+fn salt_path(dest: &Path) -> PathBuf {
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".salt");
+    dest.with_file_name(name)
 }
 
 /// Writes the run's salt next to (not inside) the run directory, 0600: an
@@ -103,12 +139,11 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
 fn write_salt(dest: &Path, salt: &crate::probes::data::RunSalt) -> Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut name = dest
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".salt");
-    let file = dest.with_file_name(name);
+    let file = salt_path(dest);
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -130,8 +130,13 @@ pub struct UserAuth {
     pub authenticated: bool,
     /// AUTH's error, if any.
     pub error: Option<String>,
-    /// ACL WHOAMI after AUTH.
+    /// ACL WHOAMI after AUTH (or CLIENT INFO's `user=`).
     pub whoami: Option<String>,
+    /// Why neither ACL WHOAMI nor CLIENT INFO answered (e.g. NOPERM: a
+    /// least-privilege user need not have them). The login is still
+    /// proven by AUTH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whoami_error: Option<String>,
 }
 
 /// The COMMAND table: what each command is (flags, ACL categories).

@@ -18,9 +18,33 @@ pub struct ClusterNodeView {
     pub nodes: Vec<NodeEntry>,
     /// CLUSTER SHARDS, parsed.
     pub shards: Vec<Shard>,
+    /// The node's own replication and loading state, from its INFO
+    /// replication and INFO persistence: `role`, `master_link_status`,
+    /// `master_sync_in_progress`, `loading` (where the node answered).
+    /// Peers' views of a replica lag behind by gossip; this does not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub own_state: BTreeMap<String, String>,
 }
 
+/// The `own_state` fields kept from INFO replication / persistence.
+pub const OWN_STATE_FIELDS: [&str; 4] = [
+    "role",
+    "master_link_status",
+    "master_sync_in_progress",
+    "loading",
+];
+
 impl ClusterNodeView {
+    /// True when the node's own INFO says it is a replica whose link to
+    /// its master is up, not syncing and not loading.
+    pub fn own_replica_in_sync(&self) -> bool {
+        let f = |k: &str| self.own_state.get(k).map(String::as_str);
+        f("role") == Some("slave")
+            && f("master_link_status") == Some("up")
+            && f("master_sync_in_progress") == Some("0")
+            && f("loading") == Some("0")
+    }
+
     /// This node's own entry.
     pub fn me(&self) -> Option<&NodeEntry> {
         self.nodes.iter().find(|n| n.id == self.myself)

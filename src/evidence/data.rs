@@ -19,7 +19,7 @@ pub struct DataNodeView {
 
 /// Session-scan settings, from the TTL check's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SessionScanSettings {
     /// SCAN MATCH pattern of session keys.
     pub pattern: String,
@@ -48,7 +48,8 @@ impl Default for SessionScanSettings {
 pub struct SessionScanView {
     /// The settings used.
     pub settings: SessionScanSettings,
-    /// Keys examined.
+    /// Keys examined (TTL and TYPE read; keys that expired between SCAN
+    /// and TTL and keys whose replies were errors are not counted).
     pub scanned: u64,
     /// Whether the SCAN reached the end (false: a sample up to the cap).
     pub complete: bool,
@@ -62,6 +63,10 @@ pub struct SessionScanView {
     pub longest_ttl_s: Option<i64>,
     /// How the keyed hashes are made.
     pub key_hash: String,
+    /// Keys whose TTL or TYPE was answered with an error (keyed hash, the
+    /// error reply, e.g. `NOPERM ...` or `MOVED ...`): not judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// One exporter scrape.

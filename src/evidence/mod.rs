@@ -216,6 +216,27 @@ static WRONG_KIND: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(
     )
 });
 
+/// The failure reported for a cluster view whose CLUSTER NODES has no
+/// entry for the node itself: the probe never records one (it fails
+/// instead), so the evidence is partial or hand-edited.
+static NO_MYSELF: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(|| {
+    ProbeFailure::new(
+        "incomplete",
+        "the recorded CLUSTER NODES has no entry for the node itself: the observation is \
+         incomplete (partial or hand-edited evidence)",
+    )
+});
+
+/// The failure reported for an ACL view that lists no user: every Redis
+/// has at least `default`, so ACL LIST was not really read.
+static NO_USERS: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(|| {
+    ProbeFailure::new(
+        "incomplete",
+        "the recorded ACL LIST has no user, not even `default`: the observation is incomplete \
+         (partial or hand-edited evidence)",
+    )
+});
+
 impl ProbeFailure {
     /// A failure of `kind` with `message`.
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
@@ -260,20 +281,34 @@ impl EvidenceSet {
         self.items.iter().filter(move |e| e.probe == probe)
     }
 
-    /// Every node's cluster view (or why there is none), by subject.
+    /// Every node's cluster view (or why there is none), by subject. A
+    /// view without the node's own entry is a failure (`incomplete`).
     pub fn cluster_views(&self) -> Vec<(&str, Result<&ClusterNodeView, &ProbeFailure>)> {
-        self.views(ProbeId::Cluster, |o| match o {
+        let mut v = self.views(ProbeId::Cluster, |o| match o {
             Observation::ClusterNode(v) => Some(v),
             _ => None,
-        })
+        });
+        for (_, r) in v.iter_mut() {
+            if r.is_ok_and(|c| c.me().is_none()) {
+                *r = Err(&*NO_MYSELF);
+            }
+        }
+        v
     }
 
-    /// Every node's ACL view (or why there is none), by subject.
+    /// Every node's ACL view (or why there is none), by subject. A view
+    /// listing no user is a failure (`incomplete`).
     pub fn acl_views(&self) -> Vec<(&str, Result<&AclView, &ProbeFailure>)> {
-        self.views(ProbeId::Acl, |o| match o {
+        let mut v = self.views(ProbeId::Acl, |o| match o {
             Observation::AclNode(v) => Some(v),
             _ => None,
-        })
+        });
+        for (_, r) in v.iter_mut() {
+            if r.is_ok_and(|a| a.users.is_empty()) {
+                *r = Err(&*NO_USERS);
+            }
+        }
+        v
     }
 
     /// Every TLS endpoint view (or why there is none), by subject.

@@ -114,3 +114,89 @@ impl Topology {
         t
     }
 }
+
+/// `host:port` without IPv6 brackets, so a target (`[::1]:6379`) and the
+/// address a node announces (`::1:6379`) compare equal.
+fn unbracketed(s: &str) -> String {
+    s.replace(['[', ']'], "")
+}
+
+/// `(host, port)` of a target address `host:port` or `[v6]:port`.
+fn host_port(target: &str) -> Option<(&str, u16)> {
+    let (h, p) = target.rsplit_once(':')?;
+    Some((
+        h.trim_start_matches('[').trim_end_matches(']'),
+        p.parse().ok()?,
+    ))
+}
+
+impl super::EvidenceSet {
+    /// The subjects a probe must have observed (or recorded a failure for)
+    /// in this run, derived from the run's own discovery: every probed node
+    /// for the per-node probes, both ports of every node for the TLS
+    /// endpoint probe, every master serving slots for the session scan
+    /// and the latency probe, `cluster` for the cluster-wide probes. The
+    /// AWS probe has no fixed subject (its one item is named by region).
+    pub fn expected_subjects(&self, probe: super::ProbeId) -> Vec<String> {
+        use super::ProbeId as P;
+        let topology = || Topology::from_evidence(&self.items);
+        match probe {
+            P::Cluster | P::Acl | P::TlsConfig | P::DataConfig | P::Exporter => {
+                self.targets.clone()
+            }
+            P::TlsEndpoint => {
+                let t = topology();
+                self.targets
+                    .iter()
+                    .filter_map(|n| {
+                        let (host, port) = host_port(n)?;
+                        let bus = t
+                            .bus_ports
+                            .get(n)
+                            .copied()
+                            .unwrap_or(port.saturating_add(10000));
+                        Some([format!("{host}:{port} client"), format!("{host}:{bus} bus")])
+                    })
+                    .flatten()
+                    .collect()
+            }
+            P::Sessions => topology().masters.into_keys().collect(),
+            P::Latency => {
+                // The policy may measure only some masters; the probe
+                // records which in its settings.
+                let only: BTreeSet<String> = self
+                    .latency_views()
+                    .iter()
+                    .filter_map(|(_, r)| r.ok())
+                    .flat_map(|v| v.settings.masters.iter().map(|m| unbracketed(m)))
+                    .collect();
+                topology()
+                    .masters
+                    .into_keys()
+                    .filter(|m| only.is_empty() || only.contains(&unbracketed(m)))
+                    .collect()
+            }
+            P::AclCommands | P::KeySlots => vec!["cluster".into()],
+            P::Aws => Vec::new(),
+        }
+    }
+
+    /// Expected subjects of `probe` ([`Self::expected_subjects`]) that
+    /// have no item of that probe at all: not observed and no failure
+    /// recorded either (a partial or hand-edited evidence file).
+    pub fn missing_subjects(&self, probe: super::ProbeId) -> Vec<String> {
+        let have: BTreeSet<String> = self
+            .of_probe(probe)
+            .map(|e| unbracketed(&e.subject))
+            .collect();
+        // A probe that found nothing to probe records one `cluster` item
+        // saying why (e.g. no master serving slots); that covers it.
+        if have.contains("cluster") && self.of_probe(probe).count() == 1 {
+            return Vec::new();
+        }
+        self.expected_subjects(probe)
+            .into_iter()
+            .filter(|s| !have.contains(&unbracketed(s)))
+            .collect()
+    }
+}

@@ -34,8 +34,7 @@ impl Probe for AclProbe {
         Box::pin(async move {
             // Fingerprints of password hashes are salted per run, so they
             // compare nodes within the run but reveal nothing later.
-            let mut salt = [0u8; 32];
-            let _ = getrandom::fill(&mut salt);
+            let salt: [u8; 32] = crate::secret::random();
             let targets = ctx
                 .targets
                 .iter()
@@ -265,9 +264,7 @@ async fn observe_node(
 async fn live_auth(ctx: &ProbeContext, addr: &NodeAddr) -> Result<AuthObservation, ProbeFailure> {
     let mut anon = RedisConn::connect(addr, &ctx.tls, &ctx.timeouts).await?;
     let unauthenticated_ping = reply_text(anon.cmd_str(&["PING"]).await);
-    let mut random = [0u8; 24];
-    let _ = getrandom::fill(&mut random);
-    let wrong = crate::secret::Secret::new(hex::encode(random));
+    let wrong = crate::secret::Secret::new(hex::encode(crate::secret::random::<24>()));
     let default_wrong_password = match anon.auth("default", &wrong).await {
         Ok(()) => "OK".to_string(),
         Err(crate::resp::ConnError::Auth { reply, .. }) => reply,
@@ -279,26 +276,32 @@ async fn live_auth(ctx: &ProbeContext, addr: &NodeAddr) -> Result<AuthObservatio
         let mut c = RedisConn::connect(addr, &ctx.tls, &ctx.timeouts).await?;
         match c.auth(user, pw).await {
             Ok(()) => {
-                // ACL WHOAMI needs @slow; a least-privilege user may only
-                // have CLIENT INFO (@connection), whose `user=` says the same.
-                let whoami = match c.cmd_str(&["ACL", "WHOAMI"]).await {
-                    Ok(f) => as_text(&f),
-                    Err(_) => c
-                        .cmd_str(&["CLIENT", "INFO"])
-                        .await
-                        .ok()
-                        .and_then(|f| as_text(&f))
-                        .and_then(|t| {
-                            t.split_whitespace()
-                                .find_map(|kv| kv.strip_prefix("user="))
-                                .map(str::to_string)
-                        }),
+                // The login is proven by AUTH. Who the connection is, is a
+                // cross-check: ACL WHOAMI, else CLIENT INFO's `user=`; a
+                // least-privilege user may have neither (NOPERM).
+                let (whoami, whoami_error) = match c.cmd_str(&["ACL", "WHOAMI"]).await {
+                    Ok(f) => (as_text(&f), None),
+                    Err(first) => match c.cmd_str(&["CLIENT", "INFO"]).await {
+                        Ok(f) => (
+                            as_text(&f).and_then(|t| {
+                                t.split_whitespace()
+                                    .find_map(|kv| kv.strip_prefix("user="))
+                                    .map(str::to_string)
+                            }),
+                            None,
+                        ),
+                        Err(second) => (
+                            None,
+                            Some(format!("{}; {}", reply_of(&first), reply_of(&second))),
+                        ),
+                    },
                 };
                 users.push(UserAuth {
                     user: user.clone(),
                     authenticated: true,
                     error: None,
                     whoami,
+                    whoami_error,
                 });
             }
             Err(crate::resp::ConnError::Auth { reply, .. }) => users.push(UserAuth {
@@ -306,6 +309,7 @@ async fn live_auth(ctx: &ProbeContext, addr: &NodeAddr) -> Result<AuthObservatio
                 authenticated: false,
                 error: Some(reply),
                 whoami: None,
+                whoami_error: None,
             }),
             Err(e) => return Err(e.into()),
         }
@@ -315,6 +319,14 @@ async fn live_auth(ctx: &ProbeContext, addr: &NodeAddr) -> Result<AuthObservatio
         default_wrong_password,
         users,
     })
+}
+
+/// `CMD: REPLY` of a refused command, or the connection error.
+fn reply_of(e: &crate::resp::ConnError) -> String {
+    match e {
+        crate::resp::ConnError::Server { cmd, reply, .. } => format!("{cmd}: {reply}"),
+        e => e.to_string(),
+    }
 }
 
 fn reply_text(r: Result<Frame, crate::resp::ConnError>) -> String {

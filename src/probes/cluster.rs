@@ -36,7 +36,7 @@ pub const SAMPLE_KEYS: &[&str] = &[
 
 fn method(user: &str) -> String {
     format!(
-        "CLUSTER INFO, CLUSTER NODES, CLUSTER SHARDS and INFO server over TLS (client certificate), \
+        "CLUSTER INFO, CLUSTER NODES, CLUSTER SHARDS and INFO server/replication/persistence over TLS (client certificate), \
          authenticated as {user}; read-only"
     )
 }
@@ -53,6 +53,8 @@ pub async fn observe_node(
         &["CLUSTER", "NODES"],
         &["CLUSTER", "SHARDS"],
         &["INFO", "server"],
+        &["INFO", "replication"],
+        &["INFO", "persistence"],
     ]
     .iter()
     .map(|c| c.iter().map(|w| w.as_bytes().to_vec()).collect())
@@ -96,12 +98,26 @@ pub async fn observe_node(
             kind: "unexpected_reply".into(),
             message: format!("{addr}: CLUSTER NODES has no `myself` line"),
         })?;
+    // The node's own replication state; a refusal (NOPERM) leaves it out
+    // and CLU-005 then says it could not be cross-checked.
+    let mut own_state = BTreeMap::new();
+    for i in [4, 5] {
+        if let Some(t) = replies.get(i).and_then(as_text) {
+            let fields = parse_info(&t);
+            for k in crate::evidence::OWN_STATE_FIELDS {
+                if let Some(v) = fields.get(k) {
+                    own_state.insert(k.to_string(), v.clone());
+                }
+            }
+        }
+    }
     Ok(ClusterNodeView {
         myself,
         redis_version: server.get("redis_version").cloned(),
         info,
         nodes,
         shards,
+        own_state,
     })
 }
 

@@ -21,7 +21,7 @@ use crate::evidence::{
     DataNodeView, Evidence, ExporterView, Observation, ProbeFailure, ProbeId, SessionScanSettings,
     SessionScanView,
 };
-use crate::resp::{as_text, describe, parse_info, Frame, RedisConn};
+use crate::resp::{as_text, describe, error_text, parse_info, Frame, RedisConn};
 
 /// Settings read with CONFIG GET.
 pub const CONFIG_KEYS: [&str; 8] = [
@@ -47,11 +47,10 @@ impl std::fmt::Debug for RunSalt {
 }
 
 impl RunSalt {
-    /// A fresh random salt.
-    pub fn random() -> RunSalt {
-        let mut b = [0u8; 32];
-        let _ = getrandom::fill(&mut b);
-        RunSalt(b)
+    /// A fresh random salt; an error if the OS random source fails (a
+    /// zero salt would make every reported key hash reversible).
+    pub fn random() -> Result<RunSalt, getrandom::Error> {
+        crate::secret::try_random().map(RunSalt)
     }
 
     /// The keyed hash of a key name: HMAC-SHA256(salt, key), 12 hex digits.
@@ -170,7 +169,8 @@ async fn scan_sessions(
     let salt = &ctx.session_salt;
     let count = s.scan_count.max(1).to_string();
     let mut cursor = "0".to_string();
-    let (mut scanned, mut complete, mut longest) = (0u64, false, None::<i64>);
+    let (mut scanned, mut seen, mut complete, mut longest) = (0u64, 0u64, false, None::<i64>);
+    let mut unreadable = BTreeMap::new();
     let mut no_ttl = BTreeSet::new();
     let mut too_long = BTreeMap::new();
     let mut not_hash = BTreeMap::new();
@@ -210,7 +210,9 @@ async fn scan_sessions(
                 })
             }
         };
-        let take = keys.len().min((s.cap_per_master - scanned) as usize);
+        let take = keys
+            .len()
+            .min(s.cap_per_master.saturating_sub(seen) as usize);
         let keys = &keys[..take];
         if !keys.is_empty() {
             let cmds: Vec<Vec<Vec<u8>>> = keys
@@ -224,10 +226,27 @@ async fn scan_sessions(
                 .collect();
             let replies = c.pipeline(&cmds).await?;
             for (k, pair) in keys.iter().zip(replies.chunks(2)) {
-                let (Frame::Int(ttl), Some(kind)) = (&pair[0], as_text(&pair[1])) else {
-                    continue;
+                let (ttl, kind) = match (&pair[0], pair.get(1)) {
+                    (Frame::Int(ttl), Some(t)) if as_text(t).is_some() => {
+                        (*ttl, as_text(t).unwrap_or_default())
+                    }
+                    (Frame::ServerError(e), _) | (_, Some(Frame::ServerError(e))) => {
+                        unreadable.insert(salt.key_hash(k), error_text(e));
+                        continue;
+                    }
+                    (a, b) => {
+                        unreadable.insert(
+                            salt.key_hash(k),
+                            format!(
+                                "TTL answered {}, TYPE answered {}",
+                                describe(Some(a)),
+                                describe(b)
+                            ),
+                        );
+                        continue;
+                    }
                 };
-                match *ttl {
+                match ttl {
                     -2 => continue, // expired between SCAN and TTL
                     -1 => {
                         no_ttl.insert(salt.key_hash(k));
@@ -242,15 +261,16 @@ async fn scan_sessions(
                 if kind != "hash" && kind != "none" {
                     not_hash.insert(salt.key_hash(k), kind);
                 }
+                scanned += 1;
             }
-            scanned += keys.len() as u64;
+            seen += keys.len() as u64;
         }
         cursor = next;
         if cursor == "0" {
             complete = true;
             break;
         }
-        if scanned >= s.cap_per_master {
+        if seen >= s.cap_per_master {
             break;
         }
     }
@@ -263,6 +283,7 @@ async fn scan_sessions(
         not_hash: not_hash.into_iter().collect(),
         longest_ttl_s: longest,
         key_hash: "HMAC-SHA256(run salt, key name), first 12 hex digits; the salt is in the run's .salt file, never in the report".into(),
+        unreadable: unreadable.into_iter().collect(),
     })
 }
 

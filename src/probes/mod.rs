@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use crate::config::{NodeAddr, Timeouts};
-pub use crate::evidence::DryRunCase;
+use crate::evidence::DryRunCase;
 use crate::evidence::{Evidence, Observation, Observed, ProbeFailure, ProbeId, Topology};
 use crate::secret::Secret;
 use crate::tls::TlsClient;

@@ -27,7 +27,7 @@ fn badge(o: Outcome) -> String {
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:75em;color:#222}\
 table{border-collapse:collapse;margin:.5em 0 1em;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;\
 text-align:left;vertical-align:top;font-size:.9em}th{background:#f3f3f3}.b{font-weight:bold;padding:0 .4em;\
-border-radius:3px;color:#fff}.pass{background:#2e7d32}.fail{background:#c62828}.error{background:#6a1b9a}\
+border-radius:3px;color:#fff}.pass{background:#2e7d32}.fail{background:#c62828}.error,.incomplete{background:#6a1b9a}\
 .warn,.waived{background:#ef6c00}.skip{background:#757575}#verdict{font-size:1.4em}.unsigned{background:#fff3cd;\
 padding:.5em;border:1px solid #e0a800}code{background:#f6f6f6}";
 

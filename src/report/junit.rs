@@ -44,6 +44,11 @@ pub fn render(r: &Report) -> String {
                     Outcome::Skip => {
                         TestCase::skipped_with_cause(&name, "skip", &details(c, &[Outcome::Skip]))
                     }
+                    Outcome::Incomplete => TestCase::skipped_with_cause(
+                        &name,
+                        "incomplete: not audited",
+                        &details(c, &[Outcome::Incomplete]),
+                    ),
                     Outcome::Pass | Outcome::Warn | Outcome::Waived => {
                         TestCase::success(&name, zero)
                     }

@@ -37,7 +37,11 @@ pub fn needing_action(r: &Report) -> Vec<&CheckResult> {
         .filter(|c| {
             matches!(
                 c.outcome,
-                Outcome::Fail | Outcome::Error | Outcome::Warn | Outcome::Waived
+                Outcome::Fail
+                    | Outcome::Error
+                    | Outcome::Incomplete
+                    | Outcome::Warn
+                    | Outcome::Waived
             )
         })
         .collect();

@@ -24,7 +24,8 @@ pub const REPORT_SCHEMA_VERSION: u32 = 1;
 pub const EXIT_PASS: u8 = 0;
 /// Exit code: at least one check failed.
 pub const EXIT_FAIL: u8 = 1;
-/// Exit code: at least one check could not decide, none failed.
+/// Exit code: at least one check could not decide or was not audited
+/// (verdict `error` or `incomplete`), none failed.
 pub const EXIT_ERROR: u8 = 2;
 /// Exit code: usage or configuration problem; nothing was audited.
 pub const EXIT_USAGE: u8 = 3;
@@ -53,7 +54,7 @@ pub struct Report {
     pub started_at: DateTime<Utc>,
     /// When probing ended.
     pub finished_at: DateTime<Utc>,
-    /// `pass`, `fail` or `error` (as the exit code).
+    /// `pass`, `fail`, `error` or `incomplete` (as the exit code).
     pub verdict: Outcome,
     /// Exit code of the run (see README).
     pub exit_code: u8,
@@ -152,6 +153,8 @@ impl Report {
             (Outcome::Fail, EXIT_FAIL)
         } else if counts[&Outcome::Error] > 0 {
             (Outcome::Error, EXIT_ERROR)
+        } else if counts[&Outcome::Incomplete] > 0 {
+            (Outcome::Incomplete, EXIT_ERROR)
         } else {
             (Outcome::Pass, EXIT_PASS)
         };

@@ -4,9 +4,12 @@
 //! - Every evidence item (one probe on one subject) is an observation,
 //!   collected when it was observed, pointing at `evidence.json`.
 //! - Every HIPAA citation the selected checks map to is a finding whose
-//!   target is that control: `satisfied` when every check citing it passed
-//!   (or was waived, warned or skipped), `not-satisfied` when any failed or
-//!   could not be decided (absence of evidence never satisfies a control).
+//!   target is that control: `satisfied` only when every check citing it
+//!   ran and passed (a warning or a waived failure included),
+//!   `not-satisfied` when any failed, could not be decided, or did not run
+//!   (not audited, or disabled in the policy): absence of evidence never
+//!   satisfies a control. The reason is `fail` when a check failed or
+//!   errored and `other` when checks only did not run.
 //!   The finding lists the checks and their failing subjects and relates
 //!   the observations of the probes those checks read.
 //!
@@ -130,10 +133,14 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
                 .iter()
                 .filter(|c| matches!(c.outcome, Outcome::Fail | Outcome::Error))
                 .collect();
-            let state = if bad.is_empty() {
-                "satisfied"
-            } else {
-                "not-satisfied"
+            let not_run: Vec<&&super::CheckResult> = checks
+                .iter()
+                .filter(|c| matches!(c.outcome, Outcome::Incomplete | Outcome::Skip))
+                .collect();
+            let (state, reason) = match (bad.is_empty(), not_run.is_empty()) {
+                (true, true) => ("satisfied", "pass"),
+                (false, _) => ("not-satisfied", "fail"),
+                (true, false) => ("not-satisfied", "other"),
             };
             let mut lines: Vec<String> = checks
                 .iter()
@@ -150,6 +157,12 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
                         c.id, s.outcome, s.subject, s.message, s.observed, s.expected
                     ));
                 }
+            }
+            for c in &not_run {
+                lines.push(format!(
+                    "{} did not run ({}): this control is not satisfied until it runs and passes",
+                    c.id, c.outcome
+                ));
             }
             let probes: BTreeSet<String> = checks.iter().flat_map(|c| needs(&c.id)).collect();
             let related: Vec<Value> = probes
@@ -170,7 +183,7 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
                     "title": format!("HIPAA Security Rule, 45 CFR {citation}"),
                     "status": {
                         "state": state,
-                        "reason": if bad.is_empty() { "pass" } else { "fail" },
+                        "reason": reason,
                     },
                 },
             });

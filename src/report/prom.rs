@@ -15,6 +15,7 @@ pub fn value(o: Outcome) -> u8 {
         Outcome::Warn => 3,
         Outcome::Skip => 4,
         Outcome::Waived => 5,
+        Outcome::Incomplete => 6,
     }
 }
 
@@ -31,7 +32,7 @@ pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# HELP epic_audit_check_status Outcome of each check: 0 pass, 1 fail, 2 error, 3 warn, 4 skip, 5 waived."
+        "# HELP epic_audit_check_status Outcome of each check: 0 pass, 1 fail, 2 error, 3 warn, 4 skip, 5 waived, 6 incomplete (not audited)."
     );
     let _ = writeln!(out, "# TYPE epic_audit_check_status gauge");
     for c in &r.checks {

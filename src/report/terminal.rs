@@ -23,7 +23,7 @@ fn paint(colour: bool, o: Outcome) -> String {
     let c = match o {
         Outcome::Pass => AnsiColor::Green,
         Outcome::Fail => AnsiColor::Red,
-        Outcome::Error => AnsiColor::Magenta,
+        Outcome::Error | Outcome::Incomplete => AnsiColor::Magenta,
         Outcome::Warn | Outcome::Waived => AnsiColor::Yellow,
         Outcome::Skip => AnsiColor::BrightBlack,
     };
@@ -42,6 +42,21 @@ pub fn render(r: &Report, colour: bool) -> String {
         "epic-audit {} · environment {} · run {}",
         r.tool.version, r.environment, r.run_id
     );
+    let not_audited: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.outcome == Outcome::Incomplete)
+        .map(|c| c.id.as_str())
+        .collect();
+    if !not_audited.is_empty() {
+        let _ = writeln!(
+            out,
+            "INCOMPLETE: {} selected check(s) were not audited ({}), so this run cannot PASS; \
+             each says what it lacks below",
+            not_audited.len(),
+            not_audited.join(", ")
+        );
+    }
     for area in Area::ALL {
         let checks: Vec<_> = r.checks.iter().filter(|c| c.area == area).collect();
         if checks.is_empty() {
@@ -58,11 +73,12 @@ pub fn render(r: &Report, colour: bool) -> String {
                 c.title,
                 if n == 1 { "" } else { "s" }
             );
-            for s in c
-                .subjects
-                .iter()
-                .filter(|s| matches!(s.outcome, Outcome::Fail | Outcome::Error | Outcome::Warn))
-            {
+            for s in c.subjects.iter().filter(|s| {
+                matches!(
+                    s.outcome,
+                    Outcome::Fail | Outcome::Error | Outcome::Incomplete | Outcome::Warn
+                )
+            }) {
                 let _ = writeln!(out, "           {} {}: {}", s.outcome, s.subject, s.message);
             }
         }

@@ -52,9 +52,7 @@ pub const CONFIG_KEYS: [&str; 8] = [
 ];
 
 fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    let _ = getrandom::fill(&mut b);
-    b
+    crate::secret::random()
 }
 
 fn err_text(e: &rustls::Error) -> String {

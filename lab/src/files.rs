@@ -1,0 +1,137 @@
+//! The files a lab node needs: the embedded test PKI, the ACL file with
+//! hashed passwords, and each node's redis.conf.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use epic_audit::secret::Secret;
+
+use crate::{io, LabError, LabSpec};
+
+/// The test PKI compiled into the binary (fixtures/pki), so the lab works
+/// from any directory. TEST ONLY: these private keys are public.
+pub(crate) const PKI: &[(&str, &[u8])] = &[
+    ("ca.crt", include_bytes!("../../fixtures/pki/ca.crt")),
+    (
+        "client.crt",
+        include_bytes!("../../fixtures/pki/client.crt"),
+    ),
+    (
+        "client.key",
+        include_bytes!("../../fixtures/pki/client.key"),
+    ),
+    ("node1.crt", include_bytes!("../../fixtures/pki/node1.crt")),
+    ("node1.key", include_bytes!("../../fixtures/pki/node1.key")),
+    ("node2.crt", include_bytes!("../../fixtures/pki/node2.crt")),
+    ("node2.key", include_bytes!("../../fixtures/pki/node2.key")),
+    ("node3.crt", include_bytes!("../../fixtures/pki/node3.crt")),
+    ("node3.key", include_bytes!("../../fixtures/pki/node3.key")),
+    ("node4.crt", include_bytes!("../../fixtures/pki/node4.crt")),
+    ("node4.key", include_bytes!("../../fixtures/pki/node4.key")),
+    ("node5.crt", include_bytes!("../../fixtures/pki/node5.crt")),
+    ("node5.key", include_bytes!("../../fixtures/pki/node5.key")),
+    ("node6.crt", include_bytes!("../../fixtures/pki/node6.crt")),
+    ("node6.key", include_bytes!("../../fixtures/pki/node6.key")),
+];
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    hex::encode(b)
+}
+
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), LabError> {
+    std::fs::write(path, data).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))
+}
+
+/// The ACL file of the seed architecture. Passwords are stored as SHA-256
+/// (`#hex`), never in clear. `-pfmerge` for app_user: Redis 7.0 extracts no
+/// key from a single-key `PFMERGE dest`, so the key-pattern check is skipped
+/// and a key-restricted user can create keys anywhere (found by ACC-006).
+pub fn acl_file(passwords: &BTreeMap<String, Secret>) -> String {
+    let h = |u: &str| hex::encode(Sha256::digest(passwords[u].expose().as_bytes()));
+    format!(
+        "user default off resetpass resetkeys resetchannels -@all\n\
+         user admin_user on #{} ~* &* +@all\n\
+         user app_user on #{} ~session:* resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -pfmerge +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
+         user dev_user on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n",
+        h("admin_user"),
+        h("app_user"),
+        h("dev_user")
+    )
+}
+
+pub(crate) fn node_conf(
+    spec: &LabSpec,
+    i: usize,
+    dir: &Path,
+    pki: &Path,
+    admin_pw: &Secret,
+) -> String {
+    let n = i + 1;
+    let mut c = format!(
+        "# epic-audit lab node {n} (TEST ONLY)\n\
+         bind {ip}\n\
+         bind-source-addr {ip}\n\
+         cluster-announce-ip {ip}\n\
+         port 0\n\
+         tls-port {port}\n\
+         tls-cert-file {pki}/node{n}.crt\n\
+         tls-key-file {pki}/node{n}.key\n\
+         tls-ca-cert-file {pki}/ca.crt\n\
+         tls-protocols \"TLSv1.3\"\n\
+         tls-auth-clients yes\n\
+         tls-cluster yes\n\
+         tls-replication yes\n\
+         cluster-enabled yes\n\
+         cluster-config-file nodes.conf\n\
+         cluster-node-timeout {timeout}\n\
+         cluster-require-full-coverage yes\n\
+         appendonly yes\n\
+         appendfsync everysec\n\
+         save \"\"\n\
+         dir {dir}\n\
+         aclfile {dir}/users.acl\n\
+         protected-mode yes\n\
+         enable-debug-command no\n\
+         enable-module-command no\n\
+         maxmemory-policy noeviction\n\
+         daemonize no\n\
+         logfile {dir}/redis.log\n\
+         masteruser admin_user\n\
+         masterauth {pw}\n",
+        ip = spec.ips[i],
+        port = spec.port,
+        pki = pki.display(),
+        timeout = spec.node_timeout_ms,
+        dir = dir.display(),
+        pw = admin_pw.expose(),
+    );
+    for l in &spec.extra_conf {
+        c.push_str(l);
+        c.push('\n');
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::USERS;
+
+    #[test]
+    fn acl_file_never_contains_clear_passwords() {
+        let pw: BTreeMap<String, Secret> = USERS
+            .iter()
+            .map(|u| (u.to_string(), Secret::new(format!("pw-of-{u}"))))
+            .collect();
+        let acl = acl_file(&pw);
+        assert!(!acl.contains("pw-of-"));
+        assert!(acl.contains("user default off resetpass"));
+        assert!(acl.contains("~session:*"));
+    }
+}

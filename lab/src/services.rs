@@ -1,0 +1,177 @@
+//! The lab's helper services: one Prometheus exporter per node and the
+//! EC2/KMS emulator.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::process::{die_with_parent, gone, reap, EXPORTER};
+use crate::{aws, io, Lab, LabError, LabService, EXPORTER_OFFSET};
+
+impl Lab {
+    /// Starts `moto_server` on 127.0.0.1 (port + [`aws::EMULATOR_OFFSET`])
+    /// and waits until it answers.
+    pub(crate) async fn start_emulator(&mut self, moto: &Path) -> Result<(), LabError> {
+        let dir = self.spec.dir.join("aws");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let port = self.emulator_port();
+        let log = std::fs::File::create(dir.join("moto.log")).map_err(io(&dir))?;
+        let mut cmd = Command::new(moto);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io(&dir))?)
+            .stderr(log)
+            .process_group(0);
+        if self.spec.die_with_parent {
+            die_with_parent(&mut cmd);
+        }
+        let child = cmd.spawn().map_err(io(moto))?;
+        let pid = child.id();
+        self.state.emulator = Some(LabService {
+            listen: format!("127.0.0.1:{port}"),
+            pid,
+            dir: dir.clone(),
+            comm: "moto_server".into(),
+        });
+        self.write_state()?;
+        aws::wait_ready(port, Duration::from_secs(30))
+            .await
+            .map_err(|detail| LabError::Step {
+                step: "starting the EC2/KMS emulator".into(),
+                detail: format!(
+                    "{detail}\nlast log lines:\n{}",
+                    std::fs::read_to_string(dir.join("moto.log"))
+                        .unwrap_or_default()
+                        .lines()
+                        .rev()
+                        .take(5)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            })?;
+        // Record the command name the kernel shows (a script's name, or its
+        // interpreter's), so `lab down` recognises the process.
+        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            if let Some(e) = self.state.emulator.as_mut() {
+                e.comm = comm.trim_end().to_string();
+            }
+            self.write_state()?;
+        }
+        Ok(())
+    }
+
+    /// Port of the lab's EC2/KMS emulator on 127.0.0.1.
+    pub fn emulator_port(&self) -> u16 {
+        self.spec.port + aws::EMULATOR_OFFSET
+    }
+
+    /// The environment `[aws]` settings that audit this lab's emulator.
+    pub fn aws_settings(&self) -> epic_audit::config::AwsSettings {
+        let ips: Vec<String> = self.spec.ips.iter().map(ToString::to_string).collect();
+        aws::lab_settings(self.emulator_port(), &ips)
+    }
+
+    /// Empties the emulator and seeds the seed architecture with `defect`.
+    pub async fn reseed(&self, defect: aws::AwsDefect) -> Result<aws::Seeded, LabError> {
+        let step = |detail| LabError::Step {
+            step: format!("seeding the EC2/KMS emulator ({defect:?})"),
+            detail,
+        };
+        let port = self.emulator_port();
+        aws::reset(port).await.map_err(step)?;
+        aws::seed(&self.aws_settings(), defect).await.map_err(step)
+    }
+
+    /// Kills the EC2/KMS emulator (an unreachable AWS endpoint).
+    pub fn kill_emulator(&self) {
+        if let Some(e) = &self.state.emulator {
+            if !gone(e.pid) {
+                // SAFETY: our own child.
+                unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
+            }
+            reap([e.pid]);
+        }
+    }
+
+    /// Starts one prometheus-redis-exporter per node (TLS with the client
+    /// certificate, as admin_user; the password goes through the
+    /// environment, never the command line) and waits until each answers.
+    pub(crate) async fn start_exporters(&mut self, pki: &Path) -> Result<(), LabError> {
+        let bin = [
+            "/usr/bin/prometheus-redis-exporter",
+            "/usr/local/bin/prometheus-redis-exporter",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(LabError::NoExporter)?;
+        for i in 0..self.spec.ips.len() {
+            let dir = self.node_dir(i);
+            let listen = format!("{}:{}", self.spec.ips[i], self.spec.port + EXPORTER_OFFSET);
+            let log = std::fs::File::create(dir.join("exporter.log")).map_err(io(&dir))?;
+            let mut cmd = Command::new(&bin);
+            cmd.arg("-redis.addr")
+                .arg(format!("rediss://{}", self.spec.addr(i)))
+                .args(["-redis.user", "admin_user"])
+                .arg("-tls-ca-cert-file")
+                .arg(pki.join("ca.crt"))
+                .arg("-tls-client-cert-file")
+                .arg(pki.join("client.crt"))
+                .arg("-tls-client-key-file")
+                .arg(pki.join("client.key"))
+                .args(["-web.listen-address", &listen])
+                .env("REDIS_PASSWORD", self.passwords["admin_user"].expose())
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .process_group(0);
+            if self.spec.die_with_parent {
+                die_with_parent(&mut cmd);
+            }
+            let child = cmd.spawn().map_err(io(&bin))?;
+            self.state.exporters.push(LabService {
+                listen,
+                pid: child.id(),
+                dir,
+                comm: EXPORTER.into(),
+            });
+        }
+        self.write_state()?;
+        let t0 = Instant::now();
+        for e in self.state.exporters.clone() {
+            loop {
+                let v = epic_audit::probes::data::scrape(
+                    &e.listen,
+                    Duration::from_secs(1),
+                    Duration::from_secs(2),
+                )
+                .await;
+                if v.reachable && v.metrics.get("redis_up") == Some(&1.0) {
+                    break;
+                }
+                if t0.elapsed() > Duration::from_secs(20) || gone(e.pid) {
+                    return Err(LabError::Step {
+                        step: format!("exporter {}", e.listen),
+                        detail: format!("not answering with redis_up 1: {:?}", v.error),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills the exporter of node `i` (a monitoring outage).
+    pub fn kill_exporter(&self, i: usize) {
+        if let Some(e) = self.state.exporters.get(i) {
+            if !gone(e.pid) {
+                // SAFETY: our own child.
+                unsafe { libc::kill(e.pid as libc::pid_t, libc::SIGKILL) };
+            }
+            reap([e.pid]);
+        }
+    }
+}
