@@ -66,6 +66,19 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
         }
         if let Some(toml::Value::String(u)) = c.params.get("user") {
             inputs.dryrun_users.insert(u.clone());
+            let patterns: Vec<String> = match c.params.get("key_patterns") {
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect(),
+                _ => vec!["*".into()],
+            };
+            let known = inputs.dryrun_patterns.entry(u.clone()).or_default();
+            for p in patterns {
+                if !known.contains(&p) {
+                    known.push(p);
+                }
+            }
         }
         if let Some(toml::Value::Array(ports)) = c.params.get("extra_plaintext_ports") {
             inputs.plaintext_ports.extend(

@@ -299,3 +299,18 @@ fn not_audited_is_not_passed() {
         r.counts
     );
 }
+
+#[test]
+fn every_rule_refuses_an_unknown_parameter() {
+    // A typo in a check's params must not silently fall back to defaults.
+    let policy = Policy::builtin().unwrap();
+    let rules = registry();
+    for c in &policy.checks {
+        let mut params = c.params.clone();
+        params.insert("max_tll_s".into(), toml::Value::Integer(1));
+        let e = rules[c.rule.as_str()]
+            .validate(&params)
+            .expect_err(&format!("{} accepted an unknown parameter", c.id));
+        assert!(e.contains("max_tll_s"), "{}: {e}", c.id);
+    }
+}

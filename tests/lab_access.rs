@@ -172,6 +172,21 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     assert_eq!(code, 2);
     revert().await;
 
+    // app_user granted GET under another prefix by a selector only: the
+    // sweep takes a sample key from every pattern Redis grants, so ACC-006
+    // finds it and names the grant (the two fixed sample keys of earlier
+    // versions, session:… and epic-audit-dryrun:outside, never hit it).
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "app_user", "(~other:* +get)"]).await;
+    let (_, rep, bad) = audit_area(&t, "access", "selector-grant");
+    assert_eq!(bad, fails(&["ACC-006"]), "{rep:#}");
+    let m = message_of(&rep, "ACC-006");
+    assert!(
+        m.contains("on key `other:epic-audit-dryrun` (granted by `~other:*`)")
+            && m.contains(": get"),
+        "{m}"
+    );
+    revert().await;
+
     // default enabled without password: only ACC-004.
     on_nodes(&t, &ALL, &["ACL", "SETUSER", "default", "on", "nopass"]).await;
     let (_, rep, bad) = audit_area(&t, "access", "default-on");
@@ -299,6 +314,13 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
             b"not-the-password".to_vec(),
         ]);
     }
+    // Someone typed a password into the user field: that name never
+    // reaches the evidence or the report, only its keyed hash.
+    pipeline.push(vec![
+        b"AUTH".to_vec(),
+        b"Typed-Pa55word-as-user".to_vec(),
+        b"x".to_vec(),
+    ]);
     let mut anon = epic_audit::resp::RedisConn::connect(
         &t.lab.spec.addr(0),
         &t.lab.tls_client(),
@@ -319,6 +341,16 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
         "{}",
         message_of(&rep, "ACC-010")
     );
+    for f in ["evidence.json", "report.json", "report.md"] {
+        let text = std::fs::read_to_string(t.out("auth-failures").join(f)).unwrap();
+        assert!(
+            !text.contains("Typed-Pa55word-as-user"),
+            "{f} holds the typed name"
+        );
+        if f == "evidence.json" {
+            assert!(text.contains("unknown user #"), "{f}");
+        }
+    }
     on_nodes(&t, &[0], &["ACL", "LOG", "RESET"]).await;
 
     // admin_user loses FLUSHALL and CONFIG (emergency access crippled).

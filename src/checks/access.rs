@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::DryRunCase;
 use crate::evidence::ProbeId;
-use crate::evidence::{AclView, CommandTable, EvidenceSet, DRYRUN_KEYS};
+use crate::evidence::{acl_key_patterns, AclView, CommandTable, EvidenceSet};
 
 const ACL_METHOD: &str = "On every node, as the audit user over TLS: ACL USERS, ACL LIST and \
 ACL GETUSER for each user (password hashes are never recorded, only salted per-run \
@@ -81,46 +81,7 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
-/// Redis-style glob match (`*`, `?`, `[...]`, `[^...]`, ranges, `\\`).
-pub fn glob(pattern: &str, s: &str) -> bool {
-    fn m(p: &[u8], s: &[u8]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some(b'*') => (0..=s.len()).any(|i| m(&p[1..], &s[i..])),
-            Some(b'?') => !s.is_empty() && m(&p[1..], &s[1..]),
-            Some(b'[') => {
-                let Some(&c) = s.first() else { return false };
-                let mut i = 1;
-                let neg = p.get(1) == Some(&b'^');
-                if neg {
-                    i += 1;
-                }
-                let mut hit = false;
-                while i < p.len() && p[i] != b']' {
-                    if p[i] == b'\\' && i + 1 < p.len() {
-                        hit |= p[i + 1] == c;
-                        i += 2;
-                    } else if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
-                        let (a, b) = (p[i].min(p[i + 2]), p[i].max(p[i + 2]));
-                        hit |= (a..=b).contains(&c);
-                        i += 3;
-                    } else {
-                        hit |= p[i] == c;
-                        i += 1;
-                    }
-                }
-                if i >= p.len() {
-                    // Unterminated class: Redis treats it as ending here.
-                    return hit != neg && m(&[], &s[1..]);
-                }
-                hit != neg && m(&p[i + 1..], &s[1..])
-            }
-            Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && m(&p[2..], &s[1..]),
-            Some(&c) => s.first() == Some(&c) && m(&p[1..], &s[1..]),
-        }
-    }
-    m(pattern.as_bytes(), s.as_bytes())
-}
+pub use crate::evidence::glob;
 
 /// An ACL LIST line in canonical form. Redis prints category rules in a
 /// fixed order but individual `+cmd`/`-cmd` rules in hash-table order, and
@@ -421,13 +382,24 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
         Some(Err(f)) => return vec![SubjectFinding::unobserved("COMMAND table", expected, f)],
         Some(Ok(t)) => t,
     };
-    let permitted_key = DRYRUN_KEYS
-        .iter()
-        .position(|k| p.key_patterns.iter().any(|pat| glob(pat, k)));
-    let outside_key = DRYRUN_KEYS
-        .iter()
-        .position(|k| !p.key_patterns.iter().any(|pat| glob(pat, k)));
     each(ev.acl_views(), &expected, |subject, v| {
+        // The sample keys behind the letters: inside the policy's patterns
+        // (positive controls) or outside them (must be denied).
+        let keys = v.sample_keys(&p.user);
+        let inside = |k: &String| p.key_patterns.iter().any(|pat| glob(pat, k));
+        let permitted: Vec<usize> = (0..keys.len()).filter(|&i| inside(&keys[i])).collect();
+        let outside: Vec<usize> = (0..keys.len()).filter(|&i| !inside(&keys[i])).collect();
+        // Which of the user's real grants reaches a key (for the message).
+        let grants: Vec<String> = v
+            .users
+            .iter()
+            .filter(|u| u.name == p.user)
+            .flat_map(|u| {
+                acl_key_patterns(&u.keys)
+                    .into_iter()
+                    .chain(u.selectors.iter().flat_map(|s| acl_key_patterns(s)))
+            })
+            .collect();
         let Some(sweep) = v.dryrun.get(&p.user) else {
             let (o, msg) = if v.users.iter().any(|u| u.name == p.user) {
                 (
@@ -487,10 +459,20 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 .allow_categories
                 .iter()
                 .any(|c| c == "@all" || info.categories.contains(c));
-            let on_permitted = match (letters.len(), permitted_key) {
-                (1, _) => Some(letters[0]),
-                (2, Some(i)) => Some(letters[i]),
-                _ => None,
+            // A keyed command has one letter per sample key; on a
+            // permitted key it is the worst of them (every permitted
+            // pattern must work).
+            let on_permitted = if letters.len() == 1 {
+                Some(letters[0])
+            } else if letters.len() == keys.len() && !permitted.is_empty() {
+                let ls: Vec<char> = permitted.iter().map(|&i| letters[i]).collect();
+                ls.iter()
+                    .find(|l| **l != 'A' && **l != 'E')
+                    .or_else(|| ls.iter().find(|l| **l == 'E'))
+                    .copied()
+                    .or(Some('A'))
+            } else {
+                None
             };
             match on_permitted {
                 Some('A') => {}
@@ -499,18 +481,21 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 None if in_allowed => untested_controls += 1,
                 _ => {}
             }
-            if let (2, Some(o)) = (letters.len(), outside_key) {
-                if letters[o] == 'A' {
-                    key_leaks.push(info.name.clone());
+            if letters.len() == keys.len() && letters.len() > 1 {
+                for &o in outside.iter().filter(|&&o| letters[o] == 'A') {
+                    key_leaks.push((info.name.clone(), o));
                 }
             }
         }
+        let leaking: std::collections::BTreeSet<&str> =
+            key_leaks.iter().map(|(c, _)| c.as_str()).collect();
         let observed = format!(
-            "{allowed} of {} commands allowed; {} denied-by-policy allowed; {} reach keys outside {}",
+            "{allowed} of {} commands allowed; {} denied-by-policy allowed; {} reach keys outside {} (sample keys: {})",
             sweep.len(),
             too_much.len(),
-            key_leaks.len(),
-            p.key_patterns.join(" ")
+            leaking.len(),
+            p.key_patterns.join(" "),
+            keys.join(", ")
         );
         if !too_much.is_empty() || !key_leaks.is_empty() {
             let mut parts = Vec::new();
@@ -522,14 +507,32 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                     first_of(&too_much, 12)
                 ));
             }
-            if !key_leaks.is_empty() {
+            for &o in &outside {
+                let cmds: Vec<String> = key_leaks
+                    .iter()
+                    .filter(|(_, i)| *i == o)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                if cmds.is_empty() {
+                    continue;
+                }
+                let granted_by: Vec<String> = grants
+                    .iter()
+                    .filter(|g| glob(g, &keys[o]))
+                    .map(|g| format!("`~{g}`"))
+                    .collect();
                 parts.push(format!(
-                    "{} can use {} command(s) on key `{}`, outside {}: {}",
+                    "{} can use {} command(s) on key `{}`{}, outside {}: {}",
                     p.user,
-                    key_leaks.len(),
-                    outside_key.map(|i| DRYRUN_KEYS[i]).unwrap_or_default(),
+                    cmds.len(),
+                    keys[o],
+                    if granted_by.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (granted by {})", granted_by.join(", "))
+                    },
                     p.key_patterns.join(" "),
-                    first_of(&key_leaks, 12)
+                    first_of(&cmds, 12)
                 ));
             }
             return SubjectFinding::new(
@@ -585,7 +588,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 format!(
                     "{untested_controls} keyed command(s) of the allowed categories were not tested: \
                      no DRYRUN sample key ({}) falls under {}'s key patterns ({})",
-                    DRYRUN_KEYS.join(", "),
+                    keys.join(", "),
                     p.user,
                     p.key_patterns.join(" ")
                 ),

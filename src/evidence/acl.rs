@@ -13,7 +13,8 @@ pub struct AclView {
     /// `ACL LOG` summary (read before this run's own auth attempts).
     pub log: AclLogSummary,
     /// DRYRUN sweep: user -> command -> verdicts, one letter per sample key
-    /// tried ([`DRYRUN_KEYS`]) or one letter for commands without keys:
+    /// tried (the user's entry in `dryrun_keys`, else [`DRYRUN_KEYS`]) or
+    /// one letter for commands without keys:
     /// `A` allowed, `C` command denied, `K` key denied, `H` channel denied,
     /// `E` error (see `dryrun_errors`).
     pub dryrun: BTreeMap<String, BTreeMap<String, String>>,
@@ -25,11 +26,215 @@ pub struct AclView {
     pub cases: Vec<CaseResult>,
     /// Live authentication attempts.
     pub auth: AuthObservation,
+    /// The sample keys the sweep tried for each user, in letter order
+    /// ([`dryrun_sample_keys`]). Absent in evidence from before it was
+    /// recorded: then [`DRYRUN_KEYS`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dryrun_keys: BTreeMap<String, Vec<String>>,
 }
 
-/// The sample keys the DRYRUN sweep tries for commands that take keys: one
-/// in the session namespace, one outside every pattern of the seed policy.
+impl AclView {
+    /// The sample keys behind `user`'s DRYRUN letters.
+    pub fn sample_keys(&self, user: &str) -> Vec<String> {
+        match self.dryrun_keys.get(user) {
+            Some(k) => k.clone(),
+            None => DRYRUN_KEYS.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+}
+
+/// The sample keys of evidence recorded before the sweep derived its keys
+/// from the users' patterns: one in the seed policy's session namespace,
+/// one outside every pattern of the seed policy.
 pub const DRYRUN_KEYS: [&str; 2] = ["session:epic-audit-dryrun", "epic-audit-dryrun:outside"];
+
+/// The name a pattern's `*` stands for in a sample key.
+const SAMPLE_WORD: &str = "epic-audit-dryrun";
+
+/// The most sample keys tried per user (each costs one DRYRUN per keyed
+/// command).
+pub const MAX_SAMPLE_KEYS: usize = 8;
+
+/// Redis-style glob match (`*`, `?`, `[...]`, `[^...]`, ranges, `\\`).
+pub fn glob(pattern: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some(b'*') => (0..=s.len()).any(|i| m(&p[1..], &s[i..])),
+            Some(b'?') => !s.is_empty() && m(&p[1..], &s[1..]),
+            Some(b'[') => {
+                let Some(&c) = s.first() else { return false };
+                let mut i = 1;
+                let neg = p.get(1) == Some(&b'^');
+                if neg {
+                    i += 1;
+                }
+                let mut hit = false;
+                while i < p.len() && p[i] != b']' {
+                    if p[i] == b'\\' && i + 1 < p.len() {
+                        hit |= p[i + 1] == c;
+                        i += 2;
+                    } else if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+                        let (a, b) = (p[i].min(p[i + 2]), p[i].max(p[i + 2]));
+                        hit |= (a..=b).contains(&c);
+                        i += 3;
+                    } else {
+                        hit |= p[i] == c;
+                        i += 1;
+                    }
+                }
+                if i >= p.len() {
+                    // Unterminated class: Redis treats it as ending here.
+                    return hit != neg && m(&[], &s[1..]);
+                }
+                hit != neg && m(&p[i + 1..], &s[1..])
+            }
+            Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && m(&p[2..], &s[1..]),
+            Some(&c) => s.first() == Some(&c) && m(&p[1..], &s[1..]),
+        }
+    }
+    m(pattern.as_bytes(), s.as_bytes())
+}
+
+/// The key patterns in an `ACL GETUSER` keys string or selector text:
+/// `~p`, `%R~p`, `%W~p`, `%RW~p` give `p`; `allkeys` gives `*`.
+pub fn acl_key_patterns(keys: &str) -> Vec<String> {
+    keys.split_whitespace()
+        .map(|t| t.trim_matches(|c| c == '(' || c == ')'))
+        .filter_map(|t| {
+            if t == "allkeys" {
+                Some("*".to_string())
+            } else if let Some(p) = t.strip_prefix('~') {
+                Some(p.to_string())
+            } else if t.starts_with('%') {
+                t.split_once('~').map(|(_, p)| p.to_string())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// A concrete key that `pattern` matches: `*` becomes `epic-audit-dryrun`,
+/// `?` and a class their first allowed character. None when the result
+/// does not match (an unusual class).
+pub fn sample_key(pattern: &str) -> Option<String> {
+    let b = pattern.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'*' => out.extend_from_slice(SAMPLE_WORD.as_bytes()),
+            b'?' => out.push(b'x'),
+            b'\\' if i + 1 < b.len() => {
+                out.push(b[i + 1]);
+                i += 1;
+            }
+            b'[' => {
+                let end = b[i..].iter().position(|&c| c == b']').map(|e| i + e);
+                let first = b.get(i + 1).copied();
+                match (first, end) {
+                    (Some(b'^'), Some(e)) => {
+                        // Any character the class does not exclude.
+                        let class = std::str::from_utf8(&b[i..=e]).ok()?;
+                        let c = (b'a'..=b'z')
+                            .chain(b'0'..=b'9')
+                            .find(|c| glob(class, &(*c as char).to_string()))?;
+                        out.push(c);
+                        i = e;
+                    }
+                    (Some(c), Some(e)) => {
+                        out.push(c);
+                        i = e;
+                    }
+                    _ => out.push(b'['),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    let key = String::from_utf8(out).ok()?;
+    glob(pattern, &key).then_some(key)
+}
+
+/// The sample keys the DRYRUN sweep tries for one user: one per key
+/// pattern the policy allows it (positive controls and the key check),
+/// one per pattern Redis really grants it, root permissions and every
+/// selector alike (so a right granted only under some other prefix is
+/// found), and one outside every policy pattern. At most
+/// [`MAX_SAMPLE_KEYS`], without duplicates, in that order.
+pub fn dryrun_sample_keys(policy: &[String], granted: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let add = |k: String, out: &mut Vec<String>| {
+        if !out.contains(&k) && out.len() < MAX_SAMPLE_KEYS {
+            out.push(k);
+        }
+    };
+    for p in policy.iter().chain(granted) {
+        if let Some(k) = sample_key(p) {
+            add(k, &mut out);
+        }
+    }
+    let candidates = [
+        "epic-audit-dryrun:outside".to_string(),
+        "zz-epic-audit-dryrun-outside".to_string(),
+        "0:epic-audit-dryrun".to_string(),
+    ];
+    let outside = candidates
+        .iter()
+        .find(|k| !policy.iter().any(|p| glob(p, k)));
+    if let Some(k) = outside {
+        if out.len() == MAX_SAMPLE_KEYS {
+            out.pop();
+        }
+        add(k.clone(), &mut out);
+    }
+    // At least two keys, so a keyed command (one letter per key) is never
+    // mistaken for a keyless one (one letter).
+    for k in candidates {
+        if out.len() >= 2 {
+            break;
+        }
+        add(k, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_keys_come_from_policy_and_granted_patterns() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // The seed lab: the same two keys as before.
+        assert_eq!(
+            dryrun_sample_keys(&s(&["session:*"]), &s(&["session:*"])),
+            s(&["session:epic-audit-dryrun", "epic-audit-dryrun:outside"])
+        );
+        // Another namespace, and a grant under a prefix the policy does
+        // not allow (a selector): both get a key.
+        assert_eq!(
+            dryrun_sample_keys(&s(&["sess:*"]), &s(&["sess:*", "other:*"])),
+            s(&[
+                "sess:epic-audit-dryrun",
+                "other:epic-audit-dryrun",
+                "epic-audit-dryrun:outside"
+            ])
+        );
+        // Everything allowed: no key is outside, still two keys.
+        assert_eq!(dryrun_sample_keys(&s(&["*"]), &[]).len(), 2);
+        assert_eq!(
+            acl_key_patterns("~a:* %R~b:* %W~c:? allkeys (+get ~d:*)"),
+            s(&["a:*", "b:*", "c:?", "*", "d:*"])
+        );
+        for p in ["a[bc]d*", "x?y", "k[^a-z]*", r"lit\*star", "*"] {
+            let k = sample_key(p).unwrap();
+            assert!(glob(p, &k), "{p} -> {k}");
+        }
+    }
+}
 
 /// One ACL user as `ACL GETUSER` and `ACL LIST` show it. Password hashes are
 /// never recorded: only how many there are and salted fingerprints that are

@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use super::{per_target_with, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult, CommandInfo,
-    CommandTable, DryRunError, Evidence, Observation, Observed, ProbeFailure, ProbeId, UserAuth,
-    DRYRUN_KEYS,
+    acl_key_patterns, dryrun_sample_keys, AclLogCount, AclLogSummary, AclUser, AclView,
+    AuthObservation, CaseResult, CommandInfo, CommandTable, DryRunError, Evidence, Observation,
+    Observed, ProbeFailure, ProbeId, UserAuth, DRYRUN_KEYS,
 };
 use crate::resp::{as_text, describe, error_text, map_pairs, Frame, RedisConn};
 
@@ -91,7 +91,9 @@ impl Probe for AclProbe {
 fn method(user: &str) -> String {
     format!(
         "As {user} over TLS: ACL USERS, ACL LIST, ACL GETUSER, ACL LOG, COMMAND; ACL DRYRUN for every \
-         command and subcommand per swept user with sample keys {} and {} (DRYRUN never executes); \
+         command and subcommand per swept user with sample keys made from the policy's key patterns for \
+         that user, from every key pattern Redis grants it (root and selectors; recorded per user in \
+         dryrun_keys), and one outside the policy's patterns (legacy evidence: {} and {}) (DRYRUN never executes); \
          key positions from COMMAND GETKEYS; the policy's cases via ACL DRYRUN; live logins: PING \
          unauthenticated, AUTH default <random> (adds one `auth` entry to ACL LOG), AUTH + ACL WHOAMI \
          (or CLIENT INFO) for each configured user",
@@ -137,8 +139,22 @@ async fn observe_node(
             format!("{addr}: ACL LIST: {}", describe(first.get(1))),
         )
     })?;
-    let log = parse_acl_log(&first[2])
+    let mut log = parse_acl_log(&first[2])
         .map_err(|e| failure("unexpected_reply", format!("{addr}: ACL LOG: {e}")))?;
+    // People type passwords into the user field: a name in ACL LOG that is
+    // neither a user of the node nor a configured one is kept only as a
+    // keyed hash (the run's salt maps it back, locally).
+    for entry in &mut log.by_reason_user {
+        let known = names.contains(&entry.username)
+            || ctx.credentials.contains_key(&entry.username)
+            || entry.username == ctx.user;
+        if !known {
+            entry.username = format!(
+                "unknown user #{}",
+                ctx.session_salt.key_hash(entry.username.as_bytes())
+            );
+        }
+    }
     let commands = parse_command_table(&first[3])
         .map_err(|e| failure("unexpected_reply", format!("{addr}: COMMAND: {e}")))?;
 
@@ -170,16 +186,35 @@ async fn observe_node(
     let mut dryrun = BTreeMap::new();
     let mut dryrun_errors = Vec::new();
     let mut calls = 0;
+    let mut dryrun_keys = BTreeMap::new();
     for user in ctx.inputs.dryrun_users.iter().filter(|u| names.contains(u)) {
+        // Sample keys from the policy's patterns for this user and from
+        // every pattern Redis grants it (root and selectors).
+        let granted: Vec<String> = users
+            .iter()
+            .filter(|u| &u.name == user)
+            .flat_map(|u| {
+                acl_key_patterns(&u.keys)
+                    .into_iter()
+                    .chain(u.selectors.iter().flat_map(|s| acl_key_patterns(s)))
+            })
+            .collect();
+        let policy = ctx
+            .inputs
+            .dryrun_patterns
+            .get(user)
+            .cloned()
+            .unwrap_or_else(|| vec!["*".into()]);
+        let keys = dryrun_sample_keys(&policy, &granted);
         let mut plan: Vec<(String, usize)> = Vec::new();
         let mut cmds = Vec::new();
         for (name, template) in &templates {
             let tries = if template.iter().any(|a| a == KEY_MARK) {
-                2
+                keys.len()
             } else {
                 1
             };
-            for key in DRYRUN_KEYS.iter().take(tries) {
+            for key in keys.iter().take(tries) {
                 let mut full = words(&["ACL", "DRYRUN", user]);
                 full.extend(template.iter().map(|a| {
                     if a == KEY_MARK {
@@ -212,6 +247,7 @@ async fn observe_node(
             m.insert(name, v);
         }
         dryrun.insert(user.clone(), m);
+        dryrun_keys.insert(user.clone(), keys);
     }
 
     // The policy's explicit cases.
@@ -251,6 +287,7 @@ async fn observe_node(
             dryrun_calls: calls,
             cases,
             auth,
+            dryrun_keys,
         },
         CommandTable {
             node: addr.to_string(),
@@ -539,8 +576,25 @@ pub fn parse_getuser(
             "keys" => u.keys = as_text(v).unwrap_or_default(),
             "channels" => u.channels = as_text(v).unwrap_or_default(),
             "selectors" => {
+                // Each selector as ACL LIST writes it: `(commands keys
+                // channels)`; its key patterns extend the DRYRUN sample.
                 if let Frame::Array(sel) = v {
-                    u.selectors = sel.iter().map(|s| describe(Some(s))).collect();
+                    u.selectors = sel
+                        .iter()
+                        .map(|s| match map_pairs(s) {
+                            Ok(fields) => {
+                                let get = |k: &str| {
+                                    fields
+                                        .iter()
+                                        .find(|(n, _)| n == k)
+                                        .and_then(|(_, f)| as_text(f))
+                                        .unwrap_or_default()
+                                };
+                                format!("({} {} {})", get("commands"), get("keys"), get("channels"))
+                            }
+                            Err(_) => describe(Some(s)),
+                        })
+                        .collect();
                 }
             }
             _ => {}

@@ -60,6 +60,10 @@ pub struct ProbeContext {
 pub struct ProbeInputs {
     /// Users whose permissions are swept with ACL DRYRUN.
     pub dryrun_users: BTreeSet<String>,
+    /// Key patterns the policy allows each swept user (`key_patterns`;
+    /// `*` where a check does not say): the sweep's sample keys come from
+    /// these and from the patterns Redis grants the user.
+    pub dryrun_patterns: BTreeMap<String, Vec<String>>,
     /// Explicit (user, command line) cases.
     pub dryrun_cases: Vec<DryRunCase>,
     /// Extra ports on every node where no plaintext Redis may answer.
