@@ -24,13 +24,14 @@ bench_config() {
   cat >"$work/epic-audit.toml" <<EOT
 [environments.bench]
 seeds = ["127.0.1.1:$port"]
+audit_user = "auditor"
 signing_key = "$lab/signing/epic-audit-signing.key"
 [environments.bench.tls]
 ca = "$lab/pki/ca.crt"
 client_cert = "$lab/pki/client.crt"
 client_key = "$lab/pki/client.key"
-[environments.bench.users.admin_user]
-password_file = "$lab/secrets/admin_user.pass"
+[environments.bench.users.auditor]
+password_file = "$lab/secrets/auditor.pass"
 [environments.bench.users.app_user]
 password_file = "$lab/secrets/app_user.pass"
 [environments.bench.users.dev_user]

@@ -98,6 +98,22 @@ pub enum Command {
         /// The later run directory.
         run_b: PathBuf,
     },
+    /// Print the ACL of the least-privilege audit user, to paste into the
+    /// aclfile of every node (then ACL LOAD), or to apply with ACL SETUSER.
+    ///
+    /// Read-only: cluster and INFO state, CONFIG GET, the ACL tables and
+    /// ACL DRYRUN (which evaluates, never executes), COMMAND, and SCAN/TTL/
+    /// TYPE on keys under the policy's session pattern (read-only key
+    /// permission). It cannot write a key, change configuration or users.
+    /// Then name it in the environment: `audit_user = "auditor"` and
+    /// `[environments.NAME.users.auditor] password_file = "..."`.
+    ///
+    /// Example: epic-audit print-acl --user auditor
+    PrintAcl {
+        /// The audit user's name.
+        #[arg(long, default_value = "auditor", value_name = "NAME")]
+        user: String,
+    },
     /// Write a new Ed25519 signing key pair (private key 0600; never overwrites).
     ///
     /// Example: epic-audit keygen --out /etc/epic-audit/signing

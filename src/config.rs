@@ -72,7 +72,8 @@ pub struct Environment {
     /// One or more `host:port` of cluster nodes (TLS client port). Every
     /// other node is discovered from CLUSTER SHARDS of the seeds.
     pub seeds: Vec<NodeAddr>,
-    /// Which configured user the audit connects as.
+    /// Which configured user the audit connects as. Required: there is no
+    /// default, so an administrator is never used by accident.
     #[serde(default = "default_audit_user")]
     pub audit_user: toml::Spanned<String>,
     /// TLS material for the client connection.
@@ -95,8 +96,9 @@ pub struct Environment {
     pub signing_key: Option<PathBuf>,
 }
 
+/// Absent `audit_user`: empty, refused by [`Config::parse`] with a hint.
 fn default_audit_user() -> toml::Spanned<String> {
-    toml::Spanned::new(0..0, "admin_user".to_string())
+    toml::Spanned::new(0..0, String::new())
 }
 
 /// TLS client settings. Paths are relative to the config file.
@@ -373,6 +375,17 @@ impl Config {
                     .map_err(|e| ConfigError::new(path, format!("environments.{name}.aws: {e}")))?;
             }
             let user = env.audit_user.get_ref();
+            if user.is_empty() {
+                return Err(ConfigError::new(
+                    path,
+                    format!(
+                        "environments.{name}: no audit_user: name the user the audit connects as \
+                         (a read-only user: `epic-audit print-acl` prints its ACL), e.g. \
+                         audit_user = \"auditor\" with [environments.{name}.users.auditor] \
+                         password_file = \"...\""
+                    ),
+                ));
+            }
             if !env.users.contains_key(user) {
                 let span = env.audit_user.span();
                 let at = if span.is_empty() {
@@ -515,6 +528,7 @@ mod tests {
     const GOOD: &str = r#"
 [environments.a]
 seeds = ["127.0.0.1:7000", "[::1]:7001"]
+audit_user = "admin_user"
 [environments.a.tls]
 ca = "ca.crt"
 client_cert = "c.crt"
@@ -608,7 +622,7 @@ password_file = "${LAB_DIR}/secrets/dev_user.pass"
         let msg = Config::parse(&bad, Path::new("my.toml"))
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("line 9"), "{msg}");
+        assert!(msg.contains("line 10"), "{msg}");
         assert!(msg.contains("password"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
     }
@@ -667,14 +681,23 @@ password_file = "${LAB_DIR}/secrets/dev_user.pass"
 
     #[test]
     fn audit_user_without_secret_is_named_with_line() {
-        let bad = GOOD.replace(
-            "[environments.a.tls]",
-            "audit_user = \"ops\"\n[environments.a.tls]",
-        );
+        let bad = GOOD.replace("audit_user = \"admin_user\"", "audit_user = \"ops\"");
         let msg = Config::parse(&bad, Path::new("my.toml"))
             .unwrap_err()
             .to_string();
         assert!(msg.contains("line 4") && msg.contains("`ops`"), "{msg}");
+    }
+
+    #[test]
+    fn there_is_no_default_audit_user() {
+        let bad = GOOD.replace("audit_user = \"admin_user\"\n", "");
+        let msg = Config::parse(&bad, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("environments.a: no audit_user") && msg.contains("epic-audit print-acl"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn failing(pairs: &[&str]) -> Vec<(String, Outcome)> {
 #[test]
 fn good_lab_passes_every_access_check() {
     let r = judge_access(&fixture_evidence());
-    assert_eq!(r.checks.len(), 10);
+    assert_eq!(r.checks.len(), 11);
     assert_eq!(
         not_passing(&r),
         vec![],

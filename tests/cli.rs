@@ -75,7 +75,7 @@ fn missing_secret_names_the_variable_and_contacts_nothing() {
     std::fs::write(
         &cfg,
         format!(
-            "[environments.x]\nseeds = [\"127.0.0.1:1\"]\n[environments.x.tls]\nca = \"{pki}/ca.crt\"\n\
+            "[environments.x]\nseeds = [\"127.0.0.1:1\"]\naudit_user = \"admin_user\"\n[environments.x.tls]\nca = \"{pki}/ca.crt\"\n\
              client_cert = \"{pki}/client.crt\"\nclient_key = \"{pki}/client.key\"\n\
              [environments.x.users.admin_user]\npassword_env = \"EPIC_AUDIT_TEST_UNSET_SECRET\"\n"
         ),
@@ -143,7 +143,7 @@ fn checks_lists_the_catalogue_as_table_and_json() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    let want: Vec<String> = (1..=10)
+    let want: Vec<String> = (1..=11)
         .map(|i| format!("ACC-{i:03}"))
         .chain((1..=10).map(|i| format!("CLU-{i:03}")))
         .chain((1..=5).map(|i| format!("DATA-{i:03}")))
@@ -280,10 +280,11 @@ fn run_on_a_stopped_lab_says_how_to_start_it_and_the_lab_binary_stops_it_by_pid(
     std::fs::write(
         &cfg,
         format!(
-            "[environments.l]\nlab = true\nseeds = [\"127.0.1.1:{port}\"]\n[environments.l.tls]\n\
+            "[environments.l]\nlab = true\nseeds = [\"127.0.1.1:{port}\"]\naudit_user = \"auditor\"\n\
+             [environments.l.tls]\n\
              ca = \"${{LAB_DIR}}/pki/ca.crt\"\nclient_cert = \"${{LAB_DIR}}/pki/client.crt\"\n\
-             client_key = \"${{LAB_DIR}}/pki/client.key\"\n[environments.l.users.admin_user]\n\
-             password_file = \"${{LAB_DIR}}/secrets/admin_user.pass\"\n"
+             client_key = \"${{LAB_DIR}}/pki/client.key\"\n[environments.l.users.auditor]\n\
+             password_file = \"${{LAB_DIR}}/secrets/auditor.pass\"\n"
         ),
     )
     .unwrap();
@@ -631,4 +632,50 @@ fn a_stale_salt_beside_out_is_refused_before_anything_runs_or_prints() {
         r.stderr
     );
     assert!(!out.exists(), "no run directory was written");
+}
+
+#[test]
+fn print_acl_prints_the_read_only_audit_user() {
+    let d = tmp();
+    let r = epic_audit(&["print-acl"], d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("user "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    let rule = lines[0];
+    assert!(
+        rule.starts_with("user auditor on #PASSWORD_SHA256 resetchannels resetkeys -@all "),
+        "{rule}"
+    );
+    // Keys: read-only, under the policy's session pattern only.
+    let keys: Vec<&str> = rule
+        .split_whitespace()
+        .filter(|t| t.contains('~'))
+        .collect();
+    assert_eq!(keys, vec!["%R~session:*"], "{rule}");
+    // Commands: named one by one, no category grant, nothing that writes.
+    for t in rule.split_whitespace().filter(|t| t.starts_with('+')) {
+        assert!(!t.starts_with("+@"), "{rule}");
+    }
+    for forbidden in [
+        "+config|set",
+        "+acl|setuser",
+        "+set",
+        "+del",
+        "+hset",
+        "+flushall",
+        "+config ",
+        "+acl ",
+    ] {
+        assert!(!rule.contains(forbidden), "{forbidden} in {rule}");
+    }
+    let r = epic_audit(&["print-acl", "--user", "compliance_ro"], d.path());
+    assert!(
+        r.stdout.contains("user compliance_ro on #PASSWORD_SHA256"),
+        "{}",
+        r.stdout
+    );
 }

@@ -124,7 +124,7 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     assert!(calls.iter().all(|c| *c > 1000), "{calls:?}");
     // No password of the lab appears in the evidence.
     let text = std::fs::read_to_string(t.out("good").join("evidence.json")).unwrap();
-    for u in ["admin_user", "app_user", "dev_user"] {
+    for u in epic_audit_lab::USERS {
         assert!(
             !text.contains(t.lab.password(u).expose()),
             "{u}'s password leaked"
@@ -158,9 +158,9 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
 
     // The audit user may not run ACL DRYRUN: the permission matrices
     // cannot be proven, so ACC-005..007 are errors naming the rule to add.
-    on_nodes(&t, &ALL, &["ACL", "SETUSER", "admin_user", "-acl|dryrun"]).await;
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "auditor", "-acl|dryrun"]).await;
     let (code, rep, _) = audit_area(&t, "access", "no-dryrun");
-    for id in ["ACC-005", "ACC-006", "ACC-007"] {
+    for id in ["ACC-005", "ACC-006", "ACC-007", "ACC-011"] {
         assert_eq!(check(&rep, id)["outcome"], "error", "{id}: {rep:#}");
         assert!(
             message_of(&rep, id).contains("+acl|dryrun"),
@@ -184,6 +184,18 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
         m.contains("on key `other:epic-audit-dryrun` (granted by `~other:*`)")
             && m.contains(": get"),
         "{m}"
+    );
+    revert().await;
+
+    // The audit user may FLUSHDB: only ACC-011, naming the command (the
+    // audit itself still runs, as that user).
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "auditor", "+flushdb"]).await;
+    let (_, rep, bad) = audit_area(&t, "access", "auditor-writes");
+    assert_eq!(bad, fails(&["ACC-011"]), "{rep:#}");
+    assert!(
+        message_of(&rep, "ACC-011").contains("flushdb"),
+        "{}",
+        message_of(&rep, "ACC-011")
     );
     revert().await;
 

@@ -56,7 +56,7 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
     let rep = report(&reports.join("full"));
     assert_eq!(
         rep["checks"].as_array().unwrap().len(),
-        45,
+        46,
         "every check ran"
     );
     // Every area ran against real servers (AWS against the emulator):
@@ -71,7 +71,7 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
     std::fs::write(
         &bad_cfg,
         text.replace(
-            &format!("{dir}/secrets/admin_user.pass"),
+            &format!("{dir}/secrets/auditor.pass"),
             &format!("{}/wrong.pass", t.tmp.path().display()),
         ),
     )
@@ -93,7 +93,7 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
         r2.stdout
     );
     assert!(
-        r2.stdout.contains("authentication as admin_user") && r2.stdout.contains("WRONGPASS"),
+        r2.stdout.contains("authentication as auditor") && r2.stdout.contains("WRONGPASS"),
         "{}",
         r2.stdout
     );
@@ -101,7 +101,7 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
     let mut everything = format!("{}{}{}{}", r.stdout, r.stderr, r2.stdout, r2.stderr);
     all_files(&reports, &mut everything);
     assert!(everything.len() > 100_000, "the outputs were read");
-    for u in ["admin_user", "app_user", "dev_user"] {
+    for u in epic_audit_lab::USERS {
         assert!(
             !everything.contains(t.lab.password(u).expose()),
             "the password of {u} leaked"

@@ -58,10 +58,13 @@ pub fn acl_file(passwords: &BTreeMap<String, Secret>) -> String {
         "user default off resetpass resetkeys resetchannels -@all\n\
          user admin_user on #{} ~* &* +@all\n\
          user app_user on #{} ~session:* resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -pfmerge +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
-         user dev_user on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n",
+         user dev_user on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
+         user auditor on #{} {}\n",
         h("admin_user"),
         h("app_user"),
-        h("dev_user")
+        h("dev_user"),
+        h("auditor"),
+        epic_audit::probes::auditor_rules(&["session:*".to_string()])
     )
 }
 
@@ -133,5 +136,6 @@ mod tests {
         assert!(!acl.contains("pw-of-"));
         assert!(acl.contains("user default off resetpass"));
         assert!(acl.contains("~session:*"));
+        assert!(acl.contains("user auditor on #") && acl.contains("%R~session:*"));
     }
 }

@@ -213,6 +213,7 @@ impl Lab {
             if let Some(n) = shards
                 .iter()
                 .flat_map(|s| &s.nodes)
+                .filter(|_| self.spec.wait_peer_health)
                 .find(|n| n.health != "online")
             {
                 return Err(format!(

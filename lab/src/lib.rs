@@ -29,8 +29,9 @@ use epic_audit::tls::TlsClient;
 use files::{random_hex, write_private, PKI};
 use process::{find_redis_server, gone, reap, stop_nodes, stop_services};
 
-/// The users of the lab's ACL, as in the seed architecture.
-pub const USERS: [&str; 3] = ["admin_user", "app_user", "dev_user"];
+/// The users of the lab's ACL: the seed architecture's three, and the
+/// least-privilege `auditor` the audit connects as.
+pub const USERS: [&str; 4] = ["admin_user", "app_user", "auditor", "dev_user"];
 
 /// Slot ranges of the three masters.
 pub const MASTER_SLOTS: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
@@ -107,6 +108,11 @@ pub struct LabSpec {
     pub aws: bool,
     /// The `moto_server` to run (default: [`aws::find_moto`]).
     pub moto: Option<PathBuf>,
+    /// Wait until every node's CLUSTER SHARDS shows every peer `online`
+    /// (default). Off: `up` returns as soon as cluster_state is ok and each
+    /// replica's own master link is up, while peers may still show it
+    /// `loading` (gossip lags): a cluster right after it formed.
+    pub wait_peer_health: bool,
 }
 
 /// Exporter port = node port + this (6379 -> 9121).
@@ -137,6 +143,7 @@ impl LabSpec {
             exporters: true,
             aws: true,
             moto: None,
+            wait_peer_health: true,
         }
     }
 

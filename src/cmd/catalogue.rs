@@ -113,3 +113,20 @@ fn textwrap(s: &str, width: usize) -> String {
     out.push_str(&line);
     out
 }
+
+/// The `user NAME ...` line of the least-privilege audit user for
+/// `policy` (its session patterns), with a comment saying how to use it.
+pub fn print_acl(policy: &Policy, user: &str) -> String {
+    let selected = policy.select(&[], &[]).unwrap_or_default();
+    let patterns: Vec<String> = crate::engine::probe_inputs(&selected)
+        .sessions
+        .map(|s| vec![s.pattern])
+        .unwrap_or_default();
+    format!(
+        "# The least-privilege user epic-audit audits as (read-only; see `epic-audit print-acl --help`).\n\
+         # Replace PASSWORD_SHA256 with the SHA-256 of its password (printf %s \"$PW\" | sha256sum),\n\
+         # put the line in the aclfile of every node and run ACL LOAD on each (or ACL SETUSER with the same rules).\n\
+         user {user} on #PASSWORD_SHA256 {}\n",
+        crate::probes::auditor_rules(&patterns)
+    )
+}

@@ -127,6 +127,11 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         } => evaluate::evaluate(&cli, evidence, out.as_deref(), select, signing),
         Command::Diff { run_a, run_b } => diff::diff(run_a, run_b),
         Command::Keygen { out } => keygen::keygen(out),
+        Command::PrintAcl { user } => {
+            let p = load_policy(&cli)?;
+            print!("{}", catalogue::print_acl(&p, user));
+            Ok(0)
+        }
         Command::Export {
             env,
             quarter,

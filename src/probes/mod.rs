@@ -26,6 +26,44 @@ pub mod data;
 pub mod latency;
 pub mod tls;
 
+/// Every command the audit user sends, as ACL rules: the least privilege
+/// the audit needs, and nothing that writes. (The per-user logins of
+/// ACC-009 run as each user; the latency load runs as the application
+/// user.) `acl|log` also permits `ACL LOG RESET`, which Redis does not
+/// separate; the audit never sends it.
+pub const AUDITOR_COMMANDS: &[&str] = &[
+    "+cluster|info",
+    "+cluster|nodes",
+    "+cluster|shards",
+    "+cluster|keyslot",
+    "+info",
+    "+config|get",
+    "+acl|users",
+    "+acl|list",
+    "+acl|getuser",
+    "+acl|log",
+    "+acl|dryrun",
+    "+command",
+    "+scan",
+    "+ttl",
+    "+type",
+    "+ping",
+];
+
+/// The ACL rules of the audit user (after `user NAME on <password>`): no
+/// channels, keys readable (`%R~`) only under the session patterns the
+/// TTL scan reads, and exactly [`AUDITOR_COMMANDS`].
+pub fn auditor_rules(session_patterns: &[String]) -> String {
+    let mut r = vec![
+        "resetchannels".to_string(),
+        "resetkeys".into(),
+        "-@all".into(),
+    ];
+    r.extend(AUDITOR_COMMANDS.iter().map(|c| c.to_string()));
+    r.extend(session_patterns.iter().map(|p| format!("%R~{p}")));
+    r.join(" ")
+}
+
 /// What every probe gets: where to look, how to connect, how long it may take.
 #[derive(Debug, Clone)]
 pub struct ProbeContext {

@@ -52,13 +52,14 @@ impl TestLab {
         let text = format!(
             r#"[environments.t]
 seeds = [{seeds}]
+audit_user = "auditor"
 signing_key = "{dir}/signing/epic-audit-signing.key"
 [environments.t.tls]
 ca = "{dir}/pki/ca.crt"
 client_cert = "{dir}/pki/client.crt"
 client_key = "{dir}/pki/client.key"
-[environments.t.users.admin_user]
-password_file = "{dir}/secrets/admin_user.pass"
+[environments.t.users.auditor]
+password_file = "{dir}/secrets/auditor.pass"
 [environments.t.timeouts]
 connect_ms = {c}
 command_ms = {m}
@@ -188,6 +189,9 @@ pub fn subjects(r: &Value, id: &str) -> Vec<(String, String, String)> {
 }
 
 /// The evidence recorded on the real lab (fixtures/evidence/lab-good.json).
+/// The least-privilege `auditor` user was added since: its ACL user entry,
+/// DRYRUN sweep, sample keys and policy cases on each node were recorded
+/// on a real lab audited as `auditor` and spliced into the ACL items.
 pub fn fixture_evidence() -> epic_audit::evidence::EvidenceSet {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
