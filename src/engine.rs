@@ -134,41 +134,46 @@ pub async fn observe(
         topology: crate::evidence::Topology::from_evidence(&items),
         ..(*ctx).clone()
     });
-    let mut running = Vec::new();
-    for p in probes::registry() {
-        if !needed.contains(&p.name()) {
-            continue;
+    // Two phases: every probe but the latency probe concurrently, then the
+    // latency probe alone, so its figures measure the cluster and not the
+    // audit's own handshakes, DRYRUN sweep and scans.
+    for latency_phase in [false, true] {
+        let mut running = Vec::new();
+        for p in probes::registry() {
+            if !needed.contains(&p.name()) || (p.name() == ProbeId::Latency) != latency_phase {
+                continue;
+            }
+            let name = p.name();
+            let fut = p.run(ctx.clone());
+            let outer = Duration::from_millis(t.probe_ms + 2 * t.connect_ms + 1_000);
+            let handle = tokio::spawn(async move {
+                match timeout(outer, fut).await {
+                    Ok(items) => items,
+                    Err(_) => vec![failure_item(
+                        name,
+                        "cluster",
+                        "probe did not finish in time",
+                        outer,
+                    )],
+                }
+            });
+            running.push((name, handle));
         }
-        let name = p.name();
-        let fut = p.run(ctx.clone());
-        let outer = Duration::from_millis(t.probe_ms + 2 * t.connect_ms + 1_000);
-        let handle = tokio::spawn(async move {
-            match timeout(outer, fut).await {
-                Ok(items) => items,
-                Err(_) => vec![failure_item(
+        for (name, handle) in running {
+            match handle.await {
+                Ok(more) => items.extend(more),
+                // A probe that panicked is a bug; its evidence says so rather
+                // than being left out.
+                Err(e) => items.push(Evidence::not_observed(
                     name,
                     "cluster",
-                    "probe did not finish in time",
-                    outer,
-                )],
+                    "engine",
+                    ProbeFailure::new(
+                        "internal",
+                        format!("probe stopped on an internal error, a bug in epic-audit ({e})"),
+                    ),
+                )),
             }
-        });
-        running.push((name, handle));
-    }
-    for (name, handle) in running {
-        match handle.await {
-            Ok(more) => items.extend(more),
-            // A probe that panicked is a bug; its evidence says so rather
-            // than being left out.
-            Err(e) => items.push(Evidence::not_observed(
-                name,
-                "cluster",
-                "engine",
-                ProbeFailure::new(
-                    "internal",
-                    format!("probe stopped on an internal error, a bug in epic-audit ({e})"),
-                ),
-            )),
         }
     }
     if !needed.contains(&ProbeId::Cluster) {

@@ -167,6 +167,27 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
         );
     }
 
+    // The audit user may not run CONFIG GET: the configuration checks
+    // cannot be judged, so they are errors naming the rule to add.
+    on_nodes(
+        &t,
+        &[0, 1, 2, 3, 4, 5],
+        &["ACL", "SETUSER", "auditor", "-config|get"],
+    )
+    .await;
+    let (code, rep, _) = audit_area(&t, AREAS, "no-config-get");
+    for id in ["DATA-001", "DATA-002", "DATA-003"] {
+        assert_eq!(check(&rep, id)["outcome"], "error", "{id}: {rep:#}");
+        for s in subjects(&rep, id) {
+            assert!(
+                s.2.contains("add +config|get to the audit user's ACL"),
+                "{id}: {s:?}"
+            );
+        }
+    }
+    assert_eq!(code, 2);
+    on_nodes(&t, &[0, 1, 2, 3, 4, 5], &["ACL", "LOAD"]).await;
+
     // appendonly no on one master: only DATA-001.
     on_nodes(&t, &[0], &["CONFIG", "SET", "appendonly", "no"]).await;
     let (_, rep, bad) = audit_area(&t, AREAS, "aof");

@@ -120,6 +120,64 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
         "probe keys left after a normal run"
     );
 
+    // With other probes selected (TLS handshakes on every port, cluster
+    // discovery), the latency window opens only after every other probe's
+    // observation has finished, and the evidence holds the server's own
+    // latency figures and the other clients' load next to the client's.
+    let out = t.out("run-phased");
+    let r = run_env(
+        &t,
+        &cfg,
+        &[
+            "--policy",
+            generous.to_str().unwrap(),
+            "--only",
+            "performance,transport,cluster",
+            "--skip",
+            "CLU-008,CLU-009,CLU-010",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(r.code <= 2, "{}\n{}", r.stdout, r.stderr);
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
+    let items = ev["items"].as_array().unwrap();
+    let ts =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let last_other = items
+        .iter()
+        .filter(|i| i["probe"] != "latency")
+        .map(|i| ts(&i["observed_at"]))
+        .max()
+        .unwrap();
+    let latency: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["probe"] == "latency")
+        .map(|i| &i["result"]["observation"])
+        .collect();
+    assert_eq!(latency.len(), 3);
+    for v in &latency {
+        let start = ts(&v["window_start"]);
+        assert!(
+            start >= last_other,
+            "latency window {start} opened before another probe finished ({last_other})"
+        );
+        assert!(ts(&v["window_end"]) > start);
+        assert!(
+            v["server_latencystats"]["hgetall"]
+                .as_str()
+                .is_some_and(|s| s.contains("p99=")),
+            "{v:#}"
+        );
+    }
+    for (subject, _, text) in subjects(&report(&out), "PERF-001") {
+        assert!(
+            text.contains("server-side HGETALL p99") && text.contains("during the window"),
+            "{subject}: {text}"
+        );
+    }
+
     // An objective below any real latency (1 µs): every master fails.
     let impossible = t.tmp.path().join("impossible");
     policy(&impossible, 1, 1000);

@@ -41,6 +41,9 @@ fn view(master: &str, corrected: Distribution) -> LatencyView {
         server_usec_per_call: [("hgetall".to_string(), (3000, 2.5))].into_iter().collect(),
         server_latencystats: Default::default(),
         cleanup: "deleted 100 of 100 probe keys".into(),
+        window_start: None,
+        window_end: None,
+        other_commands: Default::default(),
     }
 }
 

@@ -125,16 +125,49 @@ impl SubjectFinding {
         }
     }
 
-    /// `error` because the probe could not observe the subject.
+    /// `error` because the probe could not observe the subject. A refused
+    /// command (NOPERM) names the ACL rule that would allow it.
     pub fn unobserved(subject: &str, expected: impl Into<String>, f: &ProbeFailure) -> Self {
         SubjectFinding::new(
             subject,
             Outcome::Error,
             format!("no observation ({})", f.kind),
             expected,
-            format!("could not be checked: {}", f.message),
+            format!(
+                "could not be checked: {}{}",
+                f.message,
+                missing_permission(&f.message)
+            ),
         )
     }
+}
+
+/// `; add +CMD to …'s ACL …` for a message quoting Redis's NOPERM reply
+/// for a command ("… has no permissions to run the 'C' command"), else
+/// empty. The user is the one the reply or the message names (`User U`,
+/// `as U`), else the audit user, as whom every probe but the latency load
+/// connects.
+pub fn missing_permission(message: &str) -> String {
+    let Some(cmd) = message
+        .split("has no permissions to run the '")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .filter(|c| !c.is_empty())
+    else {
+        return String::new();
+    };
+    let named = |marker: &str| {
+        message
+            .split(marker)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| c.is_whitespace() || c == ':').next())
+            .filter(|u| !u.is_empty())
+            .map(|u| format!("{u}'s"))
+    };
+    let who = named("NOPERM User ")
+        .or_else(|| named(" as "))
+        .unwrap_or_else(|| "the audit user's".into());
+    format!("; add +{cmd} to {who} ACL (`epic-audit print-acl` prints the whole line the audit user needs)")
 }
 
 /// One finding per subject: `f` judges each observed subject, and every
@@ -302,4 +335,22 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     rules.extend(encryption::rules());
     rules.extend(placement::rules());
     rules.into_iter().map(|r| (r.name, r)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_noperm_reply_names_the_rule_to_add() {
+        assert_eq!(
+            super::missing_permission(
+                "127.0.1.1:6379: CONFIG GET answered error `NOPERM this user has no permissions to run the 'config|get' command`"
+            ),
+            "; add +config|get to the audit user's ACL (`epic-audit print-acl` prints the whole line the audit user needs)"
+        );
+        assert!(super::missing_permission(
+            "NOPERM User dev_user has no permissions to run the 'acl|whoami' command"
+        )
+        .contains("+acl|whoami to dev_user's ACL"));
+        assert_eq!(super::missing_permission("TCP connect failed"), "");
+    }
 }

@@ -104,8 +104,29 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
             };
             let c = &v.corrected;
             let server: Vec<String> = v.server_usec_per_call.iter().map(|(k, (n, u))| format!("{k} {u} µs x{n}")).collect();
+            // What else the master did during the window, and the
+            // server's own view of the same command.
+            let others: u64 = v.other_commands.values().sum();
+            let mut top: Vec<(&String, &u64)> = v.other_commands.iter().collect();
+            top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let concurrent = if v.window_start.is_none() {
+                "concurrent load not recorded".to_string()
+            } else if others == 0 {
+                "no other client's command during the window".to_string()
+            } else {
+                format!(
+                    "{others} commands from other clients during the window ({})",
+                    top.iter().take(3).map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", ")
+                )
+            };
+            let server_p99 = v
+                .server_latencystats
+                .get("hgetall")
+                .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("p99=")))
+                .map(|p| format!("; server-side HGETALL p99 {p} µs (INFO latencystats, cumulative since the stats were reset)"))
+                .unwrap_or_default();
             let observed = format!(
-                "{}; raw (from send) p99 {}; HGETALL p99 {}, HSET+EXPIRE p99 {}; {:.1} ops/s achieved of {} planned ops, {} errors, {} unanswered; TLS connect {}; server mean {}",
+                "{}; raw (from send) p99 {}; HGETALL p99 {}, HSET+EXPIRE p99 {}; {:.1} ops/s achieved of {} planned ops, {} errors, {} unanswered; TLS connect {}; server mean {}{server_p99}; {concurrent}",
                 describe(c),
                 fmt_us(v.raw.p99_us),
                 fmt_us(v.reads.p99_us),

@@ -112,4 +112,17 @@ pub struct LatencyView {
     pub server_latencystats: BTreeMap<String, String>,
     /// What the clean-up did.
     pub cleanup: String,
+    /// When the probe's keys were created and when its last operation was
+    /// answered: the window the figures describe. The engine runs this
+    /// probe alone, after every other probe has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// End of the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<chrono::DateTime<chrono::Utc>>,
+    /// The concurrent load the probe saw: INFO commandstats call deltas
+    /// over the window of every command the probe does not send itself
+    /// (other clients' traffic on this master), by command.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_commands: BTreeMap<String, u64>,
 }

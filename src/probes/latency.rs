@@ -534,6 +534,7 @@ async fn measure(
             ]
         })
         .collect();
+    let window_start = Utc::now();
     let run = async {
         for r in conn.pipeline(&setup).await? {
             if let Frame::ServerError(e) = r {
@@ -550,6 +551,7 @@ async fn measure(
         open_loop(conn, settings, &keys, ctx.timeouts.command()).await
     };
     let result = run.await;
+    let window_end = Utc::now();
     let cleanup = match delete_keys(
         master,
         &ctx.tls,
@@ -586,6 +588,19 @@ async fn measure(
             );
         }
     }
+    // Everything else the master executed meanwhile: other clients' load.
+    let own = [
+        "hgetall", "hset", "expire", "info", "auth", "del", "hello", "ping",
+    ];
+    let other_commands: BTreeMap<String, u64> = after
+        .iter()
+        .filter(|(cmd, _)| !own.contains(&cmd.as_str()))
+        .filter_map(|(cmd, (c1, _))| {
+            let c0 = before.get(cmd).map_or(0, |(c, _)| *c);
+            let d = c1.saturating_sub(c0);
+            (d > 0).then(|| (cmd.clone(), d))
+        })
+        .collect();
     let lat = as_text(&admin.cmd_str(&["INFO", "latencystats"]).await?).unwrap_or_default();
     let server_latencystats = parse_info(&lat)
         .into_iter()
@@ -614,6 +629,9 @@ async fn measure(
         server_usec_per_call,
         server_latencystats,
         cleanup,
+        window_start: Some(window_start),
+        window_end: Some(window_end),
+        other_commands,
     })
 }
 
