@@ -19,6 +19,6 @@ set -e
 run_dir=$(ls -d reports/local/*/ 2>/dev/null | sort | tail -1)
 lab_dir=${EPIC_AUDIT_LAB_DIR:-${TMPDIR:-/tmp}/epic-audit-lab}
 echo
-echo "exit code $code (0 pass, 1 fail, 2 error). The lab keeps running: '$labbin down' stops it."
+echo "exit code $code (0 pass, 1 fail, 2 error or incomplete). The lab keeps running: '$labbin down' stops it."
 echo "signed report: ${run_dir%/} (verify: $bin verify ${run_dir%/} --pubkey $lab_dir/signing/epic-audit-signing.pub)"
 exit "$code"
