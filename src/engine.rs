@@ -65,7 +65,6 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
             continue;
         }
         if let Some(toml::Value::String(u)) = c.params.get("user") {
-            inputs.dryrun_users.insert(u.clone());
             let patterns: Vec<String> = match c.params.get("key_patterns") {
                 Some(toml::Value::Array(a)) => a
                     .iter()
@@ -73,7 +72,7 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
                     .collect(),
                 _ => vec!["*".into()],
             };
-            let known = inputs.dryrun_patterns.entry(u.clone()).or_default();
+            let known = inputs.dryrun_users.entry(u.clone()).or_default();
             for p in patterns {
                 if !known.contains(&p) {
                     known.push(p);
@@ -216,6 +215,7 @@ pub fn judge(
     skip: &[String],
 ) -> Report {
     let rules = registry();
+    let missing = ev.missing_subjects();
     let checks = selected
         .iter()
         .map(|c| {
@@ -229,7 +229,7 @@ pub fn judge(
                 )]
             } else {
                 match rules.get(c.rule.as_str()) {
-                    Some(rule) => rule.evaluate(ev, &c.params),
+                    Some(rule) => rule.evaluate(ev, &c.params, &missing),
                     None => vec![SubjectFinding::new(
                         "policy",
                         Outcome::Error,

@@ -50,8 +50,20 @@ fn record(case: &str, id: &str, o: Outcome) {
     }
 }
 
-fn undecided_or_worse(o: Outcome) -> bool {
+fn is_undecided_or_worse(o: Outcome) -> bool {
     matches!(o, Outcome::Error | Outcome::Fail | Outcome::Incomplete)
+}
+
+/// Records case `case` of check `id` and asserts it ended `error`,
+/// `fail` or `incomplete` (a warning would let the run pass).
+fn undecided_or_worse(case: &str, id: &str, c: &CheckResult) {
+    record(case, id, c.outcome);
+    assert!(
+        is_undecided_or_worse(c.outcome),
+        "{id}: {}\n{}",
+        c.outcome,
+        text(c)
+    );
 }
 
 fn text(c: &CheckResult) -> String {
@@ -116,14 +128,7 @@ fn a_no_evidence_never_passes() {
     ev.items.clear();
     ev.targets.clear();
     for (id, _) in checks(&policy) {
-        let c = judge_one(&ev, &policy, &id);
-        record("a", &id, c.outcome);
-        assert!(
-            undecided_or_worse(c.outcome),
-            "{id}: {}\n{}",
-            c.outcome,
-            text(&c)
-        );
+        undecided_or_worse("a", &id, &judge_one(&ev, &policy, &id));
     }
 }
 
@@ -142,7 +147,7 @@ fn b_all_but_one_subject_never_passes_and_names_what_is_missing() {
             let c = judge_one(&ev, &policy, &id);
             record(&format!("b:{}", probe.as_str()), &id, c.outcome);
             assert!(
-                undecided_or_worse(c.outcome),
+                is_undecided_or_worse(c.outcome),
                 "{id} without {} of {}: {}\n{}",
                 removed.probe.as_str(),
                 removed.subject,
@@ -211,14 +216,7 @@ fn d_wrong_kind_observations_never_pass() {
                 of(ProbeId::Exporter)
             };
         }
-        let c = judge_one(&ev, &policy, &id);
-        record("d", &id, c.outcome);
-        assert!(
-            undecided_or_worse(c.outcome),
-            "{id}: {}\n{}",
-            c.outcome,
-            text(&c)
-        );
+        undecided_or_worse("d", &id, &judge_one(&ev, &policy, &id));
     }
 }
 

@@ -205,23 +205,24 @@ impl Lab {
                     info.get("cluster_state").map(String::as_str).unwrap_or("?")
                 ));
             }
-            let shards = c
-                .cmd_str(&["CLUSTER", "SHARDS"])
-                .await
-                .map_err(|e| e.to_string())?;
-            let shards = epic_audit::probes::cluster::parse_cluster_shards(&shards)?;
-            if let Some(n) = shards
-                .iter()
-                .flat_map(|s| &s.nodes)
-                .filter(|_| self.spec.wait_peer_health)
-                .find(|n| n.health != "online")
-            {
-                return Err(format!(
-                    "node {} sees {} with health {}",
-                    i + 1,
-                    n.ip,
-                    n.health
-                ));
+            if self.spec.wait_peer_health {
+                let shards = c
+                    .cmd_str(&["CLUSTER", "SHARDS"])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let shards = epic_audit::probes::cluster::parse_cluster_shards(&shards)?;
+                if let Some(n) = shards
+                    .iter()
+                    .flat_map(|s| &s.nodes)
+                    .find(|n| n.health != "online")
+                {
+                    return Err(format!(
+                        "node {} sees {} with health {}",
+                        i + 1,
+                        n.ip,
+                        n.health
+                    ));
+                }
             }
             if i >= 3 {
                 let repl = parse_info(

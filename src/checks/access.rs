@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::DryRunCase;
 use crate::evidence::ProbeId;
-use crate::evidence::{acl_key_patterns, AclView, CommandTable, EvidenceSet};
+use crate::evidence::{AclView, CommandTable, EvidenceSet};
 
 const ACL_METHOD: &str = "On every node, as the audit user over TLS: ACL USERS, ACL LIST and \
 ACL GETUSER for each user (password hashes are never recorded, only salted per-run \
@@ -394,11 +394,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
             .users
             .iter()
             .filter(|u| u.name == p.user)
-            .flat_map(|u| {
-                acl_key_patterns(&u.keys)
-                    .into_iter()
-                    .chain(u.selectors.iter().flat_map(|s| acl_key_patterns(s)))
-            })
+            .flat_map(|u| u.key_patterns())
             .collect();
         let Some(sweep) = v.dryrun.get(&p.user) else {
             let (o, msg) = if v.users.iter().any(|u| u.name == p.user) {

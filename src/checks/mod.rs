@@ -271,14 +271,19 @@ impl Rule {
     /// Judges the evidence. A parameter problem or an empty result becomes
     /// a single `error` finding, never a pass; so does every subject the
     /// run's own discovery says a needed probe must cover but for which
-    /// the evidence holds nothing ([`EvidenceSet::missing_subjects`]): a
-    /// rule cannot pass on the subjects it was given while others are
-    /// silently absent.
-    pub fn evaluate(&self, ev: &EvidenceSet, params: &toml::Table) -> Vec<SubjectFinding> {
+    /// the evidence holds nothing (`missing`, from
+    /// [`EvidenceSet::missing_subjects`]): a rule cannot pass on the
+    /// subjects it was given while others are silently absent.
+    pub fn evaluate(
+        &self,
+        ev: &EvidenceSet,
+        params: &toml::Table,
+        missing: &BTreeMap<ProbeId, Vec<String>>,
+    ) -> Vec<SubjectFinding> {
         match (self.eval)(ev, params) {
             Ok(mut v) if !v.is_empty() => {
                 for probe in self.needs {
-                    for subject in ev.missing_subjects(*probe) {
+                    for subject in missing.get(probe).into_iter().flatten() {
                         v.push(SubjectFinding::new(
                             subject.clone(),
                             Outcome::Error,

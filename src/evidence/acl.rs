@@ -266,6 +266,15 @@ impl AclUser {
     pub fn has_flag(&self, flag: &str) -> bool {
         self.flags.iter().any(|f| f == flag)
     }
+
+    /// Every key pattern Redis grants the user: its root permissions and
+    /// each selector's ([`acl_key_patterns`]).
+    pub fn key_patterns(&self) -> Vec<String> {
+        acl_key_patterns(&self.keys)
+            .into_iter()
+            .chain(self.selectors.iter().flat_map(|s| acl_key_patterns(s)))
+            .collect()
+    }
 }
 
 /// Counts of ACL LOG entries; never the objects (a denied key may be a

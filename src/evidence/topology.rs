@@ -132,35 +132,33 @@ fn host_port(target: &str) -> Option<(&str, u16)> {
 
 impl super::EvidenceSet {
     /// The subjects a probe must have observed (or recorded a failure for)
-    /// in this run, derived from the run's own discovery: every probed node
-    /// for the per-node probes, both ports of every node for the TLS
-    /// endpoint probe, every master serving slots for the session scan
-    /// and the latency probe, `cluster` for the cluster-wide probes. The
-    /// AWS probe has no fixed subject (its one item is named by region).
-    pub fn expected_subjects(&self, probe: super::ProbeId) -> Vec<String> {
+    /// in this run, derived from the run's own discovery (`t`, this
+    /// evidence's [`Topology`]): every probed node for the per-node
+    /// probes, both ports of every node for the TLS endpoint probe, every
+    /// master serving slots for the session scan and the latency probe,
+    /// `cluster` for the cluster-wide probes. The AWS probe has no fixed
+    /// subject (its one item is named by region).
+    fn expected_subjects(&self, probe: super::ProbeId, t: &Topology) -> Vec<String> {
         use super::ProbeId as P;
-        let topology = || Topology::from_evidence(&self.items);
         match probe {
             P::Cluster | P::Acl | P::TlsConfig | P::DataConfig | P::Exporter => {
                 self.targets.clone()
             }
-            P::TlsEndpoint => {
-                let t = topology();
-                self.targets
-                    .iter()
-                    .filter_map(|n| {
-                        let (host, port) = host_port(n)?;
-                        let bus = t
-                            .bus_ports
-                            .get(n)
-                            .copied()
-                            .unwrap_or(port.saturating_add(10000));
-                        Some([format!("{host}:{port} client"), format!("{host}:{bus} bus")])
-                    })
-                    .flatten()
-                    .collect()
-            }
-            P::Sessions => topology().masters.into_keys().collect(),
+            P::TlsEndpoint => self
+                .targets
+                .iter()
+                .filter_map(|n| {
+                    let (host, port) = host_port(n)?;
+                    let bus = t
+                        .bus_ports
+                        .get(n)
+                        .copied()
+                        .unwrap_or(port.saturating_add(10000));
+                    Some([format!("{host}:{port} client"), format!("{host}:{bus} bus")])
+                })
+                .flatten()
+                .collect(),
+            P::Sessions => t.masters.keys().cloned().collect(),
             P::Latency => {
                 // The policy may measure only some masters; the probe
                 // records which in its settings.
@@ -170,10 +168,10 @@ impl super::EvidenceSet {
                     .filter_map(|(_, r)| r.ok())
                     .flat_map(|v| v.settings.masters.iter().map(|m| unbracketed(m)))
                     .collect();
-                topology()
-                    .masters
-                    .into_keys()
+                t.masters
+                    .keys()
                     .filter(|m| only.is_empty() || only.contains(&unbracketed(m)))
+                    .cloned()
                     .collect()
             }
             P::AclCommands | P::KeySlots => vec!["cluster".into()],
@@ -181,22 +179,32 @@ impl super::EvidenceSet {
         }
     }
 
-    /// Expected subjects of `probe` ([`Self::expected_subjects`]) that
-    /// have no item of that probe at all: not observed and no failure
-    /// recorded either (a partial or hand-edited evidence file).
-    pub fn missing_subjects(&self, probe: super::ProbeId) -> Vec<String> {
-        let have: BTreeSet<String> = self
-            .of_probe(probe)
-            .map(|e| unbracketed(&e.subject))
-            .collect();
-        // A probe that found nothing to probe records one `cluster` item
-        // saying why (e.g. no master serving slots); that covers it.
-        if have.contains("cluster") && self.of_probe(probe).count() == 1 {
-            return Vec::new();
-        }
-        self.expected_subjects(probe)
-            .into_iter()
-            .filter(|s| !have.contains(&unbracketed(s)))
+    /// For every probe, its expected subjects ([`Self::expected_subjects`])
+    /// that have no item of that probe at all: not observed and no failure
+    /// recorded either (a partial or hand-edited evidence file). Derived
+    /// once per judgement; every rule reads it for the probes it needs.
+    pub fn missing_subjects(&self) -> BTreeMap<super::ProbeId, Vec<String>> {
+        let t = Topology::from_evidence(&self.items);
+        super::ProbeId::ALL
+            .iter()
+            .map(|&probe| {
+                let have: BTreeSet<String> = self
+                    .of_probe(probe)
+                    .map(|e| unbracketed(&e.subject))
+                    .collect();
+                // A probe that found nothing to probe records one `cluster`
+                // item saying why (e.g. no master serving slots); that
+                // covers it.
+                let missing = if have.contains("cluster") && self.of_probe(probe).count() == 1 {
+                    Vec::new()
+                } else {
+                    self.expected_subjects(probe, &t)
+                        .into_iter()
+                        .filter(|s| !have.contains(&unbracketed(s)))
+                        .collect()
+                };
+                (probe, missing)
+            })
             .collect()
     }
 }

@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use super::{per_target_with, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    acl_key_patterns, dryrun_sample_keys, AclLogCount, AclLogSummary, AclUser, AclView,
-    AuthObservation, CaseResult, CommandInfo, CommandTable, DryRunError, Evidence, Observation,
-    Observed, ProbeFailure, ProbeId, UserAuth, DRYRUN_KEYS,
+    dryrun_sample_keys, AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult,
+    CommandInfo, CommandTable, DryRunError, Evidence, Observation, Observed, ProbeFailure, ProbeId,
+    UserAuth, DRYRUN_KEYS,
 };
 use crate::resp::{as_text, describe, error_text, map_pairs, Frame, RedisConn};
 
@@ -187,25 +187,20 @@ async fn observe_node(
     let mut dryrun_errors = Vec::new();
     let mut calls = 0;
     let mut dryrun_keys = BTreeMap::new();
-    for user in ctx.inputs.dryrun_users.iter().filter(|u| names.contains(u)) {
+    for (user, policy) in ctx
+        .inputs
+        .dryrun_users
+        .iter()
+        .filter(|(u, _)| names.contains(u))
+    {
         // Sample keys from the policy's patterns for this user and from
         // every pattern Redis grants it (root and selectors).
         let granted: Vec<String> = users
             .iter()
             .filter(|u| &u.name == user)
-            .flat_map(|u| {
-                acl_key_patterns(&u.keys)
-                    .into_iter()
-                    .chain(u.selectors.iter().flat_map(|s| acl_key_patterns(s)))
-            })
+            .flat_map(AclUser::key_patterns)
             .collect();
-        let policy = ctx
-            .inputs
-            .dryrun_patterns
-            .get(user)
-            .cloned()
-            .unwrap_or_else(|| vec!["*".into()]);
-        let keys = dryrun_sample_keys(&policy, &granted);
+        let keys = dryrun_sample_keys(policy, &granted);
         let mut plan: Vec<(String, usize)> = Vec::new();
         let mut cmds = Vec::new();
         for (name, template) in &templates {

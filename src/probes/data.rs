@@ -226,23 +226,20 @@ async fn scan_sessions(
                 .collect();
             let replies = c.pipeline(&cmds).await?;
             for (k, pair) in keys.iter().zip(replies.chunks(2)) {
-                let (ttl, kind) = match (&pair[0], pair.get(1)) {
-                    (Frame::Int(ttl), Some(t)) if as_text(t).is_some() => {
-                        (*ttl, as_text(t).unwrap_or_default())
-                    }
-                    (Frame::ServerError(e), _) | (_, Some(Frame::ServerError(e))) => {
-                        unreadable.insert(salt.key_hash(k), error_text(e));
-                        continue;
-                    }
-                    (a, b) => {
-                        unreadable.insert(
-                            salt.key_hash(k),
-                            format!(
+                let (ttl, kind) = match (&pair[0], pair.get(1).and_then(as_text)) {
+                    (Frame::Int(ttl), Some(kind)) => (*ttl, kind),
+                    _ => {
+                        let why = match (&pair[0], pair.get(1)) {
+                            (Frame::ServerError(e), _) | (_, Some(Frame::ServerError(e))) => {
+                                error_text(e)
+                            }
+                            (a, b) => format!(
                                 "TTL answered {}, TYPE answered {}",
                                 describe(Some(a)),
                                 describe(b)
                             ),
-                        );
+                        };
+                        unreadable.insert(salt.key_hash(k), why);
                         continue;
                     }
                 };

@@ -96,12 +96,11 @@ pub struct ProbeContext {
 /// `cases` parameters of the selected checks.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeInputs {
-    /// Users whose permissions are swept with ACL DRYRUN.
-    pub dryrun_users: BTreeSet<String>,
-    /// Key patterns the policy allows each swept user (`key_patterns`;
-    /// `*` where a check does not say): the sweep's sample keys come from
-    /// these and from the patterns Redis grants the user.
-    pub dryrun_patterns: BTreeMap<String, Vec<String>>,
+    /// Users whose permissions are swept with ACL DRYRUN, each with the
+    /// key patterns the policy allows it (`key_patterns`; `*` where a
+    /// check does not say): the sweep's sample keys come from these and
+    /// from the patterns Redis grants the user.
+    pub dryrun_users: BTreeMap<String, Vec<String>>,
     /// Explicit (user, command line) cases.
     pub dryrun_cases: Vec<DryRunCase>,
     /// Extra ports on every node where no plaintext Redis may answer.
