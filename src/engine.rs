@@ -36,11 +36,22 @@ pub fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<ProbeId> {
         .collect()
 }
 
+/// The session-key glob of `policy`: the `pattern` of its session-TTL
+/// check (DATA-005), whether or not that check is selected in this run.
+pub fn session_pattern(policy: &Policy) -> Option<String> {
+    policy
+        .checks
+        .iter()
+        .filter(|c| c.enabled && c.rule == "data.session_ttl")
+        .find_map(|c| c.params.get("pattern")?.as_str().map(str::to_string))
+}
+
 /// What the selected checks ask the probes to look at: the `user` of every
 /// check reading ACL evidence is swept with ACL DRYRUN, and every `cases`
-/// list is evaluated. Malformed parameters were rejected when the policy
-/// was loaded.
-pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
+/// list is evaluated; the latency load writes inside `policy`'s session
+/// pattern unless its check names a `key_pattern`. Malformed parameters
+/// were rejected when the policy was loaded.
+pub fn probe_inputs(policy: &Policy, selected: &[&CheckDef]) -> ProbeInputs {
     let rules = registry();
     let mut inputs = ProbeInputs::default();
     for c in selected.iter().filter(|c| c.enabled) {
@@ -57,7 +68,10 @@ pub fn probe_inputs(selected: &[&CheckDef]) -> ProbeInputs {
         }
         if needs(ProbeId::Latency) {
             let params = toml::Value::Table(c.params.clone());
-            if let Ok(settings) = params.try_into::<crate::evidence::LatencySettings>() {
+            if let Ok(mut settings) = params.try_into::<crate::evidence::LatencySettings>() {
+                if settings.key_pattern.is_empty() {
+                    settings.key_pattern = session_pattern(policy).unwrap_or_default();
+                }
                 inputs.latency = Some(settings);
             }
         }
@@ -406,7 +420,41 @@ mod input_tests {
             .replace("rate_per_master = 1000", "rate_per_master = 250");
         let p = Policy::from_files(vec![("performance.toml".into(), text)], "t").unwrap();
         let sel = p.select(&[], &[]).unwrap();
-        let i = probe_inputs(&sel);
-        assert_eq!(i.latency.expect("latency settings").rate_per_master, 250);
+        let i = probe_inputs(&p, &sel);
+        let l = i.latency.expect("latency settings");
+        assert_eq!(l.rate_per_master, 250);
+        // No TTL check in this policy, no key_pattern: the probe says so.
+        assert_eq!(l.key_pattern, "");
+    }
+
+    #[test]
+    fn latency_keys_follow_the_session_pattern_even_when_its_check_is_not_selected() {
+        let data = crate::policy::builtin_file("data.toml").replace("\"session:*\"", "\"sess:*\"");
+        let perf = crate::policy::builtin_file("performance.toml").to_string();
+        let p = Policy::from_files(
+            vec![
+                ("data.toml".into(), data),
+                ("performance.toml".into(), perf.clone()),
+            ],
+            "t",
+        )
+        .unwrap();
+        let only_perf = p.select(&["performance".into()], &[]).unwrap();
+        let l = probe_inputs(&p, &only_perf).latency.unwrap();
+        assert_eq!(
+            (l.key_pattern.as_str(), l.user.as_str()),
+            ("sess:*", "app_user")
+        );
+        // An explicit key_pattern wins.
+        let perf = perf.replace(
+            "write_every = 2",
+            "write_every = 2\nkey_pattern = \"probe:*\"",
+        );
+        let p = Policy::from_files(vec![("performance.toml".into(), perf)], "t").unwrap();
+        let sel = p.select(&[], &[]).unwrap();
+        assert_eq!(
+            probe_inputs(&p, &sel).latency.unwrap().key_pattern,
+            "probe:*"
+        );
     }
 }

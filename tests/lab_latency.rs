@@ -68,12 +68,7 @@ async fn probe_keys(t: &TestLab) -> Vec<String> {
 
 fn config_with_app_user(t: &TestLab) -> std::path::PathBuf {
     let cfg = t.config(&[], (2000, 3000, 20000));
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(&format!(
-        "[environments.t.users.app_user]\npassword_file = \"{}/secrets/app_user.pass\"\n",
-        t.lab.spec.dir.display()
-    ));
-    std::fs::write(&cfg, text).unwrap();
+    t.add_users(&cfg, &["app_user"]);
     cfg
 }
 

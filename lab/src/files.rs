@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use epic_audit::secret::Secret;
 
-use crate::{io, LabError, LabSpec};
+use crate::{io, LabError, LabNames, LabSpec};
 
 /// The test PKI compiled into the binary (fixtures/pki), so the lab works
 /// from any directory. TEST ONLY: these private keys are public.
@@ -48,23 +48,31 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), LabError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))
 }
 
-/// The ACL file of the seed architecture. Passwords are stored as SHA-256
-/// (`#hex`), never in clear. `-pfmerge` for app_user: Redis 7.0 extracts no
-/// key from a single-key `PFMERGE dest`, so the key-pattern check is skipped
-/// and a key-restricted user can create keys anywhere (found by ACC-006).
-pub fn acl_file(passwords: &BTreeMap<String, Secret>) -> String {
+/// The ACL file of the seed architecture, with `names`' users and session
+/// namespace. Passwords are stored as SHA-256 (`#hex`), never in clear.
+/// `-pfmerge` for the application user: Redis 7.0 extracts no key from a
+/// single-key `PFMERGE dest`, so the key-pattern check is skipped and a
+/// key-restricted user can create keys anywhere (found by ACC-006).
+pub fn acl_file(names: &LabNames, passwords: &BTreeMap<String, Secret>) -> String {
     let h = |u: &str| hex::encode(Sha256::digest(passwords[u].expose().as_bytes()));
+    let cluster_read =
+        "+cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot";
+    let sessions = names.session_pattern();
     format!(
         "user default off resetpass resetkeys resetchannels -@all\n\
-         user admin_user on #{} ~* &* +@all\n\
-         user app_user on #{} ~session:* resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -pfmerge +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
-         user dev_user on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous +cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|keyslot\n\
-         user auditor on #{} {}\n",
-        h("admin_user"),
-        h("app_user"),
-        h("dev_user"),
-        h("auditor"),
-        epic_audit::probes::auditor_rules(&["session:*".to_string()])
+         user {admin} on #{} ~* &* +@all\n\
+         user {app} on #{} ~{sessions} resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -pfmerge {cluster_read}\n\
+         user {dev} on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous {cluster_read}\n\
+         user {auditor} on #{} {}\n",
+        h(&names.admin),
+        h(&names.app),
+        h(&names.dev),
+        h(&names.auditor),
+        epic_audit::probes::auditor_rules(std::slice::from_ref(&sessions)),
+        admin = names.admin,
+        app = names.app,
+        dev = names.dev,
+        auditor = names.auditor,
     )
 }
 
@@ -105,7 +113,7 @@ pub(crate) fn node_conf(
          maxmemory-policy noeviction\n\
          daemonize no\n\
          logfile {dir}/redis.log\n\
-         masteruser admin_user\n\
+         masteruser {admin}\n\
          masterauth {pw}\n",
         ip = spec.ips[i],
         port = spec.port,
@@ -113,6 +121,7 @@ pub(crate) fn node_conf(
         timeout = spec.node_timeout_ms,
         dir = dir.display(),
         pw = admin_pw.expose(),
+        admin = spec.names.admin,
     );
     for l in &spec.extra_conf {
         c.push_str(l);
@@ -124,18 +133,49 @@ pub(crate) fn node_conf(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::USERS;
+
+    fn passwords(names: &LabNames) -> BTreeMap<String, Secret> {
+        names
+            .users()
+            .iter()
+            .map(|u| (u.to_string(), Secret::new(format!("pw-of-{u}"))))
+            .collect()
+    }
 
     #[test]
     fn acl_file_never_contains_clear_passwords() {
-        let pw: BTreeMap<String, Secret> = USERS
-            .iter()
-            .map(|u| (u.to_string(), Secret::new(format!("pw-of-{u}"))))
-            .collect();
-        let acl = acl_file(&pw);
+        let names = LabNames::default();
+        let acl = acl_file(&names, &passwords(&names));
         assert!(!acl.contains("pw-of-"));
         assert!(acl.contains("user default off resetpass"));
-        assert!(acl.contains("~session:*"));
+        assert!(acl.contains("user app_user on #") && acl.contains("~session:*"));
         assert!(acl.contains("user auditor on #") && acl.contains("%R~session:*"));
+    }
+
+    #[test]
+    fn acl_file_uses_the_names_it_is_given() {
+        let names = LabNames {
+            admin: "ops_root".into(),
+            app: "svc_app".into(),
+            dev: "analyst".into(),
+            auditor: "audit_ro".into(),
+            namespace: "sess:".into(),
+        };
+        let acl = acl_file(&names, &passwords(&names));
+        for l in [
+            "user ops_root on #",
+            "user svc_app on #",
+            "user analyst on #",
+            "user audit_ro on #",
+        ] {
+            assert!(acl.contains(l), "{l}\n{acl}");
+        }
+        assert!(
+            acl.contains("~sess:* ") && acl.contains("%R~sess:*"),
+            "{acl}"
+        );
+        for old in ["admin_user", "app_user", "dev_user", "auditor ", "session:"] {
+            assert!(!acl.contains(old), "{old} in\n{acl}");
+        }
     }
 }

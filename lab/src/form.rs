@@ -28,7 +28,14 @@ impl Lab {
             let conf = dir.join("redis.conf");
             write_private(
                 &conf,
-                node_conf(&self.spec, i, &dir, pki, &self.passwords["admin_user"]).as_bytes(),
+                node_conf(
+                    &self.spec,
+                    i,
+                    &dir,
+                    pki,
+                    &self.passwords[&self.spec.names.admin],
+                )
+                .as_bytes(),
             )?;
             let mut cmd = Command::new(redis);
             cmd.arg(&conf)
@@ -247,9 +254,11 @@ impl Lab {
         Ok(true)
     }
 
-    /// Writes the session hashes as app_user, each to the master of its slot.
+    /// Writes the session hashes as the application user, each to the
+    /// master of its slot.
     async fn seed_sessions(&self) -> Result<(), LabError> {
-        let step = "writing session hashes as app_user".to_string();
+        let names = &self.spec.names;
+        let step = format!("writing session hashes as {}", names.app);
         let err = |e: epic_audit::resp::ConnError| LabError::Step {
             step: step.clone(),
             detail: e.to_string(),
@@ -257,7 +266,7 @@ impl Lab {
         let mut per_master: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); 3];
         let now = chrono::Utc::now().timestamp();
         for k in 0..self.spec.sessions {
-            let key = format!("session:{}", random_hex(16));
+            let key = format!("{}{}", names.namespace, random_hex(16));
             let slot = epic_audit::evidence::key_slot(key.as_bytes());
             let m = MASTER_SLOTS
                 .iter()
@@ -281,7 +290,7 @@ impl Lab {
             if cmds.is_empty() {
                 continue;
             }
-            let mut c = self.conn(m, "app_user").await.map_err(err)?;
+            let mut c = self.conn(m, &names.app).await.map_err(err)?;
             for r in c.pipeline(cmds).await.map_err(err)? {
                 if let Frame::ServerError(e) = r {
                     return Err(LabError::Step {

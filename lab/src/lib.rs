@@ -29,9 +29,52 @@ use epic_audit::tls::TlsClient;
 use files::{random_hex, write_private, PKI};
 use process::{find_redis_server, gone, reap, stop_nodes, stop_services};
 
-/// The users of the lab's ACL: the seed architecture's three, and the
-/// least-privilege `auditor` the audit connects as.
+/// The users of the standard lab's ACL: the seed architecture's three, and
+/// the least-privilege `auditor` the audit connects as.
 pub const USERS: [&str; 4] = ["admin_user", "app_user", "auditor", "dev_user"];
+
+/// The names a lab's ACL and data use. The standard lab uses the seed
+/// architecture's; a test renames all of them (other users, another session
+/// namespace) to prove the audit assumes none of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabNames {
+    /// The emergency administrator (`~* &* +@all`); replication, the
+    /// exporters and the lab's own set-up use it.
+    pub admin: String,
+    /// The application user (`~<namespace>*`, no admin or dangerous command).
+    pub app: String,
+    /// The read-only developer (`~*`, `+@read`).
+    pub dev: String,
+    /// The least-privilege audit user (`epic-audit print-acl`'s rules).
+    pub auditor: String,
+    /// Session keys are `<namespace><32 hex digits>`; the application user
+    /// and the auditor's TTL scan get `<namespace>*`.
+    pub namespace: String,
+}
+
+impl Default for LabNames {
+    fn default() -> Self {
+        LabNames {
+            admin: USERS[0].into(),
+            app: USERS[1].into(),
+            auditor: USERS[2].into(),
+            dev: USERS[3].into(),
+            namespace: "session:".into(),
+        }
+    }
+}
+
+impl LabNames {
+    /// Every user of the ACL but `default` (which is off).
+    pub fn users(&self) -> [&str; 4] {
+        [&self.admin, &self.app, &self.auditor, &self.dev]
+    }
+
+    /// The session-key glob (`<namespace>*`).
+    pub fn session_pattern(&self) -> String {
+        format!("{}*", self.namespace)
+    }
+}
 
 /// Slot ranges of the three masters.
 pub const MASTER_SLOTS: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
@@ -92,8 +135,11 @@ pub struct LabSpec {
     pub ips: Vec<Ipv4Addr>,
     /// TLS port of every node (each on its own address); bus = port + 10000.
     pub port: u16,
-    /// Number of `session:<id>` hashes to write as app_user.
+    /// Number of session hashes (`<namespace><id>`) to write as the
+    /// application user.
     pub sessions: usize,
+    /// User names and session namespace.
+    pub names: LabNames,
     /// `cluster-node-timeout` in ms.
     pub node_timeout_ms: u64,
     /// Kill the redis processes when the thread that started them exits
@@ -137,6 +183,7 @@ impl LabSpec {
             ips: default_ips(),
             port: 6379,
             sessions: 200,
+            names: LabNames::default(),
             node_timeout_ms: 5000,
             die_with_parent: false,
             extra_conf: Vec::new(),
@@ -247,7 +294,9 @@ impl Lab {
         for (name, data) in PKI {
             write_private(&pki.join(name), data)?;
         }
-        let passwords: BTreeMap<String, Secret> = USERS
+        let passwords: BTreeMap<String, Secret> = spec
+            .names
+            .users()
             .iter()
             .map(|u| (u.to_string(), Secret::new(random_hex(24))))
             .collect();
@@ -261,7 +310,7 @@ impl Lab {
             step: "creating the lab's signing key".into(),
             detail: e.to_string(),
         })?;
-        let acl = acl_file(&passwords);
+        let acl = acl_file(&spec.names, &passwords);
         let mut lab = Lab {
             state: LabState {
                 port: spec.port,
@@ -361,7 +410,7 @@ impl Lab {
 
     /// An admin connection to node `i` (lab set-up and test variants).
     pub async fn admin(&self, i: usize) -> Result<RedisConn, epic_audit::resp::ConnError> {
-        self.conn(i, "admin_user").await
+        self.conn(i, &self.spec.names.admin).await
     }
     /// Kills node `i` (SIGKILL) to simulate a dead node.
     pub fn kill_node(&self, i: usize) {

@@ -96,7 +96,7 @@ impl Lab {
     }
 
     /// Starts one prometheus-redis-exporter per node (TLS with the client
-    /// certificate, as admin_user; the password goes through the
+    /// certificate, as the lab's admin user; the password goes through the
     /// environment, never the command line) and waits until each answers.
     pub(crate) async fn start_exporters(&mut self, pki: &Path) -> Result<(), LabError> {
         let bin = [
@@ -114,7 +114,7 @@ impl Lab {
             let mut cmd = Command::new(&bin);
             cmd.arg("-redis.addr")
                 .arg(format!("rediss://{}", self.spec.addr(i)))
-                .args(["-redis.user", "admin_user"])
+                .args(["-redis.user", &self.spec.names.admin])
                 .arg("-tls-ca-cert-file")
                 .arg(pki.join("ca.crt"))
                 .arg("-tls-client-cert-file")
@@ -122,7 +122,10 @@ impl Lab {
                 .arg("-tls-client-key-file")
                 .arg(pki.join("client.key"))
                 .args(["-web.listen-address", &listen])
-                .env("REDIS_PASSWORD", self.passwords["admin_user"].expose())
+                .env(
+                    "REDIS_PASSWORD",
+                    self.passwords[&self.spec.names.admin].expose(),
+                )
                 .current_dir(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

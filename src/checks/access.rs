@@ -17,8 +17,9 @@ fingerprints), ACL LOG (counts by reason and user only). Read-only.";
 
 const DRYRUN_METHOD: &str = "On every node: COMMAND (flags and ACL categories of every command \
 and subcommand), then ACL DRYRUN <user> <command> <args> for each of them, with arguments that \
-satisfy the arity and the sample keys session:epic-audit-dryrun (inside the session namespace) \
-and epic-audit-dryrun:outside at the key positions. DRYRUN evaluates permissions without \
+satisfy the arity and, at the key positions, sample keys made from the user's key patterns in \
+the policy and in its own grants (`*` = epic-audit-dryrun) plus one key outside every pattern \
+the policy allows (the keys are recorded per user). DRYRUN evaluates permissions without \
 executing anything. Commands in a denied category or with a denied flag must be denied; \
 commands in an allowed category must be allowed on a permitted key (positive control); keys \
 outside the user's patterns must be denied. DRYRUN ignores the on/off flag, so it never proves \

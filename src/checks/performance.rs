@@ -16,9 +16,13 @@ pub struct P99Params {
     /// Fewer measured operations than this cannot decide.
     #[serde(default = "min_samples")]
     pub min_samples: u64,
-    /// Workload setting (see `probes::latency::LatencySettings`).
+    /// The application user the load runs as (its password must be
+    /// configured in the environment). Required: no user name is assumed.
+    pub user: String,
+    /// Glob the probe keys are made from (`*` = `epic-audit-probe:{tag}:N`);
+    /// default: the session pattern of the policy's TTL check (DATA-005).
     #[serde(default)]
-    pub user: Option<String>,
+    pub key_pattern: Option<String>,
     /// Workload setting (see `probes::latency::LatencySettings`).
     #[serde(default)]
     pub rate_per_master: Option<u32>,
@@ -60,8 +64,8 @@ pub fn rules() -> Vec<Rule> {
         &[ProbeId::Latency],
         "On every master serving slots, concurrently: one dedicated TLS connection as the application \
          user (handshake timed separately); an open-loop load at a fixed rate (alternating HGETALL and \
-         HSET+EXPIRE on probe-only keys session:epic-audit-probe:{tag}:N, hash-tagged to that master, TTL \
-         60 s, deleted afterwards and on Ctrl-C), after a discarded warm-up; latency measured from each \
+         HSET+EXPIRE on probe-only keys inside the session pattern, `*` = epic-audit-probe:{tag}:N, hash-tagged \
+         to that master, with a short TTL, deleted afterwards and on Ctrl-C), after a discarded warm-up; latency measured from each \
          operation's intended send time so stalls are not hidden (coordinated omission), in an \
          HdrHistogram; raw latency from the actual send kept beside it; INFO commandstats deltas and \
          INFO latencystats give the server-side time.",

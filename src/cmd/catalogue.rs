@@ -117,11 +117,7 @@ fn textwrap(s: &str, width: usize) -> String {
 /// The `user NAME ...` line of the least-privilege audit user for
 /// `policy` (its session patterns), with a comment saying how to use it.
 pub fn print_acl(policy: &Policy, user: &str) -> String {
-    let selected = policy.select(&[], &[]).unwrap_or_default();
-    let patterns: Vec<String> = crate::engine::probe_inputs(&selected)
-        .sessions
-        .map(|s| vec![s.pattern])
-        .unwrap_or_default();
+    let patterns: Vec<String> = crate::engine::session_pattern(policy).into_iter().collect();
     format!(
         "# The least-privilege user epic-audit audits as (read-only; see `epic-audit print-acl --help`).\n\
          # Replace PASSWORD_SHA256 with the SHA-256 of its password (printf %s \"$PW\" | sha256sum),\n\

@@ -70,7 +70,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         user,
         password,
         credentials,
-        inputs: engine::probe_inputs(&selected),
+        inputs: engine::probe_inputs(&policy, &selected),
         topology: Default::default(),
         monitoring: env.monitoring.clone(),
         session_salt: crate::probes::data::RunSalt::random().map_err(|e| {

@@ -119,12 +119,17 @@ pub fn acl_key_patterns(keys: &str) -> Vec<String> {
 /// `?` and a class their first allowed character. None when the result
 /// does not match (an unusual class).
 pub fn sample_key(pattern: &str) -> Option<String> {
+    sample_key_with(pattern, SAMPLE_WORD)
+}
+
+/// [`sample_key`] with `word` for every `*` (e.g. a probe key's own name).
+pub fn sample_key_with(pattern: &str, word: &str) -> Option<String> {
     let b = pattern.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'*' => out.extend_from_slice(SAMPLE_WORD.as_bytes()),
+            b'*' => out.extend_from_slice(word.as_bytes()),
             b'?' => out.push(b'x'),
             b'\\' if i + 1 < b.len() => {
                 out.push(b[i + 1]);

@@ -17,29 +17,30 @@ pub struct DataNodeView {
     pub replication: BTreeMap<String, String>,
 }
 
-/// Session-scan settings, from the TTL check's parameters.
+/// Session-scan settings, from the TTL check's parameters. The pattern and
+/// the TTL limit are the policy's to say: nothing is assumed about a
+/// cluster's key namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct SessionScanSettings {
     /// SCAN MATCH pattern of session keys.
     pub pattern: String,
     /// Longest allowed TTL (automatic logoff), seconds.
     pub max_ttl_s: i64,
     /// Keys examined per master at most (then the scan is a sample).
+    #[serde(default = "default_cap_per_master")]
     pub cap_per_master: u64,
     /// SCAN COUNT per call.
+    #[serde(default = "default_scan_count")]
     pub scan_count: u64,
 }
 
-impl Default for SessionScanSettings {
-    fn default() -> Self {
-        SessionScanSettings {
-            pattern: "session:*".into(),
-            max_ttl_s: 1800,
-            cap_per_master: 100_000,
-            scan_count: 1000,
-        }
-    }
+fn default_cap_per_master() -> u64 {
+    100_000
+}
+
+fn default_scan_count() -> u64 {
+    1000
 }
 
 /// What the session scan found on one master. Key names appear only as

@@ -9,8 +9,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct LatencySettings {
-    /// User the load runs as (the application's).
+    /// User the load runs as (the application's; PERF-001's `user`).
     pub user: String,
+    /// Glob the probe's keys are made from: `*` becomes
+    /// `epic-audit-probe:{tag}:N`. PERF-001's `key_pattern`, else the
+    /// session pattern of the policy's TTL check (DATA-005), so the keys
+    /// fall inside the application user's key patterns.
+    pub key_pattern: String,
     /// Operations per second per master.
     pub rate_per_master: u32,
     /// Measured duration.
@@ -39,7 +44,8 @@ pub struct LatencySettings {
 impl Default for LatencySettings {
     fn default() -> Self {
         LatencySettings {
-            user: "app_user".into(),
+            user: String::new(),
+            key_pattern: String::new(),
             rate_per_master: 1000,
             duration_ms: 5000,
             warmup_ms: 1000,

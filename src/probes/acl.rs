@@ -18,7 +18,7 @@ use crate::config::NodeAddr;
 use crate::evidence::{
     dryrun_sample_keys, AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult,
     CommandInfo, CommandTable, DryRunError, Evidence, Observation, Observed, ProbeFailure, ProbeId,
-    UserAuth, DRYRUN_KEYS,
+    UserAuth,
 };
 use crate::resp::{as_text, describe, error_text, map_pairs, Frame, RedisConn};
 
@@ -93,11 +93,10 @@ fn method(user: &str) -> String {
         "As {user} over TLS: ACL USERS, ACL LIST, ACL GETUSER, ACL LOG, COMMAND; ACL DRYRUN for every \
          command and subcommand per swept user with sample keys made from the policy's key patterns for \
          that user, from every key pattern Redis grants it (root and selectors; recorded per user in \
-         dryrun_keys), and one outside the policy's patterns (legacy evidence: {} and {}) (DRYRUN never executes); \
+         dryrun_keys), and one outside the policy's patterns (DRYRUN never executes); \
          key positions from COMMAND GETKEYS; the policy's cases via ACL DRYRUN; live logins: PING \
          unauthenticated, AUTH default <random> (adds one `auth` entry to ACL LOG), AUTH + ACL WHOAMI \
-         (or CLIENT INFO) for each configured user",
-        DRYRUN_KEYS[0], DRYRUN_KEYS[1]
+         (or CLIENT INFO) for each configured user"
     )
 }
 
@@ -434,9 +433,13 @@ fn fill(template: &[String], key: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The key COMMAND GETKEYS is asked to find (it touches no key, so any
+/// name does; this one cannot be mistaken for a real key).
+const GETKEYS_MARK: &str = "epic-audit-getkeys-marker";
+
 fn getkeys(template: &[String]) -> Vec<Vec<u8>> {
     let mut full = words(&["COMMAND", "GETKEYS"]);
-    full.extend(fill(template, DRYRUN_KEYS[0]));
+    full.extend(fill(template, GETKEYS_MARK));
     full
 }
 
@@ -497,7 +500,7 @@ async fn key_templates(
             .await?;
         for ((i, t), reply) in retry.into_iter().zip(&round2) {
             let ok = string_list(reply)
-                .is_some_and(|keys| !keys.is_empty() && keys.iter().all(|k| k == DRYRUN_KEYS[0]));
+                .is_some_and(|keys| !keys.is_empty() && keys.iter().all(|k| k == GETKEYS_MARK));
             if ok {
                 out[i].1 = t;
             }

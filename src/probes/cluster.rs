@@ -23,7 +23,7 @@ use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame, R
 /// empty and nested braces, non-ASCII). Never real session keys.
 pub const SAMPLE_KEYS: &[&str] = &[
     "123456789",
-    "session:epic-audit-sample-0001",
+    "epic-audit-sample:0001",
     "{user1000}.following",
     "{user1000}.followers",
     "foo{}{bar}",

@@ -294,7 +294,17 @@ impl Probe for SessionScanProbe {
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
-            let s = ctx.inputs.sessions.clone().unwrap_or_default();
+            let Some(s) = ctx.inputs.sessions.clone() else {
+                return vec![Evidence::not_observed(
+                    ProbeId::Sessions,
+                    "cluster",
+                    "SCAN on every master",
+                    ProbeFailure::new(
+                        "not_run",
+                        "no session-TTL check with a key pattern is selected",
+                    ),
+                )];
+            };
             let masters: Vec<NodeAddr> = ctx
                 .topology
                 .masters

@@ -3,9 +3,9 @@
 //! that stalls are not hidden (coordinated omission), in HdrHistograms.
 //!
 //! Safety: it runs as the application user (the production ACL path) on one
-//! dedicated connection per master, touches only keys under
-//! [`KEY_PREFIX`] with a hash tag that maps them to the master being
-//! measured (no MOVED), gives them a short TTL, deletes them at the end,
+//! dedicated connection per master, touches only keys made from the
+//! session pattern with `*` = `epic-audit-probe:{tag}:N` ([`probe_keys`]),
+//! whose hash tag maps them to the master being measured (no MOVED), gives them a short TTL, deletes them at the end,
 //! also after an error, and from the Ctrl-C handler ([`cleanup_pending`]).
 //! Total operations and duration are capped by the policy, and two latency
 //! probes never run at once in one process.
@@ -31,9 +31,9 @@ use crate::resp::{as_text, encode_command, error_text, parse_info, Frame, ReadEr
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
-/// Every key the probe writes starts with this (inside the session
-/// namespace, so the application user's ACL path is the one measured).
-pub const KEY_PREFIX: &str = "session:epic-audit-probe:";
+/// What a probe key's `*` becomes (before the hash tag and number), so
+/// its keys are recognisable in any namespace.
+pub const KEY_WORD: &str = "epic-audit-probe";
 
 /// The open-loop schedule: operation `i` is due at `i * interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,12 +201,48 @@ impl Recorder {
     }
 }
 
-/// A hash tag whose slot belongs to `ranges`.
-pub fn tag_for(ranges: &[SlotRange], seed: &str) -> Option<String> {
-    (0..100_000).map(|i| format!("{seed}{i}")).find(|t| {
-        let s = crate::evidence::key_slot(format!("{{{t}}}").as_bytes());
+/// The `count` probe keys for one master: `pattern` (the session glob)
+/// with `*` = `epic-audit-probe:{epic-audit-I}:N`, for the first I whose
+/// keys all hash to a slot in `ranges`. Returns the hash tag and the keys,
+/// or why none exist (the pattern has no `*`, or pins every key to one
+/// slot with a hash tag of its own that another master serves).
+pub fn probe_keys(
+    pattern: &str,
+    ranges: &[SlotRange],
+    count: u32,
+) -> Result<(String, Vec<String>), String> {
+    let make = |tag: &str, n: u32| {
+        crate::evidence::sample_key_with(pattern, &format!("{KEY_WORD}:{{{tag}}}:{n}"))
+    };
+    let slot = |k: &str| crate::evidence::key_slot(k.as_bytes());
+    let ours = |k: &str| {
+        let s = slot(k);
         ranges.iter().any(|r| (r.start..=r.end).contains(&s))
-    })
+    };
+    let (Some(a), Some(b)) = (make("epic-audit-0", 0), make("epic-audit-0", 1)) else {
+        return Err(format!(
+            "no key matches the session pattern {pattern:?}: set PERF-001's key_pattern to a glob with a `*`"
+        ));
+    };
+    if a == b {
+        return Err(format!(
+            "the session pattern {pattern:?} has no `*`, so distinct probe keys cannot be made inside it: \
+             set PERF-001's key_pattern to a glob with a `*` that the application user may write"
+        ));
+    }
+    let pinned = make("epic-audit-1", 0).is_some_and(|c| slot(&c) == slot(&a));
+    for i in 0..if pinned { 1 } else { 100_000 } {
+        let tag = format!("epic-audit-{i}");
+        let keys: Option<Vec<String>> = (0..count.max(1)).map(|n| make(&tag, n)).collect();
+        if let Some(keys) = keys.filter(|k| k.iter().all(|k| ours(k))) {
+            return Ok((tag, keys));
+        }
+    }
+    Err(format!(
+        "the session pattern {pattern:?} has a hash tag of its own, so every probe key hashes to slot {}, \
+         which this master does not serve: set PERF-001's key_pattern (or `masters`) accordingly",
+        slot(&a)
+    ))
 }
 
 /// Keys still to delete if the run is interrupted.
@@ -480,15 +516,8 @@ async fn measure(
         .get(&settings.user)
         .cloned()
         .ok_or_else(|| fail("config", format!("no password reference for {} in the environment: the load runs as the application user", settings.user)))?;
-    let tag = tag_for(ranges, "epic-audit-").ok_or_else(|| {
-        fail(
-            "config",
-            format!("no hash tag maps to the slots of {master}"),
-        )
-    })?;
-    let keys: Vec<String> = (0..settings.keys.max(1))
-        .map(|n| format!("{KEY_PREFIX}{{{tag}}}:{n}"))
-        .collect();
+    let (tag, keys) =
+        probe_keys(&settings.key_pattern, ranges, settings.keys).map_err(|m| fail("config", m))?;
     let mut admin =
         RedisConn::connect_as(master, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
     let before = commandstats(&mut admin).await?;
@@ -798,10 +827,12 @@ impl Probe for LatencyProbe {
             };
             let method = format!(
                 "{lp}, {} ops/s per master for {} ms after a {} ms warm-up (cap {} ops): HGETALL, with every {}th \
-                 operation HSET+EXPIRE instead (0: none), on {} keys {KEY_PREFIX}{{tag}}:N (TTL {} s, deleted afterwards) as {}, on one dedicated TLS \
+                 operation HSET+EXPIRE instead (0: none), on {} keys {:?} with * = {KEY_WORD}:{{tag}}:N, the tag hashing to that master \
+                 (TTL {} s, deleted afterwards) as {}, on one dedicated TLS \
                  connection per master; latency from the intended send time (HdrHistogram, µs, 3 significant figures); \
                  INFO commandstats/latencystats as {} for the server side",
-                settings.rate_per_master, settings.duration_ms, settings.warmup_ms, settings.max_ops, settings.write_every, settings.keys, settings.key_ttl_s, settings.user, ctx.user
+                settings.rate_per_master, settings.duration_ms, settings.warmup_ms, settings.max_ops, settings.write_every, settings.keys,
+                settings.key_pattern, settings.key_ttl_s, settings.user, ctx.user
             );
             let failure_for_all = |message: String| -> Vec<Evidence> {
                 let subjects: Vec<String> = if masters.is_empty() {
@@ -830,9 +861,18 @@ impl Probe for LatencyProbe {
                         .into(),
                 );
             }
-            if masters.is_empty() {
+            let unset = if settings.user.is_empty() {
+                Some("PERF-001 names no `user` to run the load as (the application user)")
+            } else if settings.key_pattern.is_empty() {
+                Some("no session key pattern to write the probe keys under: set PERF-001's `key_pattern`, or DATA-005's `pattern`, in the policy")
+            } else if masters.is_empty() {
+                Some("discovery found no master serving slots")
+            } else {
+                None
+            };
+            if let Some(why) = unset {
                 RUNNING.store(false, Ordering::SeqCst);
-                return failure_for_all("discovery found no master serving slots".into());
+                return failure_for_all(why.into());
             }
             let budget = Duration::from_millis(settings.warmup_ms + settings.duration_ms)
                 + ctx.timeouts.probe();
@@ -964,15 +1004,37 @@ mod tests {
     }
 
     #[test]
-    fn hash_tags_land_on_the_master() {
+    fn probe_keys_follow_the_session_pattern_and_land_on_the_master() {
         let ranges = [SlotRange {
             start: 5461,
             end: 10922,
         }];
-        let t = tag_for(&ranges, "epic-audit-").unwrap();
-        let key = format!("{KEY_PREFIX}{{{t}}}:7");
-        let slot = crate::evidence::key_slot(key.as_bytes());
-        assert!((5461..=10922).contains(&slot), "{key} -> {slot}");
-        assert!(key.starts_with("session:"));
+        for (pattern, prefix) in [
+            ("session:*", "session:epic-audit-probe:{"),
+            ("sess:*", "sess:epic-audit-probe:{"),
+            ("app[12]:s:*", "app1:s:epic-audit-probe:{"),
+        ] {
+            let (tag, keys) = probe_keys(pattern, &ranges, 5).unwrap();
+            assert_eq!(keys.len(), 5);
+            for (n, key) in keys.iter().enumerate() {
+                assert!(key.starts_with(prefix) && key.contains(&tag), "{key}");
+                assert!(key.ends_with(&format!(":{n}")), "{key}");
+                assert!(crate::evidence::glob(pattern, key), "{pattern} {key}");
+                let slot = crate::evidence::key_slot(key.as_bytes());
+                assert!((5461..=10922).contains(&slot), "{key} -> {slot}");
+            }
+        }
+        // No `*`: every key would be the same one.
+        assert!(probe_keys("sess:current", &ranges, 5)
+            .unwrap_err()
+            .contains("has no `*`"));
+        // A hash tag in the pattern pins the slot: {a} is slot 15495.
+        let e = probe_keys("{a}:*", &ranges, 5).unwrap_err();
+        assert!(e.contains("slot 15495"), "{e}");
+        let high = [SlotRange {
+            start: 10923,
+            end: 16383,
+        }];
+        assert!(probe_keys("{a}:*", &high, 5).is_ok());
     }
 }

@@ -47,19 +47,20 @@ impl TestLab {
     /// Writes a config for this lab (environment `t`) and returns its path.
     pub fn config(&self, extra_seeds: &[String], timeouts: (u64, u64, u64)) -> PathBuf {
         let dir = self.lab.spec.dir.display().to_string();
+        let auditor = &self.lab.spec.names.auditor;
         let mut seeds: Vec<String> = vec![format!("\"{}\"", self.lab.spec.addr(0))];
         seeds.extend(extra_seeds.iter().map(|s| format!("\"{s}\"")));
         let text = format!(
             r#"[environments.t]
 seeds = [{seeds}]
-audit_user = "auditor"
+audit_user = "{auditor}"
 signing_key = "{dir}/signing/epic-audit-signing.key"
 [environments.t.tls]
 ca = "{dir}/pki/ca.crt"
 client_cert = "{dir}/pki/client.crt"
 client_key = "{dir}/pki/client.key"
-[environments.t.users.auditor]
-password_file = "{dir}/secrets/auditor.pass"
+[environments.t.users.{auditor}]
+password_file = "{dir}/secrets/{auditor}.pass"
 [environments.t.timeouts]
 connect_ms = {c}
 command_ms = {m}
@@ -108,6 +109,18 @@ node_ip_map = {{ {map} }}
         );
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Adds password references for `users` (lab users) to the config.
+    pub fn add_users(&self, cfg: &Path, users: &[&str]) {
+        let mut text = std::fs::read_to_string(cfg).unwrap();
+        for u in users {
+            text.push_str(&format!(
+                "[environments.t.users.{u}]\npassword_file = \"{}/secrets/{u}.pass\"\n",
+                self.lab.spec.dir.display()
+            ));
+        }
+        std::fs::write(cfg, text).unwrap();
     }
 
     pub fn out(&self, name: &str) -> PathBuf {
