@@ -7,6 +7,7 @@
 //! ```text
 //! runs/<run-dir>/...     each run directory, byte for byte (with its own manifest)
 //! history.json           per check: outcome in every run, first failure, fix date
+//! safeguards.json        per HIPAA provision: its status in every run (same rules as each report)
 //! waivers.json           waivers in force during the quarter, and what they waived
 //! export.json            environment, quarter, runs, how each was verified, exclusions
 //! index.html             the above for people (self-contained)
@@ -121,7 +122,7 @@ pub struct CheckHistory {
     /// Title (from the latest run).
     pub title: String,
     /// HIPAA citations.
-    pub hipaa: Vec<String>,
+    pub hipaa: Vec<crate::hipaa::Citation>,
     /// Outcome per run, in run order (`not run` where it was not selected).
     pub outcomes: Vec<String>,
     /// First run (id, start) in which it failed.
@@ -293,6 +294,7 @@ pub fn export(
     let reports: Vec<&Report> = ok.iter().filter_map(|(_, r, _)| r.as_ref()).collect();
     let runs: Vec<RunEntry> = ok.iter().map(|(e, _, _)| e.clone()).collect();
     let history = history(&reports);
+    let safeguards = safeguard_history(&reports);
     let waivers = waiver_uses(&reports);
     let root = format!("epic-audit-{env}-{quarter}");
 
@@ -336,12 +338,26 @@ pub fn export(
         json(&serde_json::to_value(&history).expect("serialises")),
     ));
     files.push((
+        "safeguards.json".into(),
+        json(&serde_json::to_value(&safeguards).expect("serialises")),
+    ));
+    files.push((
         "waivers.json".into(),
         json(&serde_json::to_value(&waivers).expect("serialises")),
     ));
     files.push((
         "index.html".into(),
-        index_html(env, quarter, now, &runs, &excluded, &history, &waivers).into_bytes(),
+        index_html(
+            env,
+            quarter,
+            now,
+            &runs,
+            &excluded,
+            &history,
+            &safeguards,
+            &waivers,
+        )
+        .into_bytes(),
     ));
     let digests: Vec<(String, String)> = run_files
         .iter()
@@ -684,6 +700,65 @@ pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified
     Ok(ArchiveVerified { outer, runs })
 }
 
+/// One HIPAA provision across the quarter.
+#[derive(Debug, Clone, Serialize)]
+pub struct SafeguardHistory {
+    /// `164.312(e)(1)`.
+    pub reference: String,
+    /// Its heading.
+    pub title: String,
+    /// `administrative` or `technical`.
+    pub safeguard: String,
+    /// `Required`, `Addressable` or `Standard`.
+    pub specification: String,
+    /// Status per run, in run order, in the reports' words (`not cited`
+    /// where no selected check cited it).
+    pub statuses: Vec<String>,
+    /// Why, in the last run that cited it.
+    pub last_reasons: Vec<String>,
+    /// What remains for a person to assess.
+    pub manual: String,
+}
+
+/// Per HIPAA provision, its status in every run ([`crate::report::safeguards`]).
+pub fn safeguard_history(reports: &[&Report]) -> Vec<SafeguardHistory> {
+    let per_run: Vec<Vec<crate::report::safeguards::Row>> = reports
+        .iter()
+        .map(|r| crate::report::safeguards::rows(r))
+        .collect();
+    let mut refs: BTreeSet<String> = BTreeSet::new();
+    for rows in &per_run {
+        refs.extend(rows.iter().map(|r| r.reference.clone()));
+    }
+    refs.into_iter()
+        .map(|reference| {
+            let mut h = SafeguardHistory {
+                reference: reference.clone(),
+                title: String::new(),
+                safeguard: String::new(),
+                specification: String::new(),
+                statuses: Vec::new(),
+                last_reasons: Vec::new(),
+                manual: String::new(),
+            };
+            for rows in &per_run {
+                match rows.iter().find(|r| r.reference == reference) {
+                    None => h.statuses.push("not cited".into()),
+                    Some(r) => {
+                        h.title = r.title.clone();
+                        h.safeguard = r.safeguard_label().into();
+                        h.specification = r.specification_label().into();
+                        h.statuses.push(r.status.label().into());
+                        h.last_reasons = r.reasons.clone();
+                        h.manual = r.manual.clone();
+                    }
+                }
+            }
+            h
+        })
+        .collect()
+}
+
 /// Per check, its outcome in every run, in run order.
 pub fn history(reports: &[&Report]) -> Vec<CheckHistory> {
     let mut order: Vec<String> = Vec::new();
@@ -790,6 +865,7 @@ fn index_html(
     runs: &[RunEntry],
     excluded: &[RunEntry],
     history: &[CheckHistory],
+    safeguards: &[SafeguardHistory],
     waivers: &[WaiverUse],
 ) -> String {
     let mut o = String::new();
@@ -798,7 +874,8 @@ fn index_html(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>epic-audit {e} {quarter}</title>\
 <style>body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}}table{{border-collapse:collapse;margin:1em 0}}\
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left}}.pass{{background:#dfd}}.fail{{background:#fcc}}\
-.error{{background:#fec}}.warn{{background:#ffc}}.waived{{background:#def}}.skip,.notrun{{color:#888}}</style></head><body>\
+.error{{background:#fec}}.warn{{background:#ffc}}.waived{{background:#def}}.skip,.notrun{{color:#888}}\
+.satisfied{{background:#dfd}}.notsatisfied{{background:#fcc}}.notassessed{{background:#fec}}.manual{{background:#eee}}</style></head><body>\
 <h1>HIPAA evidence export: {e}, {quarter}</h1>\
 <p>{n} signed run(s) from {from} to {to} (UTC), each verified before export; generated {now}. \
 Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</code>.</p>",
@@ -829,6 +906,41 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
         }
         o.push_str("</ul>");
     }
+    let _ = write!(
+        o,
+        "<h2>HIPAA safeguards</h2><p>{}</p><table><tr><th>provision</th><th>safeguard</th><th>R/A</th>",
+        esc(crate::report::safeguards::PREAMBLE)
+    );
+    for r in runs {
+        let _ = write!(o, "<th>{}</th>", day(&r.started_at));
+    }
+    o.push_str("<th>last run: why</th><th>remains manual</th></tr>");
+    for h in safeguards {
+        let _ = write!(
+            o,
+            "<tr><td>{r} {t}</td><td>{k}</td><td>{s}</td>",
+            r = esc(&h.reference),
+            t = esc(&h.title),
+            k = esc(&h.safeguard),
+            s = esc(&h.specification)
+        );
+        for st in &h.statuses {
+            let class = match st.as_str() {
+                x if x.starts_with("satisfied") => "satisfied",
+                "not satisfied" => "notsatisfied",
+                "not assessed" => "notassessed",
+                _ => "manual",
+            };
+            let _ = write!(o, "<td class=\"{class}\">{}</td>", esc(st));
+        }
+        let _ = write!(
+            o,
+            "<td>{}</td><td>{}</td></tr>",
+            esc(&h.last_reasons.join("; ")),
+            esc(&h.manual)
+        );
+    }
+    o.push_str("</table>");
     o.push_str("<h2>Control history</h2><table><tr><th>check</th><th>HIPAA</th>");
     for r in runs {
         let _ = write!(o, "<th>{}</th>", day(&r.started_at));
@@ -840,7 +952,7 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
             "<tr><td title=\"{t}\">{id}</td><td>{hipaa}</td>",
             t = esc(&h.title),
             id = esc(&h.id),
-            hipaa = esc(&h.hipaa.join(", "))
+            hipaa = esc(&crate::hipaa::list(&h.hipaa))
         );
         for out in &h.outcomes {
             let _ = write!(

@@ -20,6 +20,7 @@ pub mod config;
 pub mod engine;
 pub mod evidence;
 pub mod export;
+pub mod hipaa;
 pub mod net;
 pub mod output;
 pub mod policy;

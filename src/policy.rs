@@ -136,8 +136,10 @@ pub struct CheckDef {
     pub severity: Severity,
     /// One-line summary.
     pub title: String,
-    /// 45 CFR references, e.g. `164.312(c)(1)`.
-    pub hipaa: Vec<String>,
+    /// 45 CFR references, each primary or supporting:
+    /// `[{ ref = "164.312(e)(1)", relation = "primary" }]` (a bare string
+    /// is primary). Empty for a service objective or hygiene check.
+    pub hipaa: Vec<crate::hipaa::Citation>,
     /// Rule name in the Rust registry.
     pub rule: String,
     /// Rule parameters.
@@ -262,8 +264,18 @@ impl Policy {
                     ))
                 })?;
                 rule.validate(&c.params).map_err(at)?;
-                if c.hipaa.is_empty() {
-                    return Err(at("hipaa must list at least one 45 CFR reference".into()));
+                let mut cited = BTreeSet::new();
+                for h in &c.hipaa {
+                    if crate::hipaa::provision(&h.reference).is_none() {
+                        return Err(at(format!(
+                            "hipaa cites `{}`, which is not a 45 CFR 164.308/164.312 provision epic-audit knows; known: {}",
+                            h.reference,
+                            crate::hipaa::PROVISIONS.iter().map(|p| p.reference).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                    if !cited.insert(h.reference.as_str()) {
+                        return Err(at(format!("hipaa cites `{}` twice", h.reference)));
+                    }
                 }
                 c.source = base.clone();
                 checks.push(c);
@@ -367,6 +379,29 @@ masters = 3
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 4") && e.contains("clustr"), "{e}");
+    }
+
+    #[test]
+    fn citations_must_be_known_provisions_cited_once_and_may_be_none() {
+        let e = one(&OK.replace("164.312(c)(1)", "164.312(e)(3)"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("164.312(e)(3)") && e.contains("CLU-900") && e.contains("known:"),
+            "{e}"
+        );
+        let twice = OK.replace(
+            r#"hipaa = ["164.312(c)(1)"]"#,
+            r#"hipaa = ["164.312(c)(1)", { ref = "164.312(c)(1)", relation = "supporting" }]"#,
+        );
+        assert!(one(&twice).unwrap_err().to_string().contains("twice"));
+        let none = one(&OK.replace(r#"hipaa = ["164.312(c)(1)"]"#, "hipaa = []")).unwrap();
+        assert!(none.checks[0].hipaa.is_empty());
+        let bad_relation = OK.replace(
+            r#"hipaa = ["164.312(c)(1)"]"#,
+            r#"hipaa = [{ ref = "164.312(c)(1)", relation = "main" }]"#,
+        );
+        assert!(one(&bad_relation).is_err());
     }
 
     #[test]

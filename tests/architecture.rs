@@ -245,3 +245,26 @@ fn the_audit_binary_holds_no_private_key_but_the_lab_binary_does() {
         .unwrap();
     assert_eq!(pem_private_keys(&key), vec![0]);
 }
+
+#[test]
+fn the_readme_table_cites_what_the_policy_cites() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let policy = epic_audit::policy::Policy::builtin().unwrap();
+    let mut rows = BTreeMap::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        if cells.len() == 4 && policy.get(cells[0]).is_some() {
+            rows.insert(cells[0].to_string(), cells[3].to_string());
+        }
+    }
+    assert_eq!(rows.len(), policy.checks.len(), "one README row per check");
+    for c in &policy.checks {
+        assert_eq!(
+            rows[&c.id],
+            epic_audit::hipaa::list(&c.hipaa),
+            "README's HIPAA column for {} differs from checks/*.toml",
+            c.id
+        );
+    }
+}

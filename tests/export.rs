@@ -174,6 +174,7 @@ fn a_quarter_is_exported_with_its_history_and_verifies() {
     for f in [
         "export.json",
         "history.json",
+        "safeguards.json",
         "waivers.json",
         "index.html",
         "manifest.dsse.json",
@@ -204,7 +205,47 @@ fn a_quarter_is_exported_with_its_history_and_verifies() {
         tls4["outcomes"],
         serde_json::json!(["waived", "waived", "pass"])
     );
+    // Per HIPAA provision, the status in each run, under the same rules and
+    // in the same words as each run's report: the waived TLS-004 failures
+    // leave transmission security not satisfied until the third run;
+    // administrative provisions are never satisfied by a scan.
+    let safeguards: Vec<Value> = serde_json::from_slice(&files["safeguards.json"]).unwrap();
+    let status = |r: &str| {
+        safeguards
+            .iter()
+            .find(|h| h["reference"] == r)
+            .unwrap_or_else(|| panic!("no {r}"))["statuses"]
+            .clone()
+    };
+    assert_eq!(
+        status("164.312(e)(1)"),
+        serde_json::json!([
+            "not satisfied",
+            "not satisfied",
+            "satisfied (automated, partial)"
+        ])
+    );
+    let manual = serde_json::json!([
+        "manual assessment required",
+        "manual assessment required",
+        "manual assessment required"
+    ]);
+    assert_eq!(status("164.308(a)(7)(i)"), manual);
     let index = String::from_utf8(files["index.html"].clone()).unwrap();
+    assert!(index.contains(
+        epic_audit::report::safeguards::PREAMBLE
+            .split(':')
+            .next()
+            .unwrap()
+    ));
+    let report = String::from_utf8(files["runs/20261001T000000Z/report.md"].clone()).unwrap();
+    for words in [
+        "not satisfied",
+        "manual assessment required",
+        "satisfied (automated, partial)",
+    ] {
+        assert!(index.contains(words) && report.contains(words), "{words}");
+    }
     assert!(
         index.contains("CHG-42"),
         "waivers are listed on the index page"

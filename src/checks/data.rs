@@ -249,7 +249,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
         _ => None,
     });
     let expected = format!(
-        "every key matching {} has a TTL <= {} s (automatic logoff) and is a hash; at least one such key exists",
+        "every key matching {} has a TTL <= {} s (automatic logoff, of the server-side session store only) and is a hash; at least one such key exists",
         p.pattern, p.max_ttl_s
     );
     // Keys found on any master: zero everywhere is no evidence at all.

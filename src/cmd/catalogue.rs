@@ -37,7 +37,7 @@ pub fn render_catalogue(p: &Policy, format: Format) -> String {
                     c.area.to_string(),
                     c.severity.to_string(),
                     title,
-                    c.hipaa.join(", ")
+                    crate::hipaa::list(&c.hipaa)
                 ));
             }
             s.push_str(&format!(
@@ -82,7 +82,7 @@ pub fn explain(c: &crate::policy::CheckDef) -> String {
         title = c.title,
         area = c.area,
         sev = c.severity,
-        hipaa = c.hipaa.join(", "),
+        hipaa = crate::hipaa::list(&c.hipaa),
         rule = c.rule,
         src = c.source,
         disabled = if c.enabled {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::{by_safeguard, needing_action, worst};
+use super::markdown::needing_action;
 use super::Report;
 use crate::checks::Outcome;
 
@@ -97,21 +97,56 @@ pub fn render(r: &Report) -> String {
             p.changed_observations
         );
     }
-    let _ = write!(o, "<h2>HIPAA safeguards (45 CFR)</h2><table><tr><th>safeguard</th><th>outcome</th><th>checks</th></tr>");
-    for (h, cs) in by_safeguard(r) {
-        let ids: Vec<String> = cs
-            .iter()
-            .map(|c| format!("{} {}", esc(&c.id), badge(c.outcome)))
-            .collect();
+    let _ = write!(
+        o,
+        "<h2>HIPAA safeguards (45 CFR)</h2><p>{}</p><table><tr><th>provision</th><th>safeguard</th><th>R/A</th>\
+         <th>status</th><th>primary checks</th><th>supporting checks</th><th>why</th><th>remains manual</th></tr>",
+        esc(super::safeguards::PREAMBLE)
+    );
+    for row in super::safeguards::rows(r) {
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(h),
-            badge(worst(&cs)),
-            ids.join(" ")
+            "<tr><td>{} {}</td><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&row.reference),
+            esc(&row.title),
+            row.safeguard_label(),
+            row.specification_label(),
+            esc(row.status.label()),
+            esc(&row.outcomes(crate::hipaa::Relation::Primary)),
+            esc(&row.outcomes(crate::hipaa::Relation::Supporting)),
+            esc(&row.reasons.join("; ")),
+            esc(&row.manual)
         );
     }
     let _ = write!(o, "</table>");
+    let _ = write!(o, "<h3>What was tested, and what remains manual</h3><ul>");
+    for row in super::safeguards::rows(r) {
+        let _ = write!(
+            o,
+            "<li><b>{} {}</b> ({}): {}",
+            esc(&row.reference),
+            esc(&row.title),
+            esc(row.status.label()),
+            esc(&row.manual)
+        );
+        if !row.tested.is_empty() {
+            let _ = write!(o, "<ul>");
+            for t in &row.tested {
+                let _ = write!(o, "<li>tested: {}</li>", esc(t));
+            }
+            let _ = write!(o, "</ul>");
+        }
+        let _ = write!(o, "</li>");
+    }
+    let _ = write!(o, "</ul>");
+    let uncited = super::safeguards::uncited(r);
+    if !uncited.is_empty() {
+        let _ = write!(
+            o,
+            "<p>Not a HIPAA safeguard (service objective or hygiene): {}.</p>",
+            esc(&uncited.join(", "))
+        );
+    }
     let action = needing_action(r);
     let _ = write!(o, "<h2>Findings that need action ({})</h2>", action.len());
     if action.is_empty() {
@@ -127,7 +162,7 @@ pub fn render(r: &Report) -> String {
             esc(&c.id),
             esc(&c.title),
             c.severity,
-            esc(&c.hipaa.join(", "))
+            esc(&crate::hipaa::list(&c.hipaa))
         );
         for s in c.subjects.iter().filter(|s| s.outcome != Outcome::Pass) {
             let _ = write!(

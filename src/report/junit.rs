@@ -58,7 +58,7 @@ pub fn render(r: &Report) -> String {
                 tc.set_system_out(&format!(
                     "severity: {}; HIPAA: {}\n{all}",
                     c.severity,
-                    c.hipaa.join(", ")
+                    crate::hipaa::list(&c.hipaa)
                 ));
                 tc
             })

@@ -2,7 +2,6 @@
 //! Markdown viewer. Grouped by HIPAA safeguard, with every finding that
 //! needs action shown with observed vs expected and the remediation.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{CheckResult, Report};
@@ -10,23 +9,6 @@ use crate::checks::Outcome;
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// Checks grouped by 45 CFR reference (a check appears under each of its
-/// references).
-pub fn by_safeguard(r: &Report) -> BTreeMap<&str, Vec<&CheckResult>> {
-    let mut m: BTreeMap<&str, Vec<&CheckResult>> = BTreeMap::new();
-    for c in &r.checks {
-        for h in &c.hipaa {
-            m.entry(h.as_str()).or_default().push(c);
-        }
-    }
-    m
-}
-
-/// The worst outcome of a group of checks.
-pub fn worst(cs: &[&CheckResult]) -> Outcome {
-    cs.iter().map(|c| c.outcome).max().unwrap_or(Outcome::Error)
 }
 
 /// Checks that need action, worst first.
@@ -128,15 +110,47 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "- Changed observations: {}\n", p.changed_observations);
     }
     let _ = writeln!(o, "## HIPAA safeguards (45 CFR)\n");
-    let _ = writeln!(o, "| safeguard | outcome | checks |");
-    let _ = writeln!(o, "|---|---|---|");
-    for (h, cs) in by_safeguard(r) {
-        let ids: Vec<String> = cs
-            .iter()
-            .map(|c| format!("{} {}", c.id, c.outcome))
-            .collect();
-        let _ = writeln!(o, "| {h} | {} | {} |", worst(&cs), ids.join(", "));
+    let _ = writeln!(o, "{}\n", super::safeguards::PREAMBLE);
+    let _ = writeln!(
+        o,
+        "| provision | safeguard | R/A | status | primary checks | supporting checks | why |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    let rows = super::safeguards::rows(r);
+    for row in &rows {
+        let _ = writeln!(
+            o,
+            "| {} {} | {} | {} | **{}** | {} | {} | {} |",
+            row.reference,
+            cell(&row.title),
+            row.safeguard_label(),
+            row.specification_label(),
+            row.status,
+            row.outcomes(crate::hipaa::Relation::Primary),
+            row.outcomes(crate::hipaa::Relation::Supporting),
+            cell(&row.reasons.join("; "))
+        );
     }
+    let uncited = super::safeguards::uncited(r);
+    if !uncited.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nNot a HIPAA safeguard (service objective or hygiene): {}.",
+            uncited.join(", ")
+        );
+    }
+    let _ = writeln!(o, "\n### What was tested, and what remains manual\n");
+    for row in &rows {
+        let _ = writeln!(
+            o,
+            "- **{} {}** ({}): {}",
+            row.reference, row.title, row.status, row.manual
+        );
+        for t in &row.tested {
+            let _ = writeln!(o, "  - tested: {t}");
+        }
+    }
+    let _ = writeln!(o);
 
     let action = needing_action(r);
     let _ = writeln!(o, "\n## Findings that need action ({})\n", action.len());
@@ -152,7 +166,7 @@ pub fn render(r: &Report) -> String {
             c.title,
             c.severity
         );
-        let _ = writeln!(o, "HIPAA: {}\n", c.hipaa.join(", "));
+        let _ = writeln!(o, "HIPAA: {}\n", crate::hipaa::list(&c.hipaa));
         let _ = writeln!(o, "| subject | outcome | observed | expected | finding |");
         let _ = writeln!(o, "|---|---|---|---|---|");
         for s in c.subjects.iter().filter(|s| s.outcome != Outcome::Pass) {

@@ -15,6 +15,7 @@ pub mod junit;
 pub mod markdown;
 pub mod oscal;
 pub mod prom;
+pub mod safeguards;
 pub mod terminal;
 
 /// Version of the report.json format.
@@ -125,8 +126,9 @@ pub struct CheckResult {
     pub severity: Severity,
     /// Title.
     pub title: String,
-    /// 45 CFR references.
-    pub hipaa: Vec<String>,
+    /// 45 CFR references, primary or supporting (none: a service
+    /// objective or hygiene).
+    pub hipaa: Vec<crate::hipaa::Citation>,
     /// Aggregate outcome.
     pub outcome: Outcome,
     /// Per-subject findings.

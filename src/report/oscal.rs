@@ -3,15 +3,23 @@
 //!
 //! - Every evidence item (one probe on one subject) is an observation,
 //!   collected when it was observed, pointing at `evidence.json`.
-//! - Every HIPAA citation the selected checks map to is a finding whose
-//!   target is that control: `satisfied` only when every check citing it
-//!   ran and passed (a warning or a waived failure included),
-//!   `not-satisfied` when any failed, could not be decided, or did not run
-//!   (not audited, or disabled in the policy): absence of evidence never
-//!   satisfies a control. The reason is `fail` when a check failed or
-//!   errored and `other` when checks only did not run.
-//!   The finding lists the checks and their failing subjects and relates
-//!   the observations of the probes those checks read.
+//! - Every HIPAA provision the selected checks cite gets a tool-scoped
+//!   objective in `local-definitions` (what this run tested for it, in this
+//!   environment, with the policy's parameters, and what remains manual),
+//!   with properties for coverage (partial), method (automated), safeguard
+//!   kind and Required/Addressable.
+//! - Findings target those objectives, never the provision itself, under
+//!   the rules of [`crate::hipaa`]: `satisfied` only for a technical
+//!   provision with a passed primary check and no primary check failed,
+//!   errored, not audited or waived; `not-satisfied` (`fail`) when a primary
+//!   check failed; `not-satisfied` (`other`) for a waived failure (the
+//!   waiver named) or when nothing primary decided ("not assessed").
+//!   Administrative provisions, and those cited only by supporting checks,
+//!   get no finding unless a primary check contradicts them: they are listed
+//!   in `reviewed-controls` as "supporting technical evidence only; manual
+//!   assessment required".
+//!   A finding lists the checks (class primary/supporting) and their
+//!   failing subjects and relates the observations of the probes they read.
 //!
 //! OSCAL control ids are tokens, so `164.312(e)(1)` becomes
 //! `hipaa-164.312-e-1`; the citation itself is kept in a property. UUIDs are
@@ -27,6 +35,7 @@ use sha2::{Digest, Sha256};
 use super::Report;
 use crate::checks::Outcome;
 use crate::evidence::{EvidenceSet, Observed};
+use crate::hipaa::Status;
 
 /// The OSCAL version the document declares.
 pub const OSCAL_VERSION: &str = "1.1.2";
@@ -66,6 +75,11 @@ pub fn control_id(citation: &str) -> String {
         }
     }
     s.trim_end_matches('-').to_string()
+}
+
+/// The id of the tool-scoped objective for a citation.
+pub fn objective_id(citation: &str) -> String {
+    format!("epic-audit-objective-{}", control_id(citation))
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -119,38 +133,79 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
         })
         .collect();
 
-    // Findings: one per HIPAA citation of the selected checks.
-    let mut by_control: BTreeMap<&str, Vec<&super::CheckResult>> = BTreeMap::new();
-    for c in &report.checks {
-        for h in &c.hipaa {
-            by_control.entry(h.as_str()).or_default().push(c);
-        }
-    }
-    let findings: Vec<Value> = by_control
+    // Findings: one per provision this run can conclude something about,
+    // targeting a tool-scoped objective (what was tested, not the whole
+    // provision); see crate::hipaa for the rules.
+    let rows = super::safeguards::rows(report);
+    let objectives: Vec<Value> = rows
         .iter()
-        .map(|(citation, checks)| {
-            let bad: Vec<&&super::CheckResult> = checks
-                .iter()
-                .filter(|c| matches!(c.outcome, Outcome::Fail | Outcome::Error))
-                .collect();
-            let not_run: Vec<&&super::CheckResult> = checks
-                .iter()
-                .filter(|c| matches!(c.outcome, Outcome::Incomplete | Outcome::Skip))
-                .collect();
-            let (state, reason) = match (bad.is_empty(), not_run.is_empty()) {
-                (true, true) => ("satisfied", "pass"),
-                (false, _) => ("not-satisfied", "fail"),
-                (true, false) => ("not-satisfied", "other"),
+        .map(|row| {
+            let mut prose = format!(
+                "Automated technical tests of the Redis Cluster `{env}` that support 45 CFR {} ({}), {} safeguard{}.",
+                row.reference,
+                row.title,
+                row.safeguard_label(),
+                match row.specification {
+                    Some(_) => format!(", {}", row.specification_label()),
+                    None => String::new(),
+                }
+            );
+            if row.tested.is_empty() {
+                prose.push_str(" No check tests it directly: supporting technical evidence only.");
+            } else {
+                prose.push_str(" Tested: ");
+                prose.push_str(&row.tested.join("; "));
+                prose.push('.');
+            }
+            prose.push(' ');
+            prose.push_str(&row.manual);
+            json!({
+                "control-id": control_id(&row.reference),
+                "description": format!("What epic-audit tested for 45 CFR {} in `{env}`", row.reference),
+                "props": [
+                    prop("coverage", "partial"),
+                    prop("assessment-method", "automated"),
+                    prop("safeguard", row.safeguard_label()),
+                    prop("specification", row.specification_label().to_lowercase()),
+                ],
+                "parts": [{
+                    "id": objective_id(&row.reference),
+                    "name": "objective",
+                    "ns": NS,
+                    "prose": prose,
+                }],
+            })
+        })
+        .collect();
+    let findings: Vec<Value> = rows
+        .iter()
+        .filter(|row| row.status != Status::ManualAssessment)
+        .map(|row| {
+            let (state, reason) = match row.status {
+                Status::Satisfied => ("satisfied", "pass"),
+                Status::NotSatisfied if row.primary.iter().any(|c| c.outcome == Outcome::Fail) => {
+                    ("not-satisfied", "fail")
+                }
+                _ => ("not-satisfied", "other"),
             };
-            let mut lines: Vec<String> = checks
-                .iter()
-                .map(|c| format!("{} ({}): {} — {}", c.id, c.severity, c.outcome, c.title))
-                .collect();
-            for c in &bad {
+            let checks: Vec<&super::CheckResult> =
+                row.primary.iter().chain(&row.supporting).copied().collect();
+            let mut lines = vec![format!(
+                "The technical checks performed ({}) support this safeguard partially: {}. {}",
+                row.primary
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                row.status,
+                row.manual
+            )];
+            lines.extend(row.reasons.iter().cloned());
+            for c in &checks {
                 for s in c
                     .subjects
                     .iter()
-                    .filter(|s| matches!(s.outcome, Outcome::Fail | Outcome::Error))
+                    .filter(|s| matches!(s.outcome, Outcome::Fail | Outcome::Error | Outcome::Waived))
                 {
                     lines.push(format!(
                         "{} {} on {}: {} (observed: {}; expected: {})",
@@ -158,29 +213,41 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
                     ));
                 }
             }
-            for c in &not_run {
-                lines.push(format!(
-                    "{} did not run ({}): this control is not satisfied until it runs and passes",
-                    c.id, c.outcome
-                ));
-            }
             let probes: BTreeSet<String> = checks.iter().flat_map(|c| needs(&c.id)).collect();
             let related: Vec<Value> = probes
                 .iter()
                 .flat_map(|p| obs_by_probe.get(p.as_str()).cloned().unwrap_or_default())
                 .map(|u| json!({"observation-uuid": u}))
                 .collect();
+            let props: Vec<Value> = [
+                prop("hipaa-citation", row.reference.clone()),
+                prop("coverage", "partial"),
+                prop("assessment-method", "automated"),
+                prop("safeguard", row.safeguard_label()),
+                prop("specification", row.specification_label().to_lowercase()),
+                prop("status", row.status.label()),
+            ]
+            .into_iter()
+            .chain(row.primary.iter().map(|c| {
+                let mut p = prop("check", format!("{}={}", c.id, c.outcome));
+                p["class"] = json!("primary");
+                p
+            }))
+            .chain(row.supporting.iter().map(|c| {
+                let mut p = prop("check", format!("{}={}", c.id, c.outcome));
+                p["class"] = json!("supporting");
+                p
+            }))
+            .collect();
             let mut f = json!({
-                "uuid": uuid(&[env, run, "finding", citation]),
-                "title": format!("45 CFR {citation}"),
+                "uuid": uuid(&[env, run, "finding", &row.reference]),
+                "title": format!("45 CFR {} {}: {}", row.reference, row.title, row.status),
                 "description": lines.join("\n"),
-                "props": std::iter::once(prop("hipaa-citation", citation.to_string()))
-                    .chain(checks.iter().map(|c| prop("check", format!("{}={}", c.id, c.outcome))))
-                    .collect::<Vec<_>>(),
+                "props": props,
                 "target": {
                     "type": "objective-id",
-                    "target-id": control_id(citation),
-                    "title": format!("HIPAA Security Rule, 45 CFR {citation}"),
+                    "target-id": objective_id(&row.reference),
+                    "title": format!("What epic-audit tested for 45 CFR {} ({})", row.reference, row.title),
                     "status": {
                         "state": state,
                         "reason": reason,
@@ -194,10 +261,45 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
         })
         .collect();
 
-    let controls: Vec<Value> = by_control
-        .keys()
-        .map(|c| json!({"control-id": control_id(c)}))
+    let select = |rows: Vec<&super::safeguards::Row>| -> Vec<Value> {
+        rows.iter()
+            .map(|r| json!({"control-id": control_id(&r.reference)}))
+            .collect()
+    };
+    let concluded: Vec<&super::safeguards::Row> = rows
+        .iter()
+        .filter(|r| r.status != Status::ManualAssessment)
         .collect();
+    let manual: Vec<&super::safeguards::Row> = rows
+        .iter()
+        .filter(|r| r.status == Status::ManualAssessment)
+        .collect();
+    let mut selections = Vec::new();
+    if !concluded.is_empty() {
+        selections.push(json!({
+            "description": "Provisions with a finding: automated evidence, partial coverage (each finding's objective says what was tested).",
+            "include-controls": select(concluded),
+        }));
+    }
+    if !manual.is_empty() {
+        let remarks: Vec<String> = manual
+            .iter()
+            .map(|r| {
+                format!(
+                    "45 CFR {} ({}): {}",
+                    r.reference,
+                    r.title,
+                    r.reasons.join("; ")
+                )
+            })
+            .collect();
+        selections.push(json!({
+            "description": "Supporting technical evidence only; manual assessment required (no finding is issued: \
+                            administrative safeguards and provisions cited only by supporting checks).",
+            "include-controls": select(manual),
+            "remarks": remarks.join("\n"),
+        }));
+    }
     let policy_uuid = uuid(&[env, run, "policy"]);
     let mut result = json!({
         "uuid": uuid(&[env, run, "result"]),
@@ -216,8 +318,8 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
             prop("policy-sha256", report.policy.digest.clone()),
         ],
         "reviewed-controls": {
-            "description": "The HIPAA Security Rule (45 CFR 164) citations of the selected checks.",
-            "control-selections": [{"include-controls": controls}],
+            "description": super::safeguards::PREAMBLE,
+            "control-selections": selections,
         },
     });
     if !observations.is_empty() {
@@ -242,6 +344,9 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
             "import-ap": {
                 "href": format!("#{policy_uuid}"),
                 "remarks": "There is no separate OSCAL assessment plan: the plan is the epic-audit policy (checks/*.toml) named in back-matter.",
+            },
+            "local-definitions": {
+                "objectives-and-methods": objectives,
             },
             "results": [result],
             "back-matter": {
