@@ -125,3 +125,47 @@ fn errors_too_few_samples_and_missing_evidence_are_errors() {
         "no evidence never passes"
     );
 }
+
+#[test]
+fn a_failure_says_whether_the_time_is_spent_in_redis_or_outside_it() {
+    let messages = |v: LatencyView| -> String {
+        let ev = set(vec![Ok(v)]);
+        let p = Policy::builtin().unwrap();
+        let sel = p.select(&["PERF-001".into()], &[]).unwrap();
+        judge(&ev, &p, &sel, &[], &[]).checks[0].subjects[0]
+            .message
+            .clone()
+    };
+    // The lab's case: client p99 2.5 ms, Redis's own HGETALL p99 13 µs.
+    let mut outside = view("a", dist(600, 2555, 7000));
+    outside.server_latencystats = [(
+        "hgetall".to_string(),
+        "p50=6.015,p99=13.055,p99.9=40.191".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let m = messages(outside);
+    assert!(
+        m.contains("p99 13.055 µs") && m.contains("outside Redis") && m.contains("auditing host"),
+        "{m}"
+    );
+    // Redis itself slow: the server's p99 is most of the client's.
+    let mut inside = view("a", dist(600, 2555, 7000));
+    inside.server_latencystats = [("hgetall".to_string(), "p50=900,p99=2100.5".to_string())]
+        .into_iter()
+        .collect();
+    let m = messages(inside);
+    assert!(
+        m.contains("Redis itself is slow") && m.contains("SLOWLOG"),
+        "{m}"
+    );
+    // No server figure: the generic advice.
+    let m = messages(view("a", dist(600, 2555, 7000)));
+    assert!(m.contains("INFO latencystats / SLOWLOG"), "{m}");
+    // The p99.9 warning gets the same diagnosis.
+    let mut tail = view("a", dist(150, 400, 5000));
+    tail.server_latencystats = [("hgetall".to_string(), "p99=12".to_string())]
+        .into_iter()
+        .collect();
+    assert!(messages(tail).contains("outside Redis"));
+}
