@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use epic_audit::resp::{as_text, Frame};
+use epic_audit::resp::as_text;
 use epic_audit_lab::MASTER_SLOTS;
 
 const AREAS: &str = "data,monitoring";
@@ -65,28 +65,7 @@ async fn delete(t: &TestLab, keys: &[String]) {
 }
 
 async fn all_session_keys(t: &TestLab) -> Vec<String> {
-    let mut out = Vec::new();
-    for m in 0..3 {
-        let mut c = t.lab.admin(m).await.unwrap();
-        let mut cursor = "0".to_string();
-        loop {
-            let Frame::Array(r) = c
-                .cmd_str(&["SCAN", &cursor, "MATCH", "session:*", "COUNT", "1000"])
-                .await
-                .unwrap()
-            else {
-                panic!()
-            };
-            cursor = as_text(&r[0]).unwrap();
-            if let Frame::Array(ks) = &r[1] {
-                out.extend(ks.iter().filter_map(as_text));
-            }
-            if cursor == "0" {
-                break;
-            }
-        }
-    }
-    out
+    t.keys("session:*").await
 }
 
 async fn wait_replication_up(t: &TestLab, node: usize) {

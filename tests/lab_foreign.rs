@@ -10,8 +10,17 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use epic_audit::resp::{as_text, Frame};
 use epic_audit_lab::LabNames;
+
+/// What names the standard lab: none of it may appear in this lab's
+/// policy, evidence or report.
+const STANDARD: [&str; 5] = [
+    "admin_user",
+    "app_user",
+    "dev_user",
+    "\"auditor\"",
+    "session:",
+];
 
 fn names() -> LabNames {
     LabNames {
@@ -43,43 +52,11 @@ fn policy(dir: &Path, n: &LabNames) {
                 .replace("duration_ms = 5000", "duration_ms = 1000")
                 .replace("warmup_ms = 1000", "warmup_ms = 200");
         }
-        for standard in [
-            "admin_user",
-            "app_user",
-            "dev_user",
-            "\"auditor\"",
-            "session:",
-        ] {
+        for standard in STANDARD {
             assert!(!text.contains(standard), "{name} still says {standard}");
         }
         std::fs::write(dir.join(name), text).unwrap();
     }
-}
-
-/// Keys matching `pattern` on the three masters.
-async fn keys(t: &TestLab, pattern: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for m in 0..3 {
-        let mut c = t.lab.admin(m).await.unwrap();
-        let mut cursor = "0".to_string();
-        loop {
-            let Frame::Array(r) = c
-                .cmd_str(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"])
-                .await
-                .unwrap()
-            else {
-                panic!("SCAN")
-            };
-            cursor = as_text(&r[0]).unwrap();
-            if let Frame::Array(ks) = &r[1] {
-                out.extend(ks.iter().filter_map(as_text));
-            }
-            if cursor == "0" {
-                break;
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,9 +71,9 @@ async fn a_cluster_with_other_names_namespace_and_ports_passes_with_a_matching_p
         t.lab.spec.port, 6379,
         "the test lab runs on a port of its own"
     );
-    let seeded = keys(&t, "sess:*").await;
+    let seeded = t.keys("sess:*").await;
     assert_eq!(seeded.len(), 20, "the lab wrote its sessions under sess:");
-    assert!(keys(&t, "session:*").await.is_empty());
+    assert!(t.keys("session:*").await.is_empty());
 
     let cfg = t.config_with_aws((2000, 3000, 20000), &t.lab.aws_settings());
     t.add_users(&cfg, &[&n.app, &n.dev]);
@@ -171,11 +148,11 @@ async fn a_cluster_with_other_names_namespace_and_ports_passes_with_a_matching_p
         "{app_keys:?}"
     );
     assert!(
-        keys(&t, "sess:epic-audit-probe:*").await.is_empty(),
+        t.keys("sess:epic-audit-probe:*").await.is_empty(),
         "probe keys left"
     );
     assert_eq!(
-        keys(&t, "sess:*").await.len(),
+        t.keys("sess:*").await.len(),
         20,
         "the audit changed the data"
     );
@@ -183,13 +160,7 @@ async fn a_cluster_with_other_names_namespace_and_ports_passes_with_a_matching_p
     // Nothing in what the run wrote names the standard lab.
     for f in ["evidence.json", "report.json", "report.md"] {
         let text = std::fs::read_to_string(out.join(f)).unwrap();
-        for standard in [
-            "admin_user",
-            "app_user",
-            "dev_user",
-            "\"auditor\"",
-            "session:",
-        ] {
+        for standard in STANDARD {
             if let Some(i) = text.find(standard) {
                 let around: String = text[i.saturating_sub(120)..]
                     .chars()

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use epic_audit::resp::{as_text, Frame};
 
 /// A policy directory: the built-in policy with the latency check's
 /// threshold and duration replaced.
@@ -35,35 +34,7 @@ fn policy(dir: &Path, threshold_us: u64, duration_ms: u64) {
 
 /// Probe keys on the three masters.
 async fn probe_keys(t: &TestLab) -> Vec<String> {
-    let mut keys = Vec::new();
-    for m in 0..3 {
-        let mut c = t.lab.admin(m).await.unwrap();
-        let mut cursor = "0".to_string();
-        loop {
-            let Frame::Array(r) = c
-                .cmd_str(&[
-                    "SCAN",
-                    &cursor,
-                    "MATCH",
-                    "session:epic-audit-probe:*",
-                    "COUNT",
-                    "1000",
-                ])
-                .await
-                .unwrap()
-            else {
-                panic!("SCAN")
-            };
-            cursor = as_text(&r[0]).unwrap();
-            if let Frame::Array(ks) = &r[1] {
-                keys.extend(ks.iter().filter_map(as_text));
-            }
-            if cursor == "0" {
-                break;
-            }
-        }
-    }
-    keys
+    t.keys("session:epic-audit-probe:*").await
 }
 
 fn config_with_app_user(t: &TestLab) -> std::path::PathBuf {
