@@ -94,6 +94,13 @@ pub fn describe(d: &Distribution) -> String {
     )
 }
 
+/// The server's own HGETALL p99 (µs, as INFO latencystats printed it).
+fn server_hgetall_p99(v: &crate::evidence::LatencyView) -> Option<&str> {
+    v.server_latencystats
+        .get("hgetall")
+        .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("p99=")))
+}
+
 /// Where a slow client-side figure comes from, in one sentence a reader
 /// can act on: compares it with the server's own HGETALL p99 (INFO
 /// latencystats) for the same master.
@@ -102,11 +109,7 @@ fn where_the_time_goes(
     client_us: u64,
     concurrent: &str,
 ) -> String {
-    let server_p99: Option<f64> = v
-        .server_latencystats
-        .get("hgetall")
-        .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("p99=")))
-        .and_then(|p| p.trim().parse().ok());
+    let server_p99: Option<f64> = server_hgetall_p99(v).and_then(|p| p.trim().parse().ok());
     match server_p99 {
         Some(s) if client_us as f64 >= 10.0 * s.max(1.0) => format!(
             "Redis itself answered HGETALL with p99 {s} µs, so almost all of it is spent outside Redis: on the \
@@ -151,10 +154,7 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                     top.iter().take(3).map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", ")
                 )
             };
-            let server_p99 = v
-                .server_latencystats
-                .get("hgetall")
-                .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("p99=")))
+            let server_p99 = server_hgetall_p99(v)
                 .map(|p| format!("; server-side HGETALL p99 {p} µs (INFO latencystats, cumulative since the stats were reset)"))
                 .unwrap_or_default();
             let observed = format!(

@@ -103,7 +103,8 @@ pub fn render(r: &Report) -> String {
          <th>status</th><th>primary checks</th><th>supporting checks</th><th>why</th><th>remains manual</th></tr>",
         esc(super::safeguards::PREAMBLE)
     );
-    for row in super::safeguards::rows(r) {
+    let rows = super::safeguards::rows(r);
+    for row in &rows {
         let _ = write!(
             o,
             "<tr><td>{} {}</td><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -120,7 +121,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = write!(o, "</table>");
     let _ = write!(o, "<h3>What was tested, and what remains manual</h3><ul>");
-    for row in super::safeguards::rows(r) {
+    for row in &rows {
         let _ = write!(
             o,
             "<li><b>{} {}</b> ({}): {}",

@@ -63,10 +63,7 @@ impl Row<'_> {
         if cs.is_empty() {
             return "none".into();
         }
-        cs.iter()
-            .map(|c| format!("{} {}", c.id, c.outcome))
-            .collect::<Vec<_>>()
-            .join(", ")
+        with_outcomes(cs)
     }
 }
 
@@ -89,6 +86,14 @@ fn tested(c: &CheckResult) -> String {
         }
         None => format!("{}: {}", c.id, c.title),
     }
+}
+
+/// `ID outcome, ID outcome`.
+fn with_outcomes(cs: &[&CheckResult]) -> String {
+    cs.iter()
+        .map(|c| format!("{} {}", c.id, c.outcome))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn ids(cs: &[&CheckResult]) -> String {
@@ -194,11 +199,7 @@ pub fn rows(r: &Report) -> Vec<Row<'_>> {
             } else if passed.is_empty() {
                 reasons.push(format!(
                     "no primary check passed ({})",
-                    primary
-                        .iter()
-                        .map(|c| format!("{} {}", c.id, c.outcome))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    with_outcomes(&primary)
                 ));
                 Status::NotAssessed
             } else {
@@ -221,11 +222,7 @@ pub fn rows(r: &Report) -> Vec<Row<'_>> {
             if !troubled.is_empty() {
                 reasons.push(format!(
                     "supporting evidence (does not decide): {}",
-                    troubled
-                        .iter()
-                        .map(|c| format!("{} {}", c.id, c.outcome))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    with_outcomes(&troubled)
                 ));
             }
             Row {
