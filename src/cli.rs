@@ -131,7 +131,9 @@ pub enum Command {
     Verify {
         /// A run directory (holding manifest.dsse.json) or an export .tar.gz.
         path: PathBuf,
-        /// The signer's public key (SPKI PEM, from `epic-audit keygen`).
+        /// The signer's public key: SPKI PEM, Ed25519 (from `epic-audit
+        /// keygen`) or ECDSA P-256 (a P-256 file key, or a KMS key's
+        /// GetPublicKey).
         #[arg(long, value_name = "FILE")]
         pubkey: PathBuf,
     },
@@ -163,8 +165,9 @@ pub enum Command {
         /// of the signing key.
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
-        /// Ed25519 private key to sign the archive. Default:
-        /// $EPIC_AUDIT_SIGNING_KEY, then the environment's `signing_key`.
+        /// Key to sign the archive: a PKCS#8 PEM file (Ed25519 or ECDSA
+        /// P-256) or awskms:alias/NAME. Default: $EPIC_AUDIT_SIGNING_KEY,
+        /// then the environment's `signing_key`.
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
         /// Export the runs that verify and list the others as excluded.
@@ -201,7 +204,9 @@ pub struct RunArgs {
 /// How the run's files are signed.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Signing {
-    /// Ed25519 private key (PKCS#8 PEM) to sign with. Default:
+    /// Key to sign with: a PKCS#8 PEM file (Ed25519 or ECDSA P-256), or an
+    /// AWS KMS key as awskms:alias/NAME (ECC_NIST_P256, SIGN_VERIFY; reached
+    /// with the environment's [aws] settings). Default:
     /// $EPIC_AUDIT_SIGNING_KEY, then the environment's `signing_key`.
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,

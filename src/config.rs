@@ -90,7 +90,8 @@ pub struct Environment {
     /// Where each node's Prometheus exporter listens.
     #[serde(default)]
     pub monitoring: MonitoringSettings,
-    /// PKCS#8 PEM Ed25519 key that signs this environment's runs
+    /// Key that signs this environment's runs: a PKCS#8 PEM file (Ed25519
+    /// or ECDSA P-256; relative to this file), or `awskms:alias/NAME`
     /// (`EPIC_AUDIT_SIGNING_KEY` or `--signing-key` take precedence).
     #[serde(default)]
     pub signing_key: Option<PathBuf>,

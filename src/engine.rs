@@ -254,6 +254,10 @@ pub fn judge(
                 }
             };
             crate::waivers::apply(&policy.waivers, &c.id, &mut subjects, ev.started_at);
+            let duration_ms = match rules.get(c.rule.as_str()) {
+                Some(rule) if c.enabled => window_ms(ev, rule.needs),
+                _ => 0,
+            };
             CheckResult {
                 id: c.id.clone(),
                 area: c.area,
@@ -263,10 +267,26 @@ pub fn judge(
                 outcome: Outcome::aggregate(&subjects),
                 subjects,
                 remediation: c.remediation.trim().to_string(),
+                duration_ms,
             }
         })
         .collect();
     Report::new(ev, policy, checks, only, skip)
+}
+
+/// The span, in ms, of the evidence windows of `probes`: from the earliest
+/// start (`observed_at - duration_ms`) to the latest end. 0 with none.
+fn window_ms(ev: &EvidenceSet, probes: &[ProbeId]) -> u64 {
+    let mut span: Option<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)> = None;
+    for i in ev.items.iter().filter(|i| probes.contains(&i.probe)) {
+        let end = i.observed_at;
+        let start = end - chrono::Duration::milliseconds(i.duration_ms as i64);
+        span = Some(match span {
+            None => (start, end),
+            Some((a, b)) => (a.min(start), b.max(end)),
+        });
+    }
+    span.map_or(0, |(a, b)| (b - a).num_milliseconds().max(0) as u64)
 }
 
 #[cfg(test)]

@@ -23,16 +23,16 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
-use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::checks::Outcome;
+use crate::report::html::esc;
 use crate::report::Report;
-use crate::sign::{RunSigner, ENVELOPE};
+use crate::sign::{PublicKey, RunSigner, BUNDLE, ENVELOPE};
 
 /// Predicate type of an export's in-toto Statement.
-pub const PREDICATE_TYPE: &str = "urn:epic-audit:predicate:quarterly-export:v1";
+pub const PREDICATE_TYPE: &str = "https://epic-audit.invalid/predicate/quarterly-export/v1";
 
 /// A calendar quarter, `2026-Q4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +205,7 @@ pub struct ExportRequest<'a> {
 pub fn export(
     req: &ExportRequest<'_>,
     signer: &RunSigner,
-    run_key: &VerifyingKey,
+    run_key: &PublicKey,
 ) -> Result<Exported, ExportError> {
     let ExportRequest {
         env,
@@ -378,10 +378,17 @@ pub fn export(
         "generated_at": now,
         "tool": {"name": "epic-audit", "version": env!("CARGO_PKG_VERSION")},
     });
-    let envelope = signer.envelope_for_digests(&digests, PREDICATE_TYPE, predicate);
+    let envelope = signer
+        .envelope_for_digests(&digests, PREDICATE_TYPE, predicate)
+        .map_err(|e| ExportError::Io(format!("signing the export: {e}")))?;
     files.push((
         ENVELOPE.into(),
         serde_json::to_vec_pretty(&envelope).expect("envelope serialises"),
+    ));
+    files.push((
+        BUNDLE.into(),
+        serde_json::to_vec_pretty(&crate::sign::sigstore_bundle(&envelope))
+            .expect("bundle serialises"),
     ));
 
     pack(&root, &run_files, &files, out, now)?;
@@ -581,7 +588,7 @@ pub enum ArchiveError {
 /// hashed as it is read (only the manifests are kept), then the archive
 /// manifest is checked (every file, nothing missing or added), then each
 /// `runs/<dir>/` against its own manifest.
-pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified, ArchiveError> {
+pub fn verify_archive(path: &Path, key: &PublicKey) -> Result<ArchiveVerified, ArchiveError> {
     let f = std::fs::File::open(path)
         .map_err(|e| ArchiveError::Unreadable(format!("{}: {}", path.display(), e.kind())))?;
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)));
@@ -641,8 +648,9 @@ pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified
             }
             _ => {}
         }
-        let keep = rest == ENVELOPE
-            || (rest.starts_with("runs/") && rest.ends_with(&format!("/{ENVELOPE}")));
+        let keep = [ENVELOPE, BUNDLE]
+            .iter()
+            .any(|m| rest == *m || (rest.starts_with("runs/") && rest.ends_with(&format!("/{m}"))));
         let mut h = Sha256::new();
         let mut kept = Vec::new();
         let mut buf = [0u8; 64 * 1024];
@@ -674,8 +682,14 @@ pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified
     };
     let mut files = digests.clone();
     files.remove(ENVELOPE);
-    let outer =
-        crate::sign::verify_digests(outer_env, &files, key).map_err(ArchiveError::Invalid)?;
+    files.remove(BUNDLE);
+    let outer = crate::sign::verify_digests(
+        outer_env,
+        manifests.get(BUNDLE).map(Vec::as_slice),
+        &files,
+        key,
+    )
+    .map_err(ArchiveError::Invalid)?;
     let dirs: BTreeSet<String> = digests
         .keys()
         .filter_map(|n| n.strip_prefix("runs/"))
@@ -688,10 +702,11 @@ pub fn verify_archive(path: &Path, key: &VerifyingKey) -> Result<ArchiveVerified
             let sub: BTreeMap<String, String> = digests
                 .iter()
                 .filter_map(|(n, v)| n.strip_prefix(&prefix).map(|r| (r.to_string(), v.clone())))
-                .filter(|(n, _)| n != ENVELOPE)
+                .filter(|(n, _)| n != ENVELOPE && n != BUNDLE)
                 .collect();
+            let bundle = manifests.get(&format!("{prefix}{BUNDLE}"));
             let r = match manifests.get(&format!("{prefix}{ENVELOPE}")) {
-                Some(env) => crate::sign::verify_digests(env, &sub, key),
+                Some(env) => crate::sign::verify_digests(env, bundle.map(Vec::as_slice), &sub, key),
                 None => Err(vec![format!("{ENVELOPE}: missing (not a signed run)")]),
             };
             (d, r)
@@ -846,13 +861,6 @@ pub fn waiver_uses(reports: &[&Report]) -> Vec<WaiverUse> {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn day(t: &DateTime<Utc>) -> NaiveDate {
     t.date_naive()
 }
@@ -908,9 +916,21 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
     }
     let _ = write!(
         o,
-        "<h2>HIPAA safeguards</h2><p>{}</p><table><tr><th>provision</th><th>safeguard</th><th>R/A</th>",
+        "<h2>HIPAA safeguards</h2><p>{}</p>",
         esc(crate::report::safeguards::PREAMBLE)
     );
+    let starts: Vec<DateTime<Utc>> = runs.iter().map(|r| r.started_at).collect();
+    let rates = safeguard_pass_rates(history, safeguards);
+    if !rates.is_empty() {
+        let _ = write!(
+            o,
+            "<h3>Pass rate per safeguard over the quarter</h3><p>Per provision, the share of the checks citing it \
+             (primary or supporting) that passed in each run: pass, warn or waived, among those judged (skipped, \
+             not audited and not run are left out; an error counts as not passed).</p>{}",
+            crate::report::svg::safeguard_rates(quarter.start(), quarter.end(), &starts, &rates)
+        );
+    }
+    o.push_str("<table><tr><th>provision</th><th>safeguard</th><th>R/A</th>");
     for r in runs {
         let _ = write!(o, "<th>{}</th>", day(&r.started_at));
     }
@@ -941,7 +961,18 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
         );
     }
     o.push_str("</table>");
-    o.push_str("<h2>Control history</h2><table><tr><th>check</th><th>HIPAA</th>");
+    o.push_str("<h2>Control history</h2>");
+    let strips: Vec<(&str, &str, &[String])> = history
+        .iter()
+        .map(|h| (h.id.as_str(), h.title.as_str(), h.outcomes.as_slice()))
+        .collect();
+    let _ = write!(
+        o,
+        "<p>Each strip is one check; each mark one run, placed by when it started, coloured by its outcome \
+         (green pass, yellow warn, red fail, orange error, blue waived, grey not audited or not run).</p>{}",
+        crate::report::svg::timeline_strips(quarter.start(), quarter.end(), &starts, &strips)
+    );
+    o.push_str("<table><tr><th>check</th><th>HIPAA</th>");
     for r in runs {
         let _ = write!(o, "<th>{}</th>", day(&r.started_at));
     }
@@ -995,6 +1026,39 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
     }
     o.push_str("</body></html>\n");
     o
+}
+
+/// Per provision of `safeguards`, the share of the checks citing it that
+/// passed in each run (see the index's explanation); `None` for a run in
+/// which none of them was judged.
+pub fn safeguard_pass_rates(
+    history: &[CheckHistory],
+    safeguards: &[SafeguardHistory],
+) -> Vec<(String, String, Vec<Option<f64>>)> {
+    safeguards
+        .iter()
+        .map(|s| {
+            let citing: Vec<&CheckHistory> = history
+                .iter()
+                .filter(|h| h.hipaa.iter().any(|c| c.reference == s.reference))
+                .collect();
+            let rates = (0..s.statuses.len())
+                .map(|i| {
+                    let judged: Vec<&str> = citing
+                        .iter()
+                        .filter_map(|h| h.outcomes.get(i).map(String::as_str))
+                        .filter(|o| ["pass", "warn", "waived", "fail", "error"].contains(o))
+                        .collect();
+                    let passed = judged
+                        .iter()
+                        .filter(|o| ["pass", "warn", "waived"].contains(o))
+                        .count();
+                    (!judged.is_empty()).then(|| passed as f64 / judged.len() as f64)
+                })
+                .collect();
+            (s.reference.clone(), s.title.clone(), rates)
+        })
+        .collect()
 }
 
 /// Today's quarter, for `--quarter` defaults and messages.

@@ -1,18 +1,31 @@
 //! Signed evidence: every run directory gets `manifest.dsse.json`, a DSSE
-//! envelope (Ed25519) around an in-toto Statement whose subjects are the
-//! run's files with their SHA-256 digests and whose predicate says what was
-//! audited, by which tool and policy, when, and with what verdict.
+//! envelope around an in-toto Statement whose subjects are the run's files
+//! with their SHA-256 digests and whose predicate says what was audited, by
+//! which tool and policy, when, and with what verdict. Beside it,
+//! `manifest.sigstore.json` holds the same signature as a Sigstore bundle
+//! (v0.3), the form cosign prefers.
+//!
+//! Keys: an Ed25519 or ECDSA P-256 private key in a PKCS#8 PEM file, or an
+//! AWS KMS asymmetric key (`awskms:alias/NAME`, ECC_NIST_P256 /
+//! ECDSA_SHA_256) that never leaves KMS. Public keys are SPKI PEM, so
+//! `openssl pkey` reads them too. Key ids are the ones securesystemslib
+//! computes itself (SHA-256 over the canonical JSON of the key), so a
+//! third-party verifier needs only the public key.
 //!
 //! `verify` checks the signature and every digest, and names each file that
-//! was changed, removed or added. Keys are PKCS#8 (private) and SPKI
-//! (public) PEM, so `openssl pkey` reads them too.
+//! was changed, removed or added.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, KeyPair as _, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1,
+    ECDSA_P256_SHA256_ASN1_SIGNING,
+};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -21,17 +34,29 @@ use crate::config::ConfigError;
 
 /// File name of the envelope inside a run directory.
 pub const ENVELOPE: &str = "manifest.dsse.json";
+/// File name of the Sigstore bundle holding the same envelope.
+pub const BUNDLE: &str = "manifest.sigstore.json";
+/// Media type of a Sigstore bundle v0.3.
+pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// DSSE payload type of an in-toto Statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// in-toto Statement type.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
-/// Our predicate type.
-pub const PREDICATE_TYPE: &str = "urn:epic-audit:predicate:run:v1";
-/// Environment variable naming the private key file.
+/// Our predicate type: a URI (cosign's `--type` takes URIs). The `.invalid`
+/// top-level domain (RFC 2606) never resolves, so no one else's page can
+/// ever answer for it.
+pub const PREDICATE_TYPE: &str = "https://epic-audit.invalid/predicate/run/v1";
+/// The predicate type before 0.2 (still verified).
+pub const LEGACY_PREDICATE_TYPE: &str = "urn:epic-audit:predicate:run:v1";
+/// Environment variable naming the private key file (or `awskms:` key).
 pub const KEY_ENV: &str = "EPIC_AUDIT_SIGNING_KEY";
+/// Prefix of a signing-key reference that names an AWS KMS key.
+pub const KMS_PREFIX: &str = "awskms:";
+/// The largest message KMS `Sign` takes as RAW; longer ones go as DIGEST.
+pub const KMS_RAW_LIMIT: usize = 4096;
 
 /// A DSSE envelope.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// Media type of the payload.
@@ -43,11 +68,11 @@ pub struct Envelope {
 }
 
 /// One DSSE signature.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvelopeSignature {
-    /// First 16 hex digits of SHA-256 of the public key (raw 32 bytes).
+    /// The signing key's id ([`PublicKey::key_id`]).
     pub keyid: String,
-    /// Base64 Ed25519 signature.
+    /// Base64 signature: raw Ed25519, or DER ECDSA.
     pub sig: String,
 }
 
@@ -64,69 +89,437 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Key id of a public key.
-pub fn key_id(k: &VerifyingKey) -> String {
-    hex::encode(&Sha256::digest(k.as_bytes())[..8])
+/// The Sigstore bundle (v0.3) for `env`: the same DSSE envelope, with the
+/// key id as the public-key hint and no transparency-log entry (the key is
+/// the trust root; cosign verifies it with `--key ... --insecure-ignore-tlog`).
+pub fn sigstore_bundle(env: &Envelope) -> serde_json::Value {
+    serde_json::json!({
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {
+            "publicKey": {"hint": env.signatures.first().map(|s| s.keyid.as_str()).unwrap_or("")},
+            "tlogEntries": [],
+        },
+        "dsseEnvelope": {
+            "payload": env.payload,
+            "payloadType": env.payload_type,
+            "signatures": env.signatures.iter()
+                .map(|s| serde_json::json!({"sig": s.sig, "keyid": s.keyid}))
+                .collect::<Vec<_>>(),
+        },
+    })
 }
 
-/// A loaded private key.
+/// Whether `bundle` (the bytes of [`BUNDLE`]) carries exactly `env`.
+fn bundle_problem(bundle: &[u8], env: &Envelope) -> Option<String> {
+    let b: serde_json::Value = match serde_json::from_slice(bundle) {
+        Ok(b) => b,
+        Err(e) => return Some(format!("{BUNDLE}: not JSON: {e}")),
+    };
+    if b["mediaType"] != BUNDLE_MEDIA_TYPE {
+        return Some(format!("{BUNDLE}: media type is not {BUNDLE_MEDIA_TYPE}"));
+    }
+    let inner: Option<Envelope> = serde_json::from_value(b["dsseEnvelope"].clone()).ok();
+    (inner.as_ref() != Some(env)).then(|| format!("{BUNDLE}: its envelope differs from {ENVELOPE}"))
+}
+
+const OID_ED25519: &str = "1.3.101.112";
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+
+/// A public key that verifies evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// Ed25519 (file keys from `epic-audit keygen`).
+    Ed25519(VerifyingKey),
+    /// ECDSA P-256 with SHA-256 (KMS keys), as SPKI DER.
+    EcdsaP256(Vec<u8>),
+}
+
+impl PublicKey {
+    /// Reads an SPKI DER public key of either type.
+    pub fn from_spki_der(der: &[u8]) -> Option<PublicKey> {
+        use x509_parser::prelude::FromDer;
+        let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der).ok()?;
+        match spki.algorithm.algorithm.to_id_string().as_str() {
+            OID_ED25519 => {
+                let raw = <[u8; 32]>::try_from(spki.subject_public_key.data.as_ref()).ok()?;
+                VerifyingKey::from_bytes(&raw).ok().map(PublicKey::Ed25519)
+            }
+            OID_EC_PUBLIC_KEY => {
+                let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
+                (curve.to_id_string() == OID_P256).then(|| PublicKey::EcdsaP256(der.to_vec()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads an SPKI PEM public key of either type.
+    pub fn from_pem(pem: &str) -> Option<PublicKey> {
+        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+        (p.label == "PUBLIC KEY")
+            .then(|| PublicKey::from_spki_der(&p.contents))
+            .flatten()
+    }
+
+    /// SPKI DER.
+    pub fn spki_der(&self) -> Vec<u8> {
+        match self {
+            PublicKey::Ed25519(k) => k
+                .to_public_key_der()
+                .expect("an Ed25519 key encodes")
+                .into_vec(),
+            PublicKey::EcdsaP256(der) => der.clone(),
+        }
+    }
+
+    /// SPKI PEM, as OpenSSL and Python's `cryptography` write it.
+    pub fn to_pem(&self) -> String {
+        pem("PUBLIC KEY", &self.spki_der())
+    }
+
+    /// `Ed25519` or `ECDSA P-256`.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            PublicKey::Ed25519(_) => "Ed25519",
+            PublicKey::EcdsaP256(_) => "ECDSA P-256",
+        }
+    }
+
+    /// The key as securesystemslib describes it: (keytype, scheme, public).
+    fn sslib_fields(&self) -> (&'static str, &'static str, String) {
+        match self {
+            PublicKey::Ed25519(k) => ("ed25519", "ed25519", hex::encode(k.as_bytes())),
+            PublicKey::EcdsaP256(_) => ("ecdsa", "ecdsa-sha2-nistp256", self.to_pem()),
+        }
+    }
+
+    /// The key id securesystemslib computes for this key by default
+    /// (`SSlibKey.from_crypto(...).keyid`): SHA-256 hex of the canonical
+    /// JSON of keytype, keyval and scheme.
+    pub fn key_id(&self) -> String {
+        let (keytype, scheme, public) = self.sslib_fields();
+        // OLPC canonical JSON: sorted keys, no spaces, strings with only
+        // `\` and `"` escaped (a PEM's newlines stay as they are).
+        let s = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        let canonical = format!(
+            "{{\"keytype\":{},\"keyval\":{{\"public\":{}}},\"scheme\":{}}}",
+            s(keytype),
+            s(&public),
+            s(scheme)
+        );
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    }
+
+    /// Whether `sig` is this key's signature over `message`.
+    pub fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
+        match self {
+            PublicKey::Ed25519(k) => <[u8; 64]>::try_from(sig).is_ok_and(|b| {
+                k.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&b))
+                    .is_ok()
+            }),
+            PublicKey::EcdsaP256(der) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, der)
+                .verify(message, sig)
+                .is_ok(),
+        }
+    }
+}
+
+/// PEM with 64-column lines.
+fn pem(label: &str, der: &[u8]) -> String {
+    let b = B64.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Reads an SPKI PEM public key (Ed25519 or ECDSA P-256).
+pub fn load_public(path: &Path) -> Result<PublicKey, ConfigError> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, format!("cannot read the public key: {}", e.kind())))?;
+    PublicKey::from_pem(&pem).ok_or_else(|| {
+        ConfigError::new(
+            path,
+            "not an SPKI PEM public key of a supported type (Ed25519, or ECDSA P-256)",
+        )
+    })
+}
+
+/// What KMS `Sign` is asked to sign for a PAE: the message itself while it
+/// fits KMS's RAW limit, else its SHA-256 as a DIGEST. Either way the
+/// signature is ECDSA-SHA256 over the PAE, which is what verifiers check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmsMessage {
+    /// `MessageType=RAW`: KMS hashes it with SHA-256.
+    Raw(Vec<u8>),
+    /// `MessageType=DIGEST`: the SHA-256 of the PAE.
+    Digest([u8; 32]),
+}
+
+impl KmsMessage {
+    /// The request for `pae`.
+    pub fn for_pae(pae: &[u8]) -> KmsMessage {
+        if pae.len() <= KMS_RAW_LIMIT {
+            KmsMessage::Raw(pae.to_vec())
+        } else {
+            KmsMessage::Digest(Sha256::digest(pae).into())
+        }
+    }
+
+    /// `RAW` or `DIGEST`, as KMS names them.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KmsMessage::Raw(_) => "RAW",
+            KmsMessage::Digest(_) => "DIGEST",
+        }
+    }
+}
+
+/// Who performs KMS's `Sign`.
+enum KmsService {
+    /// AWS KMS (or its emulator), each call under `deadline`.
+    Aws {
+        client: aws_sdk_kms::Client,
+        key: String,
+        deadline: Duration,
+    },
+    /// A local P-256 key doing what KMS does with each message type (for
+    /// tests of the DIGEST path, which the emulator does not implement).
+    Local(EcdsaKeyPair),
+}
+
+enum Backend {
+    Ed25519(SigningKey),
+    EcdsaP256(EcdsaKeyPair),
+    Kms(KmsService),
+}
+
+/// A signing key: a private key file, or a KMS key that never leaves KMS.
 pub struct RunSigner {
-    key: SigningKey,
+    backend: Backend,
+    public: PublicKey,
     /// Where it came from (for messages; never its content).
     pub source: String,
+    /// How the last KMS `Sign` was asked (`RAW` or `DIGEST`).
+    last_kms_message: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl std::fmt::Debug for RunSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RunSigner({}, key id {})", self.source, self.key_id())
+        write!(
+            f,
+            "RunSigner({}, {} key id {})",
+            self.source,
+            self.public.algorithm(),
+            self.key_id()
+        )
+    }
+}
+
+/// Why a KMS key cannot sign (never holds credentials).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SignError(pub String);
+
+/// Runs `fut` to completion from synchronous code inside the (multi-thread)
+/// runtime, or on a small runtime of its own outside one.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime starts")
+            .block_on(fut),
     }
 }
 
 impl RunSigner {
-    /// Reads a PKCS#8 PEM Ed25519 private key.
+    /// Reads a PKCS#8 PEM private key: Ed25519 or ECDSA P-256.
     pub fn load(path: &Path) -> Result<RunSigner, ConfigError> {
-        let pem = std::fs::read_to_string(path).map_err(|e| {
+        let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(path, format!("cannot read the signing key: {}", e.kind()))
         })?;
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+        let not_a_key = || {
             ConfigError::new(
                 path,
-                "not a PKCS#8 PEM Ed25519 private key (make one with `epic-audit keygen`)",
+                "not a PKCS#8 PEM private key of a supported type (Ed25519, or ECDSA P-256; \
+                 make one with `epic-audit keygen`)",
             )
+        };
+        let backend = if let Ok(k) = SigningKey::from_pkcs8_pem(&text) {
+            Backend::Ed25519(k)
+        } else {
+            let (_, p) =
+                x509_parser::pem::parse_x509_pem(text.as_bytes()).map_err(|_| not_a_key())?;
+            let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &p.contents)
+                .map_err(|_| not_a_key())?;
+            Backend::EcdsaP256(k)
+        };
+        Ok(RunSigner::new(backend, path.display().to_string()))
+    }
+
+    fn new(backend: Backend, source: String) -> RunSigner {
+        let public = match &backend {
+            Backend::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
+            Backend::EcdsaP256(k) | Backend::Kms(KmsService::Local(k)) => {
+                PublicKey::EcdsaP256(p256_spki(k))
+            }
+            Backend::Kms(KmsService::Aws { .. }) => unreachable!("KMS keys are built by kms()"),
+        };
+        RunSigner {
+            backend,
+            public,
+            source,
+            last_kms_message: Default::default(),
+        }
+    }
+
+    /// A KMS key (`reference` without the `awskms:` prefix: a key id, ARN,
+    /// or `alias/NAME`). Its public key comes from `GetPublicKey`, which
+    /// also proves the key exists, is allowed to us, and is an
+    /// ECC_NIST_P256 SIGN_VERIFY key with ECDSA_SHA_256.
+    pub fn kms(
+        reference: &str,
+        conf: &aws_config::SdkConfig,
+        deadline: Duration,
+    ) -> Result<RunSigner, SignError> {
+        let client = aws_sdk_kms::Client::new(conf);
+        let named = format!("{KMS_PREFIX}{reference}");
+        let out = block_on(tokio::time::timeout(
+            deadline,
+            client.get_public_key().key_id(reference).send(),
+        ))
+        .map_err(|_| {
+            SignError(format!(
+                "{named}: KMS GetPublicKey did not answer within {} ms",
+                deadline.as_millis()
+            ))
+        })?
+        .map_err(|e| {
+            SignError(format!(
+                "{named}: {}",
+                crate::probes::aws::api_failure("kms:GetPublicKey", &e).message
+            ))
         })?;
+        use aws_sdk_kms::types::{KeyUsageType, SigningAlgorithmSpec};
+        // The public key itself proves the curve (KMS names it in KeySpec;
+        // older answers only in the deprecated CustomerMasterKeySpec).
+        let public = out
+            .public_key()
+            .and_then(|b| PublicKey::from_spki_der(b.as_ref()))
+            .filter(|k| matches!(k, PublicKey::EcdsaP256(_)));
+        let (Some(public), Some(KeyUsageType::SignVerify), true) = (
+            public,
+            out.key_usage(),
+            out.signing_algorithms()
+                .contains(&SigningAlgorithmSpec::EcdsaSha256),
+        ) else {
+            #[allow(deprecated)]
+            let spec = out
+                .key_spec()
+                .map(|s| s.as_str())
+                .or(out.customer_master_key_spec().map(|s| s.as_str()))
+                .unwrap_or("of unknown type");
+            return Err(SignError(format!(
+                "{named}: the key is {spec} for {}; evidence is signed with an ECC_NIST_P256 \
+                 SIGN_VERIFY key (ECDSA_SHA_256), the one KMS key type every DSSE verifier accepts",
+                out.key_usage()
+                    .map(|s| s.as_str())
+                    .unwrap_or("no stated usage"),
+            )));
+        };
         Ok(RunSigner {
-            key,
-            source: path.display().to_string(),
+            backend: Backend::Kms(KmsService::Aws {
+                client,
+                key: reference.to_string(),
+                deadline,
+            }),
+            public,
+            source: named,
+            last_kms_message: Default::default(),
         })
     }
 
+    /// A local P-256 key (PKCS#8 DER) standing in for KMS: it signs exactly
+    /// what [`KmsMessage::for_pae`] would send, RAW or DIGEST, the way KMS
+    /// does. For tests of the DIGEST path (the emulator hashes a DIGEST
+    /// again, so it cannot check it).
+    #[doc(hidden)]
+    pub fn kms_stand_in(pkcs8_der: &[u8]) -> RunSigner {
+        let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8_der)
+            .expect("a P-256 PKCS#8 key");
+        RunSigner::new(
+            Backend::Kms(KmsService::Local(k)),
+            "kms stand-in (local P-256 key)".into(),
+        )
+    }
+
+    /// How the last KMS signature was requested (`RAW` or `DIGEST`); `None`
+    /// for a file key.
+    pub fn last_kms_message(&self) -> Option<&'static str> {
+        *self.last_kms_message.lock().expect("not poisoned")
+    }
+
     /// The matching public key.
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
     }
 
     /// Key id of the matching public key.
     pub fn key_id(&self) -> String {
-        key_id(&self.key.verifying_key())
+        self.public.key_id()
+    }
+
+    /// The signature over `message` (a PAE).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let der = |r: Result<aws_lc_rs::signature::Signature, aws_lc_rs::error::Unspecified>| {
+            r.map(|s| s.as_ref().to_vec())
+                .map_err(|_| SignError("ECDSA signing failed".into()))
+        };
+        match &self.backend {
+            Backend::Ed25519(k) => Ok(k.sign(message).to_bytes().to_vec()),
+            Backend::EcdsaP256(k) => der(k.sign(&rng, message)),
+            Backend::Kms(service) => {
+                let m = KmsMessage::for_pae(message);
+                *self.last_kms_message.lock().expect("not poisoned") = Some(m.kind());
+                match service {
+                    KmsService::Local(k) => match &m {
+                        KmsMessage::Raw(raw) => der(k.sign(&rng, raw)),
+                        KmsMessage::Digest(d) => {
+                            let digest = aws_lc_rs::digest::Digest::import_less_safe(
+                                d,
+                                &aws_lc_rs::digest::SHA256,
+                            )
+                            .map_err(|_| SignError("bad digest".into()))?;
+                            der(k.sign_digest(&digest))
+                        }
+                    },
+                    KmsService::Aws {
+                        client,
+                        key,
+                        deadline,
+                    } => kms_sign(client, key, *deadline, &m),
+                }
+            }
+        }
     }
 
     /// The envelope for `files` (name, contents) with a run `predicate`.
-    pub fn envelope(&self, files: &[(&str, Vec<u8>)], predicate: serde_json::Value) -> Envelope {
-        self.envelope_typed(files, PREDICATE_TYPE, predicate)
-    }
-
-    /// The envelope for `files` with a predicate of type `predicate_type`.
-    pub fn envelope_typed(
+    pub fn envelope(
         &self,
         files: &[(&str, Vec<u8>)],
-        predicate_type: &str,
         predicate: serde_json::Value,
-    ) -> Envelope {
+    ) -> Result<Envelope, SignError> {
         let digests: Vec<(String, String)> = files
             .iter()
             .map(|(name, data)| (name.to_string(), hex::encode(Sha256::digest(data))))
             .collect();
-        self.envelope_for_digests(&digests, predicate_type, predicate)
+        self.envelope_for_digests(&digests, PREDICATE_TYPE, predicate)
     }
 
     /// The envelope for files given as (name, SHA-256 hex), so large files
@@ -136,7 +529,7 @@ impl RunSigner {
         digests: &[(String, String)],
         predicate_type: &str,
         predicate: serde_json::Value,
-    ) -> Envelope {
+    ) -> Result<Envelope, SignError> {
         let subject: Vec<serde_json::Value> = digests
             .iter()
             .map(|(name, d)| serde_json::json!({"name": name, "digest": {"sha256": d}}))
@@ -148,16 +541,68 @@ impl RunSigner {
             "predicate": predicate,
         });
         let payload = serde_json::to_vec(&statement).expect("statement serialises");
-        let sig = self.key.sign(&pae(PAYLOAD_TYPE, &payload));
-        Envelope {
+        let sig = self.sign(&pae(PAYLOAD_TYPE, &payload))?;
+        Ok(Envelope {
             payload_type: PAYLOAD_TYPE.into(),
             payload: B64.encode(&payload),
             signatures: vec![EnvelopeSignature {
                 keyid: self.key_id(),
-                sig: B64.encode(sig.to_bytes()),
+                sig: B64.encode(sig),
             }],
-        }
+        })
     }
+}
+
+/// SPKI DER of a P-256 key pair's public key.
+fn p256_spki(k: &EcdsaKeyPair) -> Vec<u8> {
+    use aws_lc_rs::encoding::AsDer as _;
+    k.public_key()
+        .as_der()
+        .expect("a P-256 public key encodes")
+        .as_ref()
+        .to_vec()
+}
+
+/// One KMS `Sign` call (ECDSA_SHA_256) under its deadline: the DER
+/// signature.
+fn kms_sign(
+    client: &aws_sdk_kms::Client,
+    key: &str,
+    deadline: Duration,
+    m: &KmsMessage,
+) -> Result<Vec<u8>, SignError> {
+    use aws_sdk_kms::primitives::Blob;
+    use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+    let (kind, bytes) = match m {
+        KmsMessage::Raw(r) => (MessageType::Raw, r.clone()),
+        KmsMessage::Digest(d) => (MessageType::Digest, d.to_vec()),
+    };
+    let named = format!("{KMS_PREFIX}{key}");
+    let out = block_on(tokio::time::timeout(
+        deadline,
+        client
+            .sign()
+            .key_id(key)
+            .message(Blob::new(bytes))
+            .message_type(kind)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send(),
+    ))
+    .map_err(|_| {
+        SignError(format!(
+            "{named}: KMS Sign did not answer within {} ms",
+            deadline.as_millis()
+        ))
+    })?
+    .map_err(|e| {
+        SignError(format!(
+            "{named}: {}",
+            crate::probes::aws::api_failure("kms:Sign", &e).message
+        ))
+    })?;
+    out.signature()
+        .map(|b| b.as_ref().to_vec())
+        .ok_or_else(|| SignError(format!("{named}: KMS Sign returned no signature")))
 }
 
 /// Writes a new key pair into `dir`: `epic-audit-signing.key` (0600) and
@@ -190,25 +635,13 @@ pub fn keygen(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         .mode(0o600)
         .open(&priv_path)?;
     f.write_all(pem.as_bytes())?;
-    let public = key
-        .verifying_key()
-        .to_public_key_pem(Default::default())
-        .map_err(|e| anyhow::anyhow!("encoding the public key: {e}"))?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
         .open(&pub_path)?
-        .write_all(public.as_bytes())?;
+        .write_all(PublicKey::Ed25519(key.verifying_key()).to_pem().as_bytes())?;
     Ok((priv_path, pub_path))
-}
-
-/// Reads an SPKI PEM Ed25519 public key.
-pub fn load_public(path: &Path) -> Result<VerifyingKey, ConfigError> {
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, format!("cannot read the public key: {}", e.kind())))?;
-    VerifyingKey::from_public_key_pem(&pem)
-        .map_err(|_| ConfigError::new(path, "not an SPKI PEM Ed25519 public key"))
 }
 
 /// A successful verification.
@@ -225,7 +658,7 @@ pub struct Verified {
 /// Verifies the run directory `dir` against `key`. Every problem is named:
 /// a bad signature, a file whose digest differs, a missing file, an extra
 /// file.
-pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Verified, Vec<String>> {
+pub fn verify(dir: &Path, key: &PublicKey) -> Result<Verified, Vec<String>> {
     let mut files = BTreeMap::new();
     let rd = std::fs::read_dir(dir)
         .map_err(|e| vec![format!("{}: cannot read: {}", dir.display(), e.kind())])?;
@@ -251,33 +684,36 @@ pub fn verify(dir: &Path, key: &VerifyingKey) -> Result<Verified, Vec<String>> {
 }
 
 /// Verifies a set of files (relative path -> contents) holding
-/// [`ENVELOPE`] at its root: the signature by `key`, then every listed
-/// digest, every missing file and every file the manifest does not list.
-/// Subject names may be relative paths (`runs/<id>/report.json` in an
-/// export) but never absolute or with `..`.
+/// [`ENVELOPE`] (and, if present, [`BUNDLE`]) at its root: the signature
+/// by `key`, then every listed digest, every missing file and every file
+/// the manifest does not list. Subject names may be relative paths
+/// (`runs/<id>/report.json` in an export) but never absolute or with `..`.
 pub fn verify_files(
     files: &BTreeMap<String, Vec<u8>>,
-    key: &VerifyingKey,
+    key: &PublicKey,
 ) -> Result<Verified, Vec<String>> {
     let text = files
         .get(ENVELOPE)
         .ok_or_else(|| vec![format!("{ENVELOPE}: missing")])?;
     let digests: BTreeMap<String, String> = files
         .iter()
-        .filter(|(n, _)| n.as_str() != ENVELOPE)
+        .filter(|(n, _)| n.as_str() != ENVELOPE && n.as_str() != BUNDLE)
         .map(|(n, d)| (n.clone(), hex::encode(Sha256::digest(d))))
         .collect();
-    verify_digests(text, &digests, key)
+    verify_digests(text, files.get(BUNDLE).map(Vec::as_slice), &digests, key)
 }
 
 /// The verification core: `envelope` (the bytes of [`ENVELOPE`]) against
 /// the files present, given as relative path -> SHA-256 hex (the envelope
-/// itself excluded). Names a bad signature, every modified or missing
-/// file, and every file the manifest does not list.
+/// and the bundle excluded), and `bundle` (the bytes of [`BUNDLE`], if
+/// present), which must carry the same envelope. Names a bad signature,
+/// every modified or missing file, and every file the manifest does not
+/// list.
 pub fn verify_digests(
     text: &[u8],
+    bundle: Option<&[u8]>,
     files: &BTreeMap<String, String>,
-    key: &VerifyingKey,
+    key: &PublicKey,
 ) -> Result<Verified, Vec<String>> {
     let env: Envelope = serde_json::from_slice(text)
         .map_err(|e| vec![format!("{ENVELOPE}: not a DSSE envelope: {e}")])?;
@@ -291,25 +727,24 @@ pub fn verify_digests(
         .decode(&env.payload)
         .map_err(|_| vec![format!("{ENVELOPE}: payload is not base64")])?;
     let message = pae(&env.payload_type, &payload);
-    let good = env.signatures.iter().any(|s| {
-        B64.decode(&s.sig)
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
-            .is_some_and(|b| {
-                key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&b))
-                    .is_ok()
-            })
-    });
+    let good = env
+        .signatures
+        .iter()
+        .any(|s| B64.decode(&s.sig).is_ok_and(|b| key.verifies(&message, &b)));
     if !good {
         return Err(vec![format!(
-            "{ENVELOPE}: no valid signature by key {} (signed by {}): the manifest was altered or another key signed it",
-            key_id(key),
+            "{ENVELOPE}: no valid signature by {} key {} (signed by {}): the manifest was altered or another key signed it",
+            key.algorithm(),
+            key.key_id(),
             env.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", ")
         )]);
     }
     let statement: serde_json::Value = serde_json::from_slice(&payload)
         .map_err(|e| vec![format!("{ENVELOPE}: statement is not JSON: {e}")])?;
     let mut problems = Vec::new();
+    if let Some(b) = bundle {
+        problems.extend(bundle_problem(b, &env));
+    }
     let mut named = BTreeSet::new();
     let subjects = statement["subject"].as_array().cloned().unwrap_or_default();
     for s in &subjects {
@@ -344,7 +779,7 @@ pub fn verify_digests(
     if problems.is_empty() {
         Ok(Verified {
             files: named.into_iter().collect(),
-            key_id: key_id(key),
+            key_id: key.key_id(),
             predicate: statement["predicate"].clone(),
         })
     } else {
@@ -390,7 +825,9 @@ mod tests {
         for (n, d) in &files {
             std::fs::write(run.join(n), d).unwrap();
         }
-        let env = signer.envelope(&files, serde_json::json!({"environment": "t"}));
+        let env = signer
+            .envelope(&files, serde_json::json!({"environment": "t"}))
+            .unwrap();
         std::fs::write(run.join(ENVELOPE), serde_json::to_vec(&env).unwrap()).unwrap();
         let ok = verify(&run, &public).unwrap();
         assert_eq!(ok.files, ["junit.xml", "report.json"]);
@@ -417,7 +854,8 @@ mod tests {
         let (sk2, _) = keygen(&t.path().join("other")).unwrap();
         let env2 = RunSigner::load(&sk2)
             .unwrap()
-            .envelope(&files, serde_json::json!({}));
+            .envelope(&files, serde_json::json!({}))
+            .unwrap();
         let mut swapped = env.clone();
         swapped.signatures = env2.signatures;
         std::fs::write(run.join(ENVELOPE), serde_json::to_vec(&swapped).unwrap()).unwrap();
@@ -427,5 +865,77 @@ mod tests {
         edited.payload = B64.encode(br#"{"subject":[]}"#);
         std::fs::write(run.join(ENVELOPE), serde_json::to_vec(&edited).unwrap()).unwrap();
         assert!(verify(&run, &public).unwrap_err()[0].contains("no valid signature"));
+        // The Sigstore bundle must carry the very same envelope.
+        std::fs::write(run.join(ENVELOPE), serde_json::to_vec(&env).unwrap()).unwrap();
+        let bundle = serde_json::to_vec(&sigstore_bundle(&env)).unwrap();
+        std::fs::write(run.join(BUNDLE), &bundle).unwrap();
+        assert_eq!(verify(&run, &public).unwrap().files.len(), 2);
+        let mut other = sigstore_bundle(&env);
+        other["dsseEnvelope"]["signatures"][0]["sig"] = swapped.signatures[0].sig.clone().into();
+        std::fs::write(run.join(BUNDLE), serde_json::to_vec(&other).unwrap()).unwrap();
+        assert_eq!(
+            verify(&run, &public).unwrap_err(),
+            [format!("{BUNDLE}: its envelope differs from {ENVELOPE}")]
+        );
+    }
+
+    #[test]
+    fn public_keys_round_trip_through_pem_and_reject_other_types() {
+        let ed = PublicKey::Ed25519(SigningKey::from_bytes(&[7; 32]).verifying_key());
+        assert_eq!(PublicKey::from_pem(&ed.to_pem()), Some(ed.clone()));
+        assert_eq!(ed.key_id().len(), 64);
+        let p256 = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let ec = PublicKey::EcdsaP256(p256_spki(&p256));
+        assert_eq!(PublicKey::from_pem(&ec.to_pem()), Some(ec.clone()));
+        assert!(ec.to_pem().lines().all(|l| l.len() <= 64));
+        // An RSA key, from the fixtures' PKI, is refused.
+        let rsa =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki/ca.crt")).unwrap();
+        let (_, cert) = x509_parser::pem::parse_x509_pem(&rsa).unwrap();
+        let cert = cert.parse_x509().unwrap();
+        assert_eq!(PublicKey::from_spki_der(cert.public_key().raw), None);
+    }
+
+    #[test]
+    fn the_kms_request_is_raw_up_to_4096_bytes_and_a_digest_beyond() {
+        assert_eq!(KmsMessage::for_pae(&[1; 4096]).kind(), "RAW");
+        let big = vec![2u8; 4097];
+        assert_eq!(
+            KmsMessage::for_pae(&big),
+            KmsMessage::Digest(Sha256::digest(&big).into())
+        );
+        // Both ways the signature verifies as ECDSA-SHA256 over the PAE.
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_ASN1_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let signer = RunSigner::kms_stand_in(pkcs8.as_ref());
+        for n in [3usize, 400] {
+            let files: Vec<(String, String)> = (0..n)
+                .map(|i| {
+                    (
+                        format!("runs/{i:04}/report.json"),
+                        hex::encode([i as u8; 32]),
+                    )
+                })
+                .collect();
+            let env = signer
+                .envelope_for_digests(&files, PREDICATE_TYPE, serde_json::json!({}))
+                .unwrap();
+            let want = if n == 3 { "RAW" } else { "DIGEST" };
+            assert_eq!(signer.last_kms_message(), Some(want));
+            let payload = B64.decode(&env.payload).unwrap();
+            let sig = B64.decode(&env.signatures[0].sig).unwrap();
+            assert!(
+                signer
+                    .public_key()
+                    .verifies(&pae(PAYLOAD_TYPE, &payload), &sig),
+                "{want}"
+            );
+            assert!(!signer
+                .public_key()
+                .verifies(&pae(PAYLOAD_TYPE, b"{}"), &sig));
+        }
     }
 }

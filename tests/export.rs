@@ -178,6 +178,7 @@ fn a_quarter_is_exported_with_its_history_and_verifies() {
         "waivers.json",
         "index.html",
         "manifest.dsse.json",
+        "manifest.sigstore.json",
     ] {
         assert!(files.contains_key(f), "{f}");
     }
@@ -320,14 +321,14 @@ fn tampering_with_the_archive_is_caught_and_named() {
         .filter(|(n, _)| n.as_str() != "manifest.dsse.json")
         .map(|(n, d)| (n.as_str(), d.clone()))
         .collect();
-    let forged = signer.envelope_typed(&refs, epic_audit::export::PREDICATE_TYPE, Value::Null);
+    let forged = signer.envelope(&refs, Value::Null).unwrap();
     let mut forged = serde_json::to_value(&forged).unwrap();
     forged["payload"] = env["payload"].clone();
     swapped.insert(
         "manifest.dsse.json".into(),
         serde_json::to_vec(&forged).unwrap(),
     );
-    case("swapped", &swapped, "no valid signature by key");
+    case("swapped", &swapped, "no valid signature by Ed25519 key");
 
     // A flipped byte in the compressed archive itself.
     let mut raw = std::fs::read(&archive).unwrap();
@@ -419,4 +420,96 @@ fn an_empty_quarter_is_a_usage_error() {
     );
     assert_eq!(bad.code, 3, "a usage error: {}", bad.stderr);
     assert!(bad.stderr.contains("2026-Q5"), "{}", bad.stderr);
+}
+
+#[test]
+fn the_index_pictures_render_in_chromium_one_strip_per_check_and_a_rate_per_safeguard() {
+    let s = setup();
+    let archive = s.path().join("q4.tar.gz");
+    let r = export(&s, &archive, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (_, files) = read(&archive);
+    let page = s.path().join("index.html");
+    std::fs::write(&page, &files["index.html"]).unwrap();
+    let html = String::from_utf8_lossy(&files["index.html"]);
+    assert!(!html.contains("<script"), "no script in the index");
+    let dom = common::chromium_render(&page, "--dump-dom", &s.path().join("profile"));
+    let history: Vec<Value> = serde_json::from_slice(&files["history.json"]).unwrap();
+    let safeguards: Vec<Value> = serde_json::from_slice(&files["safeguards.json"]).unwrap();
+
+    // The timeline: the quarter on its x axis, one strip per check, one
+    // mark per run coloured by that run's outcome.
+    let svg = common::tags_with(&dom, "svg", "class=\"timeline\"");
+    assert_eq!(svg.len(), 1, "one timeline");
+    assert_eq!(common::attr(svg[0], "data-from"), Some("2026-10-01"));
+    assert_eq!(common::attr(svg[0], "data-to"), Some("2027-01-01"));
+    assert_eq!(common::attr(svg[0], "data-runs"), Some("3"));
+    let strips = common::tags_with(&dom, "g", "class=\"strip\"");
+    assert_eq!(strips.len(), history.len(), "one strip per check");
+    let clu1 = dom.split("data-check=\"CLU-001\"").nth(1).unwrap();
+    let clu1 = &clu1[..clu1.find("</g>").unwrap()];
+    let marks = common::tags_with(clu1, "rect", "class=\"run\"");
+    let outcomes: Vec<&str> = marks
+        .iter()
+        .map(|m| common::attr(m, "data-outcome").unwrap())
+        .collect();
+    assert_eq!(outcomes, ["pass", "fail", "pass"]);
+    // Placed by time: 1 Oct at the left edge, 15 Nov mid-way, 20 Dec late.
+    let xs: Vec<f64> = marks
+        .iter()
+        .map(|m| common::attr(m, "x").unwrap().parse().unwrap())
+        .collect();
+    assert!(xs[0] < xs[1] && xs[1] < xs[2], "{xs:?}");
+    let frac = (xs[1] - xs[0]) / (xs[2] - xs[0]);
+    let want = 45.4 / 80.4; // days from 1 Oct to 15 Nov 10:00, and to 20 Dec 10:00
+    assert!((frac - want).abs() < 0.02, "{frac} vs {want}");
+
+    // The pass rate per safeguard: one band per provision, 0-100 %.
+    let rates = common::tags_with(&dom, "svg", "class=\"safeguard-rates\"");
+    assert_eq!(rates.len(), 1);
+    assert_eq!(common::attr(rates[0], "data-y-min"), Some("0"));
+    assert_eq!(common::attr(rates[0], "data-y-max"), Some("100"));
+    let bands = common::tags_with(&dom, "g", "class=\"rate\"");
+    assert_eq!(bands.len(), safeguards.len(), "one band per provision");
+    // 164.308(a)(7)(i) is cited by CLU-001 among others: its rate dips in the
+    // run where CLU-001 failed, and is back at 100 % after.
+    let band = dom
+        .split("data-provision=\"164.308(a)(7)(i)\"")
+        .nth(1)
+        .unwrap();
+    let band = &band[..band.find("</g>").unwrap()];
+    let dots: Vec<&str> = band
+        .match_indices("% passed")
+        .map(|(i, _)| {
+            let start = band[..i].rfind(' ').unwrap() + 1;
+            &band[start..i]
+        })
+        .collect();
+    assert_eq!(dots.len(), 3, "{band}");
+    assert_eq!(dots[0], "100");
+    assert!(dots[1].parse::<f64>().unwrap() < 100.0, "{dots:?}");
+    assert_eq!(dots[2], "100");
+
+    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("export-index.png");
+    let _ = std::fs::remove_file(&png);
+    // The two pictures alone, for the screenshot.
+    let body = html.find("<body>").unwrap() + "<body>".len();
+    let svgs: Vec<&str> = html
+        .match_indices("<svg ")
+        .map(|(i, _)| &html[i..i + html[i..].find("</svg>").unwrap() + "</svg>".len()])
+        .collect();
+    let pictures = s.path().join("pictures.html");
+    let excerpt = format!("{}{}</body></html>", &html[..body], svgs.join("<br>"));
+    std::fs::write(&pictures, excerpt).unwrap();
+    common::chromium_render(
+        &pictures,
+        &format!("--screenshot={}", png.display()),
+        &s.path().join("profile"),
+    );
+    assert!(
+        std::fs::metadata(&png)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "no screenshot"
+    );
 }

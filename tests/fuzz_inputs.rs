@@ -142,7 +142,7 @@ fn judge_and_render(ev: &EvidenceSet, policy: &Policy) {
     let r = epic_audit::engine::judge(ev, policy, &sel, &[], &[]);
     let _ = epic_audit::report::junit::render(&r);
     let _ = epic_audit::report::markdown::render(&r);
-    let _ = epic_audit::report::html::render(&r);
+    let _ = epic_audit::report::html::render(&r, ev);
     let _ = epic_audit::report::terminal::render(&r, false);
     let _ = epic_audit::report::prom::render(&r);
     let _ = epic_audit::report::oscal::render(&r, ev, &|id| policy.probes_of(id));

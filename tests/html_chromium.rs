@@ -30,10 +30,6 @@ fn text_of(dom: &str) -> String {
 
 #[test]
 fn chromium_shows_the_verdict_and_every_failing_check() {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("Chromium is not installed: run scripts/setup.sh (Debian package `chromium`)");
     let d = tempfile::tempdir().unwrap();
     // Evidence with two defects: AOF off on one node, an open slot on another.
     let mut ev = fixture_evidence();
@@ -81,29 +77,10 @@ fn chromium_shows_the_verdict_and_every_failing_check() {
     );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
 
-    let profile = d.path().join("chromium-profile");
-    let page = format!("file://{}", out.join("report.html").display());
-    let o = std::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(&page)
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        dom.contains("</html>"),
-        "Chromium rendered nothing: {}",
-        String::from_utf8_lossy(&o.stderr)
+    let dom = common::chromium_render(
+        &out.join("report.html"),
+        "--dump-dom",
+        &d.path().join("chromium-profile"),
     );
     let text = text_of(&dom);
     assert!(text.contains("UNSIGNED REPORT"), "{text}");
@@ -119,4 +96,138 @@ fn chromium_shows_the_verdict_and_every_failing_check() {
     }
     assert!(text.contains("slot 42 migrating to"), "{text}");
     assert!(text.contains("How to fix:"), "{text}");
+}
+
+/// Numbers in an SVG `points="x,y x,y"` list.
+fn points(tag: &str) -> Vec<(f64, f64)> {
+    common::attr(tag, "points")
+        .unwrap()
+        .split_whitespace()
+        .map(|p| {
+            let (x, y) = p.split_once(',').unwrap();
+            (x.parse().unwrap(), y.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn chromium_draws_one_latency_chart_per_master_with_axes_from_the_data() {
+    let d = tempfile::tempdir().unwrap();
+    let ev = fixture_evidence();
+    let views: Vec<_> = ev
+        .latency_views()
+        .into_iter()
+        .filter_map(|(_, v)| v.ok().cloned())
+        .collect();
+    assert_eq!(views.len(), 3, "the fixture measured three masters");
+    let out = d.path().join("run");
+    let r = epic_audit(
+        &[
+            "evaluate",
+            &format!(
+                "{}/fixtures/evidence/lab-good.json",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            "--unsigned",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        d.path(),
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let page = out.join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("<script"), "no script in the report");
+    let profile = d.path().join("chromium-profile");
+    let dom = common::chromium_render(&page, "--dump-dom", &profile);
+    let charts: Vec<&str> = dom
+        .split("<svg ")
+        .skip(1)
+        .filter(|c| c.contains("latency-chart"))
+        .collect();
+    assert_eq!(charts.len(), views.len(), "one chart per master");
+    for v in &views {
+        let chart = charts
+            .iter()
+            .find(|c| c.contains(&format!("data-master=\"{}\"", v.master)))
+            .unwrap_or_else(|| panic!("no chart for {}", v.master));
+        let chart = &chart[..chart.find("</svg>").unwrap()];
+        let head = &chart[..chart.find('>').unwrap()];
+        let num = |k: &str| -> f64 { common::attr(head, k).unwrap().parse().unwrap() };
+        // The y axis spans whole decades around exactly the data drawn.
+        let server = epic_audit::report::svg::server_points(v);
+        let data: Vec<f64> = [
+            v.corrected.p50_us,
+            v.corrected.max_us,
+            v.raw.p50_us,
+            v.raw.max_us,
+        ]
+        .iter()
+        .map(|u| *u as f64)
+        .chain(server.iter().map(|p| p.1))
+        .collect();
+        let lo = data.iter().copied().fold(f64::INFINITY, f64::min).max(1.0);
+        let hi = data.iter().copied().fold(0.0, f64::max);
+        assert_eq!(num("data-data-min-us"), lo, "{head}");
+        assert_eq!(num("data-data-max-us"), hi, "{head}");
+        assert!(
+            num("data-y-min-us") <= lo && num("data-y-min-us") * 10.0 > lo,
+            "{head}"
+        );
+        assert!(
+            num("data-y-max-us") >= hi && num("data-y-max-us") / 10.0 < hi,
+            "{head}"
+        );
+        // Three series: client corrected and raw (p50 to max), server (p50, p99, p99.9).
+        let series = common::tags_with(chart, "g", "data-series=");
+        let names: Vec<&str> = series
+            .iter()
+            .map(|g| common::attr(g, "data-series").unwrap())
+            .collect();
+        assert_eq!(names, ["corrected", "raw", "server"], "{}", v.master);
+        let lines = common::tags_with(chart, "polyline", "points=");
+        assert_eq!(
+            lines.iter().map(|l| points(l).len()).collect::<Vec<_>>(),
+            [5, 5, server.len()]
+        );
+        assert!(
+            server.len() >= 2,
+            "latencystats gave {:?}",
+            v.server_latencystats
+        );
+        // Percentiles go left to right, latency never down, and the
+        // corrected p99 sits above the server's own p99.
+        for l in &lines {
+            let p = points(l);
+            assert!(
+                p.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 >= w[1].1),
+                "{l}"
+            );
+        }
+    }
+    // For people: a picture of the page, kept for the reviewer.
+    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-latency.png");
+    let _ = std::fs::remove_file(&png);
+    common::chromium_render(
+        &page_at_latency(&out),
+        &format!("--screenshot={}", png.display()),
+        &profile,
+    );
+    assert!(
+        std::fs::metadata(&png)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "no screenshot"
+    );
+}
+
+/// A copy of report.html that opens at its latency section, for the
+/// screenshot (headless Chromium shows the top of the page).
+fn page_at_latency(out: &std::path::Path) -> std::path::PathBuf {
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let at = html.find("<h2 id=\"latency\"").unwrap();
+    let head_end = html.find("<body>").unwrap() + "<body>".len();
+    let page = out.with_file_name("latency-only.html");
+    std::fs::write(&page, format!("{}{}", &html[..head_end], &html[at..])).unwrap();
+    page
 }

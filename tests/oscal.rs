@@ -369,7 +369,7 @@ fn every_report_shows_each_provision_with_the_same_status_in_the_same_words() {
     let sel = p.select(&[], &[]).unwrap();
     let r = judge(&ev, &p, &sel, &[], &[]);
     let md = epic_audit::report::markdown::render(&r);
-    let html = epic_audit::report::html::render(&r);
+    let html = epic_audit::report::html::render(&r, &ev);
     let doc: Value = serde_json::from_str(&epic_audit::report::oscal::render(&r, &ev, &|id| {
         p.probes_of(id)
     }))

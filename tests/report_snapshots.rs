@@ -47,7 +47,7 @@ fn render_human(ev: &EvidenceSet) -> (String, String) {
     let r = judge(ev, &p, &sel, &[], &[]);
     (
         stable(epic_audit::report::markdown::render(&r), &p),
-        stable(epic_audit::report::html::render(&r), &p),
+        stable(epic_audit::report::html::render(&r, ev), &p),
     )
 }
 

@@ -24,20 +24,17 @@ pub fn export(
     use crate::export::ExportError;
     // The environment's signing key, when the config names one.
     let config = Config::load(&cli.config).ok();
-    let env_key = config
-        .as_ref()
-        .and_then(|c| c.environments.get(env))
-        .and_then(|e| e.signing_key.clone());
+    let env_conf = config.as_ref().and_then(|c| c.environments.get(env));
     let s = Signing {
         signing_key,
         ..Default::default()
     };
-    let Some(signer) = signer(&s, env_key, config.as_ref())? else {
+    let Some(signer) = signer(&s, env_conf, config.as_ref())? else {
         return Err(UsageError("the export must be signed".into()).into());
     };
     let run_key = match pubkey {
         Some(p) => crate::sign::load_public(p)?,
-        None => signer.verifying_key(),
+        None => signer.public_key().clone(),
     };
     let out = out
         .map(Path::to_path_buf)

@@ -170,9 +170,12 @@ pub fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
 
 /// The key to sign with: --signing-key, then $EPIC_AUDIT_SIGNING_KEY, then
 /// the environment's `signing_key`; none and no --unsigned is an error.
+/// `awskms:KEY` (a key id, ARN or `alias/NAME`) signs with that KMS key,
+/// reached with the environment's `[aws]` region, profile, endpoint and
+/// credentials (else the standard AWS chain) within its timeouts.
 pub fn signer(
     s: &Signing,
-    env_key: Option<PathBuf>,
+    env: Option<&crate::config::Environment>,
     config: Option<&Config>,
 ) -> Result<Option<crate::sign::RunSigner>> {
     if s.unsigned {
@@ -181,19 +184,56 @@ pub fn signer(
     let from_env = std::env::var_os(crate::sign::KEY_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
-    let path = s.signing_key.clone().or(from_env).or_else(|| {
-        let lab_dir = crate::config::default_lab_dir();
-        env_key.map(|k| config.map(|c| c.resolve_path(&k, &lab_dir)).unwrap_or(k))
-    });
-    match path {
-        Some(p) => Ok(Some(crate::sign::RunSigner::load(&p)?)),
-        None => Err(UsageError(format!(
-            "no signing key: pass --signing-key FILE, set {} or `signing_key` in the environment \
-             (`epic-audit keygen` makes one), or pass --unsigned for a report that says it is unsigned",
+    let env_key = env.and_then(|e| e.signing_key.clone());
+    let (key, from_config) = match (s.signing_key.clone().or(from_env), env_key) {
+        (Some(k), _) => (k, false),
+        (None, Some(k)) => (k, true),
+        (None, None) => {
+        return Err(UsageError(format!(
+            "no signing key: pass --signing-key FILE (or awskms:alias/NAME), set {} or `signing_key` \
+             in the environment (`epic-audit keygen` makes one), or pass --unsigned for a report \
+             that says it is unsigned",
             crate::sign::KEY_ENV
-        ))
-        .into()),
+            ))
+            .into())
+        }
+    };
+    if let Some(reference) = key
+        .to_str()
+        .and_then(|k| k.strip_prefix(crate::sign::KMS_PREFIX))
+    {
+        if reference.is_empty() {
+            return Err(UsageError(format!(
+                "`{}` names no KMS key: write awskms:alias/NAME, awskms:KEY-ID or awskms:ARN",
+                key.display()
+            ))
+            .into());
+        }
+        let timeouts = env.map(|e| e.timeouts.clone()).unwrap_or_default();
+        let aws = env.and_then(|e| e.aws.as_ref());
+        let conf = crate::sign::block_on(crate::probes::aws::sdk_config_for(
+            aws.and_then(|a| a.region.as_deref()),
+            aws.and_then(|a| a.profile.as_deref()),
+            aws.and_then(|a| a.endpoint.as_deref()),
+            aws.map(|a| a.credentials).unwrap_or_default(),
+            &timeouts,
+        ));
+        let deadline =
+            timeouts.command() * 3 + timeouts.connect() + std::time::Duration::from_secs(2);
+        return Ok(Some(crate::sign::RunSigner::kms(
+            reference, &conf, deadline,
+        )?));
     }
+    // A key file named in the config is relative to the config's directory.
+    let path = if from_config {
+        let lab_dir = crate::config::default_lab_dir();
+        config
+            .map(|c| c.resolve_path(&key, &lab_dir))
+            .unwrap_or(key)
+    } else {
+        key
+    };
+    Ok(Some(crate::sign::RunSigner::load(&path)?))
 }
 
 /// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
@@ -208,9 +248,11 @@ pub fn write_and_print(
 ) -> Result<u8> {
     report.signature = match signer {
         Some(s) => format!(
-            "DSSE envelope {} (in-toto Statement, Ed25519 key id {})",
+            "DSSE envelope {} (in-toto Statement, {} key id {}; the same as a Sigstore bundle in {})",
             crate::sign::ENVELOPE,
-            s.key_id()
+            s.public_key().algorithm(),
+            s.key_id(),
+            crate::sign::BUNDLE
         ),
         None => "UNSIGNED REPORT: written with --unsigned; it is not evidence until signed".into(),
     };
@@ -232,7 +274,7 @@ pub fn write_and_print(
         ),
         (
             "report.html",
-            crate::report::html::render(&report).into_bytes(),
+            crate::report::html::render(&report, evidence).into_bytes(),
         ),
         (
             "assessment-results.json",
@@ -257,9 +299,12 @@ pub fn write_and_print(
             "verdict": report.verdict,
             "exit_code": report.exit_code,
         });
-        let envelope = s.envelope(&files, predicate);
+        let envelope = s.envelope(&files, predicate)?;
         let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the envelope")?;
         files.push((crate::sign::ENVELOPE, bytes));
+        let bundle = serde_json::to_vec_pretty(&crate::sign::sigstore_bundle(&envelope))
+            .context("serialising the bundle")?;
+        files.push((crate::sign::BUNDLE, bundle));
     }
     let dir = output::write_run(dest, &files)?;
     if let Some(p) = prom {
@@ -272,9 +317,10 @@ pub fn write_and_print(
     );
     if let Some(s) = signer {
         println!(
-            "signed: {}/{} (Ed25519 key id {}); check it with `epic-audit verify {} --pubkey PUBLIC_KEY`",
+            "signed: {}/{} ({} key id {}); check it with `epic-audit verify {} --pubkey PUBLIC_KEY`",
             dir.display(),
             crate::sign::ENVELOPE,
+            s.public_key().algorithm(),
             s.key_id(),
             dir.display()
         );

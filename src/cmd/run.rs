@@ -62,7 +62,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     }
     // Resolved after the TLS material and secrets (a lab environment's key
     // is created by `lab up`), and still before any probe runs.
-    let signer = signer(&args.signing, env.signing_key.clone(), Some(&config))?;
+    let signer = signer(&args.signing, Some(env), Some(&config))?;
     let ctx = ProbeContext {
         targets: env.seeds.clone(),
         tls,

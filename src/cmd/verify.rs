@@ -24,8 +24,9 @@ pub fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
     match crate::sign::verify(path, &key) {
         Ok(v) => {
             println!(
-                "VALID: {} files signed by key {} ({} run {}, verdict {})",
+                "VALID: {} files signed by {} key {} ({} run {}, verdict {})",
                 v.files.len(),
+                key.algorithm(),
                 v.key_id,
                 v.predicate["environment"].as_str().unwrap_or("?"),
                 v.predicate["run_id"].as_str().unwrap_or("?"),
@@ -43,7 +44,7 @@ pub fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
     }
 }
 
-fn verify_archive_cmd(path: &Path, key: &ed25519_dalek::VerifyingKey) -> Result<u8> {
+fn verify_archive_cmd(path: &Path, key: &crate::sign::PublicKey) -> Result<u8> {
     match crate::export::verify_archive(path, key) {
         Ok(v) => {
             let bad = v.runs.iter().filter(|(_, r)| r.is_err()).count();

@@ -105,6 +105,26 @@ fn discovery_label(s: &AwsSettings) -> String {
 /// The SDK configuration for an environment: region, profile, endpoint,
 /// credentials, timeouts and retries. Shared with the lab's seeding code.
 pub async fn sdk_config(s: &AwsSettings, t: &Timeouts) -> aws_config::SdkConfig {
+    sdk_config_for(
+        s.region.as_deref(),
+        s.profile.as_deref(),
+        s.endpoint.as_deref(),
+        s.credentials,
+        t,
+    )
+    .await
+}
+
+/// [`sdk_config`] from its parts, for callers without a whole `[aws]`
+/// table (the KMS evidence signer): `None` leaves a part to the standard
+/// chain (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...).
+pub async fn sdk_config_for(
+    region: Option<&str>,
+    profile: Option<&str>,
+    endpoint: Option<&str>,
+    credentials: AwsCredentials,
+    t: &Timeouts,
+) -> aws_config::SdkConfig {
     // Three attempts with jittered exponential backoff from 250 ms (at most
     // 250 + 500 ms in all). The operation timeout leaves room for every
     // attempt plus that backoff, so an endpoint that refuses connections is
@@ -126,16 +146,16 @@ pub async fn sdk_config(s: &AwsSettings, t: &Timeouts) -> aws_config::SdkConfig 
                 .with_initial_backoff(backoff)
                 .with_max_backoff(Duration::from_secs(2)),
         );
-    if let Some(r) = &s.region {
-        loader = loader.region(Region::new(r.clone()));
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r.to_string()));
     }
-    if let Some(p) = &s.profile {
+    if let Some(p) = profile {
         loader = loader.profile_name(p);
     }
-    if let Some(e) = &s.endpoint {
+    if let Some(e) = endpoint {
         loader = loader.endpoint_url(e);
     }
-    if s.credentials == AwsCredentials::Emulator {
+    if credentials == AwsCredentials::Emulator {
         loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(
             "testing",
             "testing",

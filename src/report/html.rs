@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::markdown::needing_action;
 use super::Report;
 use crate::checks::Outcome;
+use crate::evidence::EvidenceSet;
 
 /// Escapes text for HTML.
 pub fn esc(s: &str) -> String {
@@ -32,7 +33,7 @@ border-radius:3px;color:#fff}.pass{background:#2e7d32}.fail{background:#c62828}.
 padding:.5em;border:1px solid #e0a800}code{background:#f6f6f6}";
 
 /// Renders the report.
-pub fn render(r: &Report) -> String {
+pub fn render(r: &Report, ev: &EvidenceSet) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
@@ -182,6 +183,7 @@ pub fn render(r: &Report) -> String {
         }
         let _ = write!(o, "</section>");
     }
+    latency_section(&mut o, r, ev);
     let _ = write!(o, "<h2>Waivers ({})</h2>", r.waivers.len());
     if r.waivers.is_empty() {
         let _ = write!(o, "<p>None.</p>");
@@ -215,4 +217,42 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(o, "</table></body></html>");
     o
+}
+
+/// PERF-001's picture: per master, the latency percentile spectrum the
+/// latency probe measured (client corrected and raw, and Redis's own
+/// HGETALL percentiles), when the report judged PERF-001.
+fn latency_section(o: &mut String, r: &Report, ev: &EvidenceSet) {
+    if !r.checks.iter().any(|c| c.id == "PERF-001") {
+        return;
+    }
+    let views: Vec<_> = ev
+        .latency_views()
+        .into_iter()
+        .filter_map(|(_, v)| v.ok())
+        .collect();
+    if views.is_empty() {
+        return;
+    }
+    let _ = write!(
+        o,
+        "<h2 id=\"latency\">Latency per master (PERF-001)</h2><p>Each chart is one master's percentile spectrum, \
+         p50 to max, on a scale where every further nine gets the same width. <b>Corrected</b> counts from when each \
+         operation was due (it includes waiting behind a slow one); <b>raw</b> from when it was sent; <b>server-side</b> \
+         is Redis's own HGETALL time (INFO latencystats). A wide gap between client and server lines is time spent \
+         outside Redis.</p>"
+    );
+    for v in views {
+        let _ = write!(
+            o,
+            "<figure class=\"latency\">{}<figcaption>{}: p99 corrected {} µs, raw {} µs ({} operations at {:.0}/s as {})</figcaption></figure>",
+            super::svg::latency_chart(v),
+            esc(&v.master),
+            v.corrected.p99_us,
+            v.raw.p99_us,
+            v.corrected.count,
+            v.achieved_rate,
+            esc(&v.user)
+        );
+    }
 }

@@ -1,7 +1,14 @@
 //! `junit.xml`: one test suite per area, one test case per check, so CI
-//! systems show each control as a test. Failures say what and where.
+//! systems show each control as a test.
+//!
+//! Written for how CI systems read it: each test case's `time` is the span
+//! of the probe windows its check read; a failure or error carries the
+//! finding both in `message` (Jenkins shows it) and as the element's text
+//! (GitLab reads only that); `classname` + `name` are unique (the check id
+//! is in the name); each suite's counts are those of its own test cases,
+//! and the root's are their sums.
 
-use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
+use std::fmt::Write as _;
 
 use super::{CheckResult, Report};
 use crate::checks::Outcome;
@@ -21,61 +28,143 @@ fn details(c: &CheckResult, which: &[Outcome]) -> String {
         .join("\n")
 }
 
+/// Escapes text for XML 1.0 attributes and content; characters XML 1.0
+/// cannot carry (most C0 controls) become U+FFFD.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn secs(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// The finding element of a test case, if it is not a success: (tag,
+/// type, message).
+fn finding(c: &CheckResult) -> Option<(&'static str, &'static str, String)> {
+    let summary = |which: &[Outcome]| {
+        let n = c
+            .subjects
+            .iter()
+            .filter(|s| which.contains(&s.outcome))
+            .count();
+        let first = c.subjects.iter().find(|s| which.contains(&s.outcome));
+        match first {
+            Some(s) if n == 1 => format!("{}: {}", s.subject, s.message),
+            Some(s) => format!("{} subjects; first {}: {}", n, s.subject, s.message),
+            None => c.outcome.to_string(),
+        }
+    };
+    match c.outcome {
+        Outcome::Fail => Some(("failure", "fail", summary(&[Outcome::Fail]))),
+        Outcome::Error => Some(("error", "error", summary(&[Outcome::Error]))),
+        Outcome::Skip => Some(("skipped", "skip", summary(&[Outcome::Skip]))),
+        Outcome::Incomplete => Some((
+            "skipped",
+            "incomplete",
+            format!(
+                "incomplete: not audited: {}",
+                summary(&[Outcome::Incomplete])
+            ),
+        )),
+        Outcome::Pass | Outcome::Warn | Outcome::Waived => None,
+    }
+}
+
 /// Renders the report as JUnit XML.
 pub fn render(r: &Report) -> String {
-    let ts = OffsetDateTime::from_unix_timestamp(r.started_at.timestamp())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let mut report = ReportBuilder::new();
-    for area in Area::ALL {
-        let cases: Vec<TestCase> = r
-            .checks
-            .iter()
-            .filter(|c| c.area == area)
-            .map(|c| {
-                let name = format!("{} {}", c.id, c.title);
-                let zero = Duration::ZERO;
-                let mut tc = match c.outcome {
-                    Outcome::Fail => {
-                        TestCase::failure(&name, zero, "fail", &details(c, &[Outcome::Fail]))
-                    }
-                    Outcome::Error => {
-                        TestCase::error(&name, zero, "error", &details(c, &[Outcome::Error]))
-                    }
-                    Outcome::Skip => {
-                        TestCase::skipped_with_cause(&name, "skip", &details(c, &[Outcome::Skip]))
-                    }
-                    Outcome::Incomplete => TestCase::skipped_with_cause(
-                        &name,
-                        "incomplete: not audited",
-                        &details(c, &[Outcome::Incomplete]),
-                    ),
-                    Outcome::Pass | Outcome::Warn | Outcome::Waived => {
-                        TestCase::success(&name, zero)
-                    }
-                };
-                tc.set_classname(&format!("epic-audit.{}.{}", r.environment, c.area));
-                let all = details(c, &Outcome::ALL);
-                tc.set_system_out(&format!(
-                    "severity: {}; HIPAA: {}\n{all}",
-                    c.severity,
-                    crate::hipaa::list(&c.hipaa)
-                ));
-                tc
-            })
-            .collect();
-        if cases.is_empty() {
+    let ts = r.started_at.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let mut suites = String::new();
+    let (mut tests, mut failures, mut errors, mut skipped, mut total_ms) = (0, 0, 0, 0, 0);
+    for (id, area) in Area::ALL.iter().enumerate() {
+        let checks: Vec<&CheckResult> = r.checks.iter().filter(|c| c.area == *area).collect();
+        if checks.is_empty() {
             continue;
         }
-        let suite = TestSuiteBuilder::new(&format!("epic-audit {} {}", r.environment, area))
-            .set_timestamp(ts)
-            .add_testcases(cases)
-            .build();
-        report.add_testsuite(suite);
+        let count = |o: &[Outcome]| checks.iter().filter(|c| o.contains(&c.outcome)).count();
+        let (f, e, s) = (
+            count(&[Outcome::Fail]),
+            count(&[Outcome::Error]),
+            count(&[Outcome::Skip, Outcome::Incomplete]),
+        );
+        let ms: u64 = checks.iter().map(|c| c.duration_ms).sum();
+        (tests, failures, errors, skipped, total_ms) = (
+            tests + checks.len(),
+            failures + f,
+            errors + e,
+            skipped + s,
+            total_ms + ms,
+        );
+        let classname = format!("epic-audit.{}.{}", r.environment, area);
+        let _ = writeln!(
+            suites,
+            "  <testsuite id=\"{id}\" name=\"{}\" package=\"{}\" timestamp=\"{ts}\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" skipped=\"{s}\" time=\"{}\">",
+            xml(&format!("epic-audit {} {}", r.environment, area)),
+            xml(&classname),
+            checks.len(),
+            secs(ms)
+        );
+        for c in checks {
+            let _ = writeln!(
+                suites,
+                "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">",
+                xml(&format!("{} {}", c.id, c.title)),
+                xml(&classname),
+                secs(c.duration_ms)
+            );
+            if let Some((tag, kind, message)) = finding(c) {
+                let text = details(c, &[c.outcome]);
+                let _ = writeln!(
+                    suites,
+                    "      <{tag} type=\"{kind}\" message=\"{}\">{}</{tag}>",
+                    xml(&message),
+                    xml(&text)
+                );
+            }
+            let _ = writeln!(
+                suites,
+                "      <system-out>{}</system-out>\n    </testcase>",
+                xml(&format!(
+                    "outcome: {}; severity: {}; HIPAA: {}\n{}",
+                    c.outcome,
+                    c.severity,
+                    crate::hipaa::list(&c.hipaa),
+                    details(c, &Outcome::ALL)
+                ))
+            );
+        }
+        suites.push_str("  </testsuite>\n");
     }
-    let mut out = Vec::new();
-    report
-        .build()
-        .write_xml(&mut out)
-        .expect("writing XML to memory cannot fail");
-    String::from_utf8(out).expect("junit-report writes UTF-8")
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{}\">\n{suites}</testsuites>\n",
+        xml(&format!("epic-audit {} {}", r.environment, r.run_id)),
+        secs(total_ms)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_controls_replaced() {
+        assert_eq!(
+            xml("a<b>&\"'\u{1}\n"),
+            "a&lt;b&gt;&amp;&quot;&apos;\u{FFFD}\n"
+        );
+        assert_eq!(secs(1234), "1.234");
+        assert_eq!(secs(5), "0.005");
+    }
 }

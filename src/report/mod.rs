@@ -16,6 +16,7 @@ pub mod markdown;
 pub mod oscal;
 pub mod prom;
 pub mod safeguards;
+pub mod svg;
 pub mod terminal;
 
 /// Version of the report.json format.
@@ -136,6 +137,11 @@ pub struct CheckResult {
     /// How to fix a failure (from the policy).
     #[serde(default)]
     pub remediation: String,
+    /// How long the observations it judged took, in ms: from the start of
+    /// the first to the end of the last evidence item of the probes it
+    /// reads (probes run concurrently, so this is a span, not a sum).
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 impl Report {

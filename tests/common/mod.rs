@@ -368,3 +368,59 @@ pub fn observations_mut<'a, T: 'a>(
         })
         .collect()
 }
+
+/// Debian's Chromium (scripts/setup.sh installs it).
+pub fn chromium() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("Chromium is not installed: run scripts/setup.sh (Debian package `chromium`)")
+}
+
+/// Renders `page` (a local file) in headless Chromium with no network,
+/// with `what` (`--dump-dom`, or `--screenshot=PNG`) and a window size;
+/// returns stdout (the DOM for `--dump-dom`).
+pub fn chromium_render(page: &Path, what: &str, profile: &Path) -> String {
+    let o = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1280,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(what)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    if what == "--dump-dom" {
+        assert!(
+            out.contains("</html>"),
+            "Chromium rendered nothing: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    out
+}
+
+/// The opening tags `<NAME ...>` in `dom` whose attributes contain `attr`.
+pub fn tags_with<'a>(dom: &'a str, name: &str, attr: &str) -> Vec<&'a str> {
+    dom.match_indices(&format!("<{name} "))
+        .filter_map(|(i, _)| dom[i..].find('>').map(|j| &dom[i..i + j + 1]))
+        .filter(|t| t.contains(attr))
+        .collect()
+}
+
+/// The value of attribute `name` in an opening tag.
+pub fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let k = format!(" {name}=\"");
+    let i = tag.find(&k)? + k.len();
+    tag[i..].split('"').next()
+}
