@@ -189,8 +189,21 @@ pub enum Format {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Environment name from the config (e.g. local, staging, prod).
-    #[arg(long, value_name = "NAME")]
-    pub env: String,
+    /// Repeat it to audit a fleet: the environments are audited
+    /// concurrently (at most --max-concurrent at a time), each into its own
+    /// run directory as when audited alone, and a fleet summary (one line
+    /// per environment, an overall verdict and exit code) is printed and
+    /// written with a combined JUnit file (one suite per environment and
+    /// area) to --fleet-out.
+    #[arg(long, value_name = "NAME", required = true)]
+    pub env: Vec<String>,
+    /// With several --env: how many environments are audited at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent: u16,
+    /// With several --env: where the fleet summary (fleet.json, junit.xml)
+    /// goes. Default: reports/fleet/<fleet-id>/.
+    #[arg(long, value_name = "DIR")]
+    pub fleet_out: Option<PathBuf>,
     /// Write the run's files directly in DIR (created; an existing run there
     /// is never overwritten). Default: reports/<env>/<run-id>/.
     #[arg(long, value_name = "DIR")]

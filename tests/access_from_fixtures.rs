@@ -23,7 +23,7 @@ fn messages(r: &Report, id: &str) -> String {
 
 fn views(ev: &mut EvidenceSet) -> Vec<(String, &mut AclView)> {
     observations_mut(ev, |o| match o {
-        Observation::AclNode(v) => Some(v),
+        Observation::AclNode(v) => Some(v.as_mut()),
         _ => None,
     })
 }

@@ -182,6 +182,24 @@ fn a_quarter_is_exported_with_its_history_and_verifies() {
     ] {
         assert!(files.contains_key(f), "{f}");
     }
+    // The archive's envelope and bundle, and every run's, verify with
+    // third-party tools once unpacked.
+    let unpacked = s.path().join("unpacked");
+    for (name, data) in &files {
+        let p = unpacked.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let (code, out) = common::third_party(&unpacked, &s.public);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("predicateType https://epic-audit.invalid/predicate/quarterly-export/v1"),
+        "{out}"
+    );
+    for run in &runs {
+        let (code, out) = common::third_party(&unpacked.join("runs").join(run), &s.public);
+        assert_eq!(code, 0, "{run}: {out}");
+    }
     let history: Vec<Value> = serde_json::from_slice(&files["history.json"]).unwrap();
     let clu1 = history.iter().find(|h| h["id"] == "CLU-001").unwrap();
     assert_eq!(

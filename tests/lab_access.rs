@@ -24,6 +24,42 @@ async fn on_nodes(t: &TestLab, nodes: &[usize], words: &[&str]) {
 const ALL: [usize; 6] = [0, 1, 2, 3, 4, 5];
 
 /// DBSIZE and a SHA-256 over every key and its DUMP, per master.
+/// Per node of the run `name`, in address order: (node, the node whose
+/// DRYRUN sweep it records, when not its own). A node that swept itself
+/// made over 1000 DRYRUN calls; one that shares another's made none.
+fn sweeps(t: &TestLab, name: &str) -> Vec<(String, Option<String>)> {
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.out(name).join("evidence.json")).unwrap())
+            .unwrap();
+    let mut out: Vec<(String, Option<String>)> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["probe"] == "acl")
+        .map(|i| {
+            let o = &i["result"]["observation"];
+            let on = o["dryrun_swept_on"].as_str().map(String::from);
+            let calls = o["dryrun_calls"].as_u64().unwrap();
+            assert_eq!(
+                on.is_none(),
+                calls > 1000,
+                "{}: {calls} calls, swept on {on:?}",
+                i["subject"]
+            );
+            assert!(
+                o["dryrun"]["dev_user"]
+                    .as_object()
+                    .is_some_and(|m| m.len() > 200),
+                "{}",
+                i["subject"]
+            );
+            (i["subject"].as_str().unwrap().to_string(), on)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 async fn keyspace(t: &TestLab) -> BTreeMap<usize, (i64, String)> {
     let mut out = BTreeMap::new();
     for m in 0..3 {
@@ -108,20 +144,19 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
         before.values().map(|(n, _)| n).sum::<i64>() >= 20,
         "the lab has its session keys"
     );
-    // Every node swept every command for each policy user.
-    let ev: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(t.out("good").join("evidence.json")).unwrap(),
-    )
-    .unwrap();
-    let calls: Vec<u64> = ev["items"]
-        .as_array()
-        .unwrap()
+    // All six nodes hold the same ACL and COMMAND table: one of them
+    // swept every command for each policy user, and the other five record
+    // that its sweep is theirs.
+    let nodes: Vec<String> = ALL
         .iter()
-        .filter(|i| i["probe"] == "acl")
-        .map(|i| i["result"]["observation"]["dryrun_calls"].as_u64().unwrap())
+        .map(|i| t.lab.spec.addr(*i).to_string())
         .collect();
-    assert_eq!(calls.len(), 6);
-    assert!(calls.iter().all(|c| *c > 1000), "{calls:?}");
+    let mut shared: Vec<(String, Option<String>)> = nodes
+        .iter()
+        .map(|n| (n.clone(), Some(nodes[0].clone())))
+        .collect();
+    shared[0].1 = None;
+    assert_eq!(sweeps(&t, "good"), shared);
     // No password of the lab appears in the evidence.
     let text = std::fs::read_to_string(t.out("good").join("evidence.json")).unwrap();
     for u in epic_audit_lab::USERS {
@@ -217,6 +252,27 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
         "{m}"
     );
     assert!(message_of(&rep, "ACC-008").contains("dev_user: DEL session:0001"));
+    revert().await;
+
+    // dev_user may write on one replica only: that node's ACL differs from
+    // its group's, so it gets its own sweep, which finds the write; the
+    // others still share one.
+    on_nodes(&t, &[5], &["ACL", "SETUSER", "dev_user", "+@write"]).await;
+    let (code, rep, bad) = audit_area(&t, "access", "dev-write-one-replica");
+    assert_eq!(bad, fails(&["ACC-001", "ACC-005", "ACC-008"]), "{rep:#}");
+    assert_eq!(code, 1);
+    let failing = common::failing_subjects(&rep, "ACC-005");
+    assert_eq!(
+        failing.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        [nodes[5].as_str()],
+        "{rep:#}"
+    );
+    let sw = sweeps(&t, "dev-write-one-replica");
+    assert_eq!(sw[5], (nodes[5].clone(), None), "{sw:?}");
+    assert_eq!(sw[0], (nodes[0].clone(), None), "{sw:?}");
+    for (node, on) in &sw[1..5] {
+        assert_eq!(on.as_ref(), Some(&nodes[0]), "{node}: {sw:?}");
+    }
     revert().await;
 
     // dev_user may EVAL (scripting is not @write): ACC-005 and the EVAL case.

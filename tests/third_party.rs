@@ -11,34 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-use common::epic_audit;
-
-fn python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/setup.sh (it installs securesystemslib, sigstore-protobuf-specs and junitparser)",
-        p.display()
-    );
-    p
-}
-
-/// Runs tests/py/third_party_verify.py: (exit code, its output).
-fn third_party(run: &Path, pubkey: &Path) -> (i32, String) {
-    let out = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/third_party_verify.py"))
-        .args([run, pubkey])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use common::{epic_audit, python, third_party};
 
 fn fixture() -> String {
     format!(

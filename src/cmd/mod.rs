@@ -21,6 +21,7 @@ pub mod catalogue;
 pub mod diff;
 pub mod evaluate;
 pub mod export;
+pub mod fleet;
 pub mod keygen;
 pub mod run;
 pub mod verify;
@@ -236,16 +237,39 @@ pub fn signer(
     Ok(Some(crate::sign::RunSigner::load(&path)?))
 }
 
+/// A run written to disk.
+pub struct Written {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its report, as written.
+    pub report: Report,
+}
+
 /// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
 /// prints the terminal summary and returns the exit code.
 pub fn write_and_print(
+    dest: &Path,
+    evidence: &EvidenceSet,
+    report: Report,
+    policy: &Policy,
+    signer: Option<&crate::sign::RunSigner>,
+    prom: Option<&Path>,
+) -> Result<u8> {
+    let w = write_run(dest, evidence, report, policy, signer, prom)?;
+    print_run(&w, signer);
+    Ok(w.report.exit_code)
+}
+
+/// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
+/// printing nothing.
+pub fn write_run(
     dest: &Path,
     evidence: &EvidenceSet,
     mut report: Report,
     policy: &Policy,
     signer: Option<&crate::sign::RunSigner>,
     prom: Option<&Path>,
-) -> Result<u8> {
+) -> Result<Written> {
     report.signature = match signer {
         Some(s) => format!(
             "DSSE envelope {} (in-toto Statement, {} key id {}; the same as a Sigstore bundle in {})",
@@ -310,7 +334,13 @@ pub fn write_and_print(
     if let Some(p) = prom {
         output::write_file_atomic(p, crate::report::prom::render(&report).as_bytes())?;
     }
-    print!("{}", terminal::render(&report, terminal::want_colour()));
+    Ok(Written { dir, report })
+}
+
+/// The terminal summary of a written run and where its files are.
+pub fn print_run(w: &Written, signer: Option<&crate::sign::RunSigner>) {
+    let (dir, report) = (&w.dir, &w.report);
+    print!("{}", terminal::render(report, terminal::want_colour()));
     println!(
         "report: {}/ (report.html, report.md, report.json, junit.xml, assessment-results.json (OSCAL), evidence.json)",
         dir.display()
@@ -325,5 +355,4 @@ pub fn write_and_print(
             dir.display()
         );
     }
-    Ok(report.exit_code)
 }

@@ -1,10 +1,11 @@
-//! `epic-audit run`: observe one environment, judge it, write the run.
+//! `epic-audit run`: observe one environment, judge it, write the run; or,
+//! with several `--env`, a fleet of them concurrently (see [`fleet`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{load_policy, signer, write_and_print};
+use super::{load_policy, print_run, signer, write_run, Written};
 use crate::cli::{Cli, RunArgs, UsageError};
 use crate::config::Config;
 use crate::engine;
@@ -12,10 +13,21 @@ use crate::output::{self, OutputError};
 use crate::probes::ProbeContext;
 use crate::tls::TlsClient;
 
-/// Runs the audit of `args.env`.
+/// Runs the audit of `args.env` (one environment), or of a fleet.
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    match args.env.as_slice() {
+        [one] => run_one(cli, args, one, true)
+            .await
+            .map(|w| w.report.exit_code),
+        _ => super::fleet::fleet(cli, args).await,
+    }
+}
+
+/// Audits environment `name` and writes its run; prints its summary when
+/// `print` (a fleet prints one line per environment instead).
+pub async fn run_one(cli: &Cli, args: &RunArgs, name: &str, print: bool) -> Result<Written> {
     let config = Config::load(&cli.config)?;
-    let env = config.environment(&args.env)?;
+    let env = config.environment(name)?;
     let policy = load_policy(cli)?;
     let selected = policy
         .select(&args.select.only, &args.select.skip)
@@ -43,7 +55,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     }
     let lab_dir = crate::config::default_lab_dir();
     if env.lab {
-        lab_hint(&args.env, env, &lab_dir).await?;
+        lab_hint(name, env, &lab_dir).await?;
     }
     let tls = TlsClient::from_files(
         &config.resolve_path(&env.tls.ca, &lab_dir),
@@ -52,12 +64,12 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
         env.tls.server_name.clone(),
     )?;
     let user = env.audit_user.get_ref().clone();
-    let password = config.resolve_secret(&args.env, &user, &lab_dir)?;
+    let password = config.resolve_secret(name, &user, &lab_dir)?;
     let mut credentials = std::collections::BTreeMap::new();
-    for name in env.users.keys() {
+    for user_name in env.users.keys() {
         credentials.insert(
-            name.clone(),
-            config.resolve_secret(&args.env, name, &lab_dir)?,
+            user_name.clone(),
+            config.resolve_secret(name, user_name, &lab_dir)?,
         );
     }
     // Resolved after the TLS material and secrets (a lab environment's key
@@ -80,7 +92,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     };
     let salt = ctx.session_salt.clone();
     let needed = engine::needed_probes(&selected);
-    let evidence = engine::observe(&args.env, &env.seeds, ctx, &needed).await;
+    let evidence = engine::observe(name, &env.seeds, ctx, &needed).await;
     let report = engine::judge(
         &evidence,
         &policy,
@@ -90,7 +102,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     );
     let dest = match &args.out {
         Some(d) => d.clone(),
-        None => output::default_run_dir(&Path::new("reports").join(&args.env), &evidence.run_id),
+        None => output::default_run_dir(&Path::new("reports").join(name), &evidence.run_id),
     };
     // The salt is written before the run is committed and the verdict
     // printed, so the exit code printed is the one the process returns; if
@@ -100,7 +112,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
     } else {
         None
     };
-    let code = write_and_print(
+    let written = write_run(
         &dest,
         &evidence,
         report,
@@ -113,13 +125,16 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
             let _ = std::fs::remove_file(f);
         }
     })?;
-    if let Some(file) = salt_file {
-        println!(
-            "session keys appear in the report only as keyed hashes; the key (this run's salt) is in {} — keep it local",
-            file.display()
-        );
+    if print {
+        print_run(&written, signer.as_ref());
+        if let Some(file) = salt_file {
+            println!(
+                "session keys appear in the report only as keyed hashes; the key (this run's salt) is in {} — keep it local",
+                file.display()
+            );
+        }
     }
-    Ok(code)
+    Ok(written)
 }
 
 /// `DIR.salt` beside the run directory `DIR`.

@@ -31,6 +31,13 @@ pub struct AclView {
     /// recorded: then [`DRYRUN_KEYS`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dryrun_keys: BTreeMap<String, Vec<String>>,
+    /// The node whose DRYRUN sweep `dryrun`, `dryrun_errors`, `cases` and
+    /// `dryrun_keys` are, when it is not this one: the two hold the same
+    /// ACL (every user's rules and salted password fingerprints, from ACL
+    /// GETUSER) and the same COMMAND table, which together decide every
+    /// DRYRUN verdict, so one sweep serves both. Absent: swept here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dryrun_swept_on: Option<String>,
 }
 
 impl AclView {

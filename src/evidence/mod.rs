@@ -256,7 +256,7 @@ pub enum Observation {
     /// Server-computed hash slots of sample keys.
     KeySlots(KeySlotSamples),
     /// One node's ACL users, ACL LOG summary, DRYRUN matrix and live auth.
-    AclNode(AclView),
+    AclNode(Box<AclView>),
     /// The COMMAND table (flags, ACL categories) the DRYRUN sweep used.
     CommandTable(CommandTable),
     /// One TLS endpoint (client or bus port of a node).
@@ -300,7 +300,7 @@ impl EvidenceSet {
     /// listing no user is a failure (`incomplete`).
     pub fn acl_views(&self) -> Vec<(&str, Result<&AclView, &ProbeFailure>)> {
         let mut v = self.views(ProbeId::Acl, |o| match o {
-            Observation::AclNode(v) => Some(v),
+            Observation::AclNode(v) => Some(v.as_ref()),
             _ => None,
         });
         for (_, r) in v.iter_mut() {

@@ -1,6 +1,11 @@
 //! Access control: ACL users and rules, ACL LOG, an ACL DRYRUN sweep of the
 //! whole COMMAND table, the policy's explicit cases, and live logins.
 //!
+//! The sweep runs once per group of nodes whose ACL (every user's rules and
+//! salted password fingerprints) and COMMAND table are identical, since
+//! those decide every DRYRUN verdict; the other members record which node
+//! it ran on. A node whose ACL differs is swept on its own.
+//!
 //! Non-destructive by construction. The commands sent are ACL USERS, ACL
 //! LIST, ACL GETUSER, ACL LOG, COMMAND, ACL DRYRUN (which never executes the
 //! command it is asked about), PING, AUTH and ACL WHOAMI. The one side
@@ -35,6 +40,10 @@ impl Probe for AclProbe {
             // Fingerprints of password hashes are salted per run, so they
             // compare nodes within the run but reveal nothing later.
             let salt: [u8; 32] = crate::secret::random();
+            // One budget for the whole probe: the reads and logins of every
+            // node get half of it, the DRYRUN sweeps what is left, so a
+            // silent node cannot leave the sweeps of the others no time.
+            let end = tokio::time::Instant::now() + ctx.timeouts.probe();
             let targets = ctx
                 .targets
                 .iter()
@@ -43,13 +52,14 @@ impl Probe for AclProbe {
             let observed = per_target_with(
                 ProbeId::Acl,
                 "access probe",
-                ctx.timeouts.probe(),
+                ctx.timeouts.probe() / 2,
                 targets,
                 |addr: NodeAddr| {
                     let ctx = ctx.clone();
                     async move {
-                        let (v, t) = observe_node(&ctx, &addr, &salt).await?;
-                        Ok((Observation::AclNode(v), (addr, t)))
+                        let (v, t, conn) = observe_node(&ctx, &addr, &salt).await?;
+                        let group = acl_group_key(&v, &t);
+                        Ok((Observation::AclNode(Box::new(v)), (addr, t, conn, group)))
                     }
                 },
             )
@@ -57,17 +67,27 @@ impl Probe for AclProbe {
             let mut items = Vec::new();
             let mut table: Option<(NodeAddr, CommandTable)> = None;
             let mut last_failure = None;
-            for (ev, t) in observed {
+            // Nodes with the same ACL and COMMAND table: (node, its item,
+            // its connection), the sweep runs on the first.
+            let mut groups: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+            for (i, (ev, t)) in observed.into_iter().enumerate() {
                 if let Observed::Failure(f) = &ev.result {
                     last_failure = Some(f.clone());
                 }
-                if let Some((addr, t)) = t {
+                if let Some((addr, t, conn, group)) = t {
+                    groups.entry(group).or_default().push((
+                        addr.clone(),
+                        i,
+                        conn,
+                        t.commands.clone(),
+                    ));
                     if table.as_ref().is_none_or(|(a, _)| addr < *a) {
                         table = Some((addr, t));
                     }
                 }
                 items.push(ev);
             }
+            sweep_groups(&ctx, groups, &mut items, end).await;
             items.push(Evidence {
                 probe: ProbeId::AclCommands,
                 subject: "cluster".into(),
@@ -88,13 +108,170 @@ impl Probe for AclProbe {
     }
 }
 
+/// What decides every DRYRUN verdict on a node: each user's rules and
+/// (salted) password fingerprints as ACL GETUSER gives them, and the
+/// COMMAND table (which commands exist, their flags and categories). Nodes
+/// with the same key give the same verdicts, so one sweep serves them all.
+fn acl_group_key(v: &AclView, t: &CommandTable) -> String {
+    // COMMAND lists commands in the order of the node's own hash table,
+    // which differs between nodes with the same commands: compare sorted.
+    let mut commands: Vec<&CommandInfo> = t.commands.iter().collect();
+    commands.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut users: Vec<(&str, Vec<String>)> = v
+        .users
+        .iter()
+        .map(|u| (u.name.as_str(), rule_key(&u.rule)))
+        .collect();
+    users.sort();
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&users).expect("users serialise"));
+    h.update([0]);
+    h.update(serde_json::to_vec(&commands).expect("commands serialise"));
+    hex::encode(h.finalize())
+}
+
+/// An ACL LIST line (passwords already fingerprints) as a comparable
+/// key. Redis prints a user's individual `+cmd`/`-cmd` rules in its hash
+/// table's order, which differs between nodes with the same permissions;
+/// they are generated from the permission bitmap, so within one segment
+/// (the root permissions, or one `(selector)`) their order carries no
+/// meaning and they are sorted there. Every other token, and every token's
+/// segment, stays where it is.
+fn rule_key(rule: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Vec<String> = Vec::new();
+    let flush = |run: &mut Vec<String>, out: &mut Vec<String>| {
+        run.sort();
+        out.append(run);
+    };
+    for t in rule.split_whitespace() {
+        let opens = t.starts_with('(');
+        let closes = t.ends_with(')');
+        let bare = t.trim_start_matches('(').trim_end_matches(')');
+        let individual =
+            (bare.starts_with('+') || bare.starts_with('-')) && !bare[1..].starts_with('@');
+        if opens {
+            flush(&mut run, &mut out);
+            out.push("(".into());
+        }
+        if individual {
+            run.push(bare.to_string());
+        } else {
+            flush(&mut run, &mut out);
+            out.push(bare.to_string());
+        }
+        if closes {
+            flush(&mut run, &mut out);
+            out.push(")".into());
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// A node of a group: its address, the index of its item, its open
+/// connection and its COMMAND table.
+type Member = (NodeAddr, usize, RedisConn, Vec<CommandInfo>);
+
+/// Runs the DRYRUN sweep once per group of identical nodes (on its
+/// lowest address), concurrently across groups and before `end`, and
+/// records the result in every member's item: the node it ran on sweeps
+/// itself; the others name it in `dryrun_swept_on`. A sweep that fails or
+/// runs out of time turns every member's item into that failure.
+async fn sweep_groups(
+    ctx: &Arc<ProbeContext>,
+    groups: BTreeMap<String, Vec<Member>>,
+    items: &mut [Evidence],
+    end: tokio::time::Instant,
+) {
+    let mut tasks = Vec::new();
+    for (_, mut members) in groups {
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut it = members.into_iter();
+        let Some((rep, rep_i, mut conn, commands)) = it.next() else {
+            continue;
+        };
+        let others: Vec<(NodeAddr, usize)> = it.map(|(a, i, _, _)| (a, i)).collect();
+        let users = match &items[rep_i].result {
+            Observed::Observation(Observation::AclNode(v)) => v.users.clone(),
+            _ => continue,
+        };
+        let ctx = ctx.clone();
+        let t0 = std::time::Instant::now();
+        let at = rep.clone();
+        let handle = tokio::spawn(async move {
+            let r = tokio::time::timeout_at(end, sweep(&ctx, &mut conn, &users, &commands)).await;
+            r.unwrap_or_else(|_| {
+                Err(failure(
+                    "deadline",
+                    format!(
+                        "{at}: the ACL DRYRUN sweep did not finish within the access probe's {} ms",
+                        ctx.timeouts.probe_ms
+                    ),
+                ))
+            })
+        });
+        tasks.push((rep, rep_i, others, t0, handle));
+    }
+    for (rep, rep_i, others, t0, handle) in tasks {
+        let result = handle.await.unwrap_or_else(|e| {
+            Err(failure(
+                "internal",
+                format!("{rep}: the ACL DRYRUN sweep stopped on an internal error ({e}); this is a bug in epic-audit"),
+            ))
+        });
+        items[rep_i].duration_ms += t0.elapsed().as_millis() as u64;
+        for (i, swept_on) in
+            std::iter::once((rep_i, None)).chain(others.iter().map(|(a, i)| (*i, Some(a))))
+        {
+            let item = &mut items[i];
+            let subject = item.subject.clone();
+            match (&result, &mut item.result) {
+                (Ok(s), Observed::Observation(Observation::AclNode(v))) => {
+                    v.dryrun = s.dryrun.clone();
+                    v.dryrun_errors = s.dryrun_errors.clone();
+                    v.cases = s.cases.clone();
+                    v.dryrun_keys = s.dryrun_keys.clone();
+                    v.dryrun_calls = if swept_on.is_none() { s.calls } else { 0 };
+                    v.dryrun_swept_on = swept_on.map(|_| rep.to_string());
+                }
+                (Err(f), _) => {
+                    item.result = Observed::Failure(match swept_on {
+                        None => f.clone(),
+                        Some(_) => failure(
+                            &f.kind,
+                            format!(
+                                "{subject}: its ACL and COMMAND table are identical to {rep}'s, whose ACL \
+                                 DRYRUN sweep serves both, and that sweep failed: {}",
+                                f.message
+                            ),
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What one DRYRUN sweep found.
+struct Sweep {
+    dryrun: BTreeMap<String, BTreeMap<String, String>>,
+    dryrun_errors: Vec<DryRunError>,
+    calls: usize,
+    cases: Vec<CaseResult>,
+    dryrun_keys: BTreeMap<String, Vec<String>>,
+}
+
 fn method(user: &str) -> String {
     format!(
         "As {user} over TLS: ACL USERS, ACL LIST, ACL GETUSER, ACL LOG, COMMAND; ACL DRYRUN for every \
          command and subcommand per swept user with sample keys made from the policy's key patterns for \
          that user, from every key pattern Redis grants it (root and selectors; recorded per user in \
          dryrun_keys), and one outside the policy's patterns (DRYRUN never executes); \
-         key positions from COMMAND GETKEYS; the policy's cases via ACL DRYRUN; live logins: PING \
+         key positions from COMMAND GETKEYS; the policy's cases via ACL DRYRUN (one sweep per group of \
+         nodes with identical ACL GETUSER rules, password fingerprints and COMMAND table, on the group's \
+         lowest address: dryrun_swept_on names it on the others); live logins: PING \
          unauthenticated, AUTH default <random> (adds one `auth` entry to ACL LOG), AUTH + ACL WHOAMI \
          (or CLIENT INFO) for each configured user"
     )
@@ -115,7 +292,7 @@ async fn observe_node(
     ctx: &ProbeContext,
     addr: &NodeAddr,
     salt: &[u8; 32],
-) -> Result<(AclView, CommandTable), ProbeFailure> {
+) -> Result<(AclView, CommandTable, RedisConn), ProbeFailure> {
     let mut c =
         RedisConn::connect_as(addr, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
     let first = c
@@ -177,9 +354,39 @@ async fn observe_node(
         })?);
     }
 
+    let auth = live_auth(ctx, addr).await?;
+    Ok((
+        AclView {
+            users,
+            log,
+            dryrun: BTreeMap::new(),
+            dryrun_errors: Vec::new(),
+            dryrun_calls: 0,
+            cases: Vec::new(),
+            auth,
+            dryrun_keys: BTreeMap::new(),
+            dryrun_swept_on: None,
+        },
+        CommandTable {
+            node: addr.to_string(),
+            commands,
+        },
+        c,
+    ))
+}
+
+/// The DRYRUN sweep on one node, over its open connection: every command
+/// of its COMMAND table for each swept user, then the policy's cases.
+async fn sweep(
+    ctx: &ProbeContext,
+    c: &mut RedisConn,
+    users: &[AclUser],
+    commands: &[CommandInfo],
+) -> Result<Sweep, ProbeFailure> {
+    let names: Vec<String> = users.iter().map(|u| u.name.clone()).collect();
     // Where each command takes its keys: the legacy key range, refined with
     // COMMAND GETKEYS for movable keys (numkeys, STREAMS, ...).
-    let templates = key_templates(&mut c, &commands).await?;
+    let templates = key_templates(c, commands).await?;
 
     // The DRYRUN sweep, one pipeline per user.
     let mut dryrun = BTreeMap::new();
@@ -269,25 +476,13 @@ async fn observe_node(
             });
         }
     }
-    drop(c);
-
-    let auth = live_auth(ctx, addr).await?;
-    Ok((
-        AclView {
-            users,
-            log,
-            dryrun,
-            dryrun_errors,
-            dryrun_calls: calls,
-            cases,
-            auth,
-            dryrun_keys,
-        },
-        CommandTable {
-            node: addr.to_string(),
-            commands,
-        },
-    ))
+    Ok(Sweep {
+        dryrun,
+        dryrun_errors,
+        calls,
+        cases,
+        dryrun_keys,
+    })
 }
 
 /// Live logins: an unauthenticated PING, a wrong password for `default`,
@@ -738,6 +933,23 @@ mod tests {
             step,
             container: false,
         }
+    }
+
+    #[test]
+    fn rule_keys_sort_individual_rules_within_their_segment_only() {
+        let a = rule_key("user u on #fp:1 ~* -@all +@read -keys +cluster|slots (~x +get -set)");
+        let b = rule_key("user u on #fp:1 ~* -@all +@read +cluster|slots -keys (~x -set +get)");
+        assert_eq!(a, b);
+        // The same tokens in another segment are another ACL.
+        assert_ne!(
+            rule_key("user u +get (~x -set)"),
+            rule_key("user u (~x +get -set)")
+        );
+        // Categories keep their order.
+        assert_ne!(
+            rule_key("user u -@all +@read"),
+            rule_key("user u +@read -@all")
+        );
     }
 
     #[test]

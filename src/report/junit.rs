@@ -83,13 +83,22 @@ fn finding(c: &CheckResult) -> Option<(&'static str, &'static str, String)> {
     }
 }
 
-/// Renders the report as JUnit XML.
-pub fn render(r: &Report) -> String {
+/// Running totals of the root element.
+#[derive(Default)]
+struct Totals {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+    ms: u64,
+    suites: usize,
+}
+
+/// Appends one suite per area of `r` to `out`.
+fn suites(r: &Report, out: &mut String, t: &mut Totals) {
     let ts = r.started_at.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let mut suites = String::new();
-    let (mut tests, mut failures, mut errors, mut skipped, mut total_ms) = (0, 0, 0, 0, 0);
-    for (id, area) in Area::ALL.iter().enumerate() {
-        let checks: Vec<&CheckResult> = r.checks.iter().filter(|c| c.area == *area).collect();
+    for area in Area::ALL {
+        let checks: Vec<&CheckResult> = r.checks.iter().filter(|c| c.area == area).collect();
         if checks.is_empty() {
             continue;
         }
@@ -100,16 +109,16 @@ pub fn render(r: &Report) -> String {
             count(&[Outcome::Skip, Outcome::Incomplete]),
         );
         let ms: u64 = checks.iter().map(|c| c.duration_ms).sum();
-        (tests, failures, errors, skipped, total_ms) = (
-            tests + checks.len(),
-            failures + f,
-            errors + e,
-            skipped + s,
-            total_ms + ms,
-        );
+        t.tests += checks.len();
+        t.failures += f;
+        t.errors += e;
+        t.skipped += s;
+        t.ms += ms;
+        let id = t.suites;
+        t.suites += 1;
         let classname = format!("epic-audit.{}.{}", r.environment, area);
         let _ = writeln!(
-            suites,
+            out,
             "  <testsuite id=\"{id}\" name=\"{}\" package=\"{}\" timestamp=\"{ts}\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" skipped=\"{s}\" time=\"{}\">",
             xml(&format!("epic-audit {} {}", r.environment, area)),
             xml(&classname),
@@ -118,7 +127,7 @@ pub fn render(r: &Report) -> String {
         );
         for c in checks {
             let _ = writeln!(
-                suites,
+                out,
                 "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\">",
                 xml(&format!("{} {}", c.id, c.title)),
                 xml(&classname),
@@ -127,14 +136,14 @@ pub fn render(r: &Report) -> String {
             if let Some((tag, kind, message)) = finding(c) {
                 let text = details(c, &[c.outcome]);
                 let _ = writeln!(
-                    suites,
+                    out,
                     "      <{tag} type=\"{kind}\" message=\"{}\">{}</{tag}>",
                     xml(&message),
                     xml(&text)
                 );
             }
             let _ = writeln!(
-                suites,
+                out,
                 "      <system-out>{}</system-out>\n    </testcase>",
                 xml(&format!(
                     "outcome: {}; severity: {}; HIPAA: {}\n{}",
@@ -145,13 +154,57 @@ pub fn render(r: &Report) -> String {
                 ))
             );
         }
-        suites.push_str("  </testsuite>\n");
+        out.push_str("  </testsuite>\n");
     }
+}
+
+fn document(name: &str, body: &str, t: &Totals) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{}\">\n{suites}</testsuites>\n",
-        xml(&format!("epic-audit {} {}", r.environment, r.run_id)),
-        secs(total_ms)
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">\n{body}</testsuites>\n",
+        xml(name),
+        t.tests,
+        t.failures,
+        t.errors,
+        t.skipped,
+        secs(t.ms)
     )
+}
+
+/// Renders the report as JUnit XML.
+pub fn render(r: &Report) -> String {
+    let (mut body, mut t) = (String::new(), Totals::default());
+    suites(r, &mut body, &mut t);
+    document(
+        &format!("epic-audit {} {}", r.environment, r.run_id),
+        &body,
+        &t,
+    )
+}
+
+/// One JUnit document for a fleet: one suite per environment and area
+/// (class names carry the environment, so cases stay unique), plus, for
+/// each environment that could not be audited at all, one suite with one
+/// errored case saying why (`unaudited`: environment, reason).
+pub fn render_fleet(name: &str, reports: &[&Report], unaudited: &[(String, String)]) -> String {
+    let (mut body, mut t) = (String::new(), Totals::default());
+    for r in reports {
+        suites(r, &mut body, &mut t);
+    }
+    for (env, why) in unaudited {
+        let id = t.suites;
+        t.suites += 1;
+        t.tests += 1;
+        t.errors += 1;
+        let _ = writeln!(
+            body,
+            "  <testsuite id=\"{id}\" name=\"epic-audit {e} run\" package=\"epic-audit.{e}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n    \
+             <testcase name=\"audit of {e}\" classname=\"epic-audit.{e}.run\" time=\"0.000\">\n      \
+             <error type=\"not audited\" message=\"{w}\">{w}</error>\n    </testcase>\n  </testsuite>",
+            e = xml(env),
+            w = xml(why)
+        );
+    }
+    document(name, &body, &t)
 }
 
 #[cfg(test)]

@@ -424,3 +424,33 @@ pub fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     let i = tag.find(&k)? + k.len();
     tag[i..].split('"').next()
 }
+
+/// The project's venv Python (scripts/setup.sh makes it, with the
+/// third-party verifiers the tests use).
+pub fn python() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh (it installs securesystemslib, sigstore-protobuf-specs and junitparser)",
+        p.display()
+    );
+    p
+}
+
+/// Runs tests/py/third_party_verify.py on a directory holding
+/// manifest.dsse.json: (exit code, its output).
+pub fn third_party(run: &Path, pubkey: &Path) -> (i32, String) {
+    let out = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/third_party_verify.py"))
+        .args([run, pubkey])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

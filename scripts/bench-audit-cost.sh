@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# What one audit costs the audited cluster and the auditing host, for one or
+# more builds of epic-audit interleaved on the same throw-away lab
+# (127.0.1.1-6 on loopback, see bench-common.sh):
+#
+#   git worktree add /tmp/before 445f9d2 && (cd /tmp/before && cargo build --release)
+#   bash scripts/bench-audit-cost.sh [--runs N] [--only AREAS] /tmp/before/target/release/epic-audit
+#
+# The current checkout's release build is always measured last in each
+# round. Per run: wall time, audit CPU (user+sys) and peak RSS of the
+# epic-audit process, CPU used by all six redis-server processes meanwhile
+# (/proc utime+stime), connections each node accepted (INFO stats
+# total_connections_received, less this script's own INFO connection), and
+# the ACL DRYRUN calls in the evidence. Default selection: the areas that
+# talk to Redis (access, cluster, data, transport). Loopback lab only.
+set -euo pipefail
+runs=3
+only=access,cluster,data,transport
+bins=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) bins+=("$1"); shift ;;
+  esac
+done
+source "$(dirname "$0")/bench-common.sh"
+bench_setup
+bench_config
+bins+=("$bin")
+"$labbin" up --port "$port" --no-aws >/dev/null
+pids=$(python3 -c "import json,sys; print(' '.join(str(n['pid']) for n in json.load(open(sys.argv[1]))['nodes']))" "$lab/lab.json")
+admin_pass=$(cat "$lab/secrets/admin_user.pass")
+ticks=$(getconf CLK_TCK)
+server_ticks() { local t=0; for p in $pids; do read -r -a f <"/proc/$p/stat"; t=$((t + f[13] + f[14])); done; echo "$t"; }
+conns() {
+  for i in 1 2 3 4 5 6; do
+    REDISCLI_AUTH=$admin_pass redis-cli --tls --cacert "$lab/pki/ca.crt" --cert "$lab/pki/client.crt" \
+      --key "$lab/pki/client.key" -h "127.0.1.$i" -p "$port" --user admin_user INFO stats 2>/dev/null |
+      tr -d '\r' | awk -F: '/^total_connections_received:/ {print $2}'
+  done | paste -sd' '
+}
+printf '%-44s %3s %7s %9s %10s %7s %22s %8s\n' build run wall_s audit_cpu server_cpu rss_MB "conns/node (1..6)" dryrun
+for r in $(seq 1 "$runs"); do
+  for b in "${bins[@]}"; do
+    sleep 3
+    before_c=($(conns)); before_t=$(server_ticks)
+    out="$work/run-$r-$(basename "$(dirname "$(dirname "$(dirname "$b")")")")-$RANDOM"
+    /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$b" run --env bench --config "$work/epic-audit.toml" \
+      --only "$only" --skip CLU-008,CLU-009,CLU-010 --unsigned --out "$out" >/dev/null 2>&1 || true
+    after_t=$(server_ticks); after_c=($(conns))
+    read -r wall u s rss <"$work/time"
+    per=()
+    for i in 0 1 2 3 4 5; do per+=($(( after_c[i] - before_c[i] - 1 ))); done
+    dry=$(python3 -c "
+import json,sys
+ev=json.load(open(sys.argv[1]+'/evidence.json'))
+print(sum(i['result']['observation'].get('dryrun_calls',0) for i in ev['items'] if i['probe']=='acl' and 'observation' in i['result']))" "$out" 2>/dev/null || echo '?')
+    printf '%-44s %3s %7s %9s %10s %7s %22s %8s\n' "${b: -44}" "$r" "$wall" "$(awk -v a="$u" -v b="$s" 'BEGIN{printf "%.2f", a+b}')" \
+      "$(awk -v d=$((after_t - before_t)) -v t="$ticks" 'BEGIN{printf "%.2f", d/t}')" "$((rss / 1024))" "${per[*]}" "$dry"
+  done
+done
