@@ -203,6 +203,7 @@ pub async fn observe(
         seeds: seeds.iter().map(ToString::to_string).collect(),
         targets: targets.iter().map(ToString::to_string).collect(),
         items,
+        tls_handshakes: ctx.tls.handshake_counts(),
     }
 }
 

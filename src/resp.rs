@@ -304,6 +304,7 @@ impl RedisConn {
             }
             Ok(Ok(s)) => s,
         };
+        tls.record_handshake(&a, stream.get_ref().1.handshake_kind());
         Ok(RedisConn {
             stream: Box::new(stream),
             decoder: ReplyDecoder::default(),

@@ -1,6 +1,7 @@
 //! TLS client material: the organisation's CA as the only trust anchor, and
 //! the auditor's client certificate (Redis `tls-auth-clients yes`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +24,19 @@ pub struct TlsClient {
     pub client_chain: Vec<CertificateDer<'static>>,
     /// Its private key.
     pub client_key: Arc<PrivateKeyDer<'static>>,
+    /// TLS handshakes of the connections made with [`TlsClient::config`],
+    /// per node address: how the audit itself connected.
+    pub handshakes: Arc<std::sync::Mutex<BTreeMap<String, Handshakes>>>,
+}
+
+/// How many TLS handshakes with one node were full (the server signed
+/// with its certificate key) and how many resumed an earlier session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Handshakes {
+    /// Full handshakes.
+    pub full: u32,
+    /// Resumed (TLS 1.3 PSK) handshakes.
+    pub resumed: u32,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -72,7 +86,23 @@ impl TlsClient {
             roots,
             client_chain: chain,
             client_key: Arc::new(key),
+            handshakes: Default::default(),
         })
+    }
+
+    /// Counts one completed handshake with `addr`.
+    pub fn record_handshake(&self, addr: &str, kind: Option<rustls::HandshakeKind>) {
+        let mut m = self.handshakes.lock().expect("not poisoned");
+        let e = m.entry(addr.to_string()).or_default();
+        match kind {
+            Some(rustls::HandshakeKind::Resumed) => e.resumed += 1,
+            _ => e.full += 1,
+        }
+    }
+
+    /// The handshakes counted so far.
+    pub fn handshake_counts(&self) -> BTreeMap<String, Handshakes> {
+        self.handshakes.lock().expect("not poisoned").clone()
     }
 
     /// The name certificates are verified against for `host`.

@@ -57,6 +57,7 @@ fn set(views: Vec<Result<LatencyView, ProbeFailure>>) -> EvidenceSet {
         finished_at: Utc::now(),
         seeds: vec![],
         targets: vec![],
+        tls_handshakes: Default::default(),
         items: views
             .into_iter()
             .enumerate()

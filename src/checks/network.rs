@@ -554,6 +554,7 @@ mod tests {
             finished_at: chrono::DateTime::UNIX_EPOCH,
             seeds: Vec::new(),
             targets: Vec::new(),
+            tls_handshakes: Default::default(),
             items: vec![Evidence {
                 probe: ProbeId::Aws,
                 subject: "aws:us-east-1".into(),

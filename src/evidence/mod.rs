@@ -47,6 +47,13 @@ pub struct EvidenceSet {
     pub targets: Vec<String>,
     /// The observations.
     pub items: Vec<Evidence>,
+    /// How the audit connected to each node (`ip:port`): its TLS
+    /// handshakes, full or resumed, over every connection the probes made
+    /// with the audit's client certificate (the transport probe's version
+    /// and no-certificate handshakes are in its own items). Absent in
+    /// evidence from before it was recorded.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tls_handshakes: std::collections::BTreeMap<String, crate::tls::Handshakes>,
 }
 
 /// One observation (or one failure to observe) of one subject.

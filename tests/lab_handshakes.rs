@@ -1,0 +1,74 @@
+//! How the audit connects: every connection a node accepted during a run is
+//! accounted for, and the audit's command connections resume the TLS
+//! session of an earlier one (the server signs with its RSA-4096 key only
+//! for the full handshakes), as recorded per node in evidence.json
+//! (`tls_handshakes`) and counted by Redis itself (INFO stats
+//! total_connections_received).
+
+mod common;
+
+use common::{run_env, start_lab, TestLab};
+
+/// total_connections_received of each node, read over one admin
+/// connection each (which this counts too).
+async fn accepted(t: &TestLab) -> Vec<i64> {
+    let mut out = Vec::new();
+    for i in 0..6 {
+        let mut c = t.lab.admin(i).await.unwrap();
+        let info =
+            epic_audit::resp::as_text(&c.cmd_str(&["INFO", "stats"]).await.unwrap()).unwrap();
+        let n = info
+            .lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        out.push(n);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_accepted_connection_is_the_audits_and_command_connections_resume() {
+    let t = start_lab().await;
+    let cfg = t.config(&[], (2000, 5000, 20000));
+    t.add_users(&cfg, &["app_user", "dev_user"]);
+    let before = accepted(&t).await;
+    let r = run_env(
+        &t,
+        &cfg,
+        &[
+            "--only",
+            "access,cluster,data,transport",
+            "--skip",
+            "CLU-008,CLU-009,CLU-010",
+            "--out",
+            t.out("run").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let after = accepted(&t).await;
+    let ev: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.out("run").join("evidence.json")).unwrap())
+            .unwrap();
+    for i in 0..6 {
+        let node = t.lab.spec.addr(i).to_string();
+        let h = &ev["tls_handshakes"][&node];
+        let (full, resumed) = (h["full"].as_i64().unwrap(), h["resumed"].as_i64().unwrap());
+        // The server saw the admin connection of `accepted` once, plus the
+        // audit's: its command connections (counted by the audit), and the
+        // transport probe's own handshakes (versions, no certificate).
+        let server = after[i] - before[i] - 1;
+        assert!(
+            full + resumed <= server,
+            "{node}: audit counted {full}+{resumed}, server {server}"
+        );
+        assert!(
+            server - (full + resumed) <= 4,
+            "{node}: {server} accepted, audit counted {full}+{resumed}"
+        );
+        // After the first handshake with a node, its session is resumed.
+        assert!(full >= 1 && resumed >= 1, "{node}: {h}");
+    }
+}
