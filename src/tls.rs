@@ -2,6 +2,8 @@
 //! the auditor's client certificate (Redis `tls-auth-clients yes`).
 
 use std::collections::BTreeMap;
+
+pub use crate::evidence::Handshakes;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,16 +29,6 @@ pub struct TlsClient {
     /// TLS handshakes of the connections made with [`TlsClient::config`],
     /// per node address: how the audit itself connected.
     pub handshakes: Arc<std::sync::Mutex<BTreeMap<String, Handshakes>>>,
-}
-
-/// How many TLS handshakes with one node were full (the server signed
-/// with its certificate key) and how many resumed an earlier session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Handshakes {
-    /// Full handshakes.
-    pub full: u32,
-    /// Resumed (TLS 1.3 PSK) handshakes.
-    pub resumed: u32,
 }
 
 impl std::fmt::Debug for TlsClient {

@@ -37,6 +37,91 @@ pub(crate) const PKI: &[(&str, &[u8])] = &[
     ("node6.key", include_bytes!("../../fixtures/pki/node6.key")),
 ];
 
+/// The test CA's key, for node certificates past the sixth (scale labs).
+/// TEST ONLY: public in this repository.
+const CA_KEY: &[u8] = include_bytes!("../../fixtures/pki/ca.key");
+
+/// Issues `node<first>.crt`/`.key`, `node<first+1>...` in `pki` for `ips`,
+/// as scripts/gen-pki.sh issues the six of fixtures/pki (RSA-4096, SAN =
+/// the node's IP, serverAuth + clientAuth), with the `openssl` command.
+/// The CA key is written only for the signing and removed after.
+pub(crate) fn issue_node_certs(
+    pki: &Path,
+    ips: &[std::net::Ipv4Addr],
+    first: usize,
+) -> Result<(), LabError> {
+    let ca_key = pki.join("ca.key.tmp");
+    write_private(&ca_key, CA_KEY)?;
+    let result = (|| {
+        for (k, ip) in ips.iter().enumerate() {
+            let n = first + k;
+            let name = pki.join(format!("node{n}"));
+            let ext = pki.join(format!("node{n}.ext"));
+            std::fs::write(
+                &ext,
+                format!(
+                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+                     extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:{ip}\n"
+                ),
+            )
+            .map_err(io(&ext))?;
+            let key = name.with_extension("key");
+            let csr = name.with_extension("csr");
+            let crt = name.with_extension("crt");
+            let subj = format!("/O=epic-audit TEST ONLY - not for production/CN=lab-node-{n}");
+            let ca = pki.join("ca.crt");
+            let serial = (1000 + n).to_string();
+            let mut genrsa = std::process::Command::new("openssl");
+            genrsa.arg("genrsa").arg("-out").arg(&key).arg("4096");
+            let mut req = std::process::Command::new("openssl");
+            req.args(["req", "-new", "-key"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&csr)
+                .args(["-subj", &subj]);
+            let mut sign = std::process::Command::new("openssl");
+            sign.args(["x509", "-req", "-in"])
+                .arg(&csr)
+                .arg("-CA")
+                .arg(&ca)
+                .arg("-CAkey")
+                .arg(&ca_key)
+                .args([
+                    "-set_serial",
+                    &serial,
+                    "-sha256",
+                    "-days",
+                    "825",
+                    "-extfile",
+                ])
+                .arg(&ext)
+                .arg("-out")
+                .arg(&crt);
+            for mut cmd in [genrsa, req, sign] {
+                let out = cmd.output().map_err(|e| LabError::Step {
+                    step: format!("issuing the certificate of node {n}"),
+                    detail: format!(
+                        "cannot run openssl ({e}); install it (Debian: `apt-get install openssl`)"
+                    ),
+                })?;
+                if !out.status.success() {
+                    return Err(LabError::Step {
+                        step: format!("issuing the certificate of node {n}"),
+                        detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    });
+                }
+            }
+            let _ = std::fs::remove_file(&csr);
+            let _ = std::fs::remove_file(&ext);
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .map_err(io(&key))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&ca_key);
+    result
+}
+
 pub(crate) fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     getrandom::fill(&mut b).expect("the OS random source is available");

@@ -10,7 +10,7 @@ use epic_audit::resp::{as_text, error_text, parse_info, Frame};
 
 use crate::files::{node_conf, random_hex, write_private};
 use crate::process::{die_with_parent, gone, reap};
-use crate::{aws, io, Lab, LabError, LabNode, MASTER_SLOTS};
+use crate::{aws, io, master_slots, Lab, LabError, LabNode};
 
 impl Lab {
     pub(crate) async fn start_and_form(
@@ -50,7 +50,7 @@ impl Lab {
             let child = cmd.spawn().map_err(io(redis))?;
             self.state.nodes.push(LabNode {
                 ip: self.spec.ips[i].to_string(),
-                role: if i < 3 {
+                role: if i < self.spec.masters {
                     "master".into()
                 } else {
                     "replica".into()
@@ -70,7 +70,7 @@ impl Lab {
             .await?;
         }
         // Masters take their slot ranges; node 1 meets everyone.
-        for (i, (a, b)) in MASTER_SLOTS.iter().enumerate() {
+        for (i, (a, b)) in master_slots(self.spec.masters).iter().enumerate() {
             self.admin_cmd(
                 i,
                 &["CLUSTER", "ADDSLOTSRANGE", &a.to_string(), &b.to_string()],
@@ -87,8 +87,8 @@ impl Lab {
             Box::pin(lab.all_know_each_other())
         })
         .await?;
-        for r in 3..n {
-            let master = r - 3;
+        for r in self.spec.masters..n {
+            let master = r - self.spec.masters;
             let id = self.node_id(master).await?;
             self.admin_cmd(r, &["CLUSTER", "REPLICATE", &id]).await?;
         }
@@ -231,7 +231,7 @@ impl Lab {
                     ));
                 }
             }
-            if i >= 3 {
+            if i >= self.spec.masters {
                 let repl = parse_info(
                     &as_text(
                         &c.cmd_str(&["INFO", "replication"])
@@ -263,12 +263,13 @@ impl Lab {
             step: step.clone(),
             detail: e.to_string(),
         };
-        let mut per_master: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); 3];
+        let slots = master_slots(self.spec.masters);
+        let mut per_master: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new(); self.spec.masters];
         let now = chrono::Utc::now().timestamp();
         for k in 0..self.spec.sessions {
             let key = format!("{}{}", names.namespace, random_hex(16));
             let slot = epic_audit::evidence::key_slot(key.as_bytes());
-            let m = MASTER_SLOTS
+            let m = slots
                 .iter()
                 .position(|(a, b)| (*a..=*b).contains(&slot))
                 .unwrap_or(0);

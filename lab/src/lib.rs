@@ -79,6 +79,24 @@ impl LabNames {
 /// Slot ranges of the three masters.
 pub const MASTER_SLOTS: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
 
+/// Slot ranges of `masters` masters: 16384 slots split into contiguous
+/// ranges, as redis-cli --cluster create splits them (3 gives
+/// [`MASTER_SLOTS`]).
+pub fn master_slots(masters: usize) -> Vec<(u16, u16)> {
+    let per = 16384.0 / masters as f64;
+    (0..masters)
+        .map(|i| {
+            let a = (i as f64 * per).round() as u16;
+            let b = if i + 1 == masters {
+                16383
+            } else {
+                (((i + 1) as f64 * per).round() - 1.0) as u16
+            };
+            (a, b)
+        })
+        .collect()
+}
+
 /// Why the lab could not be started or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -131,8 +149,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
 pub struct LabSpec {
     /// State directory (created; must not hold a running lab).
     pub dir: PathBuf,
-    /// One loopback address per node: masters first, then their replicas.
+    /// One loopback address per node: masters first, then their replicas
+    /// (replica i replicates master i - masters).
     pub ips: Vec<Ipv4Addr>,
+    /// Number of masters (the seed architecture's 3; more for the scale
+    /// benchmarks, with node certificates made at `up` for nodes past the
+    /// sixth, and without the AWS emulator, whose seed has three).
+    pub masters: usize,
     /// TLS port of every node (each on its own address); bus = port + 10000.
     pub port: u16,
     /// Number of session hashes (`<namespace><id>`) to write as the
@@ -172,8 +195,20 @@ pub fn default_dir() -> PathBuf {
 
 /// The six node addresses 127.0.1.1 - 127.0.1.6 (the SANs of the test PKI).
 pub fn default_ips() -> Vec<Ipv4Addr> {
-    (1..=6).map(|i| Ipv4Addr::new(127, 0, 1, i)).collect()
+    ips_for(3)
 }
+
+/// Node addresses of a lab with `masters` masters and as many replicas:
+/// 127.0.1.1 up to 127.0.1.(2 x masters), masters first.
+pub fn ips_for(masters: usize) -> Vec<Ipv4Addr> {
+    (1..=2 * masters as u8)
+        .map(|i| Ipv4Addr::new(127, 0, 1, i))
+        .collect()
+}
+
+/// The most masters a lab can have (each with one replica, on
+/// 127.0.1.1-127.0.1.(2 x this)).
+pub const MAX_MASTERS: usize = 60;
 
 impl LabSpec {
     /// The lab `epic-audit-lab up` starts: port 6379 on 127.0.1.1-6.
@@ -181,6 +216,7 @@ impl LabSpec {
         LabSpec {
             dir,
             ips: default_ips(),
+            masters: 3,
             port: 6379,
             sessions: 200,
             names: LabNames::default(),
@@ -259,6 +295,24 @@ impl Lab {
             return Err(LabError::AlreadyRunning(spec.dir.clone()));
         }
         let redis = find_redis_server()?;
+        if spec.masters < 3 || spec.masters > MAX_MASTERS || spec.ips.len() != 2 * spec.masters {
+            return Err(LabError::Step {
+                step: "checking the topology".into(),
+                detail: format!(
+                    "{} masters on {} addresses: a lab has 3 to {MAX_MASTERS} masters, each with one replica",
+                    spec.masters,
+                    spec.ips.len()
+                ),
+            });
+        }
+        if spec.aws && spec.masters != 3 {
+            return Err(LabError::Step {
+                step: "checking the topology".into(),
+                detail: "the EC2/KMS emulator is seeded with the seed architecture's 3 masters; \
+                         start a larger lab with --no-aws"
+                    .into(),
+            });
+        }
         let moto = if spec.aws {
             Some(
                 spec.moto
@@ -293,6 +347,9 @@ impl Lab {
         }
         for (name, data) in PKI {
             write_private(&pki.join(name), data)?;
+        }
+        if spec.ips.len() > 6 {
+            files::issue_node_certs(&pki, &spec.ips[6..], 7)?;
         }
         let passwords: BTreeMap<String, Secret> = spec
             .names
@@ -447,6 +504,21 @@ impl Drop for Lab {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn master_slots_split_every_slot_once() {
+        assert_eq!(master_slots(3), MASTER_SLOTS.to_vec());
+        for m in [4, 12, 60] {
+            let r = master_slots(m);
+            assert_eq!(r.len(), m);
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r[m - 1].1, 16383);
+            assert!(r.windows(2).all(|w| w[1].0 == w[0].1 + 1), "{r:?}");
+        }
+        assert_eq!(ips_for(12).len(), 24);
+        assert_eq!(ips_for(12)[23], Ipv4Addr::new(127, 0, 1, 24));
+    }
+
     use super::*;
 
     #[test]

@@ -45,6 +45,12 @@ enum Action {
         /// for an environment whose [aws] table points at it).
         #[arg(long)]
         no_aws: bool,
+        /// Masters (each with one replica), on 127.0.1.1 to 127.0.1.(2N):
+        /// more than 3 makes a scale lab for benchmarks (node certificates
+        /// past the sixth are issued at start with `openssl`; needs
+        /// --no-aws, since the emulator's seed has three masters).
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        masters: usize,
     },
     /// Stop exactly the processes the lab started (by pid) and remove its state.
     Down,
@@ -83,12 +89,18 @@ fn main() -> ExitCode {
 
 async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
     match action {
-        Action::Up { port, no_aws } => {
+        Action::Up {
+            port,
+            no_aws,
+            masters,
+        } => {
             let mut spec = LabSpec::standard(dir.clone());
             spec.port = *port;
             spec.aws = !no_aws;
+            spec.masters = *masters;
+            spec.ips = epic_audit_lab::ips_for((*masters).min(epic_audit_lab::MAX_MASTERS));
             let lab = Lab::up(spec).await?;
-            println!("lab up: 3 masters + 3 replicas, TLS 1.3 only, ACLs on");
+            println!("lab up: {masters} masters + {masters} replicas, TLS 1.3 only, ACLs on");
             for (i, n) in lab.state.nodes.iter().enumerate() {
                 println!(
                     "  node{} {}:{} {:<7} pid {}",

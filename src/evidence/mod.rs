@@ -53,7 +53,17 @@ pub struct EvidenceSet {
     /// and no-certificate handshakes are in its own items). Absent in
     /// evidence from before it was recorded.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub tls_handshakes: std::collections::BTreeMap<String, crate::tls::Handshakes>,
+    pub tls_handshakes: std::collections::BTreeMap<String, Handshakes>,
+}
+
+/// How many TLS handshakes with one node were full (the server signed
+/// with its certificate key) and how many resumed an earlier session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshakes {
+    /// Full handshakes.
+    pub full: u32,
+    /// Resumed (TLS 1.3 PSK) handshakes.
+    pub resumed: u32,
 }
 
 /// One observation (or one failure to observe) of one subject.
