@@ -70,7 +70,7 @@ d=sum(i['result']['observation'].get('dryrun_calls',0) for i in ev['items'] if i
 h=ev.get('tls_handshakes',{})
 f=[v['full'] for v in h.values()]
 print(d, '%d-%d' % (min(f),max(f)) if f else '?')" "$out" 2>/dev/null || echo '? ?')"
-    printf '%-44s %3s %7s %9s %10s %7s %14s %14s %8s\n' "${b: -44}" "$r" "$wall" \
+    printf '%-44s %3s %7s %9s %10s %7s %14s %14s %8s\n' "$(printf %s "$b" | tail -c 44)" "$r" "$wall" \
       "$(awk -v a="$u" -v b="$s" 'BEGIN{printf "%.2f", a+b}')" \
       "$(awk -v d=$((after_t - before_t)) -v t="$ticks" 'BEGIN{printf "%.2f", d/t}')" "$((rss / 1024))" \
       "$(printf '%s\n' "${per[@]}" | sort -n | sed -n '1p;$p' | paste -sd-)" "$full" "$dry"
