@@ -224,8 +224,8 @@ impl PublicKey {
     }
 }
 
-/// PEM with 64-column lines.
-fn pem(label: &str, der: &[u8]) -> String {
+/// PEM with 64-column lines, as OpenSSL writes it.
+pub fn pem(label: &str, der: &[u8]) -> String {
     let b = B64.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in b.as_bytes().chunks(64) {
@@ -350,26 +350,21 @@ impl RunSigner {
                  make one with `epic-audit keygen`)",
             )
         };
-        let backend = if let Ok(k) = SigningKey::from_pkcs8_pem(&text) {
-            Backend::Ed25519(k)
+        let (backend, public) = if let Ok(k) = SigningKey::from_pkcs8_pem(&text) {
+            let public = PublicKey::Ed25519(k.verifying_key());
+            (Backend::Ed25519(k), public)
         } else {
             let (_, p) =
                 x509_parser::pem::parse_x509_pem(text.as_bytes()).map_err(|_| not_a_key())?;
             let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &p.contents)
                 .map_err(|_| not_a_key())?;
-            Backend::EcdsaP256(k)
+            let public = PublicKey::EcdsaP256(p256_spki(&k));
+            (Backend::EcdsaP256(k), public)
         };
-        Ok(RunSigner::new(backend, path.display().to_string()))
+        Ok(RunSigner::new(backend, public, path.display().to_string()))
     }
 
-    fn new(backend: Backend, source: String) -> RunSigner {
-        let public = match &backend {
-            Backend::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
-            Backend::EcdsaP256(k) | Backend::Kms(KmsService::Local(k)) => {
-                PublicKey::EcdsaP256(p256_spki(k))
-            }
-            Backend::Kms(KmsService::Aws { .. }) => unreachable!("KMS keys are built by kms()"),
-        };
+    fn new(backend: Backend, public: PublicKey, source: String) -> RunSigner {
         RunSigner {
             backend,
             public,
@@ -432,16 +427,15 @@ impl RunSigner {
                     .unwrap_or("no stated usage"),
             )));
         };
-        Ok(RunSigner {
-            backend: Backend::Kms(KmsService::Aws {
+        Ok(RunSigner::new(
+            Backend::Kms(KmsService::Aws {
                 client,
                 key: reference.to_string(),
                 deadline,
             }),
             public,
-            source: named,
-            last_kms_message: Default::default(),
-        })
+            named,
+        ))
     }
 
     /// A local P-256 key (PKCS#8 DER) standing in for KMS: it signs exactly
@@ -452,8 +446,10 @@ impl RunSigner {
     pub fn kms_stand_in(pkcs8_der: &[u8]) -> RunSigner {
         let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8_der)
             .expect("a P-256 PKCS#8 key");
+        let public = PublicKey::EcdsaP256(p256_spki(&k));
         RunSigner::new(
             Backend::Kms(KmsService::Local(k)),
+            public,
             "kms stand-in (local P-256 key)".into(),
         )
     }

@@ -162,13 +162,8 @@ async fn two_labs_and_an_unreachable_environment_in_one_fleet() {
             );
         }
     }
-    let o = std::process::Command::new(common::python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/junit_check.py"))
-        .arg(&junit)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    let (code, text) = common::junit_check(&junit);
+    assert_eq!(code, 0, "{text}");
     assert_eq!(
         text.lines()
             .filter(|l| l.starts_with("epic-audit "))

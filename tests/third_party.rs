@@ -42,6 +42,18 @@ fn signed_run(dir: &Path, key: &str, envs: &[(&str, String)]) -> PathBuf {
     run
 }
 
+/// A key pair from `epic-audit keygen` in `dir/keys`, and the fixture
+/// evidence signed with it into `dir/run`: (run, keys directory).
+fn ed25519_run(dir: &Path) -> (PathBuf, PathBuf) {
+    let keys = dir.join("keys");
+    assert_eq!(
+        epic_audit(&["keygen", "--out", keys.to_str().unwrap()], dir).code,
+        0
+    );
+    let key = keys.join("epic-audit-signing.key");
+    (signed_run(dir, key.to_str().unwrap(), &[]), keys)
+}
+
 /// Flips one byte of the signed payload, then of a signed file: each is
 /// rejected by the third-party check, and by ours.
 fn tamper_is_rejected(run: &Path, pubkey: &Path) {
@@ -122,16 +134,7 @@ fn accepted(run: &Path, pubkey: &Path, algorithm: &str) -> String {
 #[test]
 fn an_ed25519_run_verifies_with_securesystemslib_and_its_bundle_parses() {
     let t = tempfile::tempdir().unwrap();
-    let keys = t.path().join("keys");
-    assert_eq!(
-        epic_audit(&["keygen", "--out", keys.to_str().unwrap()], t.path()).code,
-        0
-    );
-    let run = signed_run(
-        t.path(),
-        keys.join("epic-audit-signing.key").to_str().unwrap(),
-        &[],
-    );
+    let (run, keys) = ed25519_run(t.path());
     let pubkey = keys.join("epic-audit-signing.pub");
     accepted(&run, &pubkey, "Ed25519");
     tamper_is_rejected(&run, &pubkey);
@@ -147,27 +150,13 @@ fn a_p256_file_key_signs_and_verifies_the_same_way() {
     )
     .unwrap();
     let key = t.path().join("p256.key");
-    std::fs::write(&key, pem("PRIVATE KEY", pkcs8.as_ref())).unwrap();
+    std::fs::write(&key, epic_audit::sign::pem("PRIVATE KEY", pkcs8.as_ref())).unwrap();
     let signer = epic_audit::sign::RunSigner::load(&key).unwrap();
     let pubkey = t.path().join("p256.pub");
     std::fs::write(&pubkey, signer.public_key().to_pem()).unwrap();
     let run = signed_run(t.path(), key.to_str().unwrap(), &[]);
     assert_eq!(accepted(&run, &pubkey, "ECDSA P-256"), signer.key_id());
     tamper_is_rejected(&run, &pubkey);
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
 }
 
 /// The EC2/KMS emulator on its own loopback port, stopped by pid on drop.
@@ -384,13 +373,8 @@ fn junit_reads_well_in_junitparser_with_real_times_and_findings_in_message_and_t
     );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let junit = out.join("junit.xml");
-    let o = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/junit_check.py"))
-        .arg(&junit)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    let (code, text) = common::junit_check(&junit);
+    assert_eq!(code, 0, "{text}");
     assert!(text.trim_end().ends_with("ok"), "{text}");
     // Failures and errors both happened, so both element kinds were checked.
     assert!(text.lines().any(|l| !l.contains("failures=0")), "{text}");
@@ -431,16 +415,7 @@ fn readme_snippet() -> String {
 #[test]
 fn the_readme_one_liner_verifies_a_run_and_names_a_changed_file() {
     let t = tempfile::tempdir().unwrap();
-    let keys = t.path().join("keys");
-    assert_eq!(
-        epic_audit(&["keygen", "--out", keys.to_str().unwrap()], t.path()).code,
-        0
-    );
-    let run = signed_run(
-        t.path(),
-        keys.join("epic-audit-signing.key").to_str().unwrap(),
-        &[],
-    );
+    let (run, keys) = ed25519_run(t.path());
     std::fs::copy(
         keys.join("epic-audit-signing.pub"),
         t.path().join("epic-audit-signing.pub"),

@@ -137,13 +137,7 @@ pub async fn fleet(cli: &Cli, args: &RunArgs) -> Result<u8> {
                 entries.push(FleetEntry {
                     environment: name,
                     verdict: "not audited".into(),
-                    exit_code: if e.downcast_ref::<crate::config::ConfigError>().is_some()
-                        || e.downcast_ref::<UsageError>().is_some()
-                    {
-                        crate::report::EXIT_USAGE
-                    } else {
-                        crate::report::EXIT_RUNTIME
-                    },
+                    exit_code: super::error_exit_code(&e),
                     counts: Default::default(),
                     run_dir: None,
                     error: Some(why),

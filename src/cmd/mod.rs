@@ -86,14 +86,25 @@ pub fn main() -> ExitCode {
         Some(Ok(code)) => ExitCode::from(code),
         Some(Err(e)) => {
             eprintln!("epic-audit: {e:#}");
-            let usage = e.downcast_ref::<ConfigError>().is_some()
-                || e.downcast_ref::<UsageError>().is_some()
-                || matches!(
-                    e.downcast_ref::<OutputError>(),
-                    Some(OutputError::Exists(_))
-                );
-            ExitCode::from(if usage { EXIT_USAGE } else { EXIT_RUNTIME })
+            ExitCode::from(error_exit_code(&e))
         }
+    }
+}
+
+/// The exit code of a command that stopped on `e`: usage (3) for a bad
+/// config, argument or an output that would be overwritten; runtime (4)
+/// otherwise.
+pub fn error_exit_code(e: &anyhow::Error) -> u8 {
+    let usage = e.downcast_ref::<ConfigError>().is_some()
+        || e.downcast_ref::<UsageError>().is_some()
+        || matches!(
+            e.downcast_ref::<OutputError>(),
+            Some(OutputError::Exists(_))
+        );
+    if usage {
+        EXIT_USAGE
+    } else {
+        EXIT_RUNTIME
     }
 }
 

@@ -437,12 +437,16 @@ pub fn python() -> PathBuf {
     p
 }
 
-/// Runs tests/py/third_party_verify.py on a directory holding
-/// manifest.dsse.json: (exit code, its output).
-pub fn third_party(run: &Path, pubkey: &Path) -> (i32, String) {
+/// Runs `tests/py/<script>` with `args` in the project's venv: (exit code,
+/// stdout then stderr).
+pub fn py(script: &str, args: &[&Path]) -> (i32, String) {
     let out = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/third_party_verify.py"))
-        .args([run, pubkey])
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/py")
+                .join(script),
+        )
+        .args(args)
         .output()
         .unwrap();
     (
@@ -453,4 +457,16 @@ pub fn third_party(run: &Path, pubkey: &Path) -> (i32, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// Runs tests/py/third_party_verify.py on a directory holding
+/// manifest.dsse.json: (exit code, its output).
+pub fn third_party(run: &Path, pubkey: &Path) -> (i32, String) {
+    py("third_party_verify.py", &[run, pubkey])
+}
+
+/// Runs tests/py/junit_check.py (junitparser) on a JUnit file: (exit code,
+/// its output).
+pub fn junit_check(junit: &Path) -> (i32, String) {
+    py("junit_check.py", &[junit])
 }
