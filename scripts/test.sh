@@ -13,5 +13,25 @@ echo "== cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build --workspace (the lab binary the CLI tests run beside epic-audit)"
 cargo build --workspace --locked
+# The compose lab tests (tests/compose_lab.rs) need Docker with Compose and
+# the base image debian:bookworm-slim, built here from Debian's archive when
+# it is missing (nothing can be pulled on the project's machines).
+if docker info >/dev/null 2>&1 && { docker compose version || docker-compose version; } >/dev/null 2>&1; then
+  echo "== compose lab: base image (scripts/docker-base.sh)"
+  bash scripts/docker-base.sh
+  # Projects left by a test process that was killed (its Drop never ran).
+  for p in $(docker ps -a --format '{{.Label "com.docker.compose.project"}}' | grep '^eal-test-' | sort -u); do
+    pid="${p#eal-test-}"; pid="${pid%%-*}"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "removing the leftover compose project $p"
+      docker ps -aq --filter "label=com.docker.compose.project=$p" | xargs -r docker rm -f >/dev/null
+      docker network rm "${p}_lab" >/dev/null 2>&1 || true
+    fi
+  done
+  export EPIC_AUDIT_COMPOSE_TESTS=1
+else
+  echo "== compose lab tests SKIPPED: Docker with Compose is not available here (docker info failed)"
+  export EPIC_AUDIT_COMPOSE_TESTS=0
+fi
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets --locked

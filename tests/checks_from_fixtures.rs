@@ -425,3 +425,37 @@ fn evidence_round_trips_through_json() {
     let again: EvidenceSet = serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
     assert_eq!(judge_all(&ev).to_json(), judge_all(&again).to_json());
 }
+
+#[test]
+fn masters_at_names_each_ranges_master_and_a_moved_master_fails() {
+    let with = |at: &str| {
+        let text = epic_audit::policy::builtin_file("cluster.toml").replace(
+            "# masters_at = [\"10.0.1.102:6379\", \"10.0.2.27:6379\", \"10.0.3.205:6379\"]",
+            &format!("masters_at = {at}"),
+        );
+        let p =
+            Policy::from_files(vec![("cluster.toml".into(), text.to_string())], "test").unwrap();
+        subjects(&judge_with(&fixture_evidence(), &p), "CLU-006")
+    };
+    // The fixture's masters are 127.0.1.1-3 in range order.
+    let s = with(r#"["127.0.1.1:6379", "127.0.1.2:6379", "127.0.1.3:6379"]"#);
+    assert!(s.iter().all(|x| x.1 == Outcome::Pass), "{s:?}");
+    // The plan puts the first range on 127.0.1.4 (say, before a failover).
+    let s = with(r#"["127.0.1.4:6379", "127.0.1.2:6379", "127.0.1.3:6379"]"#);
+    let moved: Vec<_> = s.iter().filter(|x| x.1 != Outcome::Pass).collect();
+    assert_eq!(moved.len(), 1, "{s:?}");
+    assert_eq!(moved[0].0, "slots 0-5460");
+    assert_eq!(moved[0].1, Outcome::Fail);
+    assert!(
+        moved[0].2.contains("names 127.0.1.4:6379") && moved[0].2.contains("127.0.1.1:6379"),
+        "{}",
+        moved[0].2
+    );
+    // A list that does not match the ranges is an error, never a pass.
+    let s = with(r#"["127.0.1.1:6379"]"#);
+    assert!(
+        s.iter()
+            .any(|x| x.0 == "masters_at" && x.1 == Outcome::Error),
+        "{s:?}"
+    );
+}

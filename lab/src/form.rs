@@ -62,6 +62,54 @@ impl Lab {
             // tracked by pid (lab.json) and reaped in `stop`.
         }
         self.write_state()?;
+        self.form().await?;
+        if self.spec.exporters {
+            self.start_exporters(pki).await?;
+        }
+        if let Some(moto) = moto {
+            self.start_emulator(moto).await?;
+            self.reseed(aws::AwsDefect::None).await?;
+        }
+        Ok(())
+    }
+
+    /// The compose lab's [`Lab::start_and_form`]: the containers instead of
+    /// the processes, then the same forming and seeding over TLS.
+    pub(crate) async fn compose_up_and_form(&mut self, acl: &str) -> Result<(), LabError> {
+        self.compose_up(acl).await?;
+        self.form().await?;
+        if self.spec.exporters {
+            let listens: Vec<String> = self
+                .spec
+                .ips
+                .iter()
+                .map(|ip| format!("{ip}:{}", crate::compose::EXPORTER_PORT))
+                .collect();
+            self.wait_exporters(&listens, &[]).await?;
+        } else {
+            for i in 1..=self.spec.ips.len() {
+                self.compose_service("stop", &format!("exporter{i}"))?;
+            }
+        }
+        if self.spec.aws {
+            let port = self.emulator_port();
+            aws::wait_ready(port, Duration::from_secs(60))
+                .await
+                .map_err(|detail| LabError::Step {
+                    step: "starting the EC2/KMS emulator container".into(),
+                    detail,
+                })?;
+            self.reseed(aws::AwsDefect::None).await?;
+        } else {
+            self.compose_service("stop", "emulator")?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every node, assigns slots, meets, replicates, waits for
+    /// convergence and writes the session hashes.
+    async fn form(&mut self) -> Result<(), LabError> {
+        let n = self.spec.ips.len();
         let ready = Duration::from_secs(20);
         for i in 0..n {
             self.wait_until(ready, &format!("node {} start", i + 1), |lab| {
@@ -96,15 +144,7 @@ impl Lab {
             Box::pin(lab.converged())
         })
         .await?;
-        self.seed_sessions().await?;
-        if self.spec.exporters {
-            self.start_exporters(pki).await?;
-        }
-        if let Some(moto) = moto {
-            self.start_emulator(moto).await?;
-            self.reseed(aws::AwsDefect::None).await?;
-        }
-        Ok(())
+        self.seed_sessions().await
     }
 
     async fn wait_until<'a, F>(
@@ -124,7 +164,8 @@ impl Lab {
         let mut last = String::from("not ready");
         while t0.elapsed() < limit {
             for (i, node) in self.state.nodes.iter().enumerate() {
-                if gone(node.pid) {
+                // A compose lab's nodes are containers (pid 0).
+                if node.pid != 0 && gone(node.pid) {
                     reap([node.pid]);
                     return Err(LabError::Step {
                         step: step.to_string(),

@@ -14,11 +14,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub mod aws;
+pub mod compose;
 mod files;
 mod form;
 mod process;
 mod services;
 
+pub use compose::{ComposeSpec, ComposeState};
 pub use files::acl_file;
 pub use process::{down, is_running, log_tail, read_state, LabNode, LabService, LabState};
 
@@ -182,6 +184,9 @@ pub struct LabSpec {
     /// replica's own master link is up, while peers may still show it
     /// `loading` (gossip lags): a cluster right after it formed.
     pub wait_peer_health: bool,
+    /// Run the nodes, exporters and emulator as containers of this Docker
+    /// Compose project ([`LabSpec::compose`]) instead of processes.
+    pub compose: Option<ComposeSpec>,
 }
 
 /// Exporter port = node port + this (6379 -> 9121).
@@ -227,6 +232,20 @@ impl LabSpec {
             aws: true,
             moto: None,
             wait_peer_health: true,
+            compose: None,
+        }
+    }
+
+    /// The compose lab: the seed topology as containers of project
+    /// `compose.project` at `compose.subnet`.11-.16, port 6379, exporters
+    /// on 9121 of each node's address, the emulator published on
+    /// 127.0.0.1:`compose.emulator_port`.
+    pub fn compose(dir: PathBuf, compose: ComposeSpec) -> LabSpec {
+        LabSpec {
+            ips: (0..6).map(|i| compose.node_ip(i)).collect(),
+            port: compose::NODE_PORT,
+            compose: Some(compose),
+            ..LabSpec::standard(dir)
         }
     }
 
@@ -294,7 +313,17 @@ impl Lab {
         if is_running(&spec.dir) {
             return Err(LabError::AlreadyRunning(spec.dir.clone()));
         }
-        let redis = find_redis_server()?;
+        let redis = if spec.compose.is_some() {
+            if spec.masters != 3 || spec.ips.len() != 6 {
+                return Err(LabError::Step {
+                    step: "checking the topology".into(),
+                    detail: "the compose lab runs the seed topology: 3 masters, 3 replicas".into(),
+                });
+            }
+            PathBuf::new()
+        } else {
+            find_redis_server()?
+        };
         if spec.masters < 3 || spec.masters > MAX_MASTERS || spec.ips.len() != 2 * spec.masters {
             return Err(LabError::Step {
                 step: "checking the topology".into(),
@@ -313,7 +342,7 @@ impl Lab {
                     .into(),
             });
         }
-        let moto = if spec.aws {
+        let moto = if spec.aws && spec.compose.is_none() {
             Some(
                 spec.moto
                     .clone()
@@ -323,7 +352,7 @@ impl Lab {
         } else {
             None
         };
-        for ip in &spec.ips {
+        for ip in spec.ips.iter().filter(|_| spec.compose.is_none()) {
             for p in [spec.port, spec.port + 10000] {
                 if std::net::TcpListener::bind((*ip, p)).is_err() {
                     return Err(LabError::PortInUse(format!("{ip}:{p}")));
@@ -331,7 +360,10 @@ impl Lab {
             }
         }
         if spec.aws {
-            let p = spec.port + aws::EMULATOR_OFFSET;
+            let p = match &spec.compose {
+                Some(c) => c.emulator_port,
+                None => spec.port + aws::EMULATOR_OFFSET,
+            };
             if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_err() {
                 return Err(LabError::PortInUse(format!("127.0.0.1:{p}")));
             }
@@ -348,7 +380,7 @@ impl Lab {
         for (name, data) in PKI {
             write_private(&pki.join(name), data)?;
         }
-        if spec.ips.len() > 6 {
+        if spec.ips.len() > 6 && spec.compose.is_none() {
             files::issue_node_certs(&pki, &spec.ips[6..], 7)?;
         }
         let passwords: BTreeMap<String, Secret> = spec
@@ -375,15 +407,19 @@ impl Lab {
                 started_at: chrono::Utc::now(),
                 exporters: Vec::new(),
                 emulator: None,
+                compose: None,
             },
             passwords,
             stop_on_drop: true,
             spec,
         };
-        match lab
-            .start_and_form(&redis, &pki, &acl, moto.as_deref())
-            .await
-        {
+        let started = if lab.spec.compose.is_some() {
+            lab.compose_up_and_form(&acl).await
+        } else {
+            lab.start_and_form(&redis, &pki, &acl, moto.as_deref())
+                .await
+        };
+        match started {
             Ok(()) => {
                 lab.stop_on_drop = lab.spec.die_with_parent;
                 Ok(lab)
@@ -471,6 +507,10 @@ impl Lab {
     }
     /// Kills node `i` (SIGKILL) to simulate a dead node.
     pub fn kill_node(&self, i: usize) {
+        if self.state.compose.is_some() {
+            let _ = self.compose_service("kill", &format!("node{}", i + 1));
+            return;
+        }
         let n = &self.state.nodes[i];
         if !gone(n.pid) {
             // SAFETY: signal to a pid verified to be our redis-server.
@@ -481,6 +521,11 @@ impl Lab {
 
     /// Stops every node and removes the state directory.
     pub fn stop(&mut self) {
+        if let Some(c) = &self.state.compose {
+            if let Err(e) = compose::down(c, &self.spec.dir) {
+                eprintln!("epic-audit-lab: {e}");
+            }
+        }
         stop_services(&self.state.exporters, true);
         stop_services(self.state.emulator.as_slice(), true);
         stop_nodes(&self.state.nodes, true);

@@ -51,6 +51,24 @@ enum Action {
         /// --no-aws, since the emulator's seed has three masters).
         #[arg(long, default_value_t = 3, value_name = "N")]
         masters: usize,
+        /// Run the lab as Docker Compose containers (lab/compose/compose.yaml)
+        /// instead of processes: each node, its exporter and the emulator at
+        /// their own addresses on a private network (--subnet), node
+        /// certificates issued for those addresses. Needs Docker with Compose
+        /// and the base image debian:bookworm-slim (`docker pull`, or
+        /// `bash scripts/docker-base.sh` where nothing can be pulled).
+        /// Audit it with `epic-audit run --env compose`.
+        #[arg(long, conflicts_with_all = ["masters", "port"])]
+        compose: bool,
+        /// The compose network's first three octets: nodes at .11-.16, the
+        /// emulator at .5 (published on 127.0.0.1:7379).
+        #[arg(
+            long,
+            default_value = "172.28.57",
+            value_name = "A.B.C",
+            requires = "compose"
+        )]
+        subnet: String,
     },
     /// Stop exactly the processes the lab started (by pid) and remove its state.
     Down,
@@ -93,23 +111,67 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
             port,
             no_aws,
             masters,
+            compose,
+            subnet,
         } => {
-            let mut spec = LabSpec::standard(dir.clone());
-            spec.port = *port;
+            let mut spec = if *compose {
+                let octets: Vec<u8> = subnet.split('.').filter_map(|o| o.parse().ok()).collect();
+                let [a, b, c] = octets[..] else {
+                    anyhow::bail!("--subnet {subnet}: give the first three octets, e.g. 172.28.57");
+                };
+                LabSpec::compose(
+                    dir.clone(),
+                    epic_audit_lab::ComposeSpec {
+                        project: "epic-audit-lab".into(),
+                        subnet: [a, b, c],
+                        emulator_port: port + epic_audit_lab::aws::EMULATOR_OFFSET,
+                    },
+                )
+            } else {
+                let mut spec = LabSpec::standard(dir.clone());
+                spec.port = *port;
+                spec.masters = *masters;
+                spec.ips = epic_audit_lab::ips_for((*masters).min(epic_audit_lab::MAX_MASTERS));
+                spec
+            };
             spec.aws = !no_aws;
-            spec.masters = *masters;
-            spec.ips = epic_audit_lab::ips_for((*masters).min(epic_audit_lab::MAX_MASTERS));
             let lab = Lab::up(spec).await?;
-            println!("lab up: {masters} masters + {masters} replicas, TLS 1.3 only, ACLs on");
+            match &lab.state.compose {
+                Some(c) => println!(
+                    "lab up: {masters} masters + {masters} replicas as containers of compose project {} (network {}.0/24), TLS 1.3 only, ACLs on",
+                    c.project, c.subnet
+                ),
+                None => println!(
+                    "lab up: {masters} masters + {masters} replicas, TLS 1.3 only, ACLs on"
+                ),
+            }
             for (i, n) in lab.state.nodes.iter().enumerate() {
                 println!(
-                    "  node{} {}:{} {:<7} pid {}",
+                    "  node{} {}:{} {:<7} {}",
                     i + 1,
                     n.ip,
                     lab.state.port,
                     n.role,
-                    n.pid
+                    if n.pid == 0 {
+                        format!(
+                            "container node{}, exporter on :{}",
+                            i + 1,
+                            epic_audit_lab::compose::EXPORTER_PORT
+                        )
+                    } else {
+                        format!("pid {}", n.pid)
+                    }
                 );
+            }
+            if let Some(c) = &lab.state.compose {
+                if lab.spec.aws {
+                    println!(
+                        "  EC2/KMS emulator (moto) container, published on http://127.0.0.1:{}: VPC 10.0.0.0/16, 3 instances tagged {}={}",
+                        c.emulator_port,
+                        epic_audit_lab::aws::TAG.0,
+                        epic_audit_lab::aws::TAG.1
+                    );
+                }
             }
             if let Some(e) = &lab.state.emulator {
                 println!(
@@ -128,14 +190,28 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                 "signing key pair for the lab's reports: {}/signing/epic-audit-signing.{{key,pub}}",
                 dir.display()
             );
-            println!("audit it:  epic-audit run --env local");
+            println!(
+                "audit it:  epic-audit run --env {}",
+                if lab.state.compose.is_some() {
+                    "compose"
+                } else {
+                    "local"
+                }
+            );
             println!("stop it:   epic-audit-lab down");
             lab.detach();
             Ok(0)
         }
         Action::Down => {
+            let compose = epic_audit_lab::read_state(&dir).and_then(|s| s.compose);
             let pids = epic_audit_lab::down(&dir)?;
-            if pids.is_empty() {
+            if let Some(c) = compose {
+                println!(
+                    "removed compose project {} (containers and network) and {}",
+                    c.project,
+                    dir.display()
+                );
+            } else if pids.is_empty() {
                 println!("no lab processes were running in {}", dir.display());
             } else {
                 println!(
@@ -180,8 +256,9 @@ async fn lab_status(dir: &Path) -> Result<u8> {
             host: n.ip.clone(),
             port: state.port,
         };
-        let running = std::fs::read(format!("/proc/{}/cmdline", n.pid))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("redis-server"));
+        let running = n.pid == 0
+            || std::fs::read(format!("/proc/{}/cmdline", n.pid))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("redis-server"));
         let answer = match epic_audit::resp::RedisConn::connect_as(
             &addr,
             &tls,

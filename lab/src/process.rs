@@ -26,6 +26,9 @@ pub struct LabState {
     /// The EC2/KMS emulator, when the lab has one.
     #[serde(default)]
     pub emulator: Option<LabService>,
+    /// The Docker Compose project of a compose lab (its nodes have pid 0).
+    #[serde(default)]
+    pub compose: Option<crate::ComposeState>,
 }
 
 /// A helper process of the lab: an exporter or the AWS emulator.
@@ -53,7 +56,8 @@ pub struct LabNode {
     pub ip: String,
     /// `master` or `replica`.
     pub role: String,
-    /// Process id of its redis-server.
+    /// Process id of its redis-server (0 in a compose lab, whose nodes
+    /// are containers).
     pub pid: u32,
     /// Its config file (used to recognise the process).
     pub conf: PathBuf,
@@ -209,6 +213,9 @@ pub fn read_state(dir: &Path) -> Option<LabState> {
 /// True when every node of the lab in `dir` runs.
 pub fn is_running(dir: &Path) -> bool {
     read_state(dir).is_some_and(|s| {
+        if let Some(c) = &s.compose {
+            return crate::compose::is_running(c, dir);
+        }
         !s.nodes.is_empty() && s.nodes.iter().all(|n| is_our_process(n.pid, &n.conf))
     })
 }
@@ -219,6 +226,9 @@ pub fn down(dir: &Path) -> Result<Vec<u32>, LabError> {
     let Some(state) = read_state(dir) else {
         return Ok(Vec::new());
     };
+    if let Some(c) = &state.compose {
+        crate::compose::down(c, dir)?;
+    }
     stop_services(&state.exporters, false);
     stop_services(state.emulator.as_slice(), false);
     let stopped = stop_nodes(&state.nodes, false);

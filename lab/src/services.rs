@@ -64,7 +64,10 @@ impl Lab {
 
     /// Port of the lab's EC2/KMS emulator on 127.0.0.1.
     pub fn emulator_port(&self) -> u16 {
-        self.spec.port + aws::EMULATOR_OFFSET
+        match &self.spec.compose {
+            Some(c) => c.emulator_port,
+            None => self.spec.port + aws::EMULATOR_OFFSET,
+        }
     }
 
     /// The environment `[aws]` settings that audit this lab's emulator.
@@ -86,6 +89,10 @@ impl Lab {
 
     /// Kills the EC2/KMS emulator (an unreachable AWS endpoint).
     pub fn kill_emulator(&self) {
+        if self.state.compose.is_some() {
+            let _ = self.compose_service("kill", "emulator");
+            return;
+        }
         if let Some(e) = &self.state.emulator {
             if !gone(e.pid) {
                 // SAFETY: our own child.
@@ -143,11 +150,28 @@ impl Lab {
             });
         }
         self.write_state()?;
+        let listens: Vec<String> = self
+            .state
+            .exporters
+            .iter()
+            .map(|e| e.listen.clone())
+            .collect();
+        let pids: Vec<u32> = self.state.exporters.iter().map(|e| e.pid).collect();
+        self.wait_exporters(&listens, &pids).await
+    }
+
+    /// Waits until the exporter at each of `listens` answers with
+    /// `redis_up 1` (giving up early when its process, `pids[i]`, exits).
+    pub(crate) async fn wait_exporters(
+        &self,
+        listens: &[String],
+        pids: &[u32],
+    ) -> Result<(), LabError> {
         let t0 = Instant::now();
-        for e in self.state.exporters.clone() {
+        for (i, listen) in listens.iter().enumerate() {
             loop {
                 let v = epic_audit::probes::data::scrape(
-                    &e.listen,
+                    listen,
                     Duration::from_secs(1),
                     Duration::from_secs(2),
                 )
@@ -155,9 +179,10 @@ impl Lab {
                 if v.reachable && v.metrics.get("redis_up") == Some(&1.0) {
                     break;
                 }
-                if t0.elapsed() > Duration::from_secs(20) || gone(e.pid) {
+                let exited = pids.get(i).is_some_and(|p| gone(*p));
+                if t0.elapsed() > Duration::from_secs(30) || exited {
                     return Err(LabError::Step {
-                        step: format!("exporter {}", e.listen),
+                        step: format!("exporter {listen}"),
                         detail: format!("not answering with redis_up 1: {:?}", v.error),
                     });
                 }

@@ -437,6 +437,12 @@ pub struct TopologyParams {
     /// Expected slot ranges, one per master, inclusive.
     #[serde(default)]
     pub slot_ranges: Vec<[u16; 2]>,
+    /// Where the contingency plan names each range's master (`host:port`
+    /// as the cluster announces it, in `slot_ranges` order): a range served
+    /// by another node (a failover, a manual move) has drifted. Empty: any
+    /// node may serve it.
+    #[serde(default)]
+    pub masters_at: Vec<String>,
 }
 
 fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
@@ -482,7 +488,20 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
     }
     let o = owners(v);
     let mut used: BTreeSet<&str> = BTreeSet::new();
-    for [a, b] in &p.slot_ranges {
+    if !p.masters_at.is_empty() && p.masters_at.len() != p.slot_ranges.len() {
+        out.push(SubjectFinding::new(
+            "masters_at",
+            Outcome::Error,
+            format!(
+                "{} addresses for {} slot ranges",
+                p.masters_at.len(),
+                p.slot_ranges.len()
+            ),
+            "one address per slot range",
+            "fix masters_at in the policy: one host:port per entry of slot_ranges, in order",
+        ));
+    }
+    for (k, [a, b]) in p.slot_ranges.iter().enumerate() {
         let (a, b) = (*a as usize, *b as usize);
         let subject = format!("slots {a}-{b}");
         let expected = format!("slots {a}-{b} served by one master that serves nothing else");
@@ -519,12 +538,33 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
                         expected,
                         "two expected ranges share a master",
                     )
+                } else if let Some(want) = p
+                    .masters_at
+                    .get(k)
+                    .filter(|w| v.nodes.iter().find(|n| n.id == **id).map(|n| &n.addr) != Some(*w))
+                {
+                    SubjectFinding::new(
+                        &subject,
+                        Outcome::Fail,
+                        format!("served by {}", who(v, id)),
+                        format!("{expected}: {want}"),
+                        format!(
+                            "the policy names {want} as this range's master, but {} serves it \
+                             (a failover or a manual move; {basis})",
+                            who(v, id)
+                        ),
+                    )
                 } else {
+                    let at = p
+                        .masters_at
+                        .get(k)
+                        .map(|w| format!(": {w}"))
+                        .unwrap_or_default();
                     SubjectFinding::new(
                         &subject,
                         Outcome::Pass,
                         format!("served by {}", who(v, id)),
-                        expected,
+                        format!("{expected}{at}"),
                         format!("as expected ({basis})"),
                     )
                 }

@@ -470,3 +470,66 @@ pub fn third_party(run: &Path, pubkey: &Path) -> (i32, String) {
 pub fn junit_check(junit: &Path) -> (i32, String) {
     py("junit_check.py", &[junit])
 }
+
+/// A compose lab for one test (`LabSpec::compose`): its own project,
+/// /24 network and emulator port; `docker compose down` on drop, also when
+/// the test panics. The network's third octet is picked from the pid and a
+/// counter, and another is tried when Docker reports an overlap.
+pub async fn start_compose_lab(tweak: impl Fn(&mut LabSpec)) -> TestLab {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    epic_audit::install_crypto_provider();
+    let mut last = String::new();
+    for _ in 0..8 {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let octet = 100 + ((std::process::id() % 37) as u8 * 4 + n) % 150;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tmp = tempfile::Builder::new()
+            .prefix("epic-audit-compose-")
+            .tempdir()
+            .unwrap();
+        let mut spec = LabSpec::compose(
+            tmp.path().join("lab"),
+            epic_audit_lab::ComposeSpec {
+                project: format!("eal-test-{}-{n}", std::process::id()),
+                subnet: [172, 28, octet],
+                emulator_port: port,
+            },
+        );
+        spec.sessions = 20;
+        spec.node_timeout_ms = 2000;
+        spec.die_with_parent = true;
+        spec.aws = false;
+        tweak(&mut spec);
+        match Lab::up(spec).await {
+            Ok(lab) => return TestLab { lab, tmp },
+            Err(e) if e.to_string().contains("overlaps") => last = e.to_string(),
+            Err(e) => panic!(
+                "compose lab did not start: {e}\n(Docker with Compose and the image \
+                 debian:bookworm-slim are needed: `bash scripts/docker-base.sh`; \
+                 scripts/test.sh skips these tests, saying so, where Docker is missing)"
+            ),
+        }
+    }
+    panic!("no free /24 for a compose lab: {last}")
+}
+
+/// The subjects of every check, as (check id, subject, outcome, message).
+pub fn all_subjects(rep: &Value) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for c in rep["checks"].as_array().unwrap() {
+        for s in c["subjects"].as_array().unwrap() {
+            out.push((
+                c["id"].as_str().unwrap().to_string(),
+                s["subject"].as_str().unwrap_or_default().to_string(),
+                s["outcome"].as_str().unwrap_or_default().to_string(),
+                s["message"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    out
+}
