@@ -56,6 +56,7 @@ echo "docker-base: pip wheel $moto_req (host pip)"
 python3 -m pip wheel -q --disable-pip-version-check -w "$root/tmp/wheels" "$moto_req"
 mount -t proc proc "$root/proc"
 echo "docker-base: installing $packages"
+log="$(mktemp /tmp/epic-audit-docker-base.XXXXXX.log)"
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh -ec "
   export DEBIAN_FRONTEND=noninteractive
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
@@ -67,7 +68,8 @@ chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bi
   apt-get clean
   rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d /root/.cache
   : > /etc/resolv.conf
-"
+" >"$log" 2>&1 || { tail -30 "$log" >&2; echo "docker-base: failed (log: $log)" >&2; exit 1; }
+rm -f "$log"
 umount -l "$root/proc"
 echo "docker-base: docker import as $image"
 tar -C "$root" -c . | docker import \

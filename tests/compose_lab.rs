@@ -398,3 +398,27 @@ async fn the_emulator_stopped_errors_the_aws_checks_and_nothing_else() {
         "{s:?}"
     );
 }
+
+/// No Docker needed: the shipped `compose` environment points at the lab
+/// `epic-audit-lab up --compose` starts (seeds, exporter port, emulator,
+/// node_ip_map as the emulator's seed maps nodes to instances).
+#[test]
+fn the_shipped_compose_environment_points_at_the_compose_lab() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("epic-audit.toml");
+    let cfg = epic_audit::config::Config::load(&path).unwrap();
+    let env = &cfg.environments["compose"];
+    let spec = epic_audit_lab::LabSpec::compose(
+        "/nonexistent".into(),
+        epic_audit_lab::ComposeSpec::standard(),
+    );
+    assert_eq!(env.seeds[0], spec.addr(0));
+    assert_eq!(
+        env.monitoring.exporter_port,
+        epic_audit_lab::compose::EXPORTER_PORT
+    );
+    let ips: Vec<String> = spec.ips.iter().map(ToString::to_string).collect();
+    let want = epic_audit_lab::aws::lab_settings(spec.compose.unwrap().emulator_port, &ips);
+    let aws = env.aws.as_ref().unwrap();
+    assert_eq!(aws.node_ip_map, want.node_ip_map);
+    assert_eq!(aws.endpoint, want.endpoint);
+}

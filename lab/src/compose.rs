@@ -65,6 +65,17 @@ pub struct ComposeSpec {
 }
 
 impl ComposeSpec {
+    /// The compose lab of `epic-audit-lab up --compose` (what the shipped
+    /// `compose` environment of epic-audit.toml points at): project
+    /// `epic-audit-lab` on 172.28.57.0/24, the emulator on 127.0.0.1:7379.
+    pub fn standard() -> ComposeSpec {
+        ComposeSpec {
+            project: "epic-audit-lab".into(),
+            subnet: [172, 28, 57],
+            emulator_port: 6379 + crate::aws::EMULATOR_OFFSET,
+        }
+    }
+
     /// Address of node `i` (0-based; masters first).
     pub fn node_ip(&self, i: usize) -> Ipv4Addr {
         let [a, b, c] = self.subnet;
@@ -385,4 +396,40 @@ pub(crate) fn is_running(state: &ComposeState, dir: &Path) -> bool {
     state
         .run(dir, &["ps", "-q"], Duration::from_secs(30))
         .is_ok_and(|o| !o.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compose_file_puts_each_node_where_the_spec_says() {
+        let spec = ComposeSpec::standard();
+        let yaml = FILES[0].1;
+        assert!(yaml.contains(&format!("LAB_SUBNET:-{}}}.0/24", spec.subnet_prefix())));
+        for i in 0..6 {
+            let ip = spec.node_ip(i).to_string();
+            let last = ip.rsplit('.').next().unwrap();
+            let node = format!(
+                "  node{n}:\n    <<: *node\n    volumes:\n      - \"${{LAB_DIR:?set by epic-audit-lab}}/node{n}:/lab/node\"",
+                n = i + 1
+            );
+            assert!(yaml.contains(&node), "node{} in\n{yaml}", i + 1);
+            assert!(
+                yaml.contains(&format!(
+                    "ipv4_address: \"${{LAB_SUBNET:-172.28.57}}.{last}\""
+                )),
+                "{ip}"
+            );
+            assert!(
+                yaml.contains(&format!("network_mode: \"service:node{}\"", i + 1)),
+                "exporter{} shares node{}'s address",
+                i + 1,
+                i + 1
+            );
+        }
+        for (name, _) in &FILES[1..] {
+            assert!(yaml.contains(&format!("dockerfile: {name}")), "{name}");
+        }
+    }
 }

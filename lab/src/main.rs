@@ -20,7 +20,9 @@ use epic_audit_lab::{Lab, LabSpec};
 /// $EPIC_AUDIT_LAB_DIR (default $TMPDIR/epic-audit-lab); epic-audit's config
 /// paths refer to it as ${LAB_DIR}.
 ///
-/// Audit it with `epic-audit run --env local`.
+/// Audit it with `epic-audit run --env local`. `up --compose` runs the same
+/// cluster as Docker Compose containers at their own addresses instead
+/// (audit it with `epic-audit run --env compose`).
 #[derive(Debug, Parser)]
 #[command(name = "epic-audit-lab", version, about, long_about)]
 struct Cli {
@@ -122,9 +124,9 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                 LabSpec::compose(
                     dir.clone(),
                     epic_audit_lab::ComposeSpec {
-                        project: "epic-audit-lab".into(),
                         subnet: [a, b, c],
                         emulator_port: port + epic_audit_lab::aws::EMULATOR_OFFSET,
+                        ..epic_audit_lab::ComposeSpec::standard()
                     },
                 )
             } else {
