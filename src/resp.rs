@@ -304,7 +304,7 @@ impl RedisConn {
             }
             Ok(Ok(s)) => s,
         };
-        tls.record_handshake(&a, stream.get_ref().1.handshake_kind());
+        tls.record_handshake(&a, stream.get_ref().1);
         Ok(RedisConn {
             stream: Box::new(stream),
             decoder: ReplyDecoder::default(),

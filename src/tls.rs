@@ -29,6 +29,24 @@ pub struct TlsClient {
     /// TLS handshakes of the connections made with [`TlsClient::config`],
     /// per node address: how the audit itself connected.
     pub handshakes: Arc<std::sync::Mutex<BTreeMap<String, Handshakes>>>,
+    /// The first full handshake with each node made with
+    /// [`TlsClient::config`] (which verifies the chain and name against
+    /// `roots`): what the node presented, so the TLS probe need not make
+    /// another full handshake with the client certificate to learn it.
+    /// Share it only between clients whose config verifies in full.
+    pub verified: Arc<std::sync::Mutex<BTreeMap<String, VerifiedHandshake>>>,
+}
+
+/// A full handshake the audit's own client completed with a node: its
+/// certificate chain verified against the configured CA for the node's name.
+#[derive(Debug, Clone)]
+pub struct VerifiedHandshake {
+    /// The chain the node presented, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Negotiated protocol, e.g. `TLSv1.3`.
+    pub protocol: Option<String>,
+    /// Negotiated cipher suite.
+    pub cipher_suite: Option<String>,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -79,17 +97,47 @@ impl TlsClient {
             client_chain: chain,
             client_key: Arc::new(key),
             handshakes: Default::default(),
+            verified: Default::default(),
         })
     }
 
-    /// Counts one completed handshake with `addr`.
-    pub fn record_handshake(&self, addr: &str, kind: Option<rustls::HandshakeKind>) {
-        let mut m = self.handshakes.lock().expect("not poisoned");
-        let e = m.entry(addr.to_string()).or_default();
-        match kind {
-            Some(rustls::HandshakeKind::Resumed) => e.resumed += 1,
-            _ => e.full += 1,
+    /// Counts one completed handshake with `addr` and keeps what the first
+    /// full one presented (see [`TlsClient::verified`]).
+    pub fn record_handshake(&self, addr: &str, conn: &rustls::ClientConnection) {
+        let full = conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed);
+        {
+            let mut m = self.handshakes.lock().expect("not poisoned");
+            let e = m.entry(addr.to_string()).or_default();
+            if full {
+                e.full += 1;
+            } else {
+                e.resumed += 1;
+            }
         }
+        if let (true, Some(chain)) = (full, conn.peer_certificates()) {
+            let mut v = self.verified.lock().expect("not poisoned");
+            v.entry(addr.to_string())
+                .or_insert_with(|| VerifiedHandshake {
+                    chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
+                    protocol: conn.protocol_version().map(|p| match p {
+                        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+                        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+                        other => format!("{other:?}"),
+                    }),
+                    cipher_suite: conn
+                        .negotiated_cipher_suite()
+                        .map(|c| format!("{:?}", c.suite())),
+                });
+        }
+    }
+
+    /// The first verified full handshake with `addr`, if one was made.
+    pub fn verified_handshake(&self, addr: &str) -> Option<VerifiedHandshake> {
+        self.verified
+            .lock()
+            .expect("not poisoned")
+            .get(addr)
+            .cloned()
     }
 
     /// The handshakes counted so far.

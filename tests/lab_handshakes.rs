@@ -71,4 +71,40 @@ async fn every_accepted_connection_is_the_audits_and_command_connections_resume(
         // After the first handshake with a node, its session is resumed.
         assert!(full >= 1 && resumed >= 1, "{node}: {h}");
     }
+    // The TLS probe signs the node no handshake the audit already made: on
+    // a client port its evidence is the audit's own verified full handshake
+    // (and TLS 1.3 is proven by it); a bus port gets its own.
+    let items = ev["items"].as_array().unwrap();
+    let endpoint = |subject: &str| {
+        &items
+            .iter()
+            .find(|i| i["probe"] == "tls.endpoint" && i["subject"] == subject)
+            .unwrap_or_else(|| panic!("no tls.endpoint item for {subject}"))["result"]
+            ["observation"]
+    };
+    for i in 0..6 {
+        let node = t.lab.spec.addr(i).to_string();
+        let client = endpoint(&format!("{node} client"));
+        let detail = client["handshake"]["detail"].as_str().unwrap();
+        assert!(detail.starts_with("the audit's own connection"), "{detail}");
+        assert_eq!(client["handshake"]["protocol"], "TLSv1.3", "{client}");
+        assert!(!client["chain"].as_array().unwrap().is_empty(), "{client}");
+        assert_eq!(client["verification"], "ok");
+        let v13 = client["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["version"] == "TLSv1.3")
+            .unwrap();
+        assert_eq!(v13["outcome"], "accepted");
+        assert!(
+            v13["detail"].as_str().unwrap().contains("no separate"),
+            "{v13}"
+        );
+        let bus_port = t.lab.spec.port + 10000;
+        let bus = endpoint(&format!("{}:{bus_port} bus", t.lab.spec.ips[i]));
+        let detail = bus["handshake"]["detail"].as_str().unwrap();
+        assert!(!detail.starts_with("the audit's own"), "{detail}");
+        assert!(bus["handshake"]["completed"].as_bool().unwrap(), "{bus}");
+    }
 }

@@ -491,22 +491,59 @@ async fn observe_endpoint(
         .server_name
         .clone()
         .unwrap_or_else(|| node.host.clone());
-    // The four version probes and the two full handshakes are independent
-    // connections: run them together.
+    // The version probes below TLS 1.3 and the two full handshakes are
+    // independent connections: run them together. TLS 1.3 itself is
+    // proven by the full handshake (a TLS 1.3-only ClientHello that
+    // completed), which spares the node one more signature; a separate
+    // TLS 1.3-only ClientHello is sent only when that handshake did not
+    // complete, to tell a refused version from another failure.
+    let offer = |v| {
+        offer_version(
+            &addr,
+            &sni,
+            v,
+            ctx.timeouts.connect(),
+            ctx.timeouts.command(),
+        )
+    };
     let offers = async {
-        let [a, b, c, d] = TlsVersion::ALL.map(|v| {
-            offer_version(
-                &addr,
-                &sni,
-                v,
-                ctx.timeouts.connect(),
-                ctx.timeouts.command(),
-            )
-        });
-        let (a, b, c, d) = tokio::join!(a, b, c, d);
-        vec![a, b, c, d]
+        let (a, b, c) = tokio::join!(
+            offer(TlsVersion::Tls10),
+            offer(TlsVersion::Tls11),
+            offer(TlsVersion::Tls12)
+        );
+        vec![a, b, c]
+    };
+    // On a client port the audit's own connection (discovery's, made
+    // before any other probe) already completed a full handshake with the
+    // client certificate and verified the chain in full: its record is the
+    // evidence, and the node signs one handshake fewer. Where there is no
+    // such record (the chain failed verification, the node did not answer
+    // then), this probe makes its own capturing handshake.
+    let reused = if bus {
+        None
+    } else {
+        ctx.tls.verified_handshake(&addr)
     };
     let with_cert = async {
+        if let Some(v) = reused {
+            return (
+                HandshakeResult {
+                    completed: true,
+                    protocol: v.protocol,
+                    cipher_suite: v.cipher_suite,
+                    detail: "the audit's own connection to this node: a full handshake with the client \
+                             certificate, the chain verified against the configured CA for the node's name, \
+                             then AUTH and commands answered"
+                        .into(),
+                },
+                Captured {
+                    chain: v.chain,
+                    now: Some(Ok(())),
+                    chain_only: Some(Ok(())),
+                },
+            );
+        }
         match Capture::new(ctx.tls.roots.clone()) {
             Ok(cap) => {
                 let h = full_handshake(&ctx, &node.host, &addr, bus, true, cap.clone(), rtt).await;
@@ -535,8 +572,23 @@ async fn observe_endpoint(
             },
         }
     };
-    let (versions, (handshake, captured), without_client_cert) =
+    let (mut versions, (handshake, captured), without_client_cert) =
         tokio::join!(offers, with_cert, without_cert);
+    versions.push(
+        if handshake.completed && handshake.protocol.as_deref() == Some("TLSv1.3") {
+            VersionResult {
+                version: TlsVersion::Tls13.name().to_string(),
+                outcome: "accepted".into(),
+                detail: format!(
+                    "a full handshake with the client certificate negotiated TLSv1.3 ({}), so no \
+                     separate TLSv1.3 ClientHello was sent",
+                    handshake.cipher_suite.as_deref().unwrap_or("?")
+                ),
+            }
+        } else {
+            offer(TlsVersion::Tls13).await
+        },
+    );
     let chain: Vec<CertInfo> = captured
         .chain
         .iter()
@@ -583,8 +635,10 @@ impl Probe for TlsEndpointProbe {
                     targets.push(Target {
                         subject: format!("{}:{port} {}", node.host, if bus { "bus" } else { "client" }),
                         method: format!(
-                            "one ClientHello per version TLSv1.0-1.3 (first record read only); full TLS 1.3 handshake with \
-                             and without the client certificate and one round trip; chain verified against the configured CA{}",
+                            "one ClientHello per version TLSv1.0-1.2 (first record read only); full TLS 1.3 handshake with \
+                             and without the client certificate and one round trip (TLSv1.3 is accepted when the one with \
+                             the certificate completes; a TLSv1.3-only ClientHello is sent only when it does not); chain \
+                             verified against the configured CA{}",
                             if bus { format!("; bus port {bus_source}") } else { String::new() }
                         ),
                         input: (node.clone(), port, bus),
@@ -681,35 +735,14 @@ async fn observe_config(
     ctx: &ProbeContext,
     node: &NodeAddr,
 ) -> Result<TlsConfigView, ProbeFailure> {
-    let verifier = WebPkiServerVerifier::builder(ctx.tls.roots.clone())
-        .build()
-        .map_err(|e| ProbeFailure {
-            kind: "tls".into(),
-            message: e.to_string(),
-        })?;
-    let config = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(TimeTolerant { inner: verifier }))
-        .with_client_auth_cert(ctx.tls.client_chain.clone(), ctx.tls.client_key.clone_key())
-        .map_err(|e| ProbeFailure {
-            kind: "tls".into(),
-            message: e.to_string(),
-        })?;
-    let tls = crate::tls::TlsClient {
-        config: Arc::new(config),
-        ..ctx.tls.clone()
-    };
-    let mut c = match RedisConn::connect(node, &tls, &ctx.timeouts).await {
+    // The audit's own client first: the node's certificate was verified
+    // in full earlier in this run, so the session resumes and the node
+    // signs nothing. Only when that verification fails is the node given
+    // a chance with an expired or not-yet-valid leaf (`TimeTolerant`, a
+    // full handshake of its own, never sharing sessions with the first).
+    let mut c = match RedisConn::connect(node, &ctx.tls, &ctx.timeouts).await {
         Ok(c) => c,
-        Err(crate::resp::ConnError::Tls { addr, reason }) => {
-            return Err(ProbeFailure {
-                kind: "tls".into(),
-                message: format!(
-                    "{addr}: credentials withheld, the certificate does not prove this node ({reason}); \
-                     its configuration cannot be read"
-                ),
-            })
-        }
+        Err(crate::resp::ConnError::Tls { .. }) => tolerant_connect(ctx, node).await?,
         Err(e) => return Err(e.into()),
     };
     c.auth(&ctx.user, &ctx.password).await?;
@@ -773,6 +806,44 @@ async fn observe_config(
         );
     }
     Ok(TlsConfigView { config, plaintext })
+}
+
+/// The config probe's connection to a node whose certificate failed full
+/// verification: WebPKI that tolerates only the leaf's validity period.
+async fn tolerant_connect(ctx: &ProbeContext, node: &NodeAddr) -> Result<RedisConn, ProbeFailure> {
+    let verifier = WebPkiServerVerifier::builder(ctx.tls.roots.clone())
+        .build()
+        .map_err(|e| ProbeFailure {
+            kind: "tls".into(),
+            message: e.to_string(),
+        })?;
+    let config = rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TimeTolerant { inner: verifier }))
+        .with_client_auth_cert(ctx.tls.client_chain.clone(), ctx.tls.client_key.clone_key())
+        .map_err(|e| ProbeFailure {
+            kind: "tls".into(),
+            message: e.to_string(),
+        })?;
+    let tls = crate::tls::TlsClient {
+        config: Arc::new(config),
+        // Not fully verified: never recorded where the TLS probe reads.
+        verified: Default::default(),
+        ..ctx.tls.clone()
+    };
+    match RedisConn::connect(node, &tls, &ctx.timeouts).await {
+        Ok(c) => Ok(c),
+        Err(crate::resp::ConnError::Tls { addr, reason }) => {
+            Err(ProbeFailure {
+                kind: "tls".into(),
+                message: format!(
+                    "{addr}: credentials withheld, the certificate does not prove this node ({reason}); \
+                     its configuration cannot be read"
+                ),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads every node's TLS configuration and tries its plaintext ports.
