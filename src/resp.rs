@@ -222,6 +222,9 @@ pub struct RedisConn {
     decoder: ReplyDecoder,
     addr: String,
     command_timeout: Duration,
+    /// Held from before the handshake until the first reply was read (see
+    /// [`TlsClient::gate`]).
+    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 /// Name of a command for messages: the command word and, for container
@@ -259,6 +262,11 @@ impl RedisConn {
         timeouts: &Timeouts,
     ) -> Result<RedisConn, ConnError> {
         let a = addr.to_string();
+        // Bounded: past the connect deadline, connect without the gate.
+        let gate = match tls.gate(&a) {
+            Some(g) => timeout(timeouts.connect(), g.lock_owned()).await.ok(),
+            None => None,
+        };
         let tcp = match timeout(
             timeouts.connect(),
             TcpStream::connect((addr.host.as_str(), addr.port)),
@@ -310,6 +318,7 @@ impl RedisConn {
             decoder: ReplyDecoder::default(),
             addr: a,
             command_timeout: timeouts.command(),
+            gate,
         })
     }
 
@@ -323,6 +332,7 @@ impl RedisConn {
             decoder: ReplyDecoder::default(),
             addr,
             command_timeout,
+            gate: None,
         }
     }
 
@@ -411,7 +421,11 @@ impl RedisConn {
     async fn raw(&mut self, cmds: &[&[&[u8]]], op: &str) -> Result<Vec<Frame>, ConnError> {
         let deadline = self.command_timeout;
         let addr = self.addr.clone();
-        match timeout(deadline, self.exchange(cmds, op)).await {
+        let r = timeout(deadline, self.exchange(cmds, op)).await;
+        // The first reply came with the node's session tickets (or the
+        // connection failed): the next connection may go.
+        self.gate = None;
+        match r {
             Ok(r) => r,
             Err(_) => Err(ConnError::Timeout {
                 addr,

@@ -35,6 +35,12 @@ pub struct TlsClient {
     /// another full handshake with the client certificate to learn it.
     /// Share it only between clients whose config verifies in full.
     pub verified: Arc<std::sync::Mutex<BTreeMap<String, VerifiedHandshake>>>,
+    /// Per node, a gate that new connections pass one at a time once the
+    /// node has completed a handshake with the audit: each waits until the
+    /// previous one has read its first reply (and with it the session
+    /// tickets the node sent), so it resumes instead of making the node
+    /// sign a full handshake again. See [`TlsClient::gate`].
+    pub gates: Arc<std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// A full handshake the audit's own client completed with a node: its
@@ -98,6 +104,7 @@ impl TlsClient {
             client_key: Arc::new(key),
             handshakes: Default::default(),
             verified: Default::default(),
+            gates: Default::default(),
         })
     }
 
@@ -129,6 +136,21 @@ impl TlsClient {
                         .map(|c| format!("{:?}", c.suite())),
                 });
         }
+    }
+
+    /// The connection gate of `addr`, once a handshake with it completed
+    /// (a node that never answered is not gated: nothing to resume).
+    pub fn gate(&self, addr: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        if !self
+            .handshakes
+            .lock()
+            .expect("not poisoned")
+            .contains_key(addr)
+        {
+            return None;
+        }
+        let mut g = self.gates.lock().expect("not poisoned");
+        Some(g.entry(addr.to_string()).or_default().clone())
     }
 
     /// The first verified full handshake with `addr`, if one was made.
