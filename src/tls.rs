@@ -126,11 +126,7 @@ impl TlsClient {
             v.entry(addr.to_string())
                 .or_insert_with(|| VerifiedHandshake {
                     chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
-                    protocol: conn.protocol_version().map(|p| match p {
-                        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-                        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-                        other => format!("{other:?}"),
-                    }),
+                    protocol: protocol_name(conn.protocol_version()),
                     cipher_suite: conn
                         .negotiated_cipher_suite()
                         .map(|c| format!("{:?}", c.suite())),
@@ -173,6 +169,15 @@ impl TlsClient {
         ServerName::try_from(name.to_string())
             .map_err(|_| format!("`{name}` is neither an IP address nor a valid DNS name"))
     }
+}
+
+/// `TLSv1.3`, `TLSv1.2`, ... as evidence names a negotiated protocol.
+pub fn protocol_name(v: Option<rustls::ProtocolVersion>) -> Option<String> {
+    v.map(|p| match p {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+        other => format!("{other:?}"),
+    })
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {

@@ -56,6 +56,15 @@ fn addr(t: &TestLab, i: usize) -> String {
     t.lab.spec.addr(i).to_string()
 }
 
+/// No subject (check, subject, outcome, message) lacks evidence.
+fn assert_fully_audited(subjects: &[&(String, String, String, String)]) {
+    let short: Vec<_> = subjects
+        .iter()
+        .filter(|s| s.2 == "error" || s.2 == "incomplete")
+        .collect();
+    assert!(short.is_empty(), "{short:?}");
+}
+
 /// Polls `f` until it holds, up to `limit`.
 async fn wait_for<F, Fut>(limit: Duration, what: &str, mut f: F)
 where
@@ -188,11 +197,7 @@ async fn a_paused_master_errors_within_its_deadlines_and_every_other_node_is_aud
         .filter(|s| (1..6).any(|i| s.1 == addr(&t, i)) && s.0 != "PERF-001")
         .collect();
     assert!(others.len() >= 50, "{others:?}");
-    let short: Vec<_> = others
-        .iter()
-        .filter(|s| s.2 == "error" || s.2 == "incomplete")
-        .collect();
-    assert!(short.is_empty(), "{short:?}");
+    assert_fully_audited(&others);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -243,12 +248,11 @@ async fn a_partitioned_replica_is_named_by_its_peers_and_the_rest_is_audited() {
         assert_eq!(s.2, want, "{s:?}");
     }
     // The other five are fully audited.
-    let short: Vec<_> = subj
+    let others: Vec<_> = subj
         .iter()
         .filter(|s| (0..5).any(|i| s.1 == addr(&t, i)) && s.0 != "PERF-001")
-        .filter(|s| s.2 == "error" || s.2 == "incomplete")
         .collect();
-    assert!(short.is_empty(), "{short:?}");
+    assert_fully_audited(&others);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::files::{issue_node_certs, node_conf, write_private};
-use crate::{io, Lab, LabError, LabNode};
+use crate::files::issue_node_certs;
+use crate::{io, Lab, LabError};
 
 /// The files of `lab/compose/`, written into `<state>/compose/`.
 const FILES: &[(&str, &str)] = &[
@@ -285,37 +285,18 @@ impl Lab {
             let p = files.join(name);
             std::fs::write(&p, text).map_err(io(&p))?;
         }
-        let admin = self.spec.names.admin.clone();
         for i in 0..self.spec.ips.len() {
-            let node = self.node_dir(i);
-            std::fs::create_dir_all(&node).map_err(io(&node))?;
-            write_private(&node.join("users.acl"), acl.as_bytes())?;
-            let conf = node.join("redis.conf");
-            let text = node_conf(
-                &self.spec,
-                i,
-                Path::new("/lab/node"),
-                Path::new("/lab/pki"),
-                &self.passwords[&admin],
-            );
-            write_private(&conf, text.as_bytes())?;
-            self.state.nodes.push(LabNode {
-                ip: self.spec.ips[i].to_string(),
-                role: if i < self.spec.masters {
-                    "master".into()
-                } else {
-                    "replica".into()
-                },
-                pid: 0,
-                conf,
-            });
+            let conf =
+                self.write_node_files(i, acl, Path::new("/lab/node"), Path::new("/lab/pki"))?;
+            let node = self.lab_node(i, 0, conf);
+            self.state.nodes.push(node);
         }
         let state = ComposeState {
             project: spec.project.clone(),
             file: files.join("compose.yaml"),
             subnet: spec.subnet_prefix(),
             emulator_port: spec.emulator_port,
-            admin,
+            admin: self.spec.names.admin.clone(),
         };
         self.state.compose = Some(state.clone());
         self.write_state()?;

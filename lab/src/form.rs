@@ -23,20 +23,7 @@ impl Lab {
         let n = self.spec.ips.len();
         for i in 0..n {
             let dir = self.node_dir(i);
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            write_private(&dir.join("users.acl"), acl.as_bytes())?;
-            let conf = dir.join("redis.conf");
-            write_private(
-                &conf,
-                node_conf(
-                    &self.spec,
-                    i,
-                    &dir,
-                    pki,
-                    &self.passwords[&self.spec.names.admin],
-                )
-                .as_bytes(),
-            )?;
+            let conf = self.write_node_files(i, acl, &dir, pki)?;
             let mut cmd = Command::new(redis);
             cmd.arg(&conf)
                 .current_dir(&dir)
@@ -48,16 +35,8 @@ impl Lab {
                 die_with_parent(&mut cmd);
             }
             let child = cmd.spawn().map_err(io(redis))?;
-            self.state.nodes.push(LabNode {
-                ip: self.spec.ips[i].to_string(),
-                role: if i < self.spec.masters {
-                    "master".into()
-                } else {
-                    "replica".into()
-                },
-                pid: child.id(),
-                conf,
-            });
+            let node = self.lab_node(i, child.id(), conf);
+            self.state.nodes.push(node);
             // The Child handle is dropped without waiting: the process is
             // tracked by pid (lab.json) and reaped in `stop`.
         }
@@ -71,6 +50,45 @@ impl Lab {
             self.reseed(aws::AwsDefect::None).await?;
         }
         Ok(())
+    }
+
+    /// Writes node `i`'s ACL file and redis.conf into its state directory;
+    /// `dir` and `pki` are those paths as the node sees them (the same for
+    /// a process, mount points for a container). Returns the config path.
+    pub(crate) fn write_node_files(
+        &self,
+        i: usize,
+        acl: &str,
+        dir: &Path,
+        pki: &Path,
+    ) -> Result<std::path::PathBuf, LabError> {
+        let host_dir = self.node_dir(i);
+        std::fs::create_dir_all(&host_dir).map_err(io(&host_dir))?;
+        write_private(&host_dir.join("users.acl"), acl.as_bytes())?;
+        let conf = host_dir.join("redis.conf");
+        let text = node_conf(
+            &self.spec,
+            i,
+            dir,
+            pki,
+            &self.passwords[&self.spec.names.admin],
+        );
+        write_private(&conf, text.as_bytes())?;
+        Ok(conf)
+    }
+
+    /// What lab.json records of node `i` (pid 0: a container).
+    pub(crate) fn lab_node(&self, i: usize, pid: u32, conf: std::path::PathBuf) -> LabNode {
+        LabNode {
+            ip: self.spec.ips[i].to_string(),
+            role: if i < self.spec.masters {
+                "master".into()
+            } else {
+                "replica".into()
+            },
+            pid,
+            conf,
+        }
     }
 
     /// The compose lab's [`Lab::start_and_form`]: the containers instead of

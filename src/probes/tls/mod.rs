@@ -320,14 +320,6 @@ pub async fn offer_version(
     }
 }
 
-fn protocol_name(v: Option<rustls::ProtocolVersion>) -> Option<String> {
-    v.map(|p| match p {
-        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
-        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
-        other => format!("{other:?}"),
-    })
-}
-
 /// A full TLS 1.3 handshake, with or without the client certificate, and
 /// one round trip: PING on a client port, a short wait for an alert on a
 /// bus port (the bus speaks only the cluster protocol).
@@ -388,7 +380,7 @@ async fn full_handshake(
     let (protocol, cipher_suite) = {
         let (_, c) = tls.get_ref();
         (
-            protocol_name(c.protocol_version()),
+            crate::tls::protocol_name(c.protocol_version()),
             c.negotiated_cipher_suite()
                 .map(|s| format!("{:?}", s.suite())),
         )
