@@ -294,35 +294,9 @@ fn window_ms(ev: &EvidenceSet, probes: &[ProbeId]) -> u64 {
 mod tests {
     use super::*;
     use crate::checks::Outcome;
-    use crate::config::Timeouts;
-    use crate::secret::Secret;
 
     fn ctx() -> ProbeContext {
-        let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki");
-        let tls = crate::tls::TlsClient::from_files(
-            &std::path::Path::new(pki).join("ca.crt"),
-            &std::path::Path::new(pki).join("client.crt"),
-            &std::path::Path::new(pki).join("client.key"),
-            None,
-        )
-        .unwrap();
-        ProbeContext {
-            targets: Vec::new(),
-            tls,
-            timeouts: Timeouts {
-                connect_ms: 300,
-                command_ms: 300,
-                probe_ms: 1000,
-            },
-            user: "admin_user".into(),
-            password: Secret::new("x"),
-            credentials: Default::default(),
-            inputs: Default::default(),
-            topology: Default::default(),
-            monitoring: Default::default(),
-            session_salt: Default::default(),
-            aws: None,
-        }
+        crate::probes::fixture_context()
     }
 
     #[tokio::test]

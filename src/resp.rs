@@ -225,6 +225,10 @@ pub struct RedisConn {
     /// Held from before the handshake until the first reply was read (see
     /// [`TlsClient::gate`]).
     gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Set while a command is in flight and left set when it did not
+    /// complete (deadline, broken stream, cancelled caller): replies may be
+    /// pending, so the connection must not be used again.
+    broken: bool,
 }
 
 /// Name of a command for messages: the command word and, for container
@@ -319,6 +323,7 @@ impl RedisConn {
             addr: a,
             command_timeout: timeouts.command(),
             gate,
+            broken: false,
         })
     }
 
@@ -333,6 +338,7 @@ impl RedisConn {
             addr,
             command_timeout,
             gate: None,
+            broken: false,
         }
     }
 
@@ -347,6 +353,12 @@ impl RedisConn {
         let mut c = RedisConn::connect(addr, tls, timeouts).await?;
         c.auth(user, password).await?;
         Ok(c)
+    }
+
+    /// Whether a command did not complete on this connection (its replies
+    /// may still be pending): such a connection is never reused.
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// The address this connection goes to.
@@ -421,12 +433,17 @@ impl RedisConn {
     async fn raw(&mut self, cmds: &[&[&[u8]]], op: &str) -> Result<Vec<Frame>, ConnError> {
         let deadline = self.command_timeout;
         let addr = self.addr.clone();
+        self.broken = true;
         let r = timeout(deadline, self.exchange(cmds, op)).await;
         // The first reply came with the node's session tickets (or the
         // connection failed): the next connection may go.
         self.gate = None;
         match r {
-            Ok(r) => r,
+            Ok(Ok(frames)) => {
+                self.broken = false;
+                Ok(frames)
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(ConnError::Timeout {
                 addr,
                 op: op.to_string(),
@@ -563,6 +580,40 @@ mod tests {
                 ms: 50
             }
         );
+    }
+
+    /// A command that did not complete (its caller's deadline cancelled
+    /// it, or the server was silent) leaves its reply pending: the
+    /// connection says it is broken, so the shared pool never hands the
+    /// next probe a reply meant for another command. A server error reply
+    /// is a completed exchange and leaves it usable.
+    #[tokio::test]
+    async fn an_unfinished_command_leaves_the_connection_broken() {
+        let (client, mut server) = tokio::io::duplex(1024);
+        let mut c = RedisConn::from_stream(client, "x:1".into(), Duration::from_secs(5));
+        let cancelled = tokio::time::timeout(Duration::from_millis(30), c.cmd_str(&["PING"])).await;
+        assert!(cancelled.is_err());
+        assert!(c.is_broken());
+        let mut b = [0u8; 256];
+        let _ = server.read(&mut b).await;
+        let _ = server.write_all(b"+PONG\r\n").await;
+
+        let (client, mut server) = tokio::io::duplex(1024);
+        tokio::spawn(async move {
+            let mut b = [0u8; 256];
+            let _ = server.read(&mut b).await;
+            let _ = server.write_all(b"-NOPERM no\r\n").await;
+        });
+        let mut c = RedisConn::from_stream(client, "x:1".into(), Duration::from_secs(5));
+        assert!(!c.is_broken());
+        let e = c.cmd_str(&["CONFIG", "GET", "x"]).await.unwrap_err();
+        assert_eq!(e.kind(), "server_error");
+        assert!(!c.is_broken());
+
+        let (client, _server) = tokio::io::duplex(64);
+        let mut c = RedisConn::from_stream(client, "x:1".into(), Duration::from_millis(30));
+        assert_eq!(c.cmd_str(&["PING"]).await.unwrap_err().kind(), "timeout");
+        assert!(c.is_broken());
     }
 
     #[tokio::test]

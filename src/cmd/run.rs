@@ -89,6 +89,7 @@ pub async fn run_one(cli: &Cli, args: &RunArgs, name: &str, print: bool) -> Resu
             anyhow::anyhow!("drawing this run's salt from the OS random source: {e}")
         })?,
         aws: env.aws.clone(),
+        conns: Default::default(),
     };
     let salt = ctx.session_salt.clone();
     let needed = engine::needed_probes(&selected);

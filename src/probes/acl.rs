@@ -57,9 +57,9 @@ impl Probe for AclProbe {
                 |addr: NodeAddr| {
                     let ctx = ctx.clone();
                     async move {
-                        let (v, t, conn) = observe_node(&ctx, &addr, &salt).await?;
+                        let (v, t) = observe_node(&ctx, &addr, &salt).await?;
                         let group = acl_group_key(&v, &t);
-                        Ok((Observation::AclNode(Box::new(v)), (addr, t, conn, group)))
+                        Ok((Observation::AclNode(Box::new(v)), (addr, t, group)))
                     }
                 },
             )
@@ -68,19 +68,17 @@ impl Probe for AclProbe {
             let mut table: Option<(NodeAddr, CommandTable)> = None;
             let mut last_failure = None;
             // Nodes with the same ACL and COMMAND table: (node, its item,
-            // its connection), the sweep runs on the first.
+            // its COMMAND table), the sweep runs on the first.
             let mut groups: BTreeMap<String, Vec<Member>> = BTreeMap::new();
             for (i, (ev, t)) in observed.into_iter().enumerate() {
                 if let Observed::Failure(f) = &ev.result {
                     last_failure = Some(f.clone());
                 }
-                if let Some((addr, t, conn, group)) = t {
-                    groups.entry(group).or_default().push((
-                        addr.clone(),
-                        i,
-                        conn,
-                        t.commands.clone(),
-                    ));
+                if let Some((addr, t, group)) = t {
+                    groups
+                        .entry(group)
+                        .or_default()
+                        .push((addr.clone(), i, t.commands.clone()));
                     if table.as_ref().is_none_or(|(a, _)| addr < *a) {
                         table = Some((addr, t));
                     }
@@ -169,9 +167,9 @@ fn rule_key(rule: &str) -> Vec<String> {
     out
 }
 
-/// A node of a group: its address, the index of its item, its open
-/// connection and its COMMAND table.
-type Member = (NodeAddr, usize, RedisConn, Vec<CommandInfo>);
+/// A node of a group: its address, the index of its item and its COMMAND
+/// table.
+type Member = (NodeAddr, usize, Vec<CommandInfo>);
 
 /// Runs the DRYRUN sweep once per group of identical nodes (on its
 /// lowest address), concurrently across groups and before `end`, and
@@ -188,10 +186,10 @@ async fn sweep_groups(
     for (_, mut members) in groups {
         members.sort_by(|a, b| a.0.cmp(&b.0));
         let mut it = members.into_iter();
-        let Some((rep, rep_i, mut conn, commands)) = it.next() else {
+        let Some((rep, rep_i, commands)) = it.next() else {
             continue;
         };
-        let others: Vec<(NodeAddr, usize)> = it.map(|(a, i, _, _)| (a, i)).collect();
+        let others: Vec<(NodeAddr, usize)> = it.map(|(a, i, _)| (a, i)).collect();
         let users = match &items[rep_i].result {
             Observed::Observation(Observation::AclNode(v)) => v.users.clone(),
             _ => continue,
@@ -200,7 +198,7 @@ async fn sweep_groups(
         let t0 = std::time::Instant::now();
         let at = rep.clone();
         let handle = tokio::spawn(async move {
-            let r = tokio::time::timeout_at(end, sweep(&ctx, &mut conn, &users, &commands)).await;
+            let r = tokio::time::timeout_at(end, sweep(&ctx, &at, &users, &commands)).await;
             r.unwrap_or_else(|_| {
                 Err(failure(
                     "deadline",
@@ -271,9 +269,9 @@ fn method(user: &str) -> String {
          dryrun_keys), and one outside the policy's patterns (DRYRUN never executes); \
          key positions from COMMAND GETKEYS; the policy's cases via ACL DRYRUN (one sweep per group of \
          nodes with identical ACL GETUSER rules, password fingerprints and COMMAND table, on the group's \
-         lowest address: dryrun_swept_on names it on the others); live logins: PING \
-         unauthenticated, AUTH default <random> (adds one `auth` entry to ACL LOG), AUTH + ACL WHOAMI \
-         (or CLIENT INFO) for each configured user"
+         lowest address: dryrun_swept_on names it on the others); live logins on one connection of \
+         their own: PING unauthenticated, AUTH default <random> (adds one `auth` entry to ACL LOG), \
+         then AUTH + ACL WHOAMI (or CLIENT INFO) for each configured user in turn"
     )
 }
 
@@ -292,10 +290,10 @@ async fn observe_node(
     ctx: &ProbeContext,
     addr: &NodeAddr,
     salt: &[u8; 32],
-) -> Result<(AclView, CommandTable, RedisConn), ProbeFailure> {
-    let mut c =
-        RedisConn::connect_as(addr, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
-    let first = c
+) -> Result<(AclView, CommandTable), ProbeFailure> {
+    let first = ctx
+        .conn(addr)
+        .await?
         .pipeline(&[
             words(&["ACL", "USERS"]),
             words(&["ACL", "LIST"]),
@@ -338,7 +336,7 @@ async fn observe_node(
         .iter()
         .map(|n| words(&["ACL", "GETUSER", n]))
         .collect();
-    let replies = c.pipeline(&getusers).await?;
+    let replies = ctx.conn(addr).await?.pipeline(&getusers).await?;
     let mut users = Vec::new();
     for (name, f) in names.iter().zip(&replies) {
         let rule = list
@@ -371,22 +369,22 @@ async fn observe_node(
             node: addr.to_string(),
             commands,
         },
-        c,
     ))
 }
 
-/// The DRYRUN sweep on one node, over its open connection: every command
-/// of its COMMAND table for each swept user, then the policy's cases.
+/// The DRYRUN sweep on one node, over its shared connection (taken for
+/// one pipeline at a time): every command of its COMMAND table for each
+/// swept user, then the policy's cases.
 async fn sweep(
     ctx: &ProbeContext,
-    c: &mut RedisConn,
+    addr: &NodeAddr,
     users: &[AclUser],
     commands: &[CommandInfo],
 ) -> Result<Sweep, ProbeFailure> {
     let names: Vec<String> = users.iter().map(|u| u.name.clone()).collect();
     // Where each command takes its keys: the legacy key range, refined with
     // COMMAND GETKEYS for movable keys (numkeys, STREAMS, ...).
-    let templates = key_templates(c, commands).await?;
+    let templates = key_templates(ctx, addr, commands).await?;
 
     // The DRYRUN sweep, one pipeline per user.
     let mut dryrun = BTreeMap::new();
@@ -429,7 +427,7 @@ async fn sweep(
             plan.push((name.clone(), tries));
         }
         calls += cmds.len();
-        let replies = c.pipeline(&cmds).await?;
+        let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
         let mut it = replies.iter();
         let mut m = BTreeMap::new();
         for (name, tries) in plan {
@@ -465,7 +463,7 @@ async fn sweep(
             })
             .collect();
         calls += cmds.len();
-        let replies = c.pipeline(&cmds).await?;
+        let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
         for (k, f) in ctx.inputs.dryrun_cases.iter().zip(&replies) {
             let (letter, reply) = verdict(Some(f));
             cases.push(CaseResult {
@@ -485,21 +483,23 @@ async fn sweep(
     })
 }
 
-/// Live logins: an unauthenticated PING, a wrong password for `default`,
-/// and each configured user with its real password.
+/// Live logins, all on one connection of their own (never the shared one,
+/// which stays the audit user's): an unauthenticated PING, a wrong
+/// password for `default`, then each configured user with its real
+/// password in turn. Each AUTH's own reply is its evidence: a refused
+/// AUTH leaves the connection as it was, and a granted one is
+/// cross-checked before the next.
 async fn live_auth(ctx: &ProbeContext, addr: &NodeAddr) -> Result<AuthObservation, ProbeFailure> {
-    let mut anon = RedisConn::connect(addr, &ctx.tls, &ctx.timeouts).await?;
-    let unauthenticated_ping = reply_text(anon.cmd_str(&["PING"]).await);
+    let mut c = RedisConn::connect(addr, &ctx.tls, &ctx.timeouts).await?;
+    let unauthenticated_ping = reply_text(c.cmd_str(&["PING"]).await);
     let wrong = crate::secret::Secret::new(hex::encode(crate::secret::random::<24>()));
-    let default_wrong_password = match anon.auth("default", &wrong).await {
+    let default_wrong_password = match c.auth("default", &wrong).await {
         Ok(()) => "OK".to_string(),
         Err(crate::resp::ConnError::Auth { reply, .. }) => reply,
         Err(e) => return Err(e.into()),
     };
-    drop(anon);
     let mut users = Vec::new();
     for (user, pw) in &ctx.credentials {
-        let mut c = RedisConn::connect(addr, &ctx.tls, &ctx.timeouts).await?;
         match c.auth(user, pw).await {
             Ok(()) => {
                 // The login is proven by AUTH. Who the connection is, is a
@@ -644,7 +644,8 @@ fn getkeys(template: &[String]) -> Vec<Vec<u8>> {
 /// positions, from the end, and kept only if GETKEYS then extracts exactly
 /// the sample key. GETKEYS is read-only.
 async fn key_templates(
-    c: &mut RedisConn,
+    ctx: &ProbeContext,
+    addr: &NodeAddr,
     commands: &[CommandInfo],
 ) -> Result<Vec<(String, Vec<String>)>, ProbeFailure> {
     let leaf: Vec<&CommandInfo> = commands.iter().filter(|i| !i.container).collect();
@@ -658,7 +659,9 @@ async fn key_templates(
         .filter(|(_, c)| c.first_key > 0 || c.flags.iter().any(|f| f == "movablekeys"))
         .map(|(i, _)| i)
         .collect();
-    let round1 = c
+    let round1 = ctx
+        .conn(addr)
+        .await?
         .pipeline(
             &candidates
                 .iter()
@@ -690,7 +693,9 @@ async fn key_templates(
         retry.push((i, t));
     }
     if !retry.is_empty() {
-        let round2 = c
+        let round2 = ctx
+            .conn(addr)
+            .await?
             .pipeline(&retry.iter().map(|(_, t)| getkeys(t)).collect::<Vec<_>>())
             .await?;
         for ((i, t), reply) in retry.into_iter().zip(&round2) {
@@ -933,6 +938,76 @@ mod tests {
             step,
             container: false,
         }
+    }
+
+    fn acl_item(subject: &str) -> Evidence {
+        Evidence {
+            probe: ProbeId::Acl,
+            subject: subject.into(),
+            method: "test".into(),
+            observed_at: Utc::now(),
+            duration_ms: 0,
+            result: Observed::Observation(Observation::AclNode(Box::new(AclView {
+                users: Vec::new(),
+                log: Default::default(),
+                dryrun: BTreeMap::new(),
+                dryrun_errors: Vec::new(),
+                dryrun_calls: 0,
+                cases: Vec::new(),
+                auth: AuthObservation {
+                    unauthenticated_ping: "NOAUTH".into(),
+                    default_wrong_password: "WRONGPASS".into(),
+                    users: Vec::new(),
+                },
+                dryrun_keys: BTreeMap::new(),
+                dryrun_swept_on: None,
+            }))),
+        }
+    }
+
+    /// A group's sweep runs on its lowest address only; when it fails
+    /// (here: that node refuses the connection), no member keeps an ACL
+    /// observation without a sweep: the node it ran on gets the failure,
+    /// and every other member a failure that names that node and says
+    /// why its verdicts depended on it. Without this, the others would
+    /// pass ACC checks on an empty DRYRUN map.
+    #[tokio::test]
+    async fn a_failed_group_sweep_fails_every_member_naming_the_node_it_ran_on() {
+        let ctx = Arc::new(crate::probes::fixture_context());
+        let (a, b) = (
+            crate::probes::closed_loopback_addr(),
+            crate::probes::closed_loopback_addr(),
+        );
+        let (rep, other) = if a < b { (a, b) } else { (b, a) };
+        let mut items = vec![acl_item(&other.to_string()), acl_item(&rep.to_string())];
+        let mut groups = BTreeMap::new();
+        groups.insert(
+            "same ACL".to_string(),
+            vec![(other.clone(), 0, Vec::new()), (rep.clone(), 1, Vec::new())],
+        );
+        let end = tokio::time::Instant::now() + ctx.timeouts.probe();
+        sweep_groups(&ctx, groups, &mut items, end).await;
+        let Observed::Failure(f) = &items[1].result else {
+            panic!(
+                "the node the sweep ran on kept its observation: {:?}",
+                items[1]
+            )
+        };
+        assert_eq!(f.kind, "connect", "{f:?}");
+        let Observed::Failure(g) = &items[0].result else {
+            panic!(
+                "a member kept an observation without a sweep: {:?}",
+                items[0]
+            )
+        };
+        assert_eq!(g.kind, "connect", "{g:?}");
+        assert!(
+            g.message.starts_with(&format!(
+                "{other}: its ACL and COMMAND table are identical to {rep}'s"
+            )) && g.message.contains("that sweep failed: TCP connect to"),
+            "{}",
+            g.message
+        );
     }
 
     #[test]

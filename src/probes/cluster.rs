@@ -17,7 +17,7 @@ use crate::evidence::{
     ClusterNodeView, Evidence, KeySlotSample, KeySlotSamples, NodeEntry, Observation, Observed,
     OpenSlot, ProbeFailure, ProbeId, Shard, ShardNode, SlotRange,
 };
-use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame, RedisConn};
+use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame};
 
 /// Synthetic keys whose slots are compared with the server's (hash tags,
 /// empty and nested braces, non-ASCII). Never real session keys.
@@ -41,13 +41,12 @@ fn method(user: &str) -> String {
     )
 }
 
-/// Observes one node: one connection, one pipelined round trip.
+/// Observes one node: one pipelined round trip on the node's shared
+/// connection (opened here: discovery is every node's first contact).
 pub async fn observe_node(
     ctx: &ProbeContext,
     addr: &NodeAddr,
 ) -> Result<ClusterNodeView, ProbeFailure> {
-    let mut c =
-        RedisConn::connect_as(addr, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
     let cmds: Vec<Vec<Vec<u8>>> = [
         &["CLUSTER", "INFO"][..],
         &["CLUSTER", "NODES"],
@@ -59,7 +58,7 @@ pub async fn observe_node(
     .iter()
     .map(|c| c.iter().map(|w| w.as_bytes().to_vec()).collect())
     .collect();
-    let replies = c.pipeline(&cmds).await?;
+    let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
     let text = |i: usize, what: &str| -> Result<String, ProbeFailure> {
         match replies.get(i) {
             Some(Frame::ServerError(e)) => Err(ProbeFailure {
@@ -263,8 +262,6 @@ impl Probe for KeySlotProbe {
 }
 
 async fn keyslots(ctx: &ProbeContext, addr: &NodeAddr) -> Result<KeySlotSamples, ProbeFailure> {
-    let mut c =
-        RedisConn::connect_as(addr, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
     let cmds: Vec<Vec<Vec<u8>>> = SAMPLE_KEYS
         .iter()
         .map(|k| {
@@ -275,7 +272,7 @@ async fn keyslots(ctx: &ProbeContext, addr: &NodeAddr) -> Result<KeySlotSamples,
             ]
         })
         .collect();
-    let replies = c.pipeline(&cmds).await?;
+    let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
     let mut samples = Vec::new();
     for (k, f) in SAMPLE_KEYS.iter().zip(&replies) {
         match f {

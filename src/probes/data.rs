@@ -21,7 +21,7 @@ use crate::evidence::{
     DataNodeView, Evidence, ExporterView, Observation, ProbeFailure, ProbeId, SessionScanSettings,
     SessionScanView,
 };
-use crate::resp::{as_text, describe, error_text, parse_info, Frame, RedisConn};
+use crate::resp::{as_text, describe, error_text, parse_info, Frame};
 
 /// Settings read with CONFIG GET.
 pub const CONFIG_KEYS: [&str; 8] = [
@@ -67,11 +67,11 @@ fn words(ws: &[&str]) -> Vec<Vec<u8>> {
 }
 
 async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeView, ProbeFailure> {
-    let mut c =
-        RedisConn::connect_as(addr, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
     let mut get = vec!["CONFIG", "GET"];
     get.extend(CONFIG_KEYS);
-    let r = c
+    let r = ctx
+        .conn(addr)
+        .await?
         .pipeline(&[
             words(&get),
             words(&["INFO", "persistence"]),
@@ -164,8 +164,6 @@ async fn scan_sessions(
     addr: &NodeAddr,
     s: &SessionScanSettings,
 ) -> Result<SessionScanView, ProbeFailure> {
-    let mut c =
-        RedisConn::connect_as(addr, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
     let salt = &ctx.session_salt;
     let count = s.scan_count.max(1).to_string();
     let mut cursor = "0".to_string();
@@ -175,7 +173,11 @@ async fn scan_sessions(
     let mut too_long = BTreeMap::new();
     let mut not_hash = BTreeMap::new();
     loop {
-        let reply = c
+        // The shared connection is taken per page, so a long scan holds up
+        // no other probe of the node for more than one page.
+        let reply = ctx
+            .conn(addr)
+            .await?
             .cmd(&[
                 b"SCAN",
                 cursor.as_bytes(),
@@ -224,7 +226,7 @@ async fn scan_sessions(
                     ]
                 })
                 .collect();
-            let replies = c.pipeline(&cmds).await?;
+            let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
             for (k, pair) in keys.iter().zip(replies.chunks(2)) {
                 let (ttl, kind) = match (&pair[0], pair.get(1).and_then(as_text)) {
                     (Frame::Int(ttl), Some(kind)) => (*ttl, kind),

@@ -518,9 +518,8 @@ async fn measure(
         .ok_or_else(|| fail("config", format!("no password reference for {} in the environment: the load runs as the application user", settings.user)))?;
     let (tag, keys) =
         probe_keys(&settings.key_pattern, ranges, settings.keys).map_err(|m| fail("config", m))?;
-    let mut admin =
-        RedisConn::connect_as(master, &ctx.tls, &ctx.timeouts, &ctx.user, &ctx.password).await?;
-    let before = commandstats(&mut admin).await?;
+    // Command statistics come over the audit's shared connection.
+    let before = commandstats(&mut *ctx.conn(master).await?).await?;
 
     let t_connect = std::time::Instant::now();
     let mut conn = RedisConn::connect(master, &ctx.tls, &ctx.timeouts).await?;
@@ -601,6 +600,7 @@ async fn measure(
         ),
     };
     let (rec, schedule, timed_out) = result?;
+    let mut admin = ctx.conn(master).await?;
     let after = commandstats(&mut admin).await?;
     let mut server_usec_per_call = BTreeMap::new();
     for cmd in ["hgetall", "hset", "expire"] {

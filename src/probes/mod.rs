@@ -22,6 +22,7 @@ use crate::tls::TlsClient;
 pub mod acl;
 pub mod aws;
 pub mod cluster;
+pub mod conns;
 pub mod data;
 pub mod latency;
 pub mod tls;
@@ -89,6 +90,62 @@ pub struct ProbeContext {
     pub session_salt: data::RunSalt,
     /// The environment's AWS settings (`None`: the AWS checks skip).
     pub aws: Option<crate::config::AwsSettings>,
+    /// The audit's one authenticated connection per node (see [`conns`]).
+    pub conns: conns::NodeConns,
+}
+
+impl ProbeContext {
+    /// The node's shared connection as the audit user, for one step.
+    pub async fn conn(&self, addr: &NodeAddr) -> Result<conns::Shared, crate::resp::ConnError> {
+        self.conns
+            .get(addr, &self.tls, &self.timeouts, &self.user, &self.password)
+            .await
+    }
+}
+
+/// A context for unit tests: the fixture PKI, short deadlines, no
+/// targets, `admin_user` with a dummy password.
+#[cfg(test)]
+pub(crate) fn fixture_context() -> ProbeContext {
+    let pki = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pki"));
+    ProbeContext {
+        targets: Vec::new(),
+        tls: TlsClient::from_files(
+            &pki.join("ca.crt"),
+            &pki.join("client.crt"),
+            &pki.join("client.key"),
+            None,
+        )
+        .expect("fixture PKI loads"),
+        timeouts: Timeouts {
+            connect_ms: 300,
+            command_ms: 300,
+            probe_ms: 1000,
+        },
+        user: "admin_user".into(),
+        password: Secret::new("x"),
+        credentials: Default::default(),
+        inputs: Default::default(),
+        topology: Default::default(),
+        monitoring: Default::default(),
+        session_salt: Default::default(),
+        aws: None,
+        conns: Default::default(),
+    }
+}
+
+/// A loopback address nothing listens on (a port the OS just gave out and
+/// took back), for tests of refused connections.
+#[cfg(test)]
+pub(crate) fn closed_loopback_addr() -> NodeAddr {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("loopback bind")
+        .port();
+    NodeAddr {
+        host: "127.0.0.1".into(),
+        port,
+    }
 }
 
 /// Inputs the policy gives probes: which users the DRYRUN sweep covers and

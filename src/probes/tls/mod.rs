@@ -727,20 +727,22 @@ async fn observe_config(
     ctx: &ProbeContext,
     node: &NodeAddr,
 ) -> Result<TlsConfigView, ProbeFailure> {
-    // The audit's own client first: the node's certificate was verified
-    // in full earlier in this run, so the session resumes and the node
-    // signs nothing. Only when that verification fails is the node given
+    // The audit's shared connection first (the node's certificate was
+    // verified in full when discovery opened it). Only when that
+    // verification failed is the node given
     // a chance with an expired or not-yet-valid leaf (`TimeTolerant`, a
     // full handshake of its own, never sharing sessions with the first).
-    let mut c = match RedisConn::connect(node, &ctx.tls, &ctx.timeouts).await {
-        Ok(c) => c,
-        Err(crate::resp::ConnError::Tls { .. }) => tolerant_connect(ctx, node).await?,
-        Err(e) => return Err(e.into()),
-    };
-    c.auth(&ctx.user, &ctx.password).await?;
     let mut words = vec!["CONFIG", "GET"];
     words.extend(CONFIG_KEYS);
-    let f = c.cmd_str(&words).await?;
+    let f = match ctx.conn(node).await {
+        Ok(mut c) => c.cmd_str(&words).await?,
+        Err(crate::resp::ConnError::Tls { .. }) => {
+            let mut c = tolerant_connect(ctx, node).await?;
+            c.auth(&ctx.user, &ctx.password).await?;
+            c.cmd_str(&words).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut config = std::collections::BTreeMap::new();
     if let crate::resp::Frame::Array(items) = &f {
         for kv in items.chunks(2) {
