@@ -55,6 +55,16 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     assert_eq!(bad_checks, vec![], "{rep:#}");
     // 6 nodes x (client + bus) endpoints.
     assert_eq!(subjects(&rep, "TLS-001").len(), 12);
+    // On a bus port, which answers nothing, the server's session ticket
+    // is its word that it accepted the handshake with the certificate.
+    let bus = bus_handshakes(&rep);
+    assert_eq!(bus.len(), 6, "{rep:#}");
+    assert!(
+        bus.iter().all(|s| s
+            .1
+            .contains("the server issued a session ticket after the handshake")),
+        "{bus:#?}"
+    );
 
     // TLS 1.2 next to 1.3 on every node: only TLS-001, on all 12 endpoints.
     on_nodes(

@@ -232,13 +232,16 @@ where
                     None,
                 ),
             };
-            (result, extra, t0.elapsed())
+            // Stamped here, when the observation ended: the results are
+            // collected in order, so a later target would otherwise be
+            // stamped when an earlier, slower one finished.
+            (result, extra, t0.elapsed(), Utc::now())
         });
         tasks.push((t.subject, t.method, handle));
     }
     let mut out = Vec::with_capacity(tasks.len());
     for (subject, method, handle) in tasks {
-        let (result, extra, took) = match handle.await {
+        let (result, extra, took, observed_at) = match handle.await {
             Ok(r) => r,
             Err(e) => {
                 let why = if e.is_panic() {
@@ -257,7 +260,7 @@ where
                          in epic-audit, and nothing was observed"
                     ),
                 };
-                (Observed::Failure(failure), None, Duration::ZERO)
+                (Observed::Failure(failure), None, Duration::ZERO, Utc::now())
             }
         };
         out.push((
@@ -265,7 +268,7 @@ where
                 probe,
                 subject,
                 method,
-                observed_at: Utc::now(),
+                observed_at,
                 duration_ms: took.as_millis() as u64,
                 result,
             },
@@ -324,4 +327,49 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(data::ExporterProbe),
         Box::new(aws::AwsProbe),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each item is stamped when its own observation ended, not when the
+    /// scaffold got round to collecting it (targets are collected in
+    /// order, so a fast target after a slow one was stamped late).
+    #[tokio::test]
+    async fn each_item_is_stamped_when_its_observation_ended() {
+        let targets = [("slow", 400u64), ("fast", 0)]
+            .into_iter()
+            .map(|(subject, ms)| Target {
+                subject: subject.into(),
+                method: "sleep".into(),
+                input: ms,
+            })
+            .collect();
+        let items = per_target(
+            ProbeId::Cluster,
+            "test probe",
+            Duration::from_secs(5),
+            targets,
+            |ms| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Err(ProbeFailure {
+                    kind: "test".into(),
+                    message: format!("slept {ms} ms"),
+                })
+            },
+        )
+        .await;
+        let (slow, fast) = (&items[0], &items[1]);
+        assert_eq!(
+            (slow.subject.as_str(), fast.subject.as_str()),
+            ("slow", "fast")
+        );
+        assert!(
+            fast.observed_at < slow.observed_at,
+            "the fast target ended first, so it is stamped first: fast {} slow {}",
+            fast.observed_at,
+            slow.observed_at
+        );
+    }
 }

@@ -229,6 +229,15 @@ pub fn subjects(r: &Value, id: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// TLS-001's bus-port subjects of `r`: (subject, observed | message).
+pub fn bus_handshakes(r: &Value) -> Vec<(String, String)> {
+    subjects(r, "TLS-001")
+        .into_iter()
+        .filter(|s| s.0.ends_with(" bus"))
+        .map(|s| (s.0, s.2))
+        .collect()
+}
+
 /// The evidence recorded on the real lab (fixtures/evidence/lab-good.json).
 /// The least-privilege `auditor` user was added since: its ACL user entry,
 /// DRYRUN sweep, sample keys and policy cases on each node were recorded

@@ -28,6 +28,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
@@ -320,17 +321,186 @@ pub async fn offer_version(
     }
 }
 
+/// What a full handshake does once it completed.
+enum After {
+    /// A client port: one PING, which must be answered.
+    Ping,
+    /// A bus port, which speaks only the cluster protocol: a short wait for
+    /// a refusal alert.
+    Alert(AlertWait),
+}
+
+/// How a bus-port handshake learns whether the server accepted it. With
+/// TLS 1.3 the server judges the client's certificate after the client
+/// finished its handshake, so the answer comes one round trip later: a
+/// session ticket (OpenSSL issues tickets only once it accepted the
+/// client's certificate and Finished), or a refusal alert. A server that
+/// issues no tickets (session caching off) answers an accepted handshake
+/// with silence, which is evidence of acceptance only once a refusal would
+/// surely have arrived: the wait below.
+enum AlertWait {
+    /// The handshake without a client certificate, which the port should
+    /// refuse: wait [`rtt_wait`], and report how long after the handshake
+    /// the refusal came (`None`: none came).
+    Report(Duration, oneshot::Sender<Option<Duration>>),
+    /// The handshake with the client certificate, which runs at the same
+    /// time on the same port: wait four times the latency of that port's
+    /// refusal of the other handshake (the same alert at the same protocol
+    /// point, measured on this server under the audit's own load), at least
+    /// 100 ms. When the other handshake was not refused, wait [`rtt_wait`].
+    SizedBy(Duration, oneshot::Receiver<Option<Duration>>),
+}
+
+/// The wait for an alert when nothing better is known: twenty times the
+/// TCP connect time, 100–500 ms. The connect time grows with the audit's
+/// own load, not only with the network, so this is a fallback.
+fn rtt_wait(rtt: Duration, command: Duration) -> (Duration, String) {
+    let wait = (rtt * 20)
+        .clamp(Duration::from_millis(100), Duration::from_millis(500))
+        .min(command);
+    (
+        wait,
+        format!(
+            "20x the {} ms TCP connect time, 100-500 ms",
+            rtt.as_millis()
+        ),
+    )
+}
+
+/// A session store that keeps nothing and says when the server issued a
+/// ticket: on a probing connection, the server's word that it accepted
+/// the handshake.
+#[derive(Debug, Default)]
+struct TicketSignal(tokio::sync::Notify);
+
+impl rustls::client::ClientSessionStore for TicketSignal {
+    fn set_kx_hint(&self, _: ServerName<'static>, _: rustls::NamedGroup) {}
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        None
+    }
+    fn set_tls12_session(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+    fn insert_tls13_ticket(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.0.notify_one();
+    }
+    fn take_tls13_ticket(
+        &self,
+        _: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        None
+    }
+}
+
+/// What ended the wait after a bus-port handshake.
+enum Answer {
+    Read(std::io::Result<usize>),
+    Ticket,
+    Silence,
+}
+
+/// Reads after a bus-port handshake until the server answers (a session
+/// ticket or cluster protocol is acceptance; an alert or a close is a
+/// refusal) or the wait `how` sizes ends in silence, which counts as
+/// acceptance. `ticket` completes when the server issued a session ticket.
+async fn await_alert<S: tokio::io::AsyncRead + Unpin>(
+    tls: &mut S,
+    buf: &mut [u8],
+    how: AlertWait,
+    command: Duration,
+    ticket: impl std::future::Future<Output = ()>,
+) -> (bool, String) {
+    let started = Instant::now();
+    let read = tls.read(buf);
+    tokio::pin!(read, ticket);
+    let (rtt, mut wait, mut basis, report, mut peer) = match how {
+        AlertWait::Report(rtt, report) => {
+            let (wait, basis) = rtt_wait(rtt, command);
+            (rtt, wait, basis, Some(report), None)
+        }
+        // Until the other handshake reports, wait up to the command
+        // deadline; its report then sets the real deadline (which may
+        // already have passed).
+        AlertWait::SizedBy(rtt, peer) => (
+            rtt,
+            command,
+            format!("the {} ms command deadline", command.as_millis()),
+            None,
+            Some(peer),
+        ),
+    };
+    let mut heard = false;
+    let answer = loop {
+        tokio::select! {
+            r = &mut read => break Answer::Read(r),
+            _ = &mut ticket => break Answer::Ticket,
+            _ = tokio::time::sleep_until((started + wait).into()) => break Answer::Silence,
+            latency = async {
+                match peer.as_mut() {
+                    Some(rx) => rx.await.ok().flatten(),
+                    None => std::future::pending().await,
+                }
+            }, if peer.is_some() && !heard => {
+                heard = true;
+                (wait, basis) = match latency {
+                    Some(l) => (
+                        (l * 4).clamp(Duration::from_millis(100), command.max(Duration::from_millis(100))),
+                        format!(
+                            "4x the {} ms in which this port refused the handshake without a client \
+                             certificate, at least 100 ms",
+                            l.as_millis()
+                        ),
+                    ),
+                    None => rtt_wait(rtt, command),
+                };
+            }
+        }
+    };
+    if let Some(report) = report {
+        let refused = matches!(answer, Answer::Read(Ok(0)) | Answer::Read(Err(_)));
+        let _ = report.send(refused.then(|| started.elapsed()));
+    }
+    match answer {
+        Answer::Ticket => (
+            true,
+            "the server issued a session ticket after the handshake, so it accepted it".to_string(),
+        ),
+        Answer::Silence => (
+            true,
+            format!(
+                "no alert within {} ms after the handshake ({basis})",
+                wait.as_millis()
+            ),
+        ),
+        Answer::Read(Ok(0)) => (
+            false,
+            "closed by the server right after the handshake".to_string(),
+        ),
+        Answer::Read(Ok(n)) => (true, format!("{n} bytes of cluster protocol")),
+        Answer::Read(Err(e)) => (false, format!("refused after the handshake: {e}")),
+    }
+}
+
 /// A full TLS 1.3 handshake, with or without the client certificate, and
-/// one round trip: PING on a client port, a short wait for an alert on a
-/// bus port (the bus speaks only the cluster protocol).
+/// what [`After`] says to do once it completed.
 async fn full_handshake(
     ctx: &ProbeContext,
     host: &str,
     addr: &str,
-    bus: bool,
+    after: After,
     with_cert: bool,
     capture: Arc<Capture>,
-    rtt: Duration,
 ) -> HandshakeResult {
     let fail = |detail: String| HandshakeResult {
         completed: false,
@@ -341,16 +511,16 @@ async fn full_handshake(
     let builder = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
         .dangerous()
         .with_custom_certificate_verifier(capture);
-    let config = if with_cert {
-        match builder
-            .with_client_auth_cert(ctx.tls.client_chain.clone(), ctx.tls.client_key.clone_key())
-        {
-            Ok(c) => c,
-            Err(e) => return fail(format!("client certificate unusable: {e}")),
-        }
+    // The audit's own client certificate and key, loaded once for the run.
+    let mut config = if with_cert {
+        builder.with_client_cert_resolver(ctx.tls.config.client_auth_cert_resolver.clone())
     } else {
         builder.with_no_client_auth()
     };
+    // Nothing is resumed from here; a ticket only tells that the server
+    // accepted the handshake (see [`AlertWait`]).
+    let tickets = Arc::new(TicketSignal::default());
+    config.resumption = rustls::client::Resumption::store(tickets.clone());
     let name = match ctx.tls.server_name_for(host) {
         Ok(n) => n,
         Err(e) => return fail(e),
@@ -386,27 +556,9 @@ async fn full_handshake(
         )
     };
     let mut buf = [0u8; 256];
-    let (completed, detail) = if bus {
-        // A refused client certificate arrives as an alert one round trip
-        // after the handshake; wait many round trips for it, within bounds.
-        let wait = (rtt * 20)
-            .clamp(Duration::from_millis(100), Duration::from_millis(500))
-            .min(ctx.timeouts.command());
-        match timeout(wait, tls.read(&mut buf)).await {
-            Err(_) => (
-                true,
-                format!(
-                    "no alert within {} ms after the handshake",
-                    wait.as_millis()
-                ),
-            ),
-            Ok(Ok(0)) => (
-                false,
-                "closed by the server right after the handshake".to_string(),
-            ),
-            Ok(Ok(n)) => (true, format!("{n} bytes of cluster protocol")),
-            Ok(Err(e)) => (false, format!("refused after the handshake: {e}")),
-        }
+    let (completed, detail) = if let After::Alert(wait) = after {
+        let ticket = tickets.0.notified();
+        await_alert(&mut tls, &mut buf, wait, ctx.timeouts.command(), ticket).await
     } else {
         let ping = b"*1\r\n$4\r\nPING\r\n";
         match timeout(ctx.timeouts.command(), async {
@@ -457,7 +609,7 @@ async fn observe_endpoint(
     }
     .to_string();
     // An endpoint that does not accept TCP is unobserved, not "refused".
-    // The connect time also sizes the wait for a bus-port alert.
+    // The connect time is also the fallback size of a bus-port alert wait.
     let t0 = Instant::now();
     match timeout(ctx.timeouts.connect(), TcpStream::connect(&addr)).await {
         Err(_) => {
@@ -517,6 +669,17 @@ async fn observe_endpoint(
     } else {
         ctx.tls.verified_handshake(&addr)
     };
+    // On a bus port the handshake without a client certificate tells the
+    // one with it how long a refusal takes there (see [`AlertWait`]).
+    let (after_with, after_without) = if bus {
+        let (tx, rx) = oneshot::channel();
+        (
+            After::Alert(AlertWait::SizedBy(rtt, rx)),
+            After::Alert(AlertWait::Report(rtt, tx)),
+        )
+    } else {
+        (After::Ping, After::Ping)
+    };
     let with_cert = async {
         if let Some(v) = reused {
             return (
@@ -538,7 +701,8 @@ async fn observe_endpoint(
         }
         match Capture::new(ctx.tls.roots.clone()) {
             Ok(cap) => {
-                let h = full_handshake(&ctx, &node.host, &addr, bus, true, cap.clone(), rtt).await;
+                let h =
+                    full_handshake(&ctx, &node.host, &addr, after_with, true, cap.clone()).await;
                 let seen = cap.seen.lock().map(|s| s.clone()).unwrap_or_default();
                 (h, seen)
             }
@@ -555,7 +719,7 @@ async fn observe_endpoint(
     };
     let without_cert = async {
         match Capture::new(ctx.tls.roots.clone()) {
-            Ok(cap) => full_handshake(&ctx, &node.host, &addr, bus, false, cap, rtt).await,
+            Ok(cap) => full_handshake(&ctx, &node.host, &addr, after_without, false, cap).await,
             Err(e) => HandshakeResult {
                 completed: false,
                 protocol: None,
@@ -878,5 +1042,155 @@ impl Probe for TlsConfigProbe {
             )
             .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+    const COMMAND: Duration = Duration::from_secs(5);
+
+    /// A bus-port wait with a silent server (the far end stays open and
+    /// sends nothing), its sizing given by `how`.
+    async fn silent(how: AlertWait) -> (bool, String) {
+        let (mut near, _far) = tokio::io::duplex(64);
+        let mut buf = [0u8; 16];
+        await_alert(&mut near, &mut buf, how, COMMAND, std::future::pending()).await
+    }
+
+    #[tokio::test]
+    async fn the_wait_is_four_times_the_ports_refusal_of_the_other_handshake() {
+        let (tx, rx) = oneshot::channel();
+        tx.send(Some(30 * MS)).unwrap();
+        // A slow connect (200 ms) would have meant the 500 ms cap.
+        let (accepted, detail) = silent(AlertWait::SizedBy(200 * MS, rx)).await;
+        assert!(accepted, "{detail}");
+        assert_eq!(
+            detail,
+            "no alert within 120 ms after the handshake (4x the 30 ms in which this port refused \
+             the handshake without a client certificate, at least 100 ms)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fast_refusal_still_means_a_wait_of_100_ms() {
+        let (tx, rx) = oneshot::channel();
+        tx.send(Some(2 * MS)).unwrap();
+        let (_, detail) = silent(AlertWait::SizedBy(MS, rx)).await;
+        assert!(detail.starts_with("no alert within 100 ms "), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn without_a_refusal_to_measure_the_connect_time_sizes_the_wait() {
+        for sent in [true, false] {
+            let (tx, rx) = oneshot::channel();
+            if sent {
+                // The other handshake was not refused.
+                tx.send(None).unwrap();
+            } else {
+                // The other handshake ended without a report.
+                drop(tx);
+            }
+            let (_, detail) = silent(AlertWait::SizedBy(12 * MS, rx)).await;
+            assert_eq!(
+                detail,
+                "no alert within 240 ms after the handshake (20x the 12 ms TCP connect time, \
+                 100-500 ms)"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_reported_with_its_latency_and_is_a_refusal() {
+        let (mut near, far) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            tokio::time::sleep(40 * MS).await;
+            drop(far);
+        });
+        let (tx, rx) = oneshot::channel();
+        let mut buf = [0u8; 16];
+        let (accepted, detail) = await_alert(
+            &mut near,
+            &mut buf,
+            AlertWait::Report(25 * MS, tx),
+            COMMAND,
+            std::future::pending(),
+        )
+        .await;
+        assert!(!accepted, "{detail}");
+        assert_eq!(detail, "closed by the server right after the handshake");
+        let latency = rx.await.unwrap().expect("a refusal reports its latency");
+        assert!(latency >= 40 * MS, "{latency:?}");
+    }
+
+    #[tokio::test]
+    async fn silence_on_the_refusing_side_reports_no_latency() {
+        let (tx, rx) = oneshot::channel();
+        let (accepted, detail) = silent(AlertWait::Report(MS, tx)).await;
+        assert!(accepted, "{detail}");
+        assert_eq!(rx.await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_alert_before_the_other_handshake_reports_is_a_refusal() {
+        let (mut near, far) = tokio::io::duplex(64);
+        drop(far);
+        // The other handshake never reports (its sender is kept alive).
+        let (_tx, rx) = oneshot::channel();
+        let mut buf = [0u8; 16];
+        let (accepted, detail) = await_alert(
+            &mut near,
+            &mut buf,
+            AlertWait::SizedBy(MS, rx),
+            COMMAND,
+            std::future::pending(),
+        )
+        .await;
+        assert!(!accepted, "{detail}");
+    }
+
+    #[tokio::test]
+    async fn cluster_protocol_after_the_handshake_is_acceptance() {
+        let (mut near, mut far) = tokio::io::duplex(64);
+        far.write_all(b"RCmb").await.unwrap();
+        let (_tx, rx) = oneshot::channel();
+        let mut buf = [0u8; 16];
+        let (accepted, detail) = await_alert(
+            &mut near,
+            &mut buf,
+            AlertWait::SizedBy(MS, rx),
+            COMMAND,
+            std::future::pending(),
+        )
+        .await;
+        assert!(accepted, "{detail}");
+        assert_eq!(detail, "4 bytes of cluster protocol");
+    }
+
+    /// A session ticket is the server's word that it accepted the
+    /// handshake: no wait, and on the refusing side nothing to report.
+    #[tokio::test]
+    async fn a_session_ticket_is_acceptance_at_once() {
+        let (mut near, _far) = tokio::io::duplex(64);
+        let signal = TicketSignal::default();
+        let (tx, rx) = oneshot::channel();
+        let mut buf = [0u8; 16];
+        signal.0.notify_one();
+        let (accepted, detail) = await_alert(
+            &mut near,
+            &mut buf,
+            AlertWait::Report(Duration::from_secs(1), tx),
+            COMMAND,
+            signal.0.notified(),
+        )
+        .await;
+        assert!(accepted, "{detail}");
+        assert_eq!(
+            detail,
+            "the server issued a session ticket after the handshake, so it accepted it"
+        );
+        assert_eq!(rx.await.unwrap(), None);
     }
 }
