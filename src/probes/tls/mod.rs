@@ -334,7 +334,9 @@ enum After {
 /// TLS 1.3 the server judges the client's certificate after the client
 /// finished its handshake, so the answer comes one round trip later: a
 /// session ticket (OpenSSL issues tickets only once it accepted the
-/// client's certificate and Finished), or a refusal alert. A server that
+/// client's certificate and Finished; a server that requested client
+/// authentication cannot compute one before it has them, RFC 8446
+/// 4.6.1), or a refusal alert. A server that
 /// issues no tickets (session caching off) answers an accepted handshake
 /// with silence, which is evidence of acceptance only once a refusal would
 /// surely have arrived: the wait below.
