@@ -325,21 +325,22 @@ pub async fn offer_version(
 enum After {
     /// A client port: one PING, which must be answered.
     Ping,
-    /// A bus port, which speaks only the cluster protocol: a short wait for
-    /// a refusal alert.
+    /// A bus port, which speaks only the cluster protocol and so answers
+    /// nothing: wait for the server's verdict (see [`AlertWait`]).
     Alert(AlertWait),
 }
 
 /// How a bus-port handshake learns whether the server accepted it. With
 /// TLS 1.3 the server judges the client's certificate after the client
-/// finished its handshake, so the answer comes one round trip later: a
-/// session ticket (OpenSSL issues tickets only once it accepted the
-/// client's certificate and Finished; a server that requested client
-/// authentication cannot compute one before it has them, RFC 8446
-/// 4.6.1), or a refusal alert. A server that
-/// issues no tickets (session caching off) answers an accepted handshake
-/// with silence, which is evidence of acceptance only once a refusal would
-/// surely have arrived: the wait below.
+/// finished its handshake, so its verdict comes one round trip later: a
+/// session ticket, or a refusal alert. OpenSSL issues tickets only once it
+/// accepted the client's certificate and Finished, and a server that
+/// requested client authentication cannot compute one before it has them
+/// (RFC 8446 4.6.1). A server that issues no tickets (OpenSSL
+/// `NumTickets = 0`; Redis's `tls-session-caching no` still issues them)
+/// answers an accepted handshake with silence, which is evidence of
+/// acceptance only once a refusal would surely have arrived: the wait
+/// below.
 enum AlertWait {
     /// The handshake without a client certificate, which the port should
     /// refuse: wait [`rtt_wait`], and report how long after the handshake
