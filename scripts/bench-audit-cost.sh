@@ -15,11 +15,12 @@
 # epic-audit process, CPU used by all six redis-server processes meanwhile
 # (/proc utime+stime), connections each node accepted (INFO stats
 # total_connections_received, less this script's own INFO connection), and
-# the ACL DRYRUN calls in the evidence, probe_s (the evidence's started_at
-# to finished_at: the wall without process start, judging and writing the
-# report, where this VM's occasional 0.1-0.2 s stalls land), and cpu_floor: audit + server CPU
-# over the machine's cores, the least wall time that CPU allows with the
-# servers on this machine (a wall near it is CPU-bound, not waiting).
+# the ACL DRYRUN calls in the evidence. probe_s is the evidence's
+# started_at to finished_at: the wall without process start, judging and
+# writing the report (where this VM's occasional 0.1-0.2 s stalls land).
+# cpu_floor is audit + server CPU over the machine's cores: the least wall
+# that CPU allows with the servers on this machine (a wall near it is
+# CPU-bound, not waiting).
 # Default selection: the areas that talk to Redis (access, cluster, data,
 # transport). Loopback lab only.
 set -euo pipefail
@@ -78,10 +79,10 @@ h=ev.get('tls_handshakes',{})
 f=[v['full'] for v in h.values()]
 t=lambda k: datetime.fromisoformat(ev[k].replace('Z','')[:26])
 print(d, '%d-%d' % (min(f),max(f)) if f else '?', '%.2f' % (t('finished_at')-t('started_at')).total_seconds())" "$out" 2>/dev/null || echo '? ? ?')"
+    audit_cpu=$(awk -v a="$u" -v b="$s" 'BEGIN{printf "%.2f", a+b}')
+    server_cpu=$(awk -v d=$((after_t - before_t)) -v t="$ticks" 'BEGIN{printf "%.2f", d/t}')
     printf '%-44s %3s %7s %7s %9s %10s %9s %7s %14s %14s %8s\n' "$(printf %s "$b" | tail -c 44)" "$r" "$wall" "$probe_s" \
-      "$(awk -v a="$u" -v b="$s" 'BEGIN{printf "%.2f", a+b}')" \
-      "$(awk -v d=$((after_t - before_t)) -v t="$ticks" 'BEGIN{printf "%.2f", d/t}')" \
-      "$(awk -v a="$u" -v b="$s" -v d=$((after_t - before_t)) -v t="$ticks" -v c="$cores" 'BEGIN{printf "%.2f", (a+b+d/t)/c}')" \
+      "$audit_cpu" "$server_cpu" "$(awk -v a="$audit_cpu" -v s="$server_cpu" -v c="$cores" 'BEGIN{printf "%.2f", (a+s)/c}')" \
       "$((rss / 1024))" \
       "$(printf '%s\n' "${per[@]}" | sort -n | sed -n '1p;$p' | paste -sd-)" "$full" "$dry"
   done

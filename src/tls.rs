@@ -22,10 +22,6 @@ pub struct TlsClient {
     pub server_name: Option<String>,
     /// The configured CA as the only trust anchor.
     pub roots: Arc<rustls::RootCertStore>,
-    /// The client certificate chain.
-    pub client_chain: Vec<CertificateDer<'static>>,
-    /// Its private key.
-    pub client_key: Arc<PrivateKeyDer<'static>>,
     /// TLS handshakes of the connections made with [`TlsClient::config`],
     /// per node address: how the audit itself connected.
     pub handshakes: Arc<std::sync::Mutex<BTreeMap<String, Handshakes>>>,
@@ -89,7 +85,7 @@ impl TlsClient {
         let roots = Arc::new(roots);
         let config = rustls::ClientConfig::builder()
             .with_root_certificates(roots.clone())
-            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .with_client_auth_cert(chain, key)
             .map_err(|e| {
                 ConfigError::new(
                     client_key,
@@ -100,12 +96,17 @@ impl TlsClient {
             config: Arc::new(config),
             server_name,
             roots,
-            client_chain: chain,
-            client_key: Arc::new(key),
             handshakes: Default::default(),
             verified: Default::default(),
             gates: Default::default(),
         })
+    }
+
+    /// The client certificate and key, loaded and checked once for the run:
+    /// for the other configs that present them (the TLS probe's, the
+    /// expiry-tolerant one).
+    pub fn client_cert(&self) -> Arc<dyn rustls::client::ResolvesClientCert> {
+        self.config.client_auth_cert_resolver.clone()
     }
 
     /// Counts one completed handshake with `addr` and keeps what the first

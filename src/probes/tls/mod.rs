@@ -370,6 +370,21 @@ fn rtt_wait(rtt: Duration, command: Duration) -> (Duration, String) {
     )
 }
 
+/// The wait for an alert after the handshake with the client certificate,
+/// given the `latency` in which the same port refused the handshake
+/// without one: four times that, at least 100 ms.
+fn refusal_wait(latency: Duration, command: Duration) -> (Duration, String) {
+    let floor = Duration::from_millis(100);
+    (
+        (latency * 4).clamp(floor, command.max(floor)),
+        format!(
+            "4x the {} ms in which this port refused the handshake without a client certificate, \
+             at least 100 ms",
+            latency.as_millis()
+        ),
+    )
+}
+
 /// A session store that keeps nothing and says when the server issued a
 /// ticket: on a probing connection, the server's word that it accepted
 /// the handshake.
@@ -457,14 +472,7 @@ async fn await_alert<S: tokio::io::AsyncRead + Unpin>(
             }, if peer.is_some() && !heard => {
                 heard = true;
                 (wait, basis) = match latency {
-                    Some(l) => (
-                        (l * 4).clamp(Duration::from_millis(100), command.max(Duration::from_millis(100))),
-                        format!(
-                            "4x the {} ms in which this port refused the handshake without a client \
-                             certificate, at least 100 ms",
-                            l.as_millis()
-                        ),
-                    ),
+                    Some(l) => refusal_wait(l, command),
                     None => rtt_wait(rtt, command),
                 };
             }
@@ -514,9 +522,8 @@ async fn full_handshake(
     let builder = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
         .dangerous()
         .with_custom_certificate_verifier(capture);
-    // The audit's own client certificate and key, loaded once for the run.
     let mut config = if with_cert {
-        builder.with_client_cert_resolver(ctx.tls.config.client_auth_cert_resolver.clone())
+        builder.with_client_cert_resolver(ctx.tls.client_cert())
     } else {
         builder.with_no_client_auth()
     };
@@ -981,11 +988,7 @@ async fn tolerant_connect(ctx: &ProbeContext, node: &NodeAddr) -> Result<RedisCo
     let config = rustls::ClientConfig::builder()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(TimeTolerant { inner: verifier }))
-        .with_client_auth_cert(ctx.tls.client_chain.clone(), ctx.tls.client_key.clone_key())
-        .map_err(|e| ProbeFailure {
-            kind: "tls".into(),
-            message: e.to_string(),
-        })?;
+        .with_client_cert_resolver(ctx.tls.client_cert());
     let tls = crate::tls::TlsClient {
         config: Arc::new(config),
         // Not fully verified: never recorded where the TLS probe reads.
@@ -1055,12 +1058,17 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
     const COMMAND: Duration = Duration::from_secs(5);
 
+    /// [`await_alert`] on `near`, from a server that issues no ticket.
+    async fn answer(near: &mut tokio::io::DuplexStream, how: AlertWait) -> (bool, String) {
+        let mut buf = [0u8; 16];
+        await_alert(near, &mut buf, how, COMMAND, std::future::pending()).await
+    }
+
     /// A bus-port wait with a silent server (the far end stays open and
     /// sends nothing), its sizing given by `how`.
     async fn silent(how: AlertWait) -> (bool, String) {
         let (mut near, _far) = tokio::io::duplex(64);
-        let mut buf = [0u8; 16];
-        await_alert(&mut near, &mut buf, how, COMMAND, std::future::pending()).await
+        answer(&mut near, how).await
     }
 
     #[tokio::test]
@@ -1113,15 +1121,7 @@ mod tests {
             drop(far);
         });
         let (tx, rx) = oneshot::channel();
-        let mut buf = [0u8; 16];
-        let (accepted, detail) = await_alert(
-            &mut near,
-            &mut buf,
-            AlertWait::Report(25 * MS, tx),
-            COMMAND,
-            std::future::pending(),
-        )
-        .await;
+        let (accepted, detail) = answer(&mut near, AlertWait::Report(25 * MS, tx)).await;
         assert!(!accepted, "{detail}");
         assert_eq!(detail, "closed by the server right after the handshake");
         let latency = rx.await.unwrap().expect("a refusal reports its latency");
@@ -1142,15 +1142,7 @@ mod tests {
         drop(far);
         // The other handshake never reports (its sender is kept alive).
         let (_tx, rx) = oneshot::channel();
-        let mut buf = [0u8; 16];
-        let (accepted, detail) = await_alert(
-            &mut near,
-            &mut buf,
-            AlertWait::SizedBy(MS, rx),
-            COMMAND,
-            std::future::pending(),
-        )
-        .await;
+        let (accepted, detail) = answer(&mut near, AlertWait::SizedBy(MS, rx)).await;
         assert!(!accepted, "{detail}");
     }
 
@@ -1159,15 +1151,7 @@ mod tests {
         let (mut near, mut far) = tokio::io::duplex(64);
         far.write_all(b"RCmb").await.unwrap();
         let (_tx, rx) = oneshot::channel();
-        let mut buf = [0u8; 16];
-        let (accepted, detail) = await_alert(
-            &mut near,
-            &mut buf,
-            AlertWait::SizedBy(MS, rx),
-            COMMAND,
-            std::future::pending(),
-        )
-        .await;
+        let (accepted, detail) = answer(&mut near, AlertWait::SizedBy(MS, rx)).await;
         assert!(accepted, "{detail}");
         assert_eq!(detail, "4 bytes of cluster protocol");
     }
