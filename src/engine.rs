@@ -14,7 +14,7 @@ use tokio::time::timeout;
 use crate::checks::{registry, Outcome, SubjectFinding};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    DryRunCase, Evidence, EvidenceSet, Observed, ProbeFailure, ProbeId, SCHEMA_VERSION,
+    DryRunCase, Evidence, EvidenceSet, FailureKind, Observed, ProbeFailure, ProbeId, SCHEMA_VERSION,
 };
 use crate::policy::{CheckDef, Policy};
 use crate::probes::{self, ProbeContext, ProbeInputs};
@@ -182,7 +182,7 @@ pub async fn observe(
                     "cluster",
                     "engine",
                     ProbeFailure::new(
-                        "internal",
+                        FailureKind::Internal,
                         format!("probe stopped on an internal error, a bug in epic-audit ({e})"),
                     ),
                 )),
@@ -215,7 +215,7 @@ fn failure_item(probe: ProbeId, subject: &str, what: &str, after: Duration) -> E
         observed_at: Utc::now(),
         duration_ms: after.as_millis() as u64,
         result: Observed::Failure(ProbeFailure {
-            kind: "deadline".into(),
+            kind: FailureKind::Deadline,
             message: format!("{what} ({} ms)", after.as_millis()),
         }),
     }
@@ -344,7 +344,7 @@ mod tests {
         assert!(
             failures.iter().all(|(p, k)| *k == "connect"
                 || (matches!(*p, "latency" | "data.sessions") && *k == "not_run")
-                || (*p == "aws" && *k == crate::evidence::NOT_CONFIGURED)),
+                || (*p == "aws" && *k == "not_configured")),
             "{failures:?}"
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);

@@ -13,6 +13,7 @@
 //! - [`engine`] wires the two together with concurrency and deadlines.
 //! - [`report`] renders the judged result; [`output`] writes it atomically.
 
+pub mod aws;
 pub mod checks;
 pub mod cli;
 pub mod cmd;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::evidence::ProbeFailure;
+use crate::evidence::{FailureKind, ProbeFailure};
 use crate::net::{NodeAddr, Timeouts};
 use crate::secret::Secret;
 use crate::tls::TlsClient;
@@ -190,15 +190,15 @@ pub enum ConnError {
 
 impl ConnError {
     /// A short stable kind for evidence (`timeout`, `connect`, ...).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> FailureKind {
         match self {
-            ConnError::Connect { .. } => "connect",
-            ConnError::Timeout { .. } => "timeout",
-            ConnError::Tls { .. } => "tls",
-            ConnError::Auth { .. } => "auth",
-            ConnError::Server { .. } => "server_error",
-            ConnError::Io { .. } => "io",
-            ConnError::Protocol { .. } => "protocol",
+            ConnError::Connect { .. } => FailureKind::Connect,
+            ConnError::Timeout { .. } => FailureKind::Timeout,
+            ConnError::Tls { .. } => FailureKind::Tls,
+            ConnError::Auth { .. } => FailureKind::Auth,
+            ConnError::Server { .. } => FailureKind::ServerError,
+            ConnError::Io { .. } => FailureKind::Io,
+            ConnError::Protocol { .. } => FailureKind::Protocol,
         }
     }
 }
@@ -206,7 +206,7 @@ impl ConnError {
 impl From<ConnError> for ProbeFailure {
     fn from(e: ConnError) -> Self {
         ProbeFailure {
-            kind: e.kind().to_string(),
+            kind: e.kind(),
             message: e.to_string(),
         }
     }

@@ -324,19 +324,6 @@ impl std::fmt::Debug for RunSigner {
 #[error("{0}")]
 pub struct SignError(pub String);
 
-/// Runs `fut` to completion from synchronous code inside the (multi-thread)
-/// runtime, or on a small runtime of its own outside one.
-pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a current-thread runtime starts")
-            .block_on(fut),
-    }
-}
-
 impl RunSigner {
     /// Reads a PKCS#8 PEM private key: Ed25519 or ECDSA P-256.
     pub fn load(path: &Path) -> Result<RunSigner, ConfigError> {
@@ -384,7 +371,7 @@ impl RunSigner {
     ) -> Result<RunSigner, SignError> {
         let client = aws_sdk_kms::Client::new(conf);
         let named = format!("{KMS_PREFIX}{reference}");
-        let out = block_on(tokio::time::timeout(
+        let out = crate::aws::block_on(tokio::time::timeout(
             deadline,
             client.get_public_key().key_id(reference).send(),
         ))
@@ -397,7 +384,7 @@ impl RunSigner {
         .map_err(|e| {
             SignError(format!(
                 "{named}: {}",
-                crate::probes::aws::api_failure("kms:GetPublicKey", &e).message
+                crate::aws::api_failure("kms:GetPublicKey", &e).message
             ))
         })?;
         use aws_sdk_kms::types::{KeyUsageType, SigningAlgorithmSpec};
@@ -574,7 +561,7 @@ fn kms_sign(
         KmsMessage::Digest(d) => (MessageType::Digest, d.to_vec()),
     };
     let named = format!("{KMS_PREFIX}{key}");
-    let out = block_on(tokio::time::timeout(
+    let out = crate::aws::block_on(tokio::time::timeout(
         deadline,
         client
             .sign()
@@ -593,7 +580,7 @@ fn kms_sign(
     .map_err(|e| {
         SignError(format!(
             "{named}: {}",
-            crate::probes::aws::api_failure("kms:Sign", &e).message
+            crate::aws::api_failure("kms:Sign", &e).message
         ))
     })?;
     out.signature()

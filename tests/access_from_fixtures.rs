@@ -249,7 +249,7 @@ fn a_case_with_the_wrong_verdict_fails_naming_case_and_node() {
             .iter_mut()
             .find(|c| c.command == "FLUSHALL")
             .unwrap();
-        c.verdict = "A".into();
+        c.verdict = epic_audit::evidence::DryRunVerdict::Allowed;
         c.reply = "OK".into();
     }
     let r = judge_access(&ev);
@@ -266,7 +266,7 @@ fn an_unreachable_node_is_error_in_every_access_check_never_pass() {
         .filter(|e| e.probe == "acl" && e.subject == "127.0.1.2:6379")
     {
         e.result = Observed::Failure(ProbeFailure {
-            kind: "timeout".into(),
+            kind: epic_audit::evidence::FailureKind::Timeout,
             message: "ACL USERS on 127.0.1.2:6379 got no answer within 3000 ms".into(),
         });
     }

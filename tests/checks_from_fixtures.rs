@@ -315,7 +315,7 @@ fn an_unobserved_node_is_error_in_every_per_node_check_never_pass() {
         .filter(|e| e.subject == "127.0.1.2:6379")
     {
         e.result = Observed::Failure(ProbeFailure {
-            kind: "timeout".into(),
+            kind: epic_audit::evidence::FailureKind::Timeout,
             message: "TLS handshake on 127.0.1.2:6379 got no answer within 2000 ms".into(),
         });
     }

@@ -222,13 +222,13 @@ fn d_wrong_kind_observations_never_pass() {
 
 #[test]
 fn not_audited_is_not_passed() {
-    use epic_audit::evidence::{ProbeFailure, NOT_CONFIGURED};
+    use epic_audit::evidence::{FailureKind, ProbeFailure};
     use epic_audit::report::{junit, oscal, terminal};
     let policy = Policy::builtin().unwrap();
     let mut ev = fixture_evidence();
     for e in ev.items.iter_mut().filter(|e| e.probe == ProbeId::Aws) {
         e.result = Observed::Failure(ProbeFailure::new(
-            NOT_CONFIGURED,
+            FailureKind::NotConfigured,
             "the environment has no [aws] table, so the AWS estate was not read",
         ));
     }

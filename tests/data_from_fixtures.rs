@@ -187,7 +187,7 @@ fn unobserved_nodes_are_errors_never_passes() {
         .filter(|e| e.probe.as_str().starts_with("data."))
     {
         e.result = Observed::Failure(ProbeFailure {
-            kind: "timeout".into(),
+            kind: epic_audit::evidence::FailureKind::Timeout,
             message: format!("{}: no answer", e.subject),
         });
     }

@@ -113,7 +113,7 @@ fn errors_too_few_samples_and_missing_evidence_are_errors() {
     let mut short = view("b", dist(150, 400, 800));
     short.corrected.count = 10;
     let failed = Err(ProbeFailure {
-        kind: "auth".into(),
+        kind: epic_audit::evidence::FailureKind::Auth,
         message: "authentication as app_user refused".into(),
     });
     assert_eq!(

@@ -66,7 +66,7 @@ fn an_accepted_tls12_fails_versions() {
             .iter_mut()
             .find(|r| r.version == "TLSv1.2")
             .unwrap();
-        r.outcome = "accepted".into();
+        r.outcome = epic_audit::evidence::VersionOutcome::Accepted;
         r.detail = "ServerHello TLSv1.2 cipher 0xc030".into();
     }
     let r = judge_transport(&ev);
@@ -79,7 +79,7 @@ fn an_accepted_tls12_fails_versions() {
 fn an_undetermined_legacy_version_is_an_error_and_a_failed_confirmation_fails() {
     let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| {
-        v.versions[0].outcome = "undetermined".into();
+        v.versions[0].outcome = epic_audit::evidence::VersionOutcome::Undetermined;
         v.versions[0].detail = "no answer within 3000 ms".into();
     });
     assert_eq!(
@@ -170,10 +170,9 @@ fn missing_client_auth_eku_fails() {
 #[test]
 fn different_certificates_on_client_and_bus_fail_identity() {
     let mut ev = fixture_evidence();
-    for v in endpoints(&mut ev)
-        .into_iter()
-        .filter(|v| v.node.starts_with("127.0.1.4:") && v.port_kind == "bus")
-    {
+    for v in endpoints(&mut ev).into_iter().filter(|v| {
+        v.node.starts_with("127.0.1.4:") && v.port_kind == epic_audit::evidence::PortKind::Bus
+    }) {
         v.chain[0].sha256 = "0".repeat(64);
     }
     let r = judge_transport(&ev);
@@ -188,7 +187,7 @@ fn plaintext_port_or_answer_fails() {
             v.config.insert("port".into(), "6380".into());
             v.plaintext.push(epic_audit::evidence::PlaintextProbe {
                 port: 6380,
-                source: "CONFIG GET port".into(),
+                source: epic_audit::evidence::PlaintextSource::ConfigPort,
                 redis_answered: true,
                 detail: "Redis answered in plaintext: `-NOAUTH Authentication required.`".into(),
             });
@@ -205,7 +204,7 @@ fn an_advertised_plaintext_port_that_nobody_answers_on_passes() {
     for (_, v) in configs(&mut ev) {
         v.plaintext.push(epic_audit::evidence::PlaintextProbe {
             port: 6380,
-            source: "advertised in CLUSTER SHARDS".into(),
+            source: epic_audit::evidence::PlaintextSource::Advertised,
             redis_answered: false,
             detail: "no listener: Connection refused (os error 111)".into(),
         });
@@ -228,7 +227,7 @@ fn clients_without_certificates_accepted_fails() {
     let mut ev = fixture_evidence();
     for v in endpoints(&mut ev)
         .into_iter()
-        .filter(|v| v.port_kind == "client")
+        .filter(|v| v.port_kind == epic_audit::evidence::PortKind::Client)
     {
         v.without_client_cert.completed = true;
         v.without_client_cert.detail = "PING answered `-NOAUTH Authentication required.`".into();
@@ -255,7 +254,7 @@ fn unobserved_endpoints_and_configs_are_errors_never_pass() {
         .filter(|e| e.probe.as_str().starts_with("tls."))
     {
         e.result = Observed::Failure(ProbeFailure {
-            kind: "deadline".into(),
+            kind: epic_audit::evidence::FailureKind::Deadline,
             message: format!("{}: TLS probe did not finish within 10000 ms", e.subject),
         });
     }

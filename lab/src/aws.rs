@@ -206,7 +206,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    move |e| epic_audit::probes::aws::api_failure(call, &e).message
+    move |e| epic_audit::aws::api_failure(call, &e).message
 }
 
 /// Seeds the seed architecture (with `defect`) through the AWS SDK.
@@ -216,7 +216,7 @@ pub async fn seed(s: &AwsSettings, defect: AwsDefect) -> Result<Seeded, String> 
         command_ms: 10000,
         probe_ms: 60000,
     };
-    let conf = epic_audit::probes::aws::sdk_config(s, &t).await;
+    let conf = epic_audit::aws::sdk_config(s, &t).await;
     let ec2 = aws_sdk_ec2::Client::new(&conf);
     let kms = aws_sdk_kms::Client::new(&conf);
     let mut out = Seeded::default();

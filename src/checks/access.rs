@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
-use crate::evidence::DryRunCase;
 use crate::evidence::ProbeId;
 use crate::evidence::{AclView, CommandTable, EvidenceSet};
+use crate::evidence::{DryRunCase, DryRunVerdict, Expect};
 
 const ACL_METHOD: &str = "On every node, as the audit user over TLS: ACL USERS, ACL LIST and \
 ACL GETUSER for each user (password hashes are never recorded, only salted per-run \
@@ -632,20 +632,7 @@ fn cases(ev: &EvidenceSet, p: &Cases) -> Vec<SubjectFinding> {
     for case in &p.cases {
         let subject = format!("{}: {}", case.user, case.command);
         let expected = format!("{} on every node", case.expect);
-        let want_allow = match case.expect.as_str() {
-            "allow" => true,
-            "deny" => false,
-            other => {
-                out.push(SubjectFinding::new(
-                    subject,
-                    Outcome::Error,
-                    "invalid case",
-                    "expect = allow or deny",
-                    format!("expect = `{other}`"),
-                ));
-                continue;
-            }
-        };
+        let want_allow = case.expect == Expect::Allow;
         let mut wrong = Vec::new();
         let mut unknown = Vec::new();
         let mut seen = 0;
@@ -658,10 +645,12 @@ fn cases(ev: &EvidenceSet, p: &Cases) -> Vec<SubjectFinding> {
                     .find(|c| c.user == case.user && c.command == case.command)
                 {
                     None => unknown.push(format!("{node}: not evaluated")),
-                    Some(c) if c.verdict == "E" => unknown.push(format!("{node}: {}", c.reply)),
+                    Some(c) if c.verdict == DryRunVerdict::Error => {
+                        unknown.push(format!("{node}: {}", c.reply))
+                    }
                     Some(c) => {
                         seen += 1;
-                        if (c.verdict == "A") != want_allow {
+                        if (c.verdict == DryRunVerdict::Allowed) != want_allow {
                             wrong.push(format!("{node}: {}", c.reply));
                         }
                     }

@@ -199,17 +199,19 @@ pub fn with_aws(
         .into_iter()
         .flat_map(|(subject, r)| match r {
             Ok(inv) => f(inv),
-            Err(fl) if fl.kind == crate::evidence::NOT_CONFIGURED => vec![SubjectFinding::new(
-                subject,
-                Outcome::Incomplete,
-                "not audited: no [aws] table in the environment",
-                expected,
-                format!(
+            Err(fl) if fl.kind == crate::evidence::FailureKind::NotConfigured => {
+                vec![SubjectFinding::new(
+                    subject,
+                    Outcome::Incomplete,
+                    "not audited: no [aws] table in the environment",
+                    expected,
+                    format!(
                     "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
                      with --skip network,encryption,CLU-008,CLU-009,CLU-010",
                     fl.message
                 ),
-            )],
+                )]
+            }
             Err(fl) => vec![SubjectFinding::unobserved(subject, expected, fl)],
         })
         .collect()

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
-use crate::evidence::{AwsInventory, Ec2Instance, ProbeId, Topology};
+use crate::evidence::{AwsInventory, Ec2Instance, JoinedBy, ProbeId, Topology};
 
 const METHOD: &str = "The slot map from discovery (CLUSTER NODES/SHARDS, majority view) joined \
 to the AWS inventory: each node's address (or its aws.node_ip_map entry) matched to the private \
@@ -54,10 +54,9 @@ fn instance_of<'a>(inv: &'a AwsInventory, node: &str) -> Result<&'a Ec2Instance,
                  its instance's private IP, map it in the environment's aws.node_ip_map",
                 inv.discovery,
                 p.ip,
-                if p.joined_by == "node_ip_map" {
-                    "from aws.node_ip_map"
-                } else {
-                    "the node's own address"
+                match p.joined_by {
+                    JoinedBy::NodeIpMap => "from aws.node_ip_map",
+                    JoinedBy::Address => "the node's own address",
                 }
             )
         })

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{each, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
-use crate::evidence::{CertInfo, EvidenceSet, TlsEndpointView};
+use crate::evidence::{CertInfo, EvidenceSet, PortKind, TlsEndpointView, VersionOutcome};
 
 const ENDPOINT_METHOD: &str = "On every node's client TLS port and announced cluster-bus port: one \
 hand-built ClientHello per protocol version (TLS 1.0, 1.1, 1.2, 1.3; broad cipher list including \
@@ -140,12 +140,24 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
         })
         .collect();
     each(ev.tls_endpoints(), &expected, |subject, v| {
-        let accepted: Vec<&str> = v
-            .versions
-            .iter()
-            .filter(|r| r.outcome == "accepted")
-            .map(|r| r.version.as_str())
-            .collect();
+        // Every offered version lands in exactly one list; a new outcome
+        // would not compile until it is judged here.
+        let (mut accepted, mut forbidden, mut undetermined) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &v.versions {
+            let allowed = p.allowed.contains(&r.version);
+            match r.outcome {
+                VersionOutcome::Accepted => {
+                    accepted.push(r.version.as_str());
+                    if !allowed {
+                        forbidden.push(format!("{} ({})", r.version, r.detail));
+                    }
+                }
+                VersionOutcome::Undetermined if !allowed => {
+                    undetermined.push(format!("{}: {}", r.version, r.detail));
+                }
+                VersionOutcome::Undetermined | VersionOutcome::Refused => {}
+            }
+        }
         let mut observed = format!(
             "accepted: {}",
             if accepted.is_empty() {
@@ -157,12 +169,6 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
         if let Some(c) = configured.get(&v.node) {
             observed.push_str(&format!(" (tls-protocols \"{c}\")"));
         }
-        let forbidden: Vec<String> = v
-            .versions
-            .iter()
-            .filter(|r| r.outcome == "accepted" && !p.allowed.contains(&r.version))
-            .map(|r| format!("{} ({})", r.version, r.detail))
-            .collect();
         if !forbidden.is_empty() {
             return SubjectFinding::new(
                 subject,
@@ -177,12 +183,6 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
                 ),
             );
         }
-        let undetermined: Vec<String> = v
-            .versions
-            .iter()
-            .filter(|r| r.outcome == "undetermined" && !p.allowed.contains(&r.version))
-            .map(|r| format!("{}: {}", r.version, r.detail))
-            .collect();
         if !undetermined.is_empty() {
             return SubjectFinding::new(
                 subject,
@@ -531,7 +531,7 @@ fn cert_eku(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 
 fn same_identity(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "the same certificate on the client port and the bus port";
-    let mut by_node: BTreeMap<String, BTreeMap<String, Result<Option<&CertInfo>, String>>> =
+    let mut by_node: BTreeMap<String, BTreeMap<PortKind, Result<Option<&CertInfo>, String>>> =
         BTreeMap::new();
     let mut orphans = Vec::new();
     for (subject, r) in ev.tls_endpoints() {
@@ -540,7 +540,7 @@ fn same_identity(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 by_node
                     .entry(v.node.clone())
                     .or_default()
-                    .insert(v.port_kind.clone(), Ok(v.chain.first()));
+                    .insert(v.port_kind, Ok(v.chain.first()));
             }
             Err(f) => orphans.push(SubjectFinding::unobserved(subject, expected, f)),
         }
@@ -548,8 +548,8 @@ fn same_identity(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let mut out: Vec<SubjectFinding> = by_node
         .into_iter()
         .map(|(node, ports)| {
-            let get = |k: &str| ports.get(k).cloned();
-            match (get("client"), get("bus")) {
+            let get = |k: PortKind| ports.get(&k).cloned();
+            match (get(PortKind::Client), get(PortKind::Bus)) {
                 (Some(Ok(Some(a))), Some(Ok(Some(b)))) if a.sha256 == b.sha256 => {
                     SubjectFinding::new(&node, Outcome::Pass, format!("sha256 {}", a.sha256.get(..16).unwrap_or(&a.sha256)), expected, "one identity on both ports")
                 }
@@ -655,7 +655,7 @@ fn client_certs(ev: &EvidenceSet, p: &ClientCertParams) -> Vec<SubjectFinding> {
         .tls_endpoints()
         .into_iter()
         .filter_map(|(_, r)| r.ok())
-        .filter(|v| v.port_kind == "client")
+        .filter(|v| v.port_kind == PortKind::Client)
         .map(|v| {
             (
                 v.node.clone(),

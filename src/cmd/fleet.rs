@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::run::run_one;
 use crate::cli::{Cli, RunArgs, UsageError};
 use crate::config::Config;
+use crate::probes::latency::LatencyCleanup;
 use crate::report::{junit, Report, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 /// One environment's line in the fleet summary.
@@ -56,7 +57,7 @@ pub fn overall(entries: &[FleetEntry]) -> (&'static str, u8) {
 }
 
 /// Audits every `--env` of `args` and prints and writes the fleet summary.
-pub async fn fleet(cli: &Cli, args: &RunArgs) -> Result<u8> {
+pub async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -> Result<u8> {
     if args.out.is_some() {
         return Err(UsageError(
             "--out names one run's directory; with several --env each run goes to \
@@ -101,7 +102,7 @@ pub async fn fleet(cli: &Cli, args: &RunArgs) -> Result<u8> {
     );
     let results: Vec<(String, Result<super::Written>)> = stream::iter(names)
         .map(|name| async move {
-            let r = run_one(cli, args, name, false).await;
+            let r = run_one(cli, args, name, false, latency).await;
             (name.clone(), r)
         })
         .buffered(usize::from(args.max_concurrent))

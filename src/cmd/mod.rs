@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::evidence::EvidenceSet;
 use crate::output::{self, OutputError};
 use crate::policy::Policy;
+use crate::probes::latency::LatencyCleanup;
 use crate::report::{junit, terminal, Report, EXIT_RUNTIME, EXIT_USAGE};
 
 pub mod catalogue;
@@ -52,15 +53,18 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    // The latency probe's clean-up handle, shared by every run this
+    // process starts and by the Ctrl-C path below.
+    let latency = LatencyCleanup::default();
     let result = rt.block_on(async {
         tokio::select! {
-            r = dispatch(cli) => Some(r),
+            r = dispatch(cli, &latency) => Some(r),
             _ = tokio::signal::ctrl_c() => {
                 // The probes are dropped mid-flight; delete whatever the
                 // latency probe had created (its keys also carry a TTL).
                 let r = tokio::time::timeout(
                     std::time::Duration::from_secs(10),
-                    crate::probes::latency::cleanup_pending(),
+                    latency.cleanup_pending(),
                 )
                 .await
                 .unwrap_or_default();
@@ -108,9 +112,14 @@ pub fn error_exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<u8> {
+async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
     match &cli.command {
-        Command::Run(args) => run::run(&cli, args).await,
+        Command::Run(args) => match args.env.as_slice() {
+            [one] => run::run_one(&cli, args, one, true, latency)
+                .await
+                .map(|w| w.report.exit_code),
+            _ => fleet::fleet(&cli, args, latency).await,
+        },
         Command::Checks { format } => {
             let p = load_policy(&cli)?;
             print!("{}", catalogue::render_catalogue(&p, *format));
@@ -223,7 +232,7 @@ pub fn signer(
         }
         let timeouts = env.map(|e| e.timeouts.clone()).unwrap_or_default();
         let aws = env.and_then(|e| e.aws.as_ref());
-        let conf = crate::sign::block_on(crate::probes::aws::sdk_config_for(
+        let conf = crate::aws::block_on(crate::aws::sdk_config_for(
             aws.and_then(|a| a.region.as_deref()),
             aws.and_then(|a| a.profile.as_deref()),
             aws.and_then(|a| a.endpoint.as_deref()),

@@ -1,5 +1,6 @@
-//! `epic-audit run`: observe one environment, judge it, write the run; or,
-//! with several `--env`, a fleet of them concurrently (see [`fleet`]).
+//! `epic-audit run --env NAME`: observe one environment, judge it, write
+//! the run. Several `--env` are a fleet (`cmd::fleet`), which audits each
+//! environment with [`run_one`].
 
 use std::path::{Path, PathBuf};
 
@@ -10,22 +11,20 @@ use crate::cli::{Cli, RunArgs, UsageError};
 use crate::config::Config;
 use crate::engine;
 use crate::output::{self, OutputError};
+use crate::probes::latency::LatencyCleanup;
 use crate::probes::ProbeContext;
 use crate::tls::TlsClient;
 
-/// Runs the audit of `args.env` (one environment), or of a fleet.
-pub async fn run(cli: &Cli, args: &RunArgs) -> Result<u8> {
-    match args.env.as_slice() {
-        [one] => run_one(cli, args, one, true)
-            .await
-            .map(|w| w.report.exit_code),
-        _ => super::fleet::fleet(cli, args).await,
-    }
-}
-
 /// Audits environment `name` and writes its run; prints its summary when
-/// `print` (a fleet prints one line per environment instead).
-pub async fn run_one(cli: &Cli, args: &RunArgs, name: &str, print: bool) -> Result<Written> {
+/// `print` (a fleet prints one line per environment instead). `latency` is
+/// the process's latency clean-up handle (the Ctrl-C path uses it).
+pub async fn run_one(
+    cli: &Cli,
+    args: &RunArgs,
+    name: &str,
+    print: bool,
+    latency: &LatencyCleanup,
+) -> Result<Written> {
     let config = Config::load(&cli.config)?;
     let env = config.environment(name)?;
     let policy = load_policy(cli)?;
@@ -90,6 +89,7 @@ pub async fn run_one(cli: &Cli, args: &RunArgs, name: &str, print: bool) -> Resu
         })?,
         aws: env.aws.clone(),
         conns: Default::default(),
+        latency: latency.clone(),
     };
     let salt = ctx.session_salt.clone();
     let needed = engine::needed_probes(&selected);

@@ -330,8 +330,8 @@ pub struct CaseResult {
     pub user: String,
     /// The command line as given in the policy.
     pub command: String,
-    /// `A`, `C`, `K`, `H` or `E` (as in the sweep).
-    pub verdict: String,
+    /// What DRYRUN decided (recorded as the sweep's letter).
+    pub verdict: DryRunVerdict,
     /// DRYRUN's reply.
     pub reply: String,
 }
@@ -404,5 +404,77 @@ pub struct DryRunCase {
     /// The command line, words separated by spaces.
     pub command: String,
     /// `allow` or `deny` (judged by the check, not the probe).
-    pub expect: String,
+    pub expect: Expect,
+}
+
+/// What a policy case expects of DRYRUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// The command must be allowed.
+    Allow,
+    /// The command must be denied.
+    Deny,
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expect::Allow => "allow",
+            Expect::Deny => "deny",
+        })
+    }
+}
+
+/// One ACL DRYRUN verdict. The sweep matrix ([`AclView::dryrun`]) packs
+/// these as their letters, one per sample key; a policy case records one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DryRunVerdict {
+    /// `A`: allowed (DRYRUN answered OK).
+    #[serde(rename = "A")]
+    Allowed,
+    /// `C`: the command is denied.
+    #[serde(rename = "C")]
+    CommandDenied,
+    /// `K`: a key is denied.
+    #[serde(rename = "K")]
+    KeyDenied,
+    /// `H`: a channel is denied.
+    #[serde(rename = "H")]
+    ChannelDenied,
+    /// `E`: neither OK nor a permission denial (see the reply).
+    #[serde(rename = "E")]
+    Error,
+}
+
+impl DryRunVerdict {
+    /// Its letter in the sweep matrix.
+    pub fn letter(self) -> char {
+        match self {
+            DryRunVerdict::Allowed => 'A',
+            DryRunVerdict::CommandDenied => 'C',
+            DryRunVerdict::KeyDenied => 'K',
+            DryRunVerdict::ChannelDenied => 'H',
+            DryRunVerdict::Error => 'E',
+        }
+    }
+
+    /// The verdict a matrix letter stands for (`None` for another byte).
+    pub fn from_letter(c: char) -> Option<DryRunVerdict> {
+        Some(match c {
+            'A' => DryRunVerdict::Allowed,
+            'C' => DryRunVerdict::CommandDenied,
+            'K' => DryRunVerdict::KeyDenied,
+            'H' => DryRunVerdict::ChannelDenied,
+            'E' => DryRunVerdict::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Compares with the matrix letter (`verdict == 'A'`).
+impl PartialEq<char> for DryRunVerdict {
+    fn eq(&self, other: &char) -> bool {
+        self.letter() == *other
+    }
 }

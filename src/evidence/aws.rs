@@ -6,10 +6,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Failure kind when the environment has no `[aws]` table: the AWS checks
-/// are `skip`, not `error`, and say so.
-pub const NOT_CONFIGURED: &str = "not_configured";
-
 /// Everything the AWS checks judge, as seen in one region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AwsInventory {
@@ -72,8 +68,8 @@ pub struct NodePlacement {
     pub node: String,
     /// The private IP it was looked up by.
     pub ip: String,
-    /// `node_ip_map` (explicit) or `address` (the node's own IP).
-    pub joined_by: String,
+    /// How the node was joined to an instance.
+    pub joined_by: JoinedBy,
     /// The instance with that private IP, if any.
     pub instance: Option<String>,
 }
@@ -226,5 +222,25 @@ impl AwsInventory {
     /// The placement record of a node.
     pub fn placement(&self, node: &str) -> Option<&NodePlacement> {
         self.nodes.iter().find(|n| n.node == node)
+    }
+}
+
+/// How a node was matched to an EC2 instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinedBy {
+    /// Through the environment's explicit `aws.node_ip_map`.
+    NodeIpMap,
+    /// The node's own address, taken as the instance's private IP.
+    Address,
+}
+
+impl JoinedBy {
+    /// The name recorded in evidence.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinedBy::NodeIpMap => "node_ip_map",
+            JoinedBy::Address => "address",
+        }
     }
 }

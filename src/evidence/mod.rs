@@ -216,18 +216,133 @@ pub enum Observed {
 /// Why a probe has no observation for a subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeFailure {
-    /// Stable kind: `timeout`, `connect`, `tls`, `auth`, `server_error`,
-    /// `io`, `protocol`, `unexpected_reply`, `deadline`.
-    pub kind: String,
+    /// What kind of failure: a closed set, recorded as its snake_case name.
+    pub kind: FailureKind,
     /// Human message naming the node and operation (never a secret).
     pub message: String,
+}
+
+/// The kinds of [`ProbeFailure`]: exactly the ones the probes, the engine
+/// and the evidence readers emit. evidence.json records the snake_case
+/// name (`"timeout"`, `"unexpected_reply"`, ...), as when kinds were
+/// strings, so old evidence reads unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// An operation on a connection exceeded its deadline.
+    Timeout,
+    /// The TCP connection could not be made (refused, unreachable, ...),
+    /// or an AWS endpoint could not be reached.
+    Connect,
+    /// The TLS handshake or certificate verification failed.
+    Tls,
+    /// AUTH was refused.
+    Auth,
+    /// The server answered a command with an error reply.
+    ServerError,
+    /// The connection broke mid-reply, or a local I/O facility failed.
+    Io,
+    /// Bytes that are not RESP.
+    Protocol,
+    /// A well-formed reply the probe cannot read as the command's answer.
+    UnexpectedReply,
+    /// The probe's own deadline for the subject (or the engine's) passed.
+    Deadline,
+    /// The probe had no node to run on (every seed and node failed).
+    NoTarget,
+    /// Not run because what it builds on failed or found nothing.
+    NotRun,
+    /// A configured AWS object (an instance's group, a key) was not found.
+    NotFound,
+    /// The environment's configuration lacks what the probe needs.
+    Config,
+    /// AWS throttled the call.
+    Throttled,
+    /// AWS denied the call (IAM).
+    Denied,
+    /// Another AWS API error.
+    ApiError,
+    /// The environment has no configuration for this probe (e.g. no
+    /// `[aws]` table): its checks are "not audited", never passed.
+    NotConfigured,
+    /// A probe panicked; a bug, recorded as that subject's failure.
+    Internal,
+    /// The item holds another kind of observation than its probe records.
+    WrongKind,
+    /// The observation is present but partial (hand-edited or corrupt).
+    Incomplete,
+}
+
+impl FailureKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FailureKind; 20] = [
+        FailureKind::Timeout,
+        FailureKind::Connect,
+        FailureKind::Tls,
+        FailureKind::Auth,
+        FailureKind::ServerError,
+        FailureKind::Io,
+        FailureKind::Protocol,
+        FailureKind::UnexpectedReply,
+        FailureKind::Deadline,
+        FailureKind::NoTarget,
+        FailureKind::NotRun,
+        FailureKind::NotFound,
+        FailureKind::Config,
+        FailureKind::Throttled,
+        FailureKind::Denied,
+        FailureKind::ApiError,
+        FailureKind::NotConfigured,
+        FailureKind::Internal,
+        FailureKind::WrongKind,
+        FailureKind::Incomplete,
+    ];
+
+    /// The name recorded in evidence.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Connect => "connect",
+            FailureKind::Tls => "tls",
+            FailureKind::Auth => "auth",
+            FailureKind::ServerError => "server_error",
+            FailureKind::Io => "io",
+            FailureKind::Protocol => "protocol",
+            FailureKind::UnexpectedReply => "unexpected_reply",
+            FailureKind::Deadline => "deadline",
+            FailureKind::NoTarget => "no_target",
+            FailureKind::NotRun => "not_run",
+            FailureKind::NotFound => "not_found",
+            FailureKind::Config => "config",
+            FailureKind::Throttled => "throttled",
+            FailureKind::Denied => "denied",
+            FailureKind::ApiError => "api_error",
+            FailureKind::NotConfigured => "not_configured",
+            FailureKind::Internal => "internal",
+            FailureKind::WrongKind => "wrong_kind",
+            FailureKind::Incomplete => "incomplete",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the recorded name (`f.kind == "timeout"`).
+impl PartialEq<&str> for FailureKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The failure reported for an item whose observation is not of the kind
 /// its probe records.
 static WRONG_KIND: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(|| {
     ProbeFailure::new(
-        "wrong_kind",
+        FailureKind::WrongKind,
         "the evidence item holds another kind of observation than its probe records \
          (hand-edited or corrupt evidence)",
     )
@@ -238,7 +353,7 @@ static WRONG_KIND: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(
 /// instead), so the evidence is partial or hand-edited.
 static NO_MYSELF: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(|| {
     ProbeFailure::new(
-        "incomplete",
+        FailureKind::Incomplete,
         "the recorded CLUSTER NODES has no entry for the node itself: the observation is \
          incomplete (partial or hand-edited evidence)",
     )
@@ -248,7 +363,7 @@ static NO_MYSELF: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(|
 /// has at least `default`, so ACL LIST was not really read.
 static NO_USERS: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(|| {
     ProbeFailure::new(
-        "incomplete",
+        FailureKind::Incomplete,
         "the recorded ACL LIST has no user, not even `default`: the observation is incomplete \
          (partial or hand-edited evidence)",
     )
@@ -256,9 +371,9 @@ static NO_USERS: std::sync::LazyLock<ProbeFailure> = std::sync::LazyLock::new(||
 
 impl ProbeFailure {
     /// A failure of `kind` with `message`.
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         ProbeFailure {
-            kind: kind.into(),
+            kind,
             message: message.into(),
         }
     }
@@ -398,5 +513,102 @@ impl EvidenceSet {
                 Observed::Failure(f) => Some(Err(f)),
                 _ => None,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strings evidence.json held when kinds were plain strings: every
+    /// kind must serialise to exactly its old string and read back.
+    #[test]
+    fn every_failure_kind_round_trips_with_its_old_string() {
+        let old = [
+            (FailureKind::Timeout, "timeout"),
+            (FailureKind::Connect, "connect"),
+            (FailureKind::Tls, "tls"),
+            (FailureKind::Auth, "auth"),
+            (FailureKind::ServerError, "server_error"),
+            (FailureKind::Io, "io"),
+            (FailureKind::Protocol, "protocol"),
+            (FailureKind::UnexpectedReply, "unexpected_reply"),
+            (FailureKind::Deadline, "deadline"),
+            (FailureKind::NoTarget, "no_target"),
+            (FailureKind::NotRun, "not_run"),
+            (FailureKind::NotFound, "not_found"),
+            (FailureKind::Config, "config"),
+            (FailureKind::Throttled, "throttled"),
+            (FailureKind::Denied, "denied"),
+            (FailureKind::ApiError, "api_error"),
+            (FailureKind::NotConfigured, "not_configured"),
+            (FailureKind::Internal, "internal"),
+            (FailureKind::WrongKind, "wrong_kind"),
+            (FailureKind::Incomplete, "incomplete"),
+        ];
+        assert_eq!(
+            old.len(),
+            FailureKind::ALL.len(),
+            "a kind without its old string"
+        );
+        for (kind, s) in old {
+            let f = ProbeFailure::new(kind, "m");
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!(r#"{{"kind":"{s}","message":"m"}}"#));
+            let back: ProbeFailure = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, f);
+            assert_eq!(kind.as_str(), s);
+            assert_eq!(kind.to_string(), s);
+        }
+        assert!(serde_json::from_str::<FailureKind>(r#""timed_out""#).is_err());
+    }
+
+    /// The other closed sets keep their recorded strings too.
+    #[test]
+    fn closed_sets_keep_their_recorded_strings() {
+        let s = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for (v, want) in [
+            (
+                serde_json::to_value(VersionOutcome::Accepted).unwrap(),
+                "accepted",
+            ),
+            (
+                serde_json::to_value(VersionOutcome::Refused).unwrap(),
+                "refused",
+            ),
+            (
+                serde_json::to_value(VersionOutcome::Undetermined).unwrap(),
+                "undetermined",
+            ),
+            (serde_json::to_value(PortKind::Client).unwrap(), "client"),
+            (serde_json::to_value(PortKind::Bus).unwrap(), "bus"),
+            (
+                serde_json::to_value(PlaintextSource::ConfigPort).unwrap(),
+                "CONFIG GET port",
+            ),
+            (
+                serde_json::to_value(PlaintextSource::Advertised).unwrap(),
+                "advertised in CLUSTER SHARDS",
+            ),
+            (
+                serde_json::to_value(PlaintextSource::Policy).unwrap(),
+                "policy extra_plaintext_ports",
+            ),
+            (
+                serde_json::to_value(JoinedBy::NodeIpMap).unwrap(),
+                "node_ip_map",
+            ),
+            (serde_json::to_value(JoinedBy::Address).unwrap(), "address"),
+            (serde_json::to_value(Expect::Allow).unwrap(), "allow"),
+            (serde_json::to_value(Expect::Deny).unwrap(), "deny"),
+        ] {
+            assert_eq!(s(v), want);
+        }
+        for c in ['A', 'C', 'K', 'H', 'E'] {
+            let v = DryRunVerdict::from_letter(c).unwrap();
+            assert_eq!(v.letter(), c);
+            assert_eq!(s(serde_json::to_value(v).unwrap()), c.to_string());
+        }
+        assert_eq!(DryRunVerdict::from_letter('x'), None);
     }
 }

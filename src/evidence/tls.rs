@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct TlsEndpointView {
     /// The node (advertised client address).
     pub node: String,
-    /// `client` or `bus`.
-    pub port_kind: String,
+    /// The node's client port or its cluster bus port.
+    pub port_kind: PortKind,
     /// The address probed.
     pub address: String,
     /// One hand-built ClientHello per version.
@@ -36,10 +36,48 @@ pub struct TlsEndpointView {
 pub struct VersionResult {
     /// `TLSv1.0` ... `TLSv1.3`.
     pub version: String,
-    /// `accepted`, `refused` or `undetermined`.
-    pub outcome: String,
+    /// What the server did with it.
+    pub outcome: VersionOutcome,
     /// What decided it: the ServerHello, the alert, EOF, a timeout.
     pub detail: String,
+}
+
+/// Which of a node's TLS listeners an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortKind {
+    /// The client port (`tls-port`).
+    Client,
+    /// The cluster bus port (client port + 10000 unless announced).
+    Bus,
+}
+
+impl PortKind {
+    /// The name recorded in evidence.json (`client`, `bus`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Client => "client",
+            PortKind::Bus => "bus",
+        }
+    }
+}
+
+impl std::fmt::Display for PortKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a server did with a ClientHello offering one protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionOutcome {
+    /// A ServerHello that negotiated the version.
+    Accepted,
+    /// An alert, a close, or a ServerHello for another version.
+    Refused,
+    /// No answer that decides it (connect failed, timeout, garbage).
+    Undetermined,
 }
 
 /// A full handshake attempt.
@@ -106,10 +144,34 @@ pub struct TlsConfigView {
 pub struct PlaintextProbe {
     /// Port tried.
     pub port: u16,
-    /// Why it was tried (`CONFIG GET port`, `policy`).
-    pub source: String,
+    /// Why it was tried.
+    pub source: PlaintextSource,
     /// A Redis answered in plaintext.
     pub redis_answered: bool,
     /// What happened.
     pub detail: String,
+}
+
+/// Why a port was tried for a plaintext listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlaintextSource {
+    /// The node's own `port` setting.
+    #[serde(rename = "CONFIG GET port")]
+    ConfigPort,
+    /// A plaintext port the node advertises in CLUSTER SHARDS.
+    #[serde(rename = "advertised in CLUSTER SHARDS")]
+    Advertised,
+    /// The policy's `extra_plaintext_ports`.
+    #[serde(rename = "policy extra_plaintext_ports")]
+    Policy,
+}
+
+impl std::fmt::Display for PlaintextSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PlaintextSource::ConfigPort => "CONFIG GET port",
+            PlaintextSource::Advertised => "advertised in CLUSTER SHARDS",
+            PlaintextSource::Policy => "policy extra_plaintext_ports",
+        })
+    }
 }

@@ -22,8 +22,8 @@ use super::{per_target_with, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
     dryrun_sample_keys, AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult,
-    CommandInfo, CommandTable, DryRunError, Evidence, Observation, Observed, ProbeFailure, ProbeId,
-    UserAuth,
+    CommandInfo, CommandTable, DryRunError, DryRunVerdict, Evidence, FailureKind, Observation,
+    Observed, ProbeFailure, ProbeId, UserAuth,
 };
 use crate::resp::{as_text, describe, error_text, map_pairs, Frame, RedisConn};
 
@@ -96,7 +96,7 @@ impl Probe for AclProbe {
                     (Some((_, t)), _) => Observed::Observation(Observation::CommandTable(t)),
                     (None, Some(f)) => Observed::Failure(f),
                     (None, None) => Observed::Failure(ProbeFailure {
-                        kind: "no_target".into(),
+                        kind: FailureKind::NoTarget,
                         message: "no node to read COMMAND from".into(),
                     }),
                 },
@@ -201,7 +201,7 @@ async fn sweep_groups(
             let r = tokio::time::timeout_at(end, sweep(&ctx, &at, &users, &commands)).await;
             r.unwrap_or_else(|_| {
                 Err(failure(
-                    "deadline",
+                    FailureKind::Deadline,
                     format!(
                         "{at}: the ACL DRYRUN sweep did not finish within the access probe's {} ms",
                         ctx.timeouts.probe_ms
@@ -214,7 +214,7 @@ async fn sweep_groups(
     for (rep, rep_i, others, t0, handle) in tasks {
         let result = handle.await.unwrap_or_else(|e| {
             Err(failure(
-                "internal",
+                FailureKind::Internal,
                 format!("{rep}: the ACL DRYRUN sweep stopped on an internal error ({e}); this is a bug in epic-audit"),
             ))
         });
@@ -237,7 +237,7 @@ async fn sweep_groups(
                     item.result = Observed::Failure(match swept_on {
                         None => f.clone(),
                         Some(_) => failure(
-                            &f.kind,
+                            f.kind,
                             format!(
                                 "{subject}: its ACL and COMMAND table are identical to {rep}'s, whose ACL \
                                  DRYRUN sweep serves both, and that sweep failed: {}",
@@ -279,11 +279,8 @@ fn words(ws: &[&str]) -> Vec<Vec<u8>> {
     ws.iter().map(|w| w.as_bytes().to_vec()).collect()
 }
 
-fn failure(kind: &str, message: String) -> ProbeFailure {
-    ProbeFailure {
-        kind: kind.into(),
-        message,
-    }
+fn failure(kind: FailureKind, message: String) -> ProbeFailure {
+    ProbeFailure { kind, message }
 }
 
 async fn observe_node(
@@ -303,18 +300,22 @@ async fn observe_node(
         .await?;
     let names = string_list(&first[0]).ok_or_else(|| {
         failure(
-            "unexpected_reply",
+            FailureKind::UnexpectedReply,
             format!("{addr}: ACL USERS: {}", describe(first.first())),
         )
     })?;
     let list = string_list(&first[1]).ok_or_else(|| {
         failure(
-            "unexpected_reply",
+            FailureKind::UnexpectedReply,
             format!("{addr}: ACL LIST: {}", describe(first.get(1))),
         )
     })?;
-    let mut log = parse_acl_log(&first[2])
-        .map_err(|e| failure("unexpected_reply", format!("{addr}: ACL LOG: {e}")))?;
+    let mut log = parse_acl_log(&first[2]).map_err(|e| {
+        failure(
+            FailureKind::UnexpectedReply,
+            format!("{addr}: ACL LOG: {e}"),
+        )
+    })?;
     // People type passwords into the user field: a name in ACL LOG that is
     // neither a user of the node nor a configured one is kept only as a
     // keyed hash (the run's salt maps it back, locally).
@@ -329,8 +330,12 @@ async fn observe_node(
             );
         }
     }
-    let commands = parse_command_table(&first[3])
-        .map_err(|e| failure("unexpected_reply", format!("{addr}: COMMAND: {e}")))?;
+    let commands = parse_command_table(&first[3]).map_err(|e| {
+        failure(
+            FailureKind::UnexpectedReply,
+            format!("{addr}: COMMAND: {e}"),
+        )
+    })?;
 
     let getusers: Vec<Vec<Vec<u8>>> = names
         .iter()
@@ -346,7 +351,7 @@ async fn observe_node(
             .unwrap_or_default();
         users.push(parse_getuser(name, f, &rule, salt).map_err(|e| {
             failure(
-                "unexpected_reply",
+                FailureKind::UnexpectedReply,
                 format!("{addr}: ACL GETUSER {name}: {e}"),
             )
         })?);
@@ -433,15 +438,15 @@ async fn sweep(
         for (name, tries) in plan {
             let mut v = String::new();
             for _ in 0..tries {
-                let (letter, reply) = verdict(it.next());
-                if letter == 'E' {
+                let (verdict, reply) = verdict(it.next());
+                if verdict == DryRunVerdict::Error {
                     dryrun_errors.push(DryRunError {
                         user: user.clone(),
                         command: name.clone(),
                         reply,
                     });
                 }
-                v.push(letter);
+                v.push(verdict.letter());
             }
             m.insert(name, v);
         }
@@ -469,7 +474,7 @@ async fn sweep(
             cases.push(CaseResult {
                 user: k.user.clone(),
                 command: k.command.clone(),
-                verdict: letter.to_string(),
+                verdict: letter,
                 reply,
             });
         }
@@ -564,25 +569,25 @@ fn reply_text(r: Result<Frame, crate::resp::ConnError>) -> String {
 }
 
 /// The DRYRUN verdict letter and the reply text.
-pub fn verdict(f: Option<&Frame>) -> (char, String) {
+pub fn verdict(f: Option<&Frame>) -> (DryRunVerdict, String) {
     match f {
         Some(f @ (Frame::Okay | Frame::SimpleString(_) | Frame::BulkString(_))) => {
             let t = as_text(f).unwrap_or_default();
-            let letter = if t == "OK" {
-                'A'
+            let v = if t == "OK" {
+                DryRunVerdict::Allowed
             } else if t.contains("permissions to run") {
-                'C'
+                DryRunVerdict::CommandDenied
             } else if t.ends_with(" key") && t.contains("permissions to access") {
-                'K'
+                DryRunVerdict::KeyDenied
             } else if t.ends_with(" channel") && t.contains("permissions to access") {
-                'H'
+                DryRunVerdict::ChannelDenied
             } else {
-                'E'
+                DryRunVerdict::Error
             };
-            (letter, t)
+            (v, t)
         }
-        Some(Frame::ServerError(e)) => ('E', error_text(e)),
-        other => ('E', describe(other)),
+        Some(Frame::ServerError(e)) => (DryRunVerdict::Error, error_text(e)),
+        other => (DryRunVerdict::Error, describe(other)),
     }
 }
 

@@ -13,20 +13,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::Filter;
 use chrono::Utc;
 
 use super::{Probe, ProbeContext, ProbeFuture};
-use crate::config::{AwsCredentials, AwsSettings, NodeAddr, Timeouts};
+use crate::aws::{api_failure, sdk_config};
+use crate::config::{AwsSettings, NodeAddr, Timeouts};
 use crate::evidence::{
-    AwsInventory, Ec2Instance, Evidence, IngressRule, KmsKey, NodePlacement, Observation, Observed,
-    PrefixList, ProbeFailure, ProbeId, SecurityGroup, Source, Volume, Vpc, NOT_CONFIGURED,
+    AwsInventory, Ec2Instance, Evidence, FailureKind, IngressRule, JoinedBy, KmsKey, NodePlacement,
+    Observation, Observed, PrefixList, ProbeFailure, ProbeId, SecurityGroup, Source, Volume, Vpc,
 };
 
 /// Looks at the AWS estate of the environment.
@@ -46,7 +43,7 @@ impl Probe for AwsProbe {
                     "none".into(),
                     t0,
                     Observed::Failure(ProbeFailure {
-                        kind: NOT_CONFIGURED.into(),
+                        kind: FailureKind::NotConfigured,
                         message: "the environment has no [aws] table, so the AWS estate \
                                   (security groups, EBS/KMS, placement) is not audited"
                             .into(),
@@ -75,7 +72,7 @@ impl Probe for AwsProbe {
                     Ok(Ok(inv)) => Observed::Observation(Observation::Aws(Box::new(inv))),
                     Ok(Err(f)) => Observed::Failure(f),
                     Err(_) => Observed::Failure(ProbeFailure {
-                        kind: "deadline".into(),
+                        kind: FailureKind::Deadline,
                         message: format!(
                             "the AWS inventory did not complete within probe_ms ({} ms)",
                             ctx.timeouts.probe_ms
@@ -102,111 +99,6 @@ fn discovery_label(s: &AwsSettings) -> String {
     format!("tag:{}={}", s.discovery.tag, s.discovery.value)
 }
 
-/// The SDK configuration for an environment: region, profile, endpoint,
-/// credentials, timeouts and retries. Shared with the lab's seeding code.
-pub async fn sdk_config(s: &AwsSettings, t: &Timeouts) -> aws_config::SdkConfig {
-    sdk_config_for(
-        s.region.as_deref(),
-        s.profile.as_deref(),
-        s.endpoint.as_deref(),
-        s.credentials,
-        t,
-    )
-    .await
-}
-
-/// [`sdk_config`] from its parts, for callers without a whole `[aws]`
-/// table (the KMS evidence signer): `None` leaves a part to the standard
-/// chain (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...).
-pub async fn sdk_config_for(
-    region: Option<&str>,
-    profile: Option<&str>,
-    endpoint: Option<&str>,
-    credentials: AwsCredentials,
-    t: &Timeouts,
-) -> aws_config::SdkConfig {
-    // Three attempts with jittered exponential backoff from 250 ms (at most
-    // 250 + 500 ms in all). The operation timeout leaves room for every
-    // attempt plus that backoff, so an endpoint that refuses connections is
-    // reported as such (`connect`) and only a silent one as `timeout`.
-    let backoff = Duration::from_millis(250);
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(t.connect())
-                .operation_attempt_timeout(t.command())
-                .operation_timeout(
-                    t.command() * 3 + t.connect() + backoff * 3 + Duration::from_secs(1),
-                )
-                .build(),
-        )
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(3)
-                .with_initial_backoff(backoff)
-                .with_max_backoff(Duration::from_secs(2)),
-        );
-    if let Some(r) = region {
-        loader = loader.region(Region::new(r.to_string()));
-    }
-    if let Some(p) = profile {
-        loader = loader.profile_name(p);
-    }
-    if let Some(e) = endpoint {
-        loader = loader.endpoint_url(e);
-    }
-    if credentials == AwsCredentials::Emulator {
-        loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "epic-audit-emulator",
-        ));
-    }
-    loader.load().await
-}
-
-/// An SDK error as a failure naming the call. Never contains credentials:
-/// the SDK's messages carry codes, messages and the endpoint only.
-pub fn api_failure<E, R>(call: &str, e: &SdkError<E, R>) -> ProbeFailure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let (kind, detail) = match e {
-        SdkError::TimeoutError(_) => ("timeout", "no answer within the timeout".to_string()),
-        SdkError::DispatchFailure(d) if d.is_timeout() => (
-            "timeout",
-            format!("no answer within the timeout ({})", DisplayErrorContext(e)),
-        ),
-        SdkError::DispatchFailure(d) if d.is_io() => (
-            "connect",
-            format!("cannot reach the endpoint ({})", DisplayErrorContext(e)),
-        ),
-        SdkError::DispatchFailure(_) => ("connect", DisplayErrorContext(e).to_string()),
-        SdkError::ServiceError(_) => {
-            let code = e.code().unwrap_or("unknown");
-            let kind = if code.contains("Throttl") || code == "RequestLimitExceeded" {
-                "throttled"
-            } else if code.contains("AccessDenied") || code.contains("UnauthorizedOperation") {
-                "denied"
-            } else {
-                "api_error"
-            };
-            (
-                kind,
-                format!("{code}: {}", e.message().unwrap_or("(no message)")),
-            )
-        }
-        _ => ("api_error", DisplayErrorContext(e).to_string()),
-    };
-    ProbeFailure {
-        kind: kind.into(),
-        message: format!("{call} failed: {detail}"),
-    }
-}
-
 /// Reads the inventory: instances by the discovery filter, then their
 /// groups, VPCs, volumes and keys.
 pub async fn inventory(
@@ -219,7 +111,7 @@ pub async fn inventory(
         .region()
         .map(|r| r.to_string())
         .ok_or_else(|| ProbeFailure {
-            kind: "config".into(),
+            kind: FailureKind::Config,
             message: "no AWS region: set `region` in the environment's [aws] table, \
                       AWS_REGION, or the profile's region"
                 .into(),
@@ -386,7 +278,7 @@ async fn describe_instances(
     out.sort_by(|a, b| a.id.cmp(&b.id));
     if out.is_empty() {
         return Err(ProbeFailure {
-            kind: "not_found".into(),
+            kind: FailureKind::NotFound,
             message: format!(
                 "{call} with {} (states pending/running/stopping/stopped) found no instance: \
                  check the environment's aws.discovery tag and region",
@@ -412,8 +304,8 @@ pub fn join_nodes(
                 .get(&key)
                 .or_else(|| s.node_ip_map.get(&n.host))
             {
-                Some(ip) => (ip.clone(), "node_ip_map"),
-                None => (n.host.clone(), "address"),
+                Some(ip) => (ip.clone(), JoinedBy::NodeIpMap),
+                None => (n.host.clone(), JoinedBy::Address),
             };
             let instance = instances
                 .iter()
@@ -422,7 +314,7 @@ pub fn join_nodes(
             NodePlacement {
                 node: key,
                 ip,
-                joined_by: joined_by.into(),
+                joined_by,
                 instance,
             }
         })
@@ -673,7 +565,7 @@ async fn describe_keys(kms: &aws_sdk_kms::Client, references: &BTreeSet<String>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TagFilter;
+    use crate::config::{AwsCredentials, TagFilter};
 
     fn settings(map: &[(&str, &str)]) -> AwsSettings {
         AwsSettings {
@@ -737,38 +629,6 @@ mod tests {
                 ("address", None)
             ]
         );
-    }
-
-    #[test]
-    fn throttling_and_denied_calls_become_failures_naming_the_call() {
-        use aws_sdk_ec2::config::http::HttpResponse;
-        use aws_sdk_ec2::error::ErrorMetadata;
-        use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
-        let err = |code: &str, status: u16| {
-            SdkError::service_error(
-                DescribeInstancesError::generic(
-                    ErrorMetadata::builder()
-                        .code(code)
-                        .message("details from AWS")
-                        .build(),
-                ),
-                HttpResponse::new(
-                    status.try_into().unwrap(),
-                    aws_smithy_types::body::SdkBody::empty(),
-                ),
-            )
-        };
-        let f = api_failure("ec2:DescribeInstances", &err("RequestLimitExceeded", 503));
-        assert_eq!(f.kind, "throttled");
-        assert_eq!(
-            f.message,
-            "ec2:DescribeInstances failed: RequestLimitExceeded: details from AWS"
-        );
-        let f = api_failure("ec2:DescribeInstances", &err("ThrottlingException", 400));
-        assert_eq!(f.kind, "throttled");
-        let f = api_failure("ec2:DescribeInstances", &err("UnauthorizedOperation", 403));
-        assert_eq!(f.kind, "denied");
-        assert!(f.message.contains("UnauthorizedOperation"));
     }
 
     #[test]

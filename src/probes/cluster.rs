@@ -14,8 +14,8 @@ use tokio::time::timeout;
 use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    ClusterNodeView, Evidence, KeySlotSample, KeySlotSamples, NodeEntry, Observation, Observed,
-    OpenSlot, ProbeFailure, ProbeId, Shard, ShardNode, SlotRange,
+    ClusterNodeView, Evidence, FailureKind, KeySlotSample, KeySlotSamples, NodeEntry, Observation,
+    Observed, OpenSlot, ProbeFailure, ProbeId, Shard, ShardNode, SlotRange,
 };
 use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame};
 
@@ -62,7 +62,7 @@ pub async fn observe_node(
     let text = |i: usize, what: &str| -> Result<String, ProbeFailure> {
         match replies.get(i) {
             Some(Frame::ServerError(e)) => Err(ProbeFailure {
-                kind: "server_error".into(),
+                kind: FailureKind::ServerError,
                 message: format!("{addr} answered {what} with: {}", error_text(e)),
             }),
             Some(f) => as_text(f).ok_or_else(|| unexpected(addr, what, Some(f))),
@@ -72,18 +72,18 @@ pub async fn observe_node(
     let info = parse_info(&text(0, "CLUSTER INFO")?);
     let nodes_text = text(1, "CLUSTER NODES")?;
     let nodes = parse_cluster_nodes(&nodes_text).map_err(|e| ProbeFailure {
-        kind: "unexpected_reply".into(),
+        kind: FailureKind::UnexpectedReply,
         message: format!("{addr}: CLUSTER NODES: {e}"),
     })?;
     let shards = match replies.get(2) {
         Some(Frame::ServerError(e)) => {
             return Err(ProbeFailure {
-                kind: "server_error".into(),
+                kind: FailureKind::ServerError,
                 message: format!("{addr} answered CLUSTER SHARDS with: {}", error_text(e)),
             })
         }
         Some(f) => parse_cluster_shards(f).map_err(|e| ProbeFailure {
-            kind: "unexpected_reply".into(),
+            kind: FailureKind::UnexpectedReply,
             message: format!("{addr}: CLUSTER SHARDS: {e}"),
         })?,
         None => return Err(unexpected(addr, "CLUSTER SHARDS", None)),
@@ -94,7 +94,7 @@ pub async fn observe_node(
         .find(|n| n.has_flag("myself"))
         .map(|n| n.id.clone())
         .ok_or_else(|| ProbeFailure {
-            kind: "unexpected_reply".into(),
+            kind: FailureKind::UnexpectedReply,
             message: format!("{addr}: CLUSTER NODES has no `myself` line"),
         })?;
     // The node's own replication state; a refusal (NOPERM) leaves it out
@@ -122,7 +122,7 @@ pub async fn observe_node(
 
 fn unexpected(addr: &NodeAddr, what: &str, f: Option<&Frame>) -> ProbeFailure {
     ProbeFailure {
-        kind: "unexpected_reply".into(),
+        kind: FailureKind::UnexpectedReply,
         message: format!("{addr} answered {what} with {}", describe(f)),
     }
 }
@@ -220,7 +220,7 @@ impl Probe for KeySlotProbe {
         Box::pin(async move {
             let t0 = Instant::now();
             let mut last = ProbeFailure {
-                kind: "no_target".into(),
+                kind: FailureKind::NoTarget,
                 message: "no node to ask: discovery found none".into(),
             };
             let mut result = None;
@@ -233,7 +233,7 @@ impl Probe for KeySlotProbe {
                     Ok(Err(f)) => last = f,
                     Err(_) => {
                         last = ProbeFailure {
-                            kind: "deadline".into(),
+                            kind: FailureKind::Deadline,
                             message: format!(
                                 "{addr}: CLUSTER KEYSLOT did not finish within {} ms",
                                 ctx.timeouts.probe_ms

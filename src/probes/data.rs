@@ -18,8 +18,8 @@ use tokio::time::timeout;
 use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::{MonitoringSettings, NodeAddr};
 use crate::evidence::{
-    DataNodeView, Evidence, ExporterView, Observation, ProbeFailure, ProbeId, SessionScanSettings,
-    SessionScanView,
+    DataNodeView, Evidence, ExporterView, FailureKind, Observation, ProbeFailure, ProbeId,
+    SessionScanSettings, SessionScanView,
 };
 use crate::resp::{as_text, describe, error_text, parse_info, Frame};
 
@@ -91,7 +91,7 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
         }
         other => {
             return Err(ProbeFailure {
-                kind: "unexpected_reply".into(),
+                kind: FailureKind::UnexpectedReply,
                 message: format!("{addr}: CONFIG GET answered {}", describe(Some(other))),
             })
         }
@@ -100,7 +100,7 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
         as_text(&r[i])
             .map(|t| parse_info(&t))
             .ok_or_else(|| ProbeFailure {
-                kind: "unexpected_reply".into(),
+                kind: FailureKind::UnexpectedReply,
                 message: format!("{addr}: INFO {what} answered {}", describe(r.get(i))),
             })
     };
@@ -200,14 +200,14 @@ async fn scan_sessions(
                 ),
                 _ => {
                     return Err(ProbeFailure {
-                        kind: "unexpected_reply".into(),
+                        kind: FailureKind::UnexpectedReply,
                         message: format!("{addr}: SCAN answered {}", describe(Some(&reply))),
                     })
                 }
             },
             _ => {
                 return Err(ProbeFailure {
-                    kind: "unexpected_reply".into(),
+                    kind: FailureKind::UnexpectedReply,
                     message: format!("{addr}: SCAN answered {}", describe(Some(&reply))),
                 })
             }
@@ -302,7 +302,7 @@ impl Probe for SessionScanProbe {
                     "cluster",
                     "SCAN on every master",
                     ProbeFailure::new(
-                        "not_run",
+                        FailureKind::NotRun,
                         "no session-TTL check with a key pattern is selected",
                     ),
                 )];
@@ -318,7 +318,10 @@ impl Probe for SessionScanProbe {
                     ProbeId::Sessions,
                     "cluster",
                     "SCAN on every master",
-                    ProbeFailure::new("not_run", "discovery found no master serving slots"),
+                    ProbeFailure::new(
+                        FailureKind::NotRun,
+                        "discovery found no master serving slots",
+                    ),
                 )];
             }
             let method = format!(

@@ -6,7 +6,8 @@
 //! dedicated connection per master, touches only keys made from the
 //! session pattern with `*` = `epic-audit-probe:{tag}:N` ([`probe_keys`]),
 //! whose hash tag maps them to the master being measured (no MOVED), gives them a short TTL, deletes them at the end,
-//! also after an error, and from the Ctrl-C handler ([`cleanup_pending`]).
+//! also after an error, and from the Ctrl-C handler
+//! ([`LatencyCleanup::cleanup_pending`], reached through the process's handle).
 //! Total operations and duration are capped by the policy, and two latency
 //! probes never run at once in one process.
 
@@ -24,8 +25,8 @@ use tokio::time::{timeout_at, Instant};
 use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::{NodeAddr, Timeouts};
 use crate::evidence::{
-    Distribution, Evidence, LatencySettings, LatencyView, Observation, Observed, ProbeFailure,
-    ProbeId, SlotRange,
+    Distribution, Evidence, FailureKind, LatencySettings, LatencyView, Observation, Observed,
+    ProbeFailure, ProbeId, SlotRange,
 };
 use crate::resp::{as_text, encode_command, error_text, parse_info, Frame, ReadError, RedisConn};
 use crate::secret::Secret;
@@ -256,8 +257,33 @@ struct PendingCleanup {
     keys: Vec<String>,
 }
 
-static PENDING: Mutex<Vec<PendingCleanup>> = Mutex::new(Vec::new());
-static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The latency probe's clean-up handle: the keys of every latency run not
+/// yet cleaned up, whether a latency probe is running, and whether the
+/// runs were cancelled. One handle is made by the process (`cmd::main`)
+/// and passed down to every run it starts through
+/// [`ProbeContext::latency`]; its Ctrl-C path calls [`Self::cleanup_pending`]
+/// on the same handle. Clones share one state.
+#[derive(Clone, Default)]
+pub struct LatencyCleanup(Arc<CleanupState>);
+
+#[derive(Default)]
+struct CleanupState {
+    pending: Mutex<Vec<PendingCleanup>>,
+    /// A latency probe is running: they never overlap (a fleet shares the
+    /// handle, so two environments never measure at once).
+    running: AtomicBool,
+    /// Set by the Ctrl-C path: the writers stop, so no write races the
+    /// clean-up.
+    cancelled: AtomicBool,
+}
+
+impl std::fmt::Debug for LatencyCleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyCleanup")
+            .field("pending", &self.0.pending.lock().map(|p| p.len()).ok())
+            .finish_non_exhaustive()
+    }
+}
 
 async fn delete_keys(
     addr: &NodeAddr,
@@ -287,29 +313,67 @@ async fn delete_keys(
     Ok(deleted)
 }
 
-/// Deletes the probe keys of every latency run that has not cleaned up
-/// (called by the Ctrl-C handler). Returns the number of keys deleted.
-pub async fn cleanup_pending() -> CleanupReport {
-    let active = PENDING.lock().map(|p| p.len()).unwrap_or(0);
-    // Stop every ticker, so no write re-creates a key after it is deleted.
-    // Each run then deletes its own keys; wait for that (bounded), then
-    // delete whatever is left. The process is ending.
-    CANCELLED.store(true, Ordering::SeqCst);
-    let t0 = std::time::Instant::now();
-    while t0.elapsed() < Duration::from_secs(3)
-        && PENDING.lock().map(|p| !p.is_empty()).unwrap_or(false)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+impl LatencyCleanup {
+    /// Deletes the probe keys of every latency run that has not cleaned up
+    /// (called by the Ctrl-C handler).
+    pub async fn cleanup_pending(&self) -> CleanupReport {
+        let st = &self.0;
+        let active = st.pending.lock().map(|p| p.len()).unwrap_or(0);
+        // Stop every ticker, so no write re-creates a key after it is deleted.
+        // Each run then deletes its own keys; wait for that (bounded), then
+        // delete whatever is left. The process is ending.
+        st.cancelled.store(true, Ordering::SeqCst);
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(3)
+            && st.pending.lock().map(|p| !p.is_empty()).unwrap_or(false)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = st
+            .pending
+            .lock()
+            .map(|p| p.iter().map(|c| c.keys.len()).sum::<usize>())
+            .unwrap_or(0);
+        let deleted = self.delete_pending().await;
+        CleanupReport {
+            active_runs: active,
+            deleted_here: deleted,
+            left_for_ttl: left.saturating_sub(deleted as usize),
+        }
     }
-    let left = PENDING
-        .lock()
-        .map(|p| p.iter().map(|c| c.keys.len()).sum::<usize>())
-        .unwrap_or(0);
-    let deleted = delete_pending().await;
-    CleanupReport {
-        active_runs: active,
-        deleted_here: deleted,
-        left_for_ttl: left.saturating_sub(deleted as usize),
+
+    /// Deletes the keys of runs that did not clean up (e.g. cut by their
+    /// deadline), without cancelling other runs.
+    async fn delete_pending(&self) -> u64 {
+        let pending: Vec<PendingCleanup> = match self.0.pending.lock() {
+            Ok(mut p) => p.drain(..).collect(),
+            Err(_) => return 0,
+        };
+        let mut n = 0;
+        for p in pending {
+            if let Ok(d) =
+                delete_keys(&p.addr, &p.tls, &p.timeouts, &p.user, &p.password, &p.keys).await
+            {
+                n += d;
+            }
+        }
+        n
+    }
+
+    fn register(&self, p: PendingCleanup) {
+        if let Ok(mut v) = self.0.pending.lock() {
+            v.push(p);
+        }
+    }
+
+    fn unregister(&self, id: u64) {
+        if let Ok(mut v) = self.0.pending.lock() {
+            v.retain(|p| p.id != id);
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
     }
 }
 
@@ -322,36 +386,6 @@ pub struct CleanupReport {
     pub deleted_here: u64,
     /// Keys that could not be deleted (they expire with their TTL).
     pub left_for_ttl: usize,
-}
-
-/// Deletes the keys of runs that did not clean up (e.g. cut by their
-/// deadline), without cancelling other runs.
-async fn delete_pending() -> u64 {
-    let pending: Vec<PendingCleanup> = match PENDING.lock() {
-        Ok(mut p) => p.drain(..).collect(),
-        Err(_) => return 0,
-    };
-    let mut n = 0;
-    for p in pending {
-        if let Ok(d) =
-            delete_keys(&p.addr, &p.tls, &p.timeouts, &p.user, &p.password, &p.keys).await
-        {
-            n += d;
-        }
-    }
-    n
-}
-
-fn register(p: PendingCleanup) {
-    if let Ok(mut v) = PENDING.lock() {
-        v.push(p);
-    }
-}
-
-fn unregister(id: u64) {
-    if let Ok(mut v) = PENDING.lock() {
-        v.retain(|p| p.id != id);
-    }
 }
 
 fn words(ws: &[&str]) -> Vec<u8> {
@@ -456,9 +490,6 @@ impl Ticker {
     }
 }
 
-/// Set by the Ctrl-C path: the writers stop, so no write races the clean-up.
-static CANCELLED: AtomicBool = AtomicBool::new(false);
-
 /// Runs [`measure`] on a dedicated thread with its own single-threaded
 /// runtime: the writer, the reader and their wake-ups stay on one thread,
 /// so the client adds as little as possible to the measured tail.
@@ -479,7 +510,7 @@ async fn measure_isolated(
             {
                 Ok(rt) => rt.block_on(measure(&ctx, &settings, &addr, &ranges, id)),
                 Err(e) => Err(ProbeFailure {
-                    kind: "io".into(),
+                    kind: FailureKind::Io,
                     message: format!("cannot start a runtime: {e}"),
                 }),
             };
@@ -487,13 +518,13 @@ async fn measure_isolated(
         });
     if let Err(e) = spawned {
         return Err(ProbeFailure {
-            kind: "io".into(),
+            kind: FailureKind::Io,
             message: format!("cannot start the latency thread: {e}"),
         });
     }
     rx.await.unwrap_or_else(|_| {
         Err(ProbeFailure {
-            kind: "io".into(),
+            kind: FailureKind::Io,
             message: "the latency thread ended without a result".into(),
         })
     })
@@ -507,17 +538,14 @@ async fn measure(
     ranges: &[SlotRange],
     id: u64,
 ) -> Result<LatencyView, ProbeFailure> {
-    let fail = |kind: &str, message: String| ProbeFailure {
-        kind: kind.into(),
-        message,
-    };
+    let fail = |kind: FailureKind, message: String| ProbeFailure { kind, message };
     let password = ctx
         .credentials
         .get(&settings.user)
         .cloned()
-        .ok_or_else(|| fail("config", format!("no password reference for {} in the environment: the load runs as the application user", settings.user)))?;
-    let (tag, keys) =
-        probe_keys(&settings.key_pattern, ranges, settings.keys).map_err(|m| fail("config", m))?;
+        .ok_or_else(|| fail(FailureKind::Config, format!("no password reference for {} in the environment: the load runs as the application user", settings.user)))?;
+    let (tag, keys) = probe_keys(&settings.key_pattern, ranges, settings.keys)
+        .map_err(|m| fail(FailureKind::Config, m))?;
     // Command statistics come over the audit's shared connection.
     let before = commandstats(&mut *ctx.conn(master).await?).await?;
 
@@ -527,7 +555,7 @@ async fn measure(
     conn.auth(&settings.user, &password).await?;
 
     // From here on keys may exist: make sure they are deleted whatever happens.
-    register(PendingCleanup {
+    ctx.latency.register(PendingCleanup {
         id,
         addr: master.clone(),
         tls: ctx.tls.clone(),
@@ -567,7 +595,7 @@ async fn measure(
         for r in conn.pipeline(&setup).await? {
             if let Frame::ServerError(e) = r {
                 return Err(fail(
-                    "server_error",
+                    FailureKind::ServerError,
                     format!(
                         "{master}: creating probe keys as {}: {}",
                         settings.user,
@@ -576,7 +604,7 @@ async fn measure(
                 ));
             }
         }
-        open_loop(conn, settings, &keys, ctx.timeouts.command()).await
+        open_loop(conn, settings, &keys, ctx.timeouts.command(), &ctx.latency).await
     };
     let result = run.await;
     let window_end = Utc::now();
@@ -591,7 +619,7 @@ async fn measure(
     .await
     {
         Ok(n) => {
-            unregister(id);
+            ctx.latency.unregister(id);
             format!("deleted {n} of {} probe keys", keys.len())
         }
         Err(e) => format!(
@@ -671,7 +699,9 @@ async fn open_loop(
     s: &LatencySettings,
     keys: &[String],
     grace: Duration,
+    cleanup: &LatencyCleanup,
 ) -> Result<(Recorder, Schedule, u64), ProbeFailure> {
+    let cleanup = cleanup.clone();
     let addr = conn.addr().to_string();
     let schedule = Schedule::new(
         s.rate_per_master,
@@ -694,7 +724,7 @@ async fn open_loop(
     // cross-thread wake-up per operation and, on a busy 2-core machine, a
     // third runnable thread competing with the client and the server.
     let ticker = Ticker::new().map_err(|e| ProbeFailure {
-        kind: "io".into(),
+        kind: FailureKind::Io,
         message: format!("cannot create the latency timer: {e}"),
     })?;
     let total = schedule.total_ops;
@@ -715,7 +745,7 @@ async fn open_loop(
                     _ => break, // no answer before the deadline: stop sending
                 }
             }
-            if CANCELLED.load(Ordering::SeqCst) {
+            if cleanup.cancelled() {
                 break; // the run was cancelled: no write races the clean-up
             }
             let intended = start + schedule.intended(i);
@@ -793,7 +823,7 @@ async fn open_loop(
     };
     let (w, r) = tokio::join!(writer, reader);
     let io = |e: String| ProbeFailure {
-        kind: "io".into(),
+        kind: FailureKind::Io,
         message: format!("{addr}: latency load: {e}"),
     };
     let (rec, outstanding) = r.map_err(io)?;
@@ -812,7 +842,7 @@ impl Probe for LatencyProbe {
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
             let settings = ctx.inputs.latency.clone().unwrap_or_default();
-            let busy = RUNNING.swap(true, Ordering::SeqCst);
+            let busy = ctx.latency.0.running.swap(true, Ordering::SeqCst);
             let masters: Vec<(NodeAddr, Vec<SlotRange>)> = ctx
                 .topology
                 .masters
@@ -849,7 +879,7 @@ impl Probe for LatencyProbe {
                         observed_at: Utc::now(),
                         duration_ms: 0,
                         result: Observed::Failure(ProbeFailure {
-                            kind: "not_run".into(),
+                            kind: FailureKind::NotRun,
                             message: message.clone(),
                         }),
                     })
@@ -871,7 +901,7 @@ impl Probe for LatencyProbe {
                 None
             };
             if let Some(why) = unset {
-                RUNNING.store(false, Ordering::SeqCst);
+                ctx.latency.0.running.store(false, Ordering::SeqCst);
                 return failure_for_all(why.into());
             }
             let budget = Duration::from_millis(settings.warmup_ms + settings.duration_ms)
@@ -901,8 +931,8 @@ impl Probe for LatencyProbe {
             )
             .await;
             // Runs that hit their deadline were cancelled before cleaning up.
-            delete_pending().await;
-            RUNNING.store(false, Ordering::SeqCst);
+            ctx.latency.delete_pending().await;
+            ctx.latency.0.running.store(false, Ordering::SeqCst);
             out
         })
     }

@@ -15,7 +15,9 @@ use chrono::Utc;
 
 use crate::config::{NodeAddr, Timeouts};
 use crate::evidence::DryRunCase;
-use crate::evidence::{Evidence, Observation, Observed, ProbeFailure, ProbeId, Topology};
+use crate::evidence::{
+    Evidence, FailureKind, Observation, Observed, ProbeFailure, ProbeId, Topology,
+};
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
@@ -92,6 +94,9 @@ pub struct ProbeContext {
     pub aws: Option<crate::config::AwsSettings>,
     /// The audit's one authenticated connection per node (see [`conns`]).
     pub conns: conns::NodeConns,
+    /// The process's latency clean-up handle (its Ctrl-C path deletes the
+    /// latency probe's keys through it).
+    pub latency: latency::LatencyCleanup,
 }
 
 impl ProbeContext {
@@ -131,6 +136,7 @@ pub(crate) fn fixture_context() -> ProbeContext {
         session_salt: Default::default(),
         aws: None,
         conns: Default::default(),
+        latency: Default::default(),
     }
 }
 
@@ -223,7 +229,7 @@ where
                 Ok(Err(f)) => (Observed::Failure(f), None),
                 Err(_) => (
                     Observed::Failure(ProbeFailure {
-                        kind: "deadline".into(),
+                        kind: FailureKind::Deadline,
                         message: format!(
                             "{subject}: {what} did not finish within {} ms",
                             deadline.as_millis()
@@ -254,7 +260,7 @@ where
                     "task cancelled".into()
                 };
                 let failure = ProbeFailure {
-                    kind: "internal".into(),
+                    kind: FailureKind::Internal,
                     message: format!(
                         "{subject}: the {what} stopped on an internal error ({why}); this is a bug \
                          in epic-audit, and nothing was observed"
@@ -354,7 +360,7 @@ mod tests {
             |ms| async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Err(ProbeFailure {
-                    kind: "test".into(),
+                    kind: FailureKind::Internal,
                     message: format!("slept {ms} ms"),
                 })
             },

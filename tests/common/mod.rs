@@ -257,7 +257,7 @@ pub fn fixture_evidence_bad() -> epic_audit::evidence::EvidenceSet {
         if e.subject == "127.0.1.3:6379" {
             e.result =
                 epic_audit::evidence::Observed::Failure(epic_audit::evidence::ProbeFailure {
-                    kind: "connect".into(),
+                    kind: epic_audit::evidence::FailureKind::Connect,
                     message:
                         "TCP connect to 127.0.1.3:6379 failed: Connection refused (os error 111)"
                             .into(),

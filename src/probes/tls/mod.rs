@@ -34,8 +34,8 @@ use tokio::time::timeout;
 use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    CertInfo, HandshakeResult, Observation, PlaintextProbe, ProbeFailure, ProbeId, TlsConfigView,
-    TlsEndpointView, VersionResult,
+    CertInfo, FailureKind, HandshakeResult, Observation, PlaintextProbe, PlaintextSource, PortKind,
+    ProbeFailure, ProbeId, TlsConfigView, TlsEndpointView, VersionOutcome, VersionResult,
 };
 use crate::resp::{as_text, RedisConn};
 use hello::{client_hello, parse_server_answer, Parse, ServerAnswer, TlsVersion};
@@ -238,19 +238,24 @@ pub async fn offer_version(
     connect: Duration,
     read: Duration,
 ) -> VersionResult {
-    let result = |outcome: &str, detail: String| VersionResult {
+    let result = |outcome: VersionOutcome, detail: String| VersionResult {
         version: version.name().to_string(),
-        outcome: outcome.to_string(),
+        outcome,
         detail,
     };
     let mut s = match timeout(connect, TcpStream::connect(addr)).await {
         Err(_) => {
             return result(
-                "undetermined",
+                VersionOutcome::Undetermined,
                 format!("TCP connect timed out after {} ms", connect.as_millis()),
             )
         }
-        Ok(Err(e)) => return result("undetermined", format!("TCP connect failed: {e}")),
+        Ok(Err(e)) => {
+            return result(
+                VersionOutcome::Undetermined,
+                format!("TCP connect failed: {e}"),
+            )
+        }
         Ok(Ok(s)) => s,
     };
     let hello = client_hello(version, Some(sni), random32(), random32(), random32());
@@ -259,7 +264,7 @@ pub async fn offer_version(
         .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     {
         return result(
-            "refused",
+            VersionOutcome::Refused,
             format!("connection closed while sending the ClientHello: {e}"),
         );
     }
@@ -270,17 +275,19 @@ pub async fn offer_version(
             Parse::Done(ServerAnswer::Hello { version: v, cipher }) => {
                 let a = ServerAnswer::Hello { version: v, cipher };
                 return if v == version.wire() {
-                    result("accepted", a.to_string())
+                    result(VersionOutcome::Accepted, a.to_string())
                 } else {
                     result(
-                        "refused",
+                        VersionOutcome::Refused,
                         format!("server answered with another version: {a}"),
                     )
                 };
             }
-            Parse::Done(a @ ServerAnswer::Alert { .. }) => return result("refused", a.to_string()),
+            Parse::Done(a @ ServerAnswer::Alert { .. }) => {
+                return result(VersionOutcome::Refused, a.to_string())
+            }
             Parse::Done(a @ ServerAnswer::Garbage(_)) => {
-                return result("undetermined", a.to_string())
+                return result(VersionOutcome::Undetermined, a.to_string())
             }
             Parse::NeedMore => {}
         }
@@ -289,19 +296,19 @@ pub async fn offer_version(
         match timeout(left, s.read(&mut chunk)).await {
             Err(_) => {
                 return result(
-                    "undetermined",
+                    VersionOutcome::Undetermined,
                     format!("no answer within {} ms", read.as_millis()),
                 )
             }
             Ok(Ok(0)) => {
                 return if buf.is_empty() {
                     result(
-                        "refused",
+                        VersionOutcome::Refused,
                         "connection closed without an answer (EOF)".into(),
                     )
                 } else {
                     result(
-                        "undetermined",
+                        VersionOutcome::Undetermined,
                         format!(
                             "connection closed after {} bytes of a partial record",
                             buf.len()
@@ -312,11 +319,11 @@ pub async fn offer_version(
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
             Ok(Err(e)) if buf.is_empty() => {
                 return result(
-                    "refused",
+                    VersionOutcome::Refused,
                     format!("connection reset without an answer: {e}"),
                 )
             }
-            Ok(Err(e)) => return result("undetermined", format!("read failed: {e}")),
+            Ok(Err(e)) => return result(VersionOutcome::Undetermined, format!("read failed: {e}")),
         }
     }
 }
@@ -624,7 +631,7 @@ async fn observe_endpoint(
     match timeout(ctx.timeouts.connect(), TcpStream::connect(&addr)).await {
         Err(_) => {
             return Err(ProbeFailure {
-                kind: "timeout".into(),
+                kind: FailureKind::Timeout,
                 message: format!(
                     "TCP connect to {addr} got no answer within {} ms",
                     ctx.timeouts.connect_ms
@@ -633,7 +640,7 @@ async fn observe_endpoint(
         }
         Ok(Err(e)) => {
             return Err(ProbeFailure {
-                kind: "connect".into(),
+                kind: FailureKind::Connect,
                 message: format!("TCP connect to {addr} failed: {e}"),
             })
         }
@@ -744,7 +751,7 @@ async fn observe_endpoint(
         if handshake.completed && handshake.protocol.as_deref() == Some("TLSv1.3") {
             VersionResult {
                 version: TlsVersion::Tls13.name().to_string(),
-                outcome: "accepted".into(),
+                outcome: VersionOutcome::Accepted,
                 detail: format!(
                     "a full handshake with the client certificate negotiated TLSv1.3 ({}), so no \
                      separate TLSv1.3 ClientHello was sent",
@@ -767,7 +774,7 @@ async fn observe_endpoint(
     };
     Ok(TlsEndpointView {
         node: node.to_string(),
-        port_kind: if bus { "bus" } else { "client" }.to_string(),
+        port_kind: if bus { PortKind::Bus } else { PortKind::Client },
         address: addr,
         versions,
         handshake,
@@ -834,13 +841,13 @@ impl Probe for TlsEndpointProbe {
 pub async fn plaintext_ping(
     host: &str,
     port: u16,
-    source: &str,
+    source: PlaintextSource,
     connect: Duration,
     read: Duration,
 ) -> PlaintextProbe {
     let probe = |redis_answered: bool, detail: String| PlaintextProbe {
         port,
-        source: source.to_string(),
+        source,
         redis_answered,
         detail,
     };
@@ -929,20 +936,20 @@ async fn observe_config(
     }
     if config.is_empty() {
         return Err(ProbeFailure {
-            kind: "unexpected_reply".into(),
+            kind: FailureKind::UnexpectedReply,
             message: format!(
                 "{node}: CONFIG GET returned {}",
                 crate::resp::describe(Some(&f))
             ),
         });
     }
-    let mut ports: Vec<(u16, &str)> = Vec::new();
+    let mut ports: Vec<(u16, PlaintextSource)> = Vec::new();
     if let Some(p) = config
         .get("port")
         .and_then(|p| p.parse::<u16>().ok())
         .filter(|p| *p != 0)
     {
-        ports.push((p, "CONFIG GET port"));
+        ports.push((p, PlaintextSource::ConfigPort));
     }
     let advertised = ctx
         .topology
@@ -952,12 +959,12 @@ async fn observe_config(
         .unwrap_or_default();
     for p in &advertised {
         if !ports.iter().any(|(q, _)| q == p) {
-            ports.push((*p, "advertised in CLUSTER SHARDS"));
+            ports.push((*p, PlaintextSource::Advertised));
         }
     }
     for p in &ctx.inputs.plaintext_ports {
         if !ports.iter().any(|(q, _)| q == p) {
-            ports.push((*p, "policy extra_plaintext_ports"));
+            ports.push((*p, PlaintextSource::Policy));
         }
     }
     let mut plaintext = Vec::new();
@@ -982,7 +989,7 @@ async fn tolerant_connect(ctx: &ProbeContext, node: &NodeAddr) -> Result<RedisCo
     let verifier = WebPkiServerVerifier::builder(ctx.tls.roots.clone())
         .build()
         .map_err(|e| ProbeFailure {
-            kind: "tls".into(),
+            kind: FailureKind::Tls,
             message: e.to_string(),
         })?;
     let config = rustls::ClientConfig::builder()
@@ -999,7 +1006,7 @@ async fn tolerant_connect(ctx: &ProbeContext, node: &NodeAddr) -> Result<RedisCo
         Ok(c) => Ok(c),
         Err(crate::resp::ConnError::Tls { addr, reason }) => {
             Err(ProbeFailure {
-                kind: "tls".into(),
+                kind: FailureKind::Tls,
                 message: format!(
                     "{addr}: credentials withheld, the certificate does not prove this node ({reason}); \
                      its configuration cannot be read"
