@@ -28,6 +28,7 @@ pub mod policy;
 pub mod probes;
 pub mod report;
 pub mod resp;
+pub mod run;
 pub mod secret;
 pub mod sign;
 pub mod tls;

@@ -29,17 +29,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
     }
 }
 
-/// Picks `base/<run_id>`, adding `-2`, `-3`... if that name is taken.
-pub fn default_run_dir(base: &Path, run_id: &str) -> PathBuf {
-    let mut p = base.join(run_id);
-    let mut n = 2;
-    while p.exists() {
-        p = base.join(format!("{run_id}-{n}"));
-        n += 1;
-    }
-    p
-}
-
 /// Writes `files` (name, contents) as the directory `dest`, atomically.
 /// `dest` must not exist, or be an empty directory.
 pub fn write_run(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<PathBuf, OutputError> {
@@ -129,14 +118,5 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("partial"))
             .collect();
         assert!(leftovers.is_empty());
-    }
-
-    #[test]
-    fn run_dir_names_do_not_collide() {
-        let t = tempfile::tempdir().unwrap();
-        let a = default_run_dir(t.path(), "20260101T000000Z");
-        fs::create_dir(&a).unwrap();
-        let b = default_run_dir(t.path(), "20260101T000000Z");
-        assert!(b.ends_with("20260101T000000Z-2"));
     }
 }

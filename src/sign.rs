@@ -638,32 +638,46 @@ pub struct Verified {
     pub predicate: serde_json::Value,
 }
 
-/// Verifies the run directory `dir` against `key`. Every problem is named:
-/// a bad signature, a file whose digest differs, a missing file, an extra
-/// file.
-pub fn verify(dir: &Path, key: &PublicKey) -> Result<Verified, Vec<String>> {
-    let mut files = BTreeMap::new();
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| vec![format!("{}: cannot read: {}", dir.display(), e.kind())])?;
-    for e in rd.filter_map(Result::ok) {
-        let name = e.file_name().to_string_lossy().to_string();
-        let p = e.path();
-        if p.is_dir() {
-            // A run directory is flat: a directory in it was added.
-            files.insert(format!("{name}/"), Vec::new());
-            continue;
+/// What verifying a signed run found (`crate::run::verify::check`), as an
+/// export lists it. Serialised as the
+/// sentence it always was (`valid (key <id>)`, or what failed), so
+/// export.json keeps its form; code decides by the variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// Signature and every digest hold, and report.json is readable.
+    Valid {
+        /// The key id that signed.
+        key_id: String,
+    },
+    /// The signature holds but report.json is not a readable report.
+    UnreadableReport,
+    /// What failed: a bad signature, modified, missing or added files.
+    Invalid(Vec<String>),
+}
+
+impl Verification {
+    /// True when the run verified.
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Verification::Valid { .. })
+    }
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verification::Valid { key_id } => write!(f, "valid (key {key_id})"),
+            Verification::UnreadableReport => {
+                f.write_str("report.json is not a readable epic-audit report")
+            }
+            Verification::Invalid(problems) => f.write_str(&problems.join("; ")),
         }
-        let data = std::fs::read(&p)
-            .map_err(|e| vec![format!("{}: cannot read: {}", p.display(), e.kind())])?;
-        files.insert(name, data);
     }
-    if !files.contains_key(ENVELOPE) {
-        return Err(vec![format!(
-            "{}: missing (not a signed run directory)",
-            dir.join(ENVELOPE).display()
-        )]);
+}
+
+impl serde::Serialize for Verification {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
-    verify_files(&files, key)
 }
 
 /// Verifies a set of files (relative path -> contents) holding
@@ -773,6 +787,8 @@ pub fn verify_digests(
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The directory reader lives in `run`; these tests sign real directories.
+    use crate::run::verify;
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {

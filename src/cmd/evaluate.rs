@@ -4,11 +4,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{load_policy, signer, write_and_print};
+use super::shared::{load_policy, signer, write_and_print};
 use crate::cli::{Cli, Select, Signing, UsageError};
 use crate::engine;
 use crate::evidence::EvidenceSet;
-use crate::output;
 
 /// Judges the evidence at `path` with the current policy.
 pub fn evaluate(
@@ -61,7 +60,7 @@ pub fn evaluate(
         Some(d) => d.to_path_buf(),
         None => {
             let now = engine::run_id(chrono::Utc::now());
-            output::default_run_dir(
+            crate::run::default_dir(
                 &Path::new("reports").join(&evidence.environment),
                 &format!("{}-evaluated-{now}", evidence.run_id),
             )

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::signer;
+use super::shared::signer;
 use crate::cli::{Cli, Signing, UsageError};
 use crate::config::Config;
 use crate::output::OutputError;

@@ -86,7 +86,10 @@ pub async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -> Resul
     let started = chrono::Utc::now();
     let fleet_id = crate::engine::run_id(started);
     let dest = args.fleet_out.clone().unwrap_or_else(|| {
-        crate::output::default_run_dir(&PathBuf::from("reports").join("fleet"), &fleet_id)
+        crate::run::default_dir(
+            &PathBuf::from(crate::run::REPORTS_DIR).join("fleet"),
+            &fleet_id,
+        )
     });
     if dest.exists()
         && std::fs::read_dir(&dest)
@@ -100,7 +103,7 @@ pub async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -> Resul
         names.len(),
         args.max_concurrent
     );
-    let results: Vec<(String, Result<super::Written>)> = stream::iter(names)
+    let results: Vec<(String, Result<crate::run::Written>)> = stream::iter(names)
         .map(|name| async move {
             let r = run_one(cli, args, name, false, latency).await;
             (name.clone(), r)
@@ -138,7 +141,7 @@ pub async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -> Resul
                 entries.push(FleetEntry {
                     environment: name,
                     verdict: "not audited".into(),
-                    exit_code: super::error_exit_code(&e),
+                    exit_code: super::shared::error_exit_code(&e),
                     counts: Default::default(),
                     run_dir: None,
                     error: Some(why),

@@ -2,15 +2,15 @@
 //! the run. Several `--env` are a fleet (`cmd::fleet`), which audits each
 //! environment with [`run_one`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::{load_policy, print_run, signer, write_run, Written};
+use super::shared::{load_policy, print_run, signer};
 use crate::cli::{Cli, RunArgs, UsageError};
 use crate::config::Config;
 use crate::engine;
-use crate::output::{self, OutputError};
+use crate::output::OutputError;
 use crate::probes::latency::LatencyCleanup;
 use crate::probes::ProbeContext;
 use crate::tls::TlsClient;
@@ -24,7 +24,7 @@ pub async fn run_one(
     name: &str,
     print: bool,
     latency: &LatencyCleanup,
-) -> Result<Written> {
+) -> Result<crate::run::Written> {
     let config = Config::load(&cli.config)?;
     let env = config.environment(name)?;
     let policy = load_policy(cli)?;
@@ -41,7 +41,7 @@ pub async fn run_one(
         }
         // The salt goes beside the run directory; one left from an earlier
         // run there is refused now, before anything is observed or printed.
-        let salt = salt_path(out);
+        let salt = crate::run::salt_path(out);
         if salt.exists() {
             return Err(UsageError(format!(
                 "{} exists: it is the session-hash salt of an earlier run written to {}; \
@@ -103,17 +103,20 @@ pub async fn run_one(
     );
     let dest = match &args.out {
         Some(d) => d.clone(),
-        None => output::default_run_dir(&Path::new("reports").join(name), &evidence.run_id),
+        None => crate::run::default_dir(
+            &crate::run::env_dir(Path::new(crate::run::REPORTS_DIR), name),
+            &evidence.run_id,
+        ),
     };
     // The salt is written before the run is committed and the verdict
     // printed, so the exit code printed is the one the process returns; if
     // writing the run then fails, the salt is removed with it.
     let salt_file = if needed.contains(&crate::evidence::ProbeId::Sessions) {
-        Some(write_salt(&dest, &salt)?)
+        Some(crate::run::write_salt(&dest, &salt.0)?)
     } else {
         None
     };
-    let written = write_run(
+    let written = crate::run::write(
         &dest,
         &evidence,
         report,
@@ -136,38 +139,6 @@ pub async fn run_one(
         }
     }
     Ok(written)
-}
-
-/// `DIR.salt` beside the run directory `DIR`.
-fn salt_path(dest: &Path) -> PathBuf {
-    let mut name = dest
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".salt");
-    dest.with_file_name(name)
-}
-
-/// Writes the run's salt next to (not inside) the run directory, 0600: an
-/// operator can map a reported hash back to a key name with it
-/// (`printf %s KEY | openssl dgst -sha256 -mac HMAC -macopt hexkey:$(cat FILE)`,
-/// first 12 hex digits); the report itself never holds it.
-fn write_salt(dest: &Path, salt: &crate::probes::data::RunSalt) -> Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = salt_path(dest);
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&file)
-        .with_context(|| format!("writing the session-hash salt {}", file.display()))?;
-    f.write_all(format!("{}\n", hex::encode(salt.0)).as_bytes())?;
-    Ok(file)
 }
 
 /// For the local lab's environment: fails early, saying how to start the

@@ -13,15 +13,15 @@ pub fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
     if path.is_file() {
         return verify_archive_cmd(path, &key);
     }
-    if !path.join(crate::sign::ENVELOPE).is_file() {
+    if !path.join(crate::run::ENVELOPE).is_file() {
         return Err(UsageError(format!(
             "{} has no {}: not a signed run directory",
             path.display(),
-            crate::sign::ENVELOPE
+            crate::run::ENVELOPE
         ))
         .into());
     }
-    match crate::sign::verify(path, &key) {
+    match crate::run::verify(path, &key) {
         Ok(v) => {
             println!(
                 "VALID: {} files signed by {} key {} ({} run {}, verdict {})",

@@ -89,31 +89,6 @@ pub fn diff(a: &Report, b: &Report) -> Diff {
     d
 }
 
-/// The latest run directory in `base` (by run id) other than `except` that
-/// holds a report of `environment`.
-pub fn previous_run(
-    base: &std::path::Path,
-    environment: &str,
-    except: &std::path::Path,
-) -> Option<Report> {
-    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(base)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && p != except && p.join("report.json").is_file())
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    dirs.sort();
-    dirs.iter().rev().find_map(|d| {
-        let r: Report =
-            serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).ok()?).ok()?;
-        (r.environment == environment).then_some(r)
-    })
-}
-
 /// The summary of a diff stored in a report.
 pub fn summary(previous: &Report, d: &Diff) -> super::Previous {
     super::Previous {

@@ -10,11 +10,13 @@ use crate::evidence::EvidenceSet;
 use crate::policy::{Area, Policy, Severity};
 
 pub mod diff;
+pub mod history;
 pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod oscal;
 pub mod prom;
+pub mod quarter;
 pub mod safeguards;
 pub mod svg;
 pub mod terminal;

@@ -1,0 +1,156 @@
+//! What several commands share: the policy to judge with, the key to sign
+//! with, writing and printing a judged run, and the exit code of a command
+//! that stopped on an error.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Signing, UsageError};
+use crate::config::{Config, ConfigError};
+use crate::evidence::EvidenceSet;
+use crate::output::OutputError;
+use crate::policy::Policy;
+use crate::report::{terminal, Report, EXIT_RUNTIME, EXIT_USAGE};
+use crate::run::Written;
+
+/// The exit code of a command that stopped on `e`: usage (3) for a bad
+/// config, argument or an output that would be overwritten; runtime (4)
+/// otherwise.
+pub fn error_exit_code(e: &anyhow::Error) -> u8 {
+    let usage = e.downcast_ref::<ConfigError>().is_some()
+        || e.downcast_ref::<UsageError>().is_some()
+        || matches!(
+            e.downcast_ref::<OutputError>(),
+            Some(OutputError::Exists(_))
+        );
+    if usage {
+        EXIT_USAGE
+    } else {
+        EXIT_RUNTIME
+    }
+}
+
+/// The policy: `--policy DIR`, else `checks/` beside the config file, else
+/// the policy built into the binary.
+pub fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
+    if let Some(dir) = &cli.policy {
+        return Policy::load_dir(dir);
+    }
+    let beside = cli.config.parent().unwrap_or(Path::new(".")).join("checks");
+    if beside.is_dir() {
+        Policy::load_dir(&beside)
+    } else {
+        Policy::builtin()
+    }
+}
+
+/// The key to sign with: --signing-key, then $EPIC_AUDIT_SIGNING_KEY, then
+/// the environment's `signing_key`; none and no --unsigned is an error.
+/// `awskms:KEY` (a key id, ARN or `alias/NAME`) signs with that KMS key,
+/// reached with the environment's `[aws]` region, profile, endpoint and
+/// credentials (else the standard AWS chain) within its timeouts.
+pub fn signer(
+    s: &Signing,
+    env: Option<&crate::config::Environment>,
+    config: Option<&Config>,
+) -> Result<Option<crate::sign::RunSigner>> {
+    if s.unsigned {
+        return Ok(None);
+    }
+    let from_env = std::env::var_os(crate::sign::KEY_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let env_key = env.and_then(|e| e.signing_key.clone());
+    let (key, from_config) = match (s.signing_key.clone().or(from_env), env_key) {
+        (Some(k), _) => (k, false),
+        (None, Some(k)) => (k, true),
+        (None, None) => {
+        return Err(UsageError(format!(
+            "no signing key: pass --signing-key FILE (or awskms:alias/NAME), set {} or `signing_key` \
+             in the environment (`epic-audit keygen` makes one), or pass --unsigned for a report \
+             that says it is unsigned",
+            crate::sign::KEY_ENV
+            ))
+            .into())
+        }
+    };
+    if let Some(reference) = key
+        .to_str()
+        .and_then(|k| k.strip_prefix(crate::sign::KMS_PREFIX))
+    {
+        if reference.is_empty() {
+            return Err(UsageError(format!(
+                "`{}` names no KMS key: write awskms:alias/NAME, awskms:KEY-ID or awskms:ARN",
+                key.display()
+            ))
+            .into());
+        }
+        let timeouts = env.map(|e| e.timeouts.clone()).unwrap_or_default();
+        let aws = env.and_then(|e| e.aws.as_ref());
+        let conf = crate::aws::block_on(crate::aws::sdk_config_for(
+            aws.and_then(|a| a.region.as_deref()),
+            aws.and_then(|a| a.profile.as_deref()),
+            aws.and_then(|a| a.endpoint.as_deref()),
+            aws.map(|a| a.credentials).unwrap_or_default(),
+            &timeouts,
+        ));
+        let deadline =
+            timeouts.command() * 3 + timeouts.connect() + std::time::Duration::from_secs(2);
+        return Ok(Some(crate::sign::RunSigner::kms(
+            reference, &conf, deadline,
+        )?));
+    }
+    // A key file named in the config is relative to the config's directory.
+    let path = if from_config {
+        let lab_dir = crate::config::default_lab_dir();
+        config
+            .map(|c| c.resolve_path(&key, &lab_dir))
+            .unwrap_or(key)
+    } else {
+        key
+    };
+    Ok(Some(crate::sign::RunSigner::load(&path)?))
+}
+
+/// The terminal summary of a written run and where its files are.
+pub fn print_run(w: &Written, signer: Option<&crate::sign::RunSigner>) {
+    let (dir, report) = (&w.dir, &w.report);
+    print!("{}", terminal::render(report, terminal::want_colour()));
+    println!(
+        "report: {}/ ({})",
+        dir.display(),
+        crate::run::REPORT_FILES
+            .map(|f| if f == crate::run::OSCAL {
+                format!("{f} (OSCAL)")
+            } else {
+                f.to_string()
+            })
+            .join(", ")
+    );
+    if let Some(s) = signer {
+        println!(
+            "signed: {}/{} ({} key id {}); check it with `epic-audit verify {} --pubkey PUBLIC_KEY`",
+            dir.display(),
+            crate::run::ENVELOPE,
+            s.public_key().algorithm(),
+            s.key_id(),
+            dir.display()
+        );
+    }
+}
+
+/// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
+/// prints the terminal summary and returns the exit code.
+pub fn write_and_print(
+    dest: &Path,
+    evidence: &EvidenceSet,
+    report: Report,
+    policy: &Policy,
+    signer: Option<&crate::sign::RunSigner>,
+    prom: Option<&Path>,
+) -> Result<u8> {
+    let w = crate::run::write(dest, evidence, report, policy, signer, prom)?;
+    print_run(&w, signer);
+    Ok(w.report.exit_code)
+}

@@ -1,0 +1,132 @@
+//! Writing a run: every file of it, signed, into its directory atomically
+//! (see [`crate::output`]), with the changes since the previous run of the
+//! environment in its report, and its session-hash salt beside it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::find::previous_report;
+use crate::evidence::EvidenceSet;
+use crate::output;
+use crate::policy::Policy;
+use crate::report::Report;
+
+/// A run written to disk.
+pub struct Written {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its report, as written.
+    pub report: Report,
+}
+
+/// Every file of a run but the signature, as (name, bytes): the one list
+/// of what a run holds.
+pub fn contents(
+    evidence: &EvidenceSet,
+    report: &Report,
+    policy: &Policy,
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let ev_json = serde_json::to_string_pretty(evidence).context("serialising evidence")? + "\n";
+    Ok(vec![
+        (super::EVIDENCE, ev_json.into_bytes()),
+        (super::REPORT_JSON, report.to_json().into_bytes()),
+        (
+            super::JUNIT,
+            crate::report::junit::render(report).into_bytes(),
+        ),
+        (
+            super::REPORT_MD,
+            crate::report::markdown::render(report).into_bytes(),
+        ),
+        (
+            super::REPORT_HTML,
+            crate::report::html::render(report, evidence).into_bytes(),
+        ),
+        (
+            super::OSCAL,
+            crate::report::oscal::render(report, evidence, &|id| policy.probes_of(id)).into_bytes(),
+        ),
+    ])
+}
+
+/// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
+/// printing nothing.
+pub fn write(
+    dest: &Path,
+    evidence: &EvidenceSet,
+    mut report: Report,
+    policy: &Policy,
+    signer: Option<&crate::sign::RunSigner>,
+    prom: Option<&Path>,
+) -> Result<Written> {
+    report.signature = match signer {
+        Some(s) => format!(
+            "DSSE envelope {} (in-toto Statement, {} key id {}; the same as a Sigstore bundle in {})",
+            super::ENVELOPE,
+            s.public_key().algorithm(),
+            s.key_id(),
+            super::BUNDLE
+        ),
+        None => "UNSIGNED REPORT: written with --unsigned; it is not evidence until signed".into(),
+    };
+    // Changes since the previous run of this environment next to this one.
+    if let Some(base) = dest.parent() {
+        if let Some(prev) = previous_report(base, &report.environment, dest) {
+            let d = crate::report::diff::diff(&prev, &report);
+            report.previous = Some(crate::report::diff::summary(&prev, &d));
+        }
+    }
+    let mut files = contents(evidence, &report, policy)?;
+    if let Some(s) = signer {
+        let counts: std::collections::BTreeMap<String, usize> = report
+            .counts
+            .iter()
+            .map(|(o, n)| (o.to_string(), *n))
+            .collect();
+        let predicate = serde_json::json!({
+            "environment": report.environment,
+            "run_id": report.run_id,
+            "tool": {"name": report.tool.name, "version": report.tool.version},
+            "policy": {"source": report.policy.source, "sha256": report.policy.digest},
+            "started_at": report.started_at,
+            "finished_at": report.finished_at,
+            "counts": counts,
+            "verdict": report.verdict,
+            "exit_code": report.exit_code,
+        });
+        let envelope = s.envelope(&files, predicate)?;
+        let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the envelope")?;
+        files.push((super::ENVELOPE, bytes));
+        let bundle = serde_json::to_vec_pretty(&crate::sign::sigstore_bundle(&envelope))
+            .context("serialising the bundle")?;
+        files.push((super::BUNDLE, bundle));
+    }
+    let dir = output::write_run(dest, &files)?;
+    if let Some(p) = prom {
+        output::write_file_atomic(p, crate::report::prom::render(&report).as_bytes())?;
+    }
+    Ok(Written { dir, report })
+}
+
+/// Writes the run's salt next to (not inside) the run directory, 0600: an
+/// operator can map a reported hash back to a key name with it
+/// (`printf %s KEY | openssl dgst -sha256 -mac HMAC -macopt hexkey:$(cat FILE)`,
+/// first 12 hex digits); the report itself never holds it.
+pub fn write_salt(dest: &Path, salt: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = super::salt_path(dest);
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| format!("writing the session-hash salt {}", file.display()))?;
+    f.write_all(format!("{}\n", hex::encode(salt)).as_bytes())?;
+    Ok(file)
+}
