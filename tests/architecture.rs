@@ -1,7 +1,9 @@
 //! The crate's layering, checked from the source: the module graph of
 //! `src/` is acyclic, `evidence` and `net` are leaves, checks never reach a
-//! probe or the network, and the audit binary neither starts processes nor
-//! embeds a private key (the lab is its own crate, `lab/`).
+//! probe or the network, signing, the run directory and the export never
+//! reach a probe, no two files import each other, and the audit binary
+//! neither starts processes nor embeds a private key (the lab is its own
+//! crate, `lab/`).
 //!
 //! Why a test over `use crate::` lines rather than `cargo modules`: it needs
 //! nothing installed, runs in CI with the other tests, and names the file
@@ -169,6 +171,198 @@ fn evidence_and_net_are_leaves_and_checks_never_reach_probes_or_the_network() {
             g["probes"][dep]
         );
     }
+}
+
+#[test]
+fn signing_the_run_directory_and_the_export_never_reach_a_probe() {
+    let g = graph();
+    for m in ["sign", "run", "export", "aws"] {
+        assert!(g.contains_key(m), "no module `{m}` read: {:?}", g.keys());
+        assert!(
+            !g[m].contains_key("probes"),
+            "{m} imports `probes` (src/{}): AWS plumbing is in `aws`, run files in `run`",
+            g[m]["probes"]
+        );
+    }
+}
+
+/// A file's module path: `cmd/run.rs` -> `cmd::run`, `probes/tls/mod.rs`
+/// -> `probes::tls`, `lib.rs` -> the crate root.
+fn module_path(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") || parts == ["lib"] {
+        parts.pop();
+    }
+    parts
+}
+
+/// Non-test code of a file (its `#[cfg(test)] mod tests` left out),
+/// without `//` comments.
+fn file_code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]\nmod tests") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    code(text)
+}
+
+fn ident(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// File -> the files whose items it names: `crate::`, `super::` and
+/// `self::` paths, and paths through the child modules it declares
+/// (`run::run_one`, `pub use acl::*`), each resolved to the file of the
+/// longest module path it names. Declaring a child (`mod x;`) is not an
+/// import.
+fn file_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    let files: BTreeMap<Vec<String>, String> = paths
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(&src).unwrap();
+            (module_path(rel), rel.display().to_string())
+        })
+        .collect();
+    let resolve = |path: &[String]| -> Option<&String> {
+        (0..=path.len()).rev().find_map(|n| files.get(&path[..n]))
+    };
+    let mut g = BTreeMap::new();
+    for (module, rel) in &files {
+        let text = file_code(&std::fs::read_to_string(src.join(rel)).unwrap());
+        let mut children = BTreeSet::new();
+        let mut body = String::new();
+        for line in text.lines() {
+            let t = line.trim_start();
+            let t = t
+                .strip_prefix("pub(crate) ")
+                .or_else(|| t.strip_prefix("pub "))
+                .unwrap_or(t);
+            match t.strip_prefix("mod ") {
+                Some(rest) if rest.trim_end().ends_with(';') => {
+                    children.insert(ident(rest).to_string());
+                }
+                _ => {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+        }
+        let mut deps = BTreeSet::new();
+        let bytes = body.as_bytes();
+        let mut i = 0;
+        while let Some(at) = body[i..].find("::") {
+            let end = i + at;
+            i = end + 2;
+            // The path's first segment: the identifier just before `::`,
+            // unless that is itself a later segment of a longer path.
+            let start = body[..end]
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |p| p + 1);
+            if start >= 2 && &bytes[start - 2..start] == b"::" {
+                continue;
+            }
+            let head = &body[start..end];
+            let mut base: Vec<String> = match head {
+                "crate" => Vec::new(),
+                "super" => module[..module.len().saturating_sub(1)].to_vec(),
+                "self" => module.clone(),
+                h if children.contains(h) => {
+                    let mut m = module.clone();
+                    m.push(h.to_string());
+                    m
+                }
+                _ => continue,
+            };
+            // The rest of the path: segments, or one `{a, b::c}` group.
+            let mut rest = &body[end + 2..];
+            let mut tails: Vec<Vec<String>> = Vec::new();
+            loop {
+                if let Some(group) = rest.strip_prefix('{') {
+                    let close = group.find('}').unwrap_or(group.len());
+                    for part in group[..close].split(',') {
+                        let segs: Vec<String> = part
+                            .trim()
+                            .split("::")
+                            .map(|s| ident(s.trim()).to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect();
+                        tails.push(segs);
+                    }
+                    break;
+                }
+                let seg = ident(rest);
+                if seg.is_empty() {
+                    tails.push(Vec::new());
+                    break;
+                }
+                rest = &rest[seg.len()..];
+                base.push(seg.to_string());
+                match rest.strip_prefix("::") {
+                    Some(r) => rest = r,
+                    None => {
+                        tails.push(Vec::new());
+                        break;
+                    }
+                }
+            }
+            for tail in tails {
+                let mut full = base.clone();
+                full.extend(tail);
+                if let Some(f) = resolve(&full) {
+                    if f != rel {
+                        deps.insert(f.clone());
+                    }
+                }
+            }
+        }
+        g.insert(rel.clone(), deps);
+    }
+    g
+}
+
+#[test]
+fn no_two_files_import_each_other() {
+    let g = file_graph();
+    assert!(g.len() > 40, "read the files: {:?}", g.keys());
+    // The resolver sees what it must: a child named through its parent's
+    // declaration, a `super::` path, and a `crate::` path to a mod.rs.
+    assert!(
+        g["cmd/mod.rs"].contains("cmd/run.rs"),
+        "{:?}",
+        g["cmd/mod.rs"]
+    );
+    assert!(
+        g["probes/acl.rs"].contains("probes/scaffold.rs"),
+        "{:?}",
+        g["probes/acl.rs"]
+    );
+    assert!(
+        g["export/mod.rs"].contains("run/mod.rs"),
+        "{:?}",
+        g["export/mod.rs"]
+    );
+    let mut circles = Vec::new();
+    for (a, deps) in &g {
+        for b in deps {
+            if a < b && g.get(b).is_some_and(|d| d.contains(a)) {
+                circles.push(format!("src/{a} <-> src/{b}"));
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "files that import each other (move what both need into a third file): {circles:#?}"
+    );
 }
 
 #[test]

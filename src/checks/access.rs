@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
 use crate::evidence::{AclView, CommandTable, EvidenceSet};
 use crate::evidence::{DryRunCase, DryRunVerdict, Expect};

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{each, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{each, NoParams, Outcome, Rule, SubjectFinding};
 pub use crate::evidence::topology::SLOTS;
 use crate::evidence::topology::{majority, owners};
 use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, ProbeId, SlotRange};

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{each, first_of, Outcome, Rule, SubjectFinding};
+use super::rule::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::{
     DataNodeView, EvidenceSet, ExporterView, Observation, ProbeFailure, ProbeId,
     SessionScanSettings, SessionScanView,
@@ -138,7 +138,7 @@ fn eviction(ev: &EvidenceSet, p: &EvictionParams) -> Vec<SubjectFinding> {
     })
 }
 
-fn hardening(ev: &EvidenceSet, _: &super::NoParams) -> Vec<SubjectFinding> {
+fn hardening(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let want = [
         ("protected-mode", "yes"),
         ("enable-debug-command", "no"),
@@ -389,7 +389,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
     })
 }
 
-fn exporter(ev: &EvidenceSet, _: &super::NoParams) -> Vec<SubjectFinding> {
+fn exporter(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let views = ev.views(ProbeId::Exporter, |o| match o {
         Observation::Exporter(v) => Some(v),
         _ => None,

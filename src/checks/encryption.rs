@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::evidence::{AwsInventory, KmsKey, ProbeId, Volume};
 

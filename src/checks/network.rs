@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::{first_of, with_aws, Outcome, Rule, SubjectFinding};
+use super::rule::{first_of, with_aws, Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::evidence::{AwsInventory, IngressRule, ProbeId, SecurityGroup, Source};
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Outcome, Rule, SubjectFinding};
+use super::rule::{Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::evidence::{Distribution, ProbeId};
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::evidence::{AwsInventory, Ec2Instance, JoinedBy, ProbeId, Topology};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{each, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{each, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
 use crate::evidence::{CertInfo, EvidenceSet, PortKind, TlsEndpointView, VersionOutcome};
 

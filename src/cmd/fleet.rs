@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::run::run_one;
 use crate::cli::{Cli, RunArgs, UsageError};
 use crate::config::Config;
-use crate::probes::latency::LatencyCleanup;
+use crate::probes::cleanup::LatencyCleanup;
 use crate::report::{junit, Report, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 /// One environment's line in the fleet summary.

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, UsageError};
-use crate::probes::latency::LatencyCleanup;
+use crate::probes::cleanup::LatencyCleanup;
 use crate::report::{EXIT_RUNTIME, EXIT_USAGE};
 use shared::{error_exit_code, load_policy};
 

@@ -11,7 +11,7 @@ use crate::cli::{Cli, RunArgs, UsageError};
 use crate::config::Config;
 use crate::engine;
 use crate::output::OutputError;
-use crate::probes::latency::LatencyCleanup;
+use crate::probes::cleanup::LatencyCleanup;
 use crate::probes::ProbeContext;
 use crate::tls::TlsClient;
 

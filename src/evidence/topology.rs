@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ClusterNodeView, Evidence, Observation, Observed, SlotRange};
+use super::cluster::{ClusterNodeView, SlotRange};
+use super::set::{Evidence, EvidenceSet, Observation, Observed, ProbeId};
 
 /// Number of hash slots in a Redis Cluster.
 pub const SLOTS: usize = 16384;
@@ -130,7 +131,7 @@ fn host_port(target: &str) -> Option<(&str, u16)> {
     ))
 }
 
-impl super::EvidenceSet {
+impl EvidenceSet {
     /// The subjects a probe must have observed (or recorded a failure for)
     /// in this run, derived from the run's own discovery (`t`, this
     /// evidence's [`Topology`]): every probed node for the per-node
@@ -138,8 +139,8 @@ impl super::EvidenceSet {
     /// master serving slots for the session scan and the latency probe,
     /// `cluster` for the cluster-wide probes. The AWS probe has no fixed
     /// subject (its one item is named by region).
-    fn expected_subjects(&self, probe: super::ProbeId, t: &Topology) -> Vec<String> {
-        use super::ProbeId as P;
+    fn expected_subjects(&self, probe: ProbeId, t: &Topology) -> Vec<String> {
+        use ProbeId as P;
         match probe {
             P::Cluster | P::Acl | P::TlsConfig | P::DataConfig | P::Exporter => {
                 self.targets.clone()
@@ -183,9 +184,9 @@ impl super::EvidenceSet {
     /// that have no item of that probe at all: not observed and no failure
     /// recorded either (a partial or hand-edited evidence file). Derived
     /// once per judgement; every rule reads it for the probes it needs.
-    pub fn missing_subjects(&self) -> BTreeMap<super::ProbeId, Vec<String>> {
+    pub fn missing_subjects(&self) -> BTreeMap<ProbeId, Vec<String>> {
         let t = Topology::from_evidence(&self.items);
-        super::ProbeId::ALL
+        ProbeId::ALL
             .iter()
             .map(|&probe| {
                 let have: BTreeSet<String> = self

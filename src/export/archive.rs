@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::ExportError;
 use crate::sign::{PublicKey, BUNDLE, ENVELOPE};
 
 /// SHA-256 of a file, read in chunks.
@@ -43,8 +42,8 @@ pub(crate) fn pack(
     files: &[(String, Vec<u8>)],
     out: &Path,
     now: DateTime<Utc>,
-) -> Result<(), ExportError> {
-    let io = |what: &str, e: std::io::Error| ExportError::Io(format!("{what}: {e}"));
+) -> Result<(), String> {
+    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -52,7 +51,7 @@ pub(crate) fn pack(
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir.display().to_string(), e))?;
     let name = out.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = (|| -> Result<(), ExportError> {
+    let result = (|| -> Result<(), String> {
         let file = std::fs::File::create(&tmp).map_err(|e| io(&tmp.display().to_string(), e))?;
         let gz = flate2::write::GzEncoder::new(
             std::io::BufWriter::new(file),
@@ -80,10 +79,10 @@ pub(crate) fn pack(
             tar.append_data(&mut header(len), format!("{root}/{name}"), &mut r)
                 .map_err(|e| io(name, e))?;
             if hex::encode(r.h.finalize()) != *digest {
-                return Err(ExportError::Io(format!(
+                return Err(format!(
                     "{} changed while it was being exported; run the export again",
                     src.display()
-                )));
+                ));
             }
         }
         for (name, data) in files {

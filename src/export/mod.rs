@@ -263,7 +263,7 @@ pub fn export(
             .expect("bundle serialises"),
     ));
 
-    archive::pack(&root, &run_files, &files, out, now)?;
+    archive::pack(&root, &run_files, &files, out, now).map_err(ExportError::Io)?;
     Ok(Exported {
         path: out.to_path_buf(),
         runs,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
-use super::{per_target_with, Probe, ProbeContext, ProbeFuture, Target};
+use super::scaffold::{per_target_with, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
     dryrun_sample_keys, AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult,

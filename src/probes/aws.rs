@@ -18,7 +18,7 @@ use std::time::Instant;
 use aws_sdk_ec2::types::Filter;
 use chrono::Utc;
 
-use super::{Probe, ProbeContext, ProbeFuture};
+use super::scaffold::{Probe, ProbeContext, ProbeFuture};
 use crate::aws::{api_failure, sdk_config};
 use crate::config::{AwsSettings, NodeAddr, Timeouts};
 use crate::evidence::{

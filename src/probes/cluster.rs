@@ -11,7 +11,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio::time::timeout;
 
-use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
+use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
     ClusterNodeView, Evidence, FailureKind, KeySlotSample, KeySlotSamples, NodeEntry, Observation,

@@ -9,13 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
+use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::{MonitoringSettings, NodeAddr};
 use crate::evidence::{
     DataNodeView, Evidence, ExporterView, FailureKind, Observation, ProbeFailure, ProbeId,
@@ -35,32 +33,7 @@ pub const CONFIG_KEYS: [&str; 8] = [
     "aclfile",
 ];
 
-/// A per-run secret for the keyed hashes of session key names. Never
-/// printed; written only to the local salt file next to the report.
-#[derive(Clone, Default)]
-pub struct RunSalt(pub [u8; 32]);
-
-impl std::fmt::Debug for RunSalt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RunSalt([redacted])")
-    }
-}
-
-impl RunSalt {
-    /// A fresh random salt; an error if the OS random source fails (a
-    /// zero salt would make every reported key hash reversible).
-    pub fn random() -> Result<RunSalt, getrandom::Error> {
-        crate::secret::try_random().map(RunSalt)
-    }
-
-    /// The keyed hash of a key name: HMAC-SHA256(salt, key), 12 hex digits.
-    pub fn key_hash(&self, key: &[u8]) -> String {
-        let mut m =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        m.update(key);
-        hex::encode(&m.finalize().into_bytes()[..6])
-    }
-}
+pub use super::scaffold::RunSalt;
 
 fn words(ws: &[&str]) -> Vec<Vec<u8>> {
     ws.iter().map(|w| w.as_bytes().to_vec()).collect()
@@ -493,6 +466,8 @@ impl Probe for ExporterProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn keyed_hashes_are_stable_per_salt_and_hide_the_name() {

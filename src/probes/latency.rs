@@ -12,8 +12,7 @@
 //! probes never run at once in one process.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,15 +21,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 
-use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
-use crate::config::{NodeAddr, Timeouts};
+use super::cleanup::{delete_keys, LatencyCleanup, PendingCleanup};
+use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
+use crate::config::NodeAddr;
 use crate::evidence::{
     Distribution, Evidence, FailureKind, LatencySettings, LatencyView, Observation, Observed,
     ProbeFailure, ProbeId, SlotRange,
 };
 use crate::resp::{as_text, encode_command, error_text, parse_info, Frame, ReadError, RedisConn};
-use crate::secret::Secret;
-use crate::tls::TlsClient;
 
 /// What a probe key's `*` becomes (before the hash tag and number), so
 /// its keys are recognisable in any namespace.
@@ -244,148 +242,6 @@ pub fn probe_keys(
          which this master does not serve: set PERF-001's key_pattern (or `masters`) accordingly",
         slot(&a)
     ))
-}
-
-/// Keys still to delete if the run is interrupted.
-struct PendingCleanup {
-    id: u64,
-    addr: NodeAddr,
-    tls: TlsClient,
-    timeouts: Timeouts,
-    user: String,
-    password: Secret,
-    keys: Vec<String>,
-}
-
-/// The latency probe's clean-up handle: the keys of every latency run not
-/// yet cleaned up, whether a latency probe is running, and whether the
-/// runs were cancelled. One handle is made by the process (`cmd::main`)
-/// and passed down to every run it starts through
-/// [`ProbeContext::latency`]; its Ctrl-C path calls [`Self::cleanup_pending`]
-/// on the same handle. Clones share one state.
-#[derive(Clone, Default)]
-pub struct LatencyCleanup(Arc<CleanupState>);
-
-#[derive(Default)]
-struct CleanupState {
-    pending: Mutex<Vec<PendingCleanup>>,
-    /// A latency probe is running: they never overlap (a fleet shares the
-    /// handle, so two environments never measure at once).
-    running: AtomicBool,
-    /// Set by the Ctrl-C path: the writers stop, so no write races the
-    /// clean-up.
-    cancelled: AtomicBool,
-}
-
-impl std::fmt::Debug for LatencyCleanup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LatencyCleanup")
-            .field("pending", &self.0.pending.lock().map(|p| p.len()).ok())
-            .finish_non_exhaustive()
-    }
-}
-
-async fn delete_keys(
-    addr: &NodeAddr,
-    tls: &TlsClient,
-    timeouts: &Timeouts,
-    user: &str,
-    password: &Secret,
-    keys: &[String],
-) -> Result<u64, String> {
-    let mut c = RedisConn::connect_as(addr, tls, timeouts, user, password)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut deleted = 0;
-    for chunk in keys.chunks(500) {
-        let mut cmd = vec![b"DEL".to_vec()];
-        cmd.extend(chunk.iter().map(|k| k.as_bytes().to_vec()));
-        match c.pipeline(&[cmd]).await.map_err(|e| e.to_string())?.pop() {
-            Some(Frame::Int(n)) => deleted += n as u64,
-            other => {
-                return Err(format!(
-                    "DEL answered {}",
-                    crate::resp::describe(other.as_ref())
-                ))
-            }
-        }
-    }
-    Ok(deleted)
-}
-
-impl LatencyCleanup {
-    /// Deletes the probe keys of every latency run that has not cleaned up
-    /// (called by the Ctrl-C handler).
-    pub async fn cleanup_pending(&self) -> CleanupReport {
-        let st = &self.0;
-        let active = st.pending.lock().map(|p| p.len()).unwrap_or(0);
-        // Stop every ticker, so no write re-creates a key after it is deleted.
-        // Each run then deletes its own keys; wait for that (bounded), then
-        // delete whatever is left. The process is ending.
-        st.cancelled.store(true, Ordering::SeqCst);
-        let t0 = std::time::Instant::now();
-        while t0.elapsed() < Duration::from_secs(3)
-            && st.pending.lock().map(|p| !p.is_empty()).unwrap_or(false)
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let left = st
-            .pending
-            .lock()
-            .map(|p| p.iter().map(|c| c.keys.len()).sum::<usize>())
-            .unwrap_or(0);
-        let deleted = self.delete_pending().await;
-        CleanupReport {
-            active_runs: active,
-            deleted_here: deleted,
-            left_for_ttl: left.saturating_sub(deleted as usize),
-        }
-    }
-
-    /// Deletes the keys of runs that did not clean up (e.g. cut by their
-    /// deadline), without cancelling other runs.
-    async fn delete_pending(&self) -> u64 {
-        let pending: Vec<PendingCleanup> = match self.0.pending.lock() {
-            Ok(mut p) => p.drain(..).collect(),
-            Err(_) => return 0,
-        };
-        let mut n = 0;
-        for p in pending {
-            if let Ok(d) =
-                delete_keys(&p.addr, &p.tls, &p.timeouts, &p.user, &p.password, &p.keys).await
-            {
-                n += d;
-            }
-        }
-        n
-    }
-
-    fn register(&self, p: PendingCleanup) {
-        if let Ok(mut v) = self.0.pending.lock() {
-            v.push(p);
-        }
-    }
-
-    fn unregister(&self, id: u64) {
-        if let Ok(mut v) = self.0.pending.lock() {
-            v.retain(|p| p.id != id);
-        }
-    }
-
-    fn cancelled(&self) -> bool {
-        self.0.cancelled.load(Ordering::SeqCst)
-    }
-}
-
-/// What the Ctrl-C clean-up did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CleanupReport {
-    /// Latency runs that were active.
-    pub active_runs: usize,
-    /// Keys deleted by the handler itself (runs usually delete their own).
-    pub deleted_here: u64,
-    /// Keys that could not be deleted (they expire with their TTL).
-    pub left_for_ttl: usize,
 }
 
 fn words(ws: &[&str]) -> Vec<u8> {
@@ -842,7 +698,7 @@ impl Probe for LatencyProbe {
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
             let settings = ctx.inputs.latency.clone().unwrap_or_default();
-            let busy = ctx.latency.0.running.swap(true, Ordering::SeqCst);
+            let busy = !ctx.latency.start();
             let masters: Vec<(NodeAddr, Vec<SlotRange>)> = ctx
                 .topology
                 .masters
@@ -901,7 +757,7 @@ impl Probe for LatencyProbe {
                 None
             };
             if let Some(why) = unset {
-                ctx.latency.0.running.store(false, Ordering::SeqCst);
+                ctx.latency.finish();
                 return failure_for_all(why.into());
             }
             let budget = Duration::from_millis(settings.warmup_ms + settings.duration_ms)
@@ -932,7 +788,7 @@ impl Probe for LatencyProbe {
             .await;
             // Runs that hit their deadline were cancelled before cleaning up.
             ctx.latency.delete_pending().await;
-            ctx.latency.0.running.store(false, Ordering::SeqCst);
+            ctx.latency.finish();
             out
         })
     }

@@ -5,17 +5,10 @@
 use std::fmt::Write as _;
 
 use super::markdown::needing_action;
+use super::markup::esc;
 use super::Report;
 use crate::checks::Outcome;
 use crate::evidence::EvidenceSet;
-
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn badge(o: Outcome) -> String {
     format!(

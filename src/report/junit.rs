@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use super::markup::xml;
 use super::{CheckResult, Report};
 use crate::checks::Outcome;
 use crate::policy::Area;
@@ -26,25 +27,6 @@ fn details(c: &CheckResult, which: &[Outcome]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Escapes text for XML 1.0 attributes and content; characters XML 1.0
-/// cannot carry (most C0 controls) become U+FFFD.
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn secs(ms: u64) -> String {

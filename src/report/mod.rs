@@ -14,6 +14,7 @@ pub mod history;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod markup;
 pub mod oscal;
 pub mod prom;
 pub mod quarter;

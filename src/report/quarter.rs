@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::history::{safeguard_pass_rates, CheckHistory, RunEntry, SafeguardHistory, WaiverUse};
-use super::html::esc;
+use super::markup::esc;
 
 fn day(t: &DateTime<Utc>) -> NaiveDate {
     t.date_naive()

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Utc};
 
-use super::html::esc;
+use super::markup::esc;
 use crate::evidence::{Distribution, LatencyView};
 
 /// One point of a percentile spectrum: (percentile, or `None` for max; µs).

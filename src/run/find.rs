@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::{ENVELOPE, REPORT_JSON};
+use super::layout::{ENVELOPE, REPORT_JSON};
 use crate::report::Report;
 
 /// One run directory found.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::ENVELOPE;
+use super::layout::ENVELOPE;
 use crate::sign::{PublicKey, Verification, Verified};
 
 /// Verifies the run directory `dir` against `key`. Every problem is named:

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::find::previous_report;
+use super::layout;
 use crate::evidence::EvidenceSet;
 use crate::output;
 use crate::policy::Policy;
@@ -29,22 +30,22 @@ pub fn contents(
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let ev_json = serde_json::to_string_pretty(evidence).context("serialising evidence")? + "\n";
     Ok(vec![
-        (super::EVIDENCE, ev_json.into_bytes()),
-        (super::REPORT_JSON, report.to_json().into_bytes()),
+        (layout::EVIDENCE, ev_json.into_bytes()),
+        (layout::REPORT_JSON, report.to_json().into_bytes()),
         (
-            super::JUNIT,
+            layout::JUNIT,
             crate::report::junit::render(report).into_bytes(),
         ),
         (
-            super::REPORT_MD,
+            layout::REPORT_MD,
             crate::report::markdown::render(report).into_bytes(),
         ),
         (
-            super::REPORT_HTML,
+            layout::REPORT_HTML,
             crate::report::html::render(report, evidence).into_bytes(),
         ),
         (
-            super::OSCAL,
+            layout::OSCAL,
             crate::report::oscal::render(report, evidence, &|id| policy.probes_of(id)).into_bytes(),
         ),
     ])
@@ -63,10 +64,10 @@ pub fn write(
     report.signature = match signer {
         Some(s) => format!(
             "DSSE envelope {} (in-toto Statement, {} key id {}; the same as a Sigstore bundle in {})",
-            super::ENVELOPE,
+            layout::ENVELOPE,
             s.public_key().algorithm(),
             s.key_id(),
-            super::BUNDLE
+            layout::BUNDLE
         ),
         None => "UNSIGNED REPORT: written with --unsigned; it is not evidence until signed".into(),
     };
@@ -97,10 +98,10 @@ pub fn write(
         });
         let envelope = s.envelope(&files, predicate)?;
         let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the envelope")?;
-        files.push((super::ENVELOPE, bytes));
+        files.push((layout::ENVELOPE, bytes));
         let bundle = serde_json::to_vec_pretty(&crate::sign::sigstore_bundle(&envelope))
             .context("serialising the bundle")?;
-        files.push((super::BUNDLE, bundle));
+        files.push((layout::BUNDLE, bundle));
     }
     let dir = output::write_run(dest, &files)?;
     if let Some(p) = prom {
@@ -116,7 +117,7 @@ pub fn write(
 pub fn write_salt(dest: &Path, salt: &[u8]) -> Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let file = super::salt_path(dest);
+    let file = layout::salt_path(dest);
     if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;

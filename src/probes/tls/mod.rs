@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use super::{per_target, Probe, ProbeContext, ProbeFuture, Target};
+use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
     CertInfo, FailureKind, HandshakeResult, Observation, PlaintextProbe, PlaintextSource, PortKind,

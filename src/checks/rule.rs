@@ -1,0 +1,339 @@
+//! What every check is made of: the [`Outcome`] of a subject, the
+//! [`SubjectFinding`] a rule returns per subject, the [`Rule`] that binds a
+//! pure judging function to its parameters, and the helpers the areas'
+//! rules share. The areas' files import this file; `checks/mod.rs` only
+//! lists them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::{EvidenceSet, ProbeFailure, ProbeId};
+
+/// Outcome of a check for one subject, or for the whole check.
+///
+/// Declaration order is severity order (`Ord`): skip < pass < waived <
+/// warn < incomplete < error < fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Not applicable (with a reason), e.g. disabled in the policy.
+    Skip,
+    /// The control holds.
+    Pass,
+    /// Failing, but under an unexpired waiver.
+    Waived,
+    /// Holds, with a concern worth a look.
+    Warn,
+    /// Selected but not audited: the environment lacks what the check needs
+    /// (no `[aws]` table, no expected topology in the policy). Never a
+    /// pass; a run with one ends `INCOMPLETE` (exit 2). Only `--skip`,
+    /// `--only` or `enabled = false` take a check out of the verdict.
+    Incomplete,
+    /// Could not decide: evidence missing or unreadable. Never a pass.
+    Error,
+    /// The control does not hold.
+    Fail,
+}
+
+impl Outcome {
+    /// Lower-case name as used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Skip => "skip",
+            Outcome::Waived => "waived",
+            Outcome::Warn => "warn",
+            Outcome::Incomplete => "incomplete",
+            Outcome::Error => "error",
+            Outcome::Fail => "fail",
+        }
+    }
+
+    /// All outcomes, in report order.
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::Error,
+        Outcome::Incomplete,
+        Outcome::Warn,
+        Outcome::Waived,
+        Outcome::Skip,
+    ];
+
+    /// The outcome of a check from its subjects: fail beats error beats warn
+    /// beats waived beats pass beats skip. No subjects at all is an error:
+    /// absence of evidence never passes.
+    pub fn aggregate(subjects: &[SubjectFinding]) -> Outcome {
+        subjects
+            .iter()
+            .map(|s| s.outcome)
+            .max()
+            .unwrap_or(Outcome::Error)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The verdict of a check on one subject (a node, a slot range, a key...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectFinding {
+    /// What was judged, e.g. `127.0.1.1:6379`.
+    pub subject: String,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// What was seen.
+    pub observed: String,
+    /// What the policy expects.
+    pub expected: String,
+    /// One sentence a person can act on.
+    pub message: String,
+}
+
+impl SubjectFinding {
+    /// A finding with an explicit outcome.
+    pub fn new(
+        subject: impl Into<String>,
+        outcome: Outcome,
+        observed: impl Into<String>,
+        expected: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        SubjectFinding {
+            subject: subject.into(),
+            outcome,
+            observed: observed.into(),
+            expected: expected.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `error` because the probe could not observe the subject. A refused
+    /// command (NOPERM) names the ACL rule that would allow it.
+    pub fn unobserved(subject: &str, expected: impl Into<String>, f: &ProbeFailure) -> Self {
+        SubjectFinding::new(
+            subject,
+            Outcome::Error,
+            format!("no observation ({})", f.kind),
+            expected,
+            format!(
+                "could not be checked: {}{}",
+                f.message,
+                missing_permission(&f.message)
+            ),
+        )
+    }
+}
+
+/// `; add +CMD to …'s ACL …` for a message quoting Redis's NOPERM reply
+/// for a command ("… has no permissions to run the 'C' command"), else
+/// empty. The user is the one the reply or the message names (`User U`,
+/// `as U`), else the audit user, as whom every probe but the latency load
+/// connects.
+pub fn missing_permission(message: &str) -> String {
+    let Some(cmd) = message
+        .split("has no permissions to run the '")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .filter(|c| !c.is_empty())
+    else {
+        return String::new();
+    };
+    let named = |marker: &str| {
+        message
+            .split(marker)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| c.is_whitespace() || c == ':').next())
+            .filter(|u| !u.is_empty())
+            .map(|u| format!("{u}'s"))
+    };
+    let who = named("NOPERM User ")
+        .or_else(|| named(" as "))
+        .unwrap_or_else(|| "the audit user's".into());
+    format!("; add +{cmd} to {who} ACL (`epic-audit print-acl` prints the whole line the audit user needs)")
+}
+
+/// One finding per subject: `f` judges each observed subject, and every
+/// subject the probe could not observe becomes `error` (never `pass`).
+pub fn each<T: ?Sized>(
+    items: Vec<(&str, Result<&T, &ProbeFailure>)>,
+    expected: &str,
+    mut f: impl FnMut(&str, &T) -> SubjectFinding,
+) -> Vec<SubjectFinding> {
+    items
+        .into_iter()
+        .map(|(subject, r)| match r {
+            Ok(v) => f(subject, v),
+            Err(fail) => SubjectFinding::unobserved(subject, expected, fail),
+        })
+        .collect()
+}
+
+/// Judges the AWS inventory with `f`. An environment without an `[aws]`
+/// table gives `incomplete` (not audited, saying how to audit it or leave
+/// the check out); an inventory that could not be read gives `error`
+/// naming the failed call.
+pub fn with_aws(
+    ev: &EvidenceSet,
+    expected: &str,
+    mut f: impl FnMut(&crate::evidence::AwsInventory) -> Vec<SubjectFinding>,
+) -> Vec<SubjectFinding> {
+    ev.aws_views()
+        .into_iter()
+        .flat_map(|(subject, r)| match r {
+            Ok(inv) => f(inv),
+            Err(fl) if fl.kind == crate::evidence::FailureKind::NotConfigured => {
+                vec![SubjectFinding::new(
+                    subject,
+                    Outcome::Incomplete,
+                    "not audited: no [aws] table in the environment",
+                    expected,
+                    format!(
+                    "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
+                     with --skip network,encryption,CLU-008,CLU-009,CLU-010",
+                    fl.message
+                ),
+                )]
+            }
+            Err(fl) => vec![SubjectFinding::unobserved(subject, expected, fl)],
+        })
+        .collect()
+}
+
+/// `a, b, c, … (n in all)`: the first `max` items of a list for a message.
+pub fn first_of(items: &[String], max: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > max {
+        s.push_str(&format!(", … ({} in all)", items.len()));
+    }
+    s
+}
+
+type EvalFn =
+    dyn Fn(&EvidenceSet, &toml::Table) -> Result<Vec<SubjectFinding>, String> + Send + Sync;
+type ValidateFn = dyn Fn(&toml::Table) -> Result<(), String> + Send + Sync;
+
+/// A rule: the Rust half of a check.
+pub struct Rule {
+    /// Name used in the policy's `rule = "..."`.
+    pub name: &'static str,
+    /// Probes whose evidence it reads (the engine runs only those needed).
+    pub needs: &'static [ProbeId],
+    /// How the evidence is obtained, shown by `epic-audit explain`.
+    pub method: &'static str,
+    validate: Box<ValidateFn>,
+    eval: Box<EvalFn>,
+}
+
+impl Rule {
+    /// Builds a rule from a typed function; `P` is its parameter struct,
+    /// deserialised from the policy's `[check.params]` table.
+    pub fn new<P: DeserializeOwned + 'static>(
+        name: &'static str,
+        needs: &'static [ProbeId],
+        method: &'static str,
+        f: fn(&EvidenceSet, &P) -> Vec<SubjectFinding>,
+    ) -> Rule {
+        Rule {
+            name,
+            needs,
+            method,
+            validate: Box::new(|t| parse_params::<P>(t).map(|_| ())),
+            eval: Box::new(move |ev, t| Ok(f(ev, &parse_params::<P>(t)?))),
+        }
+    }
+
+    /// Checks that `params` fit this rule.
+    pub fn validate(&self, params: &toml::Table) -> Result<(), String> {
+        (self.validate)(params)
+    }
+
+    /// Judges the evidence. A parameter problem or an empty result becomes
+    /// a single `error` finding, never a pass; so does every subject the
+    /// run's own discovery says a needed probe must cover but for which
+    /// the evidence holds nothing (`missing`, from
+    /// [`EvidenceSet::missing_subjects`]): a rule cannot pass on the
+    /// subjects it was given while others are silently absent.
+    pub fn evaluate(
+        &self,
+        ev: &EvidenceSet,
+        params: &toml::Table,
+        missing: &BTreeMap<ProbeId, Vec<String>>,
+    ) -> Vec<SubjectFinding> {
+        match (self.eval)(ev, params) {
+            Ok(mut v) if !v.is_empty() => {
+                for probe in self.needs {
+                    for subject in missing.get(probe).into_iter().flatten() {
+                        v.push(SubjectFinding::new(
+                            subject.clone(),
+                            Outcome::Error,
+                            format!("no {} evidence", probe.as_str()),
+                            format!("a {} observation of every subject discovery found", probe.as_str()),
+                            format!(
+                                "the evidence holds no {} observation of {subject} (and no failure \
+                                 saying why), although this run's discovery lists it: it was not \
+                                 judged, so this check cannot pass",
+                                probe.as_str()
+                            ),
+                        ));
+                    }
+                }
+                v
+            }
+            Ok(_) => vec![SubjectFinding::new(
+                "evidence",
+                Outcome::Error,
+                "no evidence",
+                format!("evidence from probe(s) {}", self.needs.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")),
+                "the run recorded no evidence this check can judge; absence of evidence never passes",
+            )],
+            Err(e) => vec![SubjectFinding::new(
+                "policy",
+                Outcome::Error,
+                "invalid parameters",
+                "valid parameters",
+                e,
+            )],
+        }
+    }
+}
+
+fn parse_params<P: DeserializeOwned>(t: &toml::Table) -> Result<P, String> {
+    toml::Value::Table(t.clone())
+        .try_into::<P>()
+        .map_err(|e| format!("invalid [check.params]: {}", e.to_string().trim()))
+}
+
+/// Parameters of rules that take none.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_noperm_reply_names_the_rule_to_add() {
+        assert_eq!(
+            super::missing_permission(
+                "127.0.1.1:6379: CONFIG GET answered error `NOPERM this user has no permissions to run the 'config|get' command`"
+            ),
+            "; add +config|get to the audit user's ACL (`epic-audit print-acl` prints the whole line the audit user needs)"
+        );
+        assert!(super::missing_permission(
+            "NOPERM User dev_user has no permissions to run the 'acl|whoami' command"
+        )
+        .contains("+acl|whoami to dev_user's ACL"));
+        assert_eq!(super::missing_permission("TCP connect failed"), "");
+    }
+}
