@@ -31,7 +31,7 @@ pub async fn sdk_config(s: &AwsSettings, t: &Timeouts) -> aws_config::SdkConfig 
 /// [`sdk_config`] from its parts, for callers without a whole `[aws]`
 /// table (the KMS evidence signer): `None` leaves a part to the standard
 /// chain (`AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL`, ...).
-pub async fn sdk_config_for(
+pub(crate) async fn sdk_config_for(
     region: Option<&str>,
     profile: Option<&str>,
     endpoint: Option<&str>,
@@ -125,7 +125,7 @@ where
 
 /// Runs `fut` to completion from synchronous code inside the (multi-thread)
 /// runtime, or on a small runtime of its own outside one.
-pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     match tokio::runtime::Handle::try_current() {
         Ok(h) => tokio::task::block_in_place(|| h.block_on(fut)),
         Err(_) => tokio::runtime::Builder::new_current_thread()

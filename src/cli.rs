@@ -29,7 +29,7 @@ Exit codes (for CI gates):
 /// in the config.
 #[derive(Debug, Parser)]
 #[command(name = "epic-audit", version, about, long_about, after_help = EXIT_CODES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file with the environments.
     #[arg(
         long,
@@ -48,7 +48,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Audit one environment and write its report.
     ///
     /// Discovers every node from the seeds (CLUSTER SHARDS), runs the probes
@@ -178,7 +178,7 @@ pub enum Command {
 
 /// Table or JSON.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Aligned columns.
     Table,
     /// JSON array.
@@ -187,7 +187,7 @@ pub enum Format {
 
 /// `run` arguments.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Environment name from the config (e.g. local, staging, prod).
     /// Repeat it to audit a fleet: the environments are audited
     /// concurrently (at most --max-concurrent at a time), each into its own
@@ -216,7 +216,7 @@ pub struct RunArgs {
 
 /// How the run's files are signed.
 #[derive(Debug, Args, Clone, Default)]
-pub struct Signing {
+pub(crate) struct Signing {
     /// Key to sign with: a PKCS#8 PEM file (Ed25519 or ECDSA P-256), or an
     /// AWS KMS key as awskms:alias/NAME (ECC_NIST_P256, SIGN_VERIFY; reached
     /// with the environment's [aws] settings). Default:
@@ -235,7 +235,7 @@ pub struct Signing {
 
 /// Check selection.
 #[derive(Debug, Args, Clone, Default)]
-pub struct Select {
+pub(crate) struct Select {
     /// Only these areas or check ids (repeatable, comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "AREA_OR_ID")]
     pub only: Vec<String>,
@@ -247,4 +247,4 @@ pub struct Select {
 /// A problem with how the tool was called (exit 3).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);

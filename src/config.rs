@@ -15,7 +15,7 @@ use crate::secret::Secret;
 
 /// The placeholder that config paths may use for the local lab's state
 /// directory (see `epic-audit-lab --help`).
-pub const LAB_DIR_PLACEHOLDER: &str = "${LAB_DIR}";
+pub(crate) const LAB_DIR_PLACEHOLDER: &str = "${LAB_DIR}";
 
 /// The local lab's state directory, which `${LAB_DIR}` in config paths
 /// stands for: `$EPIC_AUDIT_LAB_DIR`, else `$TMPDIR/epic-audit-lab`. The
@@ -190,7 +190,7 @@ pub enum AwsCredentials {
 impl AwsSettings {
     /// Checks what TOML cannot: an endpoint is an http(s) URL, and emulator
     /// credentials are used with a loopback endpoint only.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if let Some(e) = &self.endpoint {
             endpoint_host(e)?;
         }
@@ -361,7 +361,7 @@ impl Config {
     }
 
     /// Parses config text; `path` is used for messages and relative paths.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         cfg.path = path.to_path_buf();
         for (name, env) in &cfg.environments {
@@ -407,7 +407,7 @@ impl Config {
     }
 
     /// The named environment, or an error listing the ones that exist.
-    pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
+    pub(crate) fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
         self.environments.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
             ConfigError::new(
@@ -427,7 +427,7 @@ impl Config {
     /// Resolves a path from the config: `${LAB_DIR}` is replaced by the lab
     /// state directory, and relative paths are taken from the config file's
     /// directory.
-    pub fn resolve_path(&self, p: &Path, lab_dir: &Path) -> PathBuf {
+    pub(crate) fn resolve_path(&self, p: &Path, lab_dir: &Path) -> PathBuf {
         let s = p.to_string_lossy();
         let expanded = if s.contains(LAB_DIR_PLACEHOLDER) {
             PathBuf::from(s.replace(LAB_DIR_PLACEHOLDER, &lab_dir.to_string_lossy()))
@@ -445,7 +445,7 @@ impl Config {
     }
 
     /// Reads the password of `user` in `env_name` from its reference.
-    pub fn resolve_secret(
+    pub(crate) fn resolve_secret(
         &self,
         env_name: &str,
         user: &str,

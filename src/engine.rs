@@ -26,7 +26,7 @@ pub fn run_id(t: chrono::DateTime<Utc>) -> String {
 }
 
 /// Probe names the selected checks need.
-pub fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<ProbeId> {
+pub(crate) fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<ProbeId> {
     let rules = registry();
     selected
         .iter()
@@ -38,7 +38,7 @@ pub fn needed_probes(selected: &[&CheckDef]) -> BTreeSet<ProbeId> {
 
 /// The session-key glob of `policy`: the `pattern` of its session-TTL
 /// check (DATA-005), whether or not that check is selected in this run.
-pub fn session_pattern(policy: &Policy) -> Option<String> {
+pub(crate) fn session_pattern(policy: &Policy) -> Option<String> {
     policy
         .checks
         .iter()
@@ -51,7 +51,7 @@ pub fn session_pattern(policy: &Policy) -> Option<String> {
 /// list is evaluated; the latency load writes inside `policy`'s session
 /// pattern unless its check names a `key_pattern`. Malformed parameters
 /// were rejected when the policy was loaded.
-pub fn probe_inputs(policy: &Policy, selected: &[&CheckDef]) -> ProbeInputs {
+pub(crate) fn probe_inputs(policy: &Policy, selected: &[&CheckDef]) -> ProbeInputs {
     let rules = registry();
     let mut inputs = ProbeInputs::default();
     for c in selected.iter().filter(|c| c.enabled) {
@@ -113,7 +113,7 @@ pub fn probe_inputs(policy: &Policy, selected: &[&CheckDef]) -> ProbeInputs {
 /// Observes the environment: discovery from the seeds, then every other
 /// needed probe concurrently. Never hangs: every probe is bounded by the
 /// context's deadlines, and by an outer deadline as a safety net.
-pub async fn observe(
+pub(crate) async fn observe(
     environment: &str,
     seeds: &[NodeAddr],
     ctx: ProbeContext,

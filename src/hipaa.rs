@@ -18,7 +18,7 @@
 //!   required" too, whatever they found (their findings are listed).
 //!
 //! Every report (Markdown, HTML, OSCAL, the quarterly export) shows these
-//! same statuses in the same words ([`Status::label`], [`COVERAGE`]).
+//! same statuses in the same words ([`Status::label`]).
 
 use std::fmt;
 
@@ -109,7 +109,7 @@ pub fn list(cs: &[Citation]) -> String {
 }
 
 /// What a check without citations is.
-pub const NO_CITATION: &str = "none (service objective or hygiene, not a HIPAA safeguard)";
+pub(crate) const NO_CITATION: &str = "none (service objective or hygiene, not a HIPAA safeguard)";
 
 /// Administrative (164.308) or technical (164.312) safeguard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -150,7 +150,7 @@ pub struct Provision {
 
 impl Provision {
     /// Administrative for 164.308, technical for 164.312.
-    pub fn safeguard(&self) -> Safeguard {
+    pub(crate) fn safeguard(&self) -> Safeguard {
         if self.reference.starts_with("164.308") {
             Safeguard::Administrative
         } else {
@@ -162,7 +162,7 @@ impl Provision {
 /// The provisions a policy may cite (45 CFR 164.308 and 164.312, with
 /// Appendix A's R/A). Policy files citing anything else are refused, so a
 /// typo cannot invent a safeguard.
-pub const PROVISIONS: &[Provision] = &[
+pub(crate) const PROVISIONS: &[Provision] = &[
     p("164.308(a)(1)(ii)(A)", "Risk analysis", Specification::Required, "Conduct an accurate and thorough assessment of the potential risks and vulnerabilities to the confidentiality, integrity, and availability of ePHI"),
     p("164.308(a)(1)(ii)(B)", "Risk management", Specification::Required, "Implement security measures sufficient to reduce risks and vulnerabilities to a reasonable and appropriate level"),
     p("164.308(a)(1)(ii)(D)", "Information system activity review", Specification::Required, "Implement procedures to regularly review records of information system activity, such as audit logs, access reports, and security incident tracking reports"),
@@ -205,15 +205,12 @@ const fn p(
 }
 
 /// The provision `reference` names, if the policy may cite it.
-pub fn provision(reference: &str) -> Option<&'static Provision> {
+pub(crate) fn provision(reference: &str) -> Option<&'static Provision> {
     PROVISIONS.iter().find(|p| p.reference == reference)
 }
 
-/// How much of a provision one run covers: always partial.
-pub const COVERAGE: &str = "automated evidence, partial coverage";
-
 /// What remains for a person to assess, in every report.
-pub fn manual_remainder(p: &Provision) -> String {
+pub(crate) fn manual_remainder(p: &Provision) -> String {
     format!(
         "The policies, procedures, documentation, workforce activities and systems outside this Redis Cluster \
          that 45 CFR {} also requires are not assessed by this tool{}.",

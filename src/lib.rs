@@ -11,7 +11,22 @@
 //! - [`probes`] connect to things and record what they saw; they never judge.
 //! - [`checks`] are pure functions of evidence and policy parameters.
 //! - [`engine`] wires the two together with concurrency and deadlines.
-//! - [`report`] renders the judged result; [`output`] writes it atomically.
+//! - [`report`] renders the judged result; [`run`] owns the run directory
+//!   (layout, writing, finding, verifying), written atomically by [`output`];
+//!   [`sign`] signs and verifies; [`export`] packs a quarter.
+//! - [`aws`] is the AWS plumbing (SDK configuration, errors) under the AWS
+//!   probe, the KMS signer and the lab.
+//!
+//! # The API
+//!
+//! The library has two users besides the `epic-audit` binary: the lab
+//! crate (`lab/`, binary `epic-audit-lab`) and the integration tests. Items
+//! marked `pub` are what they use: the configuration and policy types, the
+//! evidence model (so tests build and judge fixture evidence), the checks'
+//! outcomes and findings, the engine's `observe`/`judge`, the report
+//! renderers, run verification and export, the deadline-bounded Redis
+//! connection (`resp`, `tls`, `net`) and the secrets type. Everything else
+//! is `pub(crate)`: free to change without touching the lab or the tests.
 
 pub mod aws;
 pub mod checks;

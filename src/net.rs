@@ -30,15 +30,15 @@ impl Default for Timeouts {
 
 impl Timeouts {
     /// Connect deadline as a `Duration`.
-    pub fn connect(&self) -> Duration {
+    pub(crate) fn connect(&self) -> Duration {
         Duration::from_millis(self.connect_ms)
     }
     /// Command deadline as a `Duration`.
-    pub fn command(&self) -> Duration {
+    pub(crate) fn command(&self) -> Duration {
         Duration::from_millis(self.command_ms)
     }
     /// Per-node probe deadline as a `Duration`.
-    pub fn probe(&self) -> Duration {
+    pub(crate) fn probe(&self) -> Duration {
         Duration::from_millis(self.probe_ms)
     }
 }
@@ -55,7 +55,7 @@ pub struct NodeAddr {
 
 impl NodeAddr {
     /// Parses `host:port`, `[v6]:port`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (h, p) = rest

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Why the output could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum OutputError {
+pub(crate) enum OutputError {
     /// The destination already holds a run.
     #[error("{0} already exists and is not empty; refusing to overwrite an existing run (choose another --out)")]
     Exists(PathBuf),
@@ -31,7 +31,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
 
 /// Writes `files` (name, contents) as the directory `dest`, atomically.
 /// `dest` must not exist, or be an empty directory.
-pub fn write_run(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<PathBuf, OutputError> {
+pub(crate) fn write_run(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<PathBuf, OutputError> {
     if dest.exists() {
         let empty = fs::read_dir(dest).map_err(io(dest))?.next().is_none();
         if !empty || !dest.is_dir() {
@@ -71,7 +71,7 @@ pub fn write_run(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<PathBuf, Outp
 
 /// Replaces `path` with `data` atomically (temp file in the same
 /// directory, fsync, rename).
-pub fn write_file_atomic(path: &Path, data: &[u8]) -> Result<(), OutputError> {
+pub(crate) fn write_file_atomic(path: &Path, data: &[u8]) -> Result<(), OutputError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -64,7 +64,7 @@ pub enum Area {
 
 impl Area {
     /// All areas, in report order.
-    pub const ALL: [Area; 8] = [
+    pub(crate) const ALL: [Area; 8] = [
         Area::Transport,
         Area::Access,
         Area::Cluster,
@@ -75,7 +75,7 @@ impl Area {
         Area::Performance,
     ];
     /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Area::Transport => "transport",
             Area::Access => "access",

@@ -53,7 +53,10 @@ impl ReplyDecoder {
     /// growing the buffer without bound. Whether the peer closed the
     /// connection is decided by observing a zero-byte read, not by the
     /// parser's error text.
-    pub async fn next<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> Result<Frame, ReadError> {
+    pub(crate) async fn next<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+    ) -> Result<Frame, ReadError> {
         self.next_capped(rd, MAX_REPLY_BYTES).await
     }
 
@@ -87,7 +90,7 @@ impl ReplyDecoder {
 /// The most bytes read for one reply (16 MiB). The largest replies the
 /// audit asks for (CLUSTER NODES of a large cluster, COMMAND DOCS, a SCAN
 /// batch) are well under 1 MiB.
-pub const MAX_REPLY_BYTES: usize = 16 << 20;
+pub(crate) const MAX_REPLY_BYTES: usize = 16 << 20;
 
 /// Counts the bytes read for one reply and notes a zero-byte read (the
 /// peer closed the connection).
@@ -190,7 +193,7 @@ pub enum ConnError {
 
 impl ConnError {
     /// A short stable kind for evidence (`timeout`, `connect`, ...).
-    pub fn kind(&self) -> FailureKind {
+    pub(crate) fn kind(&self) -> FailureKind {
         match self {
             ConnError::Connect { .. } => FailureKind::Connect,
             ConnError::Timeout { .. } => FailureKind::Timeout,
@@ -213,7 +216,7 @@ impl From<ConnError> for ProbeFailure {
 }
 
 /// A byte stream a connection runs over (TLS or plain TCP).
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One connection to one node.
@@ -233,7 +236,7 @@ pub struct RedisConn {
 
 /// Name of a command for messages: the command word and, for container
 /// commands, the subcommand. Never any other argument.
-pub fn command_name(args: &[&[u8]]) -> String {
+pub(crate) fn command_name(args: &[&[u8]]) -> String {
     let word = |b: &[u8]| String::from_utf8_lossy(b).to_ascii_uppercase();
     match args {
         [] => "(empty)".to_string(),
@@ -250,7 +253,7 @@ pub fn command_name(args: &[&[u8]]) -> String {
 }
 
 /// Encodes one command as a RESP array of bulk strings (redis-rs packing).
-pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+pub(crate) fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     let mut cmd = redis::Cmd::new();
     for a in args {
         cmd.arg(*a);
@@ -328,7 +331,8 @@ impl RedisConn {
     }
 
     /// Wraps an already-connected stream (plaintext probes, tests).
-    pub fn from_stream<S>(stream: S, addr: String, command_timeout: Duration) -> RedisConn
+    #[cfg(test)]
+    pub(crate) fn from_stream<S>(stream: S, addr: String, command_timeout: Duration) -> RedisConn
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -357,24 +361,24 @@ impl RedisConn {
 
     /// Whether a command did not complete on this connection (its replies
     /// may still be pending): such a connection is never reused.
-    pub fn is_broken(&self) -> bool {
+    pub(crate) fn is_broken(&self) -> bool {
         self.broken
     }
 
     /// The address this connection goes to.
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         &self.addr
     }
 
     /// The underlying stream and the decoder (with any bytes already read
     /// but not decoded), for callers that drive the protocol themselves
     /// (open-loop load).
-    pub fn into_parts(self) -> (Box<dyn Stream>, ReplyDecoder) {
+    pub(crate) fn into_parts(self) -> (Box<dyn Stream>, ReplyDecoder) {
         (self.stream, self.decoder)
     }
 
     /// `AUTH user password`. The error names the user, never the password.
-    pub async fn auth(&mut self, user: &str, password: &Secret) -> Result<(), ConnError> {
+    pub(crate) async fn auth(&mut self, user: &str, password: &Secret) -> Result<(), ConnError> {
         let args: [&[u8]; 3] = [b"AUTH", user.as_bytes(), password.expose().as_bytes()];
         match self.raw(&[&args[..]], "AUTH").await?.pop() {
             Some(Frame::Okay | Frame::SimpleString(_)) => Ok(()),
@@ -392,7 +396,7 @@ impl RedisConn {
     }
 
     /// Sends one command; an error reply becomes [`ConnError::Server`].
-    pub async fn cmd(&mut self, args: &[&[u8]]) -> Result<Frame, ConnError> {
+    pub(crate) async fn cmd(&mut self, args: &[&[u8]]) -> Result<Frame, ConnError> {
         let name = command_name(args);
         match self.raw(&[args], &name).await?.pop() {
             Some(Frame::ServerError(e)) => Err(ConnError::Server {
@@ -489,7 +493,7 @@ impl RedisConn {
 }
 
 /// Short description of a frame for "unexpected reply" messages.
-pub fn describe(f: Option<&Frame>) -> String {
+pub(crate) fn describe(f: Option<&Frame>) -> String {
     match f {
         None => "nothing".into(),
         Some(Frame::Okay) => "status `OK`".into(),
@@ -516,7 +520,7 @@ pub fn as_text(f: &Frame) -> Option<String> {
 /// The (key, value) pairs of a map reply: a RESP3 map, or the RESP2 flat
 /// array of alternating keys and values (CLUSTER SHARDS, ACL GETUSER, ACL
 /// LOG entries, COMMAND DOCS).
-pub fn map_pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
+pub(crate) fn map_pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
     match f {
         Frame::Map(kv) => kv
             .iter()

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// `N` bytes from the operating system's random source, or its error.
-pub fn try_random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+pub(crate) fn try_random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b)?;
     Ok(b)
@@ -15,7 +15,7 @@ pub fn try_random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
 /// draws its salt with [`try_random`] before any probe and stops with exit
 /// 4 if the source fails, and a probe task that panics becomes that
 /// target's `internal` error, never a pass.
-pub fn random<const N: usize>() -> [u8; N] {
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     try_random().unwrap_or_else(|e| panic!("the OS random source failed: {e}"))
 }
 

@@ -33,25 +33,23 @@ use sha2::{Digest, Sha256};
 use crate::config::ConfigError;
 
 /// File name of the envelope inside a run directory.
-pub const ENVELOPE: &str = "manifest.dsse.json";
+pub(crate) const ENVELOPE: &str = "manifest.dsse.json";
 /// File name of the Sigstore bundle holding the same envelope.
-pub const BUNDLE: &str = "manifest.sigstore.json";
+pub(crate) const BUNDLE: &str = "manifest.sigstore.json";
 /// Media type of a Sigstore bundle v0.3.
-pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+pub(crate) const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// DSSE payload type of an in-toto Statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// in-toto Statement type.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// Our predicate type: a URI (cosign's `--type` takes URIs). The `.invalid`
 /// top-level domain (RFC 2606) never resolves, so no one else's page can
 /// ever answer for it.
-pub const PREDICATE_TYPE: &str = "https://epic-audit.invalid/predicate/run/v1";
-/// The predicate type before 0.2 (still verified).
-pub const LEGACY_PREDICATE_TYPE: &str = "urn:epic-audit:predicate:run:v1";
+pub(crate) const PREDICATE_TYPE: &str = "https://epic-audit.invalid/predicate/run/v1";
 /// Environment variable naming the private key file (or `awskms:` key).
-pub const KEY_ENV: &str = "EPIC_AUDIT_SIGNING_KEY";
+pub(crate) const KEY_ENV: &str = "EPIC_AUDIT_SIGNING_KEY";
 /// Prefix of a signing-key reference that names an AWS KMS key.
-pub const KMS_PREFIX: &str = "awskms:";
+pub(crate) const KMS_PREFIX: &str = "awskms:";
 /// The largest message KMS `Sign` takes as RAW; longer ones go as DIGEST.
 pub const KMS_RAW_LIMIT: usize = 4096;
 
@@ -154,7 +152,7 @@ impl PublicKey {
     }
 
     /// Reads an SPKI PEM public key of either type.
-    pub fn from_pem(pem: &str) -> Option<PublicKey> {
+    pub(crate) fn from_pem(pem: &str) -> Option<PublicKey> {
         let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
         (p.label == "PUBLIC KEY")
             .then(|| PublicKey::from_spki_der(&p.contents))
@@ -162,7 +160,7 @@ impl PublicKey {
     }
 
     /// SPKI DER.
-    pub fn spki_der(&self) -> Vec<u8> {
+    pub(crate) fn spki_der(&self) -> Vec<u8> {
         match self {
             PublicKey::Ed25519(k) => k
                 .to_public_key_der()
@@ -178,7 +176,7 @@ impl PublicKey {
     }
 
     /// `Ed25519` or `ECDSA P-256`.
-    pub fn algorithm(&self) -> &'static str {
+    pub(crate) fn algorithm(&self) -> &'static str {
         match self {
             PublicKey::Ed25519(_) => "Ed25519",
             PublicKey::EcdsaP256(_) => "ECDSA P-256",
@@ -211,7 +209,7 @@ impl PublicKey {
     }
 
     /// Whether `sig` is this key's signature over `message`.
-    pub fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verifies(&self, message: &[u8], sig: &[u8]) -> bool {
         match self {
             PublicKey::Ed25519(k) => <[u8; 64]>::try_from(sig).is_ok_and(|b| {
                 k.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&b))
@@ -237,7 +235,7 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 }
 
 /// Reads an SPKI PEM public key (Ed25519 or ECDSA P-256).
-pub fn load_public(path: &Path) -> Result<PublicKey, ConfigError> {
+pub(crate) fn load_public(path: &Path) -> Result<PublicKey, ConfigError> {
     let pem = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path, format!("cannot read the public key: {}", e.kind())))?;
     PublicKey::from_pem(&pem).ok_or_else(|| {
@@ -252,7 +250,7 @@ pub fn load_public(path: &Path) -> Result<PublicKey, ConfigError> {
 /// fits KMS's RAW limit, else its SHA-256 as a DIGEST. Either way the
 /// signature is ECDSA-SHA256 over the PAE, which is what verifiers check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KmsMessage {
+pub(crate) enum KmsMessage {
     /// `MessageType=RAW`: KMS hashes it with SHA-256.
     Raw(Vec<u8>),
     /// `MessageType=DIGEST`: the SHA-256 of the PAE.
@@ -261,7 +259,7 @@ pub enum KmsMessage {
 
 impl KmsMessage {
     /// The request for `pae`.
-    pub fn for_pae(pae: &[u8]) -> KmsMessage {
+    pub(crate) fn for_pae(pae: &[u8]) -> KmsMessage {
         if pae.len() <= KMS_RAW_LIMIT {
             KmsMessage::Raw(pae.to_vec())
         } else {
@@ -270,7 +268,7 @@ impl KmsMessage {
     }
 
     /// `RAW` or `DIGEST`, as KMS names them.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             KmsMessage::Raw(_) => "RAW",
             KmsMessage::Digest(_) => "DIGEST",
@@ -364,7 +362,7 @@ impl RunSigner {
     /// or `alias/NAME`). Its public key comes from `GetPublicKey`, which
     /// also proves the key exists, is allowed to us, and is an
     /// ECC_NIST_P256 SIGN_VERIFY key with ECDSA_SHA_256.
-    pub fn kms(
+    pub(crate) fn kms(
         reference: &str,
         conf: &aws_config::SdkConfig,
         deadline: Duration,
@@ -507,7 +505,7 @@ impl RunSigner {
 
     /// The envelope for files given as (name, SHA-256 hex), so large files
     /// can be hashed while streaming.
-    pub fn envelope_for_digests(
+    pub(crate) fn envelope_for_digests(
         &self,
         digests: &[(String, String)],
         predicate_type: &str,
@@ -643,7 +641,7 @@ pub struct Verified {
 /// sentence it always was (`valid (key <id>)`, or what failed), so
 /// export.json keeps its form; code decides by the variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verification {
+pub(crate) enum Verification {
     /// Signature and every digest hold, and report.json is readable.
     Valid {
         /// The key id that signed.
@@ -657,7 +655,7 @@ pub enum Verification {
 
 impl Verification {
     /// True when the run verified.
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         matches!(self, Verification::Valid { .. })
     }
 }
@@ -685,7 +683,7 @@ impl serde::Serialize for Verification {
 /// by `key`, then every listed digest, every missing file and every file
 /// the manifest does not list. Subject names may be relative paths
 /// (`runs/<id>/report.json` in an export) but never absolute or with `..`.
-pub fn verify_files(
+pub(crate) fn verify_files(
     files: &BTreeMap<String, Vec<u8>>,
     key: &PublicKey,
 ) -> Result<Verified, Vec<String>> {
@@ -706,7 +704,7 @@ pub fn verify_files(
 /// present), which must carry the same envelope. Names a bad signature,
 /// every modified or missing file, and every file the manifest does not
 /// list.
-pub fn verify_digests(
+pub(crate) fn verify_digests(
     text: &[u8],
     bundle: Option<&[u8]>,
     files: &BTreeMap<String, String>,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-pub use crate::evidence::Handshakes;
+pub(crate) use crate::evidence::Handshakes;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -105,13 +105,13 @@ impl TlsClient {
     /// The client certificate and key, loaded and checked once for the run:
     /// for the other configs that present them (the TLS probe's, the
     /// expiry-tolerant one).
-    pub fn client_cert(&self) -> Arc<dyn rustls::client::ResolvesClientCert> {
+    pub(crate) fn client_cert(&self) -> Arc<dyn rustls::client::ResolvesClientCert> {
         self.config.client_auth_cert_resolver.clone()
     }
 
     /// Counts one completed handshake with `addr` and keeps what the first
     /// full one presented (see [`TlsClient::verified`]).
-    pub fn record_handshake(&self, addr: &str, conn: &rustls::ClientConnection) {
+    pub(crate) fn record_handshake(&self, addr: &str, conn: &rustls::ClientConnection) {
         let full = conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed);
         {
             let mut m = self.handshakes.lock().expect("not poisoned");
@@ -137,7 +137,7 @@ impl TlsClient {
 
     /// The connection gate of `addr`, once a handshake with it completed
     /// (a node that never answered is not gated: nothing to resume).
-    pub fn gate(&self, addr: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+    pub(crate) fn gate(&self, addr: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
         if !self
             .handshakes
             .lock()
@@ -151,7 +151,7 @@ impl TlsClient {
     }
 
     /// The first verified full handshake with `addr`, if one was made.
-    pub fn verified_handshake(&self, addr: &str) -> Option<VerifiedHandshake> {
+    pub(crate) fn verified_handshake(&self, addr: &str) -> Option<VerifiedHandshake> {
         self.verified
             .lock()
             .expect("not poisoned")
@@ -160,12 +160,12 @@ impl TlsClient {
     }
 
     /// The handshakes counted so far.
-    pub fn handshake_counts(&self) -> BTreeMap<String, Handshakes> {
+    pub(crate) fn handshake_counts(&self) -> BTreeMap<String, Handshakes> {
         self.handshakes.lock().expect("not poisoned").clone()
     }
 
     /// The name certificates are verified against for `host`.
-    pub fn server_name_for(&self, host: &str) -> Result<ServerName<'static>, String> {
+    pub(crate) fn server_name_for(&self, host: &str) -> Result<ServerName<'static>, String> {
         let name = self.server_name.as_deref().unwrap_or(host);
         ServerName::try_from(name.to_string())
             .map_err(|_| format!("`{name}` is neither an IP address nor a valid DNS name"))
@@ -173,7 +173,7 @@ impl TlsClient {
 }
 
 /// `TLSv1.3`, `TLSv1.2`, ... as evidence names a negotiated protocol.
-pub fn protocol_name(v: Option<rustls::ProtocolVersion>) -> Option<String> {
+pub(crate) fn protocol_name(v: Option<rustls::ProtocolVersion>) -> Option<String> {
     v.map(|p| match p {
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
         rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),

@@ -64,7 +64,11 @@ pub struct WaiverStatus {
 }
 
 /// Parses `waivers.toml` text; every waiver must name a known check.
-pub fn parse(text: &str, file: &Path, known_checks: &[String]) -> Result<Vec<Waiver>, ConfigError> {
+pub(crate) fn parse(
+    text: &str,
+    file: &Path,
+    known_checks: &[String],
+) -> Result<Vec<Waiver>, ConfigError> {
     let parsed: WaiverFile =
         toml::from_str(text).map_err(|e| crate::config::toml_error(file, text, &e))?;
     let mut out = Vec::new();
@@ -95,7 +99,7 @@ pub fn parse(text: &str, file: &Path, known_checks: &[String]) -> Result<Vec<Wai
 }
 
 /// Whether `w` is in force at `at` (expiry day inclusive).
-pub fn in_force(w: &Waiver, at: DateTime<Utc>) -> bool {
+pub(crate) fn in_force(w: &Waiver, at: DateTime<Utc>) -> bool {
     at.date_naive() <= w.expires
 }
 
@@ -108,7 +112,12 @@ fn matches(w: &Waiver, check: &str, subject: &str) -> bool {
 
 /// Applies waivers to a check's findings, judged at `at` (the time of
 /// observation, so re-evaluation is reproducible).
-pub fn apply(waivers: &[Waiver], check: &str, subjects: &mut [SubjectFinding], at: DateTime<Utc>) {
+pub(crate) fn apply(
+    waivers: &[Waiver],
+    check: &str,
+    subjects: &mut [SubjectFinding],
+    at: DateTime<Utc>,
+) {
     for s in subjects.iter_mut().filter(|s| s.outcome == Outcome::Fail) {
         let matching: Vec<&Waiver> = waivers
             .iter()
@@ -130,7 +139,7 @@ pub fn apply(waivers: &[Waiver], check: &str, subjects: &mut [SubjectFinding], a
 }
 
 /// Every waiver with its status at `at`.
-pub fn statuses(waivers: &[Waiver], at: DateTime<Utc>) -> Vec<WaiverStatus> {
+pub(crate) fn statuses(waivers: &[Waiver], at: DateTime<Utc>) -> Vec<WaiverStatus> {
     waivers
         .iter()
         .map(|w| WaiverStatus {

@@ -31,7 +31,7 @@ one `auth` entry to the node's ACL LOG), and for each user configured in the env
 with its real password followed by ACL WHOAMI. ACL GETUSER default supplies the on/off flag.";
 
 /// The access rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "access.acl_consistent",
@@ -82,13 +82,13 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
-pub use crate::evidence::glob;
+pub(crate) use crate::evidence::glob;
 
 /// An ACL LIST line in canonical form. Redis prints category rules in a
 /// fixed order but individual `+cmd`/`-cmd` rules in hash-table order, and
 /// those name distinct commands, so their order carries no meaning: they
 /// are sorted. Everything else keeps its order.
-pub fn canonical_rule(rule: &str) -> Vec<String> {
+pub(crate) fn canonical_rule(rule: &str) -> Vec<String> {
     let (mut head, mut cmds): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for t in rule.split_whitespace() {
         let individual = (t.starts_with('+') || t.starts_with('-')) && !t[1..].starts_with('@');
@@ -195,7 +195,7 @@ fn acl_consistent(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `access.expected_users`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExpectedUsers {
+pub(crate) struct ExpectedUsers {
     /// Exactly these users must exist.
     pub users: Vec<String>,
 }
@@ -320,7 +320,7 @@ fn default_disabled(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `access.permissions`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Permissions {
+pub(crate) struct Permissions {
     /// The user judged (also swept by the probe).
     pub user: String,
     /// Key patterns the user may reach; a key matching none must be denied.
@@ -349,7 +349,7 @@ pub struct Permissions {
 /// Outcome of a denied positive control.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum MissingAllowed {
+pub(crate) enum MissingAllowed {
     /// A warning.
     #[default]
     Warn,
@@ -621,7 +621,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
 /// Parameters of `access.cases`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Cases {
+pub(crate) struct Cases {
     /// The cases.
     pub cases: Vec<DryRunCase>,
 }
@@ -765,7 +765,7 @@ fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `access.auth_failures`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthFailures {
+pub(crate) struct AuthFailures {
     /// Warn above this many failed authentications in the window.
     pub max_failures: u64,
     /// Only entries whose newest occurrence is this recent count.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::rule::{each, NoParams, Outcome, Rule, SubjectFinding};
-pub use crate::evidence::topology::SLOTS;
+pub(crate) use crate::evidence::topology::SLOTS;
 use crate::evidence::topology::{majority, owners};
 use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, ProbeId, SlotRange};
 
@@ -15,7 +15,7 @@ CLUSTER SHARDS, CLUSTER INFO and INFO server over TLS with the client certificat
 configured audit user. Read-only; one pipelined round trip per node, bounded by the timeouts.";
 
 /// The cluster rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "cluster.slot_coverage",
@@ -65,7 +65,7 @@ pub fn rules() -> Vec<Rule> {
 }
 
 /// Collapses a per-slot predicate into inclusive ranges where it holds.
-pub fn ranges_where(pred: impl Fn(usize) -> bool) -> Vec<SlotRange> {
+pub(crate) fn ranges_where(pred: impl Fn(usize) -> bool) -> Vec<SlotRange> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     for s in 0..=SLOTS {
@@ -86,7 +86,7 @@ pub fn ranges_where(pred: impl Fn(usize) -> bool) -> Vec<SlotRange> {
 }
 
 /// `a-b, c` for messages.
-pub fn fmt_ranges(r: &[SlotRange]) -> String {
+pub(crate) fn fmt_ranges(r: &[SlotRange]) -> String {
     if r.is_empty() {
         return "none".into();
     }
@@ -431,7 +431,7 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `cluster.topology`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TopologyParams {
+pub(crate) struct TopologyParams {
     /// Expected number of masters serving slots.
     pub masters: Option<usize>,
     /// Expected slot ranges, one per master, inclusive.

@@ -14,7 +14,7 @@ appendfsync maxmemory-policy protected-mode enable-debug-command enable-module-c
 cluster-require-full-coverage aclfile, INFO persistence and INFO replication. Read-only.";
 
 /// The data and monitoring rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![
         Rule::new("data.aof", &[ProbeId::DataConfig], CONFIG_METHOD, aof),
         Rule::new("data.eviction", &[ProbeId::DataConfig], CONFIG_METHOD, eviction),
@@ -53,7 +53,7 @@ fn get<'a>(v: &'a DataNodeView, k: &str) -> &'a str {
 /// Parameters of `data.aof`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AofParams {
+pub(crate) struct AofParams {
     /// Allowed appendfsync values.
     pub allowed_fsync: Vec<String>,
 }
@@ -109,7 +109,7 @@ fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
 /// Parameters of `data.eviction`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EvictionParams {
+pub(crate) struct EvictionParams {
     /// Required maxmemory-policy.
     pub policy: String,
 }
@@ -179,7 +179,7 @@ fn hardening(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `data.replicas`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReplicaParams {
+pub(crate) struct ReplicaParams {
     /// Replicas each master should have online.
     pub min_replicas: usize,
 }

@@ -19,7 +19,7 @@ ListAliases. AWS-managed keys are recognised by alias/ARN (`alias/aws/...`) as w
 KeyManager. Read-only.";
 
 /// The encryption rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "encryption.volumes",
@@ -253,7 +253,7 @@ fn key_rotation(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `encryption.key_spec`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeySpecParams {
+pub(crate) struct KeySpecParams {
     /// Required key spec (AES-256-GCM is `SYMMETRIC_DEFAULT`).
     pub key_spec: String,
 }

@@ -9,19 +9,17 @@
 
 use std::collections::BTreeMap;
 
-pub mod access;
-pub mod cluster;
-pub mod data;
-pub mod encryption;
-pub mod network;
-pub mod performance;
-pub mod placement;
-pub mod rule;
+pub(crate) mod access;
+pub(crate) mod cluster;
+pub(crate) mod data;
+pub(crate) mod encryption;
+pub(crate) mod network;
+pub(crate) mod performance;
+pub(crate) mod placement;
+pub(crate) mod rule;
 pub mod transport;
 
-pub use rule::{
-    each, first_of, missing_permission, with_aws, NoParams, Outcome, Rule, SubjectFinding,
-};
+pub use rule::{Outcome, Rule, SubjectFinding};
 
 /// Every rule, by name.
 pub fn registry() -> BTreeMap<&'static str, Rule> {

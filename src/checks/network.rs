@@ -22,7 +22,7 @@ interfaces), GetManagedPrefixListEntries for referenced prefix lists, and Descri
 VPC CIDR blocks. Read-only; every list call paginated.";
 
 /// The network rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![Rule::new(
         "network.sg_allowlist",
         &[ProbeId::Aws],
@@ -34,7 +34,7 @@ pub fn rules() -> Vec<Rule> {
 /// A source the allowlist permits.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub enum Allowed {
+pub(crate) enum Allowed {
     /// The CIDR blocks (IPv4 and IPv6) of the cluster instances' VPCs.
     Vpc,
     /// A CIDR (the source must lie within it).
@@ -74,7 +74,7 @@ impl std::fmt::Display for Allowed {
 /// One allowlist entry: TCP ports and who may reach them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AllowEntry {
+pub(crate) struct AllowEntry {
     /// TCP ports.
     pub ports: Vec<u16>,
     /// Allowed sources.
@@ -86,21 +86,21 @@ pub struct AllowEntry {
 /// Parameters of `network.sg_allowlist`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AllowlistParams {
+pub(crate) struct AllowlistParams {
     /// The allowlist; any other ingress fails.
     pub allow: Vec<AllowEntry>,
 }
 
 /// An IPv4 or IPv6 network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
     /// Parses `a.b.c.d/n` or `x::/n` (a bare address is a /32 or /128).
-    pub fn parse(s: &str) -> Result<Cidr, String> {
+    pub(crate) fn parse(s: &str) -> Result<Cidr, String> {
         let (a, p) = s.split_once('/').unwrap_or((s, ""));
         let addr: IpAddr = a
             .parse()
@@ -125,7 +125,7 @@ impl Cidr {
     }
 
     /// True when every address of `self` lies in `outer`.
-    pub fn within(&self, outer: &Cidr) -> bool {
+    pub(crate) fn within(&self, outer: &Cidr) -> bool {
         let ((a, w), (b, w2)) = (self.bits(), outer.bits());
         if w != w2 || self.prefix < outer.prefix {
             return false;
@@ -136,7 +136,7 @@ impl Cidr {
     }
 
     /// `0.0.0.0/0` or `::/0`.
-    pub fn is_everything(&self) -> bool {
+    pub(crate) fn is_everything(&self) -> bool {
         self.prefix == 0
     }
 }

@@ -8,8 +8,13 @@ use crate::evidence::{Distribution, ProbeId};
 
 /// Parameters of `performance.p99`: the objective and the workload that
 /// measures it (the workload fields go to the probe).
+///
+/// The workload fields are declared here so the policy is validated in one
+/// place (unknown keys rejected); the engine hands them to the latency
+/// probe from the policy table, so this rule never reads them itself.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct P99Params {
     /// Corrected p99 must not exceed this (µs); p99.9 above it warns.
     pub threshold_us: u64,
@@ -58,7 +63,7 @@ fn min_samples() -> u64 {
 }
 
 /// The performance rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![Rule::new(
         "performance.p99",
         &[ProbeId::Latency],
@@ -82,7 +87,7 @@ fn fmt_us(v: u64) -> String {
 }
 
 /// `p50 .. max` of a distribution, for findings.
-pub fn describe(d: &Distribution) -> String {
+pub(crate) fn describe(d: &Distribution) -> String {
     format!(
         "p50 {}, p90 {}, p99 {}, p99.9 {}, max {} (n={})",
         fmt_us(d.p50_us),

@@ -17,7 +17,7 @@ to the AWS inventory: each node's address (or its aws.node_ip_map entry) matched
 IPs of the instances found by the discovery tag (ec2 DescribeInstances, DescribeVpcs). Read-only.";
 
 /// The placement rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "placement.masters_az",
@@ -179,7 +179,7 @@ fn replica_az(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `placement.nodes_vpc`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VpcParams {
+pub(crate) struct VpcParams {
     /// The IPv4 CIDR block of the VPC the cluster must live in.
     pub vpc_cidr: String,
 }

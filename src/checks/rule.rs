@@ -40,7 +40,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Lower-case name as used in reports.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
             Outcome::Skip => "skip",
@@ -53,7 +53,7 @@ impl Outcome {
     }
 
     /// All outcomes, in report order.
-    pub const ALL: [Outcome; 7] = [
+    pub(crate) const ALL: [Outcome; 7] = [
         Outcome::Pass,
         Outcome::Fail,
         Outcome::Error,
@@ -66,7 +66,7 @@ impl Outcome {
     /// The outcome of a check from its subjects: fail beats error beats warn
     /// beats waived beats pass beats skip. No subjects at all is an error:
     /// absence of evidence never passes.
-    pub fn aggregate(subjects: &[SubjectFinding]) -> Outcome {
+    pub(crate) fn aggregate(subjects: &[SubjectFinding]) -> Outcome {
         subjects
             .iter()
             .map(|s| s.outcome)
@@ -98,7 +98,7 @@ pub struct SubjectFinding {
 
 impl SubjectFinding {
     /// A finding with an explicit outcome.
-    pub fn new(
+    pub(crate) fn new(
         subject: impl Into<String>,
         outcome: Outcome,
         observed: impl Into<String>,
@@ -116,7 +116,7 @@ impl SubjectFinding {
 
     /// `error` because the probe could not observe the subject. A refused
     /// command (NOPERM) names the ACL rule that would allow it.
-    pub fn unobserved(subject: &str, expected: impl Into<String>, f: &ProbeFailure) -> Self {
+    pub(crate) fn unobserved(subject: &str, expected: impl Into<String>, f: &ProbeFailure) -> Self {
         SubjectFinding::new(
             subject,
             Outcome::Error,
@@ -136,7 +136,7 @@ impl SubjectFinding {
 /// empty. The user is the one the reply or the message names (`User U`,
 /// `as U`), else the audit user, as whom every probe but the latency load
 /// connects.
-pub fn missing_permission(message: &str) -> String {
+pub(crate) fn missing_permission(message: &str) -> String {
     let Some(cmd) = message
         .split("has no permissions to run the '")
         .nth(1)
@@ -161,7 +161,7 @@ pub fn missing_permission(message: &str) -> String {
 
 /// One finding per subject: `f` judges each observed subject, and every
 /// subject the probe could not observe becomes `error` (never `pass`).
-pub fn each<T: ?Sized>(
+pub(crate) fn each<T: ?Sized>(
     items: Vec<(&str, Result<&T, &ProbeFailure>)>,
     expected: &str,
     mut f: impl FnMut(&str, &T) -> SubjectFinding,
@@ -179,7 +179,7 @@ pub fn each<T: ?Sized>(
 /// table gives `incomplete` (not audited, saying how to audit it or leave
 /// the check out); an inventory that could not be read gives `error`
 /// naming the failed call.
-pub fn with_aws(
+pub(crate) fn with_aws(
     ev: &EvidenceSet,
     expected: &str,
     mut f: impl FnMut(&crate::evidence::AwsInventory) -> Vec<SubjectFinding>,
@@ -207,7 +207,7 @@ pub fn with_aws(
 }
 
 /// `a, b, c, … (n in all)`: the first `max` items of a list for a message.
-pub fn first_of(items: &[String], max: usize) -> String {
+pub(crate) fn first_of(items: &[String], max: usize) -> String {
     let mut s = items
         .iter()
         .take(max)
@@ -239,7 +239,7 @@ pub struct Rule {
 impl Rule {
     /// Builds a rule from a typed function; `P` is its parameter struct,
     /// deserialised from the policy's `[check.params]` table.
-    pub fn new<P: DeserializeOwned + 'static>(
+    pub(crate) fn new<P: DeserializeOwned + 'static>(
         name: &'static str,
         needs: &'static [ProbeId],
         method: &'static str,
@@ -265,7 +265,7 @@ impl Rule {
     /// the evidence holds nothing (`missing`, from
     /// [`EvidenceSet::missing_subjects`]): a rule cannot pass on the
     /// subjects it was given while others are silently absent.
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         &self,
         ev: &EvidenceSet,
         params: &toml::Table,
@@ -318,7 +318,7 @@ fn parse_params<P: DeserializeOwned>(t: &toml::Table) -> Result<P, String> {
 /// Parameters of rules that take none.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NoParams {}
+pub(crate) struct NoParams {}
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ connect and an inline PING on the plaintext port if one is configured, on every 
 cluster advertises for the node (CLUSTER SHARDS `port`), and on the policy's extra ports.";
 
 /// The transport rules.
-pub fn rules() -> Vec<Rule> {
+pub(crate) fn rules() -> Vec<Rule> {
     vec![
         Rule::new(
             "transport.protocol_versions",
@@ -118,7 +118,7 @@ fn with_leaf(
 /// Parameters of `transport.protocol_versions`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Versions {
+pub(crate) struct Versions {
     /// Versions that may be accepted, e.g. `["TLSv1.3"]`.
     pub allowed: Vec<String>,
 }
@@ -237,7 +237,7 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
 /// Parameters of `transport.cert_key`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyParams {
+pub(crate) struct KeyParams {
     /// Allowed key types (`RSA`, `EC`).
     pub key_types: Vec<String>,
     /// Minimum RSA modulus size in bits.
@@ -300,7 +300,7 @@ fn cert_key(ev: &EvidenceSet, p: &KeyParams) -> Vec<SubjectFinding> {
 /// Parameters of `transport.cert_signature`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SigParams {
+pub(crate) struct SigParams {
     /// Substrings (lower-case) of forbidden signature algorithms.
     pub forbidden: Vec<String>,
 }
@@ -354,7 +354,7 @@ fn cert_signature(ev: &EvidenceSet, p: &SigParams) -> Vec<SubjectFinding> {
 /// Parameters of `transport.cert_validity`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ValidityParams {
+pub(crate) struct ValidityParams {
     /// Fail when the certificate expires within this many days.
     pub fail_within_days: i64,
     /// Warn when it expires within this many days.
@@ -640,7 +640,7 @@ fn internode_tls(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 /// Parameters of `transport.client_certs`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClientCertParams {
+pub(crate) struct ClientCertParams {
     /// Clients must present a certificate (`tls-auth-clients yes`).
     pub require: bool,
 }

@@ -5,7 +5,7 @@ use crate::cli::Format;
 use crate::policy::Policy;
 
 /// The `checks` listing.
-pub fn render_catalogue(p: &Policy, format: Format) -> String {
+pub(crate) fn render_catalogue(p: &Policy, format: Format) -> String {
     match format {
         Format::Json => {
             let v: Vec<serde_json::Value> = p
@@ -52,7 +52,7 @@ pub fn render_catalogue(p: &Policy, format: Format) -> String {
 }
 
 /// The `explain` text.
-pub fn explain(c: &crate::policy::CheckDef) -> String {
+pub(crate) fn explain(c: &crate::policy::CheckDef) -> String {
     let rules = crate::checks::registry();
     let method = rules
         .get(c.rule.as_str())
@@ -116,7 +116,7 @@ fn textwrap(s: &str, width: usize) -> String {
 
 /// The `user NAME ...` line of the least-privilege audit user for
 /// `policy` (its session patterns), with a comment saying how to use it.
-pub fn print_acl(policy: &Policy, user: &str) -> String {
+pub(crate) fn print_acl(policy: &Policy, user: &str) -> String {
     let patterns: Vec<String> = crate::engine::session_pattern(policy).into_iter().collect();
     format!(
         "# The least-privilege user epic-audit audits as (read-only; see `epic-audit print-acl --help`).\n\

@@ -8,7 +8,7 @@ use crate::cli::UsageError;
 use crate::report::Report;
 
 /// Prints the differences from `run_a` to `run_b`.
-pub fn diff(run_a: &Path, run_b: &Path) -> Result<u8> {
+pub(crate) fn diff(run_a: &Path, run_b: &Path) -> Result<u8> {
     let load =
         |p: &Path| -> Result<Report> { Ok(crate::run::find::load_report(p).map_err(UsageError)?) };
     let (a, b) = (load(run_a)?, load(run_b)?);

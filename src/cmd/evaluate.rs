@@ -10,7 +10,7 @@ use crate::engine;
 use crate::evidence::EvidenceSet;
 
 /// Judges the evidence at `path` with the current policy.
-pub fn evaluate(
+pub(crate) fn evaluate(
     cli: &Cli,
     path: &Path,
     out: Option<&Path>,

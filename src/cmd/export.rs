@@ -11,7 +11,7 @@ use crate::output::OutputError;
 
 /// Exports `env`'s runs of `quarter`.
 #[allow(clippy::too_many_arguments)]
-pub fn export(
+pub(crate) fn export(
     cli: &Cli,
     env: &str,
     quarter: crate::export::Quarter,

@@ -25,7 +25,7 @@ use crate::report::{junit, Report, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
 /// One environment's line in the fleet summary.
 #[derive(Debug, Serialize)]
-pub struct FleetEntry {
+pub(crate) struct FleetEntry {
     /// Environment name.
     pub environment: String,
     /// `pass`, `fail`, `error`, `incomplete`; `not audited` when no run
@@ -46,7 +46,7 @@ pub struct FleetEntry {
 /// The overall verdict of a fleet: `fail` if any environment failed, else
 /// `error` if any could not be fully judged or audited, else `pass`; and
 /// its exit code (1, 2, 0).
-pub fn overall(entries: &[FleetEntry]) -> (&'static str, u8) {
+pub(crate) fn overall(entries: &[FleetEntry]) -> (&'static str, u8) {
     if entries.iter().any(|e| e.exit_code == EXIT_FAIL) {
         ("FAIL", EXIT_FAIL)
     } else if entries.iter().any(|e| e.exit_code != EXIT_PASS) {
@@ -57,7 +57,7 @@ pub fn overall(entries: &[FleetEntry]) -> (&'static str, u8) {
 }
 
 /// Audits every `--env` of `args` and prints and writes the fleet summary.
-pub async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -> Result<u8> {
+pub(crate) async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -> Result<u8> {
     if args.out.is_some() {
         return Err(UsageError(
             "--out names one run's directory; with several --env each run goes to \
@@ -91,11 +91,7 @@ pub async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -> Resul
             &fleet_id,
         )
     });
-    if dest.exists()
-        && std::fs::read_dir(&dest)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
+    if crate::run::occupied(&dest) {
         return Err(crate::output::OutputError::Exists(dest).into());
     }
     println!(

@@ -13,15 +13,15 @@ use crate::probes::cleanup::LatencyCleanup;
 use crate::report::{EXIT_RUNTIME, EXIT_USAGE};
 use shared::{error_exit_code, load_policy};
 
-pub mod catalogue;
-pub mod diff;
-pub mod evaluate;
-pub mod export;
-pub mod fleet;
-pub mod keygen;
-pub mod run;
-pub mod shared;
-pub mod verify;
+pub(crate) mod catalogue;
+pub(crate) mod diff;
+pub(crate) mod evaluate;
+pub(crate) mod export;
+pub(crate) mod fleet;
+pub(crate) mod keygen;
+pub(crate) mod run;
+pub(crate) mod shared;
+pub(crate) mod verify;
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {

@@ -18,7 +18,7 @@ use crate::tls::TlsClient;
 /// Audits environment `name` and writes its run; prints its summary when
 /// `print` (a fleet prints one line per environment instead). `latency` is
 /// the process's latency clean-up handle (the Ctrl-C path uses it).
-pub async fn run_one(
+pub(crate) async fn run_one(
     cli: &Cli,
     args: &RunArgs,
     name: &str,
@@ -32,11 +32,7 @@ pub async fn run_one(
         .select(&args.select.only, &args.select.skip)
         .map_err(UsageError)?;
     if let Some(out) = &args.out {
-        if out.exists()
-            && std::fs::read_dir(out)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
-        {
+        if crate::run::occupied(out) {
             return Err(OutputError::Exists(out.clone()).into());
         }
         // The salt goes beside the run directory; one left from an earlier

@@ -17,7 +17,7 @@ use crate::run::Written;
 /// The exit code of a command that stopped on `e`: usage (3) for a bad
 /// config, argument or an output that would be overwritten; runtime (4)
 /// otherwise.
-pub fn error_exit_code(e: &anyhow::Error) -> u8 {
+pub(crate) fn error_exit_code(e: &anyhow::Error) -> u8 {
     let usage = e.downcast_ref::<ConfigError>().is_some()
         || e.downcast_ref::<UsageError>().is_some()
         || matches!(
@@ -33,7 +33,7 @@ pub fn error_exit_code(e: &anyhow::Error) -> u8 {
 
 /// The policy: `--policy DIR`, else `checks/` beside the config file, else
 /// the policy built into the binary.
-pub fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
+pub(crate) fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
     if let Some(dir) = &cli.policy {
         return Policy::load_dir(dir);
     }
@@ -50,7 +50,7 @@ pub fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
 /// `awskms:KEY` (a key id, ARN or `alias/NAME`) signs with that KMS key,
 /// reached with the environment's `[aws]` region, profile, endpoint and
 /// credentials (else the standard AWS chain) within its timeouts.
-pub fn signer(
+pub(crate) fn signer(
     s: &Signing,
     env: Option<&crate::config::Environment>,
     config: Option<&Config>,
@@ -114,7 +114,7 @@ pub fn signer(
 }
 
 /// The terminal summary of a written run and where its files are.
-pub fn print_run(w: &Written, signer: Option<&crate::sign::RunSigner>) {
+pub(crate) fn print_run(w: &Written, signer: Option<&crate::sign::RunSigner>) {
     let (dir, report) = (&w.dir, &w.report);
     print!("{}", terminal::render(report, terminal::want_colour()));
     println!(
@@ -142,7 +142,7 @@ pub fn print_run(w: &Written, signer: Option<&crate::sign::RunSigner>) {
 
 /// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
 /// prints the terminal summary and returns the exit code.
-pub fn write_and_print(
+pub(crate) fn write_and_print(
     dest: &Path,
     evidence: &EvidenceSet,
     report: Report,

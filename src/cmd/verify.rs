@@ -8,7 +8,7 @@ use crate::cli::UsageError;
 
 /// Verifies `path` (a run directory or an export archive) against the
 /// public key in `pubkey`: 0 valid, 1 invalid.
-pub fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
+pub(crate) fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
     let key = crate::sign::load_public(pubkey)?;
     if path.is_file() {
         return verify_archive_cmd(path, &key);

@@ -42,7 +42,7 @@ pub struct AclView {
 
 impl AclView {
     /// The sample keys behind `user`'s DRYRUN letters.
-    pub fn sample_keys(&self, user: &str) -> Vec<String> {
+    pub(crate) fn sample_keys(&self, user: &str) -> Vec<String> {
         match self.dryrun_keys.get(user) {
             Some(k) => k.clone(),
             None => DRYRUN_KEYS.iter().map(|k| k.to_string()).collect(),
@@ -53,17 +53,18 @@ impl AclView {
 /// The sample keys of evidence recorded before the sweep derived its keys
 /// from the users' patterns: one in the seed policy's session namespace,
 /// one outside every pattern of the seed policy.
-pub const DRYRUN_KEYS: [&str; 2] = ["session:epic-audit-dryrun", "epic-audit-dryrun:outside"];
+pub(crate) const DRYRUN_KEYS: [&str; 2] =
+    ["session:epic-audit-dryrun", "epic-audit-dryrun:outside"];
 
 /// The name a pattern's `*` stands for in a sample key.
 const SAMPLE_WORD: &str = "epic-audit-dryrun";
 
 /// The most sample keys tried per user (each costs one DRYRUN per keyed
 /// command).
-pub const MAX_SAMPLE_KEYS: usize = 8;
+pub(crate) const MAX_SAMPLE_KEYS: usize = 8;
 
 /// Redis-style glob match (`*`, `?`, `[...]`, `[^...]`, ranges, `\\`).
-pub fn glob(pattern: &str, s: &str) -> bool {
+pub(crate) fn glob(pattern: &str, s: &str) -> bool {
     fn m(p: &[u8], s: &[u8]) -> bool {
         match p.first() {
             None => s.is_empty(),
@@ -105,7 +106,7 @@ pub fn glob(pattern: &str, s: &str) -> bool {
 
 /// The key patterns in an `ACL GETUSER` keys string or selector text:
 /// `~p`, `%R~p`, `%W~p`, `%RW~p` give `p`; `allkeys` gives `*`.
-pub fn acl_key_patterns(keys: &str) -> Vec<String> {
+pub(crate) fn acl_key_patterns(keys: &str) -> Vec<String> {
     keys.split_whitespace()
         .map(|t| t.trim_matches(|c| c == '(' || c == ')'))
         .filter_map(|t| {
@@ -125,12 +126,12 @@ pub fn acl_key_patterns(keys: &str) -> Vec<String> {
 /// A concrete key that `pattern` matches: `*` becomes `epic-audit-dryrun`,
 /// `?` and a class their first allowed character. None when the result
 /// does not match (an unusual class).
-pub fn sample_key(pattern: &str) -> Option<String> {
+pub(crate) fn sample_key(pattern: &str) -> Option<String> {
     sample_key_with(pattern, SAMPLE_WORD)
 }
 
 /// [`sample_key`] with `word` for every `*` (e.g. a probe key's own name).
-pub fn sample_key_with(pattern: &str, word: &str) -> Option<String> {
+pub(crate) fn sample_key_with(pattern: &str, word: &str) -> Option<String> {
     let b = pattern.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -176,7 +177,7 @@ pub fn sample_key_with(pattern: &str, word: &str) -> Option<String> {
 /// selector alike (so a right granted only under some other prefix is
 /// found), and one outside every policy pattern. At most
 /// [`MAX_SAMPLE_KEYS`], without duplicates, in that order.
-pub fn dryrun_sample_keys(policy: &[String], granted: &[String]) -> Vec<String> {
+pub(crate) fn dryrun_sample_keys(policy: &[String], granted: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let add = |k: String, out: &mut Vec<String>| {
         if !out.contains(&k) && out.len() < MAX_SAMPLE_KEYS {
@@ -275,13 +276,13 @@ pub struct AclUser {
 
 impl AclUser {
     /// True when the user has `flag`.
-    pub fn has_flag(&self, flag: &str) -> bool {
+    pub(crate) fn has_flag(&self, flag: &str) -> bool {
         self.flags.iter().any(|f| f == flag)
     }
 
     /// Every key pattern Redis grants the user: its root permissions and
     /// each selector's ([`acl_key_patterns`]).
-    pub fn key_patterns(&self) -> Vec<String> {
+    pub(crate) fn key_patterns(&self) -> Vec<String> {
         acl_key_patterns(&self.keys)
             .into_iter()
             .chain(self.selectors.iter().flat_map(|s| acl_key_patterns(s)))
@@ -449,7 +450,7 @@ pub enum DryRunVerdict {
 
 impl DryRunVerdict {
     /// Its letter in the sweep matrix.
-    pub fn letter(self) -> char {
+    pub(crate) fn letter(self) -> char {
         match self {
             DryRunVerdict::Allowed => 'A',
             DryRunVerdict::CommandDenied => 'C',
@@ -460,7 +461,8 @@ impl DryRunVerdict {
     }
 
     /// The verdict a matrix letter stands for (`None` for another byte).
-    pub fn from_letter(c: char) -> Option<DryRunVerdict> {
+    #[cfg(test)]
+    pub(crate) fn from_letter(c: char) -> Option<DryRunVerdict> {
         Some(match c {
             'A' => DryRunVerdict::Allowed,
             'C' => DryRunVerdict::CommandDenied,

@@ -182,7 +182,7 @@ impl KmsKey {
     /// True for an AWS-managed key (`alias/aws/...`): by its manager, its
     /// aliases, or the reference itself. Emulators report the default
     /// `alias/aws/ebs` key as `CUSTOMER`, so the alias decides too.
-    pub fn aws_managed(&self) -> bool {
+    pub(crate) fn aws_managed(&self) -> bool {
         self.key_manager.as_deref() == Some("AWS")
             || self.aliases.iter().any(|a| a.starts_with("alias/aws/"))
             || self.reference.starts_with("alias/aws/")
@@ -190,7 +190,7 @@ impl KmsKey {
     }
 
     /// `alias (key id)` for messages.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         let id = self.key_id.as_deref().unwrap_or(&self.reference);
         match self.aliases.first() {
             Some(a) => format!("{a} ({id})"),
@@ -201,17 +201,17 @@ impl KmsKey {
 
 impl AwsInventory {
     /// The instance with this id.
-    pub fn instance(&self, id: &str) -> Option<&Ec2Instance> {
+    pub(crate) fn instance(&self, id: &str) -> Option<&Ec2Instance> {
         self.instances.iter().find(|i| i.id == id)
     }
 
     /// The key record for a volume's key reference.
-    pub fn key(&self, reference: &str) -> Option<&KmsKey> {
+    pub(crate) fn key(&self, reference: &str) -> Option<&KmsKey> {
         self.keys.iter().find(|k| k.reference == reference)
     }
 
     /// Redis nodes on an instance.
-    pub fn nodes_on(&self, instance: &str) -> Vec<&str> {
+    pub(crate) fn nodes_on(&self, instance: &str) -> Vec<&str> {
         self.nodes
             .iter()
             .filter(|n| n.instance.as_deref() == Some(instance))
@@ -220,7 +220,7 @@ impl AwsInventory {
     }
 
     /// The placement record of a node.
-    pub fn placement(&self, node: &str) -> Option<&NodePlacement> {
+    pub(crate) fn placement(&self, node: &str) -> Option<&NodePlacement> {
         self.nodes.iter().find(|n| n.node == node)
     }
 }
@@ -237,7 +237,8 @@ pub enum JoinedBy {
 
 impl JoinedBy {
     /// The name recorded in evidence.json.
-    pub fn as_str(self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             JoinedBy::NodeIpMap => "node_ip_map",
             JoinedBy::Address => "address",

@@ -27,7 +27,7 @@ pub struct ClusterNodeView {
 }
 
 /// The `own_state` fields kept from INFO replication / persistence.
-pub const OWN_STATE_FIELDS: [&str; 4] = [
+pub(crate) const OWN_STATE_FIELDS: [&str; 4] = [
     "role",
     "master_link_status",
     "master_sync_in_progress",
@@ -37,7 +37,7 @@ pub const OWN_STATE_FIELDS: [&str; 4] = [
 impl ClusterNodeView {
     /// True when the node's own INFO says it is a replica whose link to
     /// its master is up, not syncing and not loading.
-    pub fn own_replica_in_sync(&self) -> bool {
+    pub(crate) fn own_replica_in_sync(&self) -> bool {
         let f = |k: &str| self.own_state.get(k).map(String::as_str);
         f("role") == Some("slave")
             && f("master_link_status") == Some("up")
@@ -46,7 +46,7 @@ impl ClusterNodeView {
     }
 
     /// This node's own entry.
-    pub fn me(&self) -> Option<&NodeEntry> {
+    pub(crate) fn me(&self) -> Option<&NodeEntry> {
         self.nodes.iter().find(|n| n.id == self.myself)
     }
 }
@@ -147,7 +147,7 @@ pub struct ShardNode {
 
 impl ShardNode {
     /// The address clients should use: endpoint and TLS port (else port).
-    pub fn client_addr(&self) -> Option<String> {
+    pub(crate) fn client_addr(&self) -> Option<String> {
         let port = self.tls_port.or(self.port)?;
         let host = if self.endpoint.is_empty() || self.endpoint == "?" {
             &self.ip

@@ -4,12 +4,12 @@
 //! written as `evidence.json` and can be judged again offline with
 //! `epic-audit evaluate`, so everything a check needs must be in here.
 
-pub mod acl;
-pub mod aws;
-pub mod cluster;
-pub mod data;
-pub mod latency;
-pub mod set;
+pub(crate) mod acl;
+pub(crate) mod aws;
+pub(crate) mod cluster;
+pub(crate) mod data;
+pub(crate) mod latency;
+pub(crate) mod set;
 pub mod tls;
 pub mod topology;
 
@@ -20,4 +20,4 @@ pub use data::*;
 pub use latency::*;
 pub use set::*;
 pub use tls::*;
-pub use topology::Topology;
+pub(crate) use topology::Topology;

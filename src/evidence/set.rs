@@ -13,7 +13,7 @@ use super::latency::LatencyView;
 use super::tls::{TlsConfigView, TlsEndpointView};
 
 /// Version of the evidence file format; bumped on incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// All observations of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ pub struct Evidence {
 
 impl Evidence {
     /// An item recording that `subject` could not be observed, and why.
-    pub fn not_observed(
+    pub(crate) fn not_observed(
         probe: ProbeId,
         subject: impl Into<String>,
         method: impl Into<String>,
@@ -133,7 +133,7 @@ pub enum ProbeId {
 
 impl ProbeId {
     /// Every probe id.
-    pub const ALL: [ProbeId; 11] = [
+    pub(crate) const ALL: [ProbeId; 11] = [
         ProbeId::Cluster,
         ProbeId::KeySlots,
         ProbeId::Acl,
@@ -264,7 +264,8 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FailureKind; 20] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [FailureKind; 20] = [
         FailureKind::Timeout,
         FailureKind::Connect,
         FailureKind::Tls,
@@ -288,7 +289,7 @@ impl FailureKind {
     ];
 
     /// The name recorded in evidence.json.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureKind::Timeout => "timeout",
             FailureKind::Connect => "connect",
@@ -398,7 +399,7 @@ pub enum Observation {
 
 impl EvidenceSet {
     /// Items of one probe.
-    pub fn of_probe(&self, probe: ProbeId) -> impl Iterator<Item = &Evidence> + '_ {
+    pub(crate) fn of_probe(&self, probe: ProbeId) -> impl Iterator<Item = &Evidence> + '_ {
         self.items.iter().filter(move |e| e.probe == probe)
     }
 
@@ -419,7 +420,7 @@ impl EvidenceSet {
 
     /// Every node's ACL view (or why there is none), by subject. A view
     /// listing no user is a failure (`incomplete`).
-    pub fn acl_views(&self) -> Vec<(&str, Result<&AclView, &ProbeFailure>)> {
+    pub(crate) fn acl_views(&self) -> Vec<(&str, Result<&AclView, &ProbeFailure>)> {
         let mut v = self.views(ProbeId::Acl, |o| match o {
             Observation::AclNode(v) => Some(v.as_ref()),
             _ => None,
@@ -441,7 +442,7 @@ impl EvidenceSet {
     }
 
     /// Every node's TLS configuration (or why there is none), by subject.
-    pub fn tls_configs(&self) -> Vec<(&str, Result<&TlsConfigView, &ProbeFailure>)> {
+    pub(crate) fn tls_configs(&self) -> Vec<(&str, Result<&TlsConfigView, &ProbeFailure>)> {
         self.views(ProbeId::TlsConfig, |o| match o {
             Observation::TlsConfig(v) => Some(v),
             _ => None,
@@ -457,7 +458,7 @@ impl EvidenceSet {
     }
 
     /// The AWS inventory (or why there is none), by subject (`aws:<region>`).
-    pub fn aws_views(&self) -> Vec<(&str, Result<&AwsInventory, &ProbeFailure>)> {
+    pub(crate) fn aws_views(&self) -> Vec<(&str, Result<&AwsInventory, &ProbeFailure>)> {
         self.views(ProbeId::Aws, |o| match o {
             Observation::Aws(v) => Some(v.as_ref()),
             _ => None,
@@ -468,7 +469,7 @@ impl EvidenceSet {
     /// observation with `pick`. An item holding another kind of observation
     /// than `pick` accepts (hand-edited or corrupt evidence) is a failure for
     /// its subject, never silently left out.
-    pub fn views<'a, T: 'a>(
+    pub(crate) fn views<'a, T: 'a>(
         &'a self,
         probe: ProbeId,
         pick: impl Fn(&'a Observation) -> Option<&'a T>,
@@ -485,7 +486,7 @@ impl EvidenceSet {
     }
 
     /// The COMMAND table, or why there is none.
-    pub fn command_table(&self) -> Option<Result<&CommandTable, &ProbeFailure>> {
+    pub(crate) fn command_table(&self) -> Option<Result<&CommandTable, &ProbeFailure>> {
         self.of_probe(ProbeId::AclCommands)
             .find_map(|e| match &e.result {
                 Observed::Observation(Observation::CommandTable(t)) => Some(Ok(t)),
@@ -495,7 +496,7 @@ impl EvidenceSet {
     }
 
     /// The key-slot samples, or why there are none.
-    pub fn key_slots(&self) -> Option<Result<&KeySlotSamples, &ProbeFailure>> {
+    pub(crate) fn key_slots(&self) -> Option<Result<&KeySlotSamples, &ProbeFailure>> {
         self.of_probe(ProbeId::KeySlots)
             .find_map(|e| match &e.result {
                 Observed::Observation(Observation::KeySlots(k)) => Some(Ok(k)),

@@ -54,7 +54,7 @@ pub enum PortKind {
 
 impl PortKind {
     /// The name recorded in evidence.json (`client`, `bus`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PortKind::Client => "client",
             PortKind::Bus => "bus",

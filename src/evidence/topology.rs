@@ -8,14 +8,14 @@ use super::cluster::{ClusterNodeView, SlotRange};
 use super::set::{Evidence, EvidenceSet, Observation, Observed, ProbeId};
 
 /// Number of hash slots in a Redis Cluster.
-pub const SLOTS: usize = 16384;
+pub(crate) const SLOTS: usize = 16384;
 
 /// A canonical description of a slot map: (range, owner id) pairs.
-pub type SlotMap = Vec<(SlotRange, Option<String>)>;
+pub(crate) type SlotMap = Vec<(SlotRange, Option<String>)>;
 
 /// Slot -> owning master id, as one node sees it. Ranges beyond the last
 /// slot (hand-edited evidence) are clipped, never indexed.
-pub fn owners(v: &ClusterNodeView) -> Vec<Option<&str>> {
+pub(crate) fn owners(v: &ClusterNodeView) -> Vec<Option<&str>> {
     let mut o = vec![None; SLOTS];
     for n in v.nodes.iter().filter(|n| n.is_master()) {
         for r in &n.slots {
@@ -29,7 +29,7 @@ pub fn owners(v: &ClusterNodeView) -> Vec<Option<&str>> {
 }
 
 /// The slot map one node reports, in canonical form.
-pub fn signature(v: &ClusterNodeView) -> SlotMap {
+pub(crate) fn signature(v: &ClusterNodeView) -> SlotMap {
     let o = owners(v);
     let mut out = Vec::new();
     let mut start = 0usize;
@@ -51,7 +51,7 @@ pub fn signature(v: &ClusterNodeView) -> SlotMap {
 /// The slot map most nodes report, how many report it, and one view holding
 /// it. Ties go to the first map in canonical order, so the result does not
 /// depend on the order nodes answered in.
-pub fn majority<'a>(
+pub(crate) fn majority<'a>(
     views: &[(&str, &'a ClusterNodeView)],
 ) -> Option<(SlotMap, usize, &'a ClusterNodeView)> {
     let mut groups: BTreeMap<SlotMap, (usize, &ClusterNodeView)> = BTreeMap::new();
@@ -82,7 +82,7 @@ pub struct Topology {
 impl Topology {
     /// Derives the topology from discovery evidence (the cluster probe's
     /// items; others are ignored).
-    pub fn from_evidence(items: &[Evidence]) -> Topology {
+    pub(crate) fn from_evidence(items: &[Evidence]) -> Topology {
         let mut t = Topology::default();
         let mut views = Vec::new();
         for e in items {
@@ -184,7 +184,7 @@ impl EvidenceSet {
     /// that have no item of that probe at all: not observed and no failure
     /// recorded either (a partial or hand-edited evidence file). Derived
     /// once per judgement; every rule reads it for the probes it needs.
-    pub fn missing_subjects(&self) -> BTreeMap<ProbeId, Vec<String>> {
+    pub(crate) fn missing_subjects(&self) -> BTreeMap<ProbeId, Vec<String>> {
         let t = Topology::from_evidence(&self.items);
         ProbeId::ALL
             .iter()

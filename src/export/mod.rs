@@ -34,11 +34,11 @@ pub use archive::{unpack, verify_archive, ArchiveError, ArchiveVerified};
 pub use quarter::{quarter_of, Quarter};
 
 /// Predicate type of an export's in-toto Statement.
-pub const PREDICATE_TYPE: &str = "https://epic-audit.invalid/predicate/quarterly-export/v1";
+pub(crate) const PREDICATE_TYPE: &str = "https://epic-audit.invalid/predicate/quarterly-export/v1";
 
 /// What an export wrote.
 #[derive(Debug)]
-pub struct Exported {
+pub(crate) struct Exported {
     /// The archive.
     pub path: PathBuf,
     /// Runs included.
@@ -51,7 +51,7 @@ pub struct Exported {
 
 /// Why an export was not written.
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
+pub(crate) enum ExportError {
     /// Nothing to export.
     #[error("no run of environment `{env}` started in {quarter} ({from} to {to}) under {dir}")]
     NoRuns {
@@ -76,7 +76,7 @@ pub enum ExportError {
 
 /// What to export.
 #[derive(Debug, Clone)]
-pub struct ExportRequest<'a> {
+pub(crate) struct ExportRequest<'a> {
     /// Environment (the `<reports>/<env>/` directory).
     pub env: &'a str,
     /// The quarter.
@@ -93,7 +93,7 @@ pub struct ExportRequest<'a> {
 
 /// Finds, verifies and exports the runs of the request, signed by
 /// `signer`; runs must verify against `run_key`.
-pub fn export(
+pub(crate) fn export(
     req: &ExportRequest<'_>,
     signer: &RunSigner,
     run_key: &PublicKey,

@@ -36,14 +36,14 @@ impl std::fmt::Display for Quarter {
 
 impl Quarter {
     /// First instant of the quarter (UTC).
-    pub fn start(&self) -> DateTime<Utc> {
+    pub(crate) fn start(&self) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(self.year, 3 * self.q - 2, 1, 0, 0, 0)
             .single()
             .expect("a valid date")
     }
 
     /// First instant after the quarter (UTC).
-    pub fn end(&self) -> DateTime<Utc> {
+    pub(crate) fn end(&self) -> DateTime<Utc> {
         if self.q == 4 {
             Quarter {
                 year: self.year + 1,
@@ -60,7 +60,7 @@ impl Quarter {
     }
 
     /// True when `t` falls in the quarter.
-    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+    pub(crate) fn contains(&self, t: DateTime<Utc>) -> bool {
         self.start() <= t && t < self.end()
     }
 }

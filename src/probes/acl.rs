@@ -28,7 +28,7 @@ use crate::evidence::{
 use crate::resp::{as_text, describe, error_text, map_pairs, Frame, RedisConn};
 
 /// The access probe.
-pub struct AclProbe;
+pub(crate) struct AclProbe;
 
 impl Probe for AclProbe {
     fn name(&self) -> ProbeId {
@@ -569,7 +569,7 @@ fn reply_text(r: Result<Frame, crate::resp::ConnError>) -> String {
 }
 
 /// The DRYRUN verdict letter and the reply text.
-pub fn verdict(f: Option<&Frame>) -> (DryRunVerdict, String) {
+pub(crate) fn verdict(f: Option<&Frame>) -> (DryRunVerdict, String) {
     match f {
         Some(f @ (Frame::Okay | Frame::SimpleString(_) | Frame::BulkString(_))) => {
             let t = as_text(f).unwrap_or_default();
@@ -592,11 +592,11 @@ pub fn verdict(f: Option<&Frame>) -> (DryRunVerdict, String) {
 }
 
 /// Placeholder for a key position in an argument template.
-pub const KEY_MARK: &str = "\u{0}key";
+pub(crate) const KEY_MARK: &str = "\u{0}key";
 
 /// Arguments that satisfy the command's arity: [`KEY_MARK`] at the legacy
 /// key positions, `1` elsewhere (so a `numkeys` argument asks for one key).
-pub fn arg_template(info: &CommandInfo) -> Vec<String> {
+pub(crate) fn arg_template(info: &CommandInfo) -> Vec<String> {
     let mut args: Vec<String> = info.name.split('|').map(str::to_string).collect();
     let n = info.arity.unsigned_abs().max(args.len() as u64) as usize;
     let last = if info.last_key < 0 {
@@ -730,7 +730,7 @@ fn fingerprint(salt: &[u8; 32], hash: &str) -> String {
 
 /// Replaces `#<sha256>` password hashes in an ACL LIST line by salted
 /// fingerprints (`#fp:<16 hex>`).
-pub fn redact_rule(line: &str, salt: &[u8; 32]) -> String {
+pub(crate) fn redact_rule(line: &str, salt: &[u8; 32]) -> String {
     line.split(' ')
         .map(|w| match w.strip_prefix('#') {
             Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
@@ -743,7 +743,7 @@ pub fn redact_rule(line: &str, salt: &[u8; 32]) -> String {
 }
 
 /// Parses `ACL GETUSER` (Redis 7 map form).
-pub fn parse_getuser(
+pub(crate) fn parse_getuser(
     name: &str,
     f: &Frame,
     rule: &str,
@@ -811,7 +811,7 @@ pub fn parse_getuser(
 
 /// Summarises `ACL LOG` by reason and user. Objects (keys, channels) are
 /// deliberately not kept: a denied key can be a session id.
-pub fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
+pub(crate) fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
     let Frame::Array(entries) = f else {
         return Err(format!("expected an array, got {}", describe(Some(f))));
     };
@@ -859,7 +859,7 @@ pub fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
 
 /// Parses the COMMAND reply (Redis 7: name, arity, flags, first, last, step,
 /// categories, tips, key specs, subcommands), flattening subcommands.
-pub fn parse_command_table(f: &Frame) -> Result<Vec<CommandInfo>, String> {
+pub(crate) fn parse_command_table(f: &Frame) -> Result<Vec<CommandInfo>, String> {
     let Frame::Array(cmds) = f else {
         return Err(format!("expected an array, got {}", describe(Some(f))));
     };

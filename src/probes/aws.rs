@@ -27,7 +27,7 @@ use crate::evidence::{
 };
 
 /// Looks at the AWS estate of the environment.
-pub struct AwsProbe;
+pub(crate) struct AwsProbe;
 
 impl Probe for AwsProbe {
     fn name(&self) -> ProbeId {
@@ -101,7 +101,7 @@ fn discovery_label(s: &AwsSettings) -> String {
 
 /// Reads the inventory: instances by the discovery filter, then their
 /// groups, VPCs, volumes and keys.
-pub async fn inventory(
+pub(crate) async fn inventory(
     s: &AwsSettings,
     t: &Timeouts,
     nodes: &[NodeAddr],
@@ -290,7 +290,7 @@ async fn describe_instances(
 }
 
 /// Joins each Redis node to the instance with its private IP.
-pub fn join_nodes(
+pub(crate) fn join_nodes(
     s: &AwsSettings,
     nodes: &[NodeAddr],
     instances: &[Ec2Instance],

@@ -81,7 +81,7 @@ pub(crate) async fn delete_keys(
 impl LatencyCleanup {
     /// Deletes the probe keys of every latency run that has not cleaned up
     /// (called by the Ctrl-C handler).
-    pub async fn cleanup_pending(&self) -> CleanupReport {
+    pub(crate) async fn cleanup_pending(&self) -> CleanupReport {
         let st = &self.0;
         let active = st.pending.lock().map(|p| p.len()).unwrap_or(0);
         // Stop every ticker, so no write re-creates a key after it is deleted.
@@ -102,7 +102,6 @@ impl LatencyCleanup {
         let deleted = self.delete_pending().await;
         CleanupReport {
             active_runs: active,
-            deleted_here: deleted,
             left_for_ttl: left.saturating_sub(deleted as usize),
         }
     }
@@ -155,11 +154,9 @@ impl LatencyCleanup {
 
 /// What the Ctrl-C clean-up did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CleanupReport {
+pub(crate) struct CleanupReport {
     /// Latency runs that were active.
     pub active_runs: usize,
-    /// Keys deleted by the handler itself (runs usually delete their own).
-    pub deleted_here: u64,
     /// Keys that could not be deleted (they expire with their TTL).
     pub left_for_ttl: usize,
 }

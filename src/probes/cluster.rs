@@ -21,7 +21,7 @@ use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame};
 
 /// Synthetic keys whose slots are compared with the server's (hash tags,
 /// empty and nested braces, non-ASCII). Never real session keys.
-pub const SAMPLE_KEYS: &[&str] = &[
+pub(crate) const SAMPLE_KEYS: &[&str] = &[
     "123456789",
     "epic-audit-sample:0001",
     "{user1000}.following",
@@ -43,7 +43,7 @@ fn method(user: &str) -> String {
 
 /// Observes one node: one pipelined round trip on the node's shared
 /// connection (opened here: discovery is every node's first contact).
-pub async fn observe_node(
+pub(crate) async fn observe_node(
     ctx: &ProbeContext,
     addr: &NodeAddr,
 ) -> Result<ClusterNodeView, ProbeFailure> {
@@ -157,7 +157,7 @@ async fn observe_all(ctx: &Arc<ProbeContext>, addrs: Vec<NodeAddr>) -> Vec<(Node
 /// target list (advertised addresses, sorted) and one evidence item per
 /// target. A seed that advertises itself under another address is recorded
 /// under the advertised one.
-pub async fn discover(
+pub(crate) async fn discover(
     ctx: Arc<ProbeContext>,
     seeds: &[NodeAddr],
 ) -> (Vec<NodeAddr>, Vec<Evidence>) {
@@ -193,7 +193,7 @@ pub async fn discover(
 }
 
 /// Client addresses a node announces for the whole cluster.
-pub fn announced_addrs(view: &ClusterNodeView) -> BTreeSet<String> {
+pub(crate) fn announced_addrs(view: &ClusterNodeView) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = view
         .shards
         .iter()
@@ -209,7 +209,7 @@ pub fn announced_addrs(view: &ClusterNodeView) -> BTreeSet<String> {
 }
 
 /// CLUSTER KEYSLOT for [`SAMPLE_KEYS`] on the first target that answers.
-pub struct KeySlotProbe;
+pub(crate) struct KeySlotProbe;
 
 impl Probe for KeySlotProbe {
     fn name(&self) -> ProbeId {

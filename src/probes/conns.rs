@@ -55,7 +55,7 @@ impl std::fmt::Debug for NodeConns {
 
 /// The node's shared connection, held for one step. Dropping it hands the
 /// connection to the next probe waiting for it.
-pub struct Shared {
+pub(crate) struct Shared {
     guard: OwnedMutexGuard<Slot>,
 }
 
@@ -84,7 +84,7 @@ impl NodeConns {
     /// of the last attempt. Waiting for another probe's step is bounded by
     /// the caller's deadline (every probe runs under one); connecting is
     /// bounded by the connect and command deadlines.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         addr: &NodeAddr,
         tls: &TlsClient,
@@ -125,7 +125,8 @@ impl NodeConns {
     }
 
     /// How many connections were opened per node (normally one).
-    pub fn opened(&self) -> BTreeMap<String, u32> {
+    #[cfg(test)]
+    pub(crate) fn opened(&self) -> BTreeMap<String, u32> {
         self.opened.lock().expect("not poisoned").clone()
     }
 }

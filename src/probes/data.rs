@@ -22,7 +22,7 @@ use crate::evidence::{
 use crate::resp::{as_text, describe, error_text, parse_info, Frame};
 
 /// Settings read with CONFIG GET.
-pub const CONFIG_KEYS: [&str; 8] = [
+pub(crate) const CONFIG_KEYS: [&str; 8] = [
     "appendonly",
     "appendfsync",
     "maxmemory-policy",
@@ -33,7 +33,7 @@ pub const CONFIG_KEYS: [&str; 8] = [
     "aclfile",
 ];
 
-pub use super::scaffold::RunSalt;
+pub(crate) use super::scaffold::RunSalt;
 
 fn words(ws: &[&str]) -> Vec<Vec<u8>> {
     ws.iter().map(|w| w.as_bytes().to_vec()).collect()
@@ -98,7 +98,7 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
 }
 
 /// CONFIG GET + INFO persistence/replication on every node.
-pub struct DataConfigProbe;
+pub(crate) struct DataConfigProbe;
 
 impl Probe for DataConfigProbe {
     fn name(&self) -> ProbeId {
@@ -260,7 +260,7 @@ async fn scan_sessions(
 }
 
 /// SCAN MATCH <pattern> with pipelined TTL/TYPE on every master.
-pub struct SessionScanProbe;
+pub(crate) struct SessionScanProbe;
 
 impl Probe for SessionScanProbe {
     fn name(&self) -> ProbeId {
@@ -326,7 +326,7 @@ impl Probe for SessionScanProbe {
 }
 
 /// The exporter address of a node.
-pub fn exporter_for(m: &MonitoringSettings, node: &NodeAddr) -> String {
+pub(crate) fn exporter_for(m: &MonitoringSettings, node: &NodeAddr) -> String {
     m.exporters
         .get(&node.to_string())
         .cloned()
@@ -422,7 +422,7 @@ pub async fn scrape(
 }
 
 /// Scrapes every node's exporter.
-pub struct ExporterProbe;
+pub(crate) struct ExporterProbe;
 
 impl Probe for ExporterProbe {
     fn name(&self) -> ProbeId {

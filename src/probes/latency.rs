@@ -32,11 +32,11 @@ use crate::resp::{as_text, encode_command, error_text, parse_info, Frame, ReadEr
 
 /// What a probe key's `*` becomes (before the hash tag and number), so
 /// its keys are recognisable in any namespace.
-pub const KEY_WORD: &str = "epic-audit-probe";
+pub(crate) const KEY_WORD: &str = "epic-audit-probe";
 
 /// The open-loop schedule: operation `i` is due at `i * interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// Time between two operations.
     pub interval: Duration,
     /// Operations in the warm-up (not measured).
@@ -47,7 +47,12 @@ pub struct Schedule {
 
 impl Schedule {
     /// The schedule for a rate, warm-up, duration and cap.
-    pub fn new(rate_per_s: u32, warmup: Duration, duration: Duration, max_ops: u64) -> Schedule {
+    pub(crate) fn new(
+        rate_per_s: u32,
+        warmup: Duration,
+        duration: Duration,
+        max_ops: u64,
+    ) -> Schedule {
         let rate = rate_per_s.max(1) as u64;
         let interval = Duration::from_nanos(1_000_000_000 / rate);
         let warmup_ops = warmup.as_nanos() as u64 / interval.as_nanos().max(1) as u64;
@@ -61,14 +66,14 @@ impl Schedule {
     }
 
     /// When operation `i` is due, from the start.
-    pub fn intended(&self, i: u64) -> Duration {
+    pub(crate) fn intended(&self, i: u64) -> Duration {
         self.interval * i as u32
     }
 }
 
 /// Kind of operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     /// HGETALL.
     Read,
     /// HSET + EXPIRE (pipelined; measured to the EXPIRE reply).
@@ -96,7 +101,7 @@ fn distribution(h: &Histogram<u64>) -> Distribution {
 
 /// Bookkeeping of completed operations. Pure: times are offsets from the
 /// start, so it can be driven by a fake clock.
-pub struct Recorder {
+pub(crate) struct Recorder {
     corrected: Histogram<u64>,
     raw: Histogram<u64>,
     reads: Histogram<u64>,
@@ -135,7 +140,7 @@ impl Recorder {
     /// Records one completed operation. `corrected` latency runs from the
     /// intended send time, `raw` from the actual one; warm-up operations
     /// (`measured == false`) are counted but not recorded.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         kind: OpKind,
         intended: Duration,
@@ -161,35 +166,35 @@ impl Recorder {
 
     /// Records an operation that never got an answer before the deadline:
     /// its latency is at least `deadline - intended`.
-    pub fn record_timeout(&mut self, intended: Duration, deadline: Duration) {
+    pub(crate) fn record_timeout(&mut self, intended: Duration, deadline: Duration) {
         self.corrected
             .saturating_record(us(deadline.saturating_sub(intended)));
     }
 
     /// Counts an error reply.
-    pub fn error(&mut self, reply: &str) {
+    pub(crate) fn error(&mut self, reply: &str) {
         self.errors += 1;
         self.first_error.get_or_insert_with(|| reply.to_string());
     }
 
     /// Corrected (from intended send time).
-    pub fn corrected(&self) -> Distribution {
+    pub(crate) fn corrected(&self) -> Distribution {
         distribution(&self.corrected)
     }
     /// Raw (from actual send time), as a closed-loop client would report.
-    pub fn raw(&self) -> Distribution {
+    pub(crate) fn raw(&self) -> Distribution {
         distribution(&self.raw)
     }
     /// Corrected, HGETALL only.
-    pub fn reads(&self) -> Distribution {
+    pub(crate) fn reads(&self) -> Distribution {
         distribution(&self.reads)
     }
     /// Corrected, HSET+EXPIRE only.
-    pub fn writes(&self) -> Distribution {
+    pub(crate) fn writes(&self) -> Distribution {
         distribution(&self.writes)
     }
     /// Measured operations per second actually completed.
-    pub fn achieved_rate(&self) -> f64 {
+    pub(crate) fn achieved_rate(&self) -> f64 {
         match self.first_measured_intended {
             Some(first) if self.last_received > first => {
                 let n = self.corrected.len() as f64;
@@ -205,7 +210,7 @@ impl Recorder {
 /// keys all hash to a slot in `ranges`. Returns the hash tag and the keys,
 /// or why none exist (the pattern has no `*`, or pins every key to one
 /// slot with a hash tag of its own that another master serves).
-pub fn probe_keys(
+pub(crate) fn probe_keys(
     pattern: &str,
     ranges: &[SlotRange],
     count: u32,
@@ -688,7 +693,7 @@ async fn open_loop(
 }
 
 /// The latency probe: every master, concurrently.
-pub struct LatencyProbe;
+pub(crate) struct LatencyProbe;
 
 impl Probe for LatencyProbe {
     fn name(&self) -> ProbeId {

@@ -5,28 +5,26 @@
 //! list. Further probes implement [`Probe`] and are registered in
 //! [`registry`]: adding one is one file plus one line there.
 
-pub mod acl;
-pub mod aws;
-pub mod cleanup;
+pub(crate) mod acl;
+pub(crate) mod aws;
+pub(crate) mod cleanup;
 pub mod cluster;
-pub mod conns;
+pub(crate) mod conns;
 pub mod data;
-pub mod latency;
-pub mod scaffold;
+pub(crate) mod latency;
+pub(crate) mod scaffold;
 pub mod tls;
 
 #[cfg(test)]
 pub(crate) use scaffold::{closed_loopback_addr, fixture_context};
-pub use scaffold::{
-    per_target, per_target_with, Probe, ProbeContext, ProbeFuture, ProbeInputs, Target,
-};
+pub(crate) use scaffold::{Probe, ProbeContext, ProbeInputs};
 
 /// Every command the audit user sends, as ACL rules: the least privilege
 /// the audit needs, and nothing that writes. (The per-user logins of
 /// ACC-009 run as each user; the latency load runs as the application
 /// user.) `acl|log` also permits `ACL LOG RESET`, which Redis does not
 /// separate; the audit never sends it.
-pub const AUDITOR_COMMANDS: &[&str] = &[
+pub(crate) const AUDITOR_COMMANDS: &[&str] = &[
     "+cluster|info",
     "+cluster|nodes",
     "+cluster|shards",

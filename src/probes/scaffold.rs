@@ -58,7 +58,10 @@ pub struct ProbeContext {
 
 impl ProbeContext {
     /// The node's shared connection as the audit user, for one step.
-    pub async fn conn(&self, addr: &NodeAddr) -> Result<conns::Shared, crate::resp::ConnError> {
+    pub(crate) async fn conn(
+        &self,
+        addr: &NodeAddr,
+    ) -> Result<conns::Shared, crate::resp::ConnError> {
         self.conns
             .get(addr, &self.tls, &self.timeouts, &self.user, &self.password)
             .await
@@ -134,7 +137,7 @@ pub struct ProbeInputs {
 /// One subject of a per-target probe: the name its evidence is recorded
 /// under, how it is observed (the evidence's `method`), and what the
 /// observing function gets.
-pub struct Target<T> {
+pub(crate) struct Target<T> {
     /// Evidence subject (a node `ip:port`, an endpoint `ip:port bus`, ...).
     pub subject: String,
     /// Evidence method: the commands sent and the identity used.
@@ -145,7 +148,7 @@ pub struct Target<T> {
 
 impl Target<NodeAddr> {
     /// A node target whose subject is the node's address.
-    pub fn node(addr: NodeAddr, method: impl Into<String>) -> Self {
+    pub(crate) fn node(addr: NodeAddr, method: impl Into<String>) -> Self {
         Target {
             subject: addr.to_string(),
             method: method.into(),
@@ -162,7 +165,7 @@ impl Target<NodeAddr> {
 /// so the checks see every expected subject. `what` names the probe in
 /// deadline messages ("access probe"). The second value of each pair is the
 /// side result of a successful observation (e.g. the COMMAND table).
-pub async fn per_target_with<T, X, F, Fut>(
+pub(crate) async fn per_target_with<T, X, F, Fut>(
     probe: ProbeId,
     what: &'static str,
     deadline: Duration,
@@ -242,7 +245,7 @@ where
 }
 
 /// [`per_target_with`] for probes without a side result.
-pub async fn per_target<T, F, Fut>(
+pub(crate) async fn per_target<T, F, Fut>(
     probe: ProbeId,
     what: &'static str,
     deadline: Duration,
@@ -265,7 +268,7 @@ where
 }
 
 /// A boxed future, so probes can live in one registry.
-pub type ProbeFuture = Pin<Box<dyn Future<Output = Vec<Evidence>> + Send>>;
+pub(crate) type ProbeFuture = Pin<Box<dyn Future<Output = Vec<Evidence>> + Send>>;
 
 /// A family of observations. Implementations bound every network await by
 /// the context's timeouts and turn every failure into evidence of it.
@@ -291,12 +294,12 @@ impl std::fmt::Debug for RunSalt {
 impl RunSalt {
     /// A fresh random salt; an error if the OS random source fails (a
     /// zero salt would make every reported key hash reversible).
-    pub fn random() -> Result<RunSalt, getrandom::Error> {
+    pub(crate) fn random() -> Result<RunSalt, getrandom::Error> {
         crate::secret::try_random().map(RunSalt)
     }
 
     /// The keyed hash of a key name: HMAC-SHA256(salt, key), 12 hex digits.
-    pub fn key_hash(&self, key: &[u8]) -> String {
+    pub(crate) fn key_hash(&self, key: &[u8]) -> String {
         let mut m =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         m.update(key);

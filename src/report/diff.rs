@@ -9,7 +9,7 @@ use crate::checks::Outcome;
 
 /// The differences between two reports.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Diff {
+pub(crate) struct Diff {
     /// Failing in B, not in A: (id, outcome in A).
     pub newly_failing: Vec<(String, Outcome)>,
     /// Failing in A, passing (or waived) in B.
@@ -31,7 +31,7 @@ fn index(r: &Report) -> BTreeMap<String, &super::CheckResult> {
 }
 
 /// Compares two reports.
-pub fn diff(a: &Report, b: &Report) -> Diff {
+pub(crate) fn diff(a: &Report, b: &Report) -> Diff {
     let (ia, ib) = (index(a), index(b));
     let mut d = Diff::default();
     for (id, cb) in &ib {
@@ -90,7 +90,7 @@ pub fn diff(a: &Report, b: &Report) -> Diff {
 }
 
 /// The summary of a diff stored in a report.
-pub fn summary(previous: &Report, d: &Diff) -> super::Previous {
+pub(crate) fn summary(previous: &Report, d: &Diff) -> super::Previous {
     super::Previous {
         run_id: previous.run_id.clone(),
         verdict: previous.verdict.to_string(),

@@ -14,7 +14,7 @@ use crate::sign::Verification;
 
 /// One run of the quarter, as the export lists it.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunEntry {
+pub(crate) struct RunEntry {
     /// Directory name (kept in the archive as `runs/<dir>`).
     pub dir: String,
     /// Run id.
@@ -31,7 +31,7 @@ pub struct RunEntry {
 
 /// One check across the quarter.
 #[derive(Debug, Clone, Serialize)]
-pub struct CheckHistory {
+pub(crate) struct CheckHistory {
     /// Check id.
     pub id: String,
     /// Title (from the latest run).
@@ -51,7 +51,7 @@ pub struct CheckHistory {
 
 /// A waiver in force during the quarter.
 #[derive(Debug, Clone, Serialize)]
-pub struct WaiverUse {
+pub(crate) struct WaiverUse {
     /// The waiver (check, subject, reason, approver, expires).
     pub waiver: crate::waivers::Waiver,
     /// Runs in which it was in force.
@@ -62,7 +62,7 @@ pub struct WaiverUse {
 
 /// One HIPAA provision across the quarter.
 #[derive(Debug, Clone, Serialize)]
-pub struct SafeguardHistory {
+pub(crate) struct SafeguardHistory {
     /// `164.312(e)(1)`.
     pub reference: String,
     /// Its heading.
@@ -81,7 +81,7 @@ pub struct SafeguardHistory {
 }
 
 /// Per HIPAA provision, its status in every run ([`crate::report::safeguards`]).
-pub fn safeguard_history(reports: &[&Report]) -> Vec<SafeguardHistory> {
+pub(crate) fn safeguard_history(reports: &[&Report]) -> Vec<SafeguardHistory> {
     let per_run: Vec<Vec<crate::report::safeguards::Row>> = reports
         .iter()
         .map(|r| crate::report::safeguards::rows(r))
@@ -120,7 +120,7 @@ pub fn safeguard_history(reports: &[&Report]) -> Vec<SafeguardHistory> {
 }
 
 /// Per check, its outcome in every run, in run order.
-pub fn history(reports: &[&Report]) -> Vec<CheckHistory> {
+pub(crate) fn history(reports: &[&Report]) -> Vec<CheckHistory> {
     let mut order: Vec<String> = Vec::new();
     for r in reports {
         for c in &r.checks {
@@ -171,7 +171,7 @@ pub fn history(reports: &[&Report]) -> Vec<CheckHistory> {
 
 /// The waivers in force in any run, and the runs where they waived
 /// something.
-pub fn waiver_uses(reports: &[&Report]) -> Vec<WaiverUse> {
+pub(crate) fn waiver_uses(reports: &[&Report]) -> Vec<WaiverUse> {
     let mut out: Vec<WaiverUse> = Vec::new();
     for r in reports {
         for w in r.waivers.iter().filter(|w| w.status == "in force") {
@@ -209,7 +209,7 @@ pub fn waiver_uses(reports: &[&Report]) -> Vec<WaiverUse> {
 /// Per provision of `safeguards`, the share of the checks citing it that
 /// passed in each run (see the index's explanation); `None` for a run in
 /// which none of them was judged.
-pub fn safeguard_pass_rates(
+pub(crate) fn safeguard_pass_rates(
     history: &[CheckHistory],
     safeguards: &[SafeguardHistory],
 ) -> Vec<(String, String, Vec<Option<f64>>)> {

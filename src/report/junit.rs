@@ -167,7 +167,11 @@ pub fn render(r: &Report) -> String {
 /// (class names carry the environment, so cases stay unique), plus, for
 /// each environment that could not be audited at all, one suite with one
 /// errored case saying why (`unaudited`: environment, reason).
-pub fn render_fleet(name: &str, reports: &[&Report], unaudited: &[(String, String)]) -> String {
+pub(crate) fn render_fleet(
+    name: &str,
+    reports: &[&Report],
+    unaudited: &[(String, String)],
+) -> String {
     let (mut body, mut t) = (String::new(), Totals::default());
     for r in reports {
         suites(r, &mut body, &mut t);

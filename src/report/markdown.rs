@@ -12,7 +12,7 @@ fn cell(s: &str) -> String {
 }
 
 /// Checks that need action, worst first.
-pub fn needing_action(r: &Report) -> Vec<&CheckResult> {
+pub(crate) fn needing_action(r: &Report) -> Vec<&CheckResult> {
     let mut v: Vec<&CheckResult> = r
         .checks
         .iter()

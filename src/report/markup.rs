@@ -3,7 +3,7 @@
 //! (junit.xml). One place, so every page escapes the same way.
 
 /// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -12,7 +12,7 @@ pub fn esc(s: &str) -> String {
 
 /// Escapes text for XML 1.0 attributes and content; characters XML 1.0
 /// cannot carry (most C0 controls) become U+FFFD.
-pub fn xml(s: &str) -> String {
+pub(crate) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

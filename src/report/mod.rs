@@ -9,33 +9,33 @@ use crate::checks::{Outcome, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::policy::{Area, Policy, Severity};
 
-pub mod diff;
-pub mod history;
+pub(crate) mod diff;
+pub(crate) mod history;
 pub mod html;
 pub mod junit;
 pub mod markdown;
-pub mod markup;
+pub(crate) mod markup;
 pub mod oscal;
 pub mod prom;
-pub mod quarter;
+pub(crate) mod quarter;
 pub mod safeguards;
 pub mod svg;
 pub mod terminal;
 
 /// Version of the report.json format.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub(crate) const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// Exit code: nothing failed or errored (warnings allowed).
-pub const EXIT_PASS: u8 = 0;
+pub(crate) const EXIT_PASS: u8 = 0;
 /// Exit code: at least one check failed.
-pub const EXIT_FAIL: u8 = 1;
+pub(crate) const EXIT_FAIL: u8 = 1;
 /// Exit code: at least one check could not decide or was not audited
 /// (verdict `error` or `incomplete`), none failed.
-pub const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_ERROR: u8 = 2;
 /// Exit code: usage or configuration problem; nothing was audited.
-pub const EXIT_USAGE: u8 = 3;
+pub(crate) const EXIT_USAGE: u8 = 3;
 /// Exit code: the audit could not be completed or written (I/O, lab).
-pub const EXIT_RUNTIME: u8 = 4;
+pub(crate) const EXIT_RUNTIME: u8 = 4;
 
 /// The judged result of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +149,7 @@ pub struct CheckResult {
 
 impl Report {
     /// Assembles a report and derives verdict, exit code and counts.
-    pub fn new(
+    pub(crate) fn new(
         ev: &EvidenceSet,
         policy: &Policy,
         checks: Vec<CheckResult>,

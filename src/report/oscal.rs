@@ -38,13 +38,13 @@ use crate::evidence::{EvidenceSet, Observed};
 use crate::hipaa::Status;
 
 /// The OSCAL version the document declares.
-pub const OSCAL_VERSION: &str = "1.1.2";
+pub(crate) const OSCAL_VERSION: &str = "1.1.2";
 
 /// Namespace of epic-audit's own OSCAL properties.
 const NS: &str = "urn:epic-audit:oscal";
 
 /// A stable UUID (version-5 layout) from `parts`.
-pub fn uuid(parts: &[&str]) -> String {
+pub(crate) fn uuid(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -65,7 +65,7 @@ pub fn uuid(parts: &[&str]) -> String {
 }
 
 /// `164.312(e)(1)` -> `hipaa-164.312-e-1`.
-pub fn control_id(citation: &str) -> String {
+pub(crate) fn control_id(citation: &str) -> String {
     let mut s = String::from("hipaa-");
     for c in citation.chars() {
         if c.is_ascii_alphanumeric() || c == '.' {
@@ -78,7 +78,7 @@ pub fn control_id(citation: &str) -> String {
 }
 
 /// The id of the tool-scoped objective for a citation.
-pub fn objective_id(citation: &str) -> String {
+pub(crate) fn objective_id(citation: &str) -> String {
     format!("epic-audit-objective-{}", control_id(citation))
 }
 

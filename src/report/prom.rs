@@ -7,7 +7,7 @@ use super::Report;
 use crate::checks::Outcome;
 
 /// Numeric value of an outcome in `epic_audit_check_status`.
-pub fn value(o: Outcome) -> u8 {
+pub(crate) fn value(o: Outcome) -> u8 {
     match o {
         Outcome::Pass => 0,
         Outcome::Fail => 1,

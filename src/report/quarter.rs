@@ -16,7 +16,7 @@ fn day(t: &DateTime<Utc>) -> NaiveDate {
 /// The index page (`index.html`) of the quarter `quarter` (`2026-Q4`),
 /// covering `from` (inclusive) to `to` (exclusive).
 #[allow(clippy::too_many_arguments)]
-pub fn index_html(
+pub(crate) fn index_html(
     env: &str,
     quarter: &str,
     (from, to): (DateTime<Utc>, DateTime<Utc>),

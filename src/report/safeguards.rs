@@ -37,7 +37,7 @@ pub struct Row<'a> {
 
 impl Row<'_> {
     /// `Required`, `Addressable`, `Standard` or `-`.
-    pub fn specification_label(&self) -> &'static str {
+    pub(crate) fn specification_label(&self) -> &'static str {
         match self.specification {
             Some(Specification::Required) => "Required",
             Some(Specification::Addressable) => "Addressable",
@@ -47,7 +47,7 @@ impl Row<'_> {
     }
 
     /// `administrative` or `technical`.
-    pub fn safeguard_label(&self) -> &'static str {
+    pub(crate) fn safeguard_label(&self) -> &'static str {
         match self.safeguard {
             Safeguard::Administrative => "administrative",
             Safeguard::Technical => "technical",
@@ -55,7 +55,7 @@ impl Row<'_> {
     }
 
     /// `ID outcome` of the checks of one relation, comma-separated.
-    pub fn outcomes(&self, relation: Relation) -> String {
+    pub(crate) fn outcomes(&self, relation: Relation) -> String {
         let cs = match relation {
             Relation::Primary => &self.primary,
             Relation::Supporting => &self.supporting,
@@ -245,7 +245,7 @@ pub fn rows(r: &Report) -> Vec<Row<'_>> {
 
 /// Checks the selection judged that cite no provision (service objectives
 /// and hygiene), as `ID outcome`.
-pub fn uncited(r: &Report) -> Vec<String> {
+pub(crate) fn uncited(r: &Report) -> Vec<String> {
     r.checks
         .iter()
         .filter(|c| c.hipaa.is_empty())

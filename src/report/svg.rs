@@ -74,7 +74,7 @@ fn pct_label(p: Option<f64>) -> String {
 }
 
 /// The latency percentile chart of one master.
-pub fn latency_chart(v: &LatencyView) -> String {
+pub(crate) fn latency_chart(v: &LatencyView) -> String {
     let series: [(&str, &str, &str, Vec<Point>); 3] = [
         (
             "corrected",
@@ -255,7 +255,7 @@ impl TimeAxis {
 /// Per check, a strip with its outcome in each run, placed by the run's
 /// start within `[from, to)`. `checks` is (id, title, outcome per run);
 /// `runs` the runs' start times, in the same order as the outcomes.
-pub fn timeline_strips(
+pub(crate) fn timeline_strips(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     runs: &[DateTime<Utc>],
@@ -321,7 +321,7 @@ pub fn timeline_strips(
 /// warn or waived among those judged) in each run, placed by the run's
 /// start. `rates` is (provision, title, share per run; `None` where no
 /// judged check cited it).
-pub fn safeguard_rates(
+pub(crate) fn safeguard_rates(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     runs: &[DateTime<Utc>],

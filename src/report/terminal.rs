@@ -11,7 +11,7 @@ use crate::checks::Outcome;
 use crate::policy::Area;
 
 /// Whether to colour output written to stdout.
-pub fn want_colour() -> bool {
+pub(crate) fn want_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 

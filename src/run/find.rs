@@ -16,21 +16,19 @@ use crate::report::Report;
 
 /// One run directory found.
 #[derive(Debug)]
-pub struct FoundRun {
+pub(crate) struct FoundRun {
     /// Its directory.
     pub dir: PathBuf,
     /// The directory's name.
     pub name: String,
     /// Its report, when report.json reads as one.
     pub report: Option<Report>,
-    /// The environment it audited.
-    pub environment: String,
     /// When its probing started.
     pub started_at: DateTime<Utc>,
 }
 
 /// Reads the report of the run in `dir`.
-pub fn load_report(dir: &Path) -> Result<Report, String> {
+pub(crate) fn load_report(dir: &Path) -> Result<Report, String> {
     let f = dir.join(REPORT_JSON);
     let text =
         std::fs::read_to_string(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
@@ -41,7 +39,7 @@ pub fn load_report(dir: &Path) -> Result<Report, String> {
 /// The runs of `env` in `base` (`<reports>/<env>/`), each report passed
 /// through `trim` as it is read (an export keeps only what it needs, so a
 /// quarter of thousands of runs stays small), in directory-name order.
-pub fn scan(
+pub(crate) fn scan(
     base: &Path,
     env: &str,
     mut trim: impl FnMut(&mut Report),
@@ -72,7 +70,6 @@ pub fn scan(
             dir,
             name,
             report,
-            environment,
             started_at,
         });
     }
@@ -82,7 +79,7 @@ pub fn scan(
 
 /// The report of the latest run (by directory name) of `environment` in
 /// `base` other than `except`.
-pub fn previous_report(base: &Path, environment: &str, except: &Path) -> Option<Report> {
+pub(crate) fn previous_report(base: &Path, environment: &str, except: &Path) -> Option<Report> {
     scan(base, environment, |_| {})
         .ok()?
         .into_iter()

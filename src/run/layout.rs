@@ -3,33 +3,34 @@
 
 use std::path::{Path, PathBuf};
 
-pub use crate::sign::{BUNDLE, ENVELOPE};
+pub(crate) use crate::sign::{BUNDLE, ENVELOPE};
 
 /// Where runs go when no `--out` is given: `reports/<env>/<run-id>/`.
-pub const REPORTS_DIR: &str = "reports";
+pub(crate) const REPORTS_DIR: &str = "reports";
 /// The observations (`evaluate` judges this file again).
-pub const EVIDENCE: &str = "evidence.json";
+pub(crate) const EVIDENCE: &str = "evidence.json";
 /// The judged report, machine-readable.
-pub const REPORT_JSON: &str = "report.json";
+pub(crate) const REPORT_JSON: &str = "report.json";
 /// The CI view (one testsuite per area).
-pub const JUNIT: &str = "junit.xml";
+pub(crate) const JUNIT: &str = "junit.xml";
 /// The report for people, as Markdown.
-pub const REPORT_MD: &str = "report.md";
+pub(crate) const REPORT_MD: &str = "report.md";
 /// The report for people, one self-contained page.
-pub const REPORT_HTML: &str = "report.html";
+pub(crate) const REPORT_HTML: &str = "report.html";
 /// NIST OSCAL Assessment Results.
-pub const OSCAL: &str = "assessment-results.json";
+pub(crate) const OSCAL: &str = "assessment-results.json";
 
 /// The report files of every run, in the order the terminal names them.
-pub const REPORT_FILES: [&str; 6] = [REPORT_HTML, REPORT_MD, REPORT_JSON, JUNIT, OSCAL, EVIDENCE];
+pub(crate) const REPORT_FILES: [&str; 6] =
+    [REPORT_HTML, REPORT_MD, REPORT_JSON, JUNIT, OSCAL, EVIDENCE];
 
 /// `<reports>/<env>/`: the runs of one environment.
-pub fn env_dir(reports: &Path, env: &str) -> PathBuf {
+pub(crate) fn env_dir(reports: &Path, env: &str) -> PathBuf {
     reports.join(env)
 }
 
 /// Picks `base/<run_id>`, adding `-2`, `-3`... if that name is taken.
-pub fn default_dir(base: &Path, run_id: &str) -> PathBuf {
+pub(crate) fn default_dir(base: &Path, run_id: &str) -> PathBuf {
     let mut p = base.join(run_id);
     let mut n = 2;
     while p.exists() {
@@ -40,7 +41,7 @@ pub fn default_dir(base: &Path, run_id: &str) -> PathBuf {
 }
 
 /// `DIR.salt` beside the run directory `DIR`.
-pub fn salt_path(dest: &Path) -> PathBuf {
+pub(crate) fn salt_path(dest: &Path) -> PathBuf {
     let mut name = dest
         .file_name()
         .map(|n| n.to_os_string())
@@ -51,7 +52,7 @@ pub fn salt_path(dest: &Path) -> PathBuf {
 
 /// True when `dir` exists and holds anything (a run there would be
 /// overwritten).
-pub fn occupied(dir: &Path) -> bool {
+pub(crate) fn occupied(dir: &Path) -> bool {
     dir.exists()
         && std::fs::read_dir(dir)
             .map(|mut d| d.next().is_some())

@@ -13,13 +13,12 @@
 //! reports/<env>/<run-id>.salt       the session-hash salt, beside (never inside) the run
 //! ```
 
-pub mod find;
-pub mod layout;
-pub mod verify;
-pub mod write;
+pub(crate) mod find;
+pub(crate) mod layout;
+pub(crate) mod verify;
+pub(crate) mod write;
 
-pub use crate::sign::Verification;
-pub use find::{previous_report, scan, FoundRun};
-pub use layout::*;
-pub use verify::{check, verify};
-pub use write::{write, write_salt, Written};
+pub(crate) use find::{scan, FoundRun};
+pub(crate) use layout::*;
+pub(crate) use verify::{check, verify};
+pub(crate) use write::{write, write_salt, Written};

@@ -10,7 +10,7 @@ use crate::sign::{PublicKey, Verification, Verified};
 /// Verifies the run directory `dir` against `key`. Every problem is named:
 /// a bad signature, a file whose digest differs, a missing file, an extra
 /// file.
-pub fn verify(dir: &Path, key: &PublicKey) -> Result<Verified, Vec<String>> {
+pub(crate) fn verify(dir: &Path, key: &PublicKey) -> Result<Verified, Vec<String>> {
     let mut files = BTreeMap::new();
     let rd = std::fs::read_dir(dir)
         .map_err(|e| vec![format!("{}: cannot read: {}", dir.display(), e.kind())])?;
@@ -37,7 +37,7 @@ pub fn verify(dir: &Path, key: &PublicKey) -> Result<Verified, Vec<String>> {
 
 /// Verifies `dir` against `key` as an export lists it; `report_readable`
 /// says whether its report.json was read as a report.
-pub fn check(dir: &Path, key: &PublicKey, report_readable: bool) -> Verification {
+pub(crate) fn check(dir: &Path, key: &PublicKey, report_readable: bool) -> Verification {
     match (verify(dir, key), report_readable) {
         (Ok(v), true) => Verification::Valid { key_id: v.key_id },
         (Ok(_), false) => Verification::UnreadableReport,

@@ -14,7 +14,7 @@ use crate::policy::Policy;
 use crate::report::Report;
 
 /// A run written to disk.
-pub struct Written {
+pub(crate) struct Written {
     /// Its directory.
     pub dir: PathBuf,
     /// Its report, as written.
@@ -23,7 +23,7 @@ pub struct Written {
 
 /// Every file of a run but the signature, as (name, bytes): the one list
 /// of what a run holds.
-pub fn contents(
+pub(crate) fn contents(
     evidence: &EvidenceSet,
     report: &Report,
     policy: &Policy,
@@ -53,7 +53,7 @@ pub fn contents(
 
 /// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
 /// printing nothing.
-pub fn write(
+pub(crate) fn write(
     dest: &Path,
     evidence: &EvidenceSet,
     mut report: Report,
@@ -114,7 +114,7 @@ pub fn write(
 /// operator can map a reported hash back to a key name with it
 /// (`printf %s KEY | openssl dgst -sha256 -mac HMAC -macopt hexkey:$(cat FILE)`,
 /// first 12 hex digits); the report itself never holds it.
-pub fn write_salt(dest: &Path, salt: &[u8]) -> Result<PathBuf> {
+pub(crate) fn write_salt(dest: &Path, salt: &[u8]) -> Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let file = layout::salt_path(dest);

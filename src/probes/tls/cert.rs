@@ -10,7 +10,7 @@ use x509_parser::public_key::PublicKey;
 use crate::evidence::CertInfo;
 
 /// Bits of a big-endian unsigned integer (leading zero bytes ignored).
-pub fn bit_len(be: &[u8]) -> u32 {
+pub(crate) fn bit_len(be: &[u8]) -> u32 {
     let trimmed: &[u8] = match be.iter().position(|b| *b != 0) {
         Some(i) => &be[i..],
         None => return 0,

@@ -9,7 +9,7 @@ use std::fmt;
 
 /// A protocol version that can be offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     /// TLS 1.0.
     Tls10,
     /// TLS 1.1.
@@ -22,7 +22,8 @@ pub enum TlsVersion {
 
 impl TlsVersion {
     /// Every version, oldest first.
-    pub const ALL: [TlsVersion; 4] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [TlsVersion; 4] = [
         TlsVersion::Tls10,
         TlsVersion::Tls11,
         TlsVersion::Tls12,
@@ -30,7 +31,7 @@ impl TlsVersion {
     ];
 
     /// The wire value.
-    pub fn wire(self) -> u16 {
+    pub(crate) fn wire(self) -> u16 {
         match self {
             TlsVersion::Tls10 => 0x0301,
             TlsVersion::Tls11 => 0x0302,
@@ -40,7 +41,7 @@ impl TlsVersion {
     }
 
     /// `TLSv1.0` ... `TLSv1.3`, as Redis' `tls-protocols` spells them.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TlsVersion::Tls10 => "TLSv1.0",
             TlsVersion::Tls11 => "TLSv1.1",
@@ -51,7 +52,7 @@ impl TlsVersion {
 }
 
 /// Name of a wire version for messages.
-pub fn wire_name(v: u16) -> String {
+pub(crate) fn wire_name(v: u16) -> String {
     match v {
         0x0300 => "SSLv3".into(),
         0x0301 => "TLSv1.0".into(),
@@ -99,7 +100,7 @@ fn list16(items: &[u16]) -> Vec<u8> {
 /// `sni` is sent only for DNS names (IP addresses are not allowed in SNI).
 /// `random`, `session_id` and `x25519` (the TLS 1.3 key share) are given so
 /// the bytes are reproducible in tests; use random values on the wire.
-pub fn client_hello(
+pub(crate) fn client_hello(
     version: TlsVersion,
     sni: Option<&str>,
     random: [u8; 32],
@@ -200,7 +201,7 @@ pub enum Parse {
 }
 
 /// Name of an alert description.
-pub fn alert_name(d: u8) -> &'static str {
+pub(crate) fn alert_name(d: u8) -> &'static str {
     match d {
         0 => "close_notify",
         10 => "unexpected_message",

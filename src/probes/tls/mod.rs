@@ -41,7 +41,7 @@ use crate::resp::{as_text, RedisConn};
 use hello::{client_hello, parse_server_answer, Parse, ServerAnswer, TlsVersion};
 
 /// The settings read with CONFIG GET.
-pub const CONFIG_KEYS: [&str; 8] = [
+pub(crate) const CONFIG_KEYS: [&str; 8] = [
     "port",
     "tls-port",
     "tls-protocols",
@@ -129,7 +129,7 @@ macro_rules! delegate_signature_checks {
 
 /// What the capturing verifier saw.
 #[derive(Debug, Default, Clone)]
-pub struct Captured {
+pub(crate) struct Captured {
     /// The chain, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// Verification now.
@@ -142,7 +142,7 @@ pub struct Captured {
 /// handshake continue, so one connection yields all the evidence. Used only
 /// on probing connections that carry no credentials.
 #[derive(Debug)]
-pub struct Capture {
+pub(crate) struct Capture {
     inner: Arc<WebPkiServerVerifier>,
     /// What was seen.
     pub seen: Mutex<Captured>,
@@ -150,7 +150,7 @@ pub struct Capture {
 
 impl Capture {
     /// A capturing verifier over the configured CA.
-    pub fn new(roots: Arc<rustls::RootCertStore>) -> Result<Arc<Capture>, String> {
+    pub(crate) fn new(roots: Arc<rustls::RootCertStore>) -> Result<Arc<Capture>, String> {
         let inner = WebPkiServerVerifier::builder(roots)
             .build()
             .map_err(|e| e.to_string())?;
@@ -199,7 +199,7 @@ impl ServerCertVerifier for Capture {
 /// the node must still prove it holds a CA-issued certificate for its name
 /// before credentials are sent.
 #[derive(Debug)]
-pub struct TimeTolerant {
+pub(crate) struct TimeTolerant {
     inner: Arc<WebPkiServerVerifier>,
 }
 
@@ -231,7 +231,7 @@ impl ServerCertVerifier for TimeTolerant {
 }
 
 /// Offers exactly `version` and reads the first record of the answer.
-pub async fn offer_version(
+pub(crate) async fn offer_version(
     addr: &str,
     sni: &str,
     version: TlsVersion,
@@ -786,7 +786,7 @@ async fn observe_endpoint(
 }
 
 /// Probes every node's client port and announced bus port.
-pub struct TlsEndpointProbe;
+pub(crate) struct TlsEndpointProbe;
 
 impl Probe for TlsEndpointProbe {
     fn name(&self) -> ProbeId {
@@ -838,7 +838,7 @@ impl Probe for TlsEndpointProbe {
 }
 
 /// TCP connect + inline `PING` on `port`: does a plaintext Redis answer?
-pub async fn plaintext_ping(
+pub(crate) async fn plaintext_ping(
     host: &str,
     port: u16,
     source: PlaintextSource,
@@ -1018,7 +1018,7 @@ async fn tolerant_connect(ctx: &ProbeContext, node: &NodeAddr) -> Result<RedisCo
 }
 
 /// Reads every node's TLS configuration and tries its plaintext ports.
-pub struct TlsConfigProbe;
+pub(crate) struct TlsConfigProbe;
 
 impl Probe for TlsConfigProbe {
     fn name(&self) -> ProbeId {
