@@ -59,202 +59,230 @@ fn good_lab_passes_every_access_check() {
     );
 }
 
-#[test]
-fn dev_user_allowed_to_write_fails_read_only_check_naming_commands() {
-    let mut ev = fixture_evidence();
-    set_verdict(&mut ev, "dev_user", "set", "AA");
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-005"]));
-    let m = messages(&r, "ACC-005");
-    assert!(
-        m.contains("dev_user may run 1 command(s) the policy denies: set (@write)"),
-        "{m}"
-    );
+/// What a case's finding message must show.
+enum Says {
+    /// The message contains this text.
+    Contains(&'static str),
+    /// The message starts with this text.
+    StartsWith(&'static str),
+    /// The message has this many lines (one per non-passing subject).
+    Lines(usize),
 }
 
-#[test]
-fn dev_user_allowed_eval_fails_because_scripting_is_not_in_write() {
-    let mut ev = fixture_evidence();
-    set_verdict(&mut ev, "dev_user", "eval", "A");
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-005"]));
-    assert!(messages(&r, "ACC-005").contains("eval (@scripting)"));
+/// One defect written into the good lab's evidence: exactly the check
+/// `id` ends `outcome` (every other access check passes), and its
+/// message says what `says` lists.
+struct Case {
+    name: &'static str,
+    defect: fn(&mut EvidenceSet),
+    id: &'static str,
+    outcome: Outcome,
+    says: &'static [Says],
 }
 
-#[test]
-fn app_user_reaching_a_key_outside_session_namespace_fails() {
-    let mut ev = fixture_evidence();
-    set_verdict(&mut ev, "app_user", "hgetall", "AA");
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-006"]));
-    let m = messages(&r, "ACC-006");
-    assert!(
-        m.contains("on key `epic-audit-dryrun:outside`, outside session:*: hgetall"),
-        "{m}"
-    );
+fn user<'a>(v: &'a mut AclView, name: &str) -> &'a mut epic_audit::evidence::AclUser {
+    v.users.iter_mut().find(|u| u.name == name).unwrap()
 }
 
-#[test]
-fn app_user_allowed_an_admin_command_fails() {
-    let mut ev = fixture_evidence();
-    set_verdict(&mut ev, "app_user", "config|set", "A");
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-006"]));
-    assert!(messages(&r, "ACC-006").contains("config|set (@admin)"));
-}
+const CASES: &[Case] = &[
+    Case {
+        name: "dev_user allowed to write fails the read-only check naming the command",
+        defect: |ev| set_verdict(ev, "dev_user", "set", "AA"),
+        id: "ACC-005",
+        outcome: Outcome::Fail,
+        says: &[Says::Contains(
+            "dev_user may run 1 command(s) the policy denies: set (@write)",
+        )],
+    },
+    Case {
+        name: "dev_user allowed EVAL fails: scripting is not in @write",
+        defect: |ev| set_verdict(ev, "dev_user", "eval", "A"),
+        id: "ACC-005",
+        outcome: Outcome::Fail,
+        says: &[Says::Contains("eval (@scripting)")],
+    },
+    Case {
+        name: "app_user reaching a key outside the session namespace fails",
+        defect: |ev| set_verdict(ev, "app_user", "hgetall", "AA"),
+        id: "ACC-006",
+        outcome: Outcome::Fail,
+        says: &[Says::Contains(
+            "on key `epic-audit-dryrun:outside`, outside session:*: hgetall",
+        )],
+    },
+    Case {
+        name: "app_user allowed an admin command fails",
+        defect: |ev| set_verdict(ev, "app_user", "config|set", "A"),
+        id: "ACC-006",
+        outcome: Outcome::Fail,
+        says: &[Says::Contains("config|set (@admin)")],
+    },
+    Case {
+        name: "a denied positive control is a warning",
+        defect: |ev| set_verdict(ev, "dev_user", "get", "CC"),
+        id: "ACC-005",
+        outcome: Outcome::Warn,
+        says: &[Says::Contains("positive control): get")],
+    },
+    Case {
+        name: "an undecidable DRYRUN for a denied command is an error",
+        defect: |ev| set_verdict(ev, "dev_user", "set", "EE"),
+        id: "ACC-005",
+        outcome: Outcome::Error,
+        says: &[],
+    },
+    Case {
+        name: "default enabled without a password fails only the default-user check",
+        defect: |ev| {
+            for (_, v) in views(ev) {
+                user(v, "default").flags = vec!["on".into(), "nopass".into()];
+                v.auth.unauthenticated_ping = "PONG".into();
+                v.auth.default_wrong_password = "OK".into();
+            }
+        },
+        id: "ACC-004",
+        outcome: Outcome::Fail,
+        says: &[
+            Says::Contains("default is enabled"),
+            Says::Contains("nopass"),
+            Says::Contains("`PONG` instead of NOAUTH"),
+        ],
+    },
+    Case {
+        name: "an extra user fails the expected users",
+        defect: |ev| {
+            for (_, v) in views(ev) {
+                let mut extra = user(v, "admin_user").clone();
+                extra.name = "intruder".into();
+                extra.rule = extra.rule.replace("admin_user", "intruder");
+                v.users.push(extra);
+            }
+        },
+        id: "ACC-002",
+        outcome: Outcome::Fail,
+        says: &[Says::Contains("unexpected user(s) intruder")],
+    },
+    Case {
+        name: "a user with nopass fails the password check",
+        defect: |ev| {
+            for (_, v) in views(ev) {
+                user(v, "dev_user").flags.push("nopass".into());
+            }
+        },
+        id: "ACC-003",
+        outcome: Outcome::Fail,
+        says: &[Says::Contains("dev_user accept(s) any password")],
+    },
+    Case {
+        name: "one node with a different ACL fails consistency on that node only",
+        defect: |ev| {
+            for (subject, v) in views(ev) {
+                if subject == "127.0.1.3:6379" {
+                    user(v, "dev_user").rule.push_str(" #fp:0000000000000000");
+                }
+            }
+        },
+        id: "ACC-001",
+        outcome: Outcome::Fail,
+        says: &[
+            Says::StartsWith("127.0.1.3:6379 [fail]"),
+            Says::Contains("dev_user: here adds `#fp:0000000000000000`"),
+            Says::Lines(1),
+        ],
+    },
+    Case {
+        name: "a credential that does not work fails authentication",
+        defect: |ev| {
+            for (subject, v) in views(ev) {
+                if subject == "127.0.1.2:6379" {
+                    let u = v
+                        .auth
+                        .users
+                        .iter_mut()
+                        .find(|u| u.user == "app_user")
+                        .unwrap();
+                    u.authenticated = false;
+                    u.whoami = None;
+                    u.error = Some(
+                        "WRONGPASS invalid username-password pair or user is disabled.".into(),
+                    );
+                }
+            }
+        },
+        id: "ACC-009",
+        outcome: Outcome::Fail,
+        says: &[Says::Contains("app_user: WRONGPASS")],
+    },
+    Case {
+        name: "many recent failed logins warn (and a warning does not fail the gate)",
+        defect: |ev| {
+            for (_, v) in views(ev) {
+                v.log
+                    .by_reason_user
+                    .push(epic_audit::evidence::AclLogCount {
+                        reason: "auth".into(),
+                        username: "app_user".into(),
+                        count: 500,
+                        newest_age_seconds: 10,
+                    });
+            }
+        },
+        id: "ACC-010",
+        outcome: Outcome::Warn,
+        says: &[Says::Contains("app_user 500")],
+    },
+    Case {
+        name: "a case with the wrong verdict fails naming case and node",
+        defect: |ev| {
+            for (_, v) in views(ev) {
+                let c = v
+                    .cases
+                    .iter_mut()
+                    .find(|c| c.command == "FLUSHALL")
+                    .unwrap();
+                c.verdict = epic_audit::evidence::DryRunVerdict::Allowed;
+                c.reply = "OK".into();
+            }
+        },
+        id: "ACC-008",
+        outcome: Outcome::Fail,
+        says: &[Says::StartsWith("app_user: FLUSHALL [fail]")],
+    },
+];
 
 #[test]
-fn a_denied_positive_control_is_a_warning() {
-    let mut ev = fixture_evidence();
-    set_verdict(&mut ev, "dev_user", "get", "CC");
-    let r = judge_access(&ev);
-    assert_eq!(
-        not_passing(&r),
-        vec![("ACC-005".to_string(), Outcome::Warn)]
-    );
-    assert!(messages(&r, "ACC-005").contains("positive control): get"));
-}
-
-#[test]
-fn undecidable_dryrun_for_a_denied_command_is_an_error() {
-    let mut ev = fixture_evidence();
-    set_verdict(&mut ev, "dev_user", "set", "EE");
-    let r = judge_access(&ev);
-    assert_eq!(
-        not_passing(&r),
-        vec![("ACC-005".to_string(), Outcome::Error)]
-    );
-}
-
-#[test]
-fn default_user_enabled_without_password_fails_only_the_default_check() {
-    let mut ev = fixture_evidence();
-    for (_, v) in views(&mut ev) {
-        let d = v.users.iter_mut().find(|u| u.name == "default").unwrap();
-        d.flags = vec!["on".into(), "nopass".into()];
-        v.auth.unauthenticated_ping = "PONG".into();
-        v.auth.default_wrong_password = "OK".into();
-    }
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-004"]));
-    let m = messages(&r, "ACC-004");
-    assert!(
-        m.contains("default is enabled")
-            && m.contains("nopass")
-            && m.contains("`PONG` instead of NOAUTH"),
-        "{m}"
-    );
-}
-
-#[test]
-fn an_extra_user_fails_expected_users() {
-    let mut ev = fixture_evidence();
-    for (_, v) in views(&mut ev) {
-        let mut extra = v
-            .users
-            .iter()
-            .find(|u| u.name == "admin_user")
-            .unwrap()
-            .clone();
-        extra.name = "intruder".into();
-        extra.rule = extra.rule.replace("admin_user", "intruder");
-        v.users.push(extra);
-    }
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-002"]));
-    assert!(messages(&r, "ACC-002").contains("unexpected user(s) intruder"));
-}
-
-#[test]
-fn a_user_with_nopass_fails_the_password_check() {
-    let mut ev = fixture_evidence();
-    for (_, v) in views(&mut ev) {
-        let u = v.users.iter_mut().find(|u| u.name == "dev_user").unwrap();
-        u.flags.push("nopass".into());
-    }
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-003"]));
-    assert!(messages(&r, "ACC-003").contains("dev_user accept(s) any password"));
-}
-
-#[test]
-fn one_node_with_a_different_acl_fails_consistency_on_that_node() {
-    let mut ev = fixture_evidence();
-    for (subject, v) in views(&mut ev) {
-        if subject == "127.0.1.3:6379" {
-            let u = v.users.iter_mut().find(|u| u.name == "dev_user").unwrap();
-            u.rule.push_str(" #fp:0000000000000000");
+fn each_defect_ends_exactly_its_check_and_says_why() {
+    for case in CASES {
+        let mut ev = fixture_evidence();
+        (case.defect)(&mut ev);
+        let r = judge_access(&ev);
+        assert_eq!(
+            not_passing(&r),
+            vec![(case.id.to_string(), case.outcome)],
+            "{}",
+            case.name
+        );
+        let exit = match case.outcome {
+            Outcome::Fail => 1,
+            Outcome::Error => 2,
+            _ => 0,
+        };
+        assert_eq!(r.exit_code, exit, "{}: exit code", case.name);
+        let m = messages(&r, case.id);
+        for says in case.says {
+            let ok = match says {
+                Says::Contains(t) => m.contains(t),
+                Says::StartsWith(t) => m.starts_with(t),
+                Says::Lines(n) => m.lines().count() == *n,
+            };
+            let want = match says {
+                Says::Contains(t) => format!("contains {t:?}"),
+                Says::StartsWith(t) => format!("starts with {t:?}"),
+                Says::Lines(n) => format!("has {n} line(s)"),
+            };
+            assert!(ok, "{}: the {} message {want}:\n{m}", case.name, case.id);
         }
     }
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-001"]));
-    let m = messages(&r, "ACC-001");
-    assert!(m.starts_with("127.0.1.3:6379 [fail]"), "{m}");
-    assert!(
-        m.contains("dev_user: here adds `#fp:0000000000000000`"),
-        "{m}"
-    );
-    assert_eq!(m.lines().count(), 1, "only the differing node fails: {m}");
-}
-
-#[test]
-fn a_credential_that_does_not_work_fails_authentication() {
-    let mut ev = fixture_evidence();
-    for (subject, v) in views(&mut ev) {
-        if subject == "127.0.1.2:6379" {
-            let u = v
-                .auth
-                .users
-                .iter_mut()
-                .find(|u| u.user == "app_user")
-                .unwrap();
-            u.authenticated = false;
-            u.whoami = None;
-            u.error = Some("WRONGPASS invalid username-password pair or user is disabled.".into());
-        }
-    }
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-009"]));
-    assert!(messages(&r, "ACC-009").contains("app_user: WRONGPASS"));
-}
-
-#[test]
-fn many_recent_failed_logins_warn() {
-    let mut ev = fixture_evidence();
-    for (_, v) in views(&mut ev) {
-        v.log
-            .by_reason_user
-            .push(epic_audit::evidence::AclLogCount {
-                reason: "auth".into(),
-                username: "app_user".into(),
-                count: 500,
-                newest_age_seconds: 10,
-            });
-    }
-    let r = judge_access(&ev);
-    assert_eq!(
-        not_passing(&r),
-        vec![("ACC-010".to_string(), Outcome::Warn)]
-    );
-    assert_eq!(r.exit_code, 0, "a warning does not fail the gate");
-    assert!(messages(&r, "ACC-010").contains("app_user 500"));
-}
-
-#[test]
-fn a_case_with_the_wrong_verdict_fails_naming_case_and_node() {
-    let mut ev = fixture_evidence();
-    for (_, v) in views(&mut ev) {
-        let c = v
-            .cases
-            .iter_mut()
-            .find(|c| c.command == "FLUSHALL")
-            .unwrap();
-        c.verdict = epic_audit::evidence::DryRunVerdict::Allowed;
-        c.reply = "OK".into();
-    }
-    let r = judge_access(&ev);
-    assert_eq!(not_passing(&r), failing(&["ACC-008"]));
-    assert!(messages(&r, "ACC-008").starts_with("app_user: FLUSHALL [fail]"));
 }
 
 #[test]

@@ -10,15 +10,6 @@ use epic_audit_lab::MASTER_SLOTS;
 
 const AREAS: &str = "data,monitoring";
 
-async fn on_nodes(t: &TestLab, nodes: &[usize], words: &[&str]) {
-    for &i in nodes {
-        let mut c = t.lab.admin(i).await.unwrap();
-        c.cmd_str(words)
-            .await
-            .unwrap_or_else(|e| panic!("{words:?} on node {}: {e}", i + 1));
-    }
-}
-
 /// The lab master (0-2) serving `key`'s slot.
 fn master_of(key: &str) -> usize {
     let slot = epic_audit::evidence::key_slot(key.as_bytes());
@@ -148,8 +139,7 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
 
     // The audit user may not run CONFIG GET: the configuration checks
     // cannot be judged, so they are errors naming the rule to add.
-    on_nodes(
-        &t,
+    t.on_nodes(
         &[0, 1, 2, 3, 4, 5],
         &["ACL", "SETUSER", "auditor", "-config|get"],
     )
@@ -165,10 +155,11 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
         }
     }
     assert_eq!(code, 2);
-    on_nodes(&t, &[0, 1, 2, 3, 4, 5], &["ACL", "LOAD"]).await;
+    t.on_nodes(&[0, 1, 2, 3, 4, 5], &["ACL", "LOAD"]).await;
 
     // appendonly no on one master: only DATA-001.
-    on_nodes(&t, &[0], &["CONFIG", "SET", "appendonly", "no"]).await;
+    t.on_nodes(&[0], &["CONFIG", "SET", "appendonly", "no"])
+        .await;
     let (_, rep, bad) = audit_area(&t, AREAS, "aof");
     assert_eq!(bad, fails(&["DATA-001"]), "{rep:#}");
     let f = failing_subjects(&rep, "DATA-001");
@@ -177,32 +168,27 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
         f[0].0 == t.lab.spec.addr(0).to_string() && f[0].1.contains("AOF is off"),
         "{f:?}"
     );
-    on_nodes(&t, &[0], &["CONFIG", "SET", "appendonly", "yes"]).await;
+    t.on_nodes(&[0], &["CONFIG", "SET", "appendonly", "yes"])
+        .await;
 
     // maxmemory-policy allkeys-lru: only DATA-002.
-    on_nodes(
-        &t,
-        &[1],
-        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
-    )
-    .await;
+    t.on_nodes(&[1], &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        .await;
     let (_, rep, bad) = audit_area(&t, AREAS, "eviction");
     assert_eq!(bad, fails(&["DATA-002"]), "{rep:#}");
-    on_nodes(
-        &t,
-        &[1],
-        &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
-    )
-    .await;
+    t.on_nodes(&[1], &["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .await;
 
     // protected-mode off on one node: only DATA-003.
-    on_nodes(&t, &[2], &["CONFIG", "SET", "protected-mode", "no"]).await;
+    t.on_nodes(&[2], &["CONFIG", "SET", "protected-mode", "no"])
+        .await;
     let (_, rep, bad) = audit_area(&t, AREAS, "protected-mode");
     assert_eq!(bad, fails(&["DATA-003"]), "{rep:#}");
     assert!(failing_subjects(&rep, "DATA-003")[0]
         .1
         .contains("protected-mode is no"));
-    on_nodes(&t, &[2], &["CONFIG", "SET", "protected-mode", "yes"]).await;
+    t.on_nodes(&[2], &["CONFIG", "SET", "protected-mode", "yes"])
+        .await;
 
     // 250 sessions of which 3 never expire: only DATA-005, naming 3 keys by hash.
     let more: Vec<String> = (0..227)
@@ -285,7 +271,7 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
     // Master 1 without its replica (node 4 moved under master 2): DATA-004 warns.
     let m2 = myid(&t, 1).await;
     let m1 = myid(&t, 0).await;
-    on_nodes(&t, &[3], &["CLUSTER", "REPLICATE", &m2]).await;
+    t.on_nodes(&[3], &["CLUSTER", "REPLICATE", &m2]).await;
     wait_replication_up(&t, 3).await;
     let (code, rep, bad) = audit_area(&t, AREAS, "no-replica");
     assert_eq!(
@@ -300,7 +286,7 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
         f[0].0 == t.lab.spec.addr(0).to_string() && f[0].1.contains("0 replica(s) online"),
         "{f:?}"
     );
-    on_nodes(&t, &[3], &["CLUSTER", "REPLICATE", &m1]).await;
+    t.on_nodes(&[3], &["CLUSTER", "REPLICATE", &m1]).await;
     wait_replication_up(&t, 3).await;
 
     // The exporter of node 5 stopped: only MON-001, for node 5.

@@ -11,15 +11,6 @@ use common::*;
 const ALL: [usize; 6] = [0, 1, 2, 3, 4, 5];
 const NODE4: usize = 3; // a replica: cert swaps do not trigger a failover
 
-async fn on_nodes(t: &TestLab, nodes: &[usize], words: &[&str]) {
-    for &i in nodes {
-        let mut c = t.lab.admin(i).await.unwrap();
-        c.cmd_str(words)
-            .await
-            .unwrap_or_else(|e| panic!("{words:?} on node {}: {e}", i + 1));
-    }
-}
-
 fn bad(name: &str) -> String {
     format!("{}/fixtures/pki/bad/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -67,12 +58,8 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     );
 
     // TLS 1.2 next to 1.3 on every node: only TLS-001, on all 12 endpoints.
-    on_nodes(
-        &t,
-        &ALL,
-        &["CONFIG", "SET", "tls-protocols", "TLSv1.2 TLSv1.3"],
-    )
-    .await;
+    t.on_nodes(&ALL, &["CONFIG", "SET", "tls-protocols", "TLSv1.2 TLSv1.3"])
+        .await;
     let (_, rep, bad_checks) = audit_area(&t, "transport", "tls12");
     assert_eq!(bad_checks, fails(&["TLS-001"]), "{rep:#}");
     let f = failing_subjects(&rep, "TLS-001");
@@ -82,7 +69,8 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
             .all(|(_, m)| m.contains("accepts TLSv1.2 (ServerHello TLSv1.2")),
         "{f:?}"
     );
-    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-protocols", "TLSv1.3"]).await;
+    t.on_nodes(&ALL, &["CONFIG", "SET", "tls-protocols", "TLSv1.3"])
+        .await;
 
     // RSA-2048 certificate from the CA on node 4: only TLS-002.
     swap_cert(&mut keeper, &bad("rsa2048.crt"), &bad("rsa2048.key")).await;
@@ -167,7 +155,8 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
     // TLS-003 is proven from recorded evidence (transport_from_fixtures).
 
     // Client certificates no longer required: only TLS-011.
-    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-auth-clients", "no"]).await;
+    t.on_nodes(&ALL, &["CONFIG", "SET", "tls-auth-clients", "no"])
+        .await;
     let (_, rep, bad_checks) = audit_area(&t, "transport", "no-client-certs");
     assert_eq!(bad_checks, fails(&["TLS-011"]), "{rep:#}");
     let f = failing_subjects(&rep, "TLS-011");
@@ -176,11 +165,13 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
         f[0].1.contains("tls-auth-clients is no") && f[0].1.contains("was accepted"),
         "{f:?}"
     );
-    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-auth-clients", "yes"]).await;
+    t.on_nodes(&ALL, &["CONFIG", "SET", "tls-auth-clients", "yes"])
+        .await;
 
     // A plaintext port on node 2: only TLS-009, naming the port.
     let plain = epic_audit_lab::pick_free_port(&epic_audit_lab::default_ips());
-    on_nodes(&t, &[1], &["CONFIG", "SET", "port", &plain.to_string()]).await;
+    t.on_nodes(&[1], &["CONFIG", "SET", "port", &plain.to_string()])
+        .await;
     let (_, rep, bad_checks) = audit_area(&t, "transport", "plaintext");
     assert_eq!(bad_checks, fails(&["TLS-009"]), "{rep:#}");
     let f = failing_subjects(&rep, "TLS-009");
@@ -192,16 +183,18 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
         )),
         "{f:?}"
     );
-    on_nodes(&t, &[1], &["CONFIG", "SET", "port", "0"]).await;
+    t.on_nodes(&[1], &["CONFIG", "SET", "port", "0"]).await;
 
     // tls-replication no: only TLS-010.
-    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-replication", "no"]).await;
+    t.on_nodes(&ALL, &["CONFIG", "SET", "tls-replication", "no"])
+        .await;
     let (_, rep, bad_checks) = audit_area(&t, "transport", "repl");
     assert_eq!(bad_checks, fails(&["TLS-010"]), "{rep:#}");
     assert!(failing_subjects(&rep, "TLS-010")[0]
         .1
         .contains("tls-replication off"));
-    on_nodes(&t, &ALL, &["CONFIG", "SET", "tls-replication", "yes"]).await;
+    t.on_nodes(&ALL, &["CONFIG", "SET", "tls-replication", "yes"])
+        .await;
 
     let (_, rep, bad_checks) = audit_area(&t, "transport", "good-again");
     assert_eq!(bad_checks, vec![], "{rep:#}");

@@ -44,6 +44,18 @@ pub async fn start_lab_with(tweak: impl FnOnce(&mut LabSpec)) -> TestLab {
 }
 
 impl TestLab {
+    /// Runs one admin command on each of `nodes` (0-based), panicking with
+    /// the node and the reply when one fails: how a test puts a defect into
+    /// the lab.
+    pub async fn on_nodes(&self, nodes: &[usize], words: &[&str]) {
+        for &i in nodes {
+            let mut c = self.lab.admin(i).await.unwrap();
+            c.cmd_str(words)
+                .await
+                .unwrap_or_else(|e| panic!("{words:?} on node {}: {e}", i + 1));
+        }
+    }
+
     /// Writes a config for this lab (environment `t`) and returns its path.
     pub fn config(&self, extra_seeds: &[String], timeouts: (u64, u64, u64)) -> PathBuf {
         let dir = self.lab.spec.dir.display().to_string();
