@@ -400,12 +400,12 @@ fn junit_reads_well_in_junitparser_with_real_times_and_findings_in_message_and_t
     );
 }
 
-/// The README's "Verifying without epic-audit" snippet, as printed there.
-fn readme_snippet() -> String {
+/// docs/evidence.md's "Verifying without epic-audit" snippet, as printed there.
+fn docs_snippet() -> String {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/evidence.md")).unwrap();
     let section = readme
-        .split("#### Verifying without epic-audit")
+        .split("## Verifying without epic-audit")
         .nth(1)
         .unwrap();
     let code = section.split("```sh\n").nth(1).unwrap();
@@ -413,7 +413,7 @@ fn readme_snippet() -> String {
 }
 
 #[test]
-fn the_readme_one_liner_verifies_a_run_and_names_a_changed_file() {
+fn the_documented_one_liner_verifies_a_run_and_names_a_changed_file() {
     let t = tempfile::tempdir().unwrap();
     let (run, keys) = ed25519_run(t.path());
     std::fs::copy(
@@ -421,7 +421,7 @@ fn the_readme_one_liner_verifies_a_run_and_names_a_changed_file() {
         t.path().join("epic-audit-signing.pub"),
     )
     .unwrap();
-    let snippet = readme_snippet()
+    let snippet = docs_snippet()
         .replacen("python3 ", &format!("{} ", python().display()), 1)
         .replace(" epic-audit-signing.pub", " ../epic-audit-signing.pub");
     let sh = |dir: &Path| {

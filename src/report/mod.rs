@@ -61,7 +61,7 @@ pub struct Report {
     pub finished_at: DateTime<Utc>,
     /// `pass`, `fail`, `error` or `incomplete` (as the exit code).
     pub verdict: Outcome,
-    /// Exit code of the run (see README).
+    /// Exit code of the run (see the README's exit codes).
     pub exit_code: u8,
     /// Number of checks per outcome.
     pub counts: BTreeMap<Outcome, usize>,
