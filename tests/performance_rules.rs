@@ -4,8 +4,8 @@ use chrono::Utc;
 use epic_audit::checks::Outcome;
 use epic_audit::engine::judge;
 use epic_audit::evidence::{
-    Distribution, Evidence, EvidenceSet, LatencySettings, LatencyView, Observation, Observed,
-    ProbeFailure, ProbeId,
+    Distribution, Evidence, EvidenceSet, HostNoise, LatencySettings, LatencyView, Observation,
+    Observed, ProbeFailure, ProbeId,
 };
 use epic_audit::policy::Policy;
 
@@ -44,7 +44,28 @@ fn view(master: &str, corrected: Distribution) -> LatencyView {
         window_start: None,
         window_end: None,
         other_commands: Default::default(),
+        host: None,
     }
+}
+
+/// `v` with the host measured: its own p99 `own` and the client p99 net
+/// of it `net` (µs).
+fn host(mut v: LatencyView, own: u64, net: u64) -> LatencyView {
+    v.host = Some(HostNoise {
+        tick_hz: 4000,
+        lateness: dist(20, own, own + 100),
+        net: dist(100, net, net + 100),
+    });
+    v
+}
+
+/// The finding message of the one subject of `v`.
+fn message(v: LatencyView) -> (Outcome, String) {
+    let ev = set(vec![Ok(v)]);
+    let p = Policy::builtin().unwrap();
+    let sel = p.select(&["PERF-001".into()], &[]).unwrap();
+    let s = &judge(&ev, &p, &sel, &[], &[]).checks[0].subjects[0];
+    (s.outcome, s.message.clone())
 }
 
 fn set(views: Vec<Result<LatencyView, ProbeFailure>>) -> EvidenceSet {
@@ -169,4 +190,78 @@ fn a_failure_says_whether_the_time_is_spent_in_redis_or_outside_it() {
         .into_iter()
         .collect();
     assert!(messages(tail).contains("outside Redis"));
+}
+
+// The rule at its edges, with the built-in objective (1 ms) and so the
+// host limit of 500 µs (half of it).
+
+#[test]
+fn a_quiet_host_and_a_client_within_the_objective_pass_and_a_noisy_host_never_does() {
+    // Host p99 just below / at / just above the resolution limit.
+    let (o, m) = message(host(view("a", dist(150, 900, 950)), 499, 880));
+    assert_eq!(o, Outcome::Pass, "{m}");
+    assert!(m.contains("the auditing host's own p99 499 µs"), "{m}");
+    let (o, _) = message(host(view("a", dist(150, 900, 950)), 500, 880));
+    assert_eq!(o, Outcome::Pass);
+    let (o, m) = message(host(view("a", dist(150, 900, 950)), 501, 880));
+    assert_eq!(
+        o,
+        Outcome::Warn,
+        "never pass on an inconclusive window: {m}"
+    );
+    assert!(
+        m.starts_with("inconclusive") && m.contains("own p99 501 µs") && m.contains("quieter host"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_client_over_the_objective_fails_only_when_the_net_figure_is_over_too() {
+    // Client just within / just over the objective, the host quiet.
+    let (o, _) = message(host(view("a", dist(150, 1000, 1000)), 100, 990));
+    assert_eq!(o, Outcome::Pass);
+    let (o, m) = message(host(view("a", dist(150, 1001, 1100)), 100, 1001));
+    assert_eq!(o, Outcome::Fail, "{m}");
+    assert!(
+        m.contains("net of what the auditing host itself held, the cluster's p99 is 1001 µs")
+            && m.contains("the auditing host's own p99 100 µs"),
+        "{m}"
+    );
+    // The client over the objective because of the host: net within it.
+    let (o, m) = message(host(view("a", dist(150, 1001, 1100)), 100, 1000));
+    assert_eq!(o, Outcome::Warn, "{m}");
+    assert!(m.contains("the excess belongs to the auditing host"), "{m}");
+    // A noisy host (the lab's case: p99 15 ms, the host's own 14 ms, net
+    // 300 µs): inconclusive, never fail.
+    let (o, m) = message(host(view("a", dist(600, 15_000, 21_000)), 14_000, 300));
+    assert_eq!(o, Outcome::Warn, "{m}");
+    assert!(m.contains("own p99 14.0 ms"), "{m}");
+}
+
+#[test]
+fn a_slow_cluster_fails_however_noisy_the_host_and_quiet_the_server_stats() {
+    // Masters busy with long scripts: client p99 4.2 ms, the host quiet,
+    // and Redis's own HGETALL p99 (execution only) 12 µs.
+    let mut busy = host(view("a", dist(300, 4200, 4300)), 80, 4100);
+    busy.server_latencystats = [("hgetall".to_string(), "p99=12".to_string())]
+        .into_iter()
+        .collect();
+    let (o, m) = message(busy.clone());
+    assert_eq!(o, Outcome::Fail, "{m}");
+    assert!(m.contains("the cluster's p99 is 4100 µs"), "{m}");
+    assert!(m.contains("waited behind other work on the master"), "{m}");
+    assert!(
+        !m.contains("outside Redis"),
+        "quiet server stats never excuse it: {m}"
+    );
+    // The same cluster seen from a noisy host still fails.
+    let (o, m) = message(host(busy, 2_000, 4_100));
+    assert_eq!(o, Outcome::Fail, "{m}");
+    // Unanswered operations fail when the host is quiet; from a noisy host
+    // they are inconclusive.
+    let mut lost = host(view("a", dist(150, 400, 800)), 100, 300);
+    lost.timed_out_ops = 3;
+    assert_eq!(message(lost.clone()).0, Outcome::Fail);
+    lost.host.as_mut().unwrap().lateness.p99_us = 900;
+    assert_eq!(message(lost).0, Outcome::Warn);
 }

@@ -17,6 +17,7 @@ pub mod aws;
 pub mod compose;
 mod files;
 mod form;
+pub mod load;
 mod process;
 mod services;
 

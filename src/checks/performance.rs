@@ -18,6 +18,11 @@ use crate::evidence::{Distribution, ProbeId};
 pub struct P99Params {
     /// Corrected p99 must not exceed this (µs); p99.9 above it warns.
     pub threshold_us: u64,
+    /// The auditing host's own p99 (µs) above which a window cannot
+    /// resolve the objective (never `pass`); default: half of
+    /// `threshold_us`.
+    #[serde(default)]
+    pub host_limit_us: Option<u64>,
     /// Fewer measured operations than this cannot decide.
     #[serde(default = "min_samples")]
     pub min_samples: u64,
@@ -130,6 +135,70 @@ fn where_the_time_goes(
     }
 }
 
+/// The verdict of a window recorded before the host was measured: the
+/// client figures alone.
+fn client_only(
+    subject: &str,
+    v: &crate::evidence::LatencyView,
+    p: &P99Params,
+    observed: String,
+    expected: &str,
+    concurrent: &str,
+) -> SubjectFinding {
+    let c = &v.corrected;
+    if c.p99_us > p.threshold_us || v.timed_out_ops > 0 {
+        SubjectFinding::new(
+            subject,
+            Outcome::Fail,
+            observed,
+            expected,
+            format!(
+                "p99 {} exceeds the objective {}: {}",
+                fmt_us(c.p99_us),
+                fmt_us(p.threshold_us),
+                where_the_time_goes(v, c.p99_us, concurrent)
+            ),
+        )
+    } else if c.p999_us > p.threshold_us {
+        SubjectFinding::new(
+            subject,
+            Outcome::Warn,
+            observed,
+            expected,
+            format!(
+                "p99 within the objective, but p99.9 {} exceeds it: {}",
+                fmt_us(c.p999_us),
+                where_the_time_goes(v, c.p999_us, concurrent)
+            ),
+        )
+    } else {
+        SubjectFinding::new(
+            subject,
+            Outcome::Pass,
+            observed,
+            expected,
+            format!("p99 {} within {}", fmt_us(c.p99_us), fmt_us(p.threshold_us)),
+        )
+    }
+}
+
+/// Where latency the auditing host did not cause goes: Redis's execution
+/// time (INFO latencystats) or waiting behind other work on the master, or
+/// the network. latencystats time execution only, so quiet server
+/// statistics never excuse a slow cluster.
+fn where_the_net_goes(v: &crate::evidence::LatencyView, concurrent: &str) -> String {
+    match server_hgetall_p99(v) {
+        Some(s) => format!(
+            "Redis executed HGETALL with p99 {s} µs, so the requests waited behind other work on the master \
+             (long scripts or blocking commands: SLOWLOG GET, LATENCY DOCTOR; {concurrent}) or in the network \
+             and TLS path between the auditing host and the master"
+        ),
+        None => format!(
+            "look at SLOWLOG GET and LATENCY DOCTOR on the master ({concurrent}), its CPU and the network path"
+        ),
+    }
+}
+
 fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
     let expected = format!(
         "corrected p99 <= {} (warning when p99.9 exceeds it)",
@@ -187,23 +256,79 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
             if c.count < p.min_samples {
                 return SubjectFinding::new(subject, Outcome::Error, observed, expected.clone(), format!("only {} measured operations (minimum {})", c.count, p.min_samples));
             }
-            if c.p99_us > p.threshold_us || v.timed_out_ops > 0 {
-                SubjectFinding::new(
+            let Some(host) = &v.host else {
+                // Evidence from before the host was measured: the client
+                // figures alone, as they were judged then.
+                return client_only(subject, v, p, observed, &expected, &concurrent);
+            };
+            let limit = p.host_limit_us.unwrap_or(p.threshold_us / 2);
+            let (client, own, net) = (c.p99_us, host.lateness.p99_us, host.net.p99_us);
+            let observed = format!(
+                "{observed}; auditing host's own p99 {} (timer at {} Hz on the measuring thread), client p99 net of it {}",
+                fmt_us(own),
+                host.tick_hz,
+                fmt_us(net)
+            );
+            let figures = format!(
+                "client p99 {}, the auditing host's own p99 {}, net of the host {}",
+                fmt_us(client),
+                fmt_us(own),
+                fmt_us(net)
+            );
+            if net > p.threshold_us || (v.timed_out_ops > 0 && own <= limit) {
+                let why = if v.timed_out_ops > 0 && net <= p.threshold_us {
+                    format!("{} operations got no answer before the deadline", v.timed_out_ops)
+                } else {
+                    format!(
+                        "net of what the auditing host itself held, the cluster's p99 is {}, which exceeds the objective {}",
+                        fmt_us(net),
+                        fmt_us(p.threshold_us)
+                    )
+                };
+                return SubjectFinding::new(
                     subject,
                     Outcome::Fail,
                     observed,
                     expected.clone(),
+                    format!("{why} ({figures}): {}", where_the_net_goes(v, &concurrent)),
+                );
+            }
+            if own > limit {
+                return SubjectFinding::new(
+                    subject,
+                    Outcome::Warn,
+                    observed,
+                    expected.clone(),
                     format!(
-                        "p99 {} exceeds the objective {}: {}",
-                        fmt_us(c.p99_us),
-                        fmt_us(p.threshold_us),
-                        where_the_time_goes(v, c.p99_us, &concurrent)
+                        "inconclusive: the auditing host's own p99 {} is above {} (half the objective unless \
+                         host_limit_us says otherwise), so this window cannot resolve the objective ({figures}); \
+                         measure from a quieter host that is not the audited one",
+                        fmt_us(own),
+                        fmt_us(limit)
                     ),
-                )
-            } else if c.p999_us > p.threshold_us {
-                SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), format!("p99 within the objective, but p99.9 {} exceeds it: {}", fmt_us(c.p999_us), where_the_time_goes(v, c.p999_us, &concurrent)))
+                );
+            }
+            if client > p.threshold_us || v.timed_out_ops > 0 {
+                return SubjectFinding::new(
+                    subject,
+                    Outcome::Warn,
+                    observed,
+                    expected.clone(),
+                    format!(
+                        "inconclusive: client p99 {} exceeds the objective {}, but net of what the auditing host \
+                         itself held (its own p99 {}) the cluster's p99 is {}: the excess belongs to the auditing \
+                         host; measure from a quieter host that is not the audited one",
+                        fmt_us(client),
+                        fmt_us(p.threshold_us),
+                        fmt_us(own),
+                        fmt_us(net)
+                    ),
+                );
+            }
+            if c.p999_us > p.threshold_us {
+                SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), format!("p99 within the objective, but p99.9 {} exceeds it ({figures}): {}", fmt_us(c.p999_us), where_the_time_goes(v, c.p999_us, &concurrent)))
             } else {
-                SubjectFinding::new(subject, Outcome::Pass, observed, expected.clone(), format!("p99 {} within {}", fmt_us(c.p99_us), fmt_us(p.threshold_us)))
+                SubjectFinding::new(subject, Outcome::Pass, observed, expected.clone(), format!("p99 {} within {} ({figures})", fmt_us(client), fmt_us(p.threshold_us)))
             }
         })
         .collect()

@@ -131,4 +131,26 @@ pub struct LatencyView {
     /// (other clients' traffic on this master), by command.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub other_commands: BTreeMap<String, u64>,
+    /// The auditing host's own latency during the same window, and the
+    /// client latency net of it. Absent in evidence from before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostNoise>,
+}
+
+/// What the auditing host itself added during a latency window: a timer
+/// on the measuring thread ticked open-loop at `tick_hz` and recorded how
+/// late each wake-up was (from its intended time, so coordinated omission
+/// is corrected as for the operations); each operation's latency less the
+/// part of it the host held (its late send, and every late tick's span
+/// inside it) is its net latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostNoise {
+    /// Host timer ticks per second.
+    pub tick_hz: u32,
+    /// How late the host timer woke (µs), over the measured window.
+    pub lateness: Distribution,
+    /// Each measured operation's corrected latency less what the host held
+    /// of it: the cluster's share, as far as the host can tell.
+    pub net: Distribution,
 }

@@ -23,10 +23,13 @@ use tokio::time::{timeout_at, Instant};
 
 use super::cleanup::{delete_keys, LatencyCleanup, PendingCleanup};
 use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
+use super::timing::{
+    distribution, histogram, host_lateness, host_tick_hz, net_latency, us, Op, Tick,
+};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    Distribution, Evidence, FailureKind, LatencySettings, LatencyView, Observation, Observed,
-    ProbeFailure, ProbeId, SlotRange,
+    Distribution, Evidence, FailureKind, HostNoise, LatencySettings, LatencyView, Observation,
+    Observed, ProbeFailure, ProbeId, SlotRange,
 };
 use crate::resp::{as_text, encode_command, error_text, parse_info, Frame, ReadError, RedisConn};
 
@@ -80,25 +83,6 @@ pub(crate) enum OpKind {
     Write,
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
-}
-
-fn distribution(h: &Histogram<u64>) -> Distribution {
-    if h.is_empty() {
-        return Distribution::default();
-    }
-    Distribution {
-        count: h.len(),
-        p50_us: h.value_at_quantile(0.50),
-        p90_us: h.value_at_quantile(0.90),
-        p99_us: h.value_at_quantile(0.99),
-        p999_us: h.value_at_quantile(0.999),
-        max_us: h.max(),
-        mean_us: (h.mean() * 10.0).round() / 10.0,
-    }
-}
-
 /// Bookkeeping of completed operations. Pure: times are offsets from the
 /// start, so it can be driven by a fake clock.
 pub(crate) struct Recorder {
@@ -114,6 +98,8 @@ pub(crate) struct Recorder {
     pub completed: u64,
     last_received: Duration,
     first_measured_intended: Option<Duration>,
+    /// Every measured operation's times, for the host-noise attribution.
+    ops: Vec<Op>,
 }
 
 impl Default for Recorder {
@@ -128,12 +114,9 @@ impl Default for Recorder {
             completed: 0,
             last_received: Duration::ZERO,
             first_measured_intended: None,
+            ops: Vec::new(),
         }
     }
-}
-
-fn us(d: Duration) -> u64 {
-    (d.as_micros() as u64).max(1)
 }
 
 impl Recorder {
@@ -154,6 +137,11 @@ impl Recorder {
             return;
         }
         self.first_measured_intended.get_or_insert(intended);
+        self.ops.push(Op {
+            intended,
+            sent,
+            received,
+        });
         let corrected = us(received.saturating_sub(intended));
         self.corrected.saturating_record(corrected);
         self.raw
@@ -193,6 +181,11 @@ impl Recorder {
     pub(crate) fn writes(&self) -> Distribution {
         distribution(&self.writes)
     }
+    /// Every measured operation's times.
+    pub(crate) fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
     /// Measured operations per second actually completed.
     pub(crate) fn achieved_rate(&self) -> f64 {
         match self.first_measured_intended {
@@ -488,7 +481,7 @@ async fn measure(
             settings.key_ttl_s
         ),
     };
-    let (rec, schedule, timed_out) = result?;
+    let (rec, schedule, timed_out, host) = result?;
     let mut admin = ctx.conn(master).await?;
     let after = commandstats(&mut admin).await?;
     let mut server_usec_per_call = BTreeMap::new();
@@ -550,6 +543,11 @@ async fn measure(
         window_start: Some(window_start),
         window_end: Some(window_end),
         other_commands,
+        host: Some(HostNoise {
+            tick_hz: host.tick_hz,
+            lateness: host.lateness,
+            net: host.net,
+        }),
     })
 }
 
@@ -561,7 +559,7 @@ async fn open_loop(
     keys: &[String],
     grace: Duration,
     cleanup: &LatencyCleanup,
-) -> Result<(Recorder, Schedule, u64), ProbeFailure> {
+) -> Result<(Recorder, Schedule, u64, HostTimer), ProbeFailure> {
     let cleanup = cleanup.clone();
     let addr = conn.addr().to_string();
     let schedule = Schedule::new(
@@ -588,6 +586,15 @@ async fn open_loop(
         kind: FailureKind::Io,
         message: format!("cannot create the latency timer: {e}"),
     })?;
+    let host_ticker = Ticker::new().map_err(|e| ProbeFailure {
+        kind: FailureKind::Io,
+        message: format!("cannot create the host timer: {e}"),
+    })?;
+    let tick_hz = host_tick_hz(s.rate_per_master);
+    let tick_interval = Duration::from_secs(1) / tick_hz;
+    // Set when the reader is done: the host timer stops with the last reply.
+    let done = std::cell::Cell::new(false);
+    let done = &done;
     let total = schedule.total_ops;
     // In-flight limit (closed loop when 1): the reader returns a permit per
     // answered operation.
@@ -680,16 +687,53 @@ async fn open_loop(
             rec.record_timeout(p.intended - start, deadline - start);
             outstanding += 1;
         }
+        done.set(true);
         Ok((rec, outstanding))
     };
-    let (w, r) = tokio::join!(writer, reader);
+    // The host's own latency on this thread, for exactly this window: a
+    // tick every `tick_interval` (half an interval off the operations', so
+    // the two timers do not fire together), each recording how late it
+    // woke. Runs until the last reply is read.
+    let host = async move {
+        let mut ticks = Vec::new();
+        let mut j: u32 = 0;
+        loop {
+            let due = tick_interval * j + tick_interval / 2;
+            if done.get() || start + due >= deadline {
+                break;
+            }
+            if host_ticker.wait_until(start_std + due).await.is_err() {
+                break;
+            }
+            ticks.push(Tick {
+                intended: due,
+                fired: start_std.elapsed(),
+            });
+            j = j.saturating_add(1);
+        }
+        ticks
+    };
+    let (w, r, ticks) = tokio::join!(writer, reader, host);
     let io = |e: String| ProbeFailure {
         kind: FailureKind::Io,
         message: format!("{addr}: latency load: {e}"),
     };
     let (rec, outstanding) = r.map_err(io)?;
     w.map_err(io)?;
-    Ok((rec, schedule, outstanding))
+    let measured_from = schedule.intended(schedule.warmup_ops);
+    let host = HostTimer {
+        tick_hz,
+        lateness: host_lateness(&ticks, measured_from),
+        net: net_latency(rec.ops(), &ticks),
+    };
+    Ok((rec, schedule, outstanding, host))
+}
+
+/// What the host timer saw during one master's window.
+struct HostTimer {
+    tick_hz: u32,
+    lateness: Distribution,
+    net: Distribution,
 }
 
 /// The latency probe: every master, concurrently.

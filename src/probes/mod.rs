@@ -13,6 +13,7 @@ pub(crate) mod conns;
 pub mod data;
 pub(crate) mod latency;
 pub(crate) mod scaffold;
+pub(crate) mod timing;
 pub mod tls;
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ fn pct_label(p: Option<f64>) -> String {
 
 /// The latency percentile chart of one master.
 pub(crate) fn latency_chart(v: &LatencyView) -> String {
-    let series: [(&str, &str, &str, Vec<Point>); 3] = [
+    let series: [(&str, &str, &str, Vec<Point>); 4] = [
         (
             "corrected",
             "client, corrected (from intended send)",
@@ -93,6 +93,15 @@ pub(crate) fn latency_chart(v: &LatencyView) -> String {
             "server-side HGETALL (INFO latencystats)",
             "stroke:#2e7d32;stroke-dasharray:2 3",
             server_points(v),
+        ),
+        (
+            "host",
+            "auditing host's own timer lateness (same window)",
+            "stroke:#7b1fa2;stroke-dasharray:1 2",
+            v.host
+                .as_ref()
+                .map(|h| spectrum(&h.lateness))
+                .unwrap_or_default(),
         ),
     ];
     let all: Vec<f64> = series
@@ -122,7 +131,7 @@ pub(crate) fn latency_chart(v: &LatencyView) -> String {
         o,
         "<svg class=\"latency-chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
          role=\"img\" data-master=\"{m}\" data-y-min-us=\"{y_min}\" data-y-max-us=\"{y_max}\" data-data-min-us=\"{lo}\" data-data-max-us=\"{hi}\" \
-         font-family=\"sans-serif\" font-size=\"11\"><title>Latency percentiles on {m}: client corrected, client raw, server-side HGETALL</title>",
+         font-family=\"sans-serif\" font-size=\"11\"><title>Latency percentiles on {m}: client corrected, client raw, server-side HGETALL, the auditing host's own</title>",
         m = esc(&v.master)
     );
     // Axes, decade grid lines and labels.

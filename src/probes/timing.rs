@@ -1,0 +1,210 @@
+//! The latency probe's arithmetic, pure so it can be driven by a fake
+//! clock: HdrHistogram distributions, and how much of each operation's
+//! latency the auditing host itself caused.
+//!
+//! The host's own latency is measured the way `redis-cli
+//! --intrinsic-latency` and cyclictest do, on the thread that measures
+//! Redis: a timer ticks open-loop at [`HOST_TICKS_PER_OP`] times the
+//! probe's rate and records how late each wake-up was, from the tick's
+//! intended time (so a stall charges every tick scheduled during it, as it
+//! charges every operation: coordinated omission corrected the same way).
+//! A tick that fired late means the thread could not run from its
+//! intended time until it fired: the host, not Redis, held the operation
+//! then. An operation's *net* latency is its latency less the part of
+//! `[intended send, reply read]` the host held: its own late send, and
+//! every late tick's `[intended, fired]` inside the span.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::evidence::Distribution;
+
+/// Host ticks per probe operation: a stall is seen within a quarter of the
+/// operation interval (at most 1/4 ms at the default 1,000 ops/s).
+pub(crate) const HOST_TICKS_PER_OP: u32 = 4;
+
+/// The most host ticks per second per master, whatever the probe's rate.
+pub(crate) const MAX_HOST_TICK_HZ: u32 = 10_000;
+
+/// The host timer's rate for a probe rate of `ops_per_sec`.
+pub(crate) fn host_tick_hz(ops_per_sec: u32) -> u32 {
+    ops_per_sec
+        .saturating_mul(HOST_TICKS_PER_OP)
+        .clamp(ops_per_sec.max(1), MAX_HOST_TICK_HZ.max(ops_per_sec))
+}
+
+/// An empty histogram in µs, 1 µs to 1 h, 3 significant figures.
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// The percentiles of `h`.
+pub(crate) fn distribution(h: &Histogram<u64>) -> Distribution {
+    if h.is_empty() {
+        return Distribution::default();
+    }
+    Distribution {
+        count: h.len(),
+        p50_us: h.value_at_quantile(0.50),
+        p90_us: h.value_at_quantile(0.90),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        max_us: h.max(),
+        mean_us: (h.mean() * 10.0).round() / 10.0,
+    }
+}
+
+/// A duration in whole µs, at least 1 (HdrHistogram's lowest value).
+pub(crate) fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).max(1)
+}
+
+/// One measured operation, as offsets from the probe's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Op {
+    /// When it was due to be sent.
+    pub(crate) intended: Duration,
+    /// When it was sent.
+    pub(crate) sent: Duration,
+    /// When its reply was read.
+    pub(crate) received: Duration,
+}
+
+/// One host-timer tick, as offsets from the probe's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tick {
+    /// When it was due.
+    pub(crate) intended: Duration,
+    /// When the thread woke for it.
+    pub(crate) fired: Duration,
+}
+
+/// The host's own latency: how late each tick at or after `from` fired.
+pub(crate) fn host_lateness(ticks: &[Tick], from: Duration) -> Distribution {
+    let mut h = histogram();
+    for t in ticks.iter().filter(|t| t.intended >= from) {
+        h.saturating_record(us(t.fired.saturating_sub(t.intended)));
+    }
+    distribution(&h)
+}
+
+/// How much of `op`'s span the host held: its late send, and every late
+/// tick's `[intended, fired]` inside `[intended, received]`, merged.
+/// `ticks` are in tick order (intended increasing, fired non-decreasing).
+pub(crate) fn host_share(op: &Op, ticks: &[Tick]) -> Duration {
+    let (a, b) = (op.intended, op.received.max(op.intended));
+    // The first tick that was still waiting after the operation was due.
+    let first = ticks.partition_point(|t| t.fired <= a);
+    let mut covered = Duration::ZERO;
+    let mut cur = (a, op.sent.clamp(a, b));
+    for t in ticks[first..].iter().take_while(|t| t.intended < b) {
+        let (s, e) = (t.intended.max(a), t.fired.min(b));
+        if e <= s {
+            continue;
+        }
+        if s <= cur.1 {
+            cur.1 = cur.1.max(e);
+        } else {
+            covered += cur.1 - cur.0;
+            cur = (s, e);
+        }
+    }
+    covered + (cur.1 - cur.0)
+}
+
+/// Each operation's latency less what the host held of it.
+pub(crate) fn net_latency(ops: &[Op], ticks: &[Tick]) -> Distribution {
+    let mut h = histogram();
+    for op in ops {
+        let latency = op.received.saturating_sub(op.intended);
+        h.saturating_record(us(latency.saturating_sub(host_share(op, ticks))));
+    }
+    distribution(&h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(x: f64) -> Duration {
+        Duration::from_micros((x * 1000.0) as u64)
+    }
+
+    /// Ticks every 0.25 ms from 0.125 ms, on time except those due in
+    /// `stall` (start, end), which fire at its end.
+    fn ticks(until: f64, stall: Option<(f64, f64)>) -> Vec<Tick> {
+        let mut out = Vec::new();
+        let mut t = 0.125;
+        while t < until {
+            let fired = match stall {
+                Some((s, e)) if t >= s && t < e => e,
+                _ => t + 0.005,
+            };
+            out.push(Tick {
+                intended: ms(t),
+                fired: ms(fired),
+            });
+            t += 0.25;
+        }
+        out
+    }
+
+    #[test]
+    fn a_slow_server_with_a_quiet_host_keeps_its_whole_latency() {
+        let op = Op {
+            intended: ms(1.0),
+            sent: ms(1.01),
+            received: ms(5.0),
+        };
+        let t = ticks(10.0, None);
+        assert!(host_share(&op, &t) < ms(0.1), "{:?}", host_share(&op, &t));
+        assert!(net_latency(&[op], &t).p99_us >= 3_900);
+        assert!(host_lateness(&t, Duration::ZERO).p99_us <= 5);
+    }
+
+    #[test]
+    fn a_host_stall_is_taken_out_of_the_operations_it_held() {
+        // Due at 1.0, the thread stalled 1.0..6.0: sent at 6.0, answered
+        // 60 µs later.
+        let sent_late = Op {
+            intended: ms(1.0),
+            sent: ms(6.0),
+            received: ms(6.06),
+        };
+        // Sent on time at 0.9, the reply arrived at 0.95 but the thread
+        // stalled 0.95..6.0 (ticks due from 1.125 on fire at 6.0).
+        let read_late = Op {
+            intended: ms(0.9),
+            sent: ms(0.9),
+            received: ms(6.0),
+        };
+        let t = ticks(10.0, Some((0.95, 6.0)));
+        assert!(net_latency(&[sent_late], &t).p99_us <= 70);
+        // Only the gap before the first tick inside the stall (0.95 to
+        // 1.125) stays charged: at most one tick interval.
+        let n = net_latency(&[read_late], &t).p99_us;
+        assert!((200..=260).contains(&n), "{n}");
+        assert_eq!(host_lateness(&t, Duration::ZERO).max_us, 4_875);
+    }
+
+    #[test]
+    fn overlapping_late_ticks_are_counted_once() {
+        let op = Op {
+            intended: ms(0.0),
+            sent: ms(0.0),
+            received: ms(4.0),
+        };
+        let t = ticks(10.0, Some((1.0, 3.0)));
+        let share = host_share(&op, &t);
+        assert!(share >= ms(1.8) && share <= ms(2.0), "{share:?}");
+    }
+
+    #[test]
+    fn the_tick_rate_follows_the_probe_within_bounds() {
+        assert_eq!(host_tick_hz(1000), 4000);
+        assert_eq!(host_tick_hz(5000), 10_000);
+        assert_eq!(host_tick_hz(20_000), 20_000);
+        assert_eq!(host_tick_hz(0), 1);
+    }
+}
