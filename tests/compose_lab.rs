@@ -154,10 +154,17 @@ async fn the_compose_lab_passes_the_catalogue_at_the_containers_addresses() {
         assert!(acc.iter().any(|s| s.0 == addr(&t, i)), "{acc:?}");
     }
     // When PERF-001 is short of pass, the evidence says where the time went:
-    // Redis's own HGETALL p99 is within the objective.
+    // Redis's own HGETALL p99 and the auditing host's own p99 beside the
+    // client's, and the finding names the cluster's share or says that the
+    // host was too noisy to tell.
     if check(&rep, "PERF-001")["outcome"] != "pass" {
         for s in subjects(&rep, "PERF-001") {
-            assert!(s.2.contains("outside Redis"), "{s:?}");
+            assert!(
+                s.2.contains("server-side HGETALL p99")
+                    && s.2.contains("auditing host's own p99")
+                    && (s.2.contains("waited behind other work") || s.2.contains("inconclusive")),
+                "{s:?}"
+            );
         }
     }
 }

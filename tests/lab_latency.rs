@@ -12,24 +12,7 @@ use common::*;
 /// A policy directory: the built-in policy with the latency check's
 /// threshold and duration replaced.
 fn policy(dir: &Path, threshold_us: u64, duration_ms: u64) {
-    std::fs::create_dir_all(dir).unwrap();
-    for (name, text) in epic_audit::policy::BUILTIN {
-        let text = if *name == "performance.toml" {
-            text.replace(
-                "threshold_us = 1000",
-                &format!("threshold_us = {threshold_us}"),
-            )
-            .replace("rate_per_master = 1000", "rate_per_master = 500")
-            .replace(
-                "duration_ms = 5000",
-                &format!("duration_ms = {duration_ms}"),
-            )
-            .replace("warmup_ms = 1000", "warmup_ms = 200")
-        } else {
-            text.to_string()
-        };
-        std::fs::write(dir.join(name), text).unwrap();
-    }
+    latency_policy(dir, threshold_us, duration_ms, 200);
 }
 
 /// Probe keys on the three masters.

@@ -20,21 +20,7 @@ use epic_audit_lab::load::SlowMasters;
 /// The built-in policy with PERF-001's objective set to `threshold_us`
 /// and a 3 s window at 500 ops/s per master.
 fn policy(dir: &Path, threshold_us: u64) {
-    std::fs::create_dir_all(dir).unwrap();
-    for (name, text) in epic_audit::policy::BUILTIN {
-        let text = if *name == "performance.toml" {
-            text.replace(
-                "threshold_us = 1000",
-                &format!("threshold_us = {threshold_us}"),
-            )
-            .replace("rate_per_master = 1000", "rate_per_master = 500")
-            .replace("duration_ms = 5000", "duration_ms = 3000")
-            .replace("warmup_ms = 1000", "warmup_ms = 300")
-        } else {
-            text.to_string()
-        };
-        std::fs::write(dir.join(name), text).unwrap();
-    }
+    latency_policy(dir, threshold_us, 3000, 300);
 }
 
 /// Pins `pid` (every thread it starts from now on too) to `cpu`.

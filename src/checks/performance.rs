@@ -275,6 +275,9 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                 fmt_us(own),
                 fmt_us(net)
             );
+            let verdict = |outcome: Outcome, message: String| {
+                SubjectFinding::new(subject, outcome, observed.clone(), expected.clone(), message)
+            };
             if net > p.threshold_us || (v.timed_out_ops > 0 && own <= limit) {
                 let why = if v.timed_out_ops > 0 && net <= p.threshold_us {
                     format!("{} operations got no answer before the deadline", v.timed_out_ops)
@@ -285,50 +288,38 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                         fmt_us(p.threshold_us)
                     )
                 };
-                return SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    observed,
-                    expected.clone(),
-                    format!("{why} ({figures}): {}", where_the_net_goes(v, &concurrent)),
-                );
+                let whose = where_the_net_goes(v, &concurrent);
+                return verdict(Outcome::Fail, format!("{why} ({figures}): {whose}"));
             }
             if own > limit {
-                return SubjectFinding::new(
-                    subject,
-                    Outcome::Warn,
-                    observed,
-                    expected.clone(),
-                    format!(
-                        "inconclusive: the auditing host's own p99 {} is above {} (half the objective unless \
-                         host_limit_us says otherwise), so this window cannot resolve the objective ({figures}); \
-                         measure from a quieter host that is not the audited one",
-                        fmt_us(own),
-                        fmt_us(limit)
-                    ),
+                let m = format!(
+                    "inconclusive: the auditing host's own p99 {} is above {} (half the objective unless \
+                     host_limit_us says otherwise), so this window cannot resolve the objective ({figures}); \
+                     measure from a quieter host that is not the audited one",
+                    fmt_us(own),
+                    fmt_us(limit)
                 );
+                return verdict(Outcome::Warn, m);
             }
             if client > p.threshold_us || v.timed_out_ops > 0 {
-                return SubjectFinding::new(
-                    subject,
-                    Outcome::Warn,
-                    observed,
-                    expected.clone(),
-                    format!(
-                        "inconclusive: client p99 {} exceeds the objective {}, but net of what the auditing host \
-                         itself held (its own p99 {}) the cluster's p99 is {}: the excess belongs to the auditing \
-                         host; measure from a quieter host that is not the audited one",
-                        fmt_us(client),
-                        fmt_us(p.threshold_us),
-                        fmt_us(own),
-                        fmt_us(net)
-                    ),
+                let m = format!(
+                    "inconclusive: client p99 {} exceeds the objective {}, but net of what the auditing host \
+                     itself held (its own p99 {}) the cluster's p99 is {}: the excess belongs to the auditing \
+                     host; measure from a quieter host that is not the audited one",
+                    fmt_us(client),
+                    fmt_us(p.threshold_us),
+                    fmt_us(own),
+                    fmt_us(net)
                 );
+                return verdict(Outcome::Warn, m);
             }
             if c.p999_us > p.threshold_us {
-                SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), format!("p99 within the objective, but p99.9 {} exceeds it ({figures}): {}", fmt_us(c.p999_us), where_the_time_goes(v, c.p999_us, &concurrent)))
+                let whose = where_the_time_goes(v, c.p999_us, &concurrent);
+                let tail = fmt_us(c.p999_us);
+                verdict(Outcome::Warn, format!("p99 within the objective, but p99.9 {tail} exceeds it ({figures}): {whose}"))
             } else {
-                SubjectFinding::new(subject, Outcome::Pass, observed, expected.clone(), format!("p99 {} within {} ({figures})", fmt_us(client), fmt_us(p.threshold_us)))
+                let (c, t) = (fmt_us(client), fmt_us(p.threshold_us));
+                verdict(Outcome::Pass, format!("p99 {c} within {t} ({figures})"))
             }
         })
         .collect()

@@ -554,3 +554,26 @@ pub fn all_subjects(rep: &Value) -> Vec<(String, String, String, String)> {
     }
     out
 }
+
+/// A policy directory: the built-in policy with PERF-001's objective
+/// (`threshold_us`), window and warm-up replaced, at 500 ops/s per master.
+pub fn latency_policy(dir: &Path, threshold_us: u64, duration_ms: u64, warmup_ms: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in epic_audit::policy::BUILTIN {
+        let text = if *name == "performance.toml" {
+            text.replace(
+                "threshold_us = 1000",
+                &format!("threshold_us = {threshold_us}"),
+            )
+            .replace("rate_per_master = 1000", "rate_per_master = 500")
+            .replace(
+                "duration_ms = 5000",
+                &format!("duration_ms = {duration_ms}"),
+            )
+            .replace("warmup_ms = 1000", &format!("warmup_ms = {warmup_ms}"))
+        } else {
+            text.to_string()
+        };
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
