@@ -122,20 +122,53 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Verify a signed run directory or a quarterly export archive: the DSSE
-    /// signature and every file's digest (and, in an archive, every run's
-    /// own signature). Names each modified, missing or added file.
+    /// Verify a signed run directory, an environment's directory of runs,
+    /// or a quarterly export archive: the DSSE signature and every file's
+    /// digest (and, in an archive, every run's own signature). Names each
+    /// modified, missing or added file. For a directory of runs
+    /// (reports/<env>) also the chain of runs: every missing run number,
+    /// predecessor digest that does not match, fork and run out of time
+    /// order, unless a signed acknowledgement covers the gap.
     ///
-    /// Exit codes: 0 valid, 1 invalid (tampered or signed by another key),
-    /// 3 usage problem (unreadable key, directory or archive).
+    /// Exit codes: 0 valid, 1 invalid (tampered, signed by another key, or
+    /// a break in the chain), 3 usage problem (unreadable key, directory or
+    /// archive).
     Verify {
-        /// A run directory (holding manifest.dsse.json) or an export .tar.gz.
+        /// A run directory (holding manifest.dsse.json), an environment's
+        /// directory of runs (reports/<env>), or an export .tar.gz.
         path: PathBuf,
         /// The signer's public key: SPKI PEM, Ed25519 (from `epic-audit
         /// keygen`) or ECDSA P-256 (a P-256 file key, or a KMS key's
         /// GetPublicKey).
         #[arg(long, value_name = "FILE")]
         pubkey: PathBuf,
+    },
+    /// Acknowledge runs missing from an environment's chain of signed runs
+    /// (e.g. lost with a CI runner's disk): writes a signed record naming
+    /// the missing run numbers and why, into
+    /// REPORTS/<env>/acknowledgements/. `verify` and `export` then list the
+    /// gap as acknowledged instead of failing on it. It never hides a
+    /// replaced run, a fork or a run out of order.
+    Acknowledge {
+        /// Environment name (the REPORTS/<env>/ directory).
+        #[arg(long, value_name = "NAME")]
+        env: String,
+        /// The missing run number, or a range, as `verify`/`export` named
+        /// the gap: `5` or `5-7`.
+        #[arg(long, value_name = "N[-M]")]
+        missing: String,
+        /// Why they are missing, for the auditors (e.g. "run of 2026-11-14
+        /// lost with the CI runner's disk, ticket OPS-123").
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Directory holding <env>/<run> directories.
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        reports: PathBuf,
+        /// Key to sign the record with (the key that signs the runs).
+        /// Default: $EPIC_AUDIT_SIGNING_KEY, then the environment's
+        /// `signing_key`.
+        #[arg(long, value_name = "FILE")]
+        signing_key: Option<PathBuf>,
     },
     /// Export one quarter of an environment's signed runs for the auditors:
     /// every run under REPORTS/<env>/ that started in the quarter (UTC) is

@@ -678,6 +678,36 @@ impl serde::Serialize for Verification {
     }
 }
 
+/// The in-toto Statement of an envelope (the bytes of a `.dsse.json`
+/// file) whose signature `key` made; why not otherwise. Checks the
+/// signature only: the caller judges the statement.
+pub fn verify_statement(text: &[u8], key: &PublicKey) -> Result<serde_json::Value, String> {
+    let env: Envelope =
+        serde_json::from_slice(text).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(format!(
+            "payload type {} is not {PAYLOAD_TYPE}",
+            env.payload_type
+        ));
+    }
+    let payload = B64
+        .decode(&env.payload)
+        .map_err(|_| "payload is not base64".to_string())?;
+    let message = pae(&env.payload_type, &payload);
+    if !env
+        .signatures
+        .iter()
+        .any(|s| B64.decode(&s.sig).is_ok_and(|b| key.verifies(&message, &b)))
+    {
+        return Err(format!(
+            "no valid signature by {} key {}",
+            key.algorithm(),
+            key.key_id()
+        ));
+    }
+    serde_json::from_slice(&payload).map_err(|e| format!("statement is not JSON: {e}"))
+}
+
 /// Verifies a set of files (relative path -> contents) holding
 /// [`ENVELOPE`] (and, if present, [`BUNDLE`]) at its root: the signature
 /// by `key`, then every listed digest, every missing file and every file

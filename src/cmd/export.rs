@@ -70,6 +70,9 @@ pub(crate) fn export(
             for r in &x.excluded {
                 println!("  EXCLUDED {}: {}", r.dir, r.verification);
             }
+            for line in &x.chain {
+                println!("chain: {line}");
+            }
             println!(
                 "archive: {} (signed, Ed25519 key id {}); check it with `epic-audit verify {} --pubkey PUBLIC_KEY`",
                 x.path.display(),
@@ -78,7 +81,7 @@ pub(crate) fn export(
             );
             Ok(0)
         }
-        Err(e @ ExportError::Unverified(_)) => {
+        Err(e @ (ExportError::Unverified(_) | ExportError::ChainBroken { .. })) => {
             eprintln!("epic-audit: {e}");
             Ok(1)
         }

@@ -13,6 +13,7 @@ use crate::probes::cleanup::LatencyCleanup;
 use crate::report::{EXIT_RUNTIME, EXIT_USAGE};
 use shared::{error_exit_code, load_policy};
 
+pub(crate) mod acknowledge;
 pub(crate) mod catalogue;
 pub(crate) mod diff;
 pub(crate) mod evaluate;
@@ -151,5 +152,12 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
             *exclude_unverified,
         ),
         Command::Verify { path, pubkey } => verify::verify(path, pubkey),
+        Command::Acknowledge {
+            env,
+            missing,
+            reason,
+            reports,
+            signing_key,
+        } => acknowledge::acknowledge(&cli, env, missing, reason, reports, signing_key.clone()),
     }
 }

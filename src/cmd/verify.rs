@@ -14,12 +14,7 @@ pub(crate) fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
         return verify_archive_cmd(path, &key);
     }
     if !path.join(crate::run::ENVELOPE).is_file() {
-        return Err(UsageError(format!(
-            "{} has no {}: not a signed run directory",
-            path.display(),
-            crate::run::ENVELOPE
-        ))
-        .into());
+        return verify_runs(path, &key);
     }
     match crate::run::verify(path, &key) {
         Ok(v) => {
@@ -42,6 +37,62 @@ pub(crate) fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
             Ok(1)
         }
     }
+}
+
+/// An environment's directory of runs (`reports/<env>`): every signed run
+/// verified, then the chain between them.
+fn verify_runs(base: &Path, key: &crate::sign::PublicKey) -> Result<u8> {
+    let not_runs = || {
+        UsageError(format!(
+            "{} has no {}: neither a signed run directory nor a directory of signed runs",
+            base.display(),
+            crate::run::ENVELOPE
+        ))
+    };
+    let env = base
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .ok_or_else(not_runs)?;
+    let members = crate::run::chain::members(base, &env).map_err(|_| not_runs())?;
+    if members.is_empty() {
+        return Err(not_runs().into());
+    }
+    let mut bad = 0;
+    for m in &members {
+        let place = match &m.link {
+            Some(l) => format!("run {}", l.sequence),
+            None => "before chaining".to_string(),
+        };
+        match crate::run::verify(&base.join(&m.dir), key) {
+            Ok(v) => println!("  {} ({place}): valid ({} files)", m.dir, v.files.len()),
+            Err(problems) => {
+                bad += 1;
+                println!("  {} ({place}): INVALID", m.dir);
+                for p in problems {
+                    println!("    {p}");
+                }
+            }
+        }
+    }
+    let scope: Vec<String> = members.iter().map(|m| m.dir.clone()).collect();
+    let chain = crate::run::chain::status(base, &env, key, &scope)
+        .map_err(|e| UsageError(format!("{}: {e}", base.display())))?;
+    for b in &chain.unacknowledged {
+        println!("  CHAIN BROKEN: {b}");
+    }
+    for line in crate::export::chain_summary(&chain) {
+        println!("  chain: {line}");
+    }
+    let ok = bad == 0 && chain.unacknowledged.is_empty();
+    println!(
+        "{}: {} run(s) of `{env}` in {} ({} invalid, {} chain break(s) not acknowledged)",
+        if ok { "VALID" } else { "INVALID" },
+        members.len(),
+        base.display(),
+        bad,
+        chain.unacknowledged.len()
+    );
+    Ok(if ok { 0 } else { 1 })
 }
 
 fn verify_archive_cmd(path: &Path, key: &crate::sign::PublicKey) -> Result<u8> {

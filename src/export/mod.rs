@@ -47,6 +47,8 @@ pub(crate) struct Exported {
     pub excluded: Vec<RunEntry>,
     /// Key id of the signer.
     pub key_id: String,
+    /// The chain of runs, in sentences.
+    pub chain: Vec<String>,
 }
 
 /// Why an export was not written.
@@ -69,6 +71,14 @@ pub(crate) enum ExportError {
     /// Some runs do not verify.
     #[error("{} run(s) of the quarter do not verify, so the export would not be evidence:\n{}\n(fix or remove them, or pass --exclude-unverified to export the rest and list these as excluded)", .0.len(), .0.iter().map(|r| format!("  {}: {}", r.dir, r.verification)).collect::<Vec<_>>().join("\n"))]
     Unverified(Vec<RunEntry>),
+    /// The chain of runs is broken where no acknowledgement covers it.
+    #[error("the chain of `{env}`'s signed runs is broken, so the export could not show the quarter is complete:\n{}\n(acknowledge a lost run with `epic-audit acknowledge --env {env} --missing N --reason \"...\"` once you know why it is missing)", .breaks.iter().map(|b| format!("  {b}")).collect::<Vec<_>>().join("\n"))]
+    ChainBroken {
+        /// Environment.
+        env: String,
+        /// Each break, as a sentence.
+        breaks: Vec<String>,
+    },
     /// File system.
     #[error("{0}")]
     Io(String),
@@ -89,6 +99,30 @@ pub(crate) struct ExportRequest<'a> {
     pub exclude_unverified: bool,
     /// The export's timestamp.
     pub now: DateTime<Utc>,
+}
+
+/// The chain's state in sentences, for the index page and the terminal.
+pub(crate) fn chain_summary(c: &crate::run::chain::Status) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((a, b)) = c.span {
+        out.push(format!(
+            "signed runs {a} to {b} of the environment's chain; every gap among them is listed below"
+        ));
+    }
+    for (gap, a, _) in &c.acknowledged {
+        out.push(format!(
+            "acknowledged gap: {gap}; reason: {} (signed {})",
+            a.reason,
+            a.acknowledged_at.format("%Y-%m-%d")
+        ));
+    }
+    if !c.before_chaining.is_empty() {
+        out.push(format!(
+            "before chaining (signed before runs named their predecessor): {}",
+            c.before_chaining.join(", ")
+        ));
+    }
+    out
 }
 
 /// Finds, verifies and exports the runs of the request, signed by
@@ -162,6 +196,33 @@ pub(crate) fn export(
         });
     }
 
+    // Is this all of them? The chain of signed runs, judged for the
+    // quarter's runs (included or excluded).
+    let scope: Vec<String> = ok
+        .iter()
+        .map(|(e, _, _)| e.dir.clone())
+        .chain(excluded.iter().map(|e| e.dir.clone()))
+        .collect();
+    let chain = crate::run::chain::status(&base, env, run_key, &scope)
+        .map_err(|e| ExportError::Io(format!("cannot read {}: {}", base.display(), e.kind())))?;
+    if !chain.unacknowledged.is_empty() {
+        return Err(ExportError::ChainBroken {
+            env: env.into(),
+            breaks: chain.unacknowledged,
+        });
+    }
+    let chain_json = serde_json::json!({
+        "runs": chain.span.map(|(a, b)| serde_json::json!({"first": a, "last": b})),
+        "before_chaining": chain.before_chaining,
+        "acknowledged_gaps": chain.acknowledged.iter().map(|(gap, a, p)| serde_json::json!({
+            "gap": gap,
+            "reason": a.reason,
+            "acknowledged_at": a.acknowledged_at,
+            "record": format!("acknowledgements/{}", p.file_name().unwrap_or_default().to_string_lossy()),
+        })).collect::<Vec<_>>(),
+    });
+    let chain_lines: Vec<String> = chain_summary(&chain);
+
     let reports: Vec<&Report> = ok.iter().filter_map(|(_, r, _)| r.as_ref()).collect();
     let runs: Vec<RunEntry> = ok.iter().map(|(e, _, _)| e.clone()).collect();
     let history = history(&reports);
@@ -201,6 +262,7 @@ pub(crate) fn export(
         "tool": {"name": "epic-audit", "version": env!("CARGO_PKG_VERSION")},
         "runs": runs,
         "excluded": excluded,
+        "chain": chain_json,
     });
     let json = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON serialises");
     files.push(("export.json".into(), json(&meta)));
@@ -225,12 +287,19 @@ pub(crate) fn export(
             now,
             &runs,
             &excluded,
+            &chain_lines,
             &history,
             &safeguards,
             &waivers,
         )
         .into_bytes(),
     ));
+    for (_, _, p) in &chain.acknowledged {
+        let bytes = std::fs::read(p)
+            .map_err(|e| ExportError::Io(format!("{}: {}", p.display(), e.kind())))?;
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        files.push((format!("acknowledgements/{name}"), bytes));
+    }
     let digests: Vec<(String, String)> = run_files
         .iter()
         .map(|(n, _, d)| (n.clone(), d.clone()))
@@ -269,5 +338,6 @@ pub(crate) fn export(
         runs,
         excluded,
         key_id: signer.key_id(),
+        chain: chain_lines,
     })
 }

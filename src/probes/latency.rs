@@ -687,8 +687,14 @@ async fn open_loop(
             rec.record_timeout(p.intended - start, deadline - start);
             outstanding += 1;
         }
-        done.set(true);
         Ok((rec, outstanding))
+    };
+    // However the reader ends (all replies read, or an error), the host
+    // timer stops with it.
+    let reader = async move {
+        let r = reader.await;
+        done.set(true);
+        r
     };
     // The host's own latency on this thread, for exactly this window: a
     // tick every `tick_interval` (half an interval off the operations', so

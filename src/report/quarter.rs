@@ -23,6 +23,7 @@ pub(crate) fn index_html(
     now: DateTime<Utc>,
     runs: &[RunEntry],
     excluded: &[RunEntry],
+    chain: &[String],
     history: &[CheckHistory],
     safeguards: &[SafeguardHistory],
     waivers: &[WaiverUse],
@@ -70,6 +71,11 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
         }
         o.push_str("</ul>");
     }
+    o.push_str("<h2>Chain of runs</h2><ul>");
+    for line in chain {
+        let _ = write!(o, "<li>{}</li>", esc(line));
+    }
+    o.push_str("</ul>");
     let _ = write!(
         o,
         "<h2>HIPAA safeguards</h2><p>{}</p>",

@@ -20,6 +20,10 @@ pub(crate) const REPORT_HTML: &str = "report.html";
 /// NIST OSCAL Assessment Results.
 pub(crate) const OSCAL: &str = "assessment-results.json";
 
+/// `<reports>/<env>/acknowledgements/`: signed acknowledgements of gaps
+/// in the environment's chain of runs (not a run directory).
+pub const ACKNOWLEDGEMENTS: &str = "acknowledgements";
+
 /// The report files of every run, in the order the terminal names them.
 pub(crate) const REPORT_FILES: [&str; 6] =
     [REPORT_HTML, REPORT_MD, REPORT_JSON, JUNIT, OSCAL, EVIDENCE];

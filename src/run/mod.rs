@@ -13,6 +13,7 @@
 //! reports/<env>/<run-id>.salt       the session-hash salt, beside (never inside) the run
 //! ```
 
+pub mod chain;
 pub(crate) mod find;
 pub(crate) mod layout;
 pub(crate) mod verify;

@@ -95,6 +95,10 @@ pub(crate) fn write(
             "counts": counts,
             "verdict": report.verdict,
             "exit_code": report.exit_code,
+            // Its place in the environment's chain of signed runs.
+            "chain": dest
+                .parent()
+                .map(|base| super::chain::next(base, &report.environment)),
         });
         let envelope = s.envelope(&files, predicate)?;
         let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the envelope")?;
