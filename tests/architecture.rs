@@ -342,9 +342,9 @@ fn no_two_files_import_each_other() {
         g["cmd/mod.rs"]
     );
     assert!(
-        g["probes/acl.rs"].contains("probes/scaffold.rs"),
+        g["probes/acl/mod.rs"].contains("probes/scaffold.rs"),
         "{:?}",
-        g["probes/acl.rs"]
+        g["probes/acl/mod.rs"]
     );
     assert!(
         g["export/mod.rs"].contains("run/mod.rs"),
