@@ -32,20 +32,8 @@ impl Setup {
         ev.started_at = t;
         ev.finished_at = t + chrono::Duration::seconds(7);
         ev.run_id = epic_audit::engine::run_id(t);
-        let file = self.dir.path().join(format!("{}.json", ev.run_id));
-        std::fs::write(&file, serde_json::to_string(&ev).unwrap()).unwrap();
         let out = self.env_dir().join(&ev.run_id);
-        let r = epic_audit(
-            &[
-                "evaluate",
-                file.to_str().unwrap(),
-                "--signing-key",
-                self.key.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            self.dir.path(),
-        );
+        let r = common::evaluate_signed(self.dir.path(), &ev, &self.key, &out, None);
         assert!(r.code <= 2, "{}\n{}", r.stdout, r.stderr);
         ev.run_id
     }

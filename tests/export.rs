@@ -79,22 +79,8 @@ fn setup() -> Setup {
                 }
             }
         }
-        let file = s.path().join(format!("{}.json", ev.run_id));
-        std::fs::write(&file, serde_json::to_string(&ev).unwrap()).unwrap();
         let out = s.reports().join("local").join(&ev.run_id);
-        let r = epic_audit(
-            &[
-                "--policy",
-                policy.to_str().unwrap(),
-                "evaluate",
-                file.to_str().unwrap(),
-                "--signing-key",
-                s.key.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            s.path(),
-        );
+        let r = common::evaluate_signed(s.path(), &ev, &s.key, &out, Some(&policy));
         assert!(r.code <= 1, "{}\n{}", r.stdout, r.stderr);
     }
     s

@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::shared::signer;
-use crate::cli::{Cli, Signing, UsageError};
-use crate::config::Config;
+use super::shared::env_signer;
+use crate::cli::{Cli, UsageError};
 use crate::run::chain::Acknowledgement;
 
 /// Signs an acknowledgement of the missing runs `missing` (`N` or `N-M`)
@@ -41,15 +40,7 @@ pub(crate) fn acknowledge(
     if reason.trim().is_empty() {
         return Err(UsageError("--reason is empty: say why the runs are missing".into()).into());
     }
-    let config = Config::load(&cli.config).ok();
-    let env_conf = config.as_ref().and_then(|c| c.environments.get(env));
-    let s = Signing {
-        signing_key,
-        ..Default::default()
-    };
-    let Some(signer) = signer(&s, env_conf, config.as_ref())? else {
-        return Err(UsageError("an acknowledgement must be signed".into()).into());
-    };
+    let signer = env_signer(cli, env, signing_key, "an acknowledgement")?;
     let base = crate::run::env_dir(reports, env);
     let ack = Acknowledgement {
         environment: env.to_string(),

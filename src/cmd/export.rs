@@ -4,9 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::shared::signer;
-use crate::cli::{Cli, Signing, UsageError};
-use crate::config::Config;
+use super::shared::env_signer;
+use crate::cli::{Cli, UsageError};
 use crate::output::OutputError;
 
 /// Exports `env`'s runs of `quarter`.
@@ -22,16 +21,7 @@ pub(crate) fn export(
     exclude_unverified: bool,
 ) -> Result<u8> {
     use crate::export::ExportError;
-    // The environment's signing key, when the config names one.
-    let config = Config::load(&cli.config).ok();
-    let env_conf = config.as_ref().and_then(|c| c.environments.get(env));
-    let s = Signing {
-        signing_key,
-        ..Default::default()
-    };
-    let Some(signer) = signer(&s, env_conf, config.as_ref())? else {
-        return Err(UsageError("the export must be signed".into()).into());
-    };
+    let signer = env_signer(cli, env, signing_key, "the export")?;
     let run_key = match pubkey {
         Some(p) => crate::sign::load_public(p)?,
         None => signer.public_key().clone(),

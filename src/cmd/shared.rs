@@ -154,3 +154,23 @@ pub(crate) fn write_and_print(
     print_run(&w, signer);
     Ok(w.report.exit_code)
 }
+
+/// The key that signs what an environment's commands write outside a run
+/// (an export, an acknowledgement): `signing_key`, else
+/// $EPIC_AUDIT_SIGNING_KEY, else the environment's `signing_key` when the
+/// config names the environment. `what` says what must be signed.
+pub(crate) fn env_signer(
+    cli: &Cli,
+    env: &str,
+    signing_key: Option<PathBuf>,
+    what: &str,
+) -> Result<crate::sign::RunSigner> {
+    let config = Config::load(&cli.config).ok();
+    let env_conf = config.as_ref().and_then(|c| c.environments.get(env));
+    let s = Signing {
+        signing_key,
+        ..Default::default()
+    };
+    signer(&s, env_conf, config.as_ref())?
+        .ok_or_else(|| UsageError(format!("{what} must be signed")).into())
+}

@@ -577,3 +577,29 @@ pub fn latency_policy(dir: &Path, threshold_us: u64, duration_ms: u64, warmup_ms
         std::fs::write(dir.join(name), text).unwrap();
     }
 }
+
+/// Writes `ev` beside `out` and signs it into the run directory `out` with
+/// `evaluate` (with `policy`, when given): a real signed run without a lab.
+pub fn evaluate_signed(
+    cwd: &Path,
+    ev: &EvidenceSet,
+    key: &Path,
+    out: &Path,
+    policy: Option<&Path>,
+) -> RunResult {
+    let file = cwd.join(format!("{}.json", ev.run_id));
+    std::fs::write(&file, serde_json::to_string(ev).unwrap()).unwrap();
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(p) = policy {
+        args.extend(["--policy", p.to_str().unwrap()]);
+    }
+    args.extend([
+        "evaluate",
+        file.to_str().unwrap(),
+        "--signing-key",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    epic_audit(&args, cwd)
+}
