@@ -75,8 +75,7 @@ fn verify_runs(base: &Path, key: &crate::sign::PublicKey) -> Result<u8> {
         }
     }
     let scope: Vec<String> = members.iter().map(|m| m.dir.clone()).collect();
-    let chain = crate::run::chain::status(base, &env, key, &scope)
-        .map_err(|e| UsageError(format!("{}: {e}", base.display())))?;
+    let chain = crate::run::chain::status(base, &env, key, &members, &scope);
     for b in &chain.unacknowledged {
         println!("  CHAIN BROKEN: {b}");
     }

@@ -203,8 +203,9 @@ pub(crate) fn export(
         .map(|(e, _, _)| e.dir.clone())
         .chain(excluded.iter().map(|e| e.dir.clone()))
         .collect();
-    let chain = crate::run::chain::status(&base, env, run_key, &scope)
+    let members = crate::run::chain::members(&base, env)
         .map_err(|e| ExportError::Io(format!("cannot read {}: {}", base.display(), e.kind())))?;
+    let chain = crate::run::chain::status(&base, env, run_key, &members, &scope);
     if !chain.unacknowledged.is_empty() {
         return Err(ExportError::ChainBroken {
             env: env.into(),

@@ -19,14 +19,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::find::scan;
+use super::find::{manifest_statement, run_dirs};
 use super::layout::{ACKNOWLEDGEMENTS, ENVELOPE};
-use crate::sign::{Envelope, PublicKey};
+use crate::sign::PublicKey;
 
 /// Predicate type of a gap acknowledgement.
 pub const ACK_PREDICATE_TYPE: &str = "https://epic-audit.invalid/predicate/gap-acknowledgement/v1";
@@ -157,39 +156,29 @@ fn short(d: &str) -> &str {
     d.get(..16).unwrap_or(d)
 }
 
-/// SHA-256 hex of a file.
-fn file_sha256(p: &Path) -> Option<String> {
-    std::fs::read(p)
-        .ok()
-        .map(|b| hex::encode(Sha256::digest(b)))
-}
-
-/// The statement inside an envelope file, unverified.
-fn statement(p: &Path) -> Option<serde_json::Value> {
-    let env: Envelope = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env.payload)
-        .ok()?;
-    serde_json::from_slice(&payload).ok()
-}
-
 /// Every signed run of `env` in `base` (`<reports>/<env>/`), in directory
-/// order; unsigned runs are not members.
+/// order, placed by its manifest alone (its environment, start, run id and
+/// link, and the manifest's digest); unsigned runs are not members.
 pub fn members(base: &Path, env: &str) -> std::io::Result<Vec<Member>> {
     let mut out = Vec::new();
-    for r in scan(base, env, |_| {})? {
-        let manifest = r.dir.join(ENVELOPE);
-        let (Some(st), Some(digest)) = (statement(&manifest), file_sha256(&manifest)) else {
+    for (name, dir) in run_dirs(base)? {
+        let Some(st) = manifest_statement(&dir) else {
             continue;
         };
         let p = &st["predicate"];
-        let link = serde_json::from_value::<Link>(p["chain"].clone()).ok();
+        let started_at = p["started_at"].as_str().and_then(|t| t.parse().ok());
+        let (Some(started_at), Ok(bytes)) = (started_at, std::fs::read(dir.join(ENVELOPE))) else {
+            continue;
+        };
+        if p["environment"] != env {
+            continue;
+        }
         out.push(Member {
-            run_id: p["run_id"].as_str().unwrap_or(&r.name).to_string(),
-            dir: r.name,
-            started_at: r.started_at,
-            link,
-            manifest_sha256: digest,
+            run_id: p["run_id"].as_str().unwrap_or(&name).to_string(),
+            link: serde_json::from_value::<Link>(p["chain"].clone()).ok(),
+            dir: name,
+            started_at,
+            manifest_sha256: hex::encode(Sha256::digest(bytes)),
         });
     }
     Ok(out)
@@ -397,16 +386,17 @@ pub struct Status {
     pub span: Option<(u64, u64)>,
 }
 
-/// The chain of `env` in `base`, judged for the runs `scope` (directory
-/// names): every break that names one of them, each acknowledged by a
-/// signed record that `key` verifies or not.
+/// The chain of `env`'s runs `members` (from [`members`] of `base`),
+/// judged for the runs `scope` (directory names): every break that names
+/// one of them, each acknowledged by a signed record in `base` that `key`
+/// verifies or not.
 pub fn status(
     base: &Path,
     env: &str,
     key: &PublicKey,
+    members: &[Member],
     scope: &[String],
-) -> std::io::Result<Status> {
-    let members = members(base, env)?;
+) -> Status {
     let in_scope = |d: &str| scope.iter().any(|s| s == d);
     let (acks, bad) = acknowledgements(base, env, key);
     let mut st = Status {
@@ -427,7 +417,7 @@ pub fn status(
             }
         }
     }
-    for b in breaks(&members) {
+    for b in breaks(members) {
         let touches = match &b {
             Break::Missing { after, before, .. } => {
                 in_scope(before) || after.as_deref().is_some_and(in_scope)
@@ -446,7 +436,7 @@ pub fn status(
             None => st.unacknowledged.push(b.to_string()),
         }
     }
-    Ok(st)
+    st
 }
 
 #[cfg(test)]

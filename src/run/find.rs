@@ -45,12 +45,7 @@ pub(crate) fn scan(
     mut trim: impl FnMut(&mut Report),
 ) -> std::io::Result<Vec<FoundRun>> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(base)?.filter_map(Result::ok) {
-        let dir = e.path();
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') || !dir.is_dir() {
-            continue;
-        }
+    for (name, dir) in run_dirs(base)? {
         let mut report = load_report(&dir).ok();
         if let Some(r) = report.as_mut() {
             trim(r);
@@ -73,8 +68,33 @@ pub(crate) fn scan(
             started_at,
         });
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The directories under `base` that may be runs, as (name, path), in name
+/// order: every directory whose name does not start with `.` (staging
+/// directories do).
+pub(crate) fn run_dirs(base: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(base)?
+        .filter_map(Result::ok)
+        .map(|e| (e.file_name().to_string_lossy().to_string(), e.path()))
+        .filter(|(name, dir)| !name.starts_with('.') && dir.is_dir())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The in-toto Statement of the run in `dir`, read from its manifest
+/// without verifying it (to find and place runs; verification is
+/// [`super::verify`]'s).
+pub(crate) fn manifest_statement(dir: &Path) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let env: crate::sign::Envelope =
+        serde_json::from_slice(&std::fs::read(dir.join(ENVELOPE)).ok()?).ok()?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env.payload)
+        .ok()?;
+    serde_json::from_slice(&payload).ok()
 }
 
 /// The report of the latest run (by directory name) of `environment` in
@@ -91,13 +111,7 @@ pub(crate) fn previous_report(base: &Path, environment: &str, except: &Path) -> 
 /// (environment, started_at) as a run's manifest predicate claims them,
 /// read without verifying (only to decide whether the run is in scope).
 fn claimed_by_manifest(dir: &Path) -> Option<(String, DateTime<Utc>)> {
-    use base64::Engine;
-    let env: crate::sign::Envelope =
-        serde_json::from_slice(&std::fs::read(dir.join(ENVELOPE)).ok()?).ok()?;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env.payload)
-        .ok()?;
-    let st: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    let st = manifest_statement(dir)?;
     let p = &st["predicate"];
     Some((
         p["environment"].as_str()?.to_string(),
