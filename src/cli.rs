@@ -169,6 +169,11 @@ pub(crate) enum Command {
         /// `signing_key`.
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
+        /// Also keep the record in this evidence store, write-once, under
+        /// <env>/acknowledgements/ (where `export --from` reads it).
+        /// Default: the environment's `evidence_store`.
+        #[arg(long, value_name = "S3_URL")]
+        store: Option<crate::store::StoreUrl>,
     },
     /// Export one quarter of an environment's signed runs for the auditors:
     /// every run under REPORTS/<env>/ that started in the quarter (UTC) is
@@ -206,6 +211,16 @@ pub(crate) enum Command {
         /// Export the runs that verify and list the others as excluded.
         #[arg(long)]
         exclude_unverified: bool,
+        /// Read the runs from this evidence store (s3://BUCKET/PREFIX, as
+        /// `run --store` wrote them) instead of REPORTS: every stored
+        /// manifest is read for the chain, and every file of the quarter's
+        /// runs. The archive still goes to --out (default under REPORTS).
+        #[arg(long, value_name = "S3_URL")]
+        from: Option<crate::store::StoreUrl>,
+        /// Also keep the archive in this evidence store, write-once, under
+        /// <env>/exports/. Default: the environment's `evidence_store`.
+        #[arg(long, value_name = "S3_URL")]
+        store: Option<crate::store::StoreUrl>,
     },
 }
 
@@ -264,6 +279,17 @@ pub(crate) struct Signing {
     /// check, run timestamp, exit code), replaced atomically.
     #[arg(long, value_name = "FILE")]
     pub prom: Option<PathBuf>,
+    /// Also keep the signed run in this evidence store, write-once:
+    /// s3://BUCKET/PREFIX (a bucket created with Object Lock). Every file
+    /// is uploaded with S3 Object Lock (the environment's
+    /// evidence_lock_mode, default COMPLIANCE) until the run's start plus
+    /// evidence_retention_years (default 6) and a SHA-256 checksum, then
+    /// read back and compared; the run chains after the store's newest run,
+    /// so runs from several machines form one chain. A failed upload keeps
+    /// the local copy and exits 4. Default: the environment's
+    /// `evidence_store`.
+    #[arg(long, value_name = "S3_URL")]
+    pub store: Option<crate::store::StoreUrl>,
 }
 
 /// Check selection.

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 pub use crate::net::{NodeAddr, Timeouts};
+pub use store::{LockMode, StoreUrl, DEFAULT_RETENTION_YEARS};
+
+mod store;
 use crate::secret::Secret;
 
 /// The placeholder that config paths may use for the local lab's state
@@ -95,6 +98,23 @@ pub struct Environment {
     /// (`EPIC_AUDIT_SIGNING_KEY` or `--signing-key` take precedence).
     #[serde(default)]
     pub signing_key: Option<PathBuf>,
+    /// Where every signed run is also kept, write-once:
+    /// `s3://BUCKET/PREFIX` (reached with the `[aws]` settings, else the
+    /// standard AWS chain). `--store` takes precedence.
+    #[serde(default)]
+    pub evidence_store: Option<StoreUrl>,
+    /// Years each stored object is locked for (default 6: HIPAA's
+    /// retention of safeguard documentation, 45 CFR 164.316(b)(2)(i)).
+    #[serde(default = "default_retention_years")]
+    pub evidence_retention_years: u32,
+    /// S3 Object Lock mode of stored objects: `compliance` (default) or
+    /// `governance`.
+    #[serde(default)]
+    pub evidence_lock_mode: LockMode,
+}
+
+fn default_retention_years() -> u32 {
+    DEFAULT_RETENTION_YEARS
 }
 
 /// Absent `audit_user`: empty, refused by [`Config::parse`] with a hint.
@@ -374,6 +394,16 @@ impl Config {
             if let Some(aws) = &env.aws {
                 aws.validate()
                     .map_err(|e| ConfigError::new(path, format!("environments.{name}.aws: {e}")))?;
+            }
+            if !(1..=100).contains(&env.evidence_retention_years) {
+                return Err(ConfigError::new(
+                    path,
+                    format!(
+                        "environments.{name}.evidence_retention_years = {}: give 1 to 100 years \
+                         (HIPAA keeps safeguard documentation for 6)",
+                        env.evidence_retention_years
+                    ),
+                ));
             }
             let user = env.audit_user.get_ref();
             if user.is_empty() {

@@ -46,6 +46,7 @@ pub mod resp;
 pub mod run;
 pub mod secret;
 pub mod sign;
+pub mod store;
 pub mod tls;
 pub mod waivers;
 

@@ -174,9 +174,9 @@ fn evidence_and_net_are_leaves_and_checks_never_reach_probes_or_the_network() {
 }
 
 #[test]
-fn signing_the_run_directory_and_the_export_never_reach_a_probe() {
+fn signing_the_run_directory_the_export_and_the_store_never_reach_a_probe() {
     let g = graph();
-    for m in ["sign", "run", "export", "aws"] {
+    for m in ["sign", "run", "export", "aws", "store"] {
         assert!(g.contains_key(m), "no module `{m}` read: {:?}", g.keys());
         assert!(
             !g[m].contains_key("probes"),

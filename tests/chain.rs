@@ -92,29 +92,14 @@ impl Setup {
 
     /// The chain link a run's signed manifest carries.
     fn link(&self, run: &str) -> serde_json::Value {
-        use base64::Engine;
-        let env: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(self.env_dir().join(run).join("manifest.dsse.json")).unwrap(),
-        )
-        .unwrap();
-        let payload = base64::engine::general_purpose::STANDARD
-            .decode(env["payload"].as_str().unwrap())
-            .unwrap();
-        let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-        st["predicate"]["chain"].clone()
+        common::manifest_statement(&self.env_dir().join(run))["predicate"]["chain"].clone()
     }
 }
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    let r = epic_audit(&["keygen", "--out", keys.to_str().unwrap()], dir.path());
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    Setup {
-        key: keys.join("epic-audit-signing.key"),
-        public: keys.join("epic-audit-signing.pub"),
-        dir,
-    }
+    let (key, public) = common::keygen(dir.path());
+    Setup { key, public, dir }
 }
 
 const DAYS: [&str; 3] = [

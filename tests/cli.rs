@@ -398,7 +398,7 @@ fn keygen_and_verify_a_signed_evaluation_and_its_tampering() {
     };
     let v = verify(&out);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
-    assert!(v.stdout.starts_with("VALID: 6 files"), "{}", v.stdout);
+    assert!(v.stdout.starts_with("VALID: 7 files"), "{}", v.stdout);
     // One flipped byte in report.json.
     let rp = out.join("report.json");
     let mut bytes = std::fs::read(&rp).unwrap();

@@ -39,14 +39,8 @@ const RUNS: [(&str, bool); 5] = [
 /// Signs one `evaluate` run per entry of [`RUNS`] into reports/local/.
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    let r = epic_audit(&["keygen", "--out", keys.to_str().unwrap()], dir.path());
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let s = Setup {
-        key: keys.join("epic-audit-signing.key"),
-        public: keys.join("epic-audit-signing.pub"),
-        dir,
-    };
+    let (key, public) = common::keygen(dir.path());
+    let s = Setup { key, public, dir };
     // The built-in policy plus a waiver for TLS-004 until 2026-11-30: the
     // test PKI was made on 2026-11-26, so earlier runs see certificates
     // that are not valid yet.

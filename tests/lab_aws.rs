@@ -29,6 +29,75 @@ async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
     assert_eq!(subjects(&rep, "ENC-001").len(), 6);
     assert_eq!(subjects(&rep, "NET-001").len(), 4);
 
+    // The environment's evidence store, in the same emulator: a real run
+    // is kept there, locked for the environment's retention from its start.
+    {
+        let aws = t.lab.aws_settings();
+        let conf = epic_audit::aws::sdk_config(&aws, &Default::default()).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket("lab-evidence")
+            .object_lock_enabled_for_bucket(true)
+            .send()
+            .await
+            .unwrap();
+        let cfg = t.tmp.path().join("epic-audit.toml");
+        let plain = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            plain.replacen(
+                "[environments.t]\n",
+                "[environments.t]\nevidence_store = \"s3://lab-evidence/audits\"\nevidence_retention_years = 7\n",
+                1,
+            ),
+        )
+        .unwrap();
+        let out = t.out("stored");
+        let r = run_env(
+            &t,
+            &cfg,
+            &["--only", "CLU-001", "--out", out.to_str().unwrap()],
+        );
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let started: chrono::DateTime<chrono::Utc> = report(&out)["started_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("stored: s3://lab-evidence/audits/t/stored/ ("))
+            .unwrap_or_else(|| panic!("{}", r.stdout));
+        // Seven calendar years from the run's start, to the second above.
+        let until = epic_audit::store::retain_until(started, 7);
+        assert_eq!(
+            until.timestamp() - started.timestamp(),
+            (started.checked_add_months(chrono::Months::new(84)).unwrap() - started).num_seconds()
+                + i64::from(started.timestamp_subsec_nanos() > 0)
+        );
+        assert!(
+            line.contains(&format!(
+                "Object Lock COMPLIANCE until {}",
+                until.format("%Y-%m-%d %H:%M:%SZ")
+            )),
+            "{line}"
+        );
+        let head = s3
+            .head_object()
+            .bucket("lab-evidence")
+            .key("audits/t/stored/evidence.json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.object_lock_mode().unwrap().as_str(), "COMPLIANCE");
+        std::fs::write(&cfg, plain).unwrap();
+    }
+
     // (defect, the one failing check, a substring of a failing subject,
     // a substring of its message)
     let cases = [

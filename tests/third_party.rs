@@ -438,7 +438,7 @@ fn the_documented_one_liner_verifies_a_run_and_names_a_changed_file() {
     };
     let (code, out) = sh(&run);
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(out.trim(), "valid: 6 files, pass");
+    assert_eq!(out.trim(), "valid: 7 files, pass");
     std::fs::write(run.join("junit.xml"), "<testsuites/>").unwrap();
     let (code, out) = sh(&run);
     assert_eq!(code, Some(1), "{out}");

@@ -18,6 +18,7 @@ pub(crate) fn acknowledge(
     reason: &str,
     reports: &Path,
     signing_key: Option<PathBuf>,
+    store: Option<&crate::store::StoreUrl>,
 ) -> Result<u8> {
     let bad = || {
         UsageError(format!(
@@ -57,5 +58,22 @@ pub(crate) fn acknowledge(
         signer.key_id()
     );
     println!("record: {}", path.display());
-    Ok(0)
+    let env_conf = super::stored::config_env(&cli.config, env);
+    let Some(url) = super::stored::store_url(store, env_conf.as_ref()) else {
+        return Ok(0);
+    };
+    let store = crate::aws::block_on(super::stored::open(url.clone(), env_conf.as_ref()));
+    match crate::aws::block_on(store.put_file(env, crate::run::ACKNOWLEDGEMENTS, &path)) {
+        Ok(at) => {
+            println!("stored: {at}");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!(
+                "epic-audit: storing the record in {url} failed: {e}; it is kept at {}",
+                path.display()
+            );
+            Ok(crate::report::EXIT_RUNTIME)
+        }
+    }
 }

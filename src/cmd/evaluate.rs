@@ -67,6 +67,12 @@ pub(crate) fn evaluate(
         }
     };
     let signer = signer(signing, None, None)?;
+    // Only an explicit --store: evaluating is otherwise offline. The
+    // environment's AWS settings apply when the config names it.
+    let store = signing.store.clone().map(|url| {
+        let env = super::stored::config_env(&cli.config, &evidence.environment);
+        crate::aws::block_on(super::stored::open(url, env.as_ref()))
+    });
     write_and_print(
         &dest,
         &evidence,
@@ -74,5 +80,6 @@ pub(crate) fn evaluate(
         &policy,
         signer.as_ref(),
         signing.prom.as_deref(),
+        store.as_ref(),
     )
 }

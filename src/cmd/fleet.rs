@@ -124,10 +124,14 @@ pub(crate) async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -
                 entries.push(FleetEntry {
                     environment: name,
                     verdict: w.report.verdict.to_string(),
-                    exit_code: w.report.exit_code,
+                    exit_code: w.exit_code(),
                     counts,
                     run_dir: Some(w.dir),
-                    error: None,
+                    // The run was written but could not be kept in the store.
+                    error: match &w.stored {
+                        Some(crate::run::Stored::Failed(e)) => Some(e.clone()),
+                        _ => None,
+                    },
                 });
                 reports.push(w.report);
             }
@@ -153,8 +157,8 @@ pub(crate) async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -
         .unwrap_or(0);
     for e in &entries {
         match (&e.run_dir, &e.error) {
-            (Some(dir), _) => println!(
-                "  {:width$}  {} ({}) · exit code {} · {}",
+            (Some(dir), stored) => println!(
+                "  {:width$}  {} ({}) · exit code {} · {}{}",
                 e.environment,
                 e.verdict.to_uppercase(),
                 e.counts
@@ -163,7 +167,11 @@ pub(crate) async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -
                     .collect::<Vec<_>>()
                     .join(", "),
                 e.exit_code,
-                dir.display()
+                dir.display(),
+                stored
+                    .as_deref()
+                    .map(|why| format!(" · NOT STORED: {why}"))
+                    .unwrap_or_default()
             ),
             (None, why) => println!(
                 "  {:width$}  NOT AUDITED · exit code {} · {}",

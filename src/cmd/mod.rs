@@ -22,6 +22,7 @@ pub(crate) mod fleet;
 pub(crate) mod keygen;
 pub(crate) mod run;
 pub(crate) mod shared;
+pub(crate) mod stored;
 pub(crate) mod verify;
 
 /// Entry point used by `main.rs`.
@@ -97,7 +98,7 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
         Command::Run(args) => match args.env.as_slice() {
             [one] => run::run_one(&cli, args, one, true, latency)
                 .await
-                .map(|w| w.report.exit_code),
+                .map(|w| w.exit_code()),
             _ => fleet::fleet(&cli, args, latency).await,
         },
         Command::Checks { format } => {
@@ -141,6 +142,8 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
             pubkey,
             signing_key,
             exclude_unverified,
+            from,
+            store,
         } => export::export(
             &cli,
             env,
@@ -150,6 +153,10 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
             pubkey.as_deref(),
             signing_key.clone(),
             *exclude_unverified,
+            export::Stores {
+                from: from.as_ref(),
+                keep: store.as_ref(),
+            },
         ),
         Command::Verify { path, pubkey } => verify::verify(path, pubkey),
         Command::Acknowledge {
@@ -158,6 +165,15 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
             reason,
             reports,
             signing_key,
-        } => acknowledge::acknowledge(&cli, env, missing, reason, reports, signing_key.clone()),
+            store,
+        } => acknowledge::acknowledge(
+            &cli,
+            env,
+            missing,
+            reason,
+            reports,
+            signing_key.clone(),
+            store.as_ref(),
+        ),
     }
 }

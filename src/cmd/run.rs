@@ -70,6 +70,10 @@ pub(crate) async fn run_one(
     // Resolved after the TLS material and secrets (a lab environment's key
     // is created by `lab up`), and still before any probe runs.
     let signer = signer(&args.signing, Some(env), Some(&config))?;
+    let store = match super::stored::store_url(args.signing.store.as_ref(), Some(env)) {
+        Some(url) => Some(super::stored::open(url, Some(env)).await),
+        None => None,
+    };
     let ctx = ProbeContext {
         targets: env.seeds.clone(),
         tls,
@@ -112,14 +116,16 @@ pub(crate) async fn run_one(
     } else {
         None
     };
-    let written = crate::run::write(
+    let written = super::stored::write_run(
         &dest,
         &evidence,
         report,
         &policy,
         signer.as_ref(),
         args.signing.prom.as_deref(),
+        store.as_ref(),
     )
+    .await
     .inspect_err(|_| {
         if let Some(f) = &salt_file {
             let _ = std::fs::remove_file(f);

@@ -116,7 +116,17 @@ pub(crate) fn signer(
 /// The terminal summary of a written run and where its files are.
 pub(crate) fn print_run(w: &Written, signer: Option<&crate::sign::RunSigner>) {
     let (dir, report) = (&w.dir, &w.report);
-    print!("{}", terminal::render(report, terminal::want_colour()));
+    let not_stored = match &w.stored {
+        Some(crate::run::Stored::Failed(e)) => {
+            eprintln!("epic-audit: {e}");
+            Some(("NOT STORED", w.exit_code()))
+        }
+        _ => None,
+    };
+    print!(
+        "{}",
+        terminal::render_exit(report, terminal::want_colour(), not_stored)
+    );
     println!(
         "report: {}/ ({})",
         dir.display(),
@@ -138,9 +148,20 @@ pub(crate) fn print_run(w: &Written, signer: Option<&crate::sign::RunSigner>) {
             dir.display()
         );
     }
+    match &w.stored {
+        Some(crate::run::Stored::Yes(r)) => println!("stored: {r}"),
+        Some(crate::run::Stored::Skipped(why)) => println!("{why}"),
+        Some(crate::run::Stored::Failed(_)) => println!(
+            "NOT STORED: the run is kept only at {}/ (the error is above); exit code {}",
+            dir.display(),
+            w.exit_code()
+        ),
+        None => {}
+    }
 }
 
-/// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
+/// Writes a judged run (evidence, reports, OSCAL, SARIF, signature) to
+/// `dest` and keeps it in `store` (see [`super::stored::write_run`]),
 /// prints the terminal summary and returns the exit code.
 pub(crate) fn write_and_print(
     dest: &Path,
@@ -149,10 +170,13 @@ pub(crate) fn write_and_print(
     policy: &Policy,
     signer: Option<&crate::sign::RunSigner>,
     prom: Option<&Path>,
+    store: Option<&crate::store::Store>,
 ) -> Result<u8> {
-    let w = crate::run::write(dest, evidence, report, policy, signer, prom)?;
+    let w = crate::aws::block_on(super::stored::write_run(
+        dest, evidence, report, policy, signer, prom, store,
+    ))?;
     print_run(&w, signer);
-    Ok(w.report.exit_code)
+    Ok(w.exit_code())
 }
 
 /// The key that signs what an environment's commands write outside a run

@@ -19,6 +19,7 @@ pub mod oscal;
 pub mod prom;
 pub(crate) mod quarter;
 pub mod safeguards;
+pub mod sarif;
 pub mod svg;
 pub mod terminal;
 

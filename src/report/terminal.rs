@@ -33,6 +33,13 @@ fn paint(colour: bool, o: Outcome) -> String {
 
 /// Renders the summary.
 pub fn render(r: &Report, colour: bool) -> String {
+    render_exit(r, colour, None)
+}
+
+/// [`render`], ending with `exit` = (why, code) instead of the report's
+/// exit code when the command returns another one (the run could not be
+/// stored): the verdict line always shows what the process returns.
+pub fn render_exit(r: &Report, colour: bool, exit: Option<(&str, u8)>) -> String {
     let mut out = String::new();
     if r.signature.starts_with("UNSIGNED") {
         let _ = writeln!(out, "{}", r.signature);
@@ -128,11 +135,12 @@ pub fn render(r: &Report, colour: bool) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "\nverdict: {} ({} checks: {}) · exit code {}",
+        "\nverdict: {} ({} checks: {}){} · exit code {}",
         paint(colour, r.verdict).trim_end(),
         r.checks.len(),
         counts.join(", "),
-        r.exit_code
+        exit.map(|(why, _)| format!(" · {why}")).unwrap_or_default(),
+        exit.map_or(r.exit_code, |(_, code)| code)
     );
     out
 }

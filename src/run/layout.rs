@@ -19,14 +19,23 @@ pub(crate) const REPORT_MD: &str = "report.md";
 pub(crate) const REPORT_HTML: &str = "report.html";
 /// NIST OSCAL Assessment Results.
 pub(crate) const OSCAL: &str = "assessment-results.json";
+/// SARIF 2.1.0, for CI systems' code scanning views.
+pub(crate) const SARIF: &str = "report.sarif";
 
 /// `<reports>/<env>/acknowledgements/`: signed acknowledgements of gaps
 /// in the environment's chain of runs (not a run directory).
 pub const ACKNOWLEDGEMENTS: &str = "acknowledgements";
 
 /// The report files of every run, in the order the terminal names them.
-pub(crate) const REPORT_FILES: [&str; 6] =
-    [REPORT_HTML, REPORT_MD, REPORT_JSON, JUNIT, OSCAL, EVIDENCE];
+pub(crate) const REPORT_FILES: [&str; 7] = [
+    REPORT_HTML,
+    REPORT_MD,
+    REPORT_JSON,
+    JUNIT,
+    SARIF,
+    OSCAL,
+    EVIDENCE,
+];
 
 /// `<reports>/<env>/`: the runs of one environment.
 pub(crate) fn env_dir(reports: &Path, env: &str) -> PathBuf {

@@ -8,6 +8,7 @@
 //!   evidence.json                   what the probes saw (re-judge it with `evaluate`)
 //!   report.json  report.md  report.html  junit.xml
 //!   assessment-results.json         NIST OSCAL Assessment Results
+//!   report.sarif                    SARIF 2.1.0 (CI code scanning)
 //!   manifest.dsse.json              DSSE envelope over every other file (signed runs)
 //!   manifest.sigstore.json          the same signature as a Sigstore bundle
 //! reports/<env>/<run-id>.salt       the session-hash salt, beside (never inside) the run
@@ -22,4 +23,4 @@ pub(crate) mod write;
 pub(crate) use find::{scan, FoundRun};
 pub(crate) use layout::*;
 pub(crate) use verify::{check, verify};
-pub(crate) use write::{write, write_salt, Written};
+pub(crate) use write::{write, write_salt, Stored, Written};

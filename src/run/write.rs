@@ -19,6 +19,30 @@ pub(crate) struct Written {
     pub dir: PathBuf,
     /// Its report, as written.
     pub report: Report,
+    /// What keeping it in the evidence store did (none configured: `None`).
+    pub stored: Option<Stored>,
+}
+
+/// What keeping a run in the evidence store did.
+pub(crate) enum Stored {
+    /// Stored and read back: where, and how.
+    Yes(String),
+    /// Not stored, and that is no error (an unsigned run is not evidence).
+    Skipped(String),
+    /// Storing failed: the run is kept locally only, and the command
+    /// exits non-zero.
+    Failed(String),
+}
+
+impl Written {
+    /// The exit code of the command that wrote it: the report's, unless
+    /// storing it failed (then a runtime error, 4).
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self.stored {
+            Some(Stored::Failed(_)) => crate::report::EXIT_RUNTIME,
+            _ => self.report.exit_code,
+        }
+    }
 }
 
 /// Every file of a run but the signature, as (name, bytes): the one list
@@ -45,14 +69,26 @@ pub(crate) fn contents(
             crate::report::html::render(report, evidence).into_bytes(),
         ),
         (
+            layout::SARIF,
+            crate::report::sarif::render(report, &|id| {
+                policy
+                    .get(id)
+                    .map(|c| c.rationale.clone())
+                    .unwrap_or_default()
+            })
+            .into_bytes(),
+        ),
+        (
             layout::OSCAL,
             crate::report::oscal::render(report, evidence, &|id| policy.probes_of(id)).into_bytes(),
         ),
     ])
 }
 
-/// Writes a judged run (evidence, reports, OSCAL, signature) to `dest`,
-/// printing nothing.
+/// Writes a judged run (evidence, reports, OSCAL, SARIF, signature) to
+/// `dest`, printing nothing. A signed run's place in its environment's
+/// chain is `link` (read from the evidence store), else after the newest
+/// chained run beside `dest`.
 pub(crate) fn write(
     dest: &Path,
     evidence: &EvidenceSet,
@@ -60,6 +96,7 @@ pub(crate) fn write(
     policy: &Policy,
     signer: Option<&crate::sign::RunSigner>,
     prom: Option<&Path>,
+    link: Option<super::chain::Link>,
 ) -> Result<Written> {
     report.signature = match signer {
         Some(s) => format!(
@@ -96,9 +133,9 @@ pub(crate) fn write(
             "verdict": report.verdict,
             "exit_code": report.exit_code,
             // Its place in the environment's chain of signed runs.
-            "chain": dest
+            "chain": link.or_else(|| dest
                 .parent()
-                .map(|base| super::chain::next(base, &report.environment)),
+                .map(|base| super::chain::next(base, &report.environment))),
         });
         let envelope = s.envelope(&files, predicate)?;
         let bytes = serde_json::to_vec_pretty(&envelope).context("serialising the envelope")?;
@@ -111,7 +148,11 @@ pub(crate) fn write(
     if let Some(p) = prom {
         output::write_file_atomic(p, crate::report::prom::render(&report).as_bytes())?;
     }
-    Ok(Written { dir, report })
+    Ok(Written {
+        dir,
+        report,
+        stored: None,
+    })
 }
 
 /// Writes the run's salt next to (not inside) the run directory, 0600: an

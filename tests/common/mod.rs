@@ -603,3 +603,111 @@ pub fn evaluate_signed(
     ]);
     epic_audit(&args, cwd)
 }
+
+/// A new Ed25519 key pair in `dir/keys` (`epic-audit keygen`): (private
+/// key file, public key file).
+pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    let keys = dir.join("keys");
+    let r = epic_audit(&["keygen", "--out", keys.to_str().unwrap()], dir);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    (
+        keys.join("epic-audit-signing.key"),
+        keys.join("epic-audit-signing.pub"),
+    )
+}
+
+/// The in-toto Statement signed in the run directory `run`'s manifest
+/// (decoded, not verified).
+pub fn manifest_statement(run: &Path) -> Value {
+    use base64::Engine;
+    let env: Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest.dsse.json")).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+/// Unpacks an export archive into `dest` (its files relative to the
+/// archive's top directory) and returns their names.
+pub fn unpack_archive(archive: &Path, dest: &Path) -> Vec<String> {
+    let (_, files) = epic_audit::export::unpack(archive).unwrap();
+    for (name, data) in &files {
+        let p = dest.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    files.into_keys().collect()
+}
+
+/// A moto S3 emulator of one test on 127.0.0.1 (its own port), stopped by
+/// pid when dropped, also when the test panics.
+pub struct Moto {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts `moto_server` ($EPIC_AUDIT_MOTO_SERVER or the project's
+    /// venv) and waits until it answers.
+    pub fn start() -> Moto {
+        let bin = epic_audit_lab::aws::find_moto()
+            .expect("moto_server is missing: run scripts/setup.sh (or set EPIC_AUDIT_MOTO_SERVER)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Moto { child, port };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(epic_audit_lab::aws::wait_ready(
+                port,
+                std::time::Duration::from_secs(60),
+            ))
+            .unwrap();
+        moto
+    }
+
+    /// Its endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An S3 client of the emulator (emulator credentials, path-style).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let settings = epic_audit::config::AwsSettings {
+            region: Some("us-east-1".into()),
+            profile: None,
+            endpoint: Some(self.endpoint()),
+            credentials: epic_audit::config::AwsCredentials::Emulator,
+            discovery: epic_audit::config::TagFilter {
+                tag: "t".into(),
+                value: "v".into(),
+            },
+            node_ip_map: Default::default(),
+        };
+        let conf = epic_audit::aws::sdk_config(&settings, &Default::default()).await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,121 @@
+//! Keeping evidence in the store: which store a command uses (`--store`,
+//! else the environment's `evidence_store`), and writing a signed run so
+//! that it chains after the store's head and is kept there, write-once.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::config::{Config, Environment};
+use crate::evidence::EvidenceSet;
+use crate::policy::Policy;
+use crate::report::Report;
+use crate::run::{Stored, Written};
+use crate::store::{Store, StoreUrl, DEFAULT_RETENTION_YEARS};
+
+/// The store to use: `flag`, else the environment's `evidence_store`.
+pub(crate) fn store_url(flag: Option<&StoreUrl>, env: Option<&Environment>) -> Option<StoreUrl> {
+    flag.cloned()
+        .or_else(|| env.and_then(|e| e.evidence_store.clone()))
+}
+
+/// The environment `name` of the config, when the config loads and has it
+/// (commands that work without a config use its AWS settings if present).
+pub(crate) fn config_env(config: &Path, name: &str) -> Option<Environment> {
+    Config::load(config)
+        .ok()
+        .and_then(|c| c.environments.get(name).cloned())
+}
+
+/// The store at `url`, reached with `env`'s AWS settings, deadlines,
+/// retention and lock mode (none: the standard AWS chain, default
+/// deadlines, six years, compliance mode).
+pub(crate) async fn open(url: StoreUrl, env: Option<&Environment>) -> Store {
+    let timeouts = env.map(|e| e.timeouts.clone()).unwrap_or_default();
+    Store::connect(
+        url,
+        env.and_then(|e| e.aws.as_ref()),
+        &timeouts,
+        env.map(|e| e.evidence_lock_mode).unwrap_or_default(),
+        env.map_or(DEFAULT_RETENTION_YEARS, |e| e.evidence_retention_years),
+    )
+    .await
+}
+
+/// Writes a judged run to `dest` and, when `store` is given and the run is
+/// signed, keeps it there: the run chains after the store's head (or, for
+/// the first stored run, after the newest run beside `dest`), every file
+/// is uploaded locked and read back, and the head advances to it. A store
+/// that fails leaves the run written locally and is reported in
+/// [`Written::stored`] (the command then exits 4).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write_run(
+    dest: &Path,
+    evidence: &EvidenceSet,
+    report: Report,
+    policy: &Policy,
+    signer: Option<&crate::sign::RunSigner>,
+    prom: Option<&Path>,
+    store: Option<&Store>,
+) -> Result<Written> {
+    let env = evidence.environment.as_str();
+    let Some(store) = store else {
+        return crate::run::write(dest, evidence, report, policy, signer, prom, None);
+    };
+    if signer.is_none() {
+        let mut w = crate::run::write(dest, evidence, report, policy, signer, prom, None)?;
+        w.stored = Some(Stored::Skipped(format!(
+            "not stored in {}: an unsigned run is not evidence",
+            store.url
+        )));
+        return Ok(w);
+    }
+    let head = match store.head(env).await {
+        Ok(h) => h,
+        Err(e) => {
+            let mut w = crate::run::write(dest, evidence, report, policy, signer, prom, None)?;
+            w.stored = Some(Stored::Failed(format!(
+                "not stored in {}: reading its chain head failed: {e}",
+                store.url
+            )));
+            return Ok(w);
+        }
+    };
+    let link = match &head.record {
+        Some(r) => r.next(),
+        None => crate::run::chain::next(dest.parent().unwrap_or(Path::new(".")), env),
+    };
+    let mut w = crate::run::write(
+        dest,
+        evidence,
+        report,
+        policy,
+        signer,
+        prom,
+        Some(link.clone()),
+    )?;
+    w.stored = Some(
+        match store
+            .put_run(
+                env,
+                &w.dir,
+                &link,
+                &head,
+                w.report.started_at,
+                &w.report.run_id,
+            )
+            .await
+        {
+            Ok(r) => Stored::Yes(format!(
+                "{r}; chain: run {}{}",
+                link.sequence,
+                link.previous
+                    .as_ref()
+                    .map(|p| format!(" after {}", p.dir))
+                    .unwrap_or_else(|| " (the first)".into())
+            )),
+            Err(e) => Stored::Failed(format!("storing the run in {} failed: {e}", store.url)),
+        },
+    );
+    Ok(w)
+}

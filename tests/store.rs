@@ -1,0 +1,470 @@
+//! The evidence store against a real S3 emulator (moto on 127.0.0.1, its
+//! own port per test) through the real AWS SDK: a signed run is uploaded
+//! with Object Lock (COMPLIANCE, retained six years from the run) and
+//! SHA-256 checksums, and a delete of a stored version is refused; runs
+//! from two machines (two reports directories) sharing a store form one
+//! chain, and `export --from` the store builds a quarter that verifies with
+//! epic-audit and securesystemslib; two runs that read the same chain head
+//! are a fork the second one reports; a bucket without Object Lock fails
+//! the run (exit 4) and keeps the local copy.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::types::ChecksumMode;
+use common::{epic_audit, fixture_evidence, Moto, RunResult};
+use serde_json::Value;
+
+const BUCKET: &str = "hipaa-evidence";
+const STORE: &str = "s3://hipaa-evidence/epic-audit";
+
+struct Setup {
+    moto: Moto,
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    public: PathBuf,
+}
+
+/// The config of one machine: environment `local` reaching the emulator.
+fn config(endpoint: &str) -> String {
+    format!(
+        r#"
+[environments.local]
+seeds = ["127.0.0.1:7000"]
+audit_user = "auditor"
+[environments.local.tls]
+ca = "ca.crt"
+client_cert = "c.crt"
+client_key = "c.key"
+[environments.local.users.auditor]
+password_env = "EPIC_AUDIT_TEST_NEVER_SET_VAR"
+[environments.local.aws]
+region = "us-east-1"
+endpoint = "{endpoint}"
+credentials = "emulator"
+discovery = {{ tag = "redis-cluster", value = "x" }}
+"#
+    )
+}
+
+impl Setup {
+    /// A machine: its own working directory (and so reports directory)
+    /// with the config.
+    fn machine(&self, name: &str) -> PathBuf {
+        let m = self.dir.path().join(name);
+        if !m.exists() {
+            std::fs::create_dir_all(&m).unwrap();
+            std::fs::write(m.join("epic-audit.toml"), config(&self.moto.endpoint())).unwrap();
+        }
+        m
+    }
+
+    /// Signs the fixture evidence started at `when` on `machine` into its
+    /// reports/local/<run-id>/, with `extra` arguments (e.g. --store):
+    /// (run directory name, the command's result).
+    fn run(&self, machine: &str, when: &str, extra: &[&str]) -> (String, RunResult) {
+        let cwd = self.machine(machine);
+        let mut ev = fixture_evidence();
+        let t: chrono::DateTime<chrono::Utc> = when.parse().unwrap();
+        ev.started_at = t;
+        ev.finished_at = t + chrono::Duration::seconds(7);
+        ev.run_id = epic_audit::engine::run_id(t);
+        let file = cwd.join(format!("{}.json", ev.run_id));
+        std::fs::write(&file, serde_json::to_string(&ev).unwrap()).unwrap();
+        let out = cwd.join("reports/local").join(&ev.run_id);
+        let mut args = vec![
+            "evaluate",
+            file.to_str().unwrap(),
+            "--signing-key",
+            self.key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        (ev.run_id.clone(), epic_audit(&args, &cwd))
+    }
+
+    fn link(&self, machine: &str, run: &str) -> Value {
+        common::manifest_statement(&self.machine(machine).join("reports/local").join(run))
+            ["predicate"]["chain"]
+            .clone()
+    }
+}
+
+async fn setup(object_lock: bool) -> Setup {
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    let s3 = moto.s3().await;
+    let mut create = s3.create_bucket().bucket(BUCKET);
+    if object_lock {
+        create = create.object_lock_enabled_for_bucket(true);
+    }
+    create.send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = common::keygen(dir.path());
+    Setup {
+        moto,
+        dir,
+        key,
+        public,
+    }
+}
+
+/// Runs a blocking CLI call off the test's runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_run_is_stored_write_once_and_read_back() {
+    let s = std::sync::Arc::new(setup(true).await);
+    let s2 = s.clone();
+    let (run, r) = blocking(move || s2.run("a", "2026-11-13T08:00:00Z", &["--store", STORE])).await;
+    assert!(r.code <= 2, "{}\n{}", r.stdout, r.stderr);
+    let stored_line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("stored: "))
+        .unwrap_or_else(|| panic!("no stored line:\n{}", r.stdout));
+    assert!(
+        stored_line.starts_with(&format!("stored: {STORE}/local/{run}/ (9 objects,")),
+        "{stored_line}"
+    );
+    assert!(
+        stored_line.contains("Object Lock COMPLIANCE until 2032-11-13 08:00:00Z"),
+        "{stored_line}"
+    );
+    assert!(
+        stored_line.contains("chain: run 1 (the first)"),
+        "{stored_line}"
+    );
+
+    let s3 = s.moto.s3().await;
+    let local = s.machine("a").join("reports/local").join(&run);
+    // Every file of the run, and nothing else (the salt stays local).
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(format!("epic-audit/local/{run}/"))
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = listed
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    names.sort();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&local)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    on_disk.sort();
+    assert_eq!(names, on_disk);
+    assert!(names.contains(&"report.sarif".to_string()));
+
+    let key = format!("epic-audit/local/{run}/manifest.dsse.json");
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.object_lock_mode().unwrap().as_str(), "COMPLIANCE");
+    let until = head.object_lock_retain_until_date().unwrap();
+    assert_eq!(
+        chrono::DateTime::from_timestamp(until.secs(), 0)
+            .unwrap()
+            .to_rfc3339(),
+        "2032-11-13T08:00:00+00:00"
+    );
+    use base64::Engine;
+    use sha2::Digest;
+    let local_manifest = std::fs::read(local.join("manifest.dsse.json")).unwrap();
+    assert_eq!(
+        head.checksum_sha256().unwrap(),
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&local_manifest))
+    );
+    // Compliance mode: deleting the stored version is refused.
+    let version = head.version_id().unwrap().to_string();
+    let del = s3
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .version_id(&version)
+        .send()
+        .await;
+    let err = del.expect_err("a locked version must not be deletable");
+    let text = format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err));
+    assert!(text.contains("AccessDenied"), "{text}");
+    let still = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.version_id(), Some(version.as_str()));
+
+    // The same directory name again is never written over.
+    let s2 = s.clone();
+    let again = blocking(move || {
+        let m = s2.machine("b");
+        std::fs::create_dir_all(m.join("reports/local")).unwrap();
+        s2.run("b", "2026-11-13T08:00:00Z", &["--store", STORE]).1
+    })
+    .await;
+    assert_eq!(again.code, 4, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("exists already: evidence is never overwritten"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stdout.contains("NOT STORED · exit code 4"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_from_two_machines_chain_through_the_store_and_export_from_it() {
+    let s = std::sync::Arc::new(setup(true).await);
+    let s2 = s.clone();
+    let (runs, links) = blocking(move || {
+        let mut runs = Vec::new();
+        for (machine, when) in [
+            ("a", "2026-11-13T08:00:00Z"),
+            ("b", "2026-11-14T08:00:00Z"),
+            ("a", "2026-11-15T08:00:00Z"),
+        ] {
+            let (run, r) = s2.run(machine, when, &["--store", STORE]);
+            assert!(r.code <= 2, "{}\n{}", r.stdout, r.stderr);
+            runs.push((machine, run));
+        }
+        let links: Vec<Value> = runs.iter().map(|(m, r)| s2.link(m, r)).collect();
+        (runs, links)
+    })
+    .await;
+    // b's run follows a's first, though b's reports directory is empty;
+    // a's second follows b's, which a's directory never held.
+    assert_eq!(links[0]["sequence"], 1);
+    assert_eq!(links[1]["sequence"], 2);
+    assert_eq!(links[1]["previous"]["dir"], runs[0].1.as_str());
+    assert_eq!(links[2]["sequence"], 3);
+    assert_eq!(links[2]["previous"]["dir"], runs[1].1.as_str());
+
+    // Machine a's own directory has a gap where b's run is.
+    let s2 = s.clone();
+    let local = blocking(move || {
+        epic_audit(
+            &[
+                "verify",
+                "reports/local",
+                "--pubkey",
+                s2.public.to_str().unwrap(),
+            ],
+            &s2.machine("a"),
+        )
+    })
+    .await;
+    assert_eq!(local.code, 1, "{}", local.stdout);
+    assert!(
+        local.stdout.contains("run 2 is missing"),
+        "{}",
+        local.stdout
+    );
+
+    // An auditor's machine: the quarter from the store.
+    let s2 = s.clone();
+    let (r, archive) = blocking(move || {
+        let cwd = s2.machine("auditor");
+        let archive = cwd.join("q4.tar.gz");
+        let r = epic_audit(
+            &[
+                "export",
+                "--env",
+                "local",
+                "--quarter",
+                "2026-Q4",
+                "--from",
+                STORE,
+                "--signing-key",
+                s2.key.to_str().unwrap(),
+                "--out",
+                archive.to_str().unwrap(),
+            ],
+            &cwd,
+        );
+        (r, archive)
+    })
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "fetched 3 run(s) of `local` in 2026-Q4 from {STORE}"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("exported 3 run(s)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("chain: signed runs 1 to 3 of the environment's chain"),
+        "{}",
+        r.stdout
+    );
+    // The archive was also kept in the store (the environment has none,
+    // so only with --store; here it was not asked for).
+    let s2 = s.clone();
+    let a2 = archive.clone();
+    let v = blocking(move || {
+        epic_audit(
+            &[
+                "verify",
+                a2.to_str().unwrap(),
+                "--pubkey",
+                s2.public.to_str().unwrap(),
+            ],
+            s2.dir.path(),
+        )
+    })
+    .await;
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    let unpacked = s.dir.path().join("unpacked");
+    let files = common::unpack_archive(&archive, &unpacked);
+    let (code, out) = common::third_party(&unpacked, &s.public);
+    assert_eq!(code, 0, "{out}");
+    for (_, run) in &runs {
+        assert!(
+            files.contains(&format!("runs/{run}/report.json")),
+            "{files:?}"
+        );
+        let (code, out) = common::third_party(&unpacked.join("runs").join(run), &s.public);
+        assert_eq!(code, 0, "{run}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_that_read_the_same_head_are_a_named_fork() {
+    let s = setup(true).await;
+    // Two signed runs written locally on two machines, not stored yet.
+    let (a, b) = {
+        let (a, ra) = s.run("a", "2026-11-13T08:00:00Z", &[]);
+        let (b, rb) = s.run("b", "2026-11-13T09:00:00Z", &[]);
+        assert!(ra.code <= 2 && rb.code <= 2);
+        (a, b)
+    };
+    let url: epic_audit::store::StoreUrl = STORE.parse().unwrap();
+    let settings = epic_audit::config::AwsSettings {
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint: Some(s.moto.endpoint()),
+        credentials: epic_audit::config::AwsCredentials::Emulator,
+        discovery: epic_audit::config::TagFilter {
+            tag: "t".into(),
+            value: "v".into(),
+        },
+        node_ip_map: Default::default(),
+    };
+    let store = epic_audit::store::Store::connect(
+        url,
+        Some(&settings),
+        &Default::default(),
+        epic_audit::store::LockMode::Compliance,
+        6,
+    )
+    .await;
+    // Both read the head before either stored: both claim run 1.
+    let head = store.head("local").await.unwrap();
+    assert!(head.record.is_none());
+    let link = epic_audit::run::chain::Link {
+        sequence: 1,
+        previous: None,
+    };
+    let t: chrono::DateTime<chrono::Utc> = "2026-11-13T08:00:00Z".parse().unwrap();
+    let dir_a = s.machine("a").join("reports/local").join(&a);
+    let dir_b = s.machine("b").join("reports/local").join(&b);
+    store
+        .put_run("local", &dir_a, &link, &head, t, &a)
+        .await
+        .unwrap();
+    let e = store
+        .put_run("local", &dir_b, &link, &head, t, &b)
+        .await
+        .expect_err("the second writer of the same head must be refused");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("the chain head now names {a} (run 1)"))
+            && text.contains("both claim run number 1"),
+        "{text}"
+    );
+    assert_eq!(
+        store.head("local").await.unwrap().record.unwrap().dir,
+        a,
+        "the head still names the first writer"
+    );
+    // Both runs are kept; the export from the store names the fork.
+    let cwd = s.machine("auditor");
+    let key = s.key.clone();
+    let r = blocking(move || {
+        epic_audit(
+            &[
+                "export",
+                "--env",
+                "local",
+                "--quarter",
+                "2026-Q4",
+                "--from",
+                STORE,
+                "--signing-key",
+                key.to_str().unwrap(),
+            ],
+            &cwd,
+        )
+    })
+    .await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("fork: {a}, {b} all claim run number 1")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_without_object_lock_fails_the_run_and_keeps_it_locally() {
+    let s = std::sync::Arc::new(setup(false).await);
+    let s2 = s.clone();
+    let (run, r) = blocking(move || s2.run("a", "2026-11-13T08:00:00Z", &["--store", STORE])).await;
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("storing the run in s3://hipaa-evidence/epic-audit failed")
+            && r.stderr.contains("Object Lock"),
+        "{}",
+        r.stderr
+    );
+    // What the terminal says is what the process returns.
+    assert!(
+        r.stdout.contains("· NOT STORED · exit code 4"),
+        "{}",
+        r.stdout
+    );
+    let local: &Path = &s.machine("a").join("reports/local").join(&run);
+    let v = epic_audit(
+        &[
+            "verify",
+            local.to_str().unwrap(),
+            "--pubkey",
+            s.public.to_str().unwrap(),
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(v.code, 0, "the local copy is whole: {}", v.stdout);
+}
