@@ -85,6 +85,38 @@ impl Setup {
         (ev.run_id.clone(), epic_audit(&args, &cwd))
     }
 
+    /// `export --from` the store on `machine`, into `out` when given.
+    fn export_from(&self, machine: &str, out: Option<&Path>) -> RunResult {
+        let mut args = vec![
+            "export",
+            "--env",
+            "local",
+            "--quarter",
+            "2026-Q4",
+            "--from",
+            STORE,
+            "--signing-key",
+            self.key.to_str().unwrap(),
+        ];
+        if let Some(o) = out {
+            args.extend(["--out", o.to_str().unwrap()]);
+        }
+        epic_audit(&args, &self.machine(machine))
+    }
+
+    /// `verify PATH` on `machine`.
+    fn verify(&self, machine: &str, path: &Path) -> RunResult {
+        epic_audit(
+            &[
+                "verify",
+                path.to_str().unwrap(),
+                "--pubkey",
+                self.public.to_str().unwrap(),
+            ],
+            &self.machine(machine),
+        )
+    }
+
     fn link(&self, machine: &str, run: &str) -> Value {
         common::manifest_statement(&self.machine(machine).join("reports/local").join(run))
             ["predicate"]["chain"]
@@ -110,16 +142,10 @@ async fn setup(object_lock: bool) -> Setup {
     }
 }
 
-/// Runs a blocking CLI call off the test's runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_run_is_stored_write_once_and_read_back() {
-    let s = std::sync::Arc::new(setup(true).await);
-    let s2 = s.clone();
-    let (run, r) = blocking(move || s2.run("a", "2026-11-13T08:00:00Z", &["--store", STORE])).await;
+    let s = setup(true).await;
+    let (run, r) = s.run("a", "2026-11-13T08:00:00Z", &["--store", STORE]);
     assert!(r.code <= 2, "{}\n{}", r.stdout, r.stderr);
     let stored_line = r
         .stdout
@@ -209,13 +235,7 @@ async fn a_signed_run_is_stored_write_once_and_read_back() {
     assert_eq!(still.version_id(), Some(version.as_str()));
 
     // The same directory name again is never written over.
-    let s2 = s.clone();
-    let again = blocking(move || {
-        let m = s2.machine("b");
-        std::fs::create_dir_all(m.join("reports/local")).unwrap();
-        s2.run("b", "2026-11-13T08:00:00Z", &["--store", STORE]).1
-    })
-    .await;
+    let (_, again) = s.run("b", "2026-11-13T08:00:00Z", &["--store", STORE]);
     assert_eq!(again.code, 4, "{}\n{}", again.stdout, again.stderr);
     assert!(
         again
@@ -233,23 +253,18 @@ async fn a_signed_run_is_stored_write_once_and_read_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_from_two_machines_chain_through_the_store_and_export_from_it() {
-    let s = std::sync::Arc::new(setup(true).await);
-    let s2 = s.clone();
-    let (runs, links) = blocking(move || {
-        let mut runs = Vec::new();
-        for (machine, when) in [
-            ("a", "2026-11-13T08:00:00Z"),
-            ("b", "2026-11-14T08:00:00Z"),
-            ("a", "2026-11-15T08:00:00Z"),
-        ] {
-            let (run, r) = s2.run(machine, when, &["--store", STORE]);
-            assert!(r.code <= 2, "{}\n{}", r.stdout, r.stderr);
-            runs.push((machine, run));
-        }
-        let links: Vec<Value> = runs.iter().map(|(m, r)| s2.link(m, r)).collect();
-        (runs, links)
-    })
-    .await;
+    let s = setup(true).await;
+    let mut runs = Vec::new();
+    for (machine, when) in [
+        ("a", "2026-11-13T08:00:00Z"),
+        ("b", "2026-11-14T08:00:00Z"),
+        ("a", "2026-11-15T08:00:00Z"),
+    ] {
+        let (run, r) = s.run(machine, when, &["--store", STORE]);
+        assert!(r.code <= 2, "{}\n{}", r.stdout, r.stderr);
+        runs.push((machine, run));
+    }
+    let links: Vec<Value> = runs.iter().map(|(m, r)| s.link(m, r)).collect();
     // b's run follows a's first, though b's reports directory is empty;
     // a's second follows b's, which a's directory never held.
     assert_eq!(links[0]["sequence"], 1);
@@ -259,19 +274,7 @@ async fn runs_from_two_machines_chain_through_the_store_and_export_from_it() {
     assert_eq!(links[2]["previous"]["dir"], runs[1].1.as_str());
 
     // Machine a's own directory has a gap where b's run is.
-    let s2 = s.clone();
-    let local = blocking(move || {
-        epic_audit(
-            &[
-                "verify",
-                "reports/local",
-                "--pubkey",
-                s2.public.to_str().unwrap(),
-            ],
-            &s2.machine("a"),
-        )
-    })
-    .await;
+    let local = s.verify("a", Path::new("reports/local"));
     assert_eq!(local.code, 1, "{}", local.stdout);
     assert!(
         local.stdout.contains("run 2 is missing"),
@@ -280,29 +283,8 @@ async fn runs_from_two_machines_chain_through_the_store_and_export_from_it() {
     );
 
     // An auditor's machine: the quarter from the store.
-    let s2 = s.clone();
-    let (r, archive) = blocking(move || {
-        let cwd = s2.machine("auditor");
-        let archive = cwd.join("q4.tar.gz");
-        let r = epic_audit(
-            &[
-                "export",
-                "--env",
-                "local",
-                "--quarter",
-                "2026-Q4",
-                "--from",
-                STORE,
-                "--signing-key",
-                s2.key.to_str().unwrap(),
-                "--out",
-                archive.to_str().unwrap(),
-            ],
-            &cwd,
-        );
-        (r, archive)
-    })
-    .await;
+    let archive = s.machine("auditor").join("q4.tar.gz");
+    let r = s.export_from("auditor", Some(&archive));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains(&format!(
@@ -320,20 +302,7 @@ async fn runs_from_two_machines_chain_through_the_store_and_export_from_it() {
     );
     // The archive was also kept in the store (the environment has none,
     // so only with --store; here it was not asked for).
-    let s2 = s.clone();
-    let a2 = archive.clone();
-    let v = blocking(move || {
-        epic_audit(
-            &[
-                "verify",
-                a2.to_str().unwrap(),
-                "--pubkey",
-                s2.public.to_str().unwrap(),
-            ],
-            s2.dir.path(),
-        )
-    })
-    .await;
+    let v = s.verify("auditor", &archive);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
     let unpacked = s.dir.path().join("unpacked");
     let files = common::unpack_archive(&archive, &unpacked);
@@ -360,20 +329,9 @@ async fn two_runs_that_read_the_same_head_are_a_named_fork() {
         (a, b)
     };
     let url: epic_audit::store::StoreUrl = STORE.parse().unwrap();
-    let settings = epic_audit::config::AwsSettings {
-        region: Some("us-east-1".into()),
-        profile: None,
-        endpoint: Some(s.moto.endpoint()),
-        credentials: epic_audit::config::AwsCredentials::Emulator,
-        discovery: epic_audit::config::TagFilter {
-            tag: "t".into(),
-            value: "v".into(),
-        },
-        node_ip_map: Default::default(),
-    };
     let store = epic_audit::store::Store::connect(
         url,
-        Some(&settings),
+        Some(&s.moto.settings()),
         &Default::default(),
         epic_audit::store::LockMode::Compliance,
         6,
@@ -409,25 +367,7 @@ async fn two_runs_that_read_the_same_head_are_a_named_fork() {
         "the head still names the first writer"
     );
     // Both runs are kept; the export from the store names the fork.
-    let cwd = s.machine("auditor");
-    let key = s.key.clone();
-    let r = blocking(move || {
-        epic_audit(
-            &[
-                "export",
-                "--env",
-                "local",
-                "--quarter",
-                "2026-Q4",
-                "--from",
-                STORE,
-                "--signing-key",
-                key.to_str().unwrap(),
-            ],
-            &cwd,
-        )
-    })
-    .await;
+    let r = s.export_from("auditor", None);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr
@@ -439,9 +379,8 @@ async fn two_runs_that_read_the_same_head_are_a_named_fork() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_without_object_lock_fails_the_run_and_keeps_it_locally() {
-    let s = std::sync::Arc::new(setup(false).await);
-    let s2 = s.clone();
-    let (run, r) = blocking(move || s2.run("a", "2026-11-13T08:00:00Z", &["--store", STORE])).await;
+    let s = setup(false).await;
+    let (run, r) = s.run("a", "2026-11-13T08:00:00Z", &["--store", STORE]);
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr
@@ -457,14 +396,6 @@ async fn a_bucket_without_object_lock_fails_the_run_and_keeps_it_locally() {
         r.stdout
     );
     let local: &Path = &s.machine("a").join("reports/local").join(&run);
-    let v = epic_audit(
-        &[
-            "verify",
-            local.to_str().unwrap(),
-            "--pubkey",
-            s.public.to_str().unwrap(),
-        ],
-        s.dir.path(),
-    );
+    let v = s.verify("a", local);
     assert_eq!(v.code, 0, "the local copy is whole: {}", v.stdout);
 }

@@ -104,6 +104,18 @@ pub struct Head {
     etag: Option<String>,
 }
 
+/// An object as read: its bytes and what S3 says of it.
+struct Read {
+    bytes: Vec<u8>,
+    etag: Option<String>,
+    /// Object Lock mode, as S3 writes it.
+    mode: Option<String>,
+    /// Retain-until date, seconds since the epoch.
+    until: Option<i64>,
+    /// S3's SHA-256 checksum (base64), when it keeps one.
+    checksum: Option<String>,
+}
+
 /// What storing a run did.
 #[derive(Debug, Clone)]
 pub struct Receipt {
@@ -247,43 +259,74 @@ impl Store {
     /// Reads `env`'s chain head.
     pub async fn head(&self, env: &str) -> Result<Head, StoreError> {
         let key = self.key(env, HEAD);
-        self.bounded("reading the chain head", async {
-            let got = self
+        let Some(got) = self.read(&key, "reading the chain head").await? else {
+            return Ok(Head {
+                record: None,
+                etag: None,
+            });
+        };
+        let record: HeadRecord = serde_json::from_slice(&got.bytes).map_err(|e| {
+            StoreError::Failed(format!(
+                "{}/{key} is not an epic-audit chain head ({e}); it was not written by epic-audit",
+                self.url.bucket
+            ))
+        })?;
+        Ok(Head {
+            record: Some(record),
+            etag: got.etag,
+        })
+    }
+
+    /// Reads the object `key` whole, with what S3 says of it (`None`: no
+    /// such key), under the deadline; S3's checksum is asked for and the
+    /// SDK validates the body against it.
+    async fn read(&self, key: &str, what: &str) -> Result<Option<Read>, StoreError> {
+        self.bounded(what, async {
+            let out = match self
                 .client
                 .get_object()
                 .bucket(&self.url.bucket)
-                .key(&key)
+                .key(key)
+                .checksum_mode(ChecksumMode::Enabled)
                 .send()
-                .await;
-            let out = match got {
+                .await
+            {
                 Ok(o) => o,
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Ok(Head {
-                        record: None,
-                        etag: None,
-                    })
+                    return Ok(None)
                 }
-                Err(e) => return Err(failed("GetObject", &key, &e)),
+                Err(e) => return Err(failed("GetObject", key, &e)),
             };
-            let etag = out.e_tag().map(str::to_string);
-            let bytes = out
+            let mut got = Read {
+                etag: out.e_tag().map(str::to_string),
+                mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
+                until: out.object_lock_retain_until_date().map(|d| d.secs()),
+                checksum: out.checksum_sha256().map(str::to_string),
+                bytes: Vec::new(),
+            };
+            got.bytes = out
                 .body
                 .collect()
                 .await
-                .map_err(|e| StoreError::Failed(format!("s3:GetObject {key}: reading the body: {e}")))?
-                .into_bytes();
-            let record: HeadRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                StoreError::Failed(format!(
-                    "{}/{key} is not an epic-audit chain head ({e}); it was not written by epic-audit",
-                    self.url.bucket
-                ))
-            })?;
-            Ok(Head {
-                record: Some(record),
-                etag,
-            })
+                .map_err(|e| {
+                    StoreError::Failed(format!("s3:GetObject {key}: reading the body: {e}"))
+                })?
+                .into_bytes()
+                .to_vec();
+            Ok(Some(got))
         })
         .await
+    }
+
+    /// [`Store::read`] of an object that must exist.
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self.read(key, "reading an object").await? {
+            Some(got) => Ok(got.bytes),
+            None => Err(StoreError::Failed(format!(
+                "s3://{}/{key} was listed but cannot be found",
+                self.url.bucket
+            ))),
+        }
     }
 
     /// Writes one evidence object (never over an existing one), locked
@@ -336,62 +379,45 @@ impl Store {
                 })
         })
         .await?;
-        self.bounded("reading an object back", async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.url.bucket)
-                .key(key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-                .await
-                .map_err(|e| failed("GetObject", key, &e))?;
-            let got_mode = out.object_lock_mode().map(|m| m.as_str().to_string());
-            let got_until = out.object_lock_retain_until_date().map(|d| d.secs());
-            let stored_checksum = out.checksum_sha256().map(str::to_string);
-            let back = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| {
-                    StoreError::Failed(format!("s3:GetObject {key}: reading the body: {e}"))
-                })?
-                .into_bytes();
-            let mut problems = Vec::new();
-            if sha256_b64(&back) != digest {
-                problems.push("its bytes read back differ from those sent".to_string());
-            }
-            if stored_checksum.as_deref().is_some_and(|c| c != digest) {
-                problems.push("S3's SHA-256 checksum differs from ours".to_string());
-            }
-            if got_mode.as_deref() != Some(self.mode.as_str()) {
-                problems.push(format!(
-                    "its Object Lock mode is {} (expected {})",
-                    got_mode.as_deref().unwrap_or("none"),
-                    self.mode.as_str()
-                ));
-            }
-            if got_until.is_none_or(|t| t < until.timestamp()) {
-                problems.push(format!(
-                    "it is retained until {} (expected {})",
-                    got_until
-                        .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_else(|| "no date".into()),
-                    until.to_rfc3339()
-                ));
-            }
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(StoreError::Failed(format!(
-                    "s3://{}/{key} was stored but does not hold what was sent: {}",
-                    self.url.bucket,
-                    problems.join("; ")
-                )))
-            }
-        })
-        .await
+        let Some(got) = self.read(key, "reading an object back").await? else {
+            return Err(StoreError::Failed(format!(
+                "s3://{}/{key} was stored but cannot be read back",
+                self.url.bucket
+            )));
+        };
+        let mut problems = Vec::new();
+        if sha256_b64(&got.bytes) != digest {
+            problems.push("its bytes read back differ from those sent".to_string());
+        }
+        if got.checksum.as_deref().is_some_and(|c| c != digest) {
+            problems.push("S3's SHA-256 checksum differs from ours".to_string());
+        }
+        if got.mode.as_deref() != Some(self.mode.as_str()) {
+            problems.push(format!(
+                "its Object Lock mode is {} (expected {})",
+                got.mode.as_deref().unwrap_or("none"),
+                self.mode.as_str()
+            ));
+        }
+        if got.until.is_none_or(|t| t < until.timestamp()) {
+            problems.push(format!(
+                "it is retained until {} (expected {})",
+                got.until
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "no date".into()),
+                until.to_rfc3339()
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Failed(format!(
+                "s3://{}/{key} was stored but does not hold what was sent: {}",
+                self.url.bucket,
+                problems.join("; ")
+            )))
+        }
     }
 
     /// Stores every file of the signed run in `dir` of `env` (its
@@ -575,30 +601,6 @@ impl Store {
         }
         keys.sort();
         Ok(keys)
-    }
-
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        self.bounded("reading an object", async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.url.bucket)
-                .key(key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-                .await
-                .map_err(|e| failed("GetObject", key, &e))?;
-            Ok(out
-                .body
-                .collect()
-                .await
-                .map_err(|e| {
-                    StoreError::Failed(format!("s3:GetObject {key}: reading the body: {e}"))
-                })?
-                .into_bytes()
-                .to_vec())
-        })
-        .await
     }
 
     /// Copies `env`'s stored evidence into `dest/<env>/` laid out as a

@@ -683,9 +683,9 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// An S3 client of the emulator (emulator credentials, path-style).
-    pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let settings = epic_audit::config::AwsSettings {
+    /// AWS settings reaching it with the emulator's credentials.
+    pub fn settings(&self) -> epic_audit::config::AwsSettings {
+        epic_audit::config::AwsSettings {
             region: Some("us-east-1".into()),
             profile: None,
             endpoint: Some(self.endpoint()),
@@ -695,8 +695,12 @@ impl Moto {
                 value: "v".into(),
             },
             node_ip_map: Default::default(),
-        };
-        let conf = epic_audit::aws::sdk_config(&settings, &Default::default()).await;
+        }
+    }
+
+    /// An S3 client of the emulator (emulator credentials, path-style).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = epic_audit::aws::sdk_config(&self.settings(), &Default::default()).await;
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&conf)
                 .force_path_style(true)
