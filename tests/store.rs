@@ -399,3 +399,64 @@ async fn a_bucket_without_object_lock_fails_the_run_and_keeps_it_locally() {
     let v = s.verify("a", local);
     assert_eq!(v.code, 0, "the local copy is whole: {}", v.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_adopted_mid_chain_continues_it_and_the_gap_is_acknowledged_in_the_store() {
+    let s = setup(true).await;
+    // Run 1 before the environment had a store; run 2 is the first stored
+    // one and continues the local chain.
+    let (first, r1) = s.run("a", "2026-11-13T08:00:00Z", &[]);
+    assert!(r1.code <= 2, "{}", r1.stderr);
+    let (second, r2) = s.run("a", "2026-11-14T08:00:00Z", &["--store", STORE]);
+    assert!(r2.code <= 2, "{}", r2.stderr);
+    assert!(
+        r2.stdout.contains(&format!("chain: run 2 after {first}")),
+        "{}",
+        r2.stdout
+    );
+    assert_eq!(s.link("a", &second)["previous"]["dir"], first.as_str());
+    // The store lacks run 1: its quarter does not export...
+    let r = s.export_from("auditor", None);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "run 1 is missing (before {second}, the first run on disk)"
+        )),
+        "{}",
+        r.stderr
+    );
+    // ...until an acknowledgement, kept in the store, says why.
+    let ack = epic_audit(
+        &[
+            "acknowledge",
+            "--env",
+            "local",
+            "--missing",
+            "1",
+            "--reason",
+            "run 1 predates the evidence store (kept in the CI archive, OPS-7)",
+            "--signing-key",
+            s.key.to_str().unwrap(),
+            "--store",
+            STORE,
+        ],
+        &s.machine("a"),
+    );
+    assert_eq!(ack.code, 0, "{}\n{}", ack.stdout, ack.stderr);
+    assert!(
+        ack.stdout.contains(&format!(
+            "stored: {}/local/acknowledgements/gap-1-1.dsse.json",
+            STORE
+        )),
+        "{}",
+        ack.stdout
+    );
+    let r = s.export_from("auditor", None);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("acknowledged gap: run 1 is missing")
+            && r.stdout.contains("predates the evidence store"),
+        "{}",
+        r.stdout
+    );
+}
