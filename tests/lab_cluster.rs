@@ -64,6 +64,31 @@ async fn good_lab_passes_every_cluster_check_and_writes_all_files() {
     // All six nodes were discovered from one seed.
     assert_eq!(subjects(&rep, "CLU-001").len(), 6);
     assert_eq!(subjects(&rep, "CLU-005").len(), 6);
+    // The server named as what it is, with its own version, once for the
+    // six nodes: what `redis-server --version` of the lab's binary says.
+    let version = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+        .unwrap();
+    assert_eq!(
+        rep["servers"].as_array().unwrap().len(),
+        1,
+        "{}",
+        rep["servers"]
+    );
+    assert_eq!(rep["servers"][0]["server"], format!("redis {version}"));
+    assert_eq!(rep["servers"][0]["software"], "redis");
+    assert_eq!(rep["servers"][0]["nodes"].as_array().unwrap().len(), 6);
+    assert!(
+        r.stdout
+            .contains(&format!("servers: 6 nodes: redis {version}\n")),
+        "{}",
+        r.stdout
+    );
     for f in ["evidence.json", "report.json", "junit.xml"] {
         assert!(out.join(f).is_file(), "{f}");
     }

@@ -10,8 +10,13 @@ use serde::{Deserialize, Serialize};
 pub struct ClusterNodeView {
     /// The node's own id (`myself` in CLUSTER NODES).
     pub myself: String,
-    /// `redis_version` from INFO server.
+    /// `redis_version` from INFO server (Valkey reports a fixed
+    /// compatibility value here: its own version is in `server`).
     pub redis_version: Option<String>,
+    /// The server software and its own version (INFO server); absent in
+    /// evidence recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerIdentity>,
     /// CLUSTER INFO fields.
     pub info: BTreeMap<String, String>,
     /// CLUSTER NODES, parsed.
@@ -24,6 +29,80 @@ pub struct ClusterNodeView {
     /// Peers' views of a replica lag behind by gossip; this does not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub own_state: BTreeMap<String, String>,
+}
+
+/// Which server software a node runs, where the two differ in behaviour
+/// (ACL text, NOPERM wording, INFO field names such as Valkey's
+/// `server_mode` for `redis_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerSoftware {
+    /// Redis (no `server_name`, or `server_name:redis`).
+    Redis,
+    /// Valkey (`server_name:valkey`, `valkey_version`).
+    Valkey,
+    /// Another server speaking the protocol (its `server_name` is kept).
+    Other,
+}
+
+/// A node's server software and its own version, from INFO server.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServerIdentity {
+    /// The software family.
+    pub software: ServerSoftware,
+    /// Its name as the server reports it (`server_name`), else `redis`.
+    pub name: String,
+    /// Its own version: `valkey_version` for Valkey, `redis_version` for
+    /// Redis (Valkey's `redis_version` is a fixed compatibility value).
+    pub version: String,
+    /// `redis_build_id` and `redis_git_sha1`, `os`: what tells two builds
+    /// of one version apart (a distribution's patched build, say).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build: BTreeMap<String, String>,
+}
+
+impl ServerIdentity {
+    /// The identity INFO server's fields give; `None` without a version.
+    pub fn from_info(info: &BTreeMap<String, String>) -> Option<ServerIdentity> {
+        let named = info
+            .get("server_name")
+            .map(|n| n.trim().to_ascii_lowercase());
+        let software = match named.as_deref() {
+            Some("valkey") => ServerSoftware::Valkey,
+            None if info.contains_key("valkey_version") => ServerSoftware::Valkey,
+            None | Some("redis") => ServerSoftware::Redis,
+            Some(_) => ServerSoftware::Other,
+        };
+        let own = match software {
+            ServerSoftware::Valkey => "valkey_version",
+            _ => "redis_version",
+        };
+        let version = info
+            .get(own)
+            .or_else(|| {
+                named
+                    .as_ref()
+                    .and_then(|n| info.get(&format!("{n}_version")))
+            })
+            .or_else(|| info.get("redis_version"))?
+            .clone();
+        let build = ["redis_build_id", "redis_git_sha1", "os"]
+            .iter()
+            .filter_map(|k| info.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        Some(ServerIdentity {
+            software,
+            name: named.unwrap_or_else(|| "redis".into()),
+            version,
+            build,
+        })
+    }
+}
+
+impl std::fmt::Display for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.version)
+    }
 }
 
 /// The `own_state` fields kept from INFO replication / persistence.
@@ -190,4 +269,44 @@ pub fn key_slot(key: &[u8]) -> u16 {
     (0..16384u16)
         .find(|&n| Slot::new(n) == Some(slot))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn valkey_is_named_by_its_own_version_not_its_compatibility_field() {
+        // INFO server of Debian 13's valkey-server 8.1.1 (abridged).
+        let v = ServerIdentity::from_info(&info(
+            "redis_version:7.2.4\nserver_name:valkey\nvalkey_version:8.1.1\nvalkey_release_stage:ga\n\
+             redis_git_sha1:00000000\nserver_mode:cluster\nos:Linux 6.1.0 x86_64",
+        ))
+        .unwrap();
+        assert_eq!(v.software, ServerSoftware::Valkey);
+        assert_eq!(v.to_string(), "valkey 8.1.1");
+        assert_eq!(v.build["os"], "Linux 6.1.0 x86_64");
+        let r = ServerIdentity::from_info(&info(
+            "redis_version:8.0.2\nredis_git_sha1:00000000\nredis_build_id:5c5b3b1a7c0a7b5e\nredis_mode:cluster",
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.software, r.to_string()),
+            (ServerSoftware::Redis, "redis 8.0.2".into())
+        );
+        let o =
+            ServerIdentity::from_info(&info("redis_version:7.2.0\nserver_name:keydb-ish")).unwrap();
+        assert_eq!(
+            (o.software, o.to_string()),
+            (ServerSoftware::Other, "keydb-ish 7.2.0".into())
+        );
+        assert_eq!(ServerIdentity::from_info(&info("server_name:valkey")), None);
+    }
 }

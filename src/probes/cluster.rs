@@ -113,6 +113,7 @@ pub(crate) async fn observe_node(
     Ok(ClusterNodeView {
         myself,
         redis_version: server.get("redis_version").cloned(),
+        server: crate::evidence::ServerIdentity::from_info(&server),
         info,
         nodes,
         shards,

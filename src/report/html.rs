@@ -62,9 +62,17 @@ pub fn render(r: &Report, ev: &EvidenceSet) -> String {
     );
     let _ = write!(
         o,
-        "<ul><li>Observed {} to {}</li><li>Policy {} (sha256 <code>{}</code>)</li><li>{} {}</li><li>Signature: {}</li></ul>",
+        "<ul><li>Observed {} to {}</li>{}<li>Policy {} (sha256 <code>{}</code>)</li><li>{} {}</li><li>Signature: {}</li></ul>",
         r.started_at.to_rfc3339(),
         r.finished_at.to_rfc3339(),
+        if r.servers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<li>Servers: {}</li>",
+                esc(&super::ServerGroup::summary(&r.servers))
+            )
+        },
         esc(&r.policy.source),
         esc(&r.policy.digest),
         esc(&r.tool.name),

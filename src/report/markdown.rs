@@ -71,6 +71,9 @@ pub fn render(r: &Report) -> String {
         "- Policy: {} (sha256 {})",
         r.policy.source, r.policy.digest
     );
+    if !r.servers.is_empty() {
+        let _ = writeln!(o, "- Servers: {}", super::ServerGroup::summary(&r.servers));
+    }
     let _ = writeln!(o, "- Tool: {} {}", r.tool.name, r.tool.version);
     let _ = writeln!(o, "- Signature: {}\n", r.signature);
 

@@ -74,6 +74,68 @@ pub struct Report {
     /// reports directory, if there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Previous>,
+    /// The server software and version of the nodes, one entry per
+    /// distinct server (most nodes first), from the cluster probe's INFO
+    /// server; nodes it could not read are one entry of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerGroup>,
+}
+
+/// Nodes running one server software and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerGroup {
+    /// `valkey 8.1.1`, `redis 7.0.15`; `not observed` for nodes whose INFO
+    /// server was not read, `not recorded ...` for evidence older than
+    /// this field.
+    pub server: String,
+    /// The software family, when observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software: Option<crate::evidence::ServerSoftware>,
+    /// The nodes (`host:port`).
+    pub nodes: Vec<String>,
+}
+
+impl ServerGroup {
+    /// `6 nodes: valkey 8.1.1`, each group of `groups` joined by `; `.
+    pub fn summary(groups: &[ServerGroup]) -> String {
+        groups
+            .iter()
+            .map(|g| {
+                let n = g.nodes.len();
+                let nodes = if n == 1 { "node" } else { "nodes" };
+                if g.software.is_none() {
+                    format!("{n} {nodes}: {} ({})", g.server, g.nodes.join(", "))
+                } else {
+                    format!("{n} {nodes}: {}", g.server)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The groups of the nodes the cluster probe saw in `ev`.
+    fn of(ev: &EvidenceSet) -> Vec<ServerGroup> {
+        let mut by: BTreeMap<String, ServerGroup> = BTreeMap::new();
+        for (node, view) in ev.cluster_views() {
+            let id = view.ok().and_then(|v| v.server.as_ref());
+            let server = match (view, id) {
+                (_, Some(i)) => i.to_string(),
+                (Ok(_), None) => "not recorded (evidence from before the server was kept)".into(),
+                (Err(_), None) => "not observed".into(),
+            };
+            by.entry(server.clone())
+                .or_insert_with(|| ServerGroup {
+                    server,
+                    software: id.map(|i| i.software),
+                    nodes: Vec::new(),
+                })
+                .nodes
+                .push(node.to_string());
+        }
+        let mut groups: Vec<ServerGroup> = by.into_values().collect();
+        groups.sort_by_key(|g| (g.software.is_none(), std::cmp::Reverse(g.nodes.len())));
+        groups
+    }
 }
 
 /// What changed since the previous run.
@@ -195,6 +257,7 @@ impl Report {
             checks,
             waivers: crate::waivers::statuses(&policy.waivers, ev.started_at),
             previous: None,
+            servers: ServerGroup::of(ev),
         }
     }
 

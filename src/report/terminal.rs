@@ -64,6 +64,9 @@ pub fn render_exit(r: &Report, colour: bool, exit: Option<(&str, u8)>) -> String
             not_audited.join(", ")
         );
     }
+    if !r.servers.is_empty() {
+        let _ = writeln!(out, "servers: {}", super::ServerGroup::summary(&r.servers));
+    }
     for area in Area::ALL {
         let checks: Vec<_> = r.checks.iter().filter(|c| c.area == area).collect();
         if checks.is_empty() {
