@@ -11,6 +11,10 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Debian 13's redis-server 8 and valkey-server 8 for tests/lab_servers.rs
+# (a debootstrap root in .servers/trixie, made once; about 80 s).
+echo "== other server builds (scripts/server-builds.sh)"
+bash scripts/server-builds.sh
 echo "== cargo build --workspace (the lab binary the CLI tests run beside epic-audit)"
 cargo build --workspace --locked
 # The compose lab tests (tests/compose_lab.rs) need Docker with Compose and

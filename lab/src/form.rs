@@ -15,7 +15,7 @@ use crate::{aws, io, master_slots, Lab, LabError, LabNode};
 impl Lab {
     pub(crate) async fn start_and_form(
         &mut self,
-        redis: &Path,
+        redis: &crate::process::ServerCommand,
         pki: &Path,
         acl: &str,
         moto: Option<&Path>,
@@ -24,8 +24,9 @@ impl Lab {
         for i in 0..n {
             let dir = self.node_dir(i);
             let conf = self.write_node_files(i, acl, &dir, pki)?;
-            let mut cmd = Command::new(redis);
-            cmd.arg(&conf)
+            let mut cmd = Command::new(&redis.program);
+            cmd.args(&redis.args)
+                .arg(&conf)
                 .current_dir(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -34,8 +35,9 @@ impl Lab {
             if self.spec.die_with_parent {
                 die_with_parent(&mut cmd);
             }
-            let child = cmd.spawn().map_err(io(redis))?;
-            let node = self.lab_node(i, child.id(), conf);
+            let child = cmd.spawn().map_err(io(&redis.program))?;
+            let mut node = self.lab_node(i, child.id(), conf);
+            node.comm = redis.comm.clone();
             self.state.nodes.push(node);
             // The Child handle is dropped without waiting: the process is
             // tracked by pid (lab.json) and reaped in `stop`.
@@ -88,6 +90,7 @@ impl Lab {
             },
             pid,
             conf,
+            comm: String::new(),
         }
     }
 

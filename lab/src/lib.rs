@@ -30,7 +30,7 @@ use epic_audit::resp::RedisConn;
 use epic_audit::secret::Secret;
 use epic_audit::tls::TlsClient;
 use files::{random_hex, write_private, PKI};
-use process::{find_redis_server, gone, reap, stop_nodes, stop_services};
+use process::{gone, reap, stop_nodes, stop_services, ServerCommand};
 
 /// The users of the standard lab's ACL: the seed architecture's three, and
 /// the least-privilege `auditor` the audit connects as.
@@ -108,6 +108,9 @@ pub enum LabError {
         "redis-server was not found on PATH; install it (Debian: `apt-get install redis-server`)"
     )]
     NoRedis,
+    /// The server build asked for is not there.
+    #[error("{0}")]
+    NoServerBuild(String),
     /// The moto EC2/KMS emulator is not installed.
     #[error("moto_server (the EC2/KMS emulator) was not found: run scripts/setup.sh (it creates .venv with `moto[server]`), or set EPIC_AUDIT_MOTO_SERVER, or start the lab without it (`epic-audit-lab up --no-aws`)")]
     NoMoto,
@@ -188,6 +191,85 @@ pub struct LabSpec {
     /// Run the nodes, exporters and emulator as containers of this Docker
     /// Compose project ([`LabSpec::compose`]) instead of processes.
     pub compose: Option<ComposeSpec>,
+    /// Which server binary the nodes run (process lab).
+    pub server: ServerBuild,
+}
+
+/// Which server binary a process lab's nodes run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ServerBuild {
+    /// `redis-server` on PATH (Debian 12's is Redis 7.0).
+    #[default]
+    Path,
+    /// `binary` (e.g. `valkey-server`, `redis-server`) of another Debian
+    /// root (`root`, e.g. Debian 13's from scripts/server-builds.sh), run
+    /// through that root's own dynamic loader and libraries, so it reads
+    /// the host's paths.
+    Root {
+        /// The root filesystem.
+        root: PathBuf,
+        /// The binary in its /usr/bin.
+        binary: String,
+    },
+}
+
+impl ServerBuild {
+    /// What the binary says of itself (`--version`): `v=8.1.1` of
+    /// "Valkey server v=8.1.1 sha=...", as `8.1.1`.
+    pub fn version(&self) -> Result<String, LabError> {
+        let cmd = process::ServerCommand::of(self)?;
+        let out = std::process::Command::new(&cmd.program)
+            .args(&cmd.args)
+            .arg("--version")
+            .output()
+            .map_err(|e| LabError::NoServerBuild(format!("{}: {e}", cmd.program.display())))?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+            .ok_or_else(|| {
+                LabError::NoServerBuild(format!(
+                    "{} --version printed no v=VERSION",
+                    cmd.program.display()
+                ))
+            })
+    }
+
+    /// Debian 13's `binary` (`redis-server` 8.x or `valkey-server` 8.x)
+    /// from the root scripts/server-builds.sh makes: `$EPIC_AUDIT_SERVERS_ROOT`,
+    /// else `.servers/trixie` in the current directory or above the running
+    /// binary.
+    pub fn trixie(binary: &str) -> Result<ServerBuild, LabError> {
+        let rel = Path::new(".servers/trixie");
+        let root = std::env::var_os("EPIC_AUDIT_SERVERS_ROOT")
+            .map(PathBuf::from)
+            .or_else(|| rel.is_dir().then(|| rel.to_path_buf()))
+            .or_else(|| {
+                std::env::current_exe().ok().and_then(|exe| {
+                    exe.ancestors()
+                        .skip(1)
+                        .map(|d| d.join(rel))
+                        .find(|p| p.is_dir())
+                })
+            })
+            .ok_or_else(|| {
+                LabError::NoServerBuild(format!(
+                    "no Debian 13 server root (.servers/trixie): run `bash scripts/server-builds.sh` \
+                     (it bootstraps one with redis-server and valkey-server), or set EPIC_AUDIT_SERVERS_ROOT; \
+                     {binary} was asked for"
+                ))
+            })?;
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        if !root.join("usr/bin").join(binary).is_file() {
+            return Err(LabError::NoServerBuild(format!(
+                "{} has no usr/bin/{binary}: run `bash scripts/server-builds.sh --force`",
+                root.display()
+            )));
+        }
+        Ok(ServerBuild::Root {
+            root,
+            binary: binary.to_string(),
+        })
+    }
 }
 
 /// Exporter port = node port + this (6379 -> 9121).
@@ -234,6 +316,7 @@ impl LabSpec {
             moto: None,
             wait_peer_health: true,
             compose: None,
+            server: ServerBuild::Path,
         }
     }
 
@@ -321,9 +404,9 @@ impl Lab {
                     detail: "the compose lab runs the seed topology: 3 masters, 3 replicas".into(),
                 });
             }
-            PathBuf::new()
+            ServerCommand::default()
         } else {
-            find_redis_server()?
+            ServerCommand::of(&spec.server)?
         };
         if spec.masters < 3 || spec.masters > MAX_MASTERS || spec.ips.len() != 2 * spec.masters {
             return Err(LabError::Step {

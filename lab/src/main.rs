@@ -33,6 +33,17 @@ struct Cli {
     action: Action,
 }
 
+/// The server a process lab's nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Server {
+    /// redis-server on PATH.
+    Redis,
+    /// Debian 13's redis-server (8.x).
+    Redis8,
+    /// Debian 13's valkey-server (8.x).
+    Valkey,
+}
+
 /// Lab actions.
 #[derive(Debug, Subcommand)]
 enum Action {
@@ -71,6 +82,13 @@ enum Action {
             requires = "compose"
         )]
         subnet: String,
+        /// The server the nodes run: `redis` (redis-server on PATH; Debian
+        /// 12's is 7.0), or Debian 13's `redis8` (Redis 8.x) or `valkey`
+        /// (Valkey 8.x) from the root `bash scripts/server-builds.sh`
+        /// bootstraps into .servers/trixie, run through that root's own
+        /// loader.
+        #[arg(long, value_enum, default_value_t = Server::Redis, conflicts_with = "compose")]
+        server: Server,
     },
     /// Stop exactly the processes the lab started (by pid) and remove its state.
     Down,
@@ -115,6 +133,7 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
             masters,
             compose,
             subnet,
+            server,
         } => {
             let mut spec = if *compose {
                 let octets: Vec<u8> = subnet.split('.').filter_map(|o| o.parse().ok()).collect();
@@ -134,6 +153,11 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                 spec.port = *port;
                 spec.masters = *masters;
                 spec.ips = epic_audit_lab::ips_for((*masters).min(epic_audit_lab::MAX_MASTERS));
+                spec.server = match server {
+                    Server::Redis => epic_audit_lab::ServerBuild::Path,
+                    Server::Redis8 => epic_audit_lab::ServerBuild::trixie("redis-server")?,
+                    Server::Valkey => epic_audit_lab::ServerBuild::trixie("valkey-server")?,
+                };
                 spec
             };
             spec.aws = !no_aws;
@@ -144,7 +168,15 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                     c.project, c.subnet
                 ),
                 None => println!(
-                    "lab up: {masters} masters + {masters} replicas, TLS 1.3 only, ACLs on"
+                    "lab up: {masters} masters + {masters} replicas, TLS 1.3 only, ACLs on{}",
+                    match &lab.spec.server {
+                        epic_audit_lab::ServerBuild::Path => String::new(),
+                        b @ epic_audit_lab::ServerBuild::Root { root, binary } => format!(
+                            ", {binary} {} from {}",
+                            b.version().unwrap_or_else(|_| "?".into()),
+                            root.display()
+                        ),
+                    }
                 ),
             }
             for (i, n) in lab.state.nodes.iter().enumerate() {
@@ -217,7 +249,7 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                 println!("no lab processes were running in {}", dir.display());
             } else {
                 println!(
-                    "stopped {} redis-server processes (pids {:?}) and removed {}",
+                    "stopped {} server processes (pids {:?}) and removed {}",
                     pids.len(),
                     pids,
                     dir.display()

@@ -61,15 +61,64 @@ pub struct LabNode {
     pub pid: u32,
     /// Its config file (used to recognise the process).
     pub conf: PathBuf,
+    /// Its command name in /proc (to recognise it before signalling).
+    #[serde(default = "redis_comm")]
+    pub comm: String,
 }
 
-pub(crate) fn find_redis_server() -> Result<PathBuf, LabError> {
+fn find_redis_server() -> Result<PathBuf, LabError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
         .map(|d| d.join("redis-server"))
         .find(|p| p.is_file())
         .ok_or(LabError::NoRedis)
+}
+
+/// How to start a node's server: the program, the arguments before the
+/// config file, and the command name its process shows in /proc.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServerCommand {
+    pub program: PathBuf,
+    pub args: Vec<std::ffi::OsString>,
+    pub comm: String,
+}
+
+impl ServerCommand {
+    /// The command of `build`.
+    pub(crate) fn of(build: &crate::ServerBuild) -> Result<ServerCommand, LabError> {
+        match build {
+            crate::ServerBuild::Path => Ok(ServerCommand {
+                program: find_redis_server()?,
+                args: Vec::new(),
+                comm: REDIS_COMM.into(),
+            }),
+            crate::ServerBuild::Root { root, binary } => {
+                // The root's loader runs the binary (its /proc comm is the
+                // loader's name) with the root's libraries.
+                let loader = root.join("usr/lib64/ld-linux-x86-64.so.2");
+                Ok(ServerCommand {
+                    comm: loader
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                    program: loader,
+                    args: vec![
+                        "--library-path".into(),
+                        root.join("usr/lib/x86_64-linux-gnu").into(),
+                        root.join("usr/bin").join(binary).into(),
+                    ],
+                })
+            }
+        }
+    }
+}
+
+/// The /proc command name of Debian's redis-server.
+const REDIS_COMM: &str = "redis-server";
+
+fn redis_comm() -> String {
+    REDIS_COMM.to_string()
 }
 
 /// Last lines of a node's log, for error messages.
@@ -85,9 +134,10 @@ pub fn log_tail(node_dir: &Path, lines: usize) -> String {
 /// config path nor a stable name is visible there; `comm` and the working
 /// directory (set at spawn to the node's state directory) are, and together
 /// guard against a recycled pid.
-fn is_our_process(pid: u32, conf: &Path) -> bool {
-    conf.parent()
-        .is_some_and(|dir| runs_in(pid, "redis-server", dir))
+fn is_our_process(n: &LabNode) -> bool {
+    n.conf
+        .parent()
+        .is_some_and(|dir| runs_in(n.pid, &n.comm, dir))
 }
 
 /// True when `pid` has command name `comm` (as /proc truncates it to 15
@@ -146,7 +196,7 @@ pub(crate) fn stop_nodes(nodes: &[LabNode], own_children: bool) -> Vec<u32> {
             if own_children {
                 !gone(n.pid)
             } else {
-                is_our_process(n.pid, &n.conf)
+                is_our_process(n)
             }
         })
         .collect();
@@ -216,7 +266,7 @@ pub fn is_running(dir: &Path) -> bool {
         if let Some(c) = &s.compose {
             return crate::compose::is_running(c, dir);
         }
-        !s.nodes.is_empty() && s.nodes.iter().all(|n| is_our_process(n.pid, &n.conf))
+        !s.nodes.is_empty() && s.nodes.iter().all(|n| is_our_process(n))
     })
 }
 

@@ -1,0 +1,85 @@
+//! The whole catalogue on other server builds: Debian 13's Valkey 8 and
+//! Redis 8 (from the root `bash scripts/server-builds.sh` bootstraps into
+//! .servers/trixie, run through its own loader), as a real lab with its
+//! exporters and AWS emulator. Every check but PERF-001 passes (PERF-001 is
+//! judged, never `error`: its figures depend on the shared machine, as on
+//! the standard lab), and the report names the server and its own version
+//! once for the six nodes, as the binary itself reports it.
+
+mod common;
+
+use common::*;
+use epic_audit_lab::ServerBuild;
+
+async fn whole_catalogue_on(binary: &str, name: &str) {
+    let build = ServerBuild::trixie(binary).unwrap_or_else(|e| panic!("{e}"));
+    let version = build.version().unwrap();
+    let t = start_lab_with(|s| {
+        s.server = build.clone();
+        s.aws = true;
+    })
+    .await;
+    let cfg = t.config_with_aws((2000, 3000, 20000), &t.lab.aws_settings());
+    t.add_users(&cfg, &["app_user", "dev_user"]);
+    let out = t.out("all");
+    let r = run_env(&t, &cfg, &["--out", out.to_str().unwrap()]);
+    let rep = report(&out);
+    let not_passed: Vec<String> = rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "pass" && c["id"] != "PERF-001")
+        .map(|c| {
+            let id = c["id"].as_str().unwrap();
+            format!("{id} {}: {:?}", c["outcome"], subjects(&rep, id))
+        })
+        .collect();
+    assert!(
+        not_passed.is_empty(),
+        "{name}:\n{}\n{}",
+        not_passed.join("\n"),
+        r.stdout
+    );
+    assert_ne!(check(&rep, "PERF-001")["outcome"], "error", "{}", r.stdout);
+    assert_eq!(
+        rep["checks"].as_array().unwrap().len(),
+        epic_audit::policy::Policy::builtin().unwrap().checks.len(),
+        "every check of the policy was judged"
+    );
+    let servers = rep["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_eq!(servers[0]["server"], format!("{name} {version}"));
+    assert_eq!(servers[0]["software"], name);
+    assert_eq!(servers[0]["nodes"].as_array().unwrap().len(), 6);
+    assert!(
+        r.stdout
+            .contains(&format!("servers: 6 nodes: {name} {version}\n")),
+        "{}",
+        r.stdout
+    );
+    // Per node in the evidence, with its build fields.
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
+    let views: Vec<&serde_json::Value> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["probe"] == "cluster")
+        .map(|i| &i["result"]["observation"]["server"])
+        .collect();
+    assert_eq!(views.len(), 6);
+    for v in views {
+        assert_eq!(v["version"], version.as_str(), "{v}");
+        assert!(v["build"]["os"].is_string(), "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn valkey_8_passes_the_whole_catalogue_and_is_named_as_valkey() {
+    whole_catalogue_on("valkey-server", "valkey").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_8_passes_the_whole_catalogue_and_is_named_with_its_version() {
+    whole_catalogue_on("redis-server", "redis").await;
+}
