@@ -266,7 +266,7 @@ pub fn is_running(dir: &Path) -> bool {
         if let Some(c) = &s.compose {
             return crate::compose::is_running(c, dir);
         }
-        !s.nodes.is_empty() && s.nodes.iter().all(|n| is_our_process(n))
+        !s.nodes.is_empty() && s.nodes.iter().all(is_our_process)
     })
 }
 
