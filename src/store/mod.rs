@@ -137,13 +137,13 @@ impl std::fmt::Display for Receipt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({} objects, {} bytes; Object Lock {} until {}; SHA-256 of every object read back and matched; {:.1} s)",
+            "{} ({} objects, {} bytes; Object Lock {} until {}; SHA-256 of every object read back and matched; {} ms)",
             self.location,
             self.objects,
             self.bytes,
             self.mode.as_str(),
             self.retain_until.format("%Y-%m-%d %H:%M:%SZ"),
-            self.elapsed.as_secs_f64()
+            self.elapsed.as_millis()
         )
     }
 }
