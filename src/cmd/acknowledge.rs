@@ -59,21 +59,12 @@ pub(crate) fn acknowledge(
     );
     println!("record: {}", path.display());
     let env_conf = super::stored::config_env(&cli.config, env);
-    let Some(url) = super::stored::store_url(store, env_conf.as_ref()) else {
-        return Ok(0);
-    };
-    let store = crate::aws::block_on(super::stored::open(url.clone(), env_conf.as_ref()));
-    match crate::aws::block_on(store.put_file(env, crate::run::ACKNOWLEDGEMENTS, &path)) {
-        Ok(at) => {
-            println!("stored: {at}");
-            Ok(0)
-        }
-        Err(e) => {
-            eprintln!(
-                "epic-audit: storing the record in {url} failed: {e}; it is kept at {}",
-                path.display()
-            );
-            Ok(crate::report::EXIT_RUNTIME)
-        }
-    }
+    Ok(super::stored::keep_file(
+        store,
+        env_conf.as_ref(),
+        env,
+        crate::run::ACKNOWLEDGEMENTS,
+        &path,
+        "record",
+    ))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::shared::env_signer;
-use super::stored::{config_env, open, store_url};
+use super::stored::{config_env, open};
 use crate::cli::{Cli, UsageError};
 use crate::output::OutputError;
 use crate::store::StoreUrl;
@@ -114,30 +114,14 @@ pub(crate) fn export(
                 x.key_id,
                 x.path.display()
             );
-            match store_url(stores.keep, env_conf.as_ref()) {
-                None => Ok(0),
-                Some(url) => {
-                    let store = crate::aws::block_on(open(url.clone(), env_conf.as_ref()));
-                    match crate::aws::block_on(store.put_file(env, crate::store::EXPORTS, &x.path))
-                    {
-                        Ok(at) => {
-                            println!(
-                                "stored: {at} (Object Lock {}, {} years)",
-                                store.mode.as_str(),
-                                store.years
-                            );
-                            Ok(0)
-                        }
-                        Err(e) => {
-                            eprintln!(
-                                "epic-audit: storing the archive in {url} failed: {e}; it is kept at {}",
-                                x.path.display()
-                            );
-                            Ok(crate::report::EXIT_RUNTIME)
-                        }
-                    }
-                }
-            }
+            Ok(super::stored::keep_file(
+                stores.keep,
+                env_conf.as_ref(),
+                env,
+                crate::store::EXPORTS,
+                &x.path,
+                "archive",
+            ))
         }
         Err(e @ (ExportError::Unverified(_) | ExportError::ChainBroken { .. })) => {
             eprintln!("epic-audit: {e}");

@@ -59,63 +59,92 @@ pub(crate) async fn write_run(
     store: Option<&Store>,
 ) -> Result<Written> {
     let env = evidence.environment.as_str();
-    let Some(store) = store else {
-        return crate::run::write(dest, evidence, report, policy, signer, prom, None);
+    // The chain head, read before signing (only a signed run is stored),
+    // and the link it gives: after the store's head; for the first stored
+    // run, after the newest run beside `dest` (as without a store).
+    let head = match (store, signer) {
+        (Some(s), Some(_)) => Some(s.head(env).await.map(|h| {
+            let link = match &h.record {
+                Some(r) => r.next(),
+                None => crate::run::chain::next(dest.parent().unwrap_or(Path::new(".")), env),
+            };
+            (h, link)
+        })),
+        _ => None,
     };
-    if signer.is_none() {
-        let mut w = crate::run::write(dest, evidence, report, policy, signer, prom, None)?;
-        w.stored = Some(Stored::Skipped(format!(
+    let link = match &head {
+        Some(Ok((_, l))) => Some(l.clone()),
+        _ => None,
+    };
+    let mut w = crate::run::write(dest, evidence, report, policy, signer, prom, link)?;
+    w.stored = match (store, head) {
+        (None, _) => None,
+        (Some(s), None) => Some(Stored::Skipped(format!(
             "not stored in {}: an unsigned run is not evidence",
-            store.url
-        )));
-        return Ok(w);
-    }
-    let head = match store.head(env).await {
-        Ok(h) => h,
-        Err(e) => {
-            let mut w = crate::run::write(dest, evidence, report, policy, signer, prom, None)?;
-            w.stored = Some(Stored::Failed(format!(
-                "not stored in {}: reading its chain head failed: {e}",
-                store.url
-            )));
-            return Ok(w);
-        }
+            s.url
+        ))),
+        (Some(s), Some(Err(e))) => Some(Stored::Failed(format!(
+            "not stored in {}: reading its chain head failed: {e}",
+            s.url
+        ))),
+        (Some(s), Some(Ok((h, link)))) => Some(
+            match s
+                .put_run(
+                    env,
+                    &w.dir,
+                    &link,
+                    &h,
+                    w.report.started_at,
+                    &w.report.run_id,
+                )
+                .await
+            {
+                Ok(r) => Stored::Yes(format!(
+                    "{r}; chain: run {}{}",
+                    link.sequence,
+                    link.previous
+                        .as_ref()
+                        .map(|p| format!(" after {}", p.dir))
+                        .unwrap_or_else(|| " (the first)".into())
+                )),
+                Err(e) => Stored::Failed(format!("storing the run in {} failed: {e}", s.url)),
+            },
+        ),
     };
-    let link = match &head.record {
-        Some(r) => r.next(),
-        None => crate::run::chain::next(dest.parent().unwrap_or(Path::new(".")), env),
-    };
-    let mut w = crate::run::write(
-        dest,
-        evidence,
-        report,
-        policy,
-        signer,
-        prom,
-        Some(link.clone()),
-    )?;
-    w.stored = Some(
-        match store
-            .put_run(
-                env,
-                &w.dir,
-                &link,
-                &head,
-                w.report.started_at,
-                &w.report.run_id,
-            )
-            .await
-        {
-            Ok(r) => Stored::Yes(format!(
-                "{r}; chain: run {}{}",
-                link.sequence,
-                link.previous
-                    .as_ref()
-                    .map(|p| format!(" after {}", p.dir))
-                    .unwrap_or_else(|| " (the first)".into())
-            )),
-            Err(e) => Stored::Failed(format!("storing the run in {} failed: {e}", store.url)),
-        },
-    );
     Ok(w)
+}
+
+/// Keeps one more signed file of `env` (an acknowledgement, an export) in
+/// the store `flag` names, else the environment's: prints where, or the
+/// error and that `file` is kept locally. The command's exit code: 0, or 4
+/// when storing failed; 0 with no store.
+pub(crate) fn keep_file(
+    flag: Option<&StoreUrl>,
+    env_conf: Option<&Environment>,
+    env: &str,
+    folder: &str,
+    file: &Path,
+    what: &str,
+) -> u8 {
+    let Some(url) = store_url(flag, env_conf) else {
+        return 0;
+    };
+    let store = crate::aws::block_on(open(url.clone(), env_conf));
+    match crate::aws::block_on(store.put_file(env, folder, file)) {
+        Ok(at) => {
+            println!(
+                "stored: {at} (Object Lock {}, {} years)",
+                store.mode.as_str(),
+                store.years
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "epic-audit: storing the {what} in {url} failed: {e}; it is kept at {}",
+                file.display()
+            );
+            crate::report::EXIT_RUNTIME
+        }
+    }
 }
