@@ -104,3 +104,122 @@ impl<'de> Deserialize<'de> for NodeAddr {
         NodeAddr::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// Why [`dial`] made no connection. Each names the host as dialled and,
+/// for a name, what the resolver answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DialError {
+    /// The resolver gave no address for the name (or failed).
+    Resolve(String),
+    /// Resolving or connecting took longer than the connect deadline.
+    Timeout(String),
+    /// Every resolved address refused (or was unreachable).
+    Connect(String),
+}
+
+impl fmt::Display for DialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DialError::Resolve(s) | DialError::Timeout(s) | DialError::Connect(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A TCP connection made by [`dial`] and where it went.
+pub(crate) struct Dialed {
+    /// The stream.
+    pub stream: tokio::net::TcpStream,
+    /// The socket address it connected to (the resolver's answer for a
+    /// name).
+    pub peer: std::net::SocketAddr,
+}
+
+/// Connects to `host:port` as a cluster client would: an IP literal as
+/// it is, a DNS name through the system resolver (/etc/hosts, DNS), then
+/// each resolved address in turn. Resolving and connecting together are
+/// bounded by `deadline`, so a name the resolver does not answer for
+/// cannot stall the audit.
+pub(crate) async fn dial(host: &str, port: u16, deadline: Duration) -> Result<Dialed, DialError> {
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let work = async {
+        let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Err(DialError::Resolve(format!(
+                    "the name `{host}` does not resolve (the system resolver answered: {e})"
+                )))
+            }
+        };
+        if addrs.is_empty() {
+            return Err(DialError::Resolve(format!(
+                "the name `{host}` does not resolve (the system resolver returned no address)"
+            )));
+        }
+        let mut last = String::new();
+        for a in &addrs {
+            match tokio::net::TcpStream::connect(a).await {
+                Ok(stream) => return Ok(Dialed { stream, peer: *a }),
+                Err(e) => last = format!("{a}: {e}"),
+            }
+        }
+        Err(DialError::Connect(if is_ip {
+            last.split_once(": ")
+                .map_or(last.clone(), |(_, e)| e.to_string())
+        } else {
+            let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            format!("`{host}` resolved to {}; {last}", list.join(", "))
+        }))
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Ok(r) => r,
+        Err(_) => Err(DialError::Timeout(format!(
+            "{}{shown} got no answer within {} ms",
+            if is_ip {
+                "TCP connect to "
+            } else {
+                "resolving and connecting to "
+            },
+            deadline.as_millis()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod dial_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dials_names_and_ips_and_names_what_the_resolver_said() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let d = dial("localhost", port, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert!(d.peer.ip().is_loopback());
+        let d = dial("127.0.0.1", port, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(d.peer.to_string(), format!("127.0.0.1:{port}"));
+        // `.invalid` never resolves (RFC 6761).
+        let e = dial("nowhere.invalid", port, Duration::from_secs(3))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, DialError::Resolve(_)), "{e}");
+        assert!(
+            e.to_string().contains("`nowhere.invalid` does not resolve"),
+            "{e}"
+        );
+        drop(l);
+        let e = dial("127.0.0.1", port, Duration::from_secs(3))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, DialError::Connect(_)), "{e}");
+    }
+}

@@ -14,10 +14,9 @@ use std::time::Duration;
 use combine::parser::combinator::AnySendSyncPartialState;
 use combine::stream::{Decoder, PointerOffset};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::evidence::{FailureKind, ProbeFailure};
+use crate::evidence::{FailureKind, ProbeFailure, Reach};
 use crate::net::{NodeAddr, Timeouts};
 use crate::secret::Secret;
 use crate::tls::TlsClient;
@@ -232,6 +231,8 @@ pub struct RedisConn {
     /// complete (deadline, broken stream, cancelled caller): replies may be
     /// pending, so the connection must not be used again.
     broken: bool,
+    /// How the connection reached the node (`None`: wrapped stream).
+    reached: Option<Reach>,
 }
 
 /// Name of a command for messages: the command word and, for container
@@ -274,30 +275,45 @@ impl RedisConn {
             Some(g) => timeout(timeouts.connect(), g.lock_owned()).await.ok(),
             None => None,
         };
-        let tcp = match timeout(
-            timeouts.connect(),
-            TcpStream::connect((addr.host.as_str(), addr.port)),
-        )
-        .await
-        {
-            Err(_) => {
+        // The client port is dialled by the name the cluster announces for
+        // the node (else its IP) and its certificate verified against that
+        // name: a name that does not resolve, or a certificate that does
+        // not name it, ends here, before any credential is sent.
+        let host = tls.dial_host(addr);
+        let by_name = if host == addr.host {
+            String::new()
+        } else {
+            format!(" (dialled as `{host}`, the name the cluster announces for it)")
+        };
+        let dialed = match crate::net::dial(&host, addr.port, timeouts.connect()).await {
+            Ok(d) => d,
+            Err(crate::net::DialError::Timeout(_)) => {
                 return Err(ConnError::Timeout {
                     addr: a,
-                    op: "TCP connect".into(),
+                    op: if by_name.is_empty() {
+                        "TCP connect".into()
+                    } else {
+                        format!("resolving `{host}` and TCP connect")
+                    },
                     ms: timeouts.connect_ms,
                 })
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 return Err(ConnError::Connect {
                     addr: a,
-                    reason: e.to_string(),
+                    reason: format!("{e}{by_name}"),
                 })
             }
-            Ok(Ok(s)) => s,
         };
+        let tcp = dialed.stream;
         let _ = tcp.set_nodelay(true);
+        let reached = Reach {
+            name: host.clone(),
+            address: dialed.peer.to_string(),
+            verified_as: tls.verified_name(&host).to_string(),
+        };
         let name = tls
-            .server_name_for(&addr.host)
+            .server_name_for(&host)
             .map_err(|reason| ConnError::Tls {
                 addr: a.clone(),
                 reason,
@@ -314,7 +330,7 @@ impl RedisConn {
             Ok(Err(e)) => {
                 return Err(ConnError::Tls {
                     addr: a,
-                    reason: e.to_string(),
+                    reason: format!("{e}{by_name}"),
                 })
             }
             Ok(Ok(s)) => s,
@@ -327,6 +343,7 @@ impl RedisConn {
             command_timeout: timeouts.command(),
             gate,
             broken: false,
+            reached: Some(reached),
         })
     }
 
@@ -343,6 +360,7 @@ impl RedisConn {
             command_timeout,
             gate: None,
             broken: false,
+            reached: None,
         }
     }
 
@@ -363,6 +381,11 @@ impl RedisConn {
     /// may still be pending): such a connection is never reused.
     pub(crate) fn is_broken(&self) -> bool {
         self.broken
+    }
+
+    /// The name this connection dialled and the address it resolved to.
+    pub(crate) fn reached(&self) -> Option<&Reach> {
+        self.reached.as_ref()
     }
 
     /// The address this connection goes to.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, NodeAddr};
 
 /// A ready TLS client: shared config plus an optional fixed server name.
 #[derive(Clone)]
@@ -37,6 +37,12 @@ pub struct TlsClient {
     /// tickets the node sent), so it resumes instead of making the node
     /// sign a full handshake again. See [`TlsClient::gate`].
     pub gates: Arc<std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Per node (`ip:port`, as the audit keys it), the DNS name the
+    /// cluster announces as its preferred endpoint: connections to the
+    /// node's client port go to that name and verify the certificate
+    /// against it, as a cluster client that verifies hostnames does.
+    /// Filled by discovery; a node without one is dialled by its IP.
+    pub names: Arc<std::sync::Mutex<BTreeMap<String, String>>>,
 }
 
 /// A full handshake the audit's own client completed with a node: its
@@ -99,6 +105,7 @@ impl TlsClient {
             handshakes: Default::default(),
             verified: Default::default(),
             gates: Default::default(),
+            names: Default::default(),
         })
     }
 
@@ -166,9 +173,32 @@ impl TlsClient {
 
     /// The name certificates are verified against for `host`.
     pub(crate) fn server_name_for(&self, host: &str) -> Result<ServerName<'static>, String> {
-        let name = self.server_name.as_deref().unwrap_or(host);
+        let name = self.verified_name(host);
         ServerName::try_from(name.to_string())
             .map_err(|_| format!("`{name}` is neither an IP address nor a valid DNS name"))
+    }
+
+    /// The name a certificate is verified against when `host` is dialled:
+    /// the configured `server_name`, else `host` itself.
+    pub(crate) fn verified_name<'a>(&'a self, host: &'a str) -> &'a str {
+        self.server_name.as_deref().unwrap_or(host)
+    }
+
+    /// Records the names discovery read from the cluster (node `ip:port`
+    /// -> announced DNS name).
+    pub(crate) fn announce_names(&self, names: impl IntoIterator<Item = (String, String)>) {
+        self.names.lock().expect("not poisoned").extend(names);
+    }
+
+    /// The host to dial for the client port of `addr`: the DNS name the
+    /// cluster announces for it, else the address's own host.
+    pub(crate) fn dial_host(&self, addr: &NodeAddr) -> String {
+        self.names
+            .lock()
+            .expect("not poisoned")
+            .get(&addr.to_string())
+            .cloned()
+            .unwrap_or_else(|| addr.host.clone())
     }
 }
 

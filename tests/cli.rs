@@ -59,7 +59,8 @@ fn missing_config_and_unknown_env_exit_3() {
     let r = epic_audit(&["run", "--env", "qa", "--config", shipped], d.path());
     assert_eq!(r.code, 3);
     assert!(
-        r.stderr.contains("no environment `qa`") && r.stderr.contains("local, prod"),
+        r.stderr.contains("no environment `qa`")
+            && r.stderr.contains("compose, local, local-hostnames, prod"),
         "{}",
         r.stderr
     );

@@ -113,12 +113,22 @@ async fn replica_in_sync(t: &TestLab, i: usize) -> bool {
     }
 }
 
+/// On another server build: the nodes are containers of an image made
+/// from Debian 13's root (scripts/server-builds.sh), running valkey-server
+/// 8.x; the report names it. (The fault tests below run bookworm's Redis.)
 #[tokio::test(flavor = "multi_thread")]
 async fn the_compose_lab_passes_the_catalogue_at_the_containers_addresses() {
     if !enabled() {
         return;
     }
-    let t = start_compose_lab(|s| s.aws = true).await;
+    let build =
+        epic_audit_lab::ServerBuild::trixie("valkey-server").unwrap_or_else(|e| panic!("{e}"));
+    let version = build.version().unwrap();
+    let t = start_compose_lab(|s| {
+        s.aws = true;
+        s.server = build.clone();
+    })
+    .await;
     let ip1 = t.lab.spec.ips[0].to_string();
     assert!(
         ip1.starts_with("172.28.") && ip1.ends_with(".11"),
@@ -147,6 +157,12 @@ async fn the_compose_lab_passes_the_catalogue_at_the_containers_addresses() {
         rep["checks"].as_array().unwrap().len(),
         epic_audit::policy::Policy::builtin().unwrap().checks.len(),
         "every check of the policy was judged"
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("servers: 6 nodes: valkey {version}\n")),
+        "{}",
+        r.stdout
     );
     // Every node, at its container address, was a subject of the per-node checks.
     let acc = subjects(&rep, "ACC-001");

@@ -134,9 +134,42 @@ async fn transport_on_a_real_lab_good_and_each_defect() {
         );
         assert!(e[0].1.contains("credentials withheld"), "{id}: {}", e[0].1);
     }
-    assert!(failing_subjects(&rep, "TLS-006")[0]
-        .1
-        .contains(&format!("no IP SAN for {}", node4.host)));
+    let f = failing_subjects(&rep, "TLS-006");
+    // The client port only: nodes reach the bus by IP and verify the chain
+    // alone there, so the SAN does not decide the bus port.
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].1.contains(&format!(
+            "no IP SAN for {}, the endpoint the cluster hands clients",
+            node4.host
+        )),
+        "{f:?}"
+    );
+    restore_cert(&t, &mut keeper).await;
+
+    // A certificate naming only a DNS name (no IP SAN) on this cluster,
+    // which hands clients IPs: TLS-006 fails as for another address.
+    let (crt, key) = t
+        .lab
+        .issue_cert("dns-only", "DNS:redis-4.example.test")
+        .unwrap();
+    swap_cert(&mut keeper, crt.to_str().unwrap(), key.to_str().unwrap()).await;
+    let (_, rep, bad_checks) = audit_area(&t, "transport", "dns-only");
+    let fails_only: Vec<_> = bad_checks
+        .iter()
+        .filter(|(_, o)| o == "fail")
+        .cloned()
+        .collect();
+    assert_eq!(fails_only, fails(&["TLS-006"]), "{rep:#}");
+    let f = failing_subjects(&rep, "TLS-006");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].1
+            .contains("DNS SANs [redis-4.example.test]; the cluster hands clients the IP")
+            && f[0].1.contains(&format!("no IP SAN for {}", node4.host))
+            && f[0].1.contains("cluster-preferred-endpoint-type hostname"),
+        "{f:?}"
+    );
     restore_cert(&t, &mut keeper).await;
 
     // serverAuth only (no clientAuth) on node 4: only TLS-007.

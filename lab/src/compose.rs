@@ -41,7 +41,15 @@ const FILES: &[(&str, &str)] = &[
         "emulator.Dockerfile",
         include_str!("../compose/emulator.Dockerfile"),
     ),
+    (
+        "trixie.Dockerfile",
+        include_str!("../compose/trixie.Dockerfile"),
+    ),
 ];
+
+/// The image `trixie.Dockerfile` starts FROM: the Debian 13 root of
+/// scripts/server-builds.sh, imported (`docker import`) once per machine.
+pub const TRIXIE_ROOT_IMAGE: &str = "epic-audit-lab/trixie-root:latest";
 
 /// The base image every Dockerfile starts FROM.
 pub const BASE_IMAGE: &str = "debian:bookworm-slim";
@@ -102,6 +110,80 @@ pub struct ComposeState {
     pub emulator_port: u16,
     /// `LAB_ADMIN`.
     pub admin: String,
+    /// The nodes' server build: `LAB_NODE_IMAGE`, `LAB_NODE_DOCKERFILE`
+    /// and `LAB_SERVER` (absent: bookworm's redis-server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ComposeServer>,
+}
+
+/// A compose lab's nodes on another server build (see
+/// `lab/compose/trixie.Dockerfile`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ComposeServer {
+    /// `LAB_NODE_IMAGE`, e.g. `epic-audit-lab/trixie-valkey-server`.
+    pub image: String,
+    /// `LAB_NODE_DOCKERFILE`.
+    pub dockerfile: String,
+    /// `LAB_SERVER`: the binary the node runs.
+    pub binary: String,
+}
+
+impl ComposeServer {
+    /// The nodes of `build`: `None` for the default (bookworm's
+    /// redis-server), else the trixie image running `binary` (its base
+    /// imported from the root by [`build_images`]).
+    fn of(build: &crate::ServerBuild) -> Option<ComposeServer> {
+        let crate::ServerBuild::Root { binary, .. } = build else {
+            return None;
+        };
+        Some(ComposeServer {
+            image: format!("epic-audit-lab/trixie-{binary}:latest"),
+            dockerfile: "trixie.Dockerfile".into(),
+            binary: binary.clone(),
+        })
+    }
+}
+
+/// `docker import`s `root` as [`TRIXIE_ROOT_IMAGE`] unless it exists
+/// (`docker rmi` it after `scripts/server-builds.sh --force`). Called
+/// under the image lock, so parallel tests import it once.
+fn import_root(root: &Path) -> Result<(), LabError> {
+    let present = Command::new("docker")
+        .args(["image", "inspect", TRIXIE_ROOT_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if present {
+        return Ok(());
+    }
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(r#"tar -C "$1" --exclude=./proc/* --exclude=./sys/* --exclude=./dev/* -c . | docker import - "$2""#)
+        .arg("import-root")
+        .arg(root)
+        .arg(TRIXIE_ROOT_IMAGE);
+    run_with_deadline(
+        c,
+        &format!("importing {} as {TRIXIE_ROOT_IMAGE}", root.display()),
+        Duration::from_secs(600),
+    )
+    .map(|_| ())
+}
+
+/// The machine-wide lock of image builds and imports (released on drop).
+fn image_lock() -> Result<std::fs::File, LabError> {
+    let lock_path = std::env::temp_dir().join("epic-audit-lab-images.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; released when it closes.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    Ok(lock)
 }
 
 impl ComposeState {
@@ -115,6 +197,13 @@ impl ComposeState {
             .env("LAB_SUBNET", &self.subnet)
             .env("LAB_EMULATOR_PORT", self.emulator_port.to_string())
             .env("LAB_ADMIN", &self.admin)
+            .envs(self.server.iter().flat_map(|s| {
+                [
+                    ("LAB_NODE_IMAGE", s.image.clone()),
+                    ("LAB_NODE_DOCKERFILE", s.dockerfile.clone()),
+                    ("LAB_SERVER", s.binary.clone()),
+                ]
+            }))
             // SAFETY: getuid/getgid cannot fail.
             .env("LAB_UID", unsafe { libc::getuid() }.to_string())
             .env("LAB_GID", unsafe { libc::getgid() }.to_string());
@@ -236,8 +325,9 @@ fn tail(s: &str, n: usize) -> String {
 }
 
 /// Builds the lab's images (cached after the first build), one build at a
-/// time on this machine (concurrent tests share the images).
-fn build_images(state: &ComposeState, dir: &Path) -> Result<(), LabError> {
+/// time on this machine (concurrent tests share the images); for another
+/// server build, first imports its root (`root`).
+fn build_images(state: &ComposeState, dir: &Path, root: Option<&Path>) -> Result<(), LabError> {
     let base = Command::new("docker")
         .args(["image", "inspect", BASE_IMAGE])
         .stdout(Stdio::null())
@@ -253,16 +343,10 @@ fn build_images(state: &ComposeState, dir: &Path) -> Result<(), LabError> {
             ),
         });
     }
-    let lock_path = std::env::temp_dir().join("epic-audit-lab-images.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; released when `lock` drops.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    let lock = image_lock()?;
+    if let Some(root) = root {
+        import_root(root)?;
+    }
     let r = state
         .run(dir, &["build", "-q"], Duration::from_secs(900))
         .map(|_| ());
@@ -278,7 +362,13 @@ impl Lab {
         let spec = self.spec.compose.clone().expect("a compose spec");
         let dir = self.spec.dir.clone();
         let pki = dir.join("pki");
-        issue_node_certs(&pki, &self.spec.ips, 1)?;
+        let sans: Vec<String> = self.spec.ips.iter().map(|ip| format!("IP:{ip}")).collect();
+        issue_node_certs(&pki, &sans, 1)?;
+        let server = ComposeServer::of(&self.spec.server);
+        let root = match &self.spec.server {
+            crate::ServerBuild::Root { root, .. } => Some(root.clone()),
+            crate::ServerBuild::Path => None,
+        };
         let files = dir.join("compose");
         std::fs::create_dir_all(&files).map_err(io(&files))?;
         for (name, text) in FILES {
@@ -297,12 +387,13 @@ impl Lab {
             subnet: spec.subnet_prefix(),
             emulator_port: spec.emulator_port,
             admin: self.spec.names.admin.clone(),
+            server,
         };
         self.state.compose = Some(state.clone());
         self.write_state()?;
         let d = dir.clone();
         tokio::task::spawn_blocking(move || {
-            build_images(&state, &d)?;
+            build_images(&state, &d, root.as_deref())?;
             state.run(&d, &["up", "-d", "--no-build"], Duration::from_secs(180))
         })
         .await
@@ -409,8 +500,11 @@ mod tests {
                 i + 1
             );
         }
-        for (name, _) in &FILES[1..] {
+        assert!(yaml.contains(r#"dockerfile: "${LAB_NODE_DOCKERFILE:-redis.Dockerfile}""#));
+        for (name, _) in &FILES[2..4] {
             assert!(yaml.contains(&format!("dockerfile: {name}")), "{name}");
         }
+        assert_eq!(FILES[4].0, "trixie.Dockerfile");
+        assert!(FILES[4].1.contains(&format!("FROM {TRIXIE_ROOT_IMAGE}")));
     }
 }

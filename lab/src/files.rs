@@ -41,38 +41,80 @@ pub(crate) const PKI: &[(&str, &[u8])] = &[
 /// TEST ONLY: public in this repository.
 const CA_KEY: &[u8] = include_bytes!("../../fixtures/pki/ca.key");
 
-/// Issues `node<first>.crt`/`.key`, `node<first+1>...` in `pki` for `ips`,
-/// as scripts/gen-pki.sh issues the six of fixtures/pki (RSA-4096, SAN =
-/// the node's IP, serverAuth + clientAuth), with the `openssl` command.
-/// The CA key is written only for the signing and removed after.
-pub(crate) fn issue_node_certs(
-    pki: &Path,
-    ips: &[std::net::Ipv4Addr],
-    first: usize,
-) -> Result<(), LabError> {
+/// Issues `node<first>.crt`/`.key`, `node<first+1>...` in `pki`, one per
+/// entry of `sans` (an openssl subjectAltName value: `IP:127.0.1.7`,
+/// `DNS:redis-1.lab.test`), as scripts/gen-pki.sh issues the six of
+/// fixtures/pki (RSA-4096, serverAuth + clientAuth).
+pub(crate) fn issue_node_certs(pki: &Path, sans: &[String], first: usize) -> Result<(), LabError> {
+    let certs: Vec<(String, String, u32)> = sans
+        .iter()
+        .enumerate()
+        .map(|(k, san)| {
+            let n = first + k;
+            (format!("node{n}"), san.clone(), 1000 + n as u32)
+        })
+        .collect();
+    issue_certs(pki, &certs)
+}
+
+/// Issues `<stem>.crt`/`.key` in `pki` for each `(stem, subjectAltName,
+/// serial)`, signed by the test CA, with the `openssl` command: the keys
+/// are generated in parallel, then each is certified. The CA key is
+/// written only for the signing and removed after.
+pub(crate) fn issue_certs(pki: &Path, certs: &[(String, String, u32)]) -> Result<(), LabError> {
     let ca_key = pki.join("ca.key.tmp");
     write_private(&ca_key, CA_KEY)?;
     let result = (|| {
-        for (k, ip) in ips.iter().enumerate() {
-            let n = first + k;
-            let name = pki.join(format!("node{n}"));
-            let ext = pki.join(format!("node{n}.ext"));
+        let failed = |stem: &str, detail: String| LabError::Step {
+            step: format!("issuing the certificate {stem}"),
+            detail,
+        };
+        let cannot_run = |e: std::io::Error| {
+            format!("cannot run openssl ({e}); install it (Debian: `apt-get install openssl`)")
+        };
+        let keys: Vec<(&str, std::process::Child)> = certs
+            .iter()
+            .map(|(stem, _, _)| {
+                std::process::Command::new("openssl")
+                    .arg("genrsa")
+                    .arg("-out")
+                    .arg(pki.join(format!("{stem}.key")))
+                    .arg("4096")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .map(|c| (stem.as_str(), c))
+                    .map_err(|e| failed(stem, cannot_run(e)))
+            })
+            .collect::<Result<_, _>>()?;
+        for (stem, child) in keys {
+            let out = child
+                .wait_with_output()
+                .map_err(|e| failed(stem, cannot_run(e)))?;
+            if !out.status.success() {
+                return Err(failed(
+                    stem,
+                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                ));
+            }
+        }
+        for (stem, san, serial) in certs {
+            let name = pki.join(stem);
+            let ext = pki.join(format!("{stem}.ext"));
             std::fs::write(
                 &ext,
                 format!(
                     "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-                     extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:{ip}\n"
+                     extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={san}\n"
                 ),
             )
             .map_err(io(&ext))?;
             let key = name.with_extension("key");
             let csr = name.with_extension("csr");
             let crt = name.with_extension("crt");
-            let subj = format!("/O=epic-audit TEST ONLY - not for production/CN=lab-node-{n}");
+            let subj = format!("/O=epic-audit TEST ONLY - not for production/CN=lab-{stem}");
             let ca = pki.join("ca.crt");
-            let serial = (1000 + n).to_string();
-            let mut genrsa = std::process::Command::new("openssl");
-            genrsa.arg("genrsa").arg("-out").arg(&key).arg("4096");
+            let serial = serial.to_string();
             let mut req = std::process::Command::new("openssl");
             req.args(["req", "-new", "-key"])
                 .arg(&key)
@@ -97,18 +139,13 @@ pub(crate) fn issue_node_certs(
                 .arg(&ext)
                 .arg("-out")
                 .arg(&crt);
-            for mut cmd in [genrsa, req, sign] {
-                let out = cmd.output().map_err(|e| LabError::Step {
-                    step: format!("issuing the certificate of node {n}"),
-                    detail: format!(
-                        "cannot run openssl ({e}); install it (Debian: `apt-get install openssl`)"
-                    ),
-                })?;
+            for mut cmd in [req, sign] {
+                let out = cmd.output().map_err(|e| failed(stem, cannot_run(e)))?;
                 if !out.status.success() {
-                    return Err(LabError::Step {
-                        step: format!("issuing the certificate of node {n}"),
-                        detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                    });
+                    return Err(failed(
+                        stem,
+                        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    ));
                 }
             }
             let _ = std::fs::remove_file(&csr);
@@ -208,6 +245,11 @@ pub(crate) fn node_conf(
         pw = admin_pw.expose(),
         admin = spec.names.admin,
     );
+    if let Some(name) = spec.hostname(i) {
+        c.push_str(&format!(
+            "cluster-announce-hostname {name}\ncluster-preferred-endpoint-type hostname\n"
+        ));
+    }
     for l in &spec.extra_conf {
         c.push_str(l);
         c.push('\n');

@@ -17,6 +17,7 @@ pub mod aws;
 pub mod compose;
 mod files;
 mod form;
+mod hosts;
 pub mod load;
 mod process;
 mod services;
@@ -191,8 +192,15 @@ pub struct LabSpec {
     /// Run the nodes, exporters and emulator as containers of this Docker
     /// Compose project ([`LabSpec::compose`]) instead of processes.
     pub compose: Option<ComposeSpec>,
-    /// Which server binary the nodes run (process lab).
+    /// Which server binary the nodes run (a process, or in a compose lab
+    /// the image built on that root, see `lab/compose/trixie.Dockerfile`).
     pub server: ServerBuild,
+    /// Hostname mode: the nodes announce DNS names
+    /// (`redis-N.<zone>`, see [`LabSpec::hostname`]) as their preferred
+    /// endpoint, their certificates name only those (DNS SANs, no IP SAN,
+    /// issued at `up` from the test CA), and the names resolve through
+    /// lines the lab adds to /etc/hosts and removes when it stops.
+    pub hostnames: bool,
 }
 
 /// Which server binary a process lab's nodes run.
@@ -317,6 +325,7 @@ impl LabSpec {
             wait_peer_health: true,
             compose: None,
             server: ServerBuild::Path,
+            hostnames: false,
         }
     }
 
@@ -345,11 +354,37 @@ impl LabSpec {
         }
     }
 
-    /// Address of node `i` (0-based).
+    /// Address of node `i` (0-based): its IP, as the nodes reach each
+    /// other and as the audit keys it.
     pub fn addr(&self, i: usize) -> NodeAddr {
         NodeAddr {
             host: self.ips[i].to_string(),
             port: self.port,
+        }
+    }
+
+    /// The DNS zone of a hostname lab: unique per port, so labs of
+    /// parallel tests never share a name. `.test` is reserved for testing
+    /// (RFC 6761) and never resolves elsewhere.
+    pub fn zone(&self) -> Option<String> {
+        self.hostnames
+            .then(|| format!("lab{}.epic-audit.test", self.port))
+    }
+
+    /// Node `i`'s DNS name in a hostname lab (`redis-N.<zone>`).
+    pub fn hostname(&self, i: usize) -> Option<String> {
+        self.zone().map(|z| format!("redis-{}.{z}", i + 1))
+    }
+
+    /// The address clients use for node `i`: its DNS name in a hostname
+    /// lab, else its IP.
+    pub fn client_addr(&self, i: usize) -> NodeAddr {
+        match self.hostname(i) {
+            Some(host) => NodeAddr {
+                host,
+                port: self.port,
+            },
+            None => self.addr(i),
         }
     }
 }
@@ -464,8 +499,21 @@ impl Lab {
         for (name, data) in PKI {
             write_private(&pki.join(name), data)?;
         }
-        if spec.ips.len() > 6 && spec.compose.is_none() {
-            files::issue_node_certs(&pki, &spec.ips[6..], 7)?;
+        if spec.hostnames && spec.compose.is_some() {
+            return Err(LabError::Step {
+                step: "checking the lab's form".into(),
+                detail: "hostname mode runs on the process lab only".into(),
+            });
+        }
+        if spec.hostnames {
+            // Every node's certificate names only its DNS name.
+            let sans: Vec<String> = (0..spec.ips.len())
+                .map(|i| format!("DNS:{}", spec.hostname(i).expect("hostname lab")))
+                .collect();
+            files::issue_node_certs(&pki, &sans, 1)?;
+        } else if spec.ips.len() > 6 && spec.compose.is_none() {
+            let sans: Vec<String> = spec.ips[6..].iter().map(|ip| format!("IP:{ip}")).collect();
+            files::issue_node_certs(&pki, &sans, 7)?;
         }
         let passwords: BTreeMap<String, Secret> = spec
             .names
@@ -492,12 +540,28 @@ impl Lab {
                 exporters: Vec::new(),
                 emulator: None,
                 compose: None,
+                hosts_zone: None,
             },
             passwords,
             stop_on_drop: true,
             spec,
         };
-        let started = if lab.spec.compose.is_some() {
+        let named = match lab.spec.zone() {
+            Some(zone) => {
+                let entries: Vec<(String, Ipv4Addr)> = (0..lab.spec.ips.len())
+                    .map(|i| (lab.spec.hostname(i).expect("hostname lab"), lab.spec.ips[i]))
+                    .collect();
+                let added = hosts::add(&zone, &entries);
+                if added.is_ok() {
+                    lab.state.hosts_zone = Some(zone);
+                }
+                added
+            }
+            None => Ok(()),
+        };
+        let started = if let Err(e) = named {
+            Err(e)
+        } else if lab.spec.compose.is_some() {
             lab.compose_up_and_form(&acl).await
         } else {
             lab.start_and_form(&redis, &pki, &acl, moto.as_deref())
@@ -562,10 +626,11 @@ impl Lab {
         &self.passwords[user]
     }
 
-    /// Addresses of all nodes.
+    /// Addresses of all nodes, as clients reach them (DNS names in a
+    /// hostname lab).
     pub fn addrs(&self) -> Vec<NodeAddr> {
         (0..self.spec.ips.len())
-            .map(|i| self.spec.addr(i))
+            .map(|i| self.spec.client_addr(i))
             .collect()
     }
 
@@ -576,7 +641,7 @@ impl Lab {
         user: &str,
     ) -> Result<RedisConn, epic_audit::resp::ConnError> {
         RedisConn::connect_as(
-            &self.spec.addr(i),
+            &self.spec.client_addr(i),
             &self.tls_client(),
             &Lab::timeouts(),
             user,
@@ -613,8 +678,34 @@ impl Lab {
         stop_services(&self.state.exporters, true);
         stop_services(self.state.emulator.as_slice(), true);
         stop_nodes(&self.state.nodes, true);
+        if let Some(zone) = self.state.hosts_zone.take() {
+            if let Err(e) = hosts::remove(&zone) {
+                eprintln!("epic-audit-lab: {e}");
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.spec.dir);
         self.stop_on_drop = false;
+    }
+
+    /// Issues `pki/<stem>.crt` and `.key` from the test CA for
+    /// `subject_alt_name` (an openssl value, e.g. `DNS:redis-9.example`):
+    /// a certificate a test swaps onto a node (CONFIG SET tls-cert-file)
+    /// to give it exactly one defect. Returns the two paths.
+    pub fn issue_cert(
+        &self,
+        stem: &str,
+        subject_alt_name: &str,
+    ) -> Result<(PathBuf, PathBuf), LabError> {
+        let pki = self.spec.dir.join("pki");
+        let serial = 5000 + (std::process::id() % 1000);
+        files::issue_certs(
+            &pki,
+            &[(stem.to_string(), subject_alt_name.to_string(), serial)],
+        )?;
+        Ok((
+            pki.join(format!("{stem}.crt")),
+            pki.join(format!("{stem}.key")),
+        ))
     }
 
     /// Leaves the lab running after this value is dropped (`lab up`).

@@ -86,9 +86,19 @@ enum Action {
         /// 12's is 7.0), or Debian 13's `redis8` (Redis 8.x) or `valkey`
         /// (Valkey 8.x) from the root `bash scripts/server-builds.sh`
         /// bootstraps into .servers/trixie, run through that root's own
-        /// loader.
-        #[arg(long, value_enum, default_value_t = Server::Redis, conflicts_with = "compose")]
+        /// loader (with --compose: as containers of an image made from that
+        /// root).
+        #[arg(long, value_enum, default_value_t = Server::Redis)]
         server: Server,
+        /// Hostname mode: the nodes announce DNS names
+        /// (`redis-N.lab<PORT>.epic-audit.test`) as their preferred endpoint
+        /// (cluster-announce-hostname, cluster-preferred-endpoint-type
+        /// hostname), their certificates name only those (no IP SAN), and
+        /// the lab adds the names to /etc/hosts (needs root) and removes
+        /// them on `down`. Audit it with seeds given by those names (the
+        /// `up` output prints them).
+        #[arg(long, conflicts_with = "compose")]
+        hostnames: bool,
     },
     /// Stop exactly the processes the lab started (by pid) and remove its state.
     Down,
@@ -134,7 +144,13 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
             compose,
             subnet,
             server,
+            hostnames,
         } => {
+            let build = match server {
+                Server::Redis => epic_audit_lab::ServerBuild::Path,
+                Server::Redis8 => epic_audit_lab::ServerBuild::trixie("redis-server")?,
+                Server::Valkey => epic_audit_lab::ServerBuild::trixie("valkey-server")?,
+            };
             let mut spec = if *compose {
                 let octets: Vec<u8> = subnet.split('.').filter_map(|o| o.parse().ok()).collect();
                 let [a, b, c] = octets[..] else {
@@ -153,36 +169,37 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                 spec.port = *port;
                 spec.masters = *masters;
                 spec.ips = epic_audit_lab::ips_for((*masters).min(epic_audit_lab::MAX_MASTERS));
-                spec.server = match server {
-                    Server::Redis => epic_audit_lab::ServerBuild::Path,
-                    Server::Redis8 => epic_audit_lab::ServerBuild::trixie("redis-server")?,
-                    Server::Valkey => epic_audit_lab::ServerBuild::trixie("valkey-server")?,
-                };
+                spec.hostnames = *hostnames;
                 spec
             };
+            spec.server = build;
             spec.aws = !no_aws;
             let lab = Lab::up(spec).await?;
+            let server = match &lab.spec.server {
+                epic_audit_lab::ServerBuild::Path => String::new(),
+                b @ epic_audit_lab::ServerBuild::Root { root, binary } => format!(
+                    ", {binary} {} from {}",
+                    b.version().unwrap_or_else(|_| "?".into()),
+                    root.display()
+                ),
+            };
             match &lab.state.compose {
                 Some(c) => println!(
-                    "lab up: {masters} masters + {masters} replicas as containers of compose project {} (network {}.0/24), TLS 1.3 only, ACLs on",
+                    "lab up: {masters} masters + {masters} replicas as containers of compose project {} (network {}.0/24), TLS 1.3 only, ACLs on{server}",
                     c.project, c.subnet
                 ),
                 None => println!(
-                    "lab up: {masters} masters + {masters} replicas, TLS 1.3 only, ACLs on{}",
-                    match &lab.spec.server {
-                        epic_audit_lab::ServerBuild::Path => String::new(),
-                        b @ epic_audit_lab::ServerBuild::Root { root, binary } => format!(
-                            ", {binary} {} from {}",
-                            b.version().unwrap_or_else(|_| "?".into()),
-                            root.display()
-                        ),
-                    }
+                    "lab up: {masters} masters + {masters} replicas, TLS 1.3 only, ACLs on{server}"
                 ),
             }
             for (i, n) in lab.state.nodes.iter().enumerate() {
                 println!(
-                    "  node{} {}:{} {:<7} {}",
+                    "  node{} {}{}:{} {:<7} {}",
                     i + 1,
+                    lab.spec
+                        .hostname(i)
+                        .map(|h| format!("{h} -> "))
+                        .unwrap_or_default(),
                     n.ip,
                     lab.state.port,
                     n.role,
@@ -228,6 +245,8 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                 "audit it:  epic-audit run --env {}",
                 if lab.state.compose.is_some() {
                     "compose"
+                } else if lab.spec.hostnames {
+                    "local-hostnames"
                 } else {
                     "local"
                 }

@@ -29,6 +29,10 @@ pub struct LabState {
     /// The Docker Compose project of a compose lab (its nodes have pid 0).
     #[serde(default)]
     pub compose: Option<crate::ComposeState>,
+    /// The zone of a hostname lab whose names are in /etc/hosts (removed
+    /// on `down`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_zone: Option<String>,
 }
 
 /// A helper process of the lab: an exporter or the AWS emulator.
@@ -282,6 +286,9 @@ pub fn down(dir: &Path) -> Result<Vec<u32>, LabError> {
     stop_services(&state.exporters, false);
     stop_services(state.emulator.as_slice(), false);
     let stopped = stop_nodes(&state.nodes, false);
+    if let Some(zone) = &state.hosts_zone {
+        crate::hosts::remove(zone)?;
+    }
     std::fs::remove_dir_all(dir).map_err(io(dir))?;
     Ok(stopped)
 }

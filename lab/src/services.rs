@@ -120,7 +120,7 @@ impl Lab {
             let log = std::fs::File::create(dir.join("exporter.log")).map_err(io(&dir))?;
             let mut cmd = Command::new(&bin);
             cmd.arg("-redis.addr")
-                .arg(format!("rediss://{}", self.spec.addr(i)))
+                .arg(format!("rediss://{}", self.spec.client_addr(i)))
                 .args(["-redis.user", &self.spec.names.admin])
                 .arg("-tls-ca-cert-file")
                 .arg(pki.join("ca.crt"))

@@ -460,39 +460,77 @@ fn dns_match(pattern: &str, host: &str) -> bool {
 }
 
 fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
-    let expected = "a SAN covering the address the cluster advertises for the node";
+    let expected =
+        "a SAN naming the endpoint its peers use: on the client port the one the cluster \
+                    hands clients (its DNS name where the cluster prefers hostnames, else its IP)";
     each(ev.tls_endpoints(), expected, |subject, v| {
         with_leaf(subject, v, expected, |c| {
-            let host = host_of(&v.node);
+            let ip = host_of(&v.node);
+            // The client port is judged by the host clients are handed
+            // (the audit dials exactly that, see Reach); evidence without
+            // it predates hostname endpoints: the advertised IP.
+            let host = match (&v.port_kind, &v.reached_by) {
+                (PortKind::Client, Some(r)) => r.name.as_str(),
+                _ => ip,
+            };
             let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-            let observed = format!(
-                "IP SANs [{}], DNS SANs [{}]; advertised {host}",
-                c.san_ip.join(", "),
-                c.san_dns.join(", ")
-            );
             let covered = if is_ip {
                 c.san_ip
                     .iter()
-                    .any(|ip| ip.parse::<std::net::IpAddr>().ok() == host.parse().ok())
+                    .any(|s| s.parse::<std::net::IpAddr>().ok() == host.parse().ok())
             } else {
                 c.san_dns.iter().any(|d| dns_match(d, host))
             };
-            if covered {
-                SubjectFinding::new(
+            let observed = format!(
+                "IP SANs [{}], DNS SANs [{}]; {} {host}",
+                c.san_ip.join(", "),
+                c.san_dns.join(", "),
+                match (v.port_kind, is_ip) {
+                    (PortKind::Bus, _) => "the nodes reach this bus port by IP",
+                    (PortKind::Client, true) => "the cluster hands clients the IP",
+                    (PortKind::Client, false) => "the cluster hands clients the hostname",
+                }
+            );
+            let kind = if is_ip { "IP" } else { "DNS" };
+            match v.port_kind {
+                // Nodes dial each other's bus port at the IP CLUSTER NODES
+                // gives and verify the peer's chain against the CA there,
+                // never its name: no SAN decides whether this port works.
+                PortKind::Bus => SubjectFinding::new(
                     subject,
                     Outcome::Pass,
                     observed,
                     expected,
-                    "clients verifying the hostname accept it",
-                )
-            } else {
-                SubjectFinding::new(
+                    format!(
+                        "the nodes reach each other's bus port by IP ({host}) and verify only the chain \
+                         there (TLS-005), not the name, so no SAN is required on the bus; the certificate {} it",
+                        if covered { "also names" } else { "does not name" }
+                    ),
+                ),
+                PortKind::Client if covered => SubjectFinding::new(
+                    subject,
+                    Outcome::Pass,
+                    observed,
+                    expected,
+                    format!("clients that verify the name accept it: the {kind} SAN names {host}, the endpoint the cluster hands them"),
+                ),
+                PortKind::Client => SubjectFinding::new(
                     subject,
                     Outcome::Fail,
                     observed,
                     expected,
-                    format!("no {} SAN for {host}: clients that verify the name refuse it; reissue with subjectAltName={}:{host}", if is_ip { "IP" } else { "DNS" }, if is_ip { "IP" } else { "DNS" }),
-                )
+                    format!(
+                        "no {kind} SAN for {host}, the endpoint the cluster hands clients{}: clients that verify \
+                         the name refuse it; reissue with subjectAltName={kind}:{host}{}",
+                        if is_ip { "" } else { " (cluster-preferred-endpoint-type hostname)" },
+                        if is_ip {
+                            " (or announce hostnames the certificate names: cluster-announce-hostname and \
+                             cluster-preferred-endpoint-type hostname)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ),
             }
         })
     })

@@ -29,6 +29,10 @@ pub struct ClusterNodeView {
     /// Peers' views of a replica lag behind by gossip; this does not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub own_state: BTreeMap<String, String>,
+    /// The name the audit reached the node by and the address it resolved
+    /// to (absent in evidence recorded before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached_by: Option<Box<super::tls::Reach>>,
 }
 
 /// Which server software a node runs, where the two differ in behaviour
@@ -210,8 +214,13 @@ pub struct Shard {
 pub struct ShardNode {
     /// Node id.
     pub id: String,
-    /// Preferred endpoint (IP by default).
+    /// Preferred endpoint (`cluster-preferred-endpoint-type`): the IP by
+    /// default, the announced hostname where the cluster prefers
+    /// hostnames, `?` where it hands out none.
     pub endpoint: String,
+    /// The announced hostname (`cluster-announce-hostname`), where set.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
     /// IP address.
     pub ip: String,
     /// Plaintext port, when one is open.
@@ -225,19 +234,30 @@ pub struct ShardNode {
 }
 
 impl ShardNode {
-    /// The address clients should use: endpoint and TLS port (else port).
+    /// The node's address as the audit keys it (its subject): IP and TLS
+    /// port (else port), as CLUSTER NODES gives it.
     pub(crate) fn client_addr(&self) -> Option<String> {
         let port = self.tls_port.or(self.port)?;
-        let host = if self.endpoint.is_empty() || self.endpoint == "?" {
-            &self.ip
-        } else {
+        let host = if self.ip.is_empty() {
             &self.endpoint
+        } else {
+            &self.ip
         };
         Some(if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
             format!("{host}:{port}")
         })
+    }
+}
+
+impl ShardNode {
+    /// The DNS name clients are told to connect by: the preferred
+    /// endpoint when it is a name (the cluster prefers hostnames), else
+    /// none (clients get the IP, or `?` and keep the address they used).
+    pub(crate) fn announced_name(&self) -> Option<&str> {
+        let e = self.endpoint.as_str();
+        (!e.is_empty() && e != "?" && e.parse::<std::net::IpAddr>().is_err()).then_some(e)
     }
 }
 

@@ -29,6 +29,26 @@ pub struct TlsEndpointView {
     /// Verification of the chain alone, at a time inside the leaf's
     /// validity (so expiry and name are judged separately): `ok` or why.
     pub chain_verification: String,
+    /// The name this endpoint was reached by and the address it resolved
+    /// to (absent in evidence recorded before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached_by: Option<Reach>,
+}
+
+/// How the audit reached a node: the host it dialled (and verified the
+/// certificate against, unless one `server_name` is configured for every
+/// node) and the address that host resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reach {
+    /// The host dialled: for a client port, the endpoint the cluster
+    /// announces for the node (its DNS name where the cluster prefers
+    /// hostnames, else its IP), or a seed as configured; for a bus port,
+    /// the IP, as the nodes reach each other.
+    pub name: String,
+    /// The socket address the TCP connection went to.
+    pub address: String,
+    /// The name the certificate was verified against.
+    pub verified_as: String,
 }
 
 /// One offered protocol version.

@@ -58,7 +58,11 @@ pub(crate) async fn observe_node(
     .iter()
     .map(|c| c.iter().map(|w| w.as_bytes().to_vec()).collect())
     .collect();
-    let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
+    let (replies, reached_by) = {
+        let mut conn = ctx.conn(addr).await?;
+        let replies = conn.pipeline(&cmds).await?;
+        (replies, conn.reached().cloned().map(Box::new))
+    };
     let text = |i: usize, what: &str| -> Result<String, ProbeFailure> {
         match replies.get(i) {
             Some(Frame::ServerError(e)) => Err(ProbeFailure {
@@ -118,6 +122,7 @@ pub(crate) async fn observe_node(
         nodes,
         shards,
         own_state,
+        reached_by,
     })
 }
 
@@ -155,9 +160,13 @@ async fn observe_all(ctx: &Arc<ProbeContext>, addrs: Vec<NodeAddr>) -> Vec<(Node
 
 /// Discovery: observe the seeds, collect every node they announce in CLUSTER
 /// SHARDS (and NODES), then observe the ones not yet seen. Returns the
-/// target list (advertised addresses, sorted) and one evidence item per
-/// target. A seed that advertises itself under another address is recorded
-/// under the advertised one.
+/// target list (advertised `ip:port` addresses, sorted) and one evidence
+/// item per target. A seed that advertises itself under another address
+/// (a seed given by DNS name, or through a NAT) is recorded under the
+/// advertised one. Where the cluster prefers hostnames, every node is then
+/// dialled by the name it announces (see [`TlsClient::names`]).
+///
+/// [`TlsClient::names`]: crate::tls::TlsClient::names
 pub(crate) async fn discover(
     ctx: Arc<ProbeContext>,
     seeds: &[NodeAddr],
@@ -168,6 +177,7 @@ pub(crate) async fn discover(
     for (seed, mut ev) in seed_results {
         if let Observed::Observation(Observation::ClusterNode(view)) = &ev.result {
             announced.extend(announced_addrs(view));
+            ctx.tls.announce_names(announced_names(view));
             if let Some(me) = view.me() {
                 if !me.addr.is_empty() && me.addr != seed.to_string() {
                     ev.method = format!("{} (reached via seed {seed})", ev.method);
@@ -193,7 +203,7 @@ pub(crate) async fn discover(
     (targets, evidence.into_values().collect())
 }
 
-/// Client addresses a node announces for the whole cluster.
+/// Client addresses (`ip:port`) a node announces for the whole cluster.
 pub(crate) fn announced_addrs(view: &ClusterNodeView) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = view
         .shards
@@ -207,6 +217,16 @@ pub(crate) fn announced_addrs(view: &ClusterNodeView) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// The DNS names a node announces as its peers' preferred endpoints
+/// (`ip:port` -> name), where the cluster prefers hostnames.
+pub(crate) fn announced_names(view: &ClusterNodeView) -> Vec<(String, String)> {
+    view.shards
+        .iter()
+        .flat_map(|s| s.nodes.iter())
+        .filter_map(|n| Some((n.client_addr()?, n.announced_name()?.to_string())))
+        .collect()
 }
 
 /// CLUSTER KEYSLOT for [`SAMPLE_KEYS`] on the first target that answers.
@@ -402,6 +422,7 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
                         let mut node = ShardNode {
                             id: String::new(),
                             endpoint: String::new(),
+                            hostname: String::new(),
                             ip: String::new(),
                             port: None,
                             tls_port: None,
@@ -413,6 +434,7 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
                             match nk.as_str() {
                                 "id" => node.id = as_text(nv).unwrap_or_default(),
                                 "endpoint" => node.endpoint = as_text(nv).unwrap_or_default(),
+                                "hostname" => node.hostname = as_text(nv).unwrap_or_default(),
                                 "ip" => node.ip = as_text(nv).unwrap_or_default(),
                                 "port" => node.port = port(),
                                 "tls-port" => node.tls_port = port(),

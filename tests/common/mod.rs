@@ -60,7 +60,7 @@ impl TestLab {
     pub fn config(&self, extra_seeds: &[String], timeouts: (u64, u64, u64)) -> PathBuf {
         let dir = self.lab.spec.dir.display().to_string();
         let auditor = &self.lab.spec.names.auditor;
-        let mut seeds: Vec<String> = vec![format!("\"{}\"", self.lab.spec.addr(0))];
+        let mut seeds: Vec<String> = vec![format!("\"{}\"", self.lab.spec.client_addr(0))];
         seeds.extend(extra_seeds.iter().map(|s| format!("\"{s}\"")));
         let text = format!(
             r#"[environments.t]

@@ -13,7 +13,7 @@ use tokio::time::timeout;
 use super::hello::{client_hello, parse_server_answer, Parse, ServerAnswer, TlsVersion};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    CertInfo, FailureKind, HandshakeResult, Observation, PortKind, ProbeFailure, ProbeId,
+    CertInfo, FailureKind, HandshakeResult, Observation, PortKind, ProbeFailure, ProbeId, Reach,
     TlsEndpointView, VersionOutcome, VersionResult,
 };
 use crate::probes::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
@@ -238,33 +238,44 @@ pub(crate) async fn observe_endpoint(
         port,
     }
     .to_string();
+    // A client port is dialled as clients dial it: by the name the cluster
+    // announces for the node (else its IP). The nodes reach each other's
+    // bus port by IP (CLUSTER NODES), so a bus port is dialled by IP.
+    let host = if bus {
+        node.host.clone()
+    } else {
+        ctx.tls.dial_host(&node)
+    };
+    let dial_addr = NodeAddr {
+        host: host.clone(),
+        port,
+    }
+    .to_string();
+    let named = if host == node.host {
+        String::new()
+    } else {
+        format!(" (dialled as {dial_addr})")
+    };
     // An endpoint that does not accept TCP is unobserved, not "refused".
     // The connect time is also the fallback size of a bus-port alert wait.
     let t0 = Instant::now();
-    match timeout(ctx.timeouts.connect(), TcpStream::connect(&addr)).await {
-        Err(_) => {
+    let peer = match crate::net::dial(&host, port, ctx.timeouts.connect()).await {
+        Err(crate::net::DialError::Timeout(m)) => {
             return Err(ProbeFailure {
                 kind: FailureKind::Timeout,
-                message: format!(
-                    "TCP connect to {addr} got no answer within {} ms",
-                    ctx.timeouts.connect_ms
-                ),
+                message: format!("{addr}{named}: {m}"),
             })
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             return Err(ProbeFailure {
                 kind: FailureKind::Connect,
-                message: format!("TCP connect to {addr} failed: {e}"),
+                message: format!("cannot reach {addr}{named}: {e}"),
             })
         }
-        Ok(Ok(_)) => {}
-    }
+        Ok(d) => d.peer,
+    };
     let rtt = t0.elapsed();
-    let sni = ctx
-        .tls
-        .server_name
-        .clone()
-        .unwrap_or_else(|| node.host.clone());
+    let sni = ctx.tls.verified_name(&host).to_string();
     // The version probes below TLS 1.3 and the two full handshakes are
     // independent connections: run them together. TLS 1.3 itself is
     // proven by the full handshake (a TLS 1.3-only ClientHello that
@@ -273,7 +284,7 @@ pub(crate) async fn observe_endpoint(
     // complete, to tell a refused version from another failure.
     let offer = |v| {
         offer_version(
-            &addr,
+            &dial_addr,
             &sni,
             v,
             ctx.timeouts.connect(),
@@ -332,7 +343,7 @@ pub(crate) async fn observe_endpoint(
         match Capture::new(ctx.tls.roots.clone()) {
             Ok(cap) => {
                 let h =
-                    full_handshake(&ctx, &node.host, &addr, after_with, true, cap.clone()).await;
+                    full_handshake(&ctx, &host, &dial_addr, after_with, true, cap.clone()).await;
                 let seen = cap.seen.lock().map(|s| s.clone()).unwrap_or_default();
                 (h, seen)
             }
@@ -349,7 +360,7 @@ pub(crate) async fn observe_endpoint(
     };
     let without_cert = async {
         match Capture::new(ctx.tls.roots.clone()) {
-            Ok(cap) => full_handshake(&ctx, &node.host, &addr, after_without, false, cap).await,
+            Ok(cap) => full_handshake(&ctx, &host, &dial_addr, after_without, false, cap).await,
             Err(e) => HandshakeResult {
                 completed: false,
                 protocol: None,
@@ -395,6 +406,11 @@ pub(crate) async fn observe_endpoint(
         chain,
         verification: verdict(captured.now),
         chain_verification: verdict(captured.chain_only),
+        reached_by: Some(Reach {
+            verified_as: sni,
+            name: host,
+            address: peer.to_string(),
+        }),
     })
 }
 
