@@ -328,10 +328,25 @@ impl RedisConn {
                 })
             }
             Ok(Err(e)) => {
+                let e = e.to_string();
+                // A certificate that names only DNS names, reached by IP:
+                // say how a cluster client would reach it instead.
+                let hint = if host.parse::<std::net::IpAddr>().is_ok()
+                    && tls.server_name.is_none()
+                    && e.contains("not valid for name")
+                    && e.contains("DnsName(")
+                {
+                    "; the certificate names only DNS names: if the cluster announces hostnames \
+                     (cluster-preferred-endpoint-type hostname), give the seeds by DNS name and the audit \
+                     dials every node by its announced name; if it hands clients IPs, the certificate \
+                     needs the IP SAN (TLS-006); `server_name` names one certificate shared by every node"
+                } else {
+                    ""
+                };
                 return Err(ConnError::Tls {
                     addr: a,
-                    reason: format!("{e}{by_name}"),
-                })
+                    reason: format!("{e}{by_name}{hint}"),
+                });
             }
             Ok(Ok(s)) => s,
         };

@@ -98,6 +98,31 @@ async fn a_cluster_announcing_hostnames_is_audited_by_name_and_a_mismatching_nam
         }
     }
 
+    // 1b. The same cluster seeded by IP: the seed's certificate names only
+    //     its DNS name, so the audit refuses it and says how to reach it.
+    let ip_cfg = t.tmp.path().join("ip-seed.toml");
+    std::fs::write(
+        &ip_cfg,
+        text.replace(
+            &format!("\"{}:{}\"", name(0), spec.port),
+            &format!("\"{}\"", spec.addr(0)),
+        ),
+    )
+    .unwrap();
+    let out = t.out("ip-seed");
+    let r = run_env(
+        &t,
+        &ip_cfg,
+        &["--only", "CLU-001", "--out", out.to_str().unwrap()],
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let ev = std::fs::read_to_string(out.join("evidence.json")).unwrap();
+    assert!(
+        ev.contains("the certificate names only DNS names: if the cluster announces hostnames")
+            && ev.contains("give the seeds by DNS name"),
+        "{ev}"
+    );
+
     // 2. Node 3 presents a certificate from the CA for another host: the
     //    audit, dialling redis-3 by name, refuses it before AUTH.
     let other = format!("redis-9.{zone}");
