@@ -12,7 +12,7 @@ source "$(dirname "$0")/bench-common.sh"
 bench_setup
 "$labbin" up --port "$port" >/dev/null
 bench_config
-checks=network,encryption,CLU-008,CLU-009,CLU-010
+checks=network,encryption,backup,CLU-008,CLU-009,CLU-010
 
 probe_ms() { python3 -c '
 import json, sys

@@ -353,7 +353,9 @@ mod tests {
             // not passed (incomplete), nor skipped.
             let aws = matches!(
                 c.area,
-                crate::policy::Area::Network | crate::policy::Area::Encryption
+                crate::policy::Area::Network
+                    | crate::policy::Area::Encryption
+                    | crate::policy::Area::Backup
             ) || ["CLU-008", "CLU-009", "CLU-010"].contains(&c.id.as_str());
             let want = if aws {
                 Outcome::Incomplete

@@ -19,6 +19,7 @@ use crate::config::{line_of, ConfigError};
 /// The built-in policy files (name, text), in file-name order.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("access.toml", include_str!("../checks/access.toml")),
+    ("backup.toml", include_str!("../checks/backup.toml")),
     ("cluster.toml", include_str!("../checks/cluster.toml")),
     ("data.toml", include_str!("../checks/data.toml")),
     ("encryption.toml", include_str!("../checks/encryption.toml")),
@@ -56,6 +57,8 @@ pub enum Area {
     Network,
     /// Encryption at rest.
     Encryption,
+    /// Backups of the data volumes.
+    Backup,
     /// Exporters and scraping.
     Monitoring,
     /// Latency objectives.
@@ -64,13 +67,14 @@ pub enum Area {
 
 impl Area {
     /// All areas, in report order.
-    pub(crate) const ALL: [Area; 8] = [
+    pub(crate) const ALL: [Area; 9] = [
         Area::Transport,
         Area::Access,
         Area::Cluster,
         Area::Data,
         Area::Network,
         Area::Encryption,
+        Area::Backup,
         Area::Monitoring,
         Area::Performance,
     ];
@@ -83,6 +87,7 @@ impl Area {
             Area::Data => "data",
             Area::Network => "network",
             Area::Encryption => "encryption",
+            Area::Backup => "backup",
             Area::Monitoring => "monitoring",
             Area::Performance => "performance",
         }

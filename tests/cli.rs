@@ -146,10 +146,11 @@ fn checks_lists_the_catalogue_as_table_and_json() {
         .collect();
     let want: Vec<String> = (1..=11)
         .map(|i| format!("ACC-{i:03}"))
+        .chain(std::iter::once("BAK-001".to_string()))
         .chain((1..=10).map(|i| format!("CLU-{i:03}")))
-        .chain((1..=5).map(|i| format!("DATA-{i:03}")))
+        .chain((1..=7).map(|i| format!("DATA-{i:03}")))
         .chain((1..=6).map(|i| format!("ENC-{i:03}")))
-        .chain(std::iter::once("MON-001".to_string()))
+        .chain((1..=2).map(|i| format!("MON-{i:03}")))
         .chain(std::iter::once("NET-001".to_string()))
         .chain(std::iter::once("PERF-001".to_string()))
         .chain((1..=11).map(|i| format!("TLS-{i:03}")))

@@ -235,6 +235,7 @@ fn not_audited_is_not_passed() {
     let aws_checks = |id: &str| {
         id.starts_with("NET-")
             || id.starts_with("ENC-")
+            || id.starts_with("BAK-")
             || ["CLU-008", "CLU-009", "CLU-010"].contains(&id)
     };
     let sel = policy.select(&[], &[]).unwrap();
@@ -258,7 +259,7 @@ fn not_audited_is_not_passed() {
         term.lines()
             .nth(1)
             .unwrap()
-            .starts_with("INCOMPLETE: 10 selected check(s) were not audited"),
+            .starts_with("INCOMPLETE: 11 selected check(s) were not audited"),
         "{term}"
     );
     assert!(term.contains("verdict: INCOMPLETE"), "{term}");
@@ -288,9 +289,16 @@ fn not_audited_is_not_passed() {
     assert_eq!(at_rest["target"]["status"]["reason"], "other");
 
     // Leaving the AWS checks out explicitly gives a clean verdict.
-    let skip: Vec<String> = ["network", "encryption", "CLU-008", "CLU-009", "CLU-010"]
-        .map(String::from)
-        .to_vec();
+    let skip: Vec<String> = [
+        "network",
+        "encryption",
+        "backup",
+        "CLU-008",
+        "CLU-009",
+        "CLU-010",
+    ]
+    .map(String::from)
+    .to_vec();
     let sel = policy.select(&[], &skip).unwrap();
     let r = judge(&ev, &policy, &sel, &[], &skip);
     assert!(r.checks.iter().all(|c| !aws_checks(&c.id)));

@@ -39,13 +39,39 @@ fn exporters(ev: &mut EvidenceSet) -> Vec<&mut ExporterView> {
 #[test]
 fn good_lab_passes_every_data_and_monitoring_check() {
     let r = judge_area(&fixture_evidence());
-    assert_eq!(r.checks.len(), 6);
+    assert_eq!(r.checks.len(), 9);
     assert_eq!(not_passing(&r), vec![]);
 }
 
 #[test]
 fn each_config_defect_fails_its_check_only() {
-    let cases: [(&str, &str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str, &str); 11] = [
+        (
+            "timeout",
+            "0",
+            "DATA-006",
+            "timeout 0: idle client connections are never closed",
+        ),
+        (
+            "timeout",
+            "3600",
+            "DATA-006",
+            "timeout 3600 s exceeds the policy's 900 s",
+        ),
+        (
+            "maxclients",
+            "50000",
+            "DATA-006",
+            "maxclients 50000 exceeds the policy's 10000",
+        ),
+        ("tcp-keepalive", "0", "DATA-006", "tcp-keepalive 0"),
+        (
+            "acllog-max-len",
+            "16",
+            "MON-002",
+            "acllog-max-len 16 keeps fewer than the policy's 128",
+        ),
+        ("loglevel", "warning", "MON-002", "loglevel warning drops"),
         ("appendonly", "no", "DATA-001", "AOF is off"),
         ("appendfsync", "no", "DATA-001", "appendfsync no"),
         (
@@ -80,6 +106,124 @@ fn each_config_defect_fails_its_check_only() {
         assert_eq!(bad.len(), 1);
         assert!(bad[0].message.contains(text), "{key}: {}", bad[0].message);
     }
+}
+
+#[test]
+fn a_server_logging_to_stdout_only_fails_the_audit_trail_and_says_what_redis_cannot_record() {
+    let mut ev = fixture_evidence();
+    for (s, v) in nodes(&mut ev) {
+        if s.starts_with("127.0.1.5:") {
+            v.config.insert("logfile".into(), "".into());
+        }
+    }
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("MON-002", Outcome::Fail));
+    let c = r.checks.iter().find(|c| c.id == "MON-002").unwrap();
+    for s in &c.subjects {
+        // Every finding, pass or fail, says what Redis cannot record.
+        assert!(
+            s.message
+                .contains("Redis keeps no log of the commands clients run"),
+            "{}",
+            s.message
+        );
+        if s.outcome == Outcome::Fail {
+            assert!(s.message.contains("standard output only"), "{}", s.message);
+        }
+    }
+    // syslog instead of a file is durable too.
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        v.config.insert("logfile".into(), "".into());
+        v.config.insert("syslog-enabled".into(), "yes".into());
+    }
+    assert_eq!(not_passing(&judge_area(&ev)), vec![]);
+}
+
+#[test]
+fn modules_are_judged_against_the_allowlist_and_across_nodes() {
+    use epic_audit::evidence::ModuleInfo;
+    let m = |name: &str, version: &str| ModuleInfo {
+        name: name.into(),
+        version: version.into(),
+    };
+    // Redis 8's built-in vectorset on every node: allowlisted with a reason.
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        v.modules = Some(vec![m("vectorset", "1")]);
+    }
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), vec![]);
+    let c = r.checks.iter().find(|c| c.id == "DATA-007").unwrap();
+    assert!(
+        c.subjects[0]
+            .message
+            .contains("vectorset: built into Redis 8"),
+        "{}",
+        c.subjects[0].message
+    );
+    // A module nobody approved, on one node: DATA-007 only, naming it there,
+    // and every node says the nodes differ.
+    let mut ev = fixture_evidence();
+    for (s, v) in nodes(&mut ev) {
+        if s.starts_with("127.0.1.3:") {
+            v.modules = Some(vec![m("rejson", "20609")]);
+        }
+    }
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-007", Outcome::Fail));
+    let c = r.checks.iter().find(|c| c.id == "DATA-007").unwrap();
+    for s in &c.subjects {
+        assert_eq!(s.outcome, Outcome::Fail, "{}", s.subject);
+        assert!(
+            s.message.contains("do not load the same modules"),
+            "{}",
+            s.message
+        );
+        assert_eq!(
+            s.message.contains(
+                "module `rejson` (ver 20609) is loaded but not in the policy's allowlist"
+            ),
+            s.subject.starts_with("127.0.1.3:"),
+            "{}: {}",
+            s.subject,
+            s.message
+        );
+    }
+    // Evidence without INFO modules (an older epic-audit's): error, never pass.
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        v.modules = None;
+    }
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-007", Outcome::Error));
+}
+
+#[test]
+fn a_setting_the_node_did_not_report_is_an_error_never_a_pass() {
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        v.config.remove("timeout");
+        v.config.remove("loglevel");
+    }
+    let r = judge_area(&ev);
+    let mut bad = not_passing(&r);
+    bad.sort();
+    assert_eq!(
+        bad,
+        vec![
+            ("DATA-006".to_string(), Outcome::Error),
+            ("MON-002".to_string(), Outcome::Error)
+        ]
+    );
+    let c = r.checks.iter().find(|c| c.id == "DATA-006").unwrap();
+    assert!(
+        c.subjects[0]
+            .message
+            .contains("the node did not report timeout"),
+        "{}",
+        c.subjects[0].message
+    );
 }
 
 #[test]

@@ -216,8 +216,23 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     assert_eq!(bad, fails(&["ACC-006"]), "{rep:#}");
     let m = message_of(&rep, "ACC-006");
     assert!(
-        m.contains("on key `other:epic-audit-dryrun` (granted by `~other:*`)")
+        m.contains("on key `other:epic-audit-dryrun` (granted by `~other:*` of the selector `(")
             && m.contains(": get"),
+        "{m}"
+    );
+    revert().await;
+
+    // dev_user may SET under tmp: through a Redis 7 selector only: ACC-005
+    // fails and names the selector that grants the write (what to remove),
+    // not just the command and its category.
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "dev_user", "(~tmp:* +set)"]).await;
+    let (_, rep, bad) = audit_area(&t, "access", "selector-write");
+    assert_eq!(bad, fails(&["ACC-005"]), "{rep:#}");
+    let m = message_of(&rep, "ACC-005");
+    assert!(
+        m.contains("set (@write) (granted by the selector `(")
+            && m.contains("+set")
+            && m.contains("~tmp:*"),
         "{m}"
     );
     revert().await;
@@ -248,7 +263,9 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     assert_eq!(code, 1);
     let m = message_of(&rep, "ACC-005");
     assert!(
-        m.contains("append (@write)") && m.contains("127.0.1.1:"),
+        m.contains("append (@write)")
+            && m.contains("(granted by `+@write` with keys `~*`)")
+            && m.contains("127.0.1.1:"),
         "{m}"
     );
     assert!(message_of(&rep, "ACC-008").contains("dev_user: DEL session:0001"));

@@ -9,7 +9,7 @@ use epic_audit_lab::aws::AwsDefect;
 
 /// Every AWS-backed check: network, encryption, and the placement checks
 /// of the cluster area.
-const AWS_CHECKS: &str = "network,encryption,CLU-008,CLU-009,CLU-010";
+const AWS_CHECKS: &str = "network,encryption,backup,CLU-008,CLU-009,CLU-010";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
@@ -23,10 +23,19 @@ async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
     let (code, rep, not_passing) = audit_area(&t, AWS_CHECKS, "good");
     assert_eq!(not_passing, vec![], "good inventory");
     assert_eq!(code, 0);
-    assert_eq!(rep["checks"].as_array().unwrap().len(), 10);
-    // Each Redis node joined to its instance; 3 instances x 2 volumes.
+    assert_eq!(rep["checks"].as_array().unwrap().len(), 11);
+    // Each Redis node joined to its instance; 3 instances x 2 volumes, of
+    // which the 3 data volumes (not the root devices) need backups.
     assert_eq!(subjects(&rep, "CLU-010").len(), 6);
     assert_eq!(subjects(&rep, "ENC-001").len(), 6);
+    let backups = subjects(&rep, "BAK-001");
+    assert_eq!(backups.len(), 3, "{backups:?}");
+    assert!(
+        backups
+            .iter()
+            .all(|(s, o, m)| s.contains("/dev/sdf") && o == "pass" && m.contains("encrypted with")),
+        "{backups:?}"
+    );
     assert_eq!(subjects(&rep, "NET-001").len(), 4);
 
     // The environment's evidence store, in the same emulator: a real run
@@ -145,6 +154,12 @@ async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
         ),
         (AwsDefect::KeyDisabled, "ENC-003", "/dev/sdf", "is Disabled"),
         (
+            AwsDefect::NoSnapshot,
+            "BAK-001",
+            "/dev/sdf",
+            "this data volume has no completed snapshot",
+        ),
+        (
             AwsDefect::MastersInOneAz,
             "CLU-008",
             "us-east-1b",
@@ -195,7 +210,7 @@ async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
             }
             // A volume-level defect names exactly the first instance's
             // data volume, linked to its instance and nodes.
-            AwsDefect::UnencryptedVolume | AwsDefect::AwsManagedKey => {
+            AwsDefect::UnencryptedVolume | AwsDefect::AwsManagedKey | AwsDefect::NoSnapshot => {
                 assert_eq!(not_passing.len(), 1, "{name}: {not_passing:?}");
                 assert_eq!(bad.len(), 1, "{name}: {bad:#?}");
                 let (s, _) = &bad[0];
@@ -248,7 +263,7 @@ async fn an_unreachable_or_silent_aws_endpoint_is_an_error_and_redis_is_still_au
             assert_eq!(check(&rep, id)["outcome"], "pass", "{name} {id}");
         }
         // Every AWS check is an error naming the call and the cause.
-        assert_eq!(not_passing.len(), 10, "{name}: {not_passing:?}");
+        assert_eq!(not_passing.len(), 11, "{name}: {not_passing:?}");
         assert!(
             not_passing.iter().all(|(_, o)| o == "error"),
             "{not_passing:?}"

@@ -190,6 +190,39 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
     t.on_nodes(&[2], &["CONFIG", "SET", "protected-mode", "yes"])
         .await;
 
+    // Idle connections never closed on one node: only DATA-006.
+    t.on_nodes(&[3], &["CONFIG", "SET", "timeout", "0"]).await;
+    let (_, rep, bad) = audit_area(&t, AREAS, "timeout-0");
+    assert_eq!(bad, fails(&["DATA-006"]), "{rep:#}");
+    let f = failing_subjects(&rep, "DATA-006");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].0 == t.lab.spec.addr(3).to_string()
+            && f[0]
+                .1
+                .contains("timeout 0: idle client connections are never closed"),
+        "{f:?}"
+    );
+    t.on_nodes(&[3], &["CONFIG", "SET", "timeout", "300"]).await;
+
+    // A short ACL LOG and a quiet server log on one node: only MON-002.
+    t.on_nodes(&[4], &["CONFIG", "SET", "acllog-max-len", "16"])
+        .await;
+    t.on_nodes(&[4], &["CONFIG", "SET", "loglevel", "warning"])
+        .await;
+    let (_, rep, bad) = audit_area(&t, AREAS, "audit-trail");
+    assert_eq!(bad, fails(&["MON-002"]), "{rep:#}");
+    let f = failing_subjects(&rep, "MON-002");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].1.contains("acllog-max-len 16") && f[0].1.contains("loglevel warning drops"),
+        "{f:?}"
+    );
+    t.on_nodes(&[4], &["CONFIG", "SET", "acllog-max-len", "128"])
+        .await;
+    t.on_nodes(&[4], &["CONFIG", "SET", "loglevel", "notice"])
+        .await;
+
     // 250 sessions of which 3 never expire: only DATA-005, naming 3 keys by hash.
     let more: Vec<String> = (0..227)
         .map(|i| format!("session:test-{i:04}-{}", "a".repeat(8)))

@@ -74,6 +74,56 @@ async fn whole_catalogue_on(binary: &str, name: &str) {
         assert_eq!(v["version"], version.as_str(), "{v}");
         assert!(v["build"]["os"].is_string(), "{v}");
     }
+    // Redis 8 loads its built-in vectorset module on every node: the
+    // built-in policy lists it with its reason (DATA-007 passed above) ...
+    for (_, o, m) in subjects(&rep, "DATA-007") {
+        assert!(o == "pass" && m.contains("modules: vectorset ver 1"), "{m}");
+    }
+    // ... and a policy that does not list it fails DATA-007 on every node,
+    // naming the module (the same evidence, judged again).
+    let policy = t.tmp.path().join("policy-no-modules");
+    std::fs::create_dir_all(&policy).unwrap();
+    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/checks")).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap();
+        let start = text.find("allowed = [\n  { name = \"vectorset\"");
+        let text = match start {
+            Some(i) => {
+                let end = i + text[i..].find("\n]").unwrap() + 2;
+                format!("{}allowed = []{}", &text[..i], &text[end..])
+            }
+            None => text,
+        };
+        std::fs::write(policy.join(f.file_name().unwrap()), text).unwrap();
+    }
+    let again = t.out("no-modules");
+    let r = epic_audit(
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "evaluate",
+            out.join("evidence.json").to_str().unwrap(),
+            "--only",
+            "DATA-007",
+            "--unsigned",
+            "--out",
+            again.to_str().unwrap(),
+        ],
+        t.tmp.path(),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let rep = report(&again);
+    let f = subjects(&rep, "DATA-007");
+    assert_eq!(f.len(), 6, "{f:?}");
+    for (_, o, m) in f {
+        assert!(
+            o == "fail"
+                && m.contains(
+                    "module `vectorset` (ver 1) is loaded but not in the policy's allowlist"
+                ),
+            "{m}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

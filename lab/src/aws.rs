@@ -65,15 +65,21 @@ pub enum AwsDefect {
     KeyDisabled,
     /// Account-level EBS encryption by default left off.
     EbsDefaultOff,
+    /// The first instance's data volume never snapshotted (the others
+    /// are, as the seed architecture's daily backup does).
+    NoSnapshot,
     /// The third instance's subnet (and so the instance) in the second
     /// instance's AZ: two masters in one AZ.
     MastersInOneAz,
 }
 
+/// The lab estate's region.
+pub const REGION: &str = "us-east-1";
+
 /// The AWS settings of a lab whose emulator listens on `port`.
 pub fn lab_settings(port: u16, node_ips: &[String]) -> AwsSettings {
     AwsSettings {
-        region: Some("us-east-1".into()),
+        region: Some(REGION.into()),
         profile: None,
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         credentials: AwsCredentials::Emulator,
@@ -421,6 +427,35 @@ pub async fn seed(s: &AwsSettings, defect: AwsDefect) -> Result<Seeded, String> 
             .send()
             .await
             .map_err(failed("ec2:AttachVolume"))?;
+        // The daily backup: a snapshot of the data volume, kept as a copy
+        // encrypted on the customer-managed key (as AWS Backup copies do;
+        // the emulator records the key of a copy, not of a snapshot).
+        if !(defect == AwsDefect::NoSnapshot && n == 0) {
+            let snap = ec2
+                .create_snapshot()
+                .volume_id(&vol)
+                .description(format!("{name} daily backup"))
+                .send()
+                .await
+                .map_err(failed("ec2:CreateSnapshot"))?
+                .snapshot_id()
+                .map(String::from)
+                .ok_or("ec2:CreateSnapshot returned no id")?;
+            ec2.copy_snapshot()
+                .source_snapshot_id(&snap)
+                .source_region(REGION)
+                .encrypted(true)
+                .kms_key_id(&out.key_id)
+                .description(format!("{name} daily backup"))
+                .send()
+                .await
+                .map_err(failed("ec2:CopySnapshot"))?;
+            ec2.delete_snapshot()
+                .snapshot_id(&snap)
+                .send()
+                .await
+                .map_err(failed("ec2:DeleteSnapshot"))?;
+        }
         out.instances.push(id);
         out.data_volumes.push(vol);
     }

@@ -233,6 +233,7 @@ pub(crate) fn node_conf(
          enable-debug-command no\n\
          enable-module-command no\n\
          maxmemory-policy noeviction\n\
+         timeout 300\n\
          daemonize no\n\
          logfile {dir}/redis.log\n\
          masteruser {admin}\n\

@@ -391,12 +391,32 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
         let permitted: Vec<usize> = (0..keys.len()).filter(|&i| inside(&keys[i])).collect();
         let outside: Vec<usize> = (0..keys.len()).filter(|&i| !inside(&keys[i])).collect();
         // Which of the user's real grants reaches a key (for the message).
-        let grants: Vec<String> = v
+        // Each pattern with where it comes from: the root permissions, or a
+        // selector (named as GETUSER prints it).
+        let grants: Vec<(String, String)> = v
             .users
             .iter()
             .filter(|u| u.name == p.user)
-            .flat_map(|u| u.key_patterns())
+            .flat_map(|u| {
+                crate::evidence::acl_key_patterns(&u.keys)
+                    .into_iter()
+                    .map(|k| (k, String::new()))
+                    .chain(u.selectors.iter().flat_map(|sel| {
+                        crate::evidence::acl_key_patterns(sel)
+                            .into_iter()
+                            .map(move |k| {
+                                (
+                                    k,
+                                    format!(
+                                        " of the selector `{}`",
+                                        crate::evidence::selector_text(sel)
+                                    ),
+                                )
+                            })
+                    }))
+            })
             .collect();
+        let user = v.users.iter().find(|u| u.name == p.user);
         let Some(sweep) = v.dryrun.get(&p.user) else {
             let (o, msg) = if v.users.iter().any(|u| u.name == p.user) {
                 (
@@ -412,6 +432,8 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
             return SubjectFinding::new(subject, o, "no DRYRUN results", expected.clone(), msg);
         };
         let mut too_much = Vec::new();
+        // The same commands, by what grants them (what to remove).
+        let mut granted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         let mut key_leaks = Vec::new();
         let mut controls = Vec::new();
         let mut undecided = Vec::new();
@@ -446,7 +468,16 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 });
             if let Some(why) = deny_why {
                 if letters.contains(&'A') {
+                    // Name what lets it through: the root rule or the
+                    // selector, as GETUSER prints it (what to remove).
+                    let by = user
+                        .and_then(|u| u.grant_of(info))
+                        .unwrap_or_else(|| "a rule not recorded for this user".to_string());
                     too_much.push(format!("{} ({why})", info.name));
+                    granted
+                        .entry(by)
+                        .or_default()
+                        .push(format!("{} ({why})", info.name));
                 } else if letters.contains(&'E') {
                     undecided.push(info.name.clone());
                 }
@@ -497,11 +528,15 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
         if !too_much.is_empty() || !key_leaks.is_empty() {
             let mut parts = Vec::new();
             if !too_much.is_empty() {
+                let by: Vec<String> = granted
+                    .iter()
+                    .map(|(g, cmds)| format!("{} (granted by {g})", first_of(cmds, 12)))
+                    .collect();
                 parts.push(format!(
                     "{} may run {} command(s) the policy denies: {}",
                     p.user,
                     too_much.len(),
-                    first_of(&too_much, 12)
+                    by.join("; ")
                 ));
             }
             for &o in &outside {
@@ -515,8 +550,8 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                 }
                 let granted_by: Vec<String> = grants
                     .iter()
-                    .filter(|g| glob(g, &keys[o]))
-                    .map(|g| format!("`~{g}`"))
+                    .filter(|(g, _)| glob(g, &keys[o]))
+                    .map(|(g, from)| format!("`~{g}`{from}"))
                     .collect();
                 parts.push(format!(
                     "{} can use {} command(s) on key `{}`{}, outside {}: {}",

@@ -11,7 +11,8 @@ use crate::evidence::{
 
 const CONFIG_METHOD: &str = "On every node, as the audit user over TLS: CONFIG GET appendonly \
 appendfsync maxmemory-policy protected-mode enable-debug-command enable-module-command \
-cluster-require-full-coverage aclfile, INFO persistence and INFO replication. Read-only.";
+cluster-require-full-coverage aclfile timeout maxclients tcp-keepalive acllog-max-len logfile \
+syslog-enabled loglevel, INFO persistence, INFO replication and INFO modules. Read-only.";
 
 /// The data and monitoring rules.
 pub(crate) fn rules() -> Vec<Rule> {
@@ -20,6 +21,19 @@ pub(crate) fn rules() -> Vec<Rule> {
         Rule::new("data.eviction", &[ProbeId::DataConfig], CONFIG_METHOD, eviction),
         Rule::new("data.hardening", &[ProbeId::DataConfig], CONFIG_METHOD, hardening),
         Rule::new("data.replicas", &[ProbeId::DataConfig], CONFIG_METHOD, replicas),
+        Rule::new(
+            "data.connections",
+            &[ProbeId::DataConfig],
+            CONFIG_METHOD,
+            connections,
+        ),
+        Rule::new("data.modules", &[ProbeId::DataConfig], CONFIG_METHOD, modules),
+        Rule::new(
+            "monitoring.audit_trail",
+            &[ProbeId::DataConfig],
+            CONFIG_METHOD,
+            audit_trail,
+        ),
         Rule::new(
             "data.session_ttl",
             &[ProbeId::Sessions],
@@ -133,6 +147,340 @@ fn eviction(ev: &EvidenceSet, p: &EvictionParams) -> Vec<SubjectFinding> {
                 format!("maxmemory-policy {got}"),
                 expected.clone(),
                 format!("under memory pressure Redis silently drops keys (clinical sessions); set `maxmemory-policy {}` and size memory", p.policy),
+            )
+        }
+    })
+}
+
+/// The settings `keys` of a node, or the `error` finding naming those the
+/// node did not report (a CONFIG GET that left a key out is no evidence).
+fn settings<'a, const N: usize>(
+    subject: &str,
+    v: &'a DataNodeView,
+    keys: [&str; N],
+    expected: &str,
+) -> Result<[&'a str; N], SubjectFinding> {
+    let missing: Vec<&str> = keys
+        .iter()
+        .filter(|k| !v.config.contains_key(**k))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(SubjectFinding::new(
+            subject,
+            Outcome::Error,
+            format!("CONFIG GET did not return {}", missing.join(", ")),
+            expected,
+            format!(
+                "the node did not report {}: nothing to judge (a server that does not know the setting, \
+                 or a CONFIG GET the audit user may not run in full)",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(keys.map(|k| v.config[k].as_str()))
+}
+
+/// Parameters of `data.connections`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConnectionParams {
+    /// The longest a client connection may stay idle before the node
+    /// closes it (`timeout`, seconds; 0 = never is a finding).
+    pub max_idle_timeout_s: u64,
+    /// The most client connections a node may accept (`maxclients`).
+    pub max_clients: u64,
+}
+
+fn connections(ev: &EvidenceSet, p: &ConnectionParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "timeout 1..={} s (idle connections closed), maxclients <= {}, tcp-keepalive > 0",
+        p.max_idle_timeout_s, p.max_clients
+    );
+    each(data_views(ev), &expected, |subject, v| {
+        let [timeout, maxclients, keepalive] = match settings(
+            subject,
+            v,
+            ["timeout", "maxclients", "tcp-keepalive"],
+            &expected,
+        ) {
+            Ok(s) => s,
+            Err(f) => return f,
+        };
+        let observed =
+            format!("timeout {timeout}, maxclients {maxclients}, tcp-keepalive {keepalive}");
+        let num = |k: &str, x: &str| {
+            x.parse::<u64>()
+                .map_err(|_| format!("{k} `{x}` is not a number"))
+        };
+        let mut problems = Vec::new();
+        match num("timeout", timeout) {
+            Ok(0) => problems.push(format!(
+                "timeout 0: idle client connections are never closed, so an abandoned authenticated \
+                 connection stays usable indefinitely (no automatic logoff); set `timeout` to at most {} \
+                 (CONFIG SET timeout N and in redis.conf)",
+                p.max_idle_timeout_s
+            )),
+            Ok(t) if t > p.max_idle_timeout_s => problems.push(format!(
+                "timeout {t} s exceeds the policy's {} s: idle connections stay open too long; lower it \
+                 (CONFIG SET timeout {} and in redis.conf)",
+                p.max_idle_timeout_s, p.max_idle_timeout_s
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(e),
+        }
+        match num("maxclients", maxclients) {
+            Ok(m) if m > p.max_clients => problems.push(format!(
+                "maxclients {m} exceeds the policy's {}: set `maxclients {}`",
+                p.max_clients, p.max_clients
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(e),
+        }
+        match num("tcp-keepalive", keepalive) {
+            Ok(0) => problems.push(
+                "tcp-keepalive 0: connections of vanished peers are never detected and stay open; set \
+                 `tcp-keepalive 300`"
+                    .to_string(),
+            ),
+            Ok(_) => {}
+            Err(e) => problems.push(e),
+        }
+        if problems.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected.clone(),
+                format!(
+                    "idle client connections are closed after {timeout} s and at most {maxclients} are accepted \
+                     (replication links and Pub/Sub subscribers are exempt from timeout, by Redis's design)"
+                ),
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                problems.join("; "),
+            )
+        }
+    })
+}
+
+/// One module the policy allows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AllowedModule {
+    /// Its name as INFO modules gives it (`name=`).
+    pub name: String,
+    /// The lowest acceptable `ver=` (an integer, e.g. 80002), if any.
+    #[serde(default)]
+    pub min_version: Option<u64>,
+    /// Why it is allowed (shown in the finding).
+    pub reason: String,
+}
+
+/// Parameters of `data.modules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModuleParams {
+    /// The modules a node may load; any other is a finding.
+    pub allowed: Vec<AllowedModule>,
+}
+
+fn modules(ev: &EvidenceSet, p: &ModuleParams) -> Vec<SubjectFinding> {
+    let allowed = if p.allowed.is_empty() {
+        "none".to_string()
+    } else {
+        p.allowed
+            .iter()
+            .map(|a| match a.min_version {
+                Some(v) => format!("{} (ver >= {v})", a.name),
+                None => a.name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let expected = format!("only allowlisted modules loaded ({allowed}), the same on every node");
+    let views = data_views(ev);
+    let list = |m: &[crate::evidence::ModuleInfo]| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|x| format!("{} ver {}", x.name, x.version))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    // Every distinct module list the nodes reported, for the same-on-every-
+    // node rule.
+    let mut seen: Vec<String> = views
+        .iter()
+        .filter_map(|(_, r)| r.ok().and_then(|v| v.modules.as_deref()).map(list))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    each(views, &expected, |subject, v| {
+        let Some(loaded) = v.modules.as_deref() else {
+            return SubjectFinding::new(
+                subject,
+                Outcome::Error,
+                "INFO modules not observed",
+                expected.clone(),
+                "the evidence has no INFO modules for this node (recorded by an older epic-audit): nothing to judge",
+            );
+        };
+        // Read in the same pipeline as INFO modules: a node whose CONFIG
+        // GET came back without it was not observed in full.
+        let [runtime_load] = match settings(subject, v, ["enable-module-command"], &expected) {
+            Ok(s) => s,
+            Err(f) => return f,
+        };
+        let observed = format!(
+            "modules: {} (enable-module-command {runtime_load})",
+            list(loaded)
+        );
+        let mut problems = Vec::new();
+        for m in loaded {
+            match p.allowed.iter().find(|a| a.name == m.name) {
+                None => problems.push(format!(
+                    "module `{}` (ver {}) is loaded but not in the policy's allowlist: unload it (remove its \
+                     loadmodule line and restart the node) or document it in the policy with a reason",
+                    m.name, m.version
+                )),
+                Some(a) => {
+                    if let Some(min) = a.min_version {
+                        match m.version.parse::<u64>() {
+                            Ok(v) if v >= min => {}
+                            _ => problems.push(format!(
+                                "module `{}` ver {} is below the policy's minimum {min}: upgrade it",
+                                m.name, m.version
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+        if seen.len() > 1 {
+            problems.push(format!(
+                "the nodes do not load the same modules ({}): a command can behave differently per node",
+                seen.join(" | ")
+            ));
+        }
+        if problems.is_empty() {
+            let why: Vec<String> = loaded
+                .iter()
+                .filter_map(|m| p.allowed.iter().find(|a| a.name == m.name))
+                .map(|a| format!("{}: {}", a.name, a.reason))
+                .collect();
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected.clone(),
+                if why.is_empty() {
+                    "no module is loaded".to_string()
+                } else {
+                    format!("every loaded module is allowlisted ({})", why.join("; "))
+                },
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                problems.join("; "),
+            )
+        }
+    })
+}
+
+/// Parameters of `monitoring.audit_trail`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditTrailParams {
+    /// The fewest ACL LOG entries a node must keep (`acllog-max-len`).
+    pub min_acllog_len: u64,
+    /// Log levels that record the server's security-relevant events.
+    pub loglevels: Vec<String>,
+}
+
+/// What open-source Redis and Valkey cannot record, said in every audit
+/// trail finding so that no pass implies more.
+const NO_COMMAND_LOG: &str = "Redis keeps no log of the commands clients run: the ACL LOG holds \
+only the last denied commands and failed logins, in memory (lost on restart, cleared by ACL LOG RESET), \
+and the server log records server events, not who ran what; ship both off the node for a durable trail";
+
+fn audit_trail(ev: &EvidenceSet, p: &AuditTrailParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "acllog-max-len >= {}, a durable server log (logfile set or syslog-enabled yes), loglevel {}",
+        p.min_acllog_len,
+        p.loglevels.join("/")
+    );
+    each(data_views(ev), &expected, |subject, v| {
+        let [acllog, logfile, syslog, level] = match settings(
+            subject,
+            v,
+            ["acllog-max-len", "logfile", "syslog-enabled", "loglevel"],
+            &expected,
+        ) {
+            Ok(s) => s,
+            Err(f) => return f,
+        };
+        let destination = match (logfile.is_empty(), syslog == "yes") {
+            (false, true) => format!("logfile {logfile} and syslog"),
+            (false, false) => format!("logfile {logfile}"),
+            (true, true) => "syslog".to_string(),
+            (true, false) => "standard output only".to_string(),
+        };
+        let observed = format!("acllog-max-len {acllog}, log to {destination}, loglevel {level}");
+        let mut problems = Vec::new();
+        match acllog.parse::<u64>() {
+            Ok(n) if n >= p.min_acllog_len => {}
+            Ok(n) => problems.push(format!(
+                "acllog-max-len {n} keeps fewer than the policy's {} denied commands and failed logins: \
+                 set `acllog-max-len {}`",
+                p.min_acllog_len, p.min_acllog_len
+            )),
+            Err(_) => problems.push(format!("acllog-max-len `{acllog}` is not a number")),
+        }
+        if logfile.is_empty() && syslog != "yes" {
+            problems.push(
+                "the server logs to standard output only (logfile \"\", syslog-enabled no): whether \
+                 anything keeps it cannot be told from the node; set `logfile /var/log/redis/redis-server.log` \
+                 or `syslog-enabled yes`"
+                    .to_string(),
+            );
+        }
+        if !p.loglevels.iter().any(|l| l == level) {
+            problems.push(format!(
+                "loglevel {level} drops the server's security-relevant events (failovers, replication and \
+                 persistence errors, configuration rewrites); set `loglevel {}`",
+                p.loglevels.first().map(String::as_str).unwrap_or("notice")
+            ));
+        }
+        if problems.is_empty() {
+            SubjectFinding::new(
+                subject,
+                Outcome::Pass,
+                observed,
+                expected.clone(),
+                format!(
+                    "the ACL LOG keeps the last {acllog} denied commands and failed logins, and the server \
+                     logs to {destination} at {level}. {NO_COMMAND_LOG}"
+                ),
+            )
+        } else {
+            SubjectFinding::new(
+                subject,
+                Outcome::Fail,
+                observed,
+                expected.clone(),
+                format!("{}. {NO_COMMAND_LOG}", problems.join("; ")),
             )
         }
     })

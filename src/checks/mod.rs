@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 pub(crate) mod access;
+pub(crate) mod backup;
 pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod encryption;
@@ -31,5 +32,6 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     rules.extend(network::rules());
     rules.extend(encryption::rules());
     rules.extend(placement::rules());
+    rules.extend(backup::rules());
     rules.into_iter().map(|r| (r.name, r)).collect()
 }

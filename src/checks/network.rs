@@ -542,6 +542,8 @@ mod tests {
             }],
             volumes: Vec::new(),
             keys: Vec::new(),
+            snapshots: None,
+            snapshots_error: None,
             ebs_encryption_by_default: Some(true),
             ebs_encryption_by_default_error: None,
         };

@@ -196,7 +196,7 @@ pub(crate) fn with_aws(
                     expected,
                     format!(
                     "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
-                     with --skip network,encryption,CLU-008,CLU-009,CLU-010",
+                     with --skip network,encryption,backup,CLU-008,CLU-009,CLU-010",
                     fl.message
                 ),
                 )]

@@ -290,6 +290,73 @@ impl AclUser {
     }
 }
 
+/// The last command rule of `rules` (as GETUSER prints them: `-@all
+/// +@read +set|get ...`) that decides `cmd`: `Some(rule)` when it ends
+/// allowed (the `+` rule that granted it), `None` when denied or never
+/// named. Redis applies the rules left to right, the same way.
+pub(crate) fn deciding_grant(rules: &str, cmd: &CommandInfo) -> Option<String> {
+    let parent = cmd.name.split_once('|').map(|(p, _)| p);
+    let mut grant: Option<String> = None;
+    for t in rules.split_whitespace() {
+        let t = t.trim_matches(|c| c == '(' || c == ')');
+        let (allow, what) = match t {
+            "allcommands" => (true, "@all"),
+            "nocommands" => (false, "@all"),
+            _ => match (t.strip_prefix('+'), t.strip_prefix('-')) {
+                (Some(w), _) => (true, w),
+                (_, Some(w)) => (false, w),
+                _ => continue,
+            },
+        };
+        let hits = match what.strip_prefix('@') {
+            Some("all") => true,
+            Some(cat) => cmd
+                .categories
+                .iter()
+                .any(|c| c.trim_start_matches('@').eq_ignore_ascii_case(cat)),
+            None => {
+                what.eq_ignore_ascii_case(&cmd.name)
+                    || parent.is_some_and(|p| what.eq_ignore_ascii_case(p))
+            }
+        };
+        if hits {
+            grant = allow.then(|| t.to_string());
+        }
+    }
+    grant
+}
+
+impl AclUser {
+    /// What lets the user run `cmd`, as GETUSER prints it: the root rule
+    /// (`+@write`, with the root key patterns) or the selector that allows
+    /// it (`(+set ~tmp:*)`), for a finding to name what to remove. `None`
+    /// when neither allows it.
+    pub(crate) fn grant_of(&self, cmd: &CommandInfo) -> Option<String> {
+        if let Some(rule) = deciding_grant(&self.commands, cmd) {
+            let keys = self.keys.trim();
+            return Some(if keys.is_empty() {
+                format!("`{rule}` (no key pattern)")
+            } else {
+                format!("`{rule}` with keys `{keys}`")
+            });
+        }
+        self.selectors
+            .iter()
+            .find(|s| deciding_grant(s, cmd).is_some())
+            .map(|s| format!("the selector `{}`", selector_text(s)))
+    }
+}
+
+/// A selector as ACL LIST writes it, `(-@all +set ~tmp:*)`, from its
+/// recorded form (which may carry empty fields).
+pub(crate) fn selector_text(s: &str) -> String {
+    let inner = s.trim().trim_start_matches('(').trim_end_matches(')');
+    format!(
+        "({})",
+        inner.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
+}
+
 /// Counts of ACL LOG entries; never the objects (a denied key may be a
 /// session id).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -478,5 +545,75 @@ impl DryRunVerdict {
 impl PartialEq<char> for DryRunVerdict {
     fn eq(&self, other: &char) -> bool {
         self.letter() == *other
+    }
+}
+
+#[cfg(test)]
+mod grant_tests {
+    use super::*;
+
+    fn cmd(name: &str, cats: &[&str]) -> CommandInfo {
+        CommandInfo {
+            name: name.into(),
+            arity: -3,
+            flags: Vec::new(),
+            categories: cats.iter().map(|c| c.to_string()).collect(),
+            first_key: 1,
+            last_key: 1,
+            step: 1,
+            container: false,
+        }
+    }
+
+    fn user(commands: &str, keys: &str, selectors: &[&str]) -> AclUser {
+        AclUser {
+            name: "dev_user".into(),
+            flags: vec!["on".into()],
+            password_count: 1,
+            password_fingerprints: Vec::new(),
+            commands: commands.into(),
+            keys: keys.into(),
+            channels: String::new(),
+            selectors: selectors.iter().map(|s| s.to_string()).collect(),
+            rule: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_rule_or_selector_that_grants_a_command_is_named() {
+        let set = cmd("set", &["@write", "@string", "@slow"]);
+        let get = cmd("get", &["@read", "@string", "@fast"]);
+        let cfg = cmd("config|set", &["@admin", "@slow", "@dangerous"]);
+        // Left to right, the last rule that names the command decides.
+        assert_eq!(
+            deciding_grant("-@all +@read", &get).as_deref(),
+            Some("+@read")
+        );
+        assert_eq!(deciding_grant("-@all +@read", &set), None);
+        assert_eq!(deciding_grant("+@all -@write", &set), None);
+        assert_eq!(deciding_grant("-@all +@write -set", &set), None);
+        assert_eq!(deciding_grant("-@all +set", &set).as_deref(), Some("+set"));
+        assert_eq!(
+            deciding_grant("allcommands", &cfg).as_deref(),
+            Some("allcommands")
+        );
+        assert_eq!(
+            deciding_grant("-@all +config", &cfg).as_deref(),
+            Some("+config")
+        );
+        assert_eq!(deciding_grant("-@all +config|get", &cfg), None);
+        // A Redis 7 selector grants a write the root denies: it is named.
+        let u = user("-@all +@read", "~*", &["(-@all +set ~tmp:* )"]);
+        assert_eq!(
+            u.grant_of(&set).as_deref(),
+            Some("the selector `(-@all +set ~tmp:*)`")
+        );
+        assert_eq!(u.grant_of(&get).as_deref(), Some("`+@read` with keys `~*`"));
+        let u = user("-@all +@read +@write", "~*", &[]);
+        assert_eq!(
+            u.grant_of(&set).as_deref(),
+            Some("`+@write` with keys `~*`")
+        );
+        assert_eq!(user("-@all +@read", "~*", &[]).grant_of(&set), None);
     }
 }

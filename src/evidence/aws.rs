@@ -30,8 +30,15 @@ pub struct AwsInventory {
     pub vpcs: Vec<Vpc>,
     /// Every EBS volume attached to a cluster instance.
     pub volumes: Vec<Volume>,
-    /// Every KMS key a volume names, resolved.
+    /// Every KMS key a volume or snapshot names, resolved.
     pub keys: Vec<KmsKey>,
+    /// The snapshots of the cluster's volumes (absent: not read, in
+    /// evidence recorded before they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Vec<Snapshot>>,
+    /// Why the snapshots could not be read (names the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots_error: Option<String>,
     /// Account-level EBS encryption by default in this region.
     pub ebs_encryption_by_default: Option<bool>,
     /// Why `ebs_encryption_by_default` is unknown.
@@ -59,6 +66,10 @@ pub struct Ec2Instance {
     pub security_groups: Vec<String>,
     /// Block devices: (device name, volume id).
     pub block_devices: Vec<(String, String)>,
+    /// The root device's name (`/dev/xvda`): every other block device is
+    /// a data volume (absent in evidence recorded before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_device: Option<String>,
 }
 
 /// A Redis node joined to its instance.
@@ -151,6 +162,26 @@ pub struct Volume {
     pub kms_key_id: Option<String>,
     /// Attachments: (instance id, device).
     pub attachments: Vec<(String, String)>,
+    /// When the volume was created (absent in older evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// An EBS snapshot of a cluster volume (DescribeSnapshots, owner self).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// `snap-...`.
+    pub id: String,
+    /// The volume it was taken of.
+    pub volume_id: String,
+    /// `pending`, `completed`, `error`, ...
+    pub state: String,
+    /// When it was started (its point in time).
+    pub started: Option<chrono::DateTime<chrono::Utc>>,
+    /// Encrypted.
+    pub encrypted: bool,
+    /// Its KMS key as EC2 reports it.
+    pub kms_key_id: Option<String>,
 }
 
 /// A KMS key as DescribeKey, GetKeyRotationStatus and ListAliases see it.

@@ -15,6 +15,20 @@ pub struct DataNodeView {
     pub persistence: BTreeMap<String, String>,
     /// INFO replication (role, connected_slaves, slaveN, master_link_status).
     pub replication: BTreeMap<String, String>,
+    /// The loaded modules (INFO modules); absent in evidence recorded
+    /// before they were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules: Option<Vec<ModuleInfo>>,
+}
+
+/// One loaded module, as INFO modules lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// `name=`.
+    pub name: String,
+    /// `ver=`: the module's version as an integer (e.g. `80002` for 8.0.2,
+    /// `1` for Redis 8's built-in vectorset).
+    pub version: String,
 }
 
 /// Session-scan settings, from the TTL check's parameters. The pattern and

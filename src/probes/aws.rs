@@ -23,7 +23,8 @@ use crate::aws::{api_failure, sdk_config};
 use crate::config::{AwsSettings, NodeAddr, Timeouts};
 use crate::evidence::{
     AwsInventory, Ec2Instance, Evidence, FailureKind, IngressRule, JoinedBy, KmsKey, NodePlacement,
-    Observation, Observed, PrefixList, ProbeFailure, ProbeId, SecurityGroup, Source, Volume, Vpc,
+    Observation, Observed, PrefixList, ProbeFailure, ProbeId, SecurityGroup, Snapshot, Source,
+    Volume, Vpc,
 };
 
 /// Looks at the AWS estate of the environment.
@@ -54,8 +55,8 @@ impl Probe for AwsProbe {
             let subject = format!("aws:{region}");
             let method = format!(
                 "AWS SDK, read-only: ec2 DescribeInstances ({}), DescribeSecurityGroups, \
-                 GetManagedPrefixListEntries, DescribeVpcs, DescribeVolumes, \
-                 GetEbsEncryptionByDefault; kms DescribeKey, GetKeyRotationStatus, ListAliases{}",
+                 GetManagedPrefixListEntries, DescribeVpcs, DescribeVolumes, DescribeSnapshots \
+                 (owner self, by volume), GetEbsEncryptionByDefault; kms DescribeKey, GetKeyRotationStatus, ListAliases{}",
                 discovery_label(&settings),
                 settings
                     .endpoint
@@ -169,9 +170,20 @@ pub(crate) async fn inventory(
                 Some(api_failure("ec2:GetEbsEncryptionByDefault", &e).message),
             ),
         };
+    let volume_ids: Vec<String> = volumes.iter().map(|v| v.id.clone()).collect();
+    let (snapshots, snapshots_error) = match describe_snapshots(&ec2, &volume_ids).await {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e)),
+    };
     let references: BTreeSet<String> = volumes
         .iter()
         .filter_map(|v| v.kms_key_id.clone())
+        .chain(
+            snapshots
+                .iter()
+                .flatten()
+                .filter_map(|s| s.kms_key_id.clone()),
+        )
         .collect();
     let keys = describe_keys(&kms, &references).await;
 
@@ -187,6 +199,8 @@ pub(crate) async fn inventory(
         vpcs,
         volumes,
         keys,
+        snapshots,
+        snapshots_error,
         ebs_encryption_by_default,
         ebs_encryption_by_default_error,
     })
@@ -272,6 +286,7 @@ async fn describe_instances(
                         ))
                     })
                     .collect(),
+                root_device: i.root_device_name().map(String::from),
             });
         }
     }
@@ -483,10 +498,57 @@ async fn describe_volumes(
                         )
                     })
                     .collect(),
+                created: v
+                    .create_time()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
             });
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The snapshots this account owns of `volume_ids` (paginated). A refusal
+/// is kept as the error, so that only the backup check is `error`.
+async fn describe_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    volume_ids: &[String],
+) -> Result<Vec<Snapshot>, String> {
+    if volume_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let call = "ec2:DescribeSnapshots";
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("volume-id")
+                .set_values(Some(volume_ids.to_vec()))
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| api_failure(call, &e).message)?;
+        for s in page.snapshots() {
+            out.push(Snapshot {
+                id: s.snapshot_id().unwrap_or_default().to_string(),
+                volume_id: s.volume_id().unwrap_or_default().to_string(),
+                state: s
+                    .state()
+                    .map(|x| x.as_str().to_string())
+                    .unwrap_or_default(),
+                started: s
+                    .start_time()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                encrypted: s.encrypted().unwrap_or(false),
+                kms_key_id: s.kms_key_id().map(String::from),
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.volume_id, a.started, &a.id).cmp(&(&b.volume_id, b.started, &b.id)));
     Ok(out)
 }
 
@@ -595,6 +657,7 @@ mod tests {
             subnet_id: None,
             security_groups: Vec::new(),
             block_devices: Vec::new(),
+            root_device: None,
         }
     }
 

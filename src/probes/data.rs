@@ -16,13 +16,13 @@ use tokio::time::timeout;
 use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::{MonitoringSettings, NodeAddr};
 use crate::evidence::{
-    DataNodeView, Evidence, ExporterView, FailureKind, Observation, ProbeFailure, ProbeId,
-    SessionScanSettings, SessionScanView,
+    DataNodeView, Evidence, ExporterView, FailureKind, ModuleInfo, Observation, ProbeFailure,
+    ProbeId, SessionScanSettings, SessionScanView,
 };
 use crate::resp::{as_text, describe, error_text, parse_info, Frame};
 
 /// Settings read with CONFIG GET.
-pub(crate) const CONFIG_KEYS: [&str; 8] = [
+pub(crate) const CONFIG_KEYS: [&str; 15] = [
     "appendonly",
     "appendfsync",
     "maxmemory-policy",
@@ -31,6 +31,13 @@ pub(crate) const CONFIG_KEYS: [&str; 8] = [
     "enable-module-command",
     "cluster-require-full-coverage",
     "aclfile",
+    "timeout",
+    "maxclients",
+    "tcp-keepalive",
+    "acllog-max-len",
+    "logfile",
+    "syslog-enabled",
+    "loglevel",
 ];
 
 pub(crate) use super::scaffold::RunSalt;
@@ -49,6 +56,7 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
             words(&get),
             words(&["INFO", "persistence"]),
             words(&["INFO", "replication"]),
+            words(&["INFO", "modules"]),
         ])
         .await?;
     let mut config = BTreeMap::new();
@@ -90,14 +98,42 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
                 || k.starts_with("slave") && k[5..].chars().all(|c| c.is_ascii_digit())
         })
         .collect();
+    let modules = as_text(&r[3])
+        .map(|t| parse_modules(&t))
+        .ok_or_else(|| ProbeFailure {
+            kind: FailureKind::UnexpectedReply,
+            message: format!("{addr}: INFO modules answered {}", describe(r.get(3))),
+        })?;
     Ok(DataNodeView {
         config,
         persistence,
         replication,
+        modules: Some(modules),
     })
 }
 
-/// CONFIG GET + INFO persistence/replication on every node.
+/// The modules of INFO modules: `module:name=vectorset,ver=1,api=1,...`
+/// lines (an empty section: none loaded).
+pub(crate) fn parse_modules(text: &str) -> Vec<ModuleInfo> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("module:"))
+        .map(|fields| {
+            let field = |k: &str| {
+                fields
+                    .split(',')
+                    .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            ModuleInfo {
+                name: field("name"),
+                version: field("ver"),
+            }
+        })
+        .collect()
+}
+
+/// CONFIG GET + INFO persistence/replication/modules on every node.
 pub(crate) struct DataConfigProbe;
 
 impl Probe for DataConfigProbe {
@@ -108,7 +144,7 @@ impl Probe for DataConfigProbe {
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
             let method = format!(
-                "CONFIG GET {}; INFO persistence; INFO replication; as {}",
+                "CONFIG GET {}; INFO persistence; INFO replication; INFO modules; as {}",
                 CONFIG_KEYS.join(" "),
                 ctx.user
             );

@@ -1,0 +1,294 @@
+//! The backup rule: every data volume of every cluster instance has a
+//! recent completed EBS snapshot, encrypted with a customer-managed key,
+//! and snapshots kept long enough (HIPAA's data backup plan,
+//! 164.308(a)(7)(ii)(A), asks for retrievable exact copies; the AOF of
+//! DATA-001 sits on the volume it would have to restore).
+//!
+//! Each data volume is a subject named volume -> instance -> Redis node(s).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::rule::{with_aws, Outcome, Rule, SubjectFinding};
+use crate::evidence::{AwsInventory, EvidenceSet, ProbeId, Snapshot, Volume};
+
+const METHOD: &str = "AWS SDK: ec2 DescribeInstances by the discovery tag (root device of each), \
+DescribeVolumes filtered by attachment.instance-id, DescribeSnapshots owned by this account \
+filtered by volume-id (paginated), and kms DescribeKey/ListAliases for each snapshot's key. \
+Read-only.";
+
+/// The backup rules.
+pub(crate) fn rules() -> Vec<Rule> {
+    vec![Rule::new(
+        "backup.snapshots",
+        &[ProbeId::Aws],
+        METHOD,
+        snapshots,
+    )]
+}
+
+/// Which volumes hold Redis data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Volumes {
+    /// Every volume but the instance's root device.
+    Data,
+    /// Every attached volume, the root device included (Redis's `dir` on
+    /// the root volume).
+    All,
+}
+
+/// Parameters of `backup.snapshots`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SnapshotParams {
+    /// The newest completed snapshot may be at most this old.
+    pub max_age_hours: i64,
+    /// The oldest kept snapshot must be at least this old (or cover the
+    /// volume's whole life, when the volume is younger).
+    pub retention_days: i64,
+    /// Which volumes hold Redis data.
+    pub volumes: Volumes,
+}
+
+fn age(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    let h = (now - t).num_hours();
+    if h >= 48 {
+        format!("{} days", h / 24)
+    } else if h >= 1 {
+        format!("{h} h")
+    } else {
+        format!("{} min", (now - t).num_minutes().max(0))
+    }
+}
+
+/// `vol-1 (i-1 /dev/sdf; node 127.0.1.1:6379)`.
+fn subject(inv: &AwsInventory, v: &Volume) -> String {
+    let att: Vec<String> = v
+        .attachments
+        .iter()
+        .map(|(i, d)| {
+            let nodes = inv.nodes_on(i);
+            if nodes.is_empty() {
+                format!("{i} {d}")
+            } else {
+                format!("{i} {d}; node(s) {}", nodes.join(", "))
+            }
+        })
+        .collect();
+    format!("{} ({})", v.id, att.join(" | "))
+}
+
+fn snapshots(ev: &EvidenceSet, p: &SnapshotParams) -> Vec<SubjectFinding> {
+    let expected = format!(
+        "every Redis data volume: a completed snapshot no older than {} h, encrypted with a \
+         customer-managed key, and snapshots kept for {} days",
+        p.max_age_hours, p.retention_days
+    );
+    let now = ev.finished_at;
+    with_aws(ev, &expected, |inv| {
+        let Some(snaps) = inv.snapshots.as_deref() else {
+            return vec![SubjectFinding::new(
+                format!("aws:{}", inv.region),
+                Outcome::Error,
+                "snapshots not read",
+                expected.clone(),
+                match &inv.snapshots_error {
+                    Some(e) => format!(
+                        "could not be checked: {e}; grant the audit's AWS identity ec2:DescribeSnapshots"
+                    ),
+                    None => "could not be checked: the evidence has no snapshot list (recorded by an \
+                             older epic-audit)"
+                        .to_string(),
+                },
+            )];
+        };
+        let mut out = Vec::new();
+        for i in &inv.instances {
+            let data: Vec<&Volume> = i
+                .block_devices
+                .iter()
+                .filter(|(dev, _)| {
+                    p.volumes == Volumes::All || i.root_device.as_deref() != Some(dev.as_str())
+                })
+                .filter_map(|(_, vol)| inv.volumes.iter().find(|v| &v.id == vol))
+                .collect();
+            let nodes = inv.nodes_on(&i.id);
+            if p.volumes == Volumes::Data && i.root_device.is_none() {
+                out.push(SubjectFinding::new(
+                    format!("{} (node(s) {})", i.id, nodes.join(", ")),
+                    Outcome::Error,
+                    "root device not reported",
+                    expected.clone(),
+                    "could not tell the data volumes from the root volume: DescribeInstances gave no \
+                     RootDeviceName for this instance",
+                ));
+                continue;
+            }
+            if data.is_empty() {
+                out.push(SubjectFinding::new(
+                    format!("{} (node(s) {})", i.id, nodes.join(", ")),
+                    Outcome::Error,
+                    format!(
+                        "no EBS volume besides the root device ({})",
+                        i.root_device.as_deref().unwrap_or("?")
+                    ),
+                    expected.clone(),
+                    "where this instance keeps its Redis data was not found: it has no EBS data \
+                     volume (instance store, or data on the root volume). Set this check's \
+                     `volumes = \"all\"` if Redis's `dir` is on the root volume; data on an instance \
+                     store has no EBS snapshot to judge",
+                ));
+                continue;
+            }
+            for v in data {
+                out.push(judge_volume(inv, v, snaps, p, now, &expected));
+            }
+        }
+        out
+    })
+}
+
+fn judge_volume(
+    inv: &AwsInventory,
+    v: &Volume,
+    snaps: &[Snapshot],
+    p: &SnapshotParams,
+    now: DateTime<Utc>,
+    expected: &str,
+) -> SubjectFinding {
+    let subject = subject(inv, v);
+    let completed: Vec<(&Snapshot, DateTime<Utc>)> = snaps
+        .iter()
+        .filter(|s| s.volume_id == v.id && s.state == "completed")
+        .filter_map(|s| s.started.map(|t| (s, t)))
+        .collect();
+    let pending = snaps
+        .iter()
+        .filter(|s| s.volume_id == v.id && s.state != "completed")
+        .count();
+    let (Some(newest), Some(oldest)) = (
+        completed.iter().max_by_key(|(_, t)| *t),
+        completed.iter().min_by_key(|(_, t)| *t),
+    ) else {
+        return SubjectFinding::new(
+            subject,
+            Outcome::Fail,
+            format!("no completed snapshot ({pending} not completed)"),
+            expected,
+            "this data volume has no completed snapshot: nothing to restore it from if the volume \
+             or the node is lost (AOF and replicas do not survive a FLUSHALL or a bad write); back it \
+             up with AWS Backup or a Data Lifecycle Manager policy (daily, encrypted, retained)",
+        );
+    };
+    let observed = format!(
+        "{} completed snapshot(s); newest {} ({} ago, {}), oldest {} ({} ago){}",
+        completed.len(),
+        newest.0.id,
+        age(now, newest.1),
+        if newest.0.encrypted {
+            format!(
+                "encrypted with {}",
+                newest.0.kms_key_id.as_deref().unwrap_or("?")
+            )
+        } else {
+            "not encrypted".to_string()
+        },
+        oldest.0.id,
+        age(now, oldest.1),
+        v.created
+            .map(|c| format!("; volume created {} ago", age(now, c)))
+            .unwrap_or_default()
+    );
+    let mut problems = Vec::new();
+    let mut unknown = Vec::new();
+    if now - newest.1 > Duration::hours(p.max_age_hours) {
+        problems.push(format!(
+            "the newest completed snapshot is {} old, more than {} h: a restore loses everything since",
+            age(now, newest.1),
+            p.max_age_hours
+        ));
+    }
+    // Every completed snapshot is a copy someone could restore: each must
+    // be encrypted on a customer-managed key (as ENC-002 asks of volumes).
+    for (s, _) in &completed {
+        match (s.encrypted, s.kms_key_id.as_deref()) {
+            (false, _) => problems.push(format!("snapshot {} is not encrypted", s.id)),
+            (true, None) => unknown.push(format!("snapshot {} names no KMS key", s.id)),
+            (true, Some(r)) => match inv.key(r) {
+                Some(k) if k.key_id.is_some() && k.aws_managed() => problems.push(format!(
+                    "snapshot {} is encrypted with the AWS-managed key {}: copy it onto the \
+                     customer-managed key",
+                    s.id,
+                    k.label()
+                )),
+                Some(k) if k.key_id.is_some() => {}
+                _ => unknown.push(format!(
+                    "the key {r} of snapshot {} was not described",
+                    s.id
+                )),
+            },
+        }
+    }
+    let retention = Duration::days(p.retention_days);
+    let kept = now - oldest.1;
+    if kept < retention {
+        // A volume younger than the retention period cannot have older
+        // snapshots: its first must cover its start instead.
+        match v.created {
+            Some(c) if now - c < retention && oldest.1 - c <= Duration::hours(p.max_age_hours) => {}
+            Some(c) if now - c < retention => {
+                let gap = age(oldest.1, c);
+                problems.push(format!(
+                    "the volume is {} old, younger than the {}-day retention, but its oldest snapshot \
+                     was taken {gap} after it was created: its first {gap} are in no backup",
+                    age(now, c),
+                    p.retention_days,
+                ))
+            }
+            _ => problems.push(format!(
+                "the oldest kept snapshot is {} old, less than the {}-day retention: older copies \
+                 were deleted (or never taken); keep snapshots for {} days",
+                age(now, oldest.1),
+                p.retention_days,
+                p.retention_days
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return SubjectFinding::new(
+            subject,
+            Outcome::Fail,
+            observed,
+            expected,
+            problems.join("; "),
+        );
+    }
+    if !unknown.is_empty() {
+        return SubjectFinding::new(
+            subject,
+            Outcome::Error,
+            observed,
+            expected,
+            format!("could not be checked in full: {}", unknown.join("; ")),
+        );
+    }
+    SubjectFinding::new(
+        subject,
+        Outcome::Pass,
+        observed,
+        expected,
+        match v.created {
+            Some(c) if now - c < retention => format!(
+                "backed up: a snapshot within {} h, encrypted on a customer-managed key; the volume is \
+                 younger than the {}-day retention and its snapshots cover it since it was created",
+                p.max_age_hours, p.retention_days
+            ),
+            _ => format!(
+                "backed up: a snapshot within {} h, encrypted on a customer-managed key, copies kept \
+                 for at least {} days",
+                p.max_age_hours, p.retention_days
+            ),
+        },
+    )
+}
