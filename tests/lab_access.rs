@@ -222,6 +222,20 @@ async fn acl_matrix_on_a_real_lab_good_and_each_defect() {
     );
     revert().await;
 
+    // app_user allowed to script: ACC-006 names EVAL and the rule that
+    // grants it, and the documented case "app_user EVAL" fails (ACC-008).
+    on_nodes(&t, &ALL, &["ACL", "SETUSER", "app_user", "+@scripting"]).await;
+    let (_, rep, bad) = audit_area(&t, "access", "app-scripting");
+    assert_eq!(bad, fails(&["ACC-006", "ACC-008"]), "{rep:#}");
+    let m = message_of(&rep, "ACC-006");
+    assert!(
+        m.contains("eval (@scripting)")
+            && m.contains("(granted by `+@scripting` with keys `~session:*`)"),
+        "{m}"
+    );
+    assert!(message_of(&rep, "ACC-008").contains("app_user: EVAL return 0"));
+    revert().await;
+
     // dev_user may SET under tmp: through a Redis 7 selector only: ACC-005
     // fails and names the selector that grants the write (what to remove),
     // not just the command and its category.

@@ -175,6 +175,8 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), LabError> {
 /// `-pfmerge` for the application user: Redis 7.0 extracts no key from a
 /// single-key `PFMERGE dest`, so the key-pattern check is skipped and a
 /// key-restricted user can create keys anywhere (found by ACC-006).
+/// `-@scripting` too: the application runs no server-side scripts, and
+/// `+@write` alone would let it FUNCTION LOAD (ACC-006 denies @scripting).
 pub fn acl_file(names: &LabNames, passwords: &BTreeMap<String, Secret>) -> String {
     let h = |u: &str| hex::encode(Sha256::digest(passwords[u].expose().as_bytes()));
     let cluster_read =
@@ -183,7 +185,7 @@ pub fn acl_file(names: &LabNames, passwords: &BTreeMap<String, Secret>) -> Strin
     format!(
         "user default off resetpass resetkeys resetchannels -@all\n\
          user {admin} on #{} ~* &* +@all\n\
-         user {app} on #{} ~{sessions} resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -pfmerge {cluster_read}\n\
+         user {app} on #{} ~{sessions} resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -@scripting -pfmerge {cluster_read}\n\
          user {dev} on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous {cluster_read}\n\
          user {auditor} on #{} {}\n",
         h(&names.admin),
