@@ -140,6 +140,23 @@ pub(crate) struct Dialed {
 /// bounded by `deadline`, so a name the resolver does not answer for
 /// cannot stall the audit.
 pub(crate) async fn dial(host: &str, port: u16, deadline: Duration) -> Result<Dialed, DialError> {
+    dial_with(host, port, deadline, |h, p| async move {
+        Ok(tokio::net::lookup_host((h.as_str(), p)).await?.collect())
+    })
+    .await
+}
+
+/// [`dial`] with the resolver given (tests resolve without a network).
+async fn dial_with<F, Fut>(
+    host: &str,
+    port: u16,
+    deadline: Duration,
+    resolve: F,
+) -> Result<Dialed, DialError>
+where
+    F: FnOnce(String, u16) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<Vec<std::net::SocketAddr>>>,
+{
     let is_ip = host.parse::<std::net::IpAddr>().is_ok();
     let shown = if host.contains(':') {
         format!("[{host}]:{port}")
@@ -147,8 +164,8 @@ pub(crate) async fn dial(host: &str, port: u16, deadline: Duration) -> Result<Di
         format!("{host}:{port}")
     };
     let work = async {
-        let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
-            Ok(a) => a.collect(),
+        let addrs = match resolve(host.to_string(), port).await {
+            Ok(a) => a,
             Err(e) => {
                 return Err(DialError::Resolve(format!(
                     "the name `{host}` does not resolve (the system resolver answered: {e})"
@@ -197,6 +214,7 @@ mod dial_tests {
     async fn dials_names_and_ips_and_names_what_the_resolver_said() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
+        // `localhost` is answered from /etc/hosts: no query leaves the host.
         let d = dial("localhost", port, Duration::from_secs(3))
             .await
             .unwrap();
@@ -205,14 +223,54 @@ mod dial_tests {
             .await
             .unwrap();
         assert_eq!(d.peer.to_string(), format!("127.0.0.1:{port}"));
-        // `.invalid` never resolves (RFC 6761).
-        let e = dial("nowhere.invalid", port, Duration::from_secs(3))
-            .await
-            .err()
-            .unwrap();
+        // A resolver failure and an empty answer (stand-in resolvers: a
+        // real unknown name would send a DNS query off the machine).
+        let e = dial_with(
+            "redis-9.example.test",
+            port,
+            Duration::from_secs(3),
+            |_, _| async {
+                Err(std::io::Error::other(
+                    "failed to lookup address information: Name or service not known",
+                ))
+            },
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(matches!(e, DialError::Resolve(_)), "{e}");
         assert!(
-            e.to_string().contains("`nowhere.invalid` does not resolve"),
+            e.to_string()
+                .contains("`redis-9.example.test` does not resolve")
+                && e.to_string().contains("Name or service not known"),
+            "{e}"
+        );
+        let e = dial_with(
+            "redis-9.example.test",
+            port,
+            Duration::from_secs(3),
+            |_, _| async { Ok(Vec::new()) },
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("returned no address"), "{e}");
+        // A resolver that never answers is bounded by the deadline.
+        let e = dial_with(
+            "slow.example.test",
+            port,
+            Duration::from_millis(200),
+            |_, _| async {
+                std::future::pending::<std::io::Result<Vec<std::net::SocketAddr>>>().await
+            },
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(e, DialError::Timeout(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("resolving and connecting to slow.example.test"),
             "{e}"
         );
         drop(l);

@@ -62,23 +62,6 @@ fn age(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     }
 }
 
-/// `vol-1 (i-1 /dev/sdf; node 127.0.1.1:6379)`.
-fn subject(inv: &AwsInventory, v: &Volume) -> String {
-    let att: Vec<String> = v
-        .attachments
-        .iter()
-        .map(|(i, d)| {
-            let nodes = inv.nodes_on(i);
-            if nodes.is_empty() {
-                format!("{i} {d}")
-            } else {
-                format!("{i} {d}; node(s) {}", nodes.join(", "))
-            }
-        })
-        .collect();
-    format!("{} ({})", v.id, att.join(" | "))
-}
-
 fn snapshots(ev: &EvidenceSet, p: &SnapshotParams) -> Vec<SubjectFinding> {
     let expected = format!(
         "every Redis data volume: a completed snapshot no older than {} h, encrypted with a \
@@ -157,7 +140,7 @@ fn judge_volume(
     now: DateTime<Utc>,
     expected: &str,
 ) -> SubjectFinding {
-    let subject = subject(inv, v);
+    let subject = super::encryption::volume_subject(inv, v);
     let completed: Vec<(&Snapshot, DateTime<Utc>)> = snaps
         .iter()
         .filter(|s| s.volume_id == v.id && s.state == "completed")

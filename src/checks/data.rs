@@ -181,6 +181,27 @@ fn settings<'a, const N: usize>(
     Ok(keys.map(|k| v.config[k].as_str()))
 }
 
+/// `pass` with `message` when `problems` is empty, else `fail` naming them.
+fn verdict(
+    subject: &str,
+    observed: String,
+    expected: &str,
+    problems: Vec<String>,
+    message: impl FnOnce() -> String,
+) -> SubjectFinding {
+    if problems.is_empty() {
+        SubjectFinding::new(subject, Outcome::Pass, observed, expected, message())
+    } else {
+        SubjectFinding::new(
+            subject,
+            Outcome::Fail,
+            observed,
+            expected,
+            problems.join("; "),
+        )
+    }
+}
+
 /// Parameters of `data.connections`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,26 +267,12 @@ fn connections(ev: &EvidenceSet, p: &ConnectionParams) -> Vec<SubjectFinding> {
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
-        if problems.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected.clone(),
-                format!(
-                    "idle client connections are closed after {timeout} s and at most {maxclients} are accepted \
-                     (replication links and Pub/Sub subscribers are exempt from timeout, by Redis's design)"
-                ),
+        verdict(subject, observed, &expected, problems, || {
+            format!(
+                "idle client connections are closed after {timeout} s and at most {maxclients} are accepted \
+                 (replication links and Pub/Sub subscribers are exempt from timeout, by Redis's design)"
             )
-        } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                problems.join("; "),
-            )
-        }
+        })
     })
 }
 
@@ -370,32 +377,18 @@ fn modules(ev: &EvidenceSet, p: &ModuleParams) -> Vec<SubjectFinding> {
                 seen.join(" | ")
             ));
         }
-        if problems.is_empty() {
+        verdict(subject, observed, &expected, problems, || {
             let why: Vec<String> = loaded
                 .iter()
                 .filter_map(|m| p.allowed.iter().find(|a| a.name == m.name))
                 .map(|a| format!("{}: {}", a.name, a.reason))
                 .collect();
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected.clone(),
-                if why.is_empty() {
-                    "no module is loaded".to_string()
-                } else {
-                    format!("every loaded module is allowlisted ({})", why.join("; "))
-                },
-            )
-        } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                problems.join("; "),
-            )
-        }
+            if why.is_empty() {
+                "no module is loaded".to_string()
+            } else {
+                format!("every loaded module is allowlisted ({})", why.join("; "))
+            }
+        })
     })
 }
 
@@ -463,26 +456,18 @@ fn audit_trail(ev: &EvidenceSet, p: &AuditTrailParams) -> Vec<SubjectFinding> {
                 p.loglevels.first().map(String::as_str).unwrap_or("notice")
             ));
         }
-        if problems.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected.clone(),
-                format!(
-                    "the ACL LOG keeps the last {acllog} denied commands and failed logins, and the server \
-                     logs to {destination} at {level}. {NO_COMMAND_LOG}"
-                ),
-            )
+        // What Redis cannot record is said in every finding, pass or fail.
+        let problems = if problems.is_empty() {
+            problems
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                format!("{}. {NO_COMMAND_LOG}", problems.join("; ")),
+            vec![format!("{}. {NO_COMMAND_LOG}", problems.join("; "))]
+        };
+        verdict(subject, observed, &expected, problems, || {
+            format!(
+                "the ACL LOG keeps the last {acllog} denied commands and failed logins, and the server \
+                 logs to {destination} at {level}. {NO_COMMAND_LOG}"
             )
-        }
+        })
     })
 }
 

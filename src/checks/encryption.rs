@@ -56,7 +56,7 @@ pub(crate) fn rules() -> Vec<Rule> {
 }
 
 /// `vol-1 (i-1 /dev/sdf; nodes 127.0.1.1:6379)`.
-fn volume_subject(inv: &AwsInventory, v: &Volume) -> String {
+pub(crate) fn volume_subject(inv: &AwsInventory, v: &Volume) -> String {
     let att: Vec<String> = v
         .attachments
         .iter()
