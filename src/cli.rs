@@ -83,6 +83,11 @@ pub(crate) enum Command {
         /// Output directory (created; must not hold a run).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Server builds to accept for PATCH-001 (a file of `[[build]]`
+        /// entries, as an environment's `accepted_builds`); default: the
+        /// file the evidence's environment names in the config, if any.
+        #[arg(long, value_name = "FILE")]
+        accepted_builds: Option<PathBuf>,
         #[command(flatten)]
         select: Select,
         #[command(flatten)]

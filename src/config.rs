@@ -98,6 +98,12 @@ pub struct Environment {
     /// (`EPIC_AUDIT_SIGNING_KEY` or `--signing-key` take precedence).
     #[serde(default)]
     pub signing_key: Option<PathBuf>,
+    /// A TOML file of `[[build]]` entries (`server`, `version`, `build_id`,
+    /// `reason`): distribution builds this environment accepts although
+    /// their version is below PATCH-001's advisory table (relative to this
+    /// file; `${LAB_DIR}` allowed). Reported as accepted, never as pass.
+    #[serde(default)]
+    pub accepted_builds: Option<PathBuf>,
     /// Where every signed run is also kept, write-once:
     /// `s3://BUCKET/PREFIX` (reached with the `[aws]` settings, else the
     /// standard AWS chain). `--store` takes precedence.

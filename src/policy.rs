@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::checks::{registry, Rule};
 use crate::config::{line_of, ConfigError};
 
+/// The rule whose checks take an environment's accepted builds.
+const PATCH_RULE: &str = "patching.server_release";
+
 /// The built-in policy files (name, text), in file-name order.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("access.toml", include_str!("../checks/access.toml")),
@@ -25,6 +28,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("encryption.toml", include_str!("../checks/encryption.toml")),
     ("monitoring.toml", include_str!("../checks/monitoring.toml")),
     ("network.toml", include_str!("../checks/network.toml")),
+    ("patching.toml", include_str!("../checks/patching.toml")),
     (
         "performance.toml",
         include_str!("../checks/performance.toml"),
@@ -59,6 +63,8 @@ pub enum Area {
     Encryption,
     /// Backups of the data volumes.
     Backup,
+    /// Patch level and support status of the server software.
+    Patching,
     /// Exporters and scraping.
     Monitoring,
     /// Latency objectives.
@@ -67,7 +73,7 @@ pub enum Area {
 
 impl Area {
     /// All areas, in report order.
-    pub(crate) const ALL: [Area; 9] = [
+    pub(crate) const ALL: [Area; 10] = [
         Area::Transport,
         Area::Access,
         Area::Cluster,
@@ -75,6 +81,7 @@ impl Area {
         Area::Network,
         Area::Encryption,
         Area::Backup,
+        Area::Patching,
         Area::Monitoring,
         Area::Performance,
     ];
@@ -88,6 +95,7 @@ impl Area {
             Area::Network => "network",
             Area::Encryption => "encryption",
             Area::Backup => "backup",
+            Area::Patching => "patching",
             Area::Monitoring => "monitoring",
             Area::Performance => "performance",
         }
@@ -292,6 +300,49 @@ impl Policy {
             source: source.to_string(),
             waivers: Vec::new(),
         })
+    }
+
+    /// Adds the builds an environment accepts (its `accepted_builds` file:
+    /// `[[build]]` tables with `server`, `version`, `build_id`, `reason`)
+    /// to every check judging the patch level, each marked with `label`
+    /// (where it came from, as the user wrote it). The digest covers the
+    /// file: it changes verdicts.
+    pub fn accept_builds(&mut self, path: &Path, label: &str) -> Result<usize, ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            #[serde(default)]
+            build: Vec<toml::Table>,
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path, format!("cannot read accepted builds: {e}")))?;
+        let file: File = toml::from_str(&text)
+            .map_err(|e| crate::config::toml_error(path.display().to_string(), &text, &e))?;
+        let rules = registry();
+        for c in self.checks.iter_mut().filter(|c| c.rule == PATCH_RULE) {
+            let mut list = match c.params.remove("accepted_builds") {
+                Some(toml::Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            for b in &file.build {
+                let mut b = b.clone();
+                b.insert("source".into(), toml::Value::String(label.to_string()));
+                list.push(toml::Value::Table(b));
+            }
+            c.params
+                .insert("accepted_builds".into(), toml::Value::Array(list));
+            if let Some(rule) = rules.get(PATCH_RULE) {
+                rule.validate(&c.params).map_err(|e| {
+                    ConfigError::new(path, format!("an accepted build is not valid: {e}"))
+                })?;
+            }
+        }
+        let mut h = Sha256::new();
+        h.update(self.digest.as_bytes());
+        h.update(b"accepted_builds\0");
+        h.update(text.as_bytes());
+        self.digest = hex::encode(h.finalize());
+        Ok(file.build.len())
     }
 
     /// A check by id (case-insensitive).

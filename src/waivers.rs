@@ -27,23 +27,8 @@ pub struct Waiver {
     /// Who approved it.
     pub approver: String,
     /// Last day it applies (inclusive, UTC): a TOML date (`2026-12-31`).
-    #[serde(deserialize_with = "date")]
+    #[serde(deserialize_with = "crate::checks::rule::toml_date")]
     pub expires: NaiveDate,
-}
-
-/// A TOML date (or a `YYYY-MM-DD` string) as a `NaiveDate`.
-fn date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
-    use serde::de::Error;
-    let text = match toml::Value::deserialize(d)? {
-        toml::Value::Datetime(dt) => match dt.date {
-            Some(date) if dt.time.is_none() => date.to_string(),
-            _ => return Err(D::Error::custom("expires must be a date like 2026-12-31")),
-        },
-        toml::Value::String(s) => s,
-        _ => return Err(D::Error::custom("expires must be a date like 2026-12-31")),
-    };
-    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-        .map_err(|_| D::Error::custom(format!("`{text}` is not a date like 2026-12-31")))
 }
 
 #[derive(Deserialize)]

@@ -152,6 +152,7 @@ fn checks_lists_the_catalogue_as_table_and_json() {
         .chain((1..=6).map(|i| format!("ENC-{i:03}")))
         .chain((1..=2).map(|i| format!("MON-{i:03}")))
         .chain(std::iter::once("NET-001".to_string()))
+        .chain(std::iter::once("PATCH-001".to_string()))
         .chain(std::iter::once("PERF-001".to_string()))
         .chain((1..=11).map(|i| format!("TLS-{i:03}")))
         .collect();
@@ -205,7 +206,15 @@ fn evaluate_rejects_files_that_are_not_evidence() {
     let d = tmp();
     let f = d.path().join("x.json");
     std::fs::write(&f, "{\"hello\": 1}").unwrap();
-    let r = epic_audit(&["evaluate", f.to_str().unwrap()], d.path());
+    let r = epic_audit(
+        &[
+            "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
+            f.to_str().unwrap(),
+        ],
+        d.path(),
+    );
     assert_eq!(r.code, 3);
     assert!(
         r.stderr.contains("not an epic-audit evidence file"),
@@ -222,7 +231,10 @@ fn evaluate_fixture_evidence_writes_a_report_offline() {
         "/fixtures/evidence/lab-good.json"
     );
     // Without a key and without --unsigned nothing is written (exit 3).
-    let r = epic_audit(&["evaluate", ev], d.path());
+    let r = epic_audit(
+        &["evaluate", "--accepted-builds", common::LAB_ACCEPTED, ev],
+        d.path(),
+    );
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
         r.stderr.contains("no signing key") && r.stderr.contains("--unsigned"),
@@ -230,7 +242,16 @@ fn evaluate_fixture_evidence_writes_a_report_offline() {
         r.stderr
     );
     assert!(!d.path().join("reports").exists());
-    let r = epic_audit(&["evaluate", ev, "--unsigned"], d.path());
+    let r = epic_audit(
+        &[
+            "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
+            ev,
+            "--unsigned",
+        ],
+        d.path(),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("UNSIGNED REPORT"), "{}", r.stdout);
     let dirs: Vec<_> = std::fs::read_dir(d.path().join("reports/local"))
@@ -377,6 +398,8 @@ fn keygen_and_verify_a_signed_evaluation_and_its_tampering() {
     let r = epic_audit(
         &[
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             ev,
             "--signing-key",
             key.to_str().unwrap(),
@@ -426,6 +449,8 @@ fn prom_textfile_has_a_gauge_per_check_and_the_run_time() {
     let r = epic_audit(
         &[
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             ev,
             "--unsigned",
             "--only",
@@ -492,6 +517,8 @@ fn diff_names_newly_failing_fixed_still_failing_and_changed_observations() {
         let r = epic_audit(
             &[
                 "evaluate",
+                "--accepted-builds",
+                common::LAB_ACCEPTED,
                 f.to_str().unwrap(),
                 "--unsigned",
                 "--only",

@@ -224,7 +224,7 @@ fn d_wrong_kind_observations_never_pass() {
 fn not_audited_is_not_passed() {
     use epic_audit::evidence::{FailureKind, ProbeFailure};
     use epic_audit::report::{junit, oscal, terminal};
-    let policy = Policy::builtin().unwrap();
+    let policy = common::lab_policy();
     let mut ev = fixture_evidence();
     for e in ev.items.iter_mut().filter(|e| e.probe == ProbeId::Aws) {
         e.result = Observed::Failure(ProbeFailure::new(

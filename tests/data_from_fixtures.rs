@@ -240,6 +240,45 @@ fn a_failed_aof_write_fails() {
 }
 
 #[test]
+fn a_failed_rdb_save_fails_and_an_unreported_one_is_error() {
+    let mut ev = fixture_evidence();
+    let mut first = None;
+    for (s, v) in nodes(&mut ev) {
+        if first.is_none() {
+            v.persistence
+                .insert("rdb_last_bgsave_status".into(), "err".into());
+            first = Some(s);
+        }
+    }
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-001", Outcome::Fail));
+    let c = r.checks.iter().find(|c| c.id == "DATA-001").unwrap();
+    let failing: Vec<_> = c
+        .subjects
+        .iter()
+        .filter(|s| s.outcome != Outcome::Pass)
+        .collect();
+    assert_eq!(failing.len(), 1);
+    assert_eq!(Some(&failing[0].subject), first.as_ref());
+    assert!(
+        failing[0]
+            .message
+            .contains("rdb_last_bgsave_status is err: the last RDB snapshot failed"),
+        "{}",
+        failing[0].message
+    );
+    // Evidence without the field does not pass on what was not observed.
+    let mut ev = fixture_evidence();
+    for (_, v) in nodes(&mut ev) {
+        v.persistence.remove("rdb_last_bgsave_status");
+    }
+    assert_eq!(
+        not_passing(&judge_area(&ev)),
+        only("DATA-001", Outcome::Error)
+    );
+}
+
+#[test]
 fn a_master_without_replica_warns_and_a_broken_link_fails() {
     let mut ev = fixture_evidence();
     for (_, v) in nodes(&mut ev) {

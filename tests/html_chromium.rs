@@ -66,6 +66,8 @@ fn chromium_shows_the_verdict_and_every_failing_check() {
     let r = epic_audit(
         &[
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             evf.to_str().unwrap(),
             "--unsigned",
             "--only",
@@ -124,6 +126,8 @@ fn chromium_draws_one_latency_chart_per_master_with_axes_from_the_data() {
     let r = epic_audit(
         &[
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             &format!(
                 "{}/fixtures/evidence/lab-good.json",
                 env!("CARGO_MANIFEST_DIR")

@@ -270,7 +270,7 @@ async fn a_migrating_slot_fails_open_slots_only_and_a_moved_slot_fails_topology_
     n1.cmd_str(&["CLUSTER", "BUMPEPOCH"]).await.unwrap();
     // Every node's view converges (bounded wait, not a timing assertion:
     // gossip takes longer on a loaded machine).
-    for _ in 0..300 {
+    for _ in 0..600 {
         let mut agreed = true;
         for i in 0..6 {
             let mut c = t.lab.admin(i).await.unwrap();

@@ -9,7 +9,6 @@ use common::{fixture_evidence, fixture_evidence_bad};
 use epic_audit::checks::Outcome;
 use epic_audit::engine::judge;
 use epic_audit::evidence::EvidenceSet;
-use epic_audit::policy::Policy;
 use epic_audit::report::Report;
 use serde_json::Value;
 
@@ -50,7 +49,7 @@ fn errors(schema: &Value, doc: &Value) -> Vec<String> {
 }
 
 fn render(ev: &EvidenceSet) -> String {
-    let p = Policy::builtin().unwrap();
+    let p = common::lab_policy();
     let sel = p.select(&[], &[]).unwrap();
     let r = judge(ev, &p, &sel, &[], &[]);
     epic_audit::report::oscal::render(&r, ev, &|id| p.probes_of(id))
@@ -100,7 +99,7 @@ fn manual(doc: &Value) -> Vec<String> {
 
 /// The document for a report judged from `ev` with `skip`, after `edit`.
 fn doc_with(ev: &EvidenceSet, skip: &[&str], edit: impl FnOnce(&mut Report)) -> Value {
-    let p = Policy::builtin().unwrap();
+    let p = common::lab_policy();
     let skip: Vec<String> = skip.iter().map(|s| s.to_string()).collect();
     let sel = p.select(&[], &skip).unwrap();
     let mut r = judge(ev, &p, &sel, &[], &skip);
@@ -368,7 +367,7 @@ fn assessment_results_snapshot() {
 #[test]
 fn every_report_shows_each_provision_with_the_same_status_in_the_same_words() {
     let ev = fixture_evidence_bad();
-    let p = Policy::builtin().unwrap();
+    let p = common::lab_policy();
     let sel = p.select(&[], &[]).unwrap();
     let r = judge(&ev, &p, &sel, &[], &[]);
     let md = epic_audit::report::markdown::render(&r);

@@ -15,7 +15,7 @@ fn stable(text: String, p: &Policy) -> String {
 }
 
 fn render(ev: &EvidenceSet) -> (String, String) {
-    let p = Policy::builtin().unwrap();
+    let p = common::lab_policy();
     let sel = p.select(&[], &[]).unwrap();
     let r = judge(ev, &p, &sel, &[], &[]);
     (stable(r.to_json(), &p), stable(junit::render(&r), &p))
@@ -42,7 +42,7 @@ fn junit_bad() {
 }
 
 fn render_human(ev: &EvidenceSet) -> (String, String) {
-    let p = Policy::builtin().unwrap();
+    let p = common::lab_policy();
     let sel = p.select(&[], &[]).unwrap();
     let r = judge(ev, &p, &sel, &[], &[]);
     (
@@ -74,7 +74,7 @@ fn report_html_is_self_contained_and_shows_verdict_and_every_failing_check() {
         html.contains("Verdict: <span class=\"b fail\">FAIL</span>"),
         "verdict"
     );
-    let p = Policy::builtin().unwrap();
+    let p = common::lab_policy();
     let sel = p.select(&[], &[]).unwrap();
     let r = judge(&bad(), &p, &sel, &[], &[]);
     for c in r

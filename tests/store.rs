@@ -75,6 +75,8 @@ impl Setup {
         let out = cwd.join("reports/local").join(&ev.run_id);
         let mut args = vec![
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             file.to_str().unwrap(),
             "--signing-key",
             self.key.to_str().unwrap(),

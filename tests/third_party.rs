@@ -26,6 +26,8 @@ fn signed_run(dir: &Path, key: &str, envs: &[(&str, String)]) -> PathBuf {
     let out = Command::new(env!("CARGO_BIN_EXE_epic-audit"))
         .args([
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             &fixture(),
             "--out",
             run.to_str().unwrap(),
@@ -242,6 +244,8 @@ async fn a_kms_key_on_the_emulator_signs_a_run_raw_and_both_verifiers_accept_it(
     let wrong = Command::new(env!("CARGO_BIN_EXE_epic-audit"))
         .args([
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             &fixture(),
             "--out",
             t.path().join("sym").to_str().unwrap(),
@@ -364,6 +368,8 @@ fn junit_reads_well_in_junitparser_with_real_times_and_findings_in_message_and_t
     let r = epic_audit(
         &[
             "evaluate",
+            "--accepted-builds",
+            common::LAB_ACCEPTED,
             ev.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),

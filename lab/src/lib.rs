@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+pub mod accept;
 pub mod aws;
 pub mod compose;
 mod files;
@@ -566,6 +567,10 @@ impl Lab {
         } else {
             lab.start_and_form(&redis, &pki, &acl, moto.as_deref())
                 .await
+        };
+        let started = match started {
+            Ok(()) => lab.write_accepted_builds().await,
+            Err(e) => Err(e),
         };
         match started {
             Ok(()) => {

@@ -74,17 +74,19 @@ pub(crate) struct AofParams {
 
 fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
     let expected = format!(
-        "appendonly yes, appendfsync in {}, last AOF write and rewrite ok",
+        "appendonly yes, appendfsync in {}, last AOF write and rewrite ok, last RDB save ok",
         p.allowed_fsync.join("/")
     );
     each(data_views(ev), &expected, |subject, v| {
         let pers = |k: &str| v.persistence.get(k).map(String::as_str).unwrap_or("?");
         let observed = format!(
-            "appendonly {}, appendfsync {}, aof_last_write_status {}, aof_last_bgrewrite_status {}",
+            "appendonly {}, appendfsync {}, aof_last_write_status {}, aof_last_bgrewrite_status {}, \
+             rdb_last_bgsave_status {}",
             get(v, "appendonly"),
             get(v, "appendfsync"),
             pers("aof_last_write_status"),
-            pers("aof_last_bgrewrite_status")
+            pers("aof_last_bgrewrite_status"),
+            pers("rdb_last_bgsave_status")
         );
         let mut problems = Vec::new();
         if get(v, "appendonly") != "yes" {
@@ -106,13 +108,34 @@ fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
                 }
             }
         }
+        // The server's own RDB health, whatever the AOF setting: a full
+        // resync of a replica is an RDB snapshot, and a failed one also
+        // stops writes where stop-writes-on-bgsave-error is on.
+        match pers("rdb_last_bgsave_status") {
+            "ok" => {}
+            "?" => {
+                return SubjectFinding::new(
+                    subject,
+                    Outcome::Error,
+                    observed,
+                    expected.clone(),
+                    "INFO persistence did not report rdb_last_bgsave_status (evidence recorded by an older \
+                     epic-audit, or a server without it): the RDB health was not observed",
+                )
+            }
+            other => problems.push(format!(
+                "rdb_last_bgsave_status is {other}: the last RDB snapshot failed (disk full or `dir` \
+                 unwritable? see the node's log), so a replica cannot complete a full resync from it and, \
+                 with stop-writes-on-bgsave-error, it refuses writes"
+            )),
+        }
         if problems.is_empty() {
             SubjectFinding::new(
                 subject,
                 Outcome::Pass,
                 observed,
                 expected.clone(),
-                "writes are persisted to the AOF",
+                "writes are persisted to the AOF, and the last AOF rewrite and RDB save succeeded",
             )
         } else {
             SubjectFinding::new(subject, Outcome::Fail, observed, expected.clone(), format!("{}; set `appendonly yes` and `appendfsync everysec` in redis.conf and CONFIG SET them", problems.join("; ")))

@@ -15,6 +15,7 @@ pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod encryption;
 pub(crate) mod network;
+pub(crate) mod patch;
 pub(crate) mod performance;
 pub(crate) mod placement;
 pub(crate) mod rule;
@@ -33,5 +34,6 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     rules.extend(encryption::rules());
     rules.extend(placement::rules());
     rules.extend(backup::rules());
+    rules.extend(patch::rules());
     rules.into_iter().map(|r| (r.name, r)).collect()
 }

@@ -320,6 +320,30 @@ fn parse_params<P: DeserializeOwned>(t: &toml::Table) -> Result<P, String> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoParams {}
 
+/// A TOML date (or a `YYYY-MM-DD` string) as a `chrono::NaiveDate`.
+pub(crate) fn toml_date<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<chrono::NaiveDate, D::Error> {
+    use serde::de::Error;
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::Datetime(dt) => match dt.date {
+            Some(date) if dt.time.is_none() => date.to_string(),
+            _ => return Err(D::Error::custom("must be a date like 2026-12-31")),
+        },
+        toml::Value::String(s) => s,
+        _ => return Err(D::Error::custom("must be a date like 2026-12-31")),
+    };
+    chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|_| D::Error::custom(format!("`{text}` is not a date like 2026-12-31")))
+}
+
+/// An optional TOML date (see [`toml_date`]).
+pub(crate) fn opt_toml_date<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<chrono::NaiveDate>, D::Error> {
+    toml_date(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -14,6 +14,7 @@ pub(crate) fn evaluate(
     cli: &Cli,
     path: &Path,
     out: Option<&Path>,
+    accepted_builds: Option<&Path>,
     select: &Select,
     signing: &Signing,
 ) -> Result<u8> {
@@ -51,7 +52,27 @@ pub(crate) fn evaluate(
             .into());
         }
     }
-    let policy = load_policy(cli)?;
+    let mut policy = load_policy(cli)?;
+    // The builds given, else those the evidence's environment accepts
+    // where the config still names it (the run was judged with them too).
+    if let Some(f) = accepted_builds {
+        policy.accept_builds(f, &format!("{} (--accepted-builds)", f.display()))?;
+    } else if let Ok(config) = crate::config::Config::load(&cli.config) {
+        if let Some(f) = config
+            .environment(&evidence.environment)
+            .ok()
+            .and_then(|e| e.accepted_builds.clone())
+        {
+            policy.accept_builds(
+                &config.resolve_path(&f, &crate::config::default_lab_dir()),
+                &format!(
+                    "{} (environments.{}.accepted_builds)",
+                    f.display(),
+                    evidence.environment
+                ),
+            )?;
+        }
+    }
     let selected = policy
         .select(&select.only, &select.skip)
         .map_err(UsageError)?;

@@ -124,9 +124,17 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
         Command::Evaluate {
             evidence,
             out,
+            accepted_builds,
             select,
             signing,
-        } => evaluate::evaluate(&cli, evidence, out.as_deref(), select, signing),
+        } => evaluate::evaluate(
+            &cli,
+            evidence,
+            out.as_deref(),
+            accepted_builds.as_deref(),
+            select,
+            signing,
+        ),
         Command::Diff { run_a, run_b } => diff::diff(run_a, run_b),
         Command::Keygen { out } => keygen::keygen(out),
         Command::PrintAcl { user } => {

@@ -27,8 +27,9 @@ pub(crate) async fn run_one(
 ) -> Result<crate::run::Written> {
     let config = Config::load(&cli.config)?;
     let env = config.environment(name)?;
-    let policy = load_policy(cli)?;
-    let selected = policy
+    let mut policy = load_policy(cli)?;
+    // A bad selection is refused before anything else is looked at.
+    policy
         .select(&args.select.only, &args.select.skip)
         .map_err(UsageError)?;
     if let Some(out) = &args.out {
@@ -52,6 +53,15 @@ pub(crate) async fn run_one(
     if env.lab {
         lab_hint(name, env, &lab_dir).await?;
     }
+    if let Some(f) = &env.accepted_builds {
+        policy.accept_builds(
+            &config.resolve_path(f, &lab_dir),
+            &format!("{} (environments.{name}.accepted_builds)", f.display()),
+        )?;
+    }
+    let selected = policy
+        .select(&args.select.only, &args.select.skip)
+        .map_err(UsageError)?;
     let tls = TlsClient::from_files(
         &config.resolve_path(&env.tls.ca, &lab_dir),
         &config.resolve_path(&env.tls.client_cert, &lab_dir),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct DataNodeView {
     /// CONFIG GET of [`CONFIG_KEYS`].
     pub config: BTreeMap<String, String>,
-    /// INFO persistence (aof_* fields).
+    /// INFO persistence (the aof_* fields and rdb_last_bgsave_status).
     pub persistence: BTreeMap<String, String>,
     /// INFO replication (role, connected_slaves, slaveN, master_link_status).
     pub replication: BTreeMap<String, String>,

@@ -87,7 +87,7 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
     };
     let persistence = info(1, "persistence")?
         .into_iter()
-        .filter(|(k, _)| k.starts_with("aof_"))
+        .filter(|(k, _)| k.starts_with("aof_") || k == "rdb_last_bgsave_status")
         .collect();
     let replication = info(2, "replication")?
         .into_iter()

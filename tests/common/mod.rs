@@ -67,6 +67,7 @@ impl TestLab {
 seeds = [{seeds}]
 audit_user = "{auditor}"
 signing_key = "{dir}/signing/epic-audit-signing.key"
+accepted_builds = "{dir}/accepted-builds.toml"
 [environments.t.tls]
 ca = "{dir}/pki/ca.crt"
 client_cert = "{dir}/pki/client.crt"
@@ -334,9 +335,29 @@ pub fn failing_subjects(rep: &Value, id: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Judges `ev` with the built-in policy, selecting `areas` (areas or ids).
+/// The builds the lab environment accepts for PATCH-001, as `epic-audit-lab
+/// up` wrote them for the lab the fixture was recorded on.
+pub const LAB_ACCEPTED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/evidence/lab-accepted-builds.toml"
+);
+
+/// The built-in policy plus the lab's accepted builds: how the lab
+/// environment's evidence is judged.
+pub fn lab_policy() -> Policy {
+    let mut p = Policy::builtin().unwrap();
+    p.accept_builds(
+        Path::new(LAB_ACCEPTED),
+        "fixtures/evidence/lab-accepted-builds.toml",
+    )
+    .unwrap();
+    p
+}
+
+/// Judges `ev` as the lab environment is judged (the built-in policy and
+/// the lab's accepted builds), selecting `areas` (areas or ids).
 pub fn judge_areas(ev: &EvidenceSet, areas: &[&str]) -> Report {
-    let p = Policy::builtin().unwrap();
+    let p = lab_policy();
     let only: Vec<String> = areas.iter().map(|a| a.to_string()).collect();
     let sel = p.select(&only, &[]).unwrap();
     judge(ev, &p, &sel, &[], &[])
@@ -539,6 +560,21 @@ pub async fn start_compose_lab(tweak: impl Fn(&mut LabSpec)) -> TestLab {
     panic!("no free /24 for a compose lab: {last}")
 }
 
+/// PATCH-001 on a lab audited as the lab environment: the Debian build
+/// every node runs is accepted by the `accepted-builds.toml` the lab wrote
+/// (`waived`, naming the package), never `pass`.
+pub fn assert_lab_build_accepted(rep: &Value) {
+    let found = subjects(rep, "PATCH-001");
+    assert!(!found.is_empty(), "PATCH-001 was not judged");
+    for (s, o, m) in &found {
+        assert_eq!(o, "waived", "{s}: {m}");
+        assert!(
+            m.contains("accepted build") && m.contains("the lab's Debian package"),
+            "{s}: {m}"
+        );
+    }
+}
+
 /// The subjects of every check, as (check id, subject, outcome, message).
 pub fn all_subjects(rep: &Value) -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
@@ -595,6 +631,8 @@ pub fn evaluate_signed(
     }
     args.extend([
         "evaluate",
+        "--accepted-builds",
+        LAB_ACCEPTED,
         file.to_str().unwrap(),
         "--signing-key",
         key.to_str().unwrap(),
