@@ -230,6 +230,10 @@ fn what_the_table_cannot_judge_is_warn_not_pass() {
         Outcome::Warn,
         "valkey 9.2 is newer than every branch in the advisory table",
     );
+    // A version the table cannot place stays `error`, however old the
+    // table is.
+    let found = judged(&on(running("redis", "8.10-rc1", "b1"), 2026, 12, 1));
+    all(&found, Outcome::Error, "is not MAJOR.MINOR.PATCH");
     let found = judged(&on(running("keydb", "6.3.4", "b1"), 2026, 9, 1));
     all(
         &found,

@@ -196,7 +196,9 @@ fn patch_level(ev: &EvidenceSet, p: &PatchParams) -> Vec<SubjectFinding> {
                 ),
             );
         }
-        let (outcome, message) = if stale && outcome < Outcome::Fail {
+        // Only a pass rests on the table being current; a fail, an error
+        // or a warning keeps its own verdict.
+        let (outcome, message) = if stale && outcome == Outcome::Pass {
             (
                 Outcome::Warn,
                 format!(
