@@ -232,11 +232,7 @@ impl Policy {
             let ids: Vec<String> = policy.checks.iter().map(|c| c.id.clone()).collect();
             policy.waivers = crate::waivers::parse(&text, &wfile, &ids)?;
             // The digest covers the waivers too: they change verdicts.
-            let mut h = Sha256::new();
-            h.update(policy.digest.as_bytes());
-            h.update(b"waivers.toml\0");
-            h.update(text.as_bytes());
-            policy.digest = hex::encode(h.finalize());
+            policy.fold_into_digest("waivers.toml", &text);
         }
         Ok(policy)
     }
@@ -337,12 +333,19 @@ impl Policy {
                 })?;
             }
         }
+        self.fold_into_digest("accepted_builds", &text);
+        Ok(file.build.len())
+    }
+
+    /// Folds a file that changes verdicts (waivers, accepted builds) into
+    /// the digest: SHA-256 of the digest so far, `tag`, NUL and `text`.
+    fn fold_into_digest(&mut self, tag: &str, text: &str) {
         let mut h = Sha256::new();
         h.update(self.digest.as_bytes());
-        h.update(b"accepted_builds\0");
+        h.update(tag.as_bytes());
+        h.update([0]);
         h.update(text.as_bytes());
         self.digest = hex::encode(h.finalize());
-        Ok(file.build.len())
     }
 
     /// A check by id (case-insensitive).

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::shared::{load_policy, signer, write_and_print};
+use super::shared::{accept_environment_builds, load_policy, signer, write_and_print};
 use crate::cli::{Cli, Select, Signing, UsageError};
 use crate::engine;
 use crate::evidence::EvidenceSet;
@@ -58,18 +58,12 @@ pub(crate) fn evaluate(
     if let Some(f) = accepted_builds {
         policy.accept_builds(f, &format!("{} (--accepted-builds)", f.display()))?;
     } else if let Ok(config) = crate::config::Config::load(&cli.config) {
-        if let Some(f) = config
-            .environment(&evidence.environment)
-            .ok()
-            .and_then(|e| e.accepted_builds.clone())
-        {
-            policy.accept_builds(
-                &config.resolve_path(&f, &crate::config::default_lab_dir()),
-                &format!(
-                    "{} (environments.{}.accepted_builds)",
-                    f.display(),
-                    evidence.environment
-                ),
+        if config.environment(&evidence.environment).is_ok() {
+            accept_environment_builds(
+                &mut policy,
+                &config,
+                &evidence.environment,
+                &crate::config::default_lab_dir(),
             )?;
         }
     }

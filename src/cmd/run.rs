@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::shared::{load_policy, print_run, signer};
+use super::shared::{accept_environment_builds, load_policy, print_run, signer};
 use crate::cli::{Cli, RunArgs, UsageError};
 use crate::config::Config;
 use crate::engine;
@@ -53,12 +53,7 @@ pub(crate) async fn run_one(
     if env.lab {
         lab_hint(name, env, &lab_dir).await?;
     }
-    if let Some(f) = &env.accepted_builds {
-        policy.accept_builds(
-            &config.resolve_path(f, &lab_dir),
-            &format!("{} (environments.{name}.accepted_builds)", f.display()),
-        )?;
-    }
+    accept_environment_builds(&mut policy, &config, name, &lab_dir)?;
     let selected = policy
         .select(&args.select.only, &args.select.skip)
         .map_err(UsageError)?;

@@ -45,6 +45,23 @@ pub(crate) fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
     }
 }
 
+/// Adds the builds environment `name` accepts (its `accepted_builds`
+/// file, if it names one) to `policy`, labelled as the config says it.
+pub(crate) fn accept_environment_builds(
+    policy: &mut Policy,
+    config: &Config,
+    name: &str,
+    lab_dir: &Path,
+) -> Result<(), ConfigError> {
+    if let Some(f) = &config.environment(name)?.accepted_builds {
+        policy.accept_builds(
+            &config.resolve_path(f, lab_dir),
+            &format!("{} (environments.{name}.accepted_builds)", f.display()),
+        )?;
+    }
+    Ok(())
+}
+
 /// The key to sign with: --signing-key, then $EPIC_AUDIT_SIGNING_KEY, then
 /// the environment's `signing_key`; none and no --unsigned is an error.
 /// `awskms:KEY` (a key id, ARN or `alias/NAME`) signs with that KMS key,
