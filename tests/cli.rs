@@ -206,15 +206,7 @@ fn evaluate_rejects_files_that_are_not_evidence() {
     let d = tmp();
     let f = d.path().join("x.json");
     std::fs::write(&f, "{\"hello\": 1}").unwrap();
-    let r = epic_audit(
-        &[
-            "evaluate",
-            "--accepted-builds",
-            common::LAB_ACCEPTED,
-            f.to_str().unwrap(),
-        ],
-        d.path(),
-    );
+    let r = epic_audit(&["evaluate", f.to_str().unwrap()], d.path());
     assert_eq!(r.code, 3);
     assert!(
         r.stderr.contains("not an epic-audit evidence file"),
@@ -231,10 +223,7 @@ fn evaluate_fixture_evidence_writes_a_report_offline() {
         "/fixtures/evidence/lab-good.json"
     );
     // Without a key and without --unsigned nothing is written (exit 3).
-    let r = epic_audit(
-        &["evaluate", "--accepted-builds", common::LAB_ACCEPTED, ev],
-        d.path(),
-    );
+    let r = epic_audit(&["evaluate", ev], d.path());
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(
         r.stderr.contains("no signing key") && r.stderr.contains("--unsigned"),
@@ -449,8 +438,6 @@ fn prom_textfile_has_a_gauge_per_check_and_the_run_time() {
     let r = epic_audit(
         &[
             "evaluate",
-            "--accepted-builds",
-            common::LAB_ACCEPTED,
             ev,
             "--unsigned",
             "--only",
@@ -517,8 +504,6 @@ fn diff_names_newly_failing_fixed_still_failing_and_changed_observations() {
         let r = epic_audit(
             &[
                 "evaluate",
-                "--accepted-builds",
-                common::LAB_ACCEPTED,
                 f.to_str().unwrap(),
                 "--unsigned",
                 "--only",

@@ -66,8 +66,6 @@ fn chromium_shows_the_verdict_and_every_failing_check() {
     let r = epic_audit(
         &[
             "evaluate",
-            "--accepted-builds",
-            common::LAB_ACCEPTED,
             evf.to_str().unwrap(),
             "--unsigned",
             "--only",
