@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use crate::config::{AwsCredentials, AwsSettings, Timeouts};
 use crate::evidence::{FailureKind, ProbeFailure};
@@ -80,12 +80,29 @@ pub(crate) async fn sdk_config_for(
     loader.load().await
 }
 
+/// An error and its causes in one line (`dispatch failure: io error: ...:
+/// Connection refused`), each message once, without the SDK's debug dump
+/// of the whole chain (which `DisplayErrorContext` appends) or Rust's
+/// `(os error N)` tails.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = crate::output::without_os_error(err.to_string());
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
 /// An SDK error as a failure naming the call. Never contains credentials:
 /// the SDK's messages carry codes, messages and the endpoint only.
 pub fn api_failure<E, R>(call: &str, e: &SdkError<E, R>) -> ProbeFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let (kind, detail) = match e {
         SdkError::TimeoutError(_) => (
@@ -94,13 +111,16 @@ where
         ),
         SdkError::DispatchFailure(d) if d.is_timeout() => (
             FailureKind::Timeout,
-            format!("no answer within the timeout ({})", DisplayErrorContext(e)),
+            format!(
+                "no answer within the timeout ({})",
+                crate::aws::error_chain(e)
+            ),
         ),
         SdkError::DispatchFailure(d) if d.is_io() => (
             FailureKind::Connect,
-            format!("cannot reach the endpoint ({})", DisplayErrorContext(e)),
+            format!("cannot reach the endpoint ({})", crate::aws::error_chain(e)),
         ),
-        SdkError::DispatchFailure(_) => (FailureKind::Connect, DisplayErrorContext(e).to_string()),
+        SdkError::DispatchFailure(_) => (FailureKind::Connect, crate::aws::error_chain(e)),
         SdkError::ServiceError(_) => {
             let code = e.code().unwrap_or("unknown");
             let kind = if code.contains("Throttl") || code == "RequestLimitExceeded" {
@@ -115,7 +135,7 @@ where
                 format!("{code}: {}", e.message().unwrap_or("(no message)")),
             )
         }
-        _ => (FailureKind::ApiError, DisplayErrorContext(e).to_string()),
+        _ => (FailureKind::ApiError, crate::aws::error_chain(e)),
     };
     ProbeFailure {
         kind,

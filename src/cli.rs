@@ -30,20 +30,73 @@ Exit codes (for CI gates):
 #[derive(Debug, Parser)]
 #[command(name = "epic-audit", version, about, long_about, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
-    /// Config file with the environments.
-    #[arg(
-        long,
-        global = true,
-        default_value = "epic-audit.toml",
-        value_name = "PATH"
-    )]
-    pub config: PathBuf,
+    /// Config file with the environments [default: epic-audit.toml].
+    /// Commands that can work without one (evaluate, verify, export,
+    /// acknowledge) use the default file only when it is there; a file
+    /// named here must load. A config that is there is always read whole:
+    /// any error in it stops the command (exit 3).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Policy directory (checks/*.toml). Default: `checks/` next to the
     /// config file if it exists, else the policy built into the binary.
     #[arg(long, global = true, value_name = "DIR")]
     pub policy: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The config file's path: `--config`, else `epic-audit.toml`.
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+
+    /// The whole config, for commands that need an environment (`run`).
+    pub(crate) fn config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
+        crate::config::Config::load(&self.config_path())
+    }
+
+    /// The config, for commands that can work without one: see
+    /// [`crate::config::load_optional`].
+    pub(crate) fn optional_config(
+        &self,
+    ) -> Result<Option<crate::config::Config>, crate::config::ConfigError> {
+        crate::config::load_optional(&self.config_path(), self.config.is_some())
+    }
+}
+
+/// The config file used when `--config` is not given.
+pub(crate) const DEFAULT_CONFIG: &str = "epic-audit.toml";
+
+/// An environment name given on the command line: a plain name, since
+/// directories are made from it.
+fn env_name(s: &str) -> Result<String, String> {
+    crate::config::plain_name(s).map(|()| s.to_string())
+}
+
+/// A user name `print-acl` may print a line for: one Redis accepts in an
+/// ACL file (no whitespace or control characters, not empty), and not
+/// `default`, whose line would enable the user ACC-004 requires off.
+fn acl_user_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the user name is empty".into());
+    }
+    if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{s:?} holds {c:?}: Redis ACL files separate rules by spaces, so a user name has no \
+             whitespace or control characters"
+        ));
+    }
+    if s == "default" {
+        return Err(
+            "`default` is the user every unauthenticated connection is; the policy requires it \
+             disabled (ACC-004), and this line would enable it: name a user of its own, e.g. auditor"
+                .into(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 /// The subcommands.
@@ -74,8 +127,12 @@ pub(crate) enum Command {
     },
     /// Judge a saved evidence.json again with the current policy (no network).
     ///
-    /// Writes report.json and junit.xml (and a copy of the evidence) to
-    /// --out, or to reports/<env>/<run-id>-evaluated-<now>/.
+    /// The result is a re-evaluation of the run that observed: its own run
+    /// id (<run-id>-evaluated-<now>), the observed run's id beside it in
+    /// the report, `diff` and the chain, and what it was judged with
+    /// (policy, accepted builds, waivers) above the verdict. Writes
+    /// report.json and junit.xml (and a copy of the evidence) to --out, or
+    /// to reports/<env>/<run-id>-evaluated-<now>/.
     #[command(after_help = EXIT_CODES)]
     Evaluate {
         /// The evidence.json of an earlier run.
@@ -84,8 +141,11 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Server builds to accept for PATCH-001 (a file of `[[build]]`
-        /// entries, as an environment's `accepted_builds`); default: the
-        /// file the evidence's environment names in the config, if any.
+        /// entries, as an environment's `accepted_builds`), or `none`.
+        /// Default: the file the evidence's environment names in the
+        /// config. When that file cannot be read, or the observed run's
+        /// report.json says it used accepted builds that no config here
+        /// names, evaluate stops (exit 3) rather than judge with fewer.
         #[arg(long, value_name = "FILE")]
         accepted_builds: Option<PathBuf>,
         #[command(flatten)]
@@ -115,9 +175,25 @@ pub(crate) enum Command {
     ///
     /// Example: epic-audit print-acl --user auditor
     PrintAcl {
-        /// The audit user's name.
-        #[arg(long, default_value = "auditor", value_name = "NAME")]
+        /// The audit user's name: no spaces or control characters, and not
+        /// `default` (which the policy requires disabled).
+        #[arg(long, default_value = "auditor", value_name = "NAME", value_parser = acl_user_name)]
         user: String,
+    },
+    /// Print the least-privilege IAM policy (JSON) for the AWS calls
+    /// epic-audit makes: the AWS probe's read-only discovery (always), the
+    /// evidence store's on its bucket and prefix (--store), and KMS
+    /// signing with one key (--kms-key-arn). Generated from the table of
+    /// operations the code calls, so it names nothing more.
+    ///
+    /// Example: epic-audit print-iam --store s3://hipaa-evidence/epic-audit --kms-key-arn arn:aws:kms:...
+    PrintIam {
+        /// The evidence store (s3://BUCKET/PREFIX) to grant writing to.
+        #[arg(long, value_name = "S3_URL")]
+        store: Option<crate::store::StoreUrl>,
+        /// The ARN of the KMS key runs are signed with (awskms:...).
+        #[arg(long, value_name = "ARN")]
+        kms_key_arn: Option<String>,
     },
     /// Write a new Ed25519 signing key pair (private key 0600; never overwrites).
     ///
@@ -147,19 +223,36 @@ pub(crate) enum Command {
         /// GetPublicKey).
         #[arg(long, value_name = "FILE")]
         pubkey: PathBuf,
+        /// For a directory of runs: the public key(s) acknowledgements of
+        /// gaps must be signed by (repeatable). Default: the environment's
+        /// `acknowledgement_pubkeys` when the config names the directory's
+        /// environment, else --pubkey.
+        #[arg(long, value_name = "FILE")]
+        ack_pubkey: Vec<PathBuf>,
     },
     /// Acknowledge runs missing from an environment's chain of signed runs
     /// (e.g. lost with a CI runner's disk): writes a signed record naming
-    /// the missing run numbers and why, into
+    /// the missing run numbers, the signed runs on either side of the gap
+    /// (run ids and manifest digests) and why, into
     /// REPORTS/<env>/acknowledgements/. `verify` and `export` then list the
-    /// gap as acknowledged instead of failing on it. It never hides a
-    /// replaced run, a fork or a run out of order.
+    /// gap as acknowledged instead of failing on it.
+    ///
+    /// Only a gap that exists can be acknowledged: --missing must name a
+    /// whole gap of the chain as `verify` reports it, between signed runs
+    /// that are there (or before the first run on disk). A record never
+    /// excuses a gap in advance, a run that is present, a replaced run, a
+    /// fork or a run out of order; if a run it names is later replaced,
+    /// `verify` and `export` reject the record. The chain judged is the
+    /// evidence store's when one is named (--store or the environment's
+    /// `evidence_store`), else REPORTS/<env>/. With
+    /// `acknowledgement_pubkeys` in the environment, sign with one of
+    /// those keys (--signing-key), not the runs' key.
     Acknowledge {
         /// Environment name (the REPORTS/<env>/ directory).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_parser = env_name)]
         env: String,
-        /// The missing run number, or a range, as `verify`/`export` named
-        /// the gap: `5` or `5-7`.
+        /// The missing run number, or the range, exactly as `verify`/`export`
+        /// named the gap: `5` or `5-7`.
         #[arg(long, value_name = "N[-M]")]
         missing: String,
         /// Why they are missing, for the auditors (e.g. "run of 2026-11-14
@@ -169,9 +262,10 @@ pub(crate) enum Command {
         /// Directory holding <env>/<run> directories.
         #[arg(long, value_name = "DIR", default_value = "reports")]
         reports: PathBuf,
-        /// Key to sign the record with (the key that signs the runs).
-        /// Default: $EPIC_AUDIT_SIGNING_KEY, then the environment's
-        /// `signing_key`.
+        /// Key to sign the record with. Default: $EPIC_AUDIT_SIGNING_KEY,
+        /// then the environment's `signing_key` (with
+        /// `acknowledgement_pubkeys` set, give one of those keys' private
+        /// halves instead).
         #[arg(long, value_name = "FILE")]
         signing_key: Option<PathBuf>,
         /// Also keep the record in this evidence store, write-once, under
@@ -192,7 +286,7 @@ pub(crate) enum Command {
     /// Example: epic-audit export --env prod --quarter 2026-Q4
     Export {
         /// Environment name (the REPORTS/<env>/ directory).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, value_name = "NAME", value_parser = env_name)]
         env: String,
         /// Calendar quarter, e.g. 2026-Q4 (October to December, UTC).
         #[arg(long, value_name = "YYYY-QN")]
@@ -208,6 +302,11 @@ pub(crate) enum Command {
         /// of the signing key.
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
+        /// Public key(s) acknowledgements of gaps must be signed by
+        /// (repeatable). Default: the environment's
+        /// `acknowledgement_pubkeys`, else the runs' key.
+        #[arg(long, value_name = "FILE")]
+        ack_pubkey: Vec<PathBuf>,
         /// Key to sign the archive: a PKCS#8 PEM file (Ed25519 or ECDSA
         /// P-256) or awskms:alias/NAME. Default: $EPIC_AUDIT_SIGNING_KEY,
         /// then the environment's `signing_key`.
@@ -248,7 +347,7 @@ pub(crate) struct RunArgs {
     /// per environment, an overall verdict and exit code) is printed and
     /// written with a combined JUnit file (one suite per environment and
     /// area) to --fleet-out.
-    #[arg(long, value_name = "NAME", required = true)]
+    #[arg(long, value_name = "NAME", required = true, value_parser = env_name)]
     pub env: Vec<String>,
     /// With several --env: how many environments are audited at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]

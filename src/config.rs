@@ -29,6 +29,37 @@ pub fn default_lab_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("epic-audit-lab"))
 }
 
+/// Checks that `name` (an environment's) is a plain name, since directory
+/// and object names are made from it: letters, digits, `.`, `_` and `-`,
+/// not starting with `.`, at most 64 characters.
+pub(crate) fn plain_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a plain name: use letters, digits, `.`, `_` and `-` (not first), at most 64 \
+             characters; directory names are made from it"
+        ))
+    }
+}
+
+/// The config a command that can work without one reads: the file
+/// `--config` names must load; the default file may be absent (then
+/// `None`), but when it is there it must load too. Never a half-read
+/// config: any error is the command's, with file, line and column.
+pub fn load_optional(path: &Path, explicit: bool) -> Result<Option<Config>, ConfigError> {
+    if !explicit && !path.exists() {
+        return Ok(None);
+    }
+    Config::load(path).map(Some)
+}
+
 /// A configuration problem. Displayed as `config error: <file>: <detail>`;
 /// the CLI maps it to exit code 3.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +148,12 @@ pub struct Environment {
     /// `governance`.
     #[serde(default)]
     pub evidence_lock_mode: LockMode,
+    /// Public keys (SPKI PEM files, relative to this file) that alone may
+    /// sign acknowledgements of this environment's missing runs. Empty:
+    /// the key that signs the runs. Set it to separate duties: the CI
+    /// runner's key then cannot excuse the gaps in its own chain.
+    #[serde(default)]
+    pub acknowledgement_pubkeys: Vec<PathBuf>,
 }
 
 fn default_retention_years() -> u32 {
@@ -380,7 +417,10 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
                 path,
-                format!("cannot read it: {e} (pass --config PATH to use another file)"),
+                format!(
+                    "cannot read it: {} (pass --config PATH to use another file)",
+                    crate::output::io_reason(&e)
+                ),
             )
         })?;
         Config::parse(&text, path)
@@ -391,6 +431,9 @@ impl Config {
         let mut cfg: Config = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         cfg.path = path.to_path_buf();
         for (name, env) in &cfg.environments {
+            plain_name(name).map_err(|e| {
+                ConfigError::new(path, format!("[environments.{name}]: the name {e}"))
+            })?;
             if env.seeds.is_empty() {
                 return Err(ConfigError::new(
                     path,

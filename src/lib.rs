@@ -37,6 +37,7 @@ pub mod engine;
 pub mod evidence;
 pub mod export;
 pub mod hipaa;
+pub mod iam;
 pub mod net;
 pub mod output;
 pub mod policy;

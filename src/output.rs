@@ -13,13 +13,27 @@ pub(crate) enum OutputError {
     #[error("{0} already exists and is not empty; refusing to overwrite an existing run (choose another --out)")]
     Exists(PathBuf),
     /// Filesystem error.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}: {}", path.display(), io_reason(source))]
     Io {
         /// The path at fault.
         path: PathBuf,
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// What an I/O error says, in words, without Rust's `(os error N)` tail:
+/// every message that quotes one names the path beside it.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    without_os_error(e.to_string())
+}
+
+/// `text` without a trailing `(os error N)`.
+pub(crate) fn without_os_error(text: String) -> String {
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {

@@ -192,6 +192,9 @@ pub struct Policy {
     pub source: String,
     /// Waivers from `waivers.toml` in the policy directory.
     pub waivers: Vec<crate::waivers::Waiver>,
+    /// Where each file of accepted server builds added with
+    /// [`Policy::accept_builds`] came from, as labelled.
+    pub accepted_builds: Vec<String>,
 }
 
 impl Policy {
@@ -295,6 +298,7 @@ impl Policy {
             digest: hex::encode(hasher.finalize()),
             source: source.to_string(),
             waivers: Vec::new(),
+            accepted_builds: Vec::new(),
         })
     }
 
@@ -310,8 +314,15 @@ impl Policy {
             #[serde(default)]
             build: Vec<toml::Table>,
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path, format!("cannot read accepted builds: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                path,
+                format!(
+                    "cannot read accepted builds: {}",
+                    crate::output::io_reason(&e)
+                ),
+            )
+        })?;
         let file: File = toml::from_str(&text)
             .map_err(|e| crate::config::toml_error(path.display().to_string(), &text, &e))?;
         let rules = registry();
@@ -334,6 +345,7 @@ impl Policy {
             }
         }
         self.fold_into_digest("accepted_builds", &text);
+        self.accepted_builds.push(label.to_string());
         Ok(file.build.len())
     }
 
@@ -378,12 +390,46 @@ impl Policy {
                 ));
             }
         }
-        Ok(self
+        let selected: Vec<&CheckDef> = self
             .checks
             .iter()
             .filter(|c| only.is_empty() || only.iter().any(|w| matches(w, c)))
             .filter(|c| !skip.iter().any(|w| matches(w, c)))
-            .collect())
+            .collect();
+        // A gate must judge something: a selection that leaves no enabled
+        // check would print a verdict of nothing and exit 0.
+        if !selected.iter().any(|c| c.enabled) {
+            let given = |flag: &str, words: &[String]| {
+                (!words.is_empty()).then(|| format!("--{flag} {}", words.join(",")))
+            };
+            let flags: Vec<String> = [given("only", only), given("skip", skip)]
+                .into_iter()
+                .flatten()
+                .collect();
+            return Err(if flags.is_empty() {
+                format!(
+                    "the policy ({}) has no enabled check: nothing would be judged",
+                    self.source
+                )
+            } else if selected.is_empty() {
+                format!(
+                    "{} leaves no check to judge: nothing would be judged, and a verdict of nothing \
+                     is not a pass (`epic-audit checks` lists the ids and areas)",
+                    flags.join(" ")
+                )
+            } else {
+                format!(
+                    "{} leaves only disabled checks ({}): nothing would be judged",
+                    flags.join(" "),
+                    selected
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+        }
+        Ok(selected)
     }
 }
 

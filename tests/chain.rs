@@ -118,7 +118,16 @@ fn each_run_names_its_predecessor_and_the_chain_verifies() {
     );
     let second = s.link(&runs[1]);
     assert_eq!(second["sequence"], 2);
-    assert_eq!(second["previous"]["run_id"], runs[0].as_str());
+    assert_eq!(second["previous"]["dir"], runs[0].as_str());
+    // Runs made by `evaluate` are re-evaluations of the observed run, with
+    // ids of their own.
+    assert!(
+        second["previous"]["run_id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}-evaluated-", runs[0])),
+        "{second}"
+    );
     let digest = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(
@@ -130,7 +139,14 @@ fn each_run_names_its_predecessor_and_the_chain_verifies() {
     let r = s.verify(&s.env_dir());
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("VALID: 3 run(s)"), "{}", r.stdout);
-    assert!(r.stdout.contains("(run 2): valid"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "(run 2, re-evaluation of observed run {}): valid",
+            runs[1]
+        )),
+        "{}",
+        r.stdout
+    );
     let (r, _) = s.export("q4.tar.gz");
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
@@ -245,4 +261,227 @@ fn a_rewritten_predecessor_and_a_fork_are_named() {
         "{}",
         r.stdout
     );
+}
+
+/// `acknowledge --env local --missing MISSING` signed with `key`.
+fn acknowledge_with(s: &Setup, missing: &str, key: &Path) -> RunResult {
+    epic_audit(
+        &[
+            "acknowledge",
+            "--env",
+            "local",
+            "--missing",
+            missing,
+            "--reason",
+            "lost",
+            "--reports",
+            s.reports().to_str().unwrap(),
+            "--signing-key",
+            key.to_str().unwrap(),
+        ],
+        s.dir.path(),
+    )
+}
+
+#[test]
+fn nothing_can_be_acknowledged_in_advance_or_while_it_is_there() {
+    let s = setup();
+    let runs: Vec<String> = DAYS.iter().map(|d| s.run(d)).collect();
+    let refused = |missing: &str, says: &str| {
+        let r = acknowledge_with(&s, missing, &s.key);
+        assert_eq!(r.code, 3, "--missing {missing}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(says), "--missing {missing}: {}", r.stderr);
+        assert!(
+            !s.env_dir().join("acknowledgements").exists(),
+            "no record was written for --missing {missing}"
+        );
+    };
+    // A run that does not exist yet: the issue's pre-acknowledgement.
+    refused("4", "the newest signed run is run 3");
+    refused("4-9", "the newest signed run is run 3");
+    // One record for every future deletion.
+    refused("1-18446744073709551615", "more than 10000 runs");
+    // A run that is on disk.
+    refused(
+        "1",
+        &format!("run 1 is not missing: it is on disk as {}", runs[0]),
+    );
+    refused("0", "numbered from 1");
+    refused("3-2", "numbered from 1");
+    // The gap must be acknowledged whole.
+    let fourth = s.run("2026-11-16T08:00:00Z");
+    let _ = s.run("2026-11-17T08:00:00Z");
+    std::fs::remove_dir_all(s.env_dir().join(&runs[1])).unwrap();
+    std::fs::remove_dir_all(s.env_dir().join(&fourth)).unwrap(); // runs 2 and 4 missing
+    refused("2-4", "run 3 is not missing");
+    // An environment name that is a path is refused before anything.
+    let r = epic_audit(
+        &[
+            "acknowledge",
+            "--env",
+            "../../escaped",
+            "--missing",
+            "2",
+            "--reason",
+            "x",
+            "--reports",
+            s.reports().to_str().unwrap(),
+            "--signing-key",
+            s.key.to_str().unwrap(),
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("not a plain name"), "{}", r.stderr);
+    assert!(!s.dir.path().join("escaped").exists());
+    // The real gaps are accepted, each naming its neighbours.
+    let r = acknowledge_with(&s, "2", &s.key);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "missing between run 1 ({}) and run 3 ({})",
+            runs[0], runs[2]
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(acknowledge_with(&s, "4", &s.key).code, 0);
+    let r = s.verify(&s.env_dir());
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn a_record_whose_neighbour_was_replaced_is_rejected_by_verify_and_export() {
+    let s = setup();
+    let runs: Vec<String> = DAYS.iter().map(|d| s.run(d)).collect();
+    std::fs::remove_dir_all(s.env_dir().join(&runs[1])).unwrap();
+    assert_eq!(acknowledge_with(&s, "2", &s.key).code, 0);
+    assert_eq!(s.verify(&s.env_dir()).code, 0);
+    // Run 3's manifest re-serialised after the record was signed: its own
+    // signature holds, but it is not the run the record names.
+    let m = s.env_dir().join(&runs[2]).join("manifest.dsse.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    std::fs::write(&m, serde_json::to_vec(&v).unwrap()).unwrap();
+    let r = s.verify(&s.env_dir());
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("gap-2-2.dsse.json names run")
+            && r.stdout.contains(&runs[2])
+            && r.stdout
+                .contains("replaced after the acknowledgement was signed"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("CHAIN BROKEN: run 2 is missing"),
+        "{}",
+        r.stdout
+    );
+    let (r, out) = s.export("replaced.tar.gz");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("replaced after the acknowledgement"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    // The run before the gap removed: the record names a run not there.
+    std::fs::write(&m, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    std::fs::remove_dir_all(s.env_dir().join(&runs[0])).unwrap();
+    let r = s.verify(&s.env_dir());
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("names run {} (run 1) that is not there", runs[0])),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn with_acknowledgement_keys_the_run_key_excuses_nothing() {
+    let s = setup();
+    let runs: Vec<String> = DAYS.iter().map(|d| s.run(d)).collect();
+    std::fs::remove_dir_all(s.env_dir().join(&runs[1])).unwrap();
+    let officer = s.dir.path().join("officer");
+    let r = epic_audit(
+        &["keygen", "--out", officer.to_str().unwrap()],
+        s.dir.path(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let config = s.dir.path().join("epic-audit.toml");
+    std::fs::write(
+        &config,
+        r#"[environments.local]
+seeds = ["127.0.0.1:1"]
+audit_user = "auditor"
+acknowledgement_pubkeys = ["officer/epic-audit-signing.pub"]
+[environments.local.tls]
+ca = "ca.crt"
+client_cert = "c.crt"
+client_key = "c.key"
+[environments.local.users.auditor]
+password_env = "EPIC_AUDIT_TEST_NEVER_SET"
+"#,
+    )
+    .unwrap();
+    // The CI runner's key (the runs' key) signs a record: it covers
+    // nothing where the environment names its acknowledgement keys.
+    assert_eq!(acknowledge_with(&s, "2", &s.key).code, 0);
+    let r = s.verify(&s.env_dir());
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("not signed by any of the environment's 1 acknowledgement key(s)")
+            && r.stdout.contains("CHAIN BROKEN: run 2 is missing"),
+        "{}",
+        r.stdout
+    );
+    let (r, _) = s.export("by-runner.tar.gz");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    // The compliance officer's key covers it; the export says who signed.
+    std::fs::remove_file(s.env_dir().join("acknowledgements/gap-2-2.dsse.json")).unwrap();
+    let officer_key = officer.join("epic-audit-signing.key");
+    let r = acknowledge_with(&s, "2", &officer_key);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let officer_id = r
+        .stdout
+        .split("(signed by key ")
+        .nth(1)
+        .and_then(|t| t.split(')').next())
+        .unwrap()
+        .to_string();
+    let r = s.verify(&s.env_dir());
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let (r, out) = s.export("by-officer.tar.gz");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!("by key {officer_id})")),
+        "{}",
+        r.stdout
+    );
+    let (_, files) = epic_audit::export::unpack(&out).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&files["export.json"]).unwrap();
+    assert_eq!(
+        meta["chain"]["acknowledged_gaps"][0]["signed_by_key"],
+        officer_id.as_str()
+    );
+    assert_eq!(
+        meta["chain"]["acknowledged_gaps"][0]["before"]["dir"],
+        runs[2].as_str()
+    );
+    // --ack-pubkey overrides the config: with the runs' key named, the
+    // officer's record is not accepted.
+    let r = epic_audit(
+        &[
+            "verify",
+            s.env_dir().to_str().unwrap(),
+            "--pubkey",
+            s.public.to_str().unwrap(),
+            "--ack-pubkey",
+            s.public.to_str().unwrap(),
+        ],
+        s.dir.path(),
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
 }

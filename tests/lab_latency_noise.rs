@@ -1,11 +1,13 @@
 //! PERF-001 knows its own noise floor, on a real lab: masters kept busy by
-//! long scripts fail however quiet Redis's own statistics look; a CPU hog
-//! on the auditing host never makes the cluster fail (inconclusive or
-//! pass, with the host's own p99 in the message); the plain lab is judged
-//! with the host's figures beside the client's.
+//! long scripts fail however quiet Redis's own statistics look, in each
+//! of three runs from a host noisy by the rule's measure; a CPU hog on the auditing host (the
+//! audit and two spinning threads on one CPU, the servers alone on the
+//! other) never makes the cluster fail the 1 ms objective in ten
+//! consecutive runs (inconclusive or pass, with the host's own p99 and
+//! the window's uncertainty in the message); the plain lab is judged with
+//! the host's figures beside the client's.
 //!
-//! One lab serves the three runs in turn (each run waits for the previous
-//! one), so the CPU hog never overlaps the slow-master run.
+//! One lab serves the runs in turn (each run waits for the previous one).
 
 mod common;
 
@@ -33,9 +35,10 @@ fn pin(pid: i32, cpu: usize) {
     }
 }
 
-/// The host's own, the client's and the net p99 (µs) per master, from a
+/// Per master: the host's own p99, the client's p99, the net p99 and the
+/// host's own p90 (µs), and the server's HGETALL latencystats, from a
 /// run's evidence.
-fn figures(out: &Path) -> Vec<(String, u64, u64, u64, String)> {
+fn figures(out: &Path) -> Vec<(String, u64, u64, u64, u64, String)> {
     let ev: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
     ev["items"]
@@ -52,6 +55,7 @@ fn figures(out: &Path) -> Vec<(String, u64, u64, u64, String)> {
                 h["lateness"]["p99_us"].as_u64().unwrap(),
                 v["corrected"]["p99_us"].as_u64().unwrap(),
                 h["net"]["p99_us"].as_u64().unwrap(),
+                h["lateness"]["p90_us"].as_u64().unwrap(),
                 v["server_latencystats"]["hgetall"]
                     .as_str()
                     .unwrap_or("")
@@ -104,7 +108,7 @@ async fn perf_001_fails_a_slow_cluster_and_never_blames_the_cluster_for_the_host
     // (c) The plain lab: judged with the host's figures beside the client's.
     let (plain, f) = run(&strict, "plain", None);
     eprintln!(
-        "plain lab: {plain:#?}\n(subject, host p99, client p99, net p99, server HGETALL): {f:#?}"
+        "plain lab: {plain:#?}\n(subject, host p99, client p99, net p99, host p90, server HGETALL): {f:#?}"
     );
     assert_eq!(plain.len(), 3);
     for (subject, outcome, text) in &plain {
@@ -116,72 +120,101 @@ async fn perf_001_fails_a_slow_cluster_and_never_blames_the_cluster_for_the_host
     }
 
     // (b) Masters busy with 4 ms scripts 25 times a second: clients wait
-    // behind them while Redis's own HGETALL statistics stay quiet. Fails on
-    // every master, naming the client-side excess, whatever the host did.
+    // behind them while Redis's own HGETALL statistics stay quiet. The
+    // script load itself runs on this machine, so the host's own p99 is
+    // above the resolution limit (a noisy host by the rule's measure):
+    // the cluster still fails, beyond the window's uncertainty, in each of
+    // three runs.
     let slow = SlowMasters::start(&t.lab, &[0, 1, 2], Duration::from_millis(4), 25)
         .await
         .unwrap();
-    let (busy, f) = run(&strict, "slow", None);
+    for i in 0..3 {
+        let (busy, f) = run(&strict, &format!("slow-{i}"), None);
+        eprintln!("slow masters, run {i}: {busy:#?}\n{f:#?}");
+        for (subject, outcome, text) in &busy {
+            assert_eq!(outcome, "fail", "run {i}, {subject}: {text}");
+            assert!(
+                text.contains("net of what the auditing host itself held, the cluster's p99 is")
+                    && text.contains("waited behind other work on the master"),
+                "{subject}: {text}"
+            );
+        }
+        for (subject, _, client, net, _, _) in &f {
+            assert!(*net > 1000 && *client >= *net, "{subject}: net {net} µs");
+        }
+    }
     let scripts = slow.ran();
     slow.stop().await;
-    eprintln!("slow masters ({scripts} scripts): {busy:#?}\n{f:#?}");
-    assert!(scripts > 50, "the scripts ran: {scripts}");
-    for (subject, outcome, text) in &busy {
-        assert_eq!(outcome, "fail", "{subject}: {text}");
-        assert!(
-            text.contains("net of what the auditing host itself held, the cluster's p99 is")
-                && text.contains("waited behind other work on the master"),
-            "{subject}: {text}"
-        );
-    }
-    for (subject, _, client, net, _) in &f {
-        assert!(*net > 1000 && *client >= *net, "{subject}: net {net} µs");
-    }
+    assert!(scripts > 150, "the scripts ran: {scripts}");
 
-    // (a) A CPU hog on the auditing host during the window: the audit and
-    // two spinning threads share one CPU, the lab's servers keep the other
-    // (where the machine has two). The objective is 7 ms: the client's p99
-    // exceeds it through the host's stalls (the rule before the host was
-    // measured failed here), while net of them the cluster stays within.
+    // (a) A CPU hog on the auditing host: the audit and two spinning
+    // threads share one CPU, the lab's servers keep the other (where the
+    // machine has two). Ten consecutive runs at the 1 ms objective: the
+    // client's p99 exceeds it through the host's stalls, and the net p99
+    // may too by less than the window's uncertainty; never a fail.
     let two_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
     if two_cpus {
         for n in &t.lab.state.nodes {
             pin(n.pid as i32, 0);
         }
     }
-    let hogging = Arc::new(AtomicBool::new(true));
-    let hogs: Vec<_> = (0..2)
-        .map(|_| {
-            let on = hogging.clone();
-            std::thread::spawn(move || {
-                if two_cpus {
-                    pin(0, 1);
-                }
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                let mut x = 0u64;
-                while on.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                }
-                x
-            })
-        })
-        .collect();
-    let tolerant = t.tmp.path().join("tolerant");
-    policy(&tolerant, 7000);
-    let (hogged, f) = run(&tolerant, "hog", two_cpus.then_some(1));
-    hogging.store(false, Ordering::Relaxed);
-    for h in hogs {
-        let _ = h.join();
+    let hog = Hog::start(two_cpus);
+    let mut seen = Vec::new();
+    for i in 0..10 {
+        let (hogged, f) = run(&strict, &format!("hog-{i}"), two_cpus.then_some(1));
+        eprintln!("CPU hog on the auditing host, run {i}: {hogged:#?}\n{f:#?}");
+        for (subject, outcome, text) in &hogged {
+            assert!(
+                outcome == "warn" || outcome == "pass",
+                "run {i}, {subject}: a host stall failed the cluster: {text}"
+            );
+            assert!(
+                text.contains("auditing host's own p99"),
+                "{subject}: {text}"
+            );
+            seen.push(outcome.clone());
+        }
     }
-    eprintln!("CPU hog on the auditing host: {hogged:#?}\n{f:#?}");
-    for (subject, outcome, text) in &hogged {
-        assert!(
-            outcome == "warn" || outcome == "pass",
-            "{subject}: a host stall failed the cluster: {text}"
-        );
-        assert!(
-            text.contains("auditing host's own p99"),
-            "{subject}: {text}"
-        );
+    eprintln!("busy host, 10 runs x 3 masters: {seen:?}");
+
+    drop(hog);
+}
+
+/// Two threads spinning (on CPU 1 where the machine has two) until
+/// dropped, or for at most 10 minutes.
+struct Hog {
+    on: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<u64>>,
+}
+
+impl Hog {
+    fn start(two_cpus: bool) -> Hog {
+        let on = Arc::new(AtomicBool::new(true));
+        let threads = (0..2)
+            .map(|_| {
+                let on = on.clone();
+                std::thread::spawn(move || {
+                    if two_cpus {
+                        pin(0, 1);
+                    }
+                    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+                    let mut x = 0u64;
+                    while on.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    }
+                    x
+                })
+            })
+            .collect();
+        Hog { on, threads }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        self.on.store(false, Ordering::Relaxed);
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
     }
 }

@@ -49,13 +49,23 @@ fn view(master: &str, corrected: Distribution) -> LatencyView {
 }
 
 /// `v` with the host measured: its own p99 `own` and the client p99 net
-/// of it `net` (µs).
+/// of it `net` (µs); the host's own p90 is 30 µs.
 fn host(mut v: LatencyView, own: u64, net: u64) -> LatencyView {
     v.host = Some(HostNoise {
         tick_hz: 4000,
         lateness: dist(20, own, own + 100),
         net: dist(100, net, net + 100),
     });
+    v
+}
+
+/// [`host`] with the host's own p90 `own_p90` (µs): the window's
+/// attribution uncertainty is then 250 µs (one interval at 4000 Hz) plus it.
+fn noisy(v: LatencyView, own_p90: u64, own: u64, net: u64) -> LatencyView {
+    let mut v = host(v, own, net);
+    if let Some(h) = v.host.as_mut() {
+        h.lateness.p90_us = own_p90;
+    }
     v
 }
 
@@ -66,6 +76,16 @@ fn message(v: LatencyView) -> (Outcome, String) {
     let sel = p.select(&["PERF-001".into()], &[]).unwrap();
     let s = &judge(&ev, &p, &sel, &[], &[]).checks[0].subjects[0];
     (s.outcome, s.message.clone())
+}
+
+/// The observation the one subject of `v` records.
+fn observed(v: LatencyView) -> String {
+    let ev = set(vec![Ok(v)]);
+    let p = Policy::builtin().unwrap();
+    let sel = p.select(&["PERF-001".into()], &[]).unwrap();
+    judge(&ev, &p, &sel, &[], &[]).checks[0].subjects[0]
+        .observed
+        .clone()
 }
 
 fn set(views: Vec<Result<LatencyView, ProbeFailure>>) -> EvidenceSet {
@@ -264,4 +284,43 @@ fn a_slow_cluster_fails_however_noisy_the_host_and_quiet_the_server_stats() {
     assert_eq!(message(lost.clone()).0, Outcome::Fail);
     lost.host.as_mut().unwrap().lateness.p99_us = 900;
     assert_eq!(message(lost).0, Outcome::Warn);
+}
+
+#[test]
+fn from_a_noisy_host_the_cluster_fails_only_beyond_the_windows_uncertainty() {
+    let slow_client = || view("a", dist(600, 9_000, 11_000));
+    // The busy-host case of the issue: net p99 1005 µs against 1000, the
+    // host's own p90 5 ms and p99 8.7 ms: inconclusive, not fail.
+    let (o, m) = message(noisy(slow_client(), 5_000, 8_700, 1_005));
+    assert_eq!(o, Outcome::Warn, "{m}");
+    assert!(
+        m.starts_with("inconclusive")
+            && m.contains("the net p99 1005 µs exceeds the objective, but not by more than the window's attribution uncertainty (5250 µs: one timer interval and the host's own p90)"),
+        "{m}"
+    );
+    let seen = observed(noisy(slow_client(), 5_000, 8_700, 1_005));
+    assert!(
+        seen.contains(
+            "attribution uncertainty 5250 µs: one timer interval and the host's own p90 5000 µs"
+        ),
+        "the observation states it: {seen}"
+    );
+    // At the edge (uncertainty 250 + 750 µs): a net p99 of objective +
+    // uncertainty is not beyond it...
+    let (o, m) = message(noisy(slow_client(), 750, 2_000, 2_000));
+    assert_eq!(o, Outcome::Warn, "{m}");
+    // ...one µs more is.
+    let (o, m) = message(noisy(slow_client(), 750, 2_000, 2_001));
+    assert_eq!(o, Outcome::Fail, "{m}");
+    assert!(
+        m.contains("the cluster's p99 is 2001 µs, which exceeds the objective 1000 µs by more than this window's attribution uncertainty (1000 µs)"),
+        "{m}"
+    );
+    // Masters busy with 4 ms scripts, as the lab measured them: net p99
+    // 2519 µs from a host whose own p90 is 460 µs and p99 2 ms: fails.
+    let (o, m) = message(noisy(slow_client(), 460, 1_982, 2_519));
+    assert_eq!(o, Outcome::Fail, "{m}");
+    // A quiet host resolves the objective: the net figure decides.
+    let (o, m) = message(noisy(view("a", dist(150, 1_100, 1_200)), 400, 480, 1_001));
+    assert_eq!(o, Outcome::Fail, "{m}");
 }

@@ -210,7 +210,7 @@ pub struct Seeded {
 fn failed<E, R>(call: &'static str) -> impl Fn(SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     move |e| epic_audit::aws::api_failure(call, &e).message
 }

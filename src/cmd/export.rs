@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::shared::env_signer;
-use super::stored::{config_env, open};
+use super::stored::{config_env, fetch_chain};
 use crate::cli::{Cli, UsageError};
 use crate::output::OutputError;
 use crate::store::StoreUrl;
@@ -19,15 +19,6 @@ pub(crate) struct Stores<'a> {
     pub keep: Option<&'a StoreUrl>,
 }
 
-/// A directory removed when dropped (the runs fetched from a store).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Exports `env`'s runs of `quarter`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn export(
@@ -37,17 +28,28 @@ pub(crate) fn export(
     out: Option<&Path>,
     reports: &Path,
     pubkey: Option<&Path>,
+    ack_pubkey: &[PathBuf],
     signing_key: Option<PathBuf>,
     exclude_unverified: bool,
     stores: Stores<'_>,
 ) -> Result<u8> {
     use crate::export::ExportError;
-    let signer = env_signer(cli, env, signing_key, "the export")?;
-    let env_conf = config_env(&cli.config, env);
+    let config = cli.optional_config()?;
+    let env_conf = config_env(config.as_ref(), env);
+    if !reports.is_dir() && stores.from.is_none() {
+        return Err(UsageError(format!(
+            "--reports {}: no such directory (the directory holding <env>/<run> directories; \
+             `epic-audit run` writes them under reports/)",
+            reports.display()
+        ))
+        .into());
+    }
+    let signer = env_signer(config.as_ref(), env, signing_key, "the export")?;
     let run_key = match pubkey {
         Some(p) => crate::sign::load_public(p)?,
         None => signer.public_key().clone(),
     };
+    let ack_keys = super::shared::ack_pubkeys(ack_pubkey, config.as_ref(), env)?;
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| reports.join(format!("export-{env}-{quarter}.tar.gz")));
@@ -59,16 +61,7 @@ pub(crate) fn export(
     // the acknowledgements) and exported from there like local runs.
     let scratch = match stores.from {
         Some(url) => {
-            let dir = std::env::temp_dir().join(format!(
-                "epic-audit-export-{}-{}",
-                std::process::id(),
-                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-            ));
-            let scratch = Scratch(dir);
-            let store = crate::aws::block_on(open(url.clone(), env_conf.as_ref()));
-            let n =
-                crate::aws::block_on(store.fetch_env(env, &scratch.0, &|t| quarter.contains(t)))
-                    .map_err(|e| anyhow::anyhow!("reading the runs of `{env}` from {url}: {e}"))?;
+            let (scratch, n) = fetch_chain(url, env_conf, env, &|t| quarter.contains(t))?;
             println!(
                 "fetched {n} run(s) of `{env}` in {quarter} from {url} (and every stored manifest, for the chain)"
             );
@@ -84,22 +77,51 @@ pub(crate) fn export(
         out: &out,
         exclude_unverified,
         now: chrono::Utc::now(),
+        ack_keys: ack_keys.as_deref(),
     };
     match crate::export::export(&req, &signer, &run_key) {
         Ok(x) => {
+            let observations: Vec<&crate::report::history::RunEntry> = x
+                .runs
+                .iter()
+                .filter(|r| r.observed_run_id.is_none())
+                .collect();
             println!(
-                "exported {} run(s) of `{env}` in {quarter} ({} to {}):",
+                "exported {} run(s) of `{env}` in {quarter} ({} to {}): {} observation(s), {} re-evaluation(s):",
                 x.runs.len(),
                 quarter.start().format("%Y-%m-%d"),
-                (quarter.end() - chrono::Duration::days(1)).format("%Y-%m-%d")
+                (quarter.end() - chrono::Duration::days(1)).format("%Y-%m-%d"),
+                observations.len(),
+                x.runs.len() - observations.len()
             );
-            for r in &x.runs {
-                println!(
-                    "  {} {} verdict {} · {}",
+            let line = |r: &crate::report::history::RunEntry| {
+                format!(
+                    "{} {} verdict {} · {}",
                     r.dir,
                     r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
                     r.verdict,
                     r.verification
+                )
+            };
+            for o in &observations {
+                println!("  {}", line(o));
+                for r in x
+                    .runs
+                    .iter()
+                    .filter(|r| r.observed_run_id.as_deref() == Some(o.run_id.as_str()))
+                {
+                    println!("    re-evaluation {}", line(r));
+                }
+            }
+            for r in x.runs.iter().filter(|r| {
+                r.observed_run_id
+                    .as_deref()
+                    .is_some_and(|o| !observations.iter().any(|ob| ob.run_id == o))
+            }) {
+                println!(
+                    "  re-evaluation of observed run {} (not in this export): {}",
+                    r.observed_run_id.as_deref().unwrap_or("?"),
+                    line(r)
                 );
             }
             for r in &x.excluded {
@@ -116,7 +138,7 @@ pub(crate) fn export(
             );
             Ok(super::stored::keep_file(
                 stores.keep,
-                env_conf.as_ref(),
+                env_conf,
                 env,
                 crate::store::EXPORTS,
                 &x.path,

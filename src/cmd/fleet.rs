@@ -19,7 +19,6 @@ use serde::Serialize;
 
 use super::run::run_one;
 use crate::cli::{Cli, RunArgs, UsageError};
-use crate::config::Config;
 use crate::probes::cleanup::LatencyCleanup;
 use crate::report::{junit, Report, EXIT_ERROR, EXIT_FAIL, EXIT_PASS};
 
@@ -74,7 +73,7 @@ pub(crate) async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -
         .into());
     }
     // Every name must exist before anything is probed.
-    let config = Config::load(&cli.config)?;
+    let config = cli.config()?;
     let mut names: Vec<&String> = Vec::new();
     for name in &args.env {
         config.environment(name)?;

@@ -142,12 +142,32 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
             print!("{}", catalogue::print_acl(&p, user));
             Ok(0)
         }
+        Command::PrintIam { store, kms_key_arn } => {
+            if let Some(arn) = kms_key_arn.as_deref() {
+                if !arn.starts_with("arn:") || !arn.contains(":kms:") || !arn.contains(":key/") {
+                    return Err(UsageError(format!(
+                        "--kms-key-arn {arn:?}: give the key's ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); \
+                         an alias does not restrict a policy's resource"
+                    ))
+                    .into());
+                }
+            }
+            let p = crate::iam::policy(
+                store
+                    .as_ref()
+                    .map(|s| (s.bucket.as_str(), s.prefix.as_str())),
+                kms_key_arn.as_deref(),
+            );
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(0)
+        }
         Command::Export {
             env,
             quarter,
             out,
             reports,
             pubkey,
+            ack_pubkey,
             signing_key,
             exclude_unverified,
             from,
@@ -159,6 +179,7 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
             out.as_deref(),
             reports,
             pubkey.as_deref(),
+            ack_pubkey,
             signing_key.clone(),
             *exclude_unverified,
             export::Stores {
@@ -166,7 +187,11 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
                 keep: store.as_ref(),
             },
         ),
-        Command::Verify { path, pubkey } => verify::verify(path, pubkey),
+        Command::Verify {
+            path,
+            pubkey,
+            ack_pubkey,
+        } => verify::verify(&cli, path, pubkey, ack_pubkey),
         Command::Acknowledge {
             env,
             missing,

@@ -8,7 +8,6 @@ use anyhow::Result;
 
 use super::shared::{accept_environment_builds, load_policy, print_run, signer};
 use crate::cli::{Cli, RunArgs, UsageError};
-use crate::config::Config;
 use crate::engine;
 use crate::output::OutputError;
 use crate::probes::cleanup::LatencyCleanup;
@@ -25,7 +24,7 @@ pub(crate) async fn run_one(
     print: bool,
     latency: &LatencyCleanup,
 ) -> Result<crate::run::Written> {
-    let config = Config::load(&cli.config)?;
+    let config = cli.config()?;
     let env = config.environment(name)?;
     let mut policy = load_policy(cli)?;
     // A bad selection is refused before anything else is looked at.

@@ -37,7 +37,8 @@ pub(crate) fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
     if let Some(dir) = &cli.policy {
         return Policy::load_dir(dir);
     }
-    let beside = cli.config.parent().unwrap_or(Path::new(".")).join("checks");
+    let config = cli.config_path();
+    let beside = config.parent().unwrap_or(Path::new(".")).join("checks");
     if beside.is_dir() {
         Policy::load_dir(&beside)
     } else {
@@ -75,22 +76,33 @@ pub(crate) fn signer(
     if s.unsigned {
         return Ok(None);
     }
-    let from_env = std::env::var_os(crate::sign::KEY_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let env_key = env.and_then(|e| e.signing_key.clone());
-    let (key, from_config) = match (s.signing_key.clone().or(from_env), env_key) {
-        (Some(k), _) => (k, false),
-        (None, Some(k)) => (k, true),
-        (None, None) => {
-        return Err(UsageError(format!(
+    match configured_key(s.signing_key.clone(), env, config)? {
+        Some(k) => Ok(Some(k)),
+        None => Err(UsageError(format!(
             "no signing key: pass --signing-key FILE (or awskms:alias/NAME), set {} or `signing_key` \
              in the environment (`epic-audit keygen` makes one), or pass --unsigned for a report \
              that says it is unsigned",
             crate::sign::KEY_ENV
-            ))
-            .into())
-        }
+        ))
+        .into()),
+    }
+}
+
+/// The key given (`flag`), else $EPIC_AUDIT_SIGNING_KEY, else the
+/// environment's `signing_key`, loaded; `None` when none is named.
+fn configured_key(
+    flag: Option<PathBuf>,
+    env: Option<&crate::config::Environment>,
+    config: Option<&Config>,
+) -> Result<Option<crate::sign::RunSigner>> {
+    let from_env = std::env::var_os(crate::sign::KEY_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let env_key = env.and_then(|e| e.signing_key.clone());
+    let (key, from_config) = match (flag.or(from_env), env_key) {
+        (Some(k), _) => (k, false),
+        (None, Some(k)) => (k, true),
+        (None, None) => return Ok(None),
     };
     if let Some(reference) = key
         .to_str()
@@ -198,20 +210,52 @@ pub(crate) fn write_and_print(
 
 /// The key that signs what an environment's commands write outside a run
 /// (an export, an acknowledgement): `signing_key`, else
-/// $EPIC_AUDIT_SIGNING_KEY, else the environment's `signing_key` when the
-/// config names the environment. `what` says what must be signed.
+/// $EPIC_AUDIT_SIGNING_KEY, else the environment's `signing_key` when
+/// `config` names the environment. `what` says what must be signed.
 pub(crate) fn env_signer(
-    cli: &Cli,
+    config: Option<&Config>,
     env: &str,
     signing_key: Option<PathBuf>,
     what: &str,
 ) -> Result<crate::sign::RunSigner> {
-    let config = Config::load(&cli.config).ok();
-    let env_conf = config.as_ref().and_then(|c| c.environments.get(env));
-    let s = Signing {
-        signing_key,
-        ..Default::default()
+    let env_conf = config.and_then(|c| c.environments.get(env));
+    configured_key(signing_key, env_conf, config)?.ok_or_else(|| {
+        UsageError(format!(
+            "{what} must be signed, and no signing key is named: pass --signing-key FILE (or \
+             awskms:alias/NAME), set {}, or set `signing_key` in environment `{env}` of the config",
+            crate::sign::KEY_ENV
+        ))
+        .into()
+    })
+}
+
+/// The public keys acknowledgements of `env`'s gaps must be signed by:
+/// `flag` (--ack-pubkey), else the environment's
+/// `acknowledgement_pubkeys` (relative to the config), else `None` (the
+/// runs' key).
+pub(crate) fn ack_pubkeys(
+    flag: &[PathBuf],
+    config: Option<&Config>,
+    env: &str,
+) -> Result<Option<Vec<crate::sign::PublicKey>>, ConfigError> {
+    let paths: Vec<PathBuf> = if flag.is_empty() {
+        match config.and_then(|c| c.environments.get(env).map(|e| (c, e))) {
+            Some((c, e)) => e
+                .acknowledgement_pubkeys
+                .iter()
+                .map(|p| c.resolve_path(p, &crate::config::default_lab_dir()))
+                .collect(),
+            None => Vec::new(),
+        }
+    } else {
+        flag.to_vec()
     };
-    signer(&s, env_conf, config.as_ref())?
-        .ok_or_else(|| UsageError(format!("{what} must be signed")).into())
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    paths
+        .iter()
+        .map(|p| crate::sign::load_public(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }

@@ -2,7 +2,7 @@
 //! else the environment's `evidence_store`), and writing a signed run so
 //! that it chains after the store's head and is kept there, write-once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -19,12 +19,41 @@ pub(crate) fn store_url(flag: Option<&StoreUrl>, env: Option<&Environment>) -> O
         .or_else(|| env.and_then(|e| e.evidence_store.clone()))
 }
 
-/// The environment `name` of the config, when the config loads and has it
-/// (commands that work without a config use its AWS settings if present).
-pub(crate) fn config_env(config: &Path, name: &str) -> Option<Environment> {
-    Config::load(config)
-        .ok()
-        .and_then(|c| c.environments.get(name).cloned())
+/// The environment `name` of `config`, when there is a config and it has
+/// one (commands that work without a config use its AWS settings if
+/// present).
+pub(crate) fn config_env<'a>(config: Option<&'a Config>, name: &str) -> Option<&'a Environment> {
+    config.and_then(|c| c.environments.get(name))
+}
+
+/// A directory removed when dropped (runs fetched from a store).
+pub(crate) struct Scratch(pub PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fetches `env`'s chain from the store at `url` into a scratch reports
+/// directory: every stored manifest (for the chain), every file of the
+/// runs that started when `wanted` says, and the acknowledgements.
+/// Returns the scratch directory and how many whole runs it holds.
+pub(crate) fn fetch_chain(
+    url: &StoreUrl,
+    env_conf: Option<&Environment>,
+    env: &str,
+    wanted: &dyn Fn(chrono::DateTime<chrono::Utc>) -> bool,
+) -> Result<(Scratch, usize)> {
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "epic-audit-chain-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    )));
+    let store = crate::aws::block_on(open(url.clone(), env_conf));
+    let n = crate::aws::block_on(store.fetch_env(env, &scratch.0, wanted))
+        .map_err(|e| anyhow::anyhow!("reading the runs of `{env}` from {url}: {e}"))?;
+    Ok((scratch, n))
 }
 
 /// The store at `url`, reached with `env`'s AWS settings, deadlines,

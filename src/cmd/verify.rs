@@ -1,20 +1,41 @@
 //! `epic-audit verify`: a signed run directory or a quarterly archive.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::cli::UsageError;
 
 /// Verifies `path` (a run directory or an export archive) against the
-/// public key in `pubkey`: 0 valid, 1 invalid.
-pub(crate) fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
+/// public key in `pubkey`: 0 valid, 1 invalid. Acknowledgements of gaps
+/// in a directory of runs must be signed by `ack_pubkey`, else by the
+/// environment's `acknowledgement_pubkeys` in `cli`'s config, else by
+/// `pubkey`.
+pub(crate) fn verify(
+    cli: &crate::cli::Cli,
+    path: &Path,
+    pubkey: &Path,
+    ack_pubkey: &[PathBuf],
+) -> Result<u8> {
     let key = crate::sign::load_public(pubkey)?;
+    if !path.exists() {
+        return Err(UsageError(format!(
+            "{}: no such run directory, directory of runs or export archive",
+            path.display()
+        ))
+        .into());
+    }
     if path.is_file() {
         return verify_archive_cmd(path, &key);
     }
     if !path.join(crate::run::ENVELOPE).is_file() {
-        return verify_runs(path, &key);
+        let env = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let config = cli.optional_config()?;
+        let ack_keys = super::shared::ack_pubkeys(ack_pubkey, config.as_ref(), &env)?;
+        return verify_runs(path, &key, ack_keys.as_deref());
     }
     match crate::run::verify(path, &key) {
         Ok(v) => {
@@ -41,7 +62,11 @@ pub(crate) fn verify(path: &Path, pubkey: &Path) -> Result<u8> {
 
 /// An environment's directory of runs (`reports/<env>`): every signed run
 /// verified, then the chain between them.
-fn verify_runs(base: &Path, key: &crate::sign::PublicKey) -> Result<u8> {
+fn verify_runs(
+    base: &Path,
+    key: &crate::sign::PublicKey,
+    ack_keys: Option<&[crate::sign::PublicKey]>,
+) -> Result<u8> {
     let not_runs = || {
         UsageError(format!(
             "{} has no {}: neither a signed run directory nor a directory of signed runs",
@@ -59,10 +84,13 @@ fn verify_runs(base: &Path, key: &crate::sign::PublicKey) -> Result<u8> {
     }
     let mut bad = 0;
     for m in &members {
-        let place = match &m.link {
+        let mut place = match &m.link {
             Some(l) => format!("run {}", l.sequence),
             None => "before chaining".to_string(),
         };
+        if let Some(o) = &m.observed_run_id {
+            place.push_str(&format!(", re-evaluation of observed run {o}"));
+        }
         match crate::run::verify(&base.join(&m.dir), key) {
             Ok(v) => println!("  {} ({place}): valid ({} files)", m.dir, v.files.len()),
             Err(problems) => {
@@ -75,7 +103,11 @@ fn verify_runs(base: &Path, key: &crate::sign::PublicKey) -> Result<u8> {
         }
     }
     let scope: Vec<String> = members.iter().map(|m| m.dir.clone()).collect();
-    let chain = crate::run::chain::status(base, &env, key, &members, &scope);
+    let keys = match ack_keys {
+        Some(ks) => crate::run::chain::AckKeys::Only(ks),
+        None => crate::run::chain::AckKeys::RunKey(key),
+    };
+    let chain = crate::run::chain::status(base, &env, keys, &members, &scope);
     for b in &chain.unacknowledged {
         println!("  CHAIN BROKEN: {b}");
     }

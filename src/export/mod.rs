@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::checks::Outcome;
 use crate::report::history::{history, safeguard_history, waiver_uses, RunEntry};
 use crate::report::Report;
+use crate::run::chain::AckFile;
 use crate::sign::{PublicKey, RunSigner, BUNDLE, ENVELOPE};
 
 mod archive;
@@ -99,6 +100,8 @@ pub(crate) struct ExportRequest<'a> {
     pub exclude_unverified: bool,
     /// The export's timestamp.
     pub now: DateTime<Utc>,
+    /// The keys acknowledgements must be signed by (`None`: the runs' key).
+    pub ack_keys: Option<&'a [PublicKey]>,
 }
 
 /// The chain's state in sentences, for the index page and the terminal.
@@ -109,11 +112,12 @@ pub(crate) fn chain_summary(c: &crate::run::chain::Status) -> Vec<String> {
             "signed runs {a} to {b} of the environment's chain; every gap among them is listed below"
         ));
     }
-    for (gap, a, _) in &c.acknowledged {
+    for (gap, a) in &c.acknowledged {
         out.push(format!(
-            "acknowledged gap: {gap}; reason: {} (signed {})",
-            a.reason,
-            a.acknowledged_at.format("%Y-%m-%d")
+            "acknowledged gap: {gap}; reason: {} (signed {} by key {})",
+            a.ack.reason,
+            a.ack.acknowledged_at.format("%Y-%m-%d"),
+            a.key_id
         ));
     }
     if !c.before_chaining.is_empty() {
@@ -139,6 +143,7 @@ pub(crate) fn export(
         out,
         exclude_unverified,
         now,
+        ack_keys,
     } = req.clone();
     let base = crate::run::env_dir(reports_dir, env);
     // The history needs outcomes, and waived subjects for the waivers:
@@ -166,6 +171,10 @@ pub(crate) fn export(
                     .as_ref()
                     .map(|r| r.run_id.clone())
                     .unwrap_or_default(),
+                observed_run_id: report
+                    .as_ref()
+                    .and_then(|r| r.reevaluation.as_ref())
+                    .map(|re| re.observed_run_id.clone()),
                 started_at,
                 verdict: report
                     .as_ref()
@@ -205,7 +214,11 @@ pub(crate) fn export(
         .collect();
     let members = crate::run::chain::members(&base, env)
         .map_err(|e| ExportError::Io(format!("cannot read {}: {}", base.display(), e.kind())))?;
-    let chain = crate::run::chain::status(&base, env, run_key, &members, &scope);
+    let keys = match ack_keys {
+        Some(ks) => crate::run::chain::AckKeys::Only(ks),
+        None => crate::run::chain::AckKeys::RunKey(run_key),
+    };
+    let chain = crate::run::chain::status(&base, env, keys, &members, &scope);
     if !chain.unacknowledged.is_empty() {
         return Err(ExportError::ChainBroken {
             env: env.into(),
@@ -215,16 +228,37 @@ pub(crate) fn export(
     let chain_json = serde_json::json!({
         "runs": chain.span.map(|(a, b)| serde_json::json!({"first": a, "last": b})),
         "before_chaining": chain.before_chaining,
-        "acknowledged_gaps": chain.acknowledged.iter().map(|(gap, a, p)| serde_json::json!({
+        "acknowledged_gaps": chain.acknowledged.iter().map(|(gap, a)| serde_json::json!({
             "gap": gap,
-            "reason": a.reason,
-            "acknowledged_at": a.acknowledged_at,
-            "record": format!("acknowledgements/{}", p.file_name().unwrap_or_default().to_string_lossy()),
+            "reason": a.ack.reason,
+            "acknowledged_at": a.ack.acknowledged_at,
+            "after": a.ack.after,
+            "before": a.ack.before,
+            "signed_by_key": a.key_id,
+            "record": format!("acknowledgements/{}", a.path.file_name().unwrap_or_default().to_string_lossy()),
         })).collect::<Vec<_>>(),
     });
     let chain_lines: Vec<String> = chain_summary(&chain);
 
-    let reports: Vec<&Report> = ok.iter().filter_map(|(_, r, _)| r.as_ref()).collect();
+    // The history is of observations: a re-evaluation of a run in the
+    // export judges the same observation again and is listed under it,
+    // not counted as another run of the cluster; one whose observation is
+    // not here is the only judgement of it the export holds.
+    let observed_here: Vec<&str> = ok
+        .iter()
+        .filter(|(e, _, _)| e.observed_run_id.is_none())
+        .map(|(e, _, _)| e.run_id.as_str())
+        .collect();
+    let counts_in_history = |e: &RunEntry| {
+        e.observed_run_id
+            .as_deref()
+            .is_none_or(|o| !observed_here.contains(&o))
+    };
+    let reports: Vec<&Report> = ok
+        .iter()
+        .filter(|(e, _, _)| counts_in_history(e))
+        .filter_map(|(_, r, _)| r.as_ref())
+        .collect();
     let runs: Vec<RunEntry> = ok.iter().map(|(e, _, _)| e.clone()).collect();
     let history = history(&reports);
     let safeguards = safeguard_history(&reports);
@@ -261,6 +295,8 @@ pub(crate) fn export(
         "to": quarter.end(),
         "generated_at": now,
         "tool": {"name": "epic-audit", "version": env!("CARGO_PKG_VERSION")},
+        "observations": runs.iter().filter(|r| r.observed_run_id.is_none()).count(),
+        "reevaluations": runs.iter().filter(|r| r.observed_run_id.is_some()).count(),
         "runs": runs,
         "excluded": excluded,
         "chain": chain_json,
@@ -295,7 +331,7 @@ pub(crate) fn export(
         )
         .into_bytes(),
     ));
-    for (_, _, p) in &chain.acknowledged {
+    for (_, AckFile { path: p, .. }) in &chain.acknowledged {
         let bytes = std::fs::read(p)
             .map_err(|e| ExportError::Io(format!("{}: {}", p.display(), e.kind())))?;
         let name = p.file_name().unwrap_or_default().to_string_lossy();

@@ -104,11 +104,34 @@ pub(crate) fn summary(previous: &Report, d: &Diff) -> super::Previous {
 /// Renders the diff for the terminal.
 pub fn render(a: &Report, b: &Report, d: &Diff) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{} run {} ({}) -> run {} ({})",
-        b.environment, a.run_id, a.verdict, b.run_id, b.verdict
-    );
+    let label = |r: &Report| match &r.reevaluation {
+        Some(re) => format!(
+            "re-evaluation {} of observed run {} ({})",
+            r.run_id, re.observed_run_id, r.verdict
+        ),
+        None => format!("run {} ({})", r.run_id, r.verdict),
+    };
+    let _ = writeln!(o, "{} {} -> {}", b.environment, label(a), label(b));
+    if let (Some(re), None) | (None, Some(re)) = (&a.reevaluation, &b.reevaluation) {
+        let other = if a.reevaluation.is_some() { b } else { a };
+        if re.observed_run_id == other.run_id {
+            let _ = writeln!(
+                o,
+                "the same observation judged twice: every difference below comes from the policy \
+                 ({}), not from the cluster",
+                re.judged_with
+            );
+        }
+    }
+    if let (Some(ra), Some(rb)) = (&a.reevaluation, &b.reevaluation) {
+        if ra.observed_run_id == rb.observed_run_id {
+            let _ = writeln!(
+                o,
+                "the same observation judged twice: every difference below comes from the policy, \
+                 not from the cluster"
+            );
+        }
+    }
     let list = |o: &mut String, title: &str, items: Vec<String>| {
         let _ = writeln!(o, "\n{title} ({})", items.len());
         for i in items {

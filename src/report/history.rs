@@ -19,6 +19,9 @@ pub(crate) struct RunEntry {
     pub dir: String,
     /// Run id.
     pub run_id: String,
+    /// For a re-evaluation (`epic-audit evaluate`): the run that observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_run_id: Option<String>,
     /// When probing started.
     pub started_at: DateTime<Utc>,
     /// Verdict.
@@ -152,14 +155,15 @@ pub(crate) fn history(reports: &[&Report]) -> Vec<CheckHistory> {
                         h.last = c.outcome.to_string();
                         if c.outcome == Outcome::Fail {
                             if h.first_failure.is_none() {
-                                h.first_failure = Some((r.run_id.clone(), r.started_at));
+                                h.first_failure =
+                                    Some((r.observation_id().to_string(), r.started_at));
                             }
                             failing = true;
                             h.fixed = None;
                         } else if failing && c.outcome != Outcome::Error {
                             // An error decides nothing: not a fix.
                             failing = false;
-                            h.fixed = Some((r.run_id.clone(), r.started_at));
+                            h.fixed = Some((r.observation_id().to_string(), r.started_at));
                         }
                     }
                 }
@@ -197,9 +201,9 @@ pub(crate) fn waiver_uses(reports: &[&Report]) -> Vec<WaiverUse> {
                     out.len() - 1
                 }
             };
-            out[i].in_force_in.push(r.run_id.clone());
+            out[i].in_force_in.push(r.observation_id().to_string());
             if waived {
-                out[i].waived_in.push(r.run_id.clone());
+                out[i].waived_in.push(r.observation_id().to_string());
             }
         }
     }

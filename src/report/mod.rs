@@ -79,6 +79,40 @@ pub struct Report {
     /// server; nodes it could not read are one entry of their own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ServerGroup>,
+    /// Set when this report judges an earlier run's evidence again
+    /// (`epic-audit evaluate`): `run_id` is then the re-evaluation's own
+    /// id, and this names the run that observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reevaluation: Option<Reevaluation>,
+}
+
+/// What a re-evaluation judged again, and with what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reevaluation {
+    /// The run whose evidence was judged (the observation).
+    pub observed_run_id: String,
+    /// When it was judged again.
+    pub evaluated_at: DateTime<Utc>,
+    /// What was judged with: policy, accepted builds and waivers, in a
+    /// sentence (printed above the verdict).
+    pub judged_with: String,
+    /// The accepted-builds part of it, short (printed in the verdict line).
+    pub accepted_builds: String,
+}
+
+impl Reevaluation {
+    /// What the verdict line says of it.
+    pub fn short(&self) -> String {
+        format!("accepted builds: {}", self.accepted_builds)
+    }
+}
+
+impl Reevaluation {
+    /// The id of a re-evaluation of run `observed` made as run `now_id`
+    /// (the run id of its own time).
+    pub fn run_id(observed: &str, now_id: &str) -> String {
+        format!("{observed}-evaluated-{now_id}")
+    }
 }
 
 /// Nodes running one server software and version.
@@ -171,6 +205,10 @@ pub struct PolicyInfo {
     pub source: String,
     /// SHA-256 of the policy files.
     pub digest: String,
+    /// Where the server builds accepted for the patch level came from
+    /// (file and how it was named), if any: folded into the digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_builds: Vec<String>,
 }
 
 /// The check selection.
@@ -211,6 +249,15 @@ pub struct CheckResult {
 }
 
 impl Report {
+    /// The run that observed what this report judges: its own run, or for
+    /// a re-evaluation the observed run (a quarter's history is of
+    /// observations).
+    pub fn observation_id(&self) -> &str {
+        self.reevaluation
+            .as_ref()
+            .map_or(&self.run_id, |r| &r.observed_run_id)
+    }
+
     /// Assembles a report and derives verdict, exit code and counts.
     pub(crate) fn new(
         ev: &EvidenceSet,
@@ -244,6 +291,7 @@ impl Report {
             policy: PolicyInfo {
                 source: policy.source.clone(),
                 digest: policy.digest.clone(),
+                accepted_builds: policy.accepted_builds.clone(),
             },
             selection: Selection {
                 only: only.to_vec(),
@@ -258,6 +306,7 @@ impl Report {
             waivers: crate::waivers::statuses(&policy.waivers, ev.started_at),
             previous: None,
             servers: ServerGroup::of(ev),
+            reevaluation: None,
         }
     }
 

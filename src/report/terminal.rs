@@ -136,12 +136,27 @@ pub fn render_exit(r: &Report, colour: bool, exit: Option<(&str, u8)>) -> String
         .filter(|o| r.counts.get(o).copied().unwrap_or(0) > 0)
         .map(|o| format!("{} {}", r.counts[o], o))
         .collect();
+    if let Some(re) = &r.reevaluation {
+        let _ = writeln!(
+            out,
+            "\nre-evaluation {} of observed run {}: judged with {}",
+            r.run_id, re.observed_run_id, re.judged_with
+        );
+    }
     let _ = writeln!(
         out,
-        "\nverdict: {} ({} checks: {}){} · exit code {}",
+        "\nverdict: {} ({} checks: {}){}{} · exit code {}",
         paint(colour, r.verdict).trim_end(),
         r.checks.len(),
         counts.join(", "),
+        r.reevaluation
+            .as_ref()
+            .map(|re| format!(
+                " · re-evaluation of run {} with {}",
+                re.observed_run_id,
+                re.short()
+            ))
+            .unwrap_or_default(),
         exit.map(|(why, _)| format!(" · {why}")).unwrap_or_default(),
         exit.map_or(r.exit_code, |(_, code)| code)
     );

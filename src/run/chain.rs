@@ -58,8 +58,11 @@ pub struct Member {
     pub dir: String,
     /// Run id.
     pub run_id: String,
-    /// When probing started.
+    /// When it was made: when probing started, or for a re-evaluation
+    /// when it judged (the chain's time order).
     pub started_at: DateTime<Utc>,
+    /// For a re-evaluation: the run id of the run that observed.
+    pub observed_run_id: Option<String>,
     /// Its link; `None` for a run from before chaining.
     pub link: Option<Link>,
     /// SHA-256 of its manifest file.
@@ -75,10 +78,10 @@ pub enum Break {
         from: u64,
         /// Last missing sequence number.
         to: u64,
-        /// The run before the gap, if any.
-        after: Option<String>,
-        /// The run after the gap.
-        before: String,
+        /// The signed run before the gap, if any.
+        after: Option<Neighbour>,
+        /// The signed run after the gap.
+        before: Neighbour,
     },
     /// A run's recorded predecessor is not the run on disk.
     Digest {
@@ -122,8 +125,8 @@ impl std::fmt::Display for Break {
                     format!("runs {from} to {to} are missing")
                 };
                 match after {
-                    Some(a) => write!(f, "{which} (between {a} and {before})"),
-                    None => write!(f, "{which} (before {before}, the first run on disk)"),
+                    Some(a) => write!(f, "{which} (between {} and {})", a.dir, before.dir),
+                    None => write!(f, "{which} (before {}, the first run on disk)", before.dir),
                 }
             }
             Break::Digest {
@@ -166,7 +169,11 @@ pub fn members(base: &Path, env: &str) -> std::io::Result<Vec<Member>> {
             continue;
         };
         let p = &st["predicate"];
-        let started_at = p["started_at"].as_str().and_then(|t| t.parse().ok());
+        let re = &p["reevaluation"];
+        let started_at = re["evaluated_at"]
+            .as_str()
+            .or(p["started_at"].as_str())
+            .and_then(|t| t.parse().ok());
         let (Some(started_at), Ok(bytes)) = (started_at, std::fs::read(dir.join(ENVELOPE))) else {
             continue;
         };
@@ -174,6 +181,7 @@ pub fn members(base: &Path, env: &str) -> std::io::Result<Vec<Member>> {
             continue;
         }
         out.push(Member {
+            observed_run_id: re["observed_run_id"].as_str().map(str::to_string),
             run_id: p["run_id"].as_str().unwrap_or(&name).to_string(),
             link: serde_json::from_value::<Link>(p["chain"].clone()).ok(),
             dir: name,
@@ -235,13 +243,13 @@ pub fn breaks(members: &[Member]) -> Vec<Break> {
                 from: 1,
                 to: seq - 1,
                 after: None,
-                before: m.dir.clone(),
+                before: Neighbour::of(m, *seq),
             }),
             Some((p, pm)) if *seq > p + 1 => out.push(Break::Missing {
                 from: p + 1,
                 to: seq - 1,
-                after: Some(pm.dir.clone()),
-                before: m.dir.clone(),
+                after: Some(Neighbour::of(pm, p)),
+                before: Neighbour::of(m, *seq),
             }),
             Some((p, pm)) if *seq == p + 1 => {
                 // Each claimant of this number must name the run before it.
@@ -275,7 +283,35 @@ pub fn breaks(members: &[Member]) -> Vec<Break> {
     out
 }
 
-/// A signed acknowledgement of missing runs.
+/// A signed run beside a gap, as an acknowledgement names it: which run
+/// it is, and the digest of its signed manifest, so the record holds only
+/// for the chain as it was when it was signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neighbour {
+    /// Its sequence number.
+    pub sequence: u64,
+    /// Its run id.
+    pub run_id: String,
+    /// Its directory name.
+    pub dir: String,
+    /// SHA-256 of its `manifest.dsse.json`.
+    pub manifest_sha256: String,
+}
+
+impl Neighbour {
+    fn of(m: &Member, sequence: u64) -> Neighbour {
+        Neighbour {
+            sequence,
+            run_id: m.run_id.clone(),
+            dir: m.dir.clone(),
+            manifest_sha256: m.manifest_sha256.clone(),
+        }
+    }
+}
+
+/// A signed acknowledgement of missing runs: one gap of the chain, bound
+/// to the signed runs on either side of it as they were when it was
+/// signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acknowledgement {
     /// Environment.
@@ -284,6 +320,14 @@ pub struct Acknowledgement {
     pub missing_from: u64,
     /// Last missing sequence number it covers.
     pub missing_to: u64,
+    /// The signed run before the gap; `None` for a gap before the first
+    /// run on disk.
+    #[serde(default)]
+    pub after: Option<Neighbour>,
+    /// The signed run after the gap. `None` only in records from before
+    /// acknowledgements were bound to the chain, which cover nothing.
+    #[serde(default)]
+    pub before: Option<Neighbour>,
     /// Why the runs are missing.
     pub reason: String,
     /// When it was signed.
@@ -291,9 +335,78 @@ pub struct Acknowledgement {
 }
 
 impl Acknowledgement {
-    /// True when it covers the gap `b`.
+    /// An acknowledgement of the gap `b` (a [`Break::Missing`]), or `None`
+    /// for any other break.
+    pub fn of_gap(b: &Break, environment: &str, reason: &str, at: DateTime<Utc>) -> Option<Self> {
+        match b {
+            Break::Missing {
+                from,
+                to,
+                after,
+                before,
+            } => Some(Acknowledgement {
+                environment: environment.to_string(),
+                missing_from: *from,
+                missing_to: *to,
+                after: after.clone(),
+                before: Some(before.clone()),
+                reason: reason.to_string(),
+                acknowledged_at: at,
+            }),
+            _ => None,
+        }
+    }
+
+    /// True when it covers the gap `b`: the same missing numbers between
+    /// the same signed runs (run ids and manifest digests).
     pub fn covers(&self, b: &Break) -> bool {
-        matches!(b, Break::Missing { from, to, .. } if self.missing_from <= *from && *to <= self.missing_to)
+        matches!(b, Break::Missing { from, to, after, before }
+            if self.missing_from == *from
+                && self.missing_to == *to
+                && self.after == *after
+                && self.before.as_ref() == Some(before))
+    }
+
+    /// Why it cannot hold for the chain `members`, if it cannot: it names
+    /// no neighbours (an old record), names a run that is not there or
+    /// whose manifest was replaced since, or was signed before a run it
+    /// names existed.
+    pub fn mismatch(&self, members: &[Member]) -> Option<String> {
+        let Some(before) = &self.before else {
+            return Some(
+                "does not name the signed runs on either side of its gap (a record from an older \
+                 epic-audit, or signed before the gap existed), so it covers nothing: acknowledge the \
+                 gap again"
+                    .into(),
+            );
+        };
+        for n in self.after.iter().chain([before]) {
+            let same_dir: Vec<&Member> = members.iter().filter(|m| m.dir == n.dir).collect();
+            let Some(m) = same_dir.first() else {
+                return Some(format!(
+                    "names run {} (run {}) that is not there",
+                    n.dir, n.sequence
+                ));
+            };
+            if m.manifest_sha256 != n.manifest_sha256 {
+                return Some(format!(
+                    "names run {} with manifest sha256 {}, but its manifest is now {}: the run was \
+                     replaced after the acknowledgement was signed",
+                    n.dir,
+                    short(&n.manifest_sha256),
+                    short(&m.manifest_sha256)
+                ));
+            }
+            if self.acknowledged_at < m.started_at {
+                return Some(format!(
+                    "was signed at {} before run {} ({}) existed",
+                    self.acknowledged_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    n.sequence,
+                    n.dir
+                ));
+            }
+        }
+        None
     }
 
     /// Its file name in the acknowledgements directory.
@@ -302,29 +415,124 @@ impl Acknowledgement {
     }
 }
 
-/// `<reports>/<env>/acknowledgements/`.
-pub fn acknowledgements_dir(base: &Path) -> PathBuf {
-    base.join(ACKNOWLEDGEMENTS)
+/// Why `--missing FROM-TO` cannot be acknowledged in the chain `members`,
+/// or the gap it names: only a whole gap of the chain as it is, between
+/// signed runs that exist, can be.
+pub fn gap_to_acknowledge(members: &[Member], from: u64, to: u64) -> Result<Break, String> {
+    let all = breaks(members);
+    if let Some(b) = all
+        .iter()
+        .find(|b| matches!(b, Break::Missing { from: f, to: t, .. } if *f == from && *t == to))
+    {
+        return Ok(b.clone());
+    }
+    let which = if from == to {
+        format!("run {from}")
+    } else {
+        format!("runs {from} to {to}")
+    };
+    let chained: Vec<(u64, &Member)> = members
+        .iter()
+        .filter_map(|m| m.link.as_ref().map(|l| (l.sequence, m)))
+        .collect();
+    if let Some((seq, m)) = chained.iter().find(|(s, _)| (from..=to).contains(s)) {
+        return Err(format!(
+            "run {seq} is not missing: it is on disk as {}; only a missing run can be acknowledged",
+            m.dir
+        ));
+    }
+    let newest = chained.iter().map(|(s, _)| *s).max().unwrap_or(0);
+    if to > newest {
+        return Err(format!(
+            "{which} cannot be acknowledged: the newest signed run is run {newest}, so there is no \
+             signed run after {} yet; a gap is acknowledged once the run after it exists",
+            if from == to { "it" } else { "them" }
+        ));
+    }
+    let overlapping: Vec<String> = all
+        .iter()
+        .filter_map(|b| match b {
+            Break::Missing { from: f, to: t, .. } if *f <= to && from <= *t => Some(if f == t {
+                format!("--missing {f}")
+            } else {
+                format!("--missing {f}-{t}")
+            }),
+            _ => None,
+        })
+        .collect();
+    if !overlapping.is_empty() {
+        return Err(format!(
+            "{which} is not a whole gap of the chain: acknowledge the gap as it is, {}",
+            overlapping.join(" and ")
+        ));
+    }
+    Err(format!("{which} is not a gap of the chain"))
 }
 
-/// The acknowledgements of `env` in `base` that verify against `key`, with
-/// their files; those that do not verify are returned as problems.
-pub fn acknowledgements(
-    base: &Path,
-    env: &str,
-    key: &PublicKey,
-) -> (Vec<(PathBuf, Acknowledgement)>, Vec<String>) {
+/// The keys an acknowledgement may be signed by: the key the runs are
+/// signed with, unless the environment names its own
+/// (`acknowledgement_pubkeys`: separation of duties, so the key that signs
+/// the runs cannot excuse their gaps).
+#[derive(Debug, Clone, Copy)]
+pub enum AckKeys<'a> {
+    /// Acknowledgements verify against the run key.
+    RunKey(&'a PublicKey),
+    /// Acknowledgements verify only against these keys.
+    Only(&'a [PublicKey]),
+}
+
+impl AckKeys<'_> {
+    fn keys(&self) -> &[PublicKey] {
+        match self {
+            AckKeys::RunKey(k) => std::slice::from_ref(*k),
+            AckKeys::Only(ks) => ks,
+        }
+    }
+}
+
+/// One acknowledgement file that verified.
+#[derive(Debug, Clone)]
+pub struct AckFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// What it says.
+    pub ack: Acknowledgement,
+    /// The id of the key that signed it.
+    pub key_id: String,
+}
+
+/// The acknowledgements of `env` in `base` that verify against one of
+/// `keys`; those that do not verify are returned as problems.
+pub fn acknowledgements(base: &Path, env: &str, keys: AckKeys<'_>) -> (Vec<AckFile>, Vec<String>) {
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
-    let Ok(rd) = std::fs::read_dir(acknowledgements_dir(base)) else {
+    let Ok(rd) = std::fs::read_dir(base.join(ACKNOWLEDGEMENTS)) else {
         return (ok, bad);
     };
     let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
     files.sort();
     for p in files.into_iter().filter(|p| p.is_file()) {
-        match verify_ack(&p, key) {
-            Ok(a) if a.environment == env => ok.push((p, a)),
-            Ok(_) => {}
-            Err(e) => bad.push(format!("{}: {e}", p.display())),
+        let mut last_err = String::new();
+        let verified = keys.keys().iter().find_map(|k| match verify_ack(&p, k) {
+            Ok(a) => Some((a, k.key_id())),
+            Err(e) => {
+                last_err = e;
+                None
+            }
+        });
+        match (verified, keys) {
+            (Some((a, key_id)), _) if a.environment == env => ok.push(AckFile {
+                path: p,
+                ack: a,
+                key_id,
+            }),
+            (Some(_), _) => {}
+            (None, AckKeys::Only(ks)) => bad.push(format!(
+                "{}: not signed by any of the environment's {} acknowledgement key(s) ({}): {last_err}",
+                p.display(),
+                ks.len(),
+                ks.iter().map(|k| k.key_id()).collect::<Vec<_>>().join(", ")
+            )),
+            (None, AckKeys::RunKey(_)) => bad.push(format!("{}: {last_err}", p.display())),
         }
     }
     (ok, bad)
@@ -332,7 +540,7 @@ pub fn acknowledgements(
 
 /// Reads and verifies one acknowledgement file.
 fn verify_ack(p: &Path, key: &PublicKey) -> Result<Acknowledgement, String> {
-    let text = std::fs::read(p).map_err(|e| e.kind().to_string())?;
+    let text = std::fs::read(p).map_err(|e| crate::output::io_reason(&e))?;
     let st = crate::sign::verify_statement(&text, key)?;
     if st["predicateType"] != ACK_PREDICATE_TYPE {
         return Err("not a gap acknowledgement".into());
@@ -358,14 +566,20 @@ pub fn acknowledge(
         hex::encode(Sha256::digest(ack.reason.as_bytes())),
     )];
     let envelope = signer.envelope_for_digests(&subject, ACK_PREDICATE_TYPE, predicate)?;
-    let dir = acknowledgements_dir(base);
-    std::fs::create_dir_all(&dir)?;
+    let dir = base.join(ACKNOWLEDGEMENTS);
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        anyhow::anyhow!(
+            "creating {}: {}",
+            dir.display(),
+            crate::output::io_reason(&e)
+        )
+    })?;
     let path = dir.join(ack.file_name());
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::output::io_reason(&e)))?;
     f.write_all(&serde_json::to_vec_pretty(&envelope)?)?;
     f.sync_all()?;
     Ok(path)
@@ -378,8 +592,8 @@ pub struct Status {
     /// Breaks no acknowledgement covers (and acknowledgements that do not
     /// verify), as sentences.
     pub unacknowledged: Vec<String>,
-    /// Gaps an acknowledgement covers: (the gap, its acknowledgement, its file).
-    pub acknowledged: Vec<(String, Acknowledgement, PathBuf)>,
+    /// Gaps an acknowledgement covers: (the gap, its acknowledgement).
+    pub acknowledged: Vec<(String, AckFile)>,
     /// Runs from before chaining (no chain fields in their manifest).
     pub before_chaining: Vec<String>,
     /// Lowest and highest sequence number among the runs.
@@ -388,17 +602,19 @@ pub struct Status {
 
 /// The chain of `env`'s runs `members` (from [`members`] of `base`),
 /// judged for the runs `scope` (directory names): every break that names
-/// one of them, each acknowledged by a signed record in `base` that `key`
-/// verifies or not.
+/// one of them, each acknowledged by a signed record in `base` that one of
+/// `keys` verifies or not. A record whose neighbouring runs do not match
+/// the chain (not there, replaced since, or younger than the record) is a
+/// problem of its own and covers nothing.
 pub fn status(
     base: &Path,
     env: &str,
-    key: &PublicKey,
+    keys: AckKeys<'_>,
     members: &[Member],
     scope: &[String],
 ) -> Status {
     let in_scope = |d: &str| scope.iter().any(|s| s == d);
-    let (acks, bad) = acknowledgements(base, env, key);
+    let (mut acks, bad) = acknowledgements(base, env, keys);
     let mut st = Status {
         unacknowledged: bad
             .into_iter()
@@ -406,6 +622,14 @@ pub fn status(
             .collect(),
         ..Default::default()
     };
+    acks.retain(|a| match a.ack.mismatch(members) {
+        Some(why) => {
+            st.unacknowledged
+                .push(format!("acknowledgement {} {why}", a.path.display()));
+            false
+        }
+        None => true,
+    });
     for m in members.iter().filter(|m| in_scope(&m.dir)) {
         match &m.link {
             None => st.before_chaining.push(m.dir.clone()),
@@ -420,7 +644,7 @@ pub fn status(
     for b in breaks(members) {
         let touches = match &b {
             Break::Missing { after, before, .. } => {
-                in_scope(before) || after.as_deref().is_some_and(in_scope)
+                in_scope(&before.dir) || after.as_ref().is_some_and(|a| in_scope(&a.dir))
             }
             Break::Digest {
                 run, predecessor, ..
@@ -431,8 +655,8 @@ pub fn status(
         if !touches {
             continue;
         }
-        match acks.iter().find(|(_, a)| a.covers(&b)) {
-            Some((p, a)) => st.acknowledged.push((b.to_string(), a.clone(), p.clone())),
+        match acks.iter().find(|a| a.ack.covers(&b)) {
+            Some(a) => st.acknowledged.push((b.to_string(), a.clone())),
             None => st.unacknowledged.push(b.to_string()),
         }
     }
@@ -447,6 +671,7 @@ mod tests {
         Member {
             dir: dir.into(),
             run_id: dir.into(),
+            observed_run_id: None,
             started_at: format!("2026-11-01T10:{minute:02}:00Z").parse().unwrap(),
             link: Some(Link {
                 sequence: seq,
@@ -511,22 +736,74 @@ mod tests {
         let mut old = m("old", 1, None, "x", 0);
         old.link = None;
         let c = [old, m("c", 3, Some("b"), "c-digest", 3)];
-        assert_eq!(
-            breaks(&c),
-            vec![Break::Missing {
-                from: 1,
-                to: 2,
-                after: None,
-                before: "c".into()
-            }]
+        let b = breaks(&c);
+        assert_eq!(b.len(), 1);
+        assert!(
+            matches!(&b[0], Break::Missing { from: 1, to: 2, after: None, before } if before.dir == "c"),
+            "{b:?}"
         );
-        let ack = Acknowledgement {
-            environment: "e".into(),
-            missing_from: 1,
-            missing_to: 2,
-            reason: "lost".into(),
-            acknowledged_at: Utc::now(),
+        let at = "2026-11-02T00:00:00Z".parse().unwrap();
+        let ack = Acknowledgement::of_gap(&b[0], "e", "lost", at).unwrap();
+        assert!(ack.covers(&b[0]));
+        assert_eq!(ack.mismatch(&c), None);
+    }
+
+    #[test]
+    fn an_acknowledgement_holds_only_for_the_chain_it_was_signed_for() {
+        let c = [
+            m("a", 1, None, "a-digest", 1),
+            m("c", 3, Some("b"), "c-digest", 3),
+            m("d", 4, Some("c"), "d-digest", 4),
+        ];
+        let at = "2026-11-02T00:00:00Z".parse().unwrap();
+        // Only the whole gap, between runs that are there.
+        let gap = gap_to_acknowledge(&c, 2, 2).unwrap();
+        let ack = Acknowledgement::of_gap(&gap, "e", "lost", at).unwrap();
+        assert!(ack.covers(&gap));
+        assert_eq!(ack.mismatch(&c), None);
+        let e = gap_to_acknowledge(&c, 3, 3).unwrap_err();
+        assert!(
+            e.contains("run 3 is not missing: it is on disk as c"),
+            "{e}"
+        );
+        let e = gap_to_acknowledge(&c, 5, 5).unwrap_err();
+        assert!(e.contains("the newest signed run is run 4"), "{e}");
+        let e = gap_to_acknowledge(&c, 1, u64::MAX).unwrap_err();
+        assert!(e.contains("not missing"), "{e}");
+        // The run after the gap replaced: the record covers nothing and
+        // says why.
+        let replaced = [
+            m("a", 1, None, "a-digest", 1),
+            m("c", 3, Some("b"), "c-forged", 3),
+            m("d", 4, Some("c"), "d-digest", 4),
+        ];
+        assert!(!ack.covers(&breaks(&replaced)[0]));
+        let why = ack.mismatch(&replaced).unwrap();
+        assert!(
+            why.contains("names run c") && why.contains("replaced"),
+            "{why}"
+        );
+        // The run before it gone.
+        let gone = [m("c", 3, Some("b"), "c-digest", 3)];
+        let why = ack.mismatch(&gone).unwrap();
+        assert!(
+            why.contains("names run a (run 1) that is not there"),
+            "{why}"
+        );
+        // Signed before a run it names started.
+        let early = Acknowledgement {
+            acknowledged_at: "2026-11-01T10:02:00Z".parse().unwrap(),
+            ..ack.clone()
         };
-        assert!(ack.covers(&breaks(&c)[0]));
+        let why = early.mismatch(&c).unwrap();
+        assert!(why.contains("before run 3 (c) existed"), "{why}");
+        // A record without neighbours (an older epic-audit's) covers nothing.
+        let old = Acknowledgement {
+            after: None,
+            before: None,
+            ..ack
+        };
+        assert!(!old.covers(&gap));
+        assert!(old.mismatch(&c).unwrap().contains("covers nothing"));
     }
 }

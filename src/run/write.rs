@@ -132,6 +132,12 @@ pub(crate) fn write(
             "counts": counts,
             "verdict": report.verdict,
             "exit_code": report.exit_code,
+            // A re-evaluation names the run that observed, and when it
+            // judged (its place in the chain's time order).
+            "reevaluation": report.reevaluation.as_ref().map(|r| serde_json::json!({
+                "observed_run_id": r.observed_run_id,
+                "evaluated_at": r.evaluated_at,
+            })),
             // Its place in the environment's chain of signed runs.
             "chain": link.or_else(|| dest
                 .parent()

@@ -387,7 +387,16 @@ fn kms_sign(
 pub fn keygen(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir)?;
+    let why = |p: &Path, e: std::io::Error| {
+        anyhow::anyhow!("{}: {}", p.display(), crate::output::io_reason(&e))
+    };
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--out {}: is a file; name a directory for epic-audit-signing.key and epic-audit-signing.pub",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).map_err(|e| why(dir, e))?;
     let (priv_path, pub_path) = (
         dir.join("epic-audit-signing.key"),
         dir.join("epic-audit-signing.pub"),
@@ -410,14 +419,17 @@ pub fn keygen(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&priv_path)?;
-    f.write_all(pem.as_bytes())?;
+        .open(&priv_path)
+        .map_err(|e| why(&priv_path, e))?;
+    f.write_all(pem.as_bytes())
+        .map_err(|e| why(&priv_path, e))?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
-        .open(&pub_path)?
-        .write_all(PublicKey::Ed25519(key.verifying_key()).to_pem().as_bytes())?;
+        .open(&pub_path)
+        .and_then(|mut f| f.write_all(PublicKey::Ed25519(key.verifying_key()).to_pem().as_bytes()))
+        .map_err(|e| why(&pub_path, e))?;
     Ok((priv_path, pub_path))
 }
 

@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ObjectLockMode};
 use base64::Engine;
@@ -177,7 +177,7 @@ fn sha256_b64(bytes: &[u8]) -> String {
 fn failed<E, R>(call: &str, key: &str, e: &SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let detail = match e {
         SdkError::ServiceError(_) => format!(
@@ -185,7 +185,7 @@ where
             e.code().unwrap_or("unknown"),
             e.message().unwrap_or("(no message)")
         ),
-        _ => DisplayErrorContext(e).to_string(),
+        _ => crate::aws::error_chain(e),
     };
     let hint = if detail.contains("Object Lock") || detail.contains("ObjectLock") {
         " (the bucket must be created with Object Lock enabled: `aws s3api create-bucket ... \
