@@ -34,6 +34,10 @@ fn signed_run(dir: &Path, key: &str, envs: &[(&str, String)]) -> PathBuf {
             "--signing-key",
             key,
         ])
+        // Where no config names the evidence's environment: the KMS key
+        // is reached through the SDK's own settings (`envs`), as an
+        // auditor's machine would.
+        .current_dir(dir)
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .env("NO_COLOR", "1")
         .output()
@@ -252,6 +256,7 @@ async fn a_kms_key_on_the_emulator_signs_a_run_raw_and_both_verifiers_accept_it(
             "--signing-key",
             &format!("awskms:{sym}"),
         ])
+        .current_dir(t.path())
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();

@@ -62,10 +62,17 @@ pub(crate) fn evaluate(
             &report.run_id,
         ),
     };
-    let signer = signer(signing, None, None)?;
-    // Only an explicit --store: evaluating is otherwise offline. The
-    // environment's AWS settings apply when the config names it.
+    // The environment's AWS settings (region, endpoint, credentials,
+    // deadlines) reach a KMS key and a store when the config names it; its
+    // `signing_key` does not apply: a re-evaluation is signed with the key
+    // given (--signing-key or $EPIC_AUDIT_SIGNING_KEY).
     let env_conf = config_env(config.as_ref(), &evidence.environment);
+    let aws_only = env_conf.map(|e| crate::config::Environment {
+        signing_key: None,
+        ..e.clone()
+    });
+    let signer = signer(signing, aws_only.as_ref(), config.as_ref())?;
+    // Only an explicit --store: evaluating is otherwise offline.
     let store = match signing.store.clone() {
         Some(url) => {
             if env_conf.is_none() {

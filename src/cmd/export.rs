@@ -81,18 +81,25 @@ pub(crate) fn export(
     };
     match crate::export::export(&req, &signer, &run_key) {
         Ok(x) => {
-            let observations: Vec<&crate::report::history::RunEntry> = x
+            // Each observation once, its re-evaluations under it.
+            let mut ids: Vec<&str> = Vec::new();
+            for r in &x.runs {
+                let id = r.observed_run_id.as_deref().unwrap_or(&r.run_id);
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            let reevaluations = x
                 .runs
                 .iter()
-                .filter(|r| r.observed_run_id.is_none())
-                .collect();
+                .filter(|r| r.observed_run_id.is_some())
+                .count();
             println!(
-                "exported {} run(s) of `{env}` in {quarter} ({} to {}): {} observation(s), {} re-evaluation(s):",
+                "exported {} run(s) of `{env}` in {quarter} ({} to {}): {} observation(s), {reevaluations} re-evaluation(s):",
                 x.runs.len(),
                 quarter.start().format("%Y-%m-%d"),
                 (quarter.end() - chrono::Duration::days(1)).format("%Y-%m-%d"),
-                observations.len(),
-                x.runs.len() - observations.len()
+                ids.len(),
             );
             let line = |r: &crate::report::history::RunEntry| {
                 format!(
@@ -103,26 +110,22 @@ pub(crate) fn export(
                     r.verification
                 )
             };
-            for o in &observations {
-                println!("  {}", line(o));
+            for id in ids {
+                match x
+                    .runs
+                    .iter()
+                    .find(|r| r.observed_run_id.is_none() && r.run_id == id)
+                {
+                    Some(o) => println!("  {}", line(o)),
+                    None => println!("  observation {id} (its own run is not in this export):"),
+                }
                 for r in x
                     .runs
                     .iter()
-                    .filter(|r| r.observed_run_id.as_deref() == Some(o.run_id.as_str()))
+                    .filter(|r| r.observed_run_id.as_deref() == Some(id))
                 {
                     println!("    re-evaluation {}", line(r));
                 }
-            }
-            for r in x.runs.iter().filter(|r| {
-                r.observed_run_id
-                    .as_deref()
-                    .is_some_and(|o| !observations.iter().any(|ob| ob.run_id == o))
-            }) {
-                println!(
-                    "  re-evaluation of observed run {} (not in this export): {}",
-                    r.observed_run_id.as_deref().unwrap_or("?"),
-                    line(r)
-                );
             }
             for r in &x.excluded {
                 println!("  EXCLUDED {}: {}", r.dir, r.verification);

@@ -72,8 +72,12 @@ pub(crate) async fn fleet(cli: &Cli, args: &RunArgs, latency: &LatencyCleanup) -
         )
         .into());
     }
-    // Every name must exist before anything is probed.
+    // Every name must exist, and the selection judge something, before
+    // anything is probed.
     let config = cli.config()?;
+    super::shared::load_policy(cli)?
+        .select(&args.select.only, &args.select.skip)
+        .map_err(UsageError)?;
     let mut names: Vec<&String> = Vec::new();
     for name in &args.env {
         config.environment(name)?;

@@ -126,9 +126,15 @@ fn configured_key(
         ));
         let deadline =
             timeouts.command() * 3 + timeouts.connect() + std::time::Duration::from_secs(2);
-        return Ok(Some(crate::sign::RunSigner::kms(
-            reference, &conf, deadline,
-        )?));
+        let endpoint = aws.and_then(|a| a.endpoint.clone());
+        return crate::sign::RunSigner::kms(reference, &conf, deadline)
+            .map(Some)
+            .map_err(|e| match endpoint {
+                Some(url) => {
+                    anyhow::anyhow!("{e} (KMS endpoint {url}, from the environment's [aws])")
+                }
+                None => e.into(),
+            });
     }
     // A key file named in the config is relative to the config's directory.
     let path = if from_config {

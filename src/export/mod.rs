@@ -240,25 +240,34 @@ pub(crate) fn export(
     });
     let chain_lines: Vec<String> = chain_summary(&chain);
 
-    // The history is of observations: a re-evaluation of a run in the
-    // export judges the same observation again and is listed under it,
-    // not counted as another run of the cluster; one whose observation is
-    // not here is the only judgement of it the export holds.
-    let observed_here: Vec<&str> = ok
-        .iter()
-        .filter(|(e, _, _)| e.observed_run_id.is_none())
-        .map(|(e, _, _)| e.run_id.as_str())
-        .collect();
-    let counts_in_history = |e: &RunEntry| {
-        e.observed_run_id
-            .as_deref()
-            .is_none_or(|o| !observed_here.contains(&o))
-    };
+    // The history is of observations: each observation once, by its own
+    // run where the export holds it, else by its latest re-evaluation. A
+    // re-evaluation judges the same observation again and is listed under
+    // it, never counted as another run of the cluster.
+    let mut judged_by: std::collections::BTreeMap<&str, (bool, DateTime<Utc>, &str)> =
+        Default::default();
+    for (e, r, _) in &ok {
+        let (observed, own, at) = match (
+            &e.observed_run_id,
+            r.as_ref().and_then(|r| r.reevaluation.as_ref()),
+        ) {
+            (Some(o), Some(re)) => (o.as_str(), false, re.evaluated_at),
+            _ => (e.run_id.as_str(), true, e.started_at),
+        };
+        let better = match judged_by.get(observed) {
+            None => true,
+            Some((had_own, had_at, _)) => !had_own && (own || at > *had_at),
+        };
+        if better {
+            judged_by.insert(observed, (own, at, e.dir.as_str()));
+        }
+    }
     let reports: Vec<&Report> = ok
         .iter()
-        .filter(|(e, _, _)| counts_in_history(e))
+        .filter(|(e, _, _)| judged_by.values().any(|(_, _, d)| *d == e.dir))
         .filter_map(|(_, r, _)| r.as_ref())
         .collect();
+    let observations = judged_by.len();
     let runs: Vec<RunEntry> = ok.iter().map(|(e, _, _)| e.clone()).collect();
     let history = history(&reports);
     let safeguards = safeguard_history(&reports);
@@ -295,7 +304,7 @@ pub(crate) fn export(
         "to": quarter.end(),
         "generated_at": now,
         "tool": {"name": "epic-audit", "version": env!("CARGO_PKG_VERSION")},
-        "observations": runs.iter().filter(|r| r.observed_run_id.is_none()).count(),
+        "observations": observations,
         "reevaluations": runs.iter().filter(|r| r.observed_run_id.is_some()).count(),
         "runs": runs,
         "excluded": excluded,
