@@ -102,6 +102,14 @@ fn setup() -> Setup {
     Setup { key, public, dir }
 }
 
+/// Three signed runs, the second removed: (the setup, the three runs).
+fn with_run_2_lost() -> (Setup, Vec<String>) {
+    let s = setup();
+    let runs: Vec<String> = DAYS.iter().map(|d| s.run(d)).collect();
+    std::fs::remove_dir_all(s.env_dir().join(&runs[1])).unwrap();
+    (s, runs)
+}
+
 const DAYS: [&str; 3] = [
     "2026-11-13T08:00:00Z",
     "2026-11-14T08:00:00Z",
@@ -158,9 +166,7 @@ fn each_run_names_its_predecessor_and_the_chain_verifies() {
 
 #[test]
 fn a_removed_run_fails_verify_and_export_until_acknowledged() {
-    let s = setup();
-    let runs: Vec<String> = DAYS.iter().map(|d| s.run(d)).collect();
-    std::fs::remove_dir_all(s.env_dir().join(&runs[1])).unwrap();
+    let (s, runs) = with_run_2_lost();
     let gap = format!("run 2 is missing (between {} and {})", runs[0], runs[2]);
 
     let r = s.verify(&s.env_dir());
@@ -352,9 +358,7 @@ fn nothing_can_be_acknowledged_in_advance_or_while_it_is_there() {
 
 #[test]
 fn a_record_whose_neighbour_was_replaced_is_rejected_by_verify_and_export() {
-    let s = setup();
-    let runs: Vec<String> = DAYS.iter().map(|d| s.run(d)).collect();
-    std::fs::remove_dir_all(s.env_dir().join(&runs[1])).unwrap();
+    let (s, runs) = with_run_2_lost();
     assert_eq!(acknowledge_with(&s, "2", &s.key).code, 0);
     assert_eq!(s.verify(&s.env_dir()).code, 0);
     // Run 3's manifest re-serialised after the record was signed: its own
@@ -400,9 +404,7 @@ fn a_record_whose_neighbour_was_replaced_is_rejected_by_verify_and_export() {
 
 #[test]
 fn with_acknowledgement_keys_the_run_key_excuses_nothing() {
-    let s = setup();
-    let runs: Vec<String> = DAYS.iter().map(|d| s.run(d)).collect();
-    std::fs::remove_dir_all(s.env_dir().join(&runs[1])).unwrap();
+    let (s, runs) = with_run_2_lost();
     let officer = s.dir.path().join("officer");
     let r = epic_audit(
         &["keygen", "--out", officer.to_str().unwrap()],

@@ -127,9 +127,18 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
         );
     }
 
-    // An objective below any real latency (1 µs): every master fails.
+    // An objective below any real latency (1 µs): every master fails. With
+    // the default resolution limit (half the objective, 0 µs here) every
+    // host would be too noisy to resolve 1 µs, and PERF-001 would warn
+    // inconclusive; the policy states that this host resolves it
+    // (host_limit_us), so the net figure decides.
     let impossible = t.tmp.path().join("impossible");
     policy(&impossible, 1, 1000);
+    let perf = impossible.join("performance.toml");
+    let text = std::fs::read_to_string(&perf)
+        .unwrap()
+        .replace("# host_limit_us = 500", "host_limit_us = 1000000 #");
+    std::fs::write(&perf, text).unwrap();
     let (r, rep) = run(&impossible, "run-impossible");
     assert_eq!(r.code, 1, "{}", r.stdout);
     let s = subjects(&rep, "PERF-001");

@@ -69,23 +69,19 @@ fn noisy(v: LatencyView, own_p90: u64, own: u64, net: u64) -> LatencyView {
     v
 }
 
-/// The finding message of the one subject of `v`.
-fn message(v: LatencyView) -> (Outcome, String) {
+/// The finding of the one subject of `v`: (outcome, message, observed).
+fn finding(v: LatencyView) -> (Outcome, String, String) {
     let ev = set(vec![Ok(v)]);
     let p = Policy::builtin().unwrap();
     let sel = p.select(&["PERF-001".into()], &[]).unwrap();
     let s = &judge(&ev, &p, &sel, &[], &[]).checks[0].subjects[0];
-    (s.outcome, s.message.clone())
+    (s.outcome, s.message.clone(), s.observed.clone())
 }
 
-/// The observation the one subject of `v` records.
-fn observed(v: LatencyView) -> String {
-    let ev = set(vec![Ok(v)]);
-    let p = Policy::builtin().unwrap();
-    let sel = p.select(&["PERF-001".into()], &[]).unwrap();
-    judge(&ev, &p, &sel, &[], &[]).checks[0].subjects[0]
-        .observed
-        .clone()
+/// The finding message of the one subject of `v`.
+fn message(v: LatencyView) -> (Outcome, String) {
+    let (o, m, _) = finding(v);
+    (o, m)
 }
 
 fn set(views: Vec<Result<LatencyView, ProbeFailure>>) -> EvidenceSet {
@@ -298,7 +294,7 @@ fn from_a_noisy_host_the_cluster_fails_only_beyond_the_windows_uncertainty() {
             && m.contains("the net p99 1005 µs exceeds the objective, but not by more than the window's attribution uncertainty (5250 µs: one timer interval and the host's own p90)"),
         "{m}"
     );
-    let seen = observed(noisy(slow_client(), 5_000, 8_700, 1_005));
+    let (_, _, seen) = finding(noisy(slow_client(), 5_000, 8_700, 1_005));
     assert!(
         seen.contains(
             "attribution uncertainty 5250 µs: one timer interval and the host's own p90 5000 µs"

@@ -47,12 +47,18 @@ fn a_rejudged_run_is_labelled_and_never_loses_its_accepted_builds_silently() {
             .contains("(--accepted-builds)"),
         "{rep:#}"
     );
+    let verdict = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("verdict:"))
+        .unwrap();
     assert!(
-        r.stdout.contains(&format!(
-            "· re-evaluation of run {observed_id} with accepted builds: {LAB_ACCEPTED} (--accepted-builds) ·"
+        verdict.contains(&format!(
+            "· re-evaluation of run {observed_id} with policy built-in (sha256 "
+        )) && verdict.contains(&format!(
+            "), accepted builds: {LAB_ACCEPTED} (--accepted-builds), 0 waiver(s) · exit code 0"
         )),
-        "the verdict line says it: {}",
-        r.stdout
+        "the verdict line says what it was judged with: {verdict}"
     );
 
     // An auditor elsewhere, with the run directory and no config: the
@@ -86,17 +92,23 @@ fn a_rejudged_run_is_labelled_and_never_loses_its_accepted_builds_silently() {
         &["--accepted-builds", "none"],
     );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let verdict = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("verdict:"))
+        .unwrap();
     assert!(
-        r.stdout.contains(&format!(
-            "verdict: FAIL (51 checks: 49 pass, 1 fail, 1 warn) · re-evaluation of run {observed_id} with accepted builds: none (--accepted-builds none) · exit code 1"
-        )),
-        "{}",
-        r.stdout
+        verdict.starts_with(&format!(
+            "verdict: FAIL (51 checks: 49 pass, 1 fail, 1 warn) · re-evaluation of run {observed_id} with policy built-in (sha256 "
+        )) && verdict.ends_with(
+            "accepted builds: none (--accepted-builds none), 0 waiver(s) · exit code 1"
+        ),
+        "the verdict line says what it was judged with: {verdict}"
     );
     assert!(
         r.stdout
             .contains(&format!("re-evaluation {observed_id}-evaluated-"))
-            && r.stdout.contains("judged with policy built-in"),
+            && r.stdout.contains(&format!("of observed run {observed_id}")),
         "{}",
         r.stdout
     );

@@ -71,7 +71,17 @@ impl Probe for AwsProbe {
                     .await
                 {
                     Ok(Ok(inv)) => Observed::Observation(Observation::Aws(Box::new(inv))),
-                    Ok(Err(f)) => Observed::Failure(f),
+                    Ok(Err(mut f)) => {
+                        // Where it looked, when the endpoint did not answer
+                        // (the SDK's own error does not say).
+                        if matches!(f.kind, FailureKind::Connect | FailureKind::Timeout) {
+                            f.message.push_str(&match &settings.endpoint {
+                                Some(e) => format!(" (endpoint {e})"),
+                                None => format!(" (the AWS endpoint of region {region})"),
+                            });
+                        }
+                        Observed::Failure(f)
+                    }
                     Err(_) => Observed::Failure(ProbeFailure {
                         kind: FailureKind::Deadline,
                         message: format!(

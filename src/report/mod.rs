@@ -94,17 +94,10 @@ pub struct Reevaluation {
     /// When it was judged again.
     pub evaluated_at: DateTime<Utc>,
     /// What was judged with: policy, accepted builds and waivers, in a
-    /// sentence (printed above the verdict).
+    /// sentence (printed in the verdict line).
     pub judged_with: String,
-    /// The accepted-builds part of it, short (printed in the verdict line).
+    /// Where the accepted builds came from, or `none (...)`.
     pub accepted_builds: String,
-}
-
-impl Reevaluation {
-    /// What the verdict line says of it.
-    pub fn short(&self) -> String {
-        format!("accepted builds: {}", self.accepted_builds)
-    }
 }
 
 impl Reevaluation {

@@ -139,8 +139,8 @@ pub fn render_exit(r: &Report, colour: bool, exit: Option<(&str, u8)>) -> String
     if let Some(re) = &r.reevaluation {
         let _ = writeln!(
             out,
-            "\nre-evaluation {} of observed run {}: judged with {}",
-            r.run_id, re.observed_run_id, re.judged_with
+            "\nre-evaluation {} of observed run {}",
+            r.run_id, re.observed_run_id
         );
     }
     let _ = writeln!(
@@ -153,8 +153,7 @@ pub fn render_exit(r: &Report, colour: bool, exit: Option<(&str, u8)>) -> String
             .as_ref()
             .map(|re| format!(
                 " · re-evaluation of run {} with {}",
-                re.observed_run_id,
-                re.short()
+                re.observed_run_id, re.judged_with
             ))
             .unwrap_or_default(),
         exit.map(|(why, _)| format!(" · {why}")).unwrap_or_default(),
