@@ -23,6 +23,14 @@ fn evaluate(cwd: &Path, evidence: &Path, out: &Path, extra: &[&str]) -> common::
     epic_audit(&args, cwd)
 }
 
+/// The terminal's verdict line of `r`.
+fn verdict_line(r: &common::RunResult) -> &str {
+    r.stdout
+        .lines()
+        .find(|l| l.starts_with("verdict:"))
+        .unwrap_or_else(|| panic!("no verdict line: {}{}", r.stdout, r.stderr))
+}
+
 #[test]
 fn a_rejudged_run_is_labelled_and_never_loses_its_accepted_builds_silently() {
     let d = tempfile::tempdir().unwrap();
@@ -47,11 +55,7 @@ fn a_rejudged_run_is_labelled_and_never_loses_its_accepted_builds_silently() {
             .contains("(--accepted-builds)"),
         "{rep:#}"
     );
-    let verdict = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("verdict:"))
-        .unwrap();
+    let verdict = verdict_line(&r);
     assert!(
         verdict.contains(&format!(
             "· re-evaluation of run {observed_id} with policy built-in (sha256 "
@@ -92,11 +96,7 @@ fn a_rejudged_run_is_labelled_and_never_loses_its_accepted_builds_silently() {
         &["--accepted-builds", "none"],
     );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    let verdict = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("verdict:"))
-        .unwrap();
+    let verdict = verdict_line(&r);
     assert!(
         verdict.starts_with(&format!(
             "verdict: FAIL (51 checks: 49 pass, 1 fail, 1 warn) · re-evaluation of run {observed_id} with policy built-in (sha256 "
