@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::shared::{load_policy, signer, write_and_print};
+use super::shared::{accept_environment_builds, load_policy, signer, write_and_print};
 use super::stored::config_env;
 use crate::cli::{Cli, Select, Signing, UsageError};
 use crate::config::Config;
@@ -168,30 +168,25 @@ fn apply_accepted_builds(
         }
         None => {}
     }
-    if let Some((c, file)) = config.and_then(|c| {
-        c.environments
-            .get(env)
-            .and_then(|e| e.accepted_builds.as_ref().map(|f| (c, f)))
-    }) {
-        let label = format!("{} (environments.{env}.accepted_builds)", file.display());
-        let resolved = c.resolve_path(file, &crate::config::default_lab_dir());
-        return match policy.accept_builds(&resolved, &label) {
-            Ok(_) => Ok(label),
-            Err(e) => Err(UsageError(format!(
-                "environment `{env}` in {} names accepted builds {}, which cannot be applied here ({}): {how}",
-                c.path.display(),
-                file.display(),
-                e.detail
-            ))
-            .into()),
-        };
+    if let Some(c) = config.filter(|c| c.environments.contains_key(env)) {
+        match accept_environment_builds(policy, c, env, &crate::config::default_lab_dir()) {
+            Ok(Some(label)) => return Ok(label),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(UsageError(format!(
+                    "environment `{env}` in {} names accepted builds {}, which cannot be applied here ({}): {how}",
+                    c.path.display(),
+                    e.file,
+                    e.detail
+                ))
+                .into())
+            }
+        }
     }
     // What the observed run used, from its report beside the evidence.
     let observed = path
         .parent()
-        .map(|d| d.join(crate::run::REPORT_JSON))
-        .filter(|p| p.is_file())
-        .and_then(|p| crate::run::find::load_report(p.parent().unwrap_or(Path::new("."))).ok());
+        .and_then(|d| crate::run::find::load_report(d).ok());
     if let Some(r) = observed.filter(|r| !r.policy.accepted_builds.is_empty()) {
         return Err(UsageError(format!(
             "run {} was judged with accepted builds from {} (its report.json says so), and no config \

@@ -47,20 +47,20 @@ pub(crate) fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
 }
 
 /// Adds the builds environment `name` accepts (its `accepted_builds`
-/// file, if it names one) to `policy`, labelled as the config says it.
+/// file, if it names one) to `policy`, labelled as the config says it;
+/// returns the label, or `None` when the environment names no file.
 pub(crate) fn accept_environment_builds(
     policy: &mut Policy,
     config: &Config,
     name: &str,
     lab_dir: &Path,
-) -> Result<(), ConfigError> {
-    if let Some(f) = &config.environment(name)?.accepted_builds {
-        policy.accept_builds(
-            &config.resolve_path(f, lab_dir),
-            &format!("{} (environments.{name}.accepted_builds)", f.display()),
-        )?;
-    }
-    Ok(())
+) -> Result<Option<String>, ConfigError> {
+    let Some(f) = &config.environment(name)?.accepted_builds else {
+        return Ok(None);
+    };
+    let label = format!("{} (environments.{name}.accepted_builds)", f.display());
+    policy.accept_builds(&config.resolve_path(f, lab_dir), &label)?;
+    Ok(Some(label))
 }
 
 /// The key to sign with: --signing-key, then $EPIC_AUDIT_SIGNING_KEY, then

@@ -103,10 +103,7 @@ fn verify_runs(
         }
     }
     let scope: Vec<String> = members.iter().map(|m| m.dir.clone()).collect();
-    let keys = match ack_keys {
-        Some(ks) => crate::run::chain::AckKeys::Only(ks),
-        None => crate::run::chain::AckKeys::RunKey(key),
-    };
+    let keys = crate::run::chain::AckKeys::of(ack_keys, key);
     let chain = crate::run::chain::status(base, &env, keys, &members, &scope);
     for b in &chain.unacknowledged {
         println!("  CHAIN BROKEN: {b}");

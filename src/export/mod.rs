@@ -214,10 +214,7 @@ pub(crate) fn export(
         .collect();
     let members = crate::run::chain::members(&base, env)
         .map_err(|e| ExportError::Io(format!("cannot read {}: {}", base.display(), e.kind())))?;
-    let keys = match ack_keys {
-        Some(ks) => crate::run::chain::AckKeys::Only(ks),
-        None => crate::run::chain::AckKeys::RunKey(run_key),
-    };
+    let keys = crate::run::chain::AckKeys::of(ack_keys, run_key);
     let chain = crate::run::chain::status(&base, env, keys, &members, &scope);
     if !chain.unacknowledged.is_empty() {
         return Err(ExportError::ChainBroken {

@@ -481,7 +481,13 @@ pub enum AckKeys<'a> {
     Only(&'a [PublicKey]),
 }
 
-impl AckKeys<'_> {
+impl<'a> AckKeys<'a> {
+    /// `only` when the environment names acknowledgement keys, else the
+    /// runs' key `run_key`.
+    pub fn of(only: Option<&'a [PublicKey]>, run_key: &'a PublicKey) -> Self {
+        only.map_or(AckKeys::RunKey(run_key), AckKeys::Only)
+    }
+
     fn keys(&self) -> &[PublicKey] {
         match self {
             AckKeys::RunKey(k) => std::slice::from_ref(*k),
