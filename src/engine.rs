@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::timeout;
 
+use crate::checks::reason::Common;
 use crate::checks::{registry, Outcome, SubjectFinding};
 use crate::config::NodeAddr;
 use crate::evidence::{
@@ -235,25 +236,25 @@ pub fn judge(
         .iter()
         .map(|c| {
             let mut subjects = if !c.enabled {
-                vec![SubjectFinding::new(
-                    "policy",
-                    Outcome::Skip,
-                    "disabled",
-                    "enabled",
-                    format!("disabled in the policy ({}: enabled = false)", c.source),
-                )]
+                vec![SubjectFinding::skip("policy", Common::Disabled)
+                    .observed("disabled")
+                    .expected("enabled")
+                    .message(format!(
+                        "disabled in the policy ({}: enabled = false)",
+                        c.source
+                    ))]
             } else {
                 match rules.get(c.rule.as_str()) {
                     Some(rule) => rule.evaluate(ev, &c.params, &missing),
-                    None => vec![SubjectFinding::new(
-                        "policy",
-                        Outcome::Error,
-                        "unknown rule",
-                        c.rule.clone(),
-                        "the policy names a rule this version does not have",
-                    )],
+                    None => vec![SubjectFinding::error("policy", Common::UnknownRule)
+                        .observed("unknown rule")
+                        .expected(c.rule.clone())
+                        .message("the policy names a rule this version does not have")],
                 }
             };
+            for s in &mut subjects {
+                s.code = s.reason.code(&c.id);
+            }
             crate::waivers::apply(&policy.waivers, &c.id, &mut subjects, ev.started_at);
             let duration_ms = match rules.get(c.rule.as_str()) {
                 Some(rule) if c.enabled => window_ms(ev, rule.needs),
@@ -386,7 +387,7 @@ mod tests {
     #[test]
     fn worst_subject_decides_and_no_subject_is_error() {
         use crate::checks::SubjectFinding as F;
-        let f = |o| F::new("s", o, "", "", "");
+        let f = |o| F::with("s", o, crate::checks::reason::Common::NoEvidence);
         assert_eq!(Outcome::aggregate(&[]), Outcome::Error);
         assert_eq!(
             Outcome::aggregate(&[f(Outcome::Pass), f(Outcome::Warn)]),

@@ -159,7 +159,10 @@ expires = 2026-01-31
 "#;
 
     fn finding(subject: &str) -> SubjectFinding {
-        SubjectFinding::new(subject, Outcome::Fail, "o", "e", "m")
+        SubjectFinding::fail(subject, crate::checks::reason::Common::NoEvidence)
+            .observed("o")
+            .expected("e")
+            .message("m")
     }
 
     #[test]

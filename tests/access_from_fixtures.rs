@@ -77,6 +77,8 @@ struct Case {
     defect: fn(&mut EvidenceSet),
     id: &'static str,
     outcome: Outcome,
+    /// The reason of every subject of `id` that does not pass.
+    why: &'static str,
     says: &'static [Says],
 }
 
@@ -86,10 +88,21 @@ fn user<'a>(v: &'a mut AclView, name: &str) -> &'a mut epic_audit::evidence::Acl
 
 const CASES: &[Case] = &[
     Case {
+        name: "the audit user allowed to reconfigure fails its own least-privilege check",
+        defect: |ev| set_verdict(ev, "auditor", "config|set", "A"),
+        id: "ACC-011",
+        outcome: Outcome::Fail,
+        why: "denied-command-allowed",
+        says: &[Says::Contains(
+            "auditor may run 1 command(s) the policy denies: config|set",
+        )],
+    },
+    Case {
         name: "dev_user allowed to write fails the read-only check naming the command",
         defect: |ev| set_verdict(ev, "dev_user", "set", "AA"),
         id: "ACC-005",
         outcome: Outcome::Fail,
+        why: "denied-command-allowed",
         says: &[Says::Contains(
             "dev_user may run 1 command(s) the policy denies: set (@write)",
         )],
@@ -99,6 +112,7 @@ const CASES: &[Case] = &[
         defect: |ev| set_verdict(ev, "dev_user", "eval", "A"),
         id: "ACC-005",
         outcome: Outcome::Fail,
+        why: "denied-command-allowed",
         says: &[Says::Contains("eval (@scripting)")],
     },
     Case {
@@ -106,6 +120,7 @@ const CASES: &[Case] = &[
         defect: |ev| set_verdict(ev, "app_user", "hgetall", "AA"),
         id: "ACC-006",
         outcome: Outcome::Fail,
+        why: "key-outside-patterns",
         says: &[Says::Contains(
             "on key `epic-audit-dryrun:outside`, outside session:*: hgetall",
         )],
@@ -115,6 +130,7 @@ const CASES: &[Case] = &[
         defect: |ev| set_verdict(ev, "app_user", "config|set", "A"),
         id: "ACC-006",
         outcome: Outcome::Fail,
+        why: "denied-command-allowed",
         says: &[Says::Contains("config|set (@admin)")],
     },
     Case {
@@ -122,6 +138,7 @@ const CASES: &[Case] = &[
         defect: |ev| set_verdict(ev, "dev_user", "get", "CC"),
         id: "ACC-005",
         outcome: Outcome::Warn,
+        why: "allowed-command-denied",
         says: &[Says::Contains("positive control): get")],
     },
     Case {
@@ -129,6 +146,7 @@ const CASES: &[Case] = &[
         defect: |ev| set_verdict(ev, "dev_user", "set", "EE"),
         id: "ACC-005",
         outcome: Outcome::Error,
+        why: "dry-run-undecided",
         says: &[],
     },
     Case {
@@ -142,6 +160,7 @@ const CASES: &[Case] = &[
         },
         id: "ACC-004",
         outcome: Outcome::Fail,
+        why: "default-enabled",
         says: &[
             Says::Contains("default is enabled"),
             Says::Contains("nopass"),
@@ -160,6 +179,7 @@ const CASES: &[Case] = &[
         },
         id: "ACC-002",
         outcome: Outcome::Fail,
+        why: "unexpected-user",
         says: &[Says::Contains("unexpected user(s) intruder")],
     },
     Case {
@@ -171,6 +191,7 @@ const CASES: &[Case] = &[
         },
         id: "ACC-003",
         outcome: Outcome::Fail,
+        why: "nopass-user",
         says: &[Says::Contains("dev_user accept(s) any password")],
     },
     Case {
@@ -184,6 +205,7 @@ const CASES: &[Case] = &[
         },
         id: "ACC-001",
         outcome: Outcome::Fail,
+        why: "acl-drift",
         says: &[
             Says::StartsWith("127.0.1.3:6379 [fail]"),
             Says::Contains("dev_user: here adds `#fp:0000000000000000`"),
@@ -211,6 +233,7 @@ const CASES: &[Case] = &[
         },
         id: "ACC-009",
         outcome: Outcome::Fail,
+        why: "login-refused",
         says: &[Says::Contains("app_user: WRONGPASS")],
     },
     Case {
@@ -229,6 +252,7 @@ const CASES: &[Case] = &[
         },
         id: "ACC-010",
         outcome: Outcome::Warn,
+        why: "many-failed-logins",
         says: &[Says::Contains("app_user 500")],
     },
     Case {
@@ -246,6 +270,7 @@ const CASES: &[Case] = &[
         },
         id: "ACC-008",
         outcome: Outcome::Fail,
+        why: "case-mismatch",
         says: &[Says::StartsWith("app_user: FLUSHALL [fail]")],
     },
 ];
@@ -268,6 +293,13 @@ fn each_defect_ends_exactly_its_check_and_says_why() {
             _ => 0,
         };
         assert_eq!(r.exit_code, exit, "{}: exit code", case.name);
+        let codes = common::distinct_codes(&r, case.id);
+        assert_eq!(
+            codes,
+            vec![format!("{}/{}", case.id, case.why)],
+            "{}",
+            case.name
+        );
         let m = messages(&r, case.id);
         for says in case.says {
             let ok = match says {

@@ -467,3 +467,102 @@ fn the_checks_table_cites_what_the_policy_cites() {
         );
     }
 }
+
+/// Checks no lab variant can fail, with the reason: the only ones a map row
+/// may leave without a lab test.
+const NO_LAB_VARIANT: [(&str, &str); 2] = [
+    (
+        "TLS-003",
+        "Debian's OpenSSL 3 refuses to load a SHA-1-signed certificate at its default security level",
+    ),
+    (
+        "TLS-008",
+        "redis-server serves one tls-cert-file on its client and bus ports",
+    ),
+];
+
+#[test]
+fn the_map_names_each_checks_title_rule_and_the_tests_that_fail_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/checks.md")).unwrap();
+    let policy = epic_audit::policy::Policy::builtin().unwrap();
+    let registry = epic_audit::checks::registry();
+    // What `epic-audit checks` lists: the same ids and titles as the map.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_epic-audit"))
+        .args(["checks", "--format", "json"])
+        .current_dir(root.join("docs"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: BTreeMap<String, String> = listed
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut rows = BTreeMap::new();
+    for line in docs.lines() {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        if cells.len() == 5 && policy.get(cells[0]).is_some() {
+            rows.insert(cells[0].to_string(), cells);
+        }
+    }
+    assert_eq!(
+        rows.iter()
+            .map(|(id, c)| (id.clone(), c[1].to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        listed,
+        "docs/checks.md's map and `epic-audit checks` list different ids or titles"
+    );
+    let mentions = |file: &str, id: &str| {
+        let text = std::fs::read_to_string(root.join("tests").join(file))
+            .unwrap_or_else(|_| panic!("{id}: tests/{file} does not exist"));
+        text.contains(&format!("\"{id}\"")) || text.contains(&format!("\"{id}/"))
+    };
+    for c in &policy.checks {
+        let cells = &rows[&c.id];
+        // `rule`: file → `function`, as the registry and the source have it.
+        let (rule, place) = cells[2].split_once(": ").unwrap();
+        assert_eq!(rule.trim_matches('`'), c.rule, "{}: rule", c.id);
+        assert!(registry.contains_key(c.rule.as_str()), "{}", c.rule);
+        let (file, func) = place.split_once(" → ").unwrap();
+        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            source.contains(&format!("fn {}(", func.trim_matches('`')))
+                && source.contains(&format!("\"{}\"", c.rule)),
+            "{}: {place} does not define {}",
+            c.id,
+            c.rule
+        );
+        // At least one fixture test, and every test named exists and
+        // names the check.
+        assert_ne!(cells[3], "—", "{} has no fixture test", c.id);
+        for (col, kind) in [(3, "fixture"), (4, "lab")] {
+            if cells[col] == "—" {
+                assert!(
+                    kind == "lab" && NO_LAB_VARIANT.iter().any(|(id, _)| *id == c.id),
+                    "{} has no {kind} test",
+                    c.id
+                );
+                continue;
+            }
+            for file in cells[col].split(", ") {
+                assert!(
+                    mentions(file, &c.id),
+                    "{}: tests/{file} does not name it",
+                    c.id
+                );
+            }
+        }
+    }
+    for (id, why) in NO_LAB_VARIANT {
+        assert!(
+            docs.contains(why),
+            "docs/checks.md does not say why {id} has no lab variant"
+        );
+    }
+}

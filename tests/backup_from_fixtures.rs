@@ -5,19 +5,11 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::{fixture_evidence, judge_areas, messages, not_passing, only};
+use common::{
+    distinct_codes, fixture_evidence, inventory, judge_areas, messages, not_passing, only,
+};
 use epic_audit::checks::Outcome;
-use epic_audit::evidence::{AwsInventory, EvidenceSet, Observation, Observed};
-
-fn inventory(ev: &mut EvidenceSet) -> &mut AwsInventory {
-    ev.items
-        .iter_mut()
-        .find_map(|e| match &mut e.result {
-            Observed::Observation(Observation::Aws(inv)) => Some(inv.as_mut()),
-            _ => None,
-        })
-        .expect("the fixture has an AWS inventory")
-}
+use epic_audit::evidence::EvidenceSet;
 
 fn judge(ev: &EvidenceSet) -> epic_audit::report::Report {
     judge_areas(ev, &["BAK-001"])
@@ -66,7 +58,7 @@ fn the_lab_passes_one_subject_per_data_volume() {
 
 #[test]
 fn each_backup_defect_fails_the_volume_it_is_on() {
-    // (what is wrong, the evidence, a substring of the failing message)
+    // (what is wrong, the evidence, the reason of every failing subject)
     let cases: Vec<(&str, EvidenceSet, &str)> = vec![
         (
             "no snapshot of one volume",
@@ -76,7 +68,7 @@ fn each_backup_defect_fails_the_volume_it_is_on() {
                 inv.snapshots.as_mut().unwrap().remove(0);
                 ev
             },
-            "this data volume has no completed snapshot",
+            "no-completed-snapshot",
         ),
         (
             "only a pending snapshot",
@@ -85,12 +77,12 @@ fn each_backup_defect_fails_the_volume_it_is_on() {
                 inventory(&mut ev).snapshots.as_mut().unwrap()[0].state = "pending".into();
                 ev
             },
-            "no completed snapshot",
+            "no-completed-snapshot",
         ),
         (
             "the newest snapshot is three days old",
             aged(Duration::days(30), Duration::days(3)),
-            "more than 26 h",
+            "newest-too-old",
         ),
         (
             "an unencrypted snapshot",
@@ -101,31 +93,27 @@ fn each_backup_defect_fails_the_volume_it_is_on() {
                 s.kms_key_id = None;
                 ev
             },
-            "is not encrypted",
+            "snapshot-not-encrypted",
         ),
         (
             "a volume older than the retention with only a day of copies",
             aged(Duration::days(60), Duration::hours(20)),
-            "less than the 15-day retention",
+            "retention-short",
         ),
         (
             "a young volume backed up only days after it was created",
             aged(Duration::days(5), Duration::hours(2)),
-            "its first",
+            "start-not-covered",
         ),
     ];
-    for (what, ev, text) in cases {
+    for (what, ev, why) in cases {
         let r = judge(&ev);
         assert_eq!(not_passing(&r), only("BAK-001", Outcome::Fail), "{what}");
-        let bad: Vec<String> = r.checks[0]
-            .subjects
-            .iter()
-            .filter(|s| s.outcome != Outcome::Pass)
-            .map(|s| s.message.clone())
-            .collect();
-        assert!(
-            !bad.is_empty() && bad.iter().all(|m| m.contains(text)),
-            "{what}: {bad:#?}"
+        assert_eq!(
+            distinct_codes(&r, "BAK-001"),
+            vec![format!("BAK-001/{why}")],
+            "{what}: {:#?}",
+            messages(&r, "BAK-001")
         );
     }
 }
@@ -142,6 +130,11 @@ fn a_snapshot_on_the_aws_managed_key_fails() {
     inv.snapshots.as_mut().unwrap()[1].kms_key_id = Some("alias/aws/ebs".into());
     let r = judge(&ev);
     assert_eq!(not_passing(&r), only("BAK-001", Outcome::Fail));
+    assert_eq!(
+        distinct_codes(&r, "BAK-001"),
+        vec!["BAK-001/snapshot-on-aws-managed-key"]
+    );
+    // The wording names the key (one snapshot of the message's prose).
     assert!(messages(&r, "BAK-001")
         .iter()
         .any(|m| m.contains("encrypted with the AWS-managed key alias/aws/ebs")));
@@ -156,6 +149,10 @@ fn what_could_not_be_read_is_an_error_never_a_pass() {
     inv.snapshots_error = Some("ec2:DescribeSnapshots failed: UnauthorizedOperation".into());
     let r = judge(&ev);
     assert_eq!(not_passing(&r), only("BAK-001", Outcome::Error));
+    assert_eq!(
+        distinct_codes(&r, "BAK-001"),
+        vec!["BAK-001/snapshots-not-read"]
+    );
     assert!(
         messages(&r, "BAK-001")[0].contains("grant the audit's AWS identity ec2:DescribeSnapshots")
     );
@@ -177,18 +174,25 @@ fn what_could_not_be_read_is_an_error_never_a_pass() {
         .collect();
     assert_eq!(err.len(), 1);
     assert!(err[0].subject.starts_with(&first), "{}", err[0].subject);
-    assert!(err[0]
-        .message
-        .contains("where this instance keeps its Redis data was not found"));
+    assert_eq!(err[0].code, "BAK-001/no-data-volume");
     // A snapshot whose key KMS did not describe.
     let mut ev = fixture_evidence();
     inventory(&mut ev).snapshots.as_mut().unwrap()[2].kms_key_id = Some("alias/unknown".into());
     let r = judge(&ev);
     assert_eq!(not_passing(&r), only("BAK-001", Outcome::Error));
+    assert_eq!(
+        distinct_codes(&r, "BAK-001"),
+        vec!["BAK-001/snapshot-key-unknown"]
+    );
     // Evidence from before root devices were kept.
     let mut ev = fixture_evidence();
     for i in inventory(&mut ev).instances.iter_mut() {
         i.root_device = None;
     }
-    assert_eq!(not_passing(&judge(&ev)), only("BAK-001", Outcome::Error));
+    let r = judge(&ev);
+    assert_eq!(not_passing(&r), only("BAK-001", Outcome::Error));
+    assert_eq!(
+        distinct_codes(&r, "BAK-001"),
+        vec!["BAK-001/root-device-unknown"]
+    );
 }

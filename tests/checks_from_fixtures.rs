@@ -20,6 +20,20 @@ fn judge_with(ev: &EvidenceSet, p: &Policy) -> Report {
 }
 
 /// (subject, outcome) pairs of one check.
+/// The code of check `id`'s subject that starts with `subject`.
+fn code_of(r: &Report, id: &str, subject: &str) -> String {
+    r.checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+        .subjects
+        .iter()
+        .find(|s| s.subject.starts_with(subject))
+        .unwrap_or_else(|| panic!("{id} has no subject {subject}"))
+        .code
+        .clone()
+}
+
 fn subjects(r: &Report, id: &str) -> Vec<(String, Outcome, String)> {
     r.checks
         .iter()
@@ -115,10 +129,9 @@ fn slots_missing_on_every_node_fail_coverage_naming_the_range() {
     assert_eq!(s.len(), 6);
     for (subj, o, text) in &s {
         assert_eq!(*o, Outcome::Fail, "{subj}");
-        assert!(
-            text.contains("100-199") && text.contains("16284/16384"),
-            "{text}"
-        );
+        assert_eq!(code_of(&r, "CLU-001", subj), "CLU-001/slots-unassigned");
+        // The finding names the range (what to fix).
+        assert!(text.contains("100-199"), "{text}");
     }
     // The range is also not where the documented topology puts it.
     others_pass(&r, &["CLU-001", "CLU-006"]);
@@ -153,6 +166,7 @@ fn one_node_with_another_slot_map_fails_agreement_on_that_node_only() {
     for (subj, o, text) in &s {
         if subj == "127.0.1.4:6379" {
             assert_eq!(*o, Outcome::Fail);
+            assert_eq!(code_of(&r, "CLU-002", subj), "CLU-002/slot-map-disagrees");
             assert!(
                 text.contains("slots 0-99: this node says 127.0.1.2:6379"),
                 "{text}"
@@ -186,6 +200,7 @@ fn a_migrating_slot_fails_open_slots_on_that_node_only() {
         .collect();
     assert_eq!(fails.len(), 1);
     assert_eq!(fails[0].0, "127.0.1.1:6379");
+    assert_eq!(code_of(&r, "CLU-003", &fails[0].0), "CLU-003/open-slots");
     assert!(
         fails[0].2.contains("slot 42 migrating to 127.0.1.2:6379"),
         "{}",
@@ -208,7 +223,7 @@ fn cluster_state_fail_on_one_node_fails_state_check() {
         .filter(|s| s.1 == Outcome::Fail)
         .collect();
     assert_eq!(fails.len(), 1);
-    assert!(fails[0].2.contains("cluster_state:fail"));
+    assert_eq!(code_of(&r, "CLU-004", &fails[0].0), "CLU-004/state-fail");
     others_pass(&r, &["CLU-004"]);
 }
 
@@ -232,11 +247,11 @@ fn a_node_flagged_fail_by_peers_fails_online_check() {
     assert_eq!(bad.len(), 1, "{s:?}");
     assert!(bad[0].0.starts_with("127.0.1.2:6379"));
     assert_eq!(bad[0].1, Outcome::Fail);
-    assert!(
-        bad[0].2.contains("flags it fail") && bad[0].2.contains("link disconnected"),
-        "{}",
-        bad[0].2
+    assert_eq!(
+        code_of(&r, "CLU-005", &bad[0].0),
+        "CLU-005/node-flagged-failing"
     );
+    assert!(bad[0].2.contains("link disconnected"), "{}", bad[0].2);
     others_pass(&r, &["CLU-005"]);
 }
 
@@ -262,10 +277,8 @@ fn a_replica_still_loading_is_a_warning_not_a_failure() {
         .into_iter()
         .find(|s| s.1 == Outcome::Warn)
         .unwrap();
-    assert!(
-        warned.2.contains("transient") && warned.2.contains("could not be read"),
-        "{warned:?}"
-    );
+    assert_eq!(code_of(&r, "CLU-005", &warned.0), "CLU-005/replica-syncing");
+    assert!(warned.2.contains("could not be read"), "{warned:?}");
 
     // The replica's own INFO says it is in sync: the peer's `loading` is
     // gossip that has not caught up, and the node passes (saying so).
@@ -291,7 +304,7 @@ fn a_replica_still_loading_is_a_warning_not_a_failure() {
         .into_iter()
         .find(|s| s.0.starts_with("127.0.1.5:6379"))
         .unwrap();
-    assert!(s.2.contains("gossip"), "{s:?}");
+    assert_eq!(code_of(&r, "CLU-005", &s.0), "CLU-005/peers-gossip-stale");
     // Still syncing by its own account: a warning that says it is transient.
     own(&mut ev, "1");
     let r = judge_all(&ev);
@@ -300,10 +313,8 @@ fn a_replica_still_loading_is_a_warning_not_a_failure() {
         .into_iter()
         .find(|s| s.1 == Outcome::Warn)
         .unwrap();
-    assert!(
-        warned.2.contains("transient") && warned.2.contains("master_sync_in_progress:1"),
-        "{warned:?}"
-    );
+    assert_eq!(code_of(&r, "CLU-005", &warned.0), "CLU-005/replica-syncing");
+    assert!(warned.2.contains("master_sync_in_progress:1"), "{warned:?}");
 }
 
 #[test]
@@ -328,6 +339,7 @@ fn an_unobserved_node_is_error_in_every_per_node_check_never_pass() {
             .collect();
         assert_eq!(node.len(), 1, "{id}: {s:?}");
         assert_eq!(node[0].1, Outcome::Error, "{id}");
+        assert_eq!(code_of(&r, id, &node[0].0), format!("{id}/unobserved"));
         assert!(node[0].2.contains("within 2000 ms"), "{id}: {}", node[0].2);
         assert_eq!(outcome(&r, id), Outcome::Error, "{id}");
     }
@@ -358,23 +370,23 @@ fn topology_expectations_from_policy_params() {
     let s = subjects(&r, "CLU-006");
     let get = |name: &str| s.iter().find(|x| x.0 == name).unwrap().clone();
     assert_eq!(get("masters").1, Outcome::Fail);
-    assert!(get("masters")
-        .2
-        .contains("expected 4 masters serving slots, found 3"));
+    assert_eq!(
+        code_of(&r, "CLU-006", "masters"),
+        "CLU-006/master-count-wrong"
+    );
     assert_eq!(get("slots 0-5460").1, Outcome::Pass);
     let split = get("slots 10001-16383");
     assert_eq!(split.1, Outcome::Fail);
-    assert!(
-        split.2.contains("127.0.1.2:6379") && split.2.contains("10001-10922"),
-        "{}",
-        split.2
+    assert_eq!(
+        code_of(&r, "CLU-006", "slots 10001-16383"),
+        "CLU-006/range-split"
     );
+    assert!(split.2.contains("10001-10922"), "{}", split.2);
     let partial = get("slots 5461-10000");
     assert_eq!(partial.1, Outcome::Fail);
-    assert!(
-        partial.2.contains("also serves 10001-10922"),
-        "{}",
-        partial.2
+    assert_eq!(
+        code_of(&r, "CLU-006", "slots 5461-10000"),
+        "CLU-006/master-serves-more"
     );
 }
 
@@ -415,7 +427,7 @@ fn disabled_check_is_reported_as_skip_with_reason() {
     let p = Policy::from_files(vec![("cluster.toml".into(), text.to_string())], "test").unwrap();
     let r = judge_with(&fixture_evidence(), &p);
     assert_eq!(outcome(&r, "CLU-003"), Outcome::Skip);
-    assert!(subjects(&r, "CLU-003")[0].2.contains("enabled = false"));
+    assert_eq!(code_of(&r, "CLU-003", "policy"), "CLU-003/disabled");
     assert_eq!(r.exit_code, 0);
 }
 

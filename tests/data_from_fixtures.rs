@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture_evidence, judge_areas, not_passing, observations_mut, only};
+use common::{codes, fixture_evidence, judge_areas, not_passing, observations_mut, only};
 use epic_audit::checks::Outcome;
 use epic_audit::evidence::{DataNodeView, ExporterView, SessionScanView};
 use epic_audit::evidence::{EvidenceSet, Observation, Observed, ProbeFailure};
@@ -45,50 +45,30 @@ fn good_lab_passes_every_data_and_monitoring_check() {
 
 #[test]
 fn each_config_defect_fails_its_check_only() {
-    let cases: [(&str, &str, &str, &str); 11] = [
-        (
-            "timeout",
-            "0",
-            "DATA-006",
-            "timeout 0: idle client connections are never closed",
-        ),
-        (
-            "timeout",
-            "3600",
-            "DATA-006",
-            "timeout 3600 s exceeds the policy's 900 s",
-        ),
-        (
-            "maxclients",
-            "50000",
-            "DATA-006",
-            "maxclients 50000 exceeds the policy's 10000",
-        ),
-        ("tcp-keepalive", "0", "DATA-006", "tcp-keepalive 0"),
-        (
-            "acllog-max-len",
-            "16",
-            "MON-002",
-            "acllog-max-len 16 keeps fewer than the policy's 128",
-        ),
-        ("loglevel", "warning", "MON-002", "loglevel warning drops"),
-        ("appendonly", "no", "DATA-001", "AOF is off"),
-        ("appendfsync", "no", "DATA-001", "appendfsync no"),
+    // (setting, value, the check it fails, the failing subject's code)
+    let cases: [(&str, &str, &str); 11] = [
+        ("timeout", "0", "DATA-006/idle-never-closed"),
+        ("timeout", "3600", "DATA-006/idle-timeout-too-long"),
+        ("maxclients", "50000", "DATA-006/too-many-clients"),
+        ("tcp-keepalive", "0", "DATA-006/no-keepalive"),
+        ("acllog-max-len", "16", "MON-002/acl-log-too-short"),
+        ("loglevel", "warning", "MON-002/log-level-too-low"),
+        ("appendonly", "no", "DATA-001/aof-off"),
+        ("appendfsync", "no", "DATA-001/fsync-not-allowed"),
         (
             "maxmemory-policy",
             "allkeys-lru",
-            "DATA-002",
-            "silently drops keys",
+            "DATA-002/eviction-policy",
         ),
         (
             "enable-debug-command",
             "yes",
-            "DATA-003",
-            "enable-debug-command is yes",
+            "DATA-003/setting-not-hardened",
         ),
-        ("aclfile", "", "DATA-003", "no aclfile"),
+        ("aclfile", "", "DATA-003/no-acl-file"),
     ];
-    for (key, value, id, text) in cases {
+    for (key, value, code) in cases {
+        let id = code.split('/').next().unwrap();
         let mut ev = fixture_evidence();
         for (s, v) in nodes(&mut ev) {
             if s.starts_with("127.0.1.2:") {
@@ -97,14 +77,11 @@ fn each_config_defect_fails_its_check_only() {
         }
         let r = judge_area(&ev);
         assert_eq!(not_passing(&r), only(id, Outcome::Fail), "{key}={value}");
-        let c = r.checks.iter().find(|c| c.id == id).unwrap();
-        let bad: Vec<_> = c
-            .subjects
-            .iter()
-            .filter(|s| s.outcome != Outcome::Pass)
-            .collect();
-        assert_eq!(bad.len(), 1);
-        assert!(bad[0].message.contains(text), "{key}: {}", bad[0].message);
+        assert_eq!(
+            codes(&r, id),
+            vec![("127.0.1.2:6379".to_string(), code.to_string())],
+            "{key}={value}"
+        );
     }
 }
 
@@ -216,14 +193,13 @@ fn a_setting_the_node_did_not_report_is_an_error_never_a_pass() {
             ("MON-002".to_string(), Outcome::Error)
         ]
     );
-    let c = r.checks.iter().find(|c| c.id == "DATA-006").unwrap();
-    assert!(
-        c.subjects[0]
-            .message
-            .contains("the node did not report timeout"),
-        "{}",
-        c.subjects[0].message
-    );
+    for id in ["DATA-006", "MON-002"] {
+        let got = codes(&r, id);
+        assert_eq!(got.len(), 6, "{id}: {got:?}");
+        assert!(got
+            .iter()
+            .all(|(_, c)| *c == format!("{id}/setting-not-reported")));
+    }
 }
 
 #[test]
@@ -233,10 +209,11 @@ fn a_failed_aof_write_fails() {
         v.persistence
             .insert("aof_last_write_status".into(), "err".into());
     }
-    assert_eq!(
-        not_passing(&judge_area(&ev)),
-        only("DATA-001", Outcome::Fail)
-    );
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-001", Outcome::Fail));
+    assert!(codes(&r, "DATA-001")
+        .iter()
+        .all(|(_, c)| c == "DATA-001/aof-write-failed"));
 }
 
 #[test]
@@ -260,22 +237,17 @@ fn a_failed_rdb_save_fails_and_an_unreported_one_is_error() {
         .collect();
     assert_eq!(failing.len(), 1);
     assert_eq!(Some(&failing[0].subject), first.as_ref());
-    assert!(
-        failing[0]
-            .message
-            .contains("rdb_last_bgsave_status is err: the last RDB snapshot failed"),
-        "{}",
-        failing[0].message
-    );
+    assert_eq!(failing[0].code, "DATA-001/rdb-save-failed");
     // Evidence without the field does not pass on what was not observed.
     let mut ev = fixture_evidence();
     for (_, v) in nodes(&mut ev) {
         v.persistence.remove("rdb_last_bgsave_status");
     }
-    assert_eq!(
-        not_passing(&judge_area(&ev)),
-        only("DATA-001", Outcome::Error)
-    );
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-001", Outcome::Error));
+    assert!(codes(&r, "DATA-001")
+        .iter()
+        .all(|(_, c)| c == "DATA-001/rdb-status-unobserved"));
 }
 
 #[test]
@@ -288,10 +260,9 @@ fn a_master_without_replica_warns_and_a_broken_link_fails() {
             break;
         }
     }
-    assert_eq!(
-        not_passing(&judge_area(&ev)),
-        only("DATA-004", Outcome::Warn)
-    );
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-004", Outcome::Warn));
+    assert_eq!(codes(&r, "DATA-004")[0].1, "DATA-004/too-few-replicas");
     let mut ev = fixture_evidence();
     for (_, v) in nodes(&mut ev) {
         if v.replication.get("role").map(String::as_str) == Some("slave") {
@@ -300,10 +271,9 @@ fn a_master_without_replica_warns_and_a_broken_link_fails() {
             break;
         }
     }
-    assert_eq!(
-        not_passing(&judge_area(&ev)),
-        only("DATA-004", Outcome::Fail)
-    );
+    let r = judge_area(&ev);
+    assert_eq!(not_passing(&r), only("DATA-004", Outcome::Fail));
+    assert_eq!(codes(&r, "DATA-004")[0].1, "DATA-004/replica-link-down");
 }
 
 #[test]

@@ -154,6 +154,12 @@ async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
         ),
         (AwsDefect::KeyDisabled, "ENC-003", "/dev/sdf", "is Disabled"),
         (
+            AwsDefect::WrongKeySpec,
+            "ENC-005",
+            "/dev/sdf",
+            "the key spec is RSA_2048, not SYMMETRIC_DEFAULT",
+        ),
+        (
             AwsDefect::NoSnapshot,
             "BAK-001",
             "/dev/sdf",
@@ -210,7 +216,10 @@ async fn seed_inventory_passes_and_each_defect_fails_exactly_its_check() {
             }
             // A volume-level defect names exactly the first instance's
             // data volume, linked to its instance and nodes.
-            AwsDefect::UnencryptedVolume | AwsDefect::AwsManagedKey | AwsDefect::NoSnapshot => {
+            AwsDefect::UnencryptedVolume
+            | AwsDefect::AwsManagedKey
+            | AwsDefect::NoSnapshot
+            | AwsDefect::WrongKeySpec => {
                 assert_eq!(not_passing.len(), 1, "{name}: {not_passing:?}");
                 assert_eq!(bad.len(), 1, "{name}: {bad:#?}");
                 let (s, _) = &bad[0];

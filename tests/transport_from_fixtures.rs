@@ -4,7 +4,9 @@
 mod common;
 
 use chrono::Duration;
-use common::{fixture_evidence, judge_areas, messages, not_passing, observations_mut, only};
+use common::{
+    distinct_codes, fixture_evidence, judge_areas, messages, not_passing, observations_mut, only,
+};
 use epic_audit::checks::Outcome;
 use epic_audit::evidence::{
     EvidenceSet, Observation, Observed, ProbeFailure, TlsConfigView, TlsEndpointView,
@@ -72,7 +74,10 @@ fn an_accepted_tls12_fails_versions() {
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-001", Outcome::Fail));
     assert_eq!(messages(&r, "TLS-001").len(), 12);
-    assert!(messages(&r, "TLS-001")[0].contains("accepts TLSv1.2"));
+    assert_eq!(
+        distinct_codes(&r, "TLS-001"),
+        vec!["TLS-001/forbidden-version-accepted"]
+    );
 }
 
 #[test]
@@ -82,9 +87,11 @@ fn an_undetermined_legacy_version_is_an_error_and_a_failed_confirmation_fails() 
         v.versions[0].outcome = epic_audit::evidence::VersionOutcome::Undetermined;
         v.versions[0].detail = "no answer within 3000 ms".into();
     });
+    let r = judge_transport(&ev);
+    assert_eq!(not_passing(&r), only("TLS-001", Outcome::Error));
     assert_eq!(
-        not_passing(&judge_transport(&ev)),
-        only("TLS-001", Outcome::Error)
+        distinct_codes(&r, "TLS-001"),
+        vec!["TLS-001/version-undetermined"]
     );
     let mut ev = fixture_evidence();
     on_node4(&mut ev, |v| {
@@ -94,7 +101,10 @@ fn an_undetermined_legacy_version_is_an_error_and_a_failed_confirmation_fails() 
     });
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-001", Outcome::Fail));
-    assert!(messages(&r, "TLS-001")[0].contains("BadCertificate"));
+    assert_eq!(
+        distinct_codes(&r, "TLS-001"),
+        vec!["TLS-001/tls13-handshake-failed"]
+    );
 }
 
 #[test]
@@ -103,7 +113,7 @@ fn weak_key_fails_key_check() {
     on_node4(&mut ev, |v| v.chain[0].key_bits = 2048);
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-002", Outcome::Fail));
-    assert!(messages(&r, "TLS-002")[0].contains("RSA 2048 bits"));
+    assert_eq!(distinct_codes(&r, "TLS-002"), vec!["TLS-002/key-too-short"]);
 }
 
 #[test]
@@ -114,7 +124,10 @@ fn sha1_signature_fails_signature_check() {
     });
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-003", Outcome::Fail));
-    assert!(messages(&r, "TLS-003")[0].contains("sha1WithRSAEncryption"));
+    assert_eq!(
+        distinct_codes(&r, "TLS-003"),
+        vec!["TLS-003/weak-signature"]
+    );
 }
 
 #[test]
@@ -131,9 +144,15 @@ fn validity_windows_fail_warn_and_expired() {
         });
         let r = judge_transport(&ev);
         assert_eq!(not_passing(&r), only("TLS-004", want), "{days} days");
-        if days < 0 {
-            assert!(messages(&r, "TLS-004")[0].contains("expired on"));
-        }
+        let why = match days {
+            -3 => "certificate-expired",
+            10 => "expires-soon",
+            _ => "expires-within-warning",
+        };
+        assert_eq!(
+            distinct_codes(&r, "TLS-004"),
+            vec![format!("TLS-004/{why}")]
+        );
     }
 }
 
@@ -146,7 +165,10 @@ fn an_untrusted_chain_fails_chain_check() {
     });
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-005", Outcome::Fail));
-    assert!(messages(&r, "TLS-005")[0].contains("UnknownIssuer (self-signed)"));
+    assert_eq!(
+        distinct_codes(&r, "TLS-005"),
+        vec!["TLS-005/chain-untrusted"]
+    );
 }
 
 #[test]
@@ -155,7 +177,7 @@ fn a_san_for_another_address_fails() {
     on_node4(&mut ev, |v| v.chain[0].san_ip = vec!["127.0.1.9".into()]);
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-006", Outcome::Fail));
-    assert!(messages(&r, "TLS-006")[0].contains("no IP SAN for 127.0.1.4"));
+    assert_eq!(distinct_codes(&r, "TLS-006"), vec!["TLS-006/san-missing"]);
 }
 
 #[test]
@@ -164,7 +186,10 @@ fn missing_client_auth_eku_fails() {
     on_node4(&mut ev, |v| v.chain[0].eku_client_auth = false);
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-007", Outcome::Fail));
-    assert!(messages(&r, "TLS-007")[0].contains("missing clientAuth"));
+    assert_eq!(
+        distinct_codes(&r, "TLS-007"),
+        vec!["TLS-007/key-usage-missing"]
+    );
 }
 
 #[test]
@@ -177,6 +202,10 @@ fn different_certificates_on_client_and_bus_fail_identity() {
     }
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-008", Outcome::Fail));
+    assert_eq!(
+        distinct_codes(&r, "TLS-008"),
+        vec!["TLS-008/identity-differs"]
+    );
 }
 
 #[test]
@@ -195,7 +224,10 @@ fn plaintext_port_or_answer_fails() {
     }
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-009", Outcome::Fail));
-    assert!(messages(&r, "TLS-009")[0].contains("port 6380 (CONFIG GET port): Redis answered"));
+    assert_eq!(
+        distinct_codes(&r, "TLS-009"),
+        vec!["TLS-009/plaintext-port-configured"]
+    );
 }
 
 #[test]
@@ -220,6 +252,10 @@ fn replication_in_clear_fails_internode_check() {
     }
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-010", Outcome::Fail));
+    assert_eq!(
+        distinct_codes(&r, "TLS-010"),
+        vec!["TLS-010/internode-plaintext"]
+    );
 }
 
 #[test]
@@ -238,11 +274,13 @@ fn clients_without_certificates_accepted_fails() {
     }
     let r = judge_transport(&ev);
     assert_eq!(not_passing(&r), only("TLS-011", Outcome::Fail));
-    let m = &messages(&r, "TLS-011")[0];
-    assert!(
-        m.contains("tls-auth-clients is optional") && m.contains("was accepted"),
-        "{m}"
+    // The first problem decides the code; the message names both.
+    assert_eq!(
+        distinct_codes(&r, "TLS-011"),
+        vec!["TLS-011/client-auth-off"]
     );
+    let m = &messages(&r, "TLS-011")[0];
+    assert!(m.contains("was accepted"), "{m}");
 }
 
 #[test]

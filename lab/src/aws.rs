@@ -71,6 +71,11 @@ pub enum AwsDefect {
     /// The third instance's subnet (and so the instance) in the second
     /// instance's AZ: two masters in one AZ.
     MastersInOneAz,
+    /// The first instance's data volume on a second customer-managed key
+    /// that is an RSA-2048 key (KeySpec RSA_2048), not AES-256
+    /// (SYMMETRIC_DEFAULT). AWS refuses such a key for EBS; the emulator
+    /// does not, which is what lets the lab show ENC-005 failing.
+    WrongKeySpec,
 }
 
 /// The lab estate's region.
@@ -269,6 +274,20 @@ pub async fn seed(s: &AwsSettings, defect: AwsDefect) -> Result<Seeded, String> 
         .vpc()
         .and_then(|v| v.vpc_id().map(String::from))
         .ok_or("ec2:CreateVpc returned no VPC")?;
+    // A second, asymmetric key for the WrongKeySpec defect.
+    let rsa_key = if defect == AwsDefect::WrongKeySpec {
+        let k = kms
+            .create_key()
+            .description("epic-audit lab: a wrong key spec for an EBS volume")
+            .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+            .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
+            .send()
+            .await
+            .map_err(failed("kms:CreateKey"))?;
+        k.key_metadata().map(|m| m.key_id().to_string())
+    } else {
+        None
+    };
     let mut subnets = BTreeMap::new();
     for (n, (az, cidr, _)) in INSTANCES
         .iter()
@@ -411,6 +430,9 @@ pub async fn seed(s: &AwsSettings, defect: AwsDefect) -> Result<Seeded, String> 
         v = match (defect, n) {
             (AwsDefect::UnencryptedVolume, 0) => v.encrypted(false),
             (AwsDefect::AwsManagedKey, 0) => v.encrypted(true).kms_key_id("alias/aws/ebs"),
+            (AwsDefect::WrongKeySpec, 0) => v
+                .encrypted(true)
+                .kms_key_id(rsa_key.as_deref().ok_or("kms:CreateKey returned no key")?),
             _ => v.encrypted(true).kms_key_id(&out.key_id),
         };
         let vol = v

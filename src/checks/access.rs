@@ -6,10 +6,83 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::rule::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{each, first_of, joined, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
 use crate::evidence::{AclView, CommandTable, EvidenceSet};
 use crate::evidence::{DryRunCase, DryRunVerdict, Expect};
+
+reasons! {
+    /// Why a node, user or case got its outcome in the access checks (ACC).
+    Access => Why {
+        /// Every node has the same users with the same rules.
+        AclIdentical = "acl-identical",
+        /// Users or rules differ between nodes.
+        AclDrift = "acl-drift",
+        /// Exactly the policy's users exist.
+        OnlyExpectedUsers = "only-expected-users",
+        /// A user the policy does not list exists.
+        UnexpectedUser = "unexpected-user",
+        /// A user the policy lists does not exist.
+        MissingUser = "missing-user",
+        /// No user but default has nopass.
+        PasswordsRequired = "passwords-required",
+        /// A user accepts any password.
+        NopassUser = "nopass-user",
+        /// default is off and refuses logins.
+        DefaultOff = "default-off",
+        /// ACL GETUSER default returned no user.
+        DefaultUnobserved = "default-unobserved",
+        /// The default user is on.
+        DefaultEnabled = "default-enabled",
+        /// The default user has nopass.
+        DefaultNopass = "default-nopass",
+        /// A command without AUTH got an answer other than NOAUTH.
+        UnauthenticatedCommandAnswered = "unauthenticated-command-answered",
+        /// AUTH default with a random password was not refused.
+        DefaultLoginNotRefused = "default-login-not-refused",
+        /// The user has exactly the permissions the policy allows.
+        PermissionsExact = "permissions-exact",
+        /// The user may run a command the policy denies.
+        DeniedCommandAllowed = "denied-command-allowed",
+        /// The user reaches keys outside the policy's patterns.
+        KeyOutsidePatterns = "key-outside-patterns",
+        /// The user is denied a command the policy allows (positive control).
+        AllowedCommandDenied = "allowed-command-denied",
+        /// Keyed commands of the allowed categories could not be tested.
+        ControlsUntested = "controls-untested",
+        /// The judged user does not exist on the node.
+        UserMissing = "user-missing",
+        /// The judged user was not swept with ACL DRYRUN.
+        UserNotSwept = "user-not-swept",
+        /// The DRYRUN sweep is empty.
+        SweepEmpty = "sweep-empty",
+        /// ACL DRYRUN could not decide for some commands.
+        DryRunUndecided = "dry-run-undecided",
+        /// Commands of the COMMAND table were not swept.
+        CommandsUnswept = "commands-unswept",
+        /// The audit user may not run ACL DRYRUN.
+        DryRunRefused = "dry-run-refused",
+        /// The case's verdict is the policy's on every node.
+        CaseAsExpected = "case-as-expected",
+        /// The case's verdict differs from the policy's on some node.
+        CaseMismatch = "case-mismatch",
+        /// The case could not be evaluated on every node.
+        CaseUnevaluated = "case-unevaluated",
+        /// Every configured credential logs in as its user.
+        LoginsWork = "logins-work",
+        /// The environment configures no user to log in as.
+        NoUsersConfigured = "no-users-configured",
+        /// AUTH with a configured password was refused.
+        LoginRefused = "login-refused",
+        /// A login yielded another user than it named.
+        LoginIdentityMismatch = "login-identity-mismatch",
+        /// No unusual number of failed logins.
+        FewFailedLogins = "few-failed-logins",
+        /// More failed logins than the policy allows in the window.
+        ManyFailedLogins = "many-failed-logins",
+    }
+}
 
 const ACL_METHOD: &str = "On every node, as the audit user over TLS: ACL USERS, ACL LIST and \
 ACL GETUSER for each user (password hashes are never recorded, only salted per-run \
@@ -170,24 +243,18 @@ fn acl_consistent(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             }
         }
         if diffs.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                format!("{} users, same rules on all {n} nodes", v.users.len()),
-                expected,
-                "ACLs identical across the cluster",
-            )
+            SubjectFinding::pass(subject, Why::AclIdentical)
+                .observed(format!(
+                    "{} users, same rules on all {n} nodes",
+                    v.users.len()
+                ))
+                .expected(expected)
+                .message("ACLs identical across the cluster")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                format!("{} user(s) differ", diffs.len()),
-                expected,
-                format!(
+            SubjectFinding::fail(subject, Why::AclDrift).observed(format!("{} user(s) differ", diffs.len())).expected(expected).message(format!(
                     "ACL drift: {} (#fp: tokens are per-run salted password fingerprints: different means a different password)",
                     diffs.join("; ")
-                ),
-            )
+                ))
         }
     })
 }
@@ -209,13 +276,10 @@ fn expected_users(ev: &EvidenceSet, p: &ExpectedUsers) -> Vec<SubjectFinding> {
         let missing: Vec<String> = want.difference(&have).map(|s| s.to_string()).collect();
         let observed = have.iter().copied().collect::<Vec<_>>().join(", ");
         if extra.is_empty() && missing.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected.clone(),
-                "only the documented users exist",
-            )
+            SubjectFinding::pass(subject, Why::OnlyExpectedUsers)
+                .observed(observed)
+                .expected(expected.clone())
+                .message("only the documented users exist")
         } else {
             let mut parts = Vec::new();
             if !extra.is_empty() {
@@ -224,13 +288,15 @@ fn expected_users(ev: &EvidenceSet, p: &ExpectedUsers) -> Vec<SubjectFinding> {
             if !missing.is_empty() {
                 parts.push(format!("missing user(s) {}", missing.join(", ")));
             }
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                parts.join("; "),
-            )
+            let why = if extra.is_empty() {
+                Why::MissingUser
+            } else {
+                Why::UnexpectedUser
+            };
+            SubjectFinding::fail(subject, why)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(parts.join("; "))
         }
     })
 }
@@ -251,21 +317,12 @@ fn no_nopass(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 .filter(|u| u.name != "default")
                 .map(|u| format!("{}: {} password(s)", u.name, u.password_count))
                 .collect();
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                counts.join(", "),
-                expected,
-                "every user needs a password",
-            )
+            SubjectFinding::pass(subject, Why::PasswordsRequired)
+                .observed(counts.join(", "))
+                .expected(expected)
+                .message("every user needs a password")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                format!("nopass: {}", bad.join(", ")),
-                expected,
-                format!("{} accept(s) any password: set one with `ACL SETUSER <user> resetpass ><password>` (and in the aclfile)", bad.join(", ")),
-            )
+            SubjectFinding::fail(subject, Why::NopassUser).observed(format!("nopass: {}", bad.join(", "))).expected(expected).message(format!("{} accept(s) any password: set one with `ACL SETUSER <user> resetpass ><password>` (and in the aclfile)", bad.join(", ")))
         }
     })
 }
@@ -276,27 +333,39 @@ fn default_disabled(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     each(ev.acl_views(), expected, |subject, v| {
         let mut problems = Vec::new();
         match v.users.iter().find(|u| u.name == "default") {
-            None => problems.push("ACL GETUSER default returned no user".to_string()),
+            None => problems.push((
+                Why::DefaultUnobserved,
+                "ACL GETUSER default returned no user".to_string(),
+            )),
             Some(u) => {
                 if !u.has_flag("off") {
-                    problems.push(format!("default is enabled (flags {})", u.flags.join(",")));
+                    problems.push((
+                        Why::DefaultEnabled,
+                        format!("default is enabled (flags {})", u.flags.join(",")),
+                    ));
                 }
                 if u.has_flag("nopass") {
-                    problems.push("default has nopass".to_string());
+                    problems.push((Why::DefaultNopass, "default has nopass".to_string()));
                 }
             }
         }
         let a = &v.auth;
         if !a.unauthenticated_ping.starts_with("NOAUTH") {
-            problems.push(format!(
-                "an unauthenticated PING got `{}` instead of NOAUTH",
-                a.unauthenticated_ping
+            problems.push((
+                Why::UnauthenticatedCommandAnswered,
+                format!(
+                    "an unauthenticated PING got `{}` instead of NOAUTH",
+                    a.unauthenticated_ping
+                ),
             ));
         }
         if !a.default_wrong_password.starts_with("WRONGPASS") {
-            problems.push(format!(
-                "AUTH default with a random password got `{}` instead of WRONGPASS",
-                a.default_wrong_password
+            problems.push((
+                Why::DefaultLoginNotRefused,
+                format!(
+                    "AUTH default with a random password got `{}` instead of WRONGPASS",
+                    a.default_wrong_password
+                ),
             ));
         }
         let observed = format!(
@@ -304,15 +373,9 @@ fn default_disabled(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             a.unauthenticated_ping, a.default_wrong_password
         );
         if problems.is_empty() {
-            SubjectFinding::new(subject, Outcome::Pass, observed, expected, "default is off and refuses logins (the check's wrong-password attempt adds one `auth` entry to ACL LOG)")
+            SubjectFinding::pass(subject, Why::DefaultOff).observed(observed).expected(expected).message("default is off and refuses logins (the check's wrong-password attempt adds one `auth` entry to ACL LOG)")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected,
-                format!("{}: anyone reaching the port is logged in as default; run `ACL SETUSER default off resetpass -@all` and persist it in the aclfile", problems.join("; ")),
-            )
+            SubjectFinding::fail(subject, problems[0].0).observed(observed).expected(expected).message(format!("{}: anyone reaching the port is logged in as default; run `ACL SETUSER default off resetpass -@all` and persist it in the aclfile", joined(&problems)))
         }
     })
 }
@@ -418,18 +481,23 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
             .collect();
         let user = v.users.iter().find(|u| u.name == p.user);
         let Some(sweep) = v.dryrun.get(&p.user) else {
-            let (o, msg) = if v.users.iter().any(|u| u.name == p.user) {
+            let (o, why, msg) = if v.users.iter().any(|u| u.name == p.user) {
                 (
                     Outcome::Error,
+                    Why::UserNotSwept,
                     format!("{} was not swept with ACL DRYRUN", p.user),
                 )
             } else {
                 (
                     Outcome::Fail,
+                    Why::UserMissing,
                     format!("user {} does not exist on this node", p.user),
                 )
             };
-            return SubjectFinding::new(subject, o, "no DRYRUN results", expected.clone(), msg);
+            return SubjectFinding::with(subject, o, why)
+                .observed("no DRYRUN results")
+                .expected(expected.clone())
+                .message(msg);
         };
         let mut too_much = Vec::new();
         // The same commands, by what grants them (what to remove).
@@ -567,89 +635,93 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
                     first_of(&cmds, 12)
                 ));
             }
-            return SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                parts.join("; "),
-            );
+            let why = if too_much.is_empty() {
+                Why::KeyOutsidePatterns
+            } else {
+                Why::DeniedCommandAllowed
+            };
+            return SubjectFinding::fail(subject, why)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(parts.join("; "));
         }
         if sweep.is_empty() || !undecided.is_empty() || !unswept.is_empty() {
             let mut parts = Vec::new();
             if sweep.is_empty() {
-                parts.push(format!("the DRYRUN sweep of {} is empty", p.user));
+                parts.push((
+                    Why::SweepEmpty,
+                    format!("the DRYRUN sweep of {} is empty", p.user),
+                ));
             }
             if !undecided.is_empty() {
-                parts.push(format!(
-                    "ACL DRYRUN could not decide for {} command(s): {}",
-                    undecided.len(),
-                    first_of(&undecided, 12)
+                parts.push((
+                    Why::DryRunUndecided,
+                    format!(
+                        "ACL DRYRUN could not decide for {} command(s): {}",
+                        undecided.len(),
+                        first_of(&undecided, 12)
+                    ),
                 ));
             }
             if !unswept.is_empty() {
-                parts.push(format!(
-                    "{} command(s) of the COMMAND table were not swept: {}",
-                    unswept.len(),
-                    first_of(&unswept, 12)
+                parts.push((
+                    Why::CommandsUnswept,
+                    format!(
+                        "{} command(s) of the COMMAND table were not swept: {}",
+                        unswept.len(),
+                        first_of(&unswept, 12)
+                    ),
                 ));
             }
             if v.dryrun_errors
                 .iter()
                 .any(|e| e.reply.starts_with("NOPERM"))
             {
-                parts.push(
+                parts.push((
+                    Why::DryRunRefused,
                     "the audit user was refused ACL DRYRUN (NOPERM): add +acl|dryrun to its ACL"
                         .into(),
-                );
+                ));
             }
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                observed,
-                expected.clone(),
-                parts.join("; "),
-            );
+            return SubjectFinding::error(subject, parts[0].0)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(joined(&parts));
         }
         if untested_controls > 0 {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                observed,
-                expected.clone(),
-                format!(
+            return SubjectFinding::error(subject, Why::ControlsUntested).observed(observed).expected(expected.clone()).message(format!(
                     "{untested_controls} keyed command(s) of the allowed categories were not tested: \
                      no DRYRUN sample key ({}) falls under {}'s key patterns ({})",
                     keys.join(", "),
                     p.user,
                     p.key_patterns.join(" ")
-                ),
-            );
+                ));
         }
         if !controls.is_empty() {
-            return SubjectFinding::new(
+            return SubjectFinding::with(
                 subject,
                 match p.missing_allowed {
                     MissingAllowed::Warn => Outcome::Warn,
                     MissingAllowed::Fail => Outcome::Fail,
                 },
-                observed,
-                expected.clone(),
-                format!(
-                    "{} is denied {} command(s) the policy allows (positive control): {}",
-                    p.user,
-                    controls.len(),
-                    first_of(&controls, 12)
-                ),
-            );
+                Why::AllowedCommandDenied,
+            )
+            .observed(observed)
+            .expected(expected.clone())
+            .message(format!(
+                "{} is denied {} command(s) the policy allows (positive control): {}",
+                p.user,
+                controls.len(),
+                first_of(&controls, 12)
+            ));
         }
-        SubjectFinding::new(
-            subject,
-            Outcome::Pass,
-            observed,
-            expected.clone(),
-            format!("{} has exactly the permissions the policy allows", p.user),
-        )
+        SubjectFinding::pass(subject, Why::PermissionsExact)
+            .observed(observed)
+            .expected(expected.clone())
+            .message(format!(
+                "{} has exactly the permissions the policy allows",
+                p.user
+            ))
     })
 }
 
@@ -693,29 +765,24 @@ fn cases(ev: &EvidenceSet, p: &Cases) -> Vec<SubjectFinding> {
             }
         }
         let finding = if !wrong.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                wrong.join("; "),
-                expected,
-                format!("expected {} on {} node(s)", case.expect, wrong.len()),
-            )
+            SubjectFinding::fail(subject, Why::CaseMismatch)
+                .observed(wrong.join("; "))
+                .expected(expected)
+                .message(format!(
+                    "expected {} on {} node(s)",
+                    case.expect,
+                    wrong.len()
+                ))
         } else if !unknown.is_empty() || seen == 0 {
-            SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                unknown.join("; "),
-                expected,
-                "could not be evaluated on every node",
-            )
+            SubjectFinding::error(subject, Why::CaseUnevaluated)
+                .observed(unknown.join("; "))
+                .expected(expected)
+                .message("could not be evaluated on every node")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                format!("{} on {seen} nodes", case.expect),
-                expected,
-                "as the policy expects",
-            )
+            SubjectFinding::pass(subject, Why::CaseAsExpected)
+                .observed(format!("{} on {seen} nodes", case.expect))
+                .expected(expected)
+                .message("as the policy expects")
         };
         out.push(finding);
     }
@@ -727,13 +794,10 @@ fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                     ask, ACL WHOAMI or CLIENT INFO names that user";
     each(ev.acl_views(), expected, |subject, v| {
         if v.auth.users.is_empty() {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                "no users configured",
-                expected,
-                "configure users with password references in the environment",
-            );
+            return SubjectFinding::error(subject, Why::NoUsersConfigured)
+                .observed("no users configured")
+                .expected(expected)
+                .message("configure users with password references in the environment");
         }
         let mut refused = Vec::new();
         let mut mismatched = Vec::new();
@@ -763,36 +827,24 @@ fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             }
         }
         if !refused.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                refused.join("; "),
-                expected,
-                format!(
+            SubjectFinding::fail(subject, Why::LoginRefused).observed(refused.join("; ")).expected(expected).message(format!(
                     "AUTH with the configured password was refused on this node (the reply says \
                      why: a wrong password, e.g. rotated on some nodes only, or a disabled user): {}",
                     refused.join("; ")
-                ),
-            )
+                ))
         } else if !mismatched.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                mismatched.join("; "),
-                expected,
-                format!(
+            SubjectFinding::fail(subject, Why::LoginIdentityMismatch)
+                .observed(mismatched.join("; "))
+                .expected(expected)
+                .message(format!(
                     "a login did not yield the user it named: {}",
                     mismatched.join("; ")
-                ),
-            )
+                ))
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                format!("logged in: {}", seen.join(", ")),
-                expected,
-                "every configured credential works (proven by AUTH)",
-            )
+            SubjectFinding::pass(subject, Why::LoginsWork)
+                .observed(format!("logged in: {}", seen.join(", ")))
+                .expected(expected)
+                .message("every configured credential works (proven by AUTH)")
         }
     })
 }
@@ -833,15 +885,14 @@ fn auth_failures(ev: &EvidenceSet, p: &AuthFailures) -> Vec<SubjectFinding> {
             }
         );
         if total > p.max_failures {
-            SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), "many recent failed logins: look for password guessing or a client with a stale password (ACL LOG on the node has the client addresses)")
+            SubjectFinding::warn(subject, Why::ManyFailedLogins).observed(observed).expected(expected.clone()).message("many recent failed logins: look for password guessing or a client with a stale password (ACL LOG on the node has the client addresses)")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected.clone(),
-                "no unusual number of failed logins (each audit adds one for user default)",
-            )
+            SubjectFinding::pass(subject, Why::FewFailedLogins)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(
+                    "no unusual number of failed logins (each audit adds one for user default)",
+                )
         }
     })
 }

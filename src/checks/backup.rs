@@ -9,8 +9,37 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use super::rule::{with_aws, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{joined, with_aws, Rule, SubjectFinding};
 use crate::evidence::{AwsInventory, EvidenceSet, ProbeId, Snapshot, Volume};
+
+reasons! {
+    /// Why a data volume's backups got their outcome (BAK).
+    Backup => Why {
+        /// Recent, encrypted on a customer-managed key, kept long enough.
+        BackedUp = "backed-up",
+        /// DescribeSnapshots failed.
+        SnapshotsNotRead = "snapshots-not-read",
+        /// The instance reported no root device: data volumes unknown.
+        RootDeviceUnknown = "root-device-unknown",
+        /// The instance has no data volume besides its root.
+        NoDataVolume = "no-data-volume",
+        /// No completed snapshot of the volume.
+        NoCompletedSnapshot = "no-completed-snapshot",
+        /// The newest completed snapshot is older than the policy allows.
+        NewestTooOld = "newest-too-old",
+        /// A snapshot is not encrypted.
+        SnapshotNotEncrypted = "snapshot-not-encrypted",
+        /// A snapshot is encrypted with the AWS-managed key.
+        SnapshotOnAwsManagedKey = "snapshot-on-aws-managed-key",
+        /// A snapshot's key could not be described.
+        SnapshotKeyUnknown = "snapshot-key-unknown",
+        /// A young volume's first snapshot came long after it was created.
+        StartNotCovered = "start-not-covered",
+        /// Snapshots are not kept for the retention period.
+        RetentionShort = "retention-short",
+    }
+}
 
 const METHOD: &str = "AWS SDK: ec2 DescribeInstances by the discovery tag (root device of each), \
 DescribeVolumes filtered by attachment.instance-id, DescribeSnapshots owned by this account \
@@ -71,20 +100,14 @@ fn snapshots(ev: &EvidenceSet, p: &SnapshotParams) -> Vec<SubjectFinding> {
     let now = ev.finished_at;
     with_aws(ev, &expected, |inv| {
         let Some(snaps) = inv.snapshots.as_deref() else {
-            return vec![SubjectFinding::new(
-                format!("aws:{}", inv.region),
-                Outcome::Error,
-                "snapshots not read",
-                expected.clone(),
-                match &inv.snapshots_error {
+            return vec![SubjectFinding::error(format!("aws:{}", inv.region), Why::SnapshotsNotRead).observed("snapshots not read").expected(expected.clone()).message(match &inv.snapshots_error {
                     Some(e) => format!(
                         "could not be checked: {e}; grant the audit's AWS identity ec2:DescribeSnapshots"
                     ),
                     None => "could not be checked: the evidence has no snapshot list (recorded by an \
                              older epic-audit)"
                         .to_string(),
-                },
-            )];
+                })];
         };
         let mut out = Vec::new();
         for i in &inv.instances {
@@ -98,30 +121,18 @@ fn snapshots(ev: &EvidenceSet, p: &SnapshotParams) -> Vec<SubjectFinding> {
                 .collect();
             let nodes = inv.nodes_on(&i.id);
             if p.volumes == Volumes::Data && i.root_device.is_none() {
-                out.push(SubjectFinding::new(
-                    format!("{} (node(s) {})", i.id, nodes.join(", ")),
-                    Outcome::Error,
-                    "root device not reported",
-                    expected.clone(),
-                    "could not tell the data volumes from the root volume: DescribeInstances gave no \
-                     RootDeviceName for this instance",
-                ));
+                out.push(SubjectFinding::error(format!("{} (node(s) {})", i.id, nodes.join(", ")), Why::RootDeviceUnknown).observed("root device not reported").expected(expected.clone()).message("could not tell the data volumes from the root volume: DescribeInstances gave no \
+                     RootDeviceName for this instance"));
                 continue;
             }
             if data.is_empty() {
-                out.push(SubjectFinding::new(
-                    format!("{} (node(s) {})", i.id, nodes.join(", ")),
-                    Outcome::Error,
-                    format!(
+                out.push(SubjectFinding::error(format!("{} (node(s) {})", i.id, nodes.join(", ")), Why::NoDataVolume).observed(format!(
                         "no EBS volume besides the root device ({})",
                         i.root_device.as_deref().unwrap_or("?")
-                    ),
-                    expected.clone(),
-                    "where this instance keeps its Redis data was not found: it has no EBS data \
+                    )).expected(expected.clone()).message("where this instance keeps its Redis data was not found: it has no EBS data \
                      volume (instance store, or data on the root volume). Set this check's \
                      `volumes = \"all\"` if Redis's `dir` is on the root volume; data on an instance \
-                     store has no EBS snapshot to judge",
-                ));
+                     store has no EBS snapshot to judge"));
                 continue;
             }
             for v in data {
@@ -154,15 +165,9 @@ fn judge_volume(
         completed.iter().max_by_key(|(_, t)| *t),
         completed.iter().min_by_key(|(_, t)| *t),
     ) else {
-        return SubjectFinding::new(
-            subject,
-            Outcome::Fail,
-            format!("no completed snapshot ({pending} not completed)"),
-            expected,
-            "this data volume has no completed snapshot: nothing to restore it from if the volume \
+        return SubjectFinding::fail(subject, Why::NoCompletedSnapshot).observed(format!("no completed snapshot ({pending} not completed)")).expected(expected).message("this data volume has no completed snapshot: nothing to restore it from if the volume \
              or the node is lost (AOF and replicas do not survive a FLUSHALL or a bad write); back it \
-             up with AWS Backup or a Data Lifecycle Manager policy (daily, encrypted, retained)",
-        );
+             up with AWS Backup or a Data Lifecycle Manager policy (daily, encrypted, retained)");
     };
     let observed = format!(
         "{} completed snapshot(s); newest {} ({} ago, {}), oldest {} ({} ago){}",
@@ -186,24 +191,33 @@ fn judge_volume(
     let mut problems = Vec::new();
     let mut unknown = Vec::new();
     if now - newest.1 > Duration::hours(p.max_age_hours) {
-        problems.push(format!(
-            "the newest completed snapshot is {} old, more than {} h: a restore loses everything since",
-            age(now, newest.1),
-            p.max_age_hours
+        problems.push((
+            Why::NewestTooOld,
+            format!(
+                "the newest completed snapshot is {} old, more than {} h: a restore loses everything since",
+                age(now, newest.1),
+                p.max_age_hours
+            ),
         ));
     }
     // Every completed snapshot is a copy someone could restore: each must
     // be encrypted on a customer-managed key (as ENC-002 asks of volumes).
     for (s, _) in &completed {
         match (s.encrypted, s.kms_key_id.as_deref()) {
-            (false, _) => problems.push(format!("snapshot {} is not encrypted", s.id)),
+            (false, _) => problems.push((
+                Why::SnapshotNotEncrypted,
+                format!("snapshot {} is not encrypted", s.id),
+            )),
             (true, None) => unknown.push(format!("snapshot {} names no KMS key", s.id)),
             (true, Some(r)) => match inv.key(r) {
-                Some(k) if k.key_id.is_some() && k.aws_managed() => problems.push(format!(
-                    "snapshot {} is encrypted with the AWS-managed key {}: copy it onto the \
-                     customer-managed key",
-                    s.id,
-                    k.label()
+                Some(k) if k.key_id.is_some() && k.aws_managed() => problems.push((
+                    Why::SnapshotOnAwsManagedKey,
+                    format!(
+                        "snapshot {} is encrypted with the AWS-managed key {}: copy it onto the \
+                         customer-managed key",
+                        s.id,
+                        k.label()
+                    ),
                 )),
                 Some(k) if k.key_id.is_some() => {}
                 _ => unknown.push(format!(
@@ -222,46 +236,44 @@ fn judge_volume(
             Some(c) if now - c < retention && oldest.1 - c <= Duration::hours(p.max_age_hours) => {}
             Some(c) if now - c < retention => {
                 let gap = age(oldest.1, c);
-                problems.push(format!(
-                    "the volume is {} old, younger than the {}-day retention, but its oldest snapshot \
-                     was taken {gap} after it was created: its first {gap} are in no backup",
-                    age(now, c),
-                    p.retention_days,
+                problems.push((
+                    Why::StartNotCovered,
+                    format!(
+                        "the volume is {} old, younger than the {}-day retention, but its oldest snapshot \
+                         was taken {gap} after it was created: its first {gap} are in no backup",
+                        age(now, c),
+                        p.retention_days,
+                    ),
                 ))
             }
-            _ => problems.push(format!(
-                "the oldest kept snapshot is {} old, less than the {}-day retention: older copies \
-                 were deleted (or never taken); keep snapshots for {} days",
-                age(now, oldest.1),
-                p.retention_days,
-                p.retention_days
+            _ => problems.push((
+                Why::RetentionShort,
+                format!(
+                    "the oldest kept snapshot is {} old, less than the {}-day retention: older copies \
+                     were deleted (or never taken); keep snapshots for {} days",
+                    age(now, oldest.1),
+                    p.retention_days,
+                    p.retention_days
+                ),
             )),
         }
     }
     if !problems.is_empty() {
-        return SubjectFinding::new(
-            subject,
-            Outcome::Fail,
-            observed,
-            expected,
-            problems.join("; "),
-        );
+        return SubjectFinding::fail(subject, problems[0].0)
+            .observed(observed)
+            .expected(expected)
+            .message(joined(&problems));
     }
     if !unknown.is_empty() {
-        return SubjectFinding::new(
-            subject,
-            Outcome::Error,
-            observed,
-            expected,
-            format!("could not be checked in full: {}", unknown.join("; ")),
-        );
+        return SubjectFinding::error(subject, Why::SnapshotKeyUnknown)
+            .observed(observed)
+            .expected(expected)
+            .message(format!(
+                "could not be checked in full: {}",
+                unknown.join("; ")
+            ));
     }
-    SubjectFinding::new(
-        subject,
-        Outcome::Pass,
-        observed,
-        expected,
-        match v.created {
+    SubjectFinding::pass(subject, Why::BackedUp).observed(observed).expected(expected).message(match v.created {
             Some(c) if now - c < retention => format!(
                 "backed up: a snapshot within {} h, encrypted on a customer-managed key; the volume is \
                  younger than the {}-day retention and its snapshots cover it since it was created",
@@ -272,6 +284,5 @@ fn judge_volume(
                  for at least {} days",
                 p.max_age_hours, p.retention_days
             ),
-        },
-    )
+        })
 }

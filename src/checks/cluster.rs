@@ -5,10 +5,73 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::rule::{each, NoParams, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{each, joined, NoParams, Outcome, Rule, SubjectFinding};
 pub(crate) use crate::evidence::topology::SLOTS;
 use crate::evidence::topology::{majority, owners};
 use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, ProbeId, SlotRange};
+
+reasons! {
+    /// Why a node, slot range or key got its outcome in the cluster checks (CLU).
+    Cluster => Why {
+        /// All 16384 slots have a master.
+        AllSlotsAssigned = "all-slots-assigned",
+        /// Slots without a master.
+        SlotsUnassigned = "slots-unassigned",
+        /// The node's slot map is the majority's.
+        SlotMapAgrees = "slot-map-agrees",
+        /// The node's slot map differs from the majority's.
+        SlotMapDisagrees = "slot-map-disagrees",
+        /// CLUSTER NODES did not identify the node itself.
+        MyselfMissing = "myself-missing",
+        /// No slot is importing or migrating.
+        NoOpenSlots = "no-open-slots",
+        /// Slots are importing or migrating.
+        OpenSlots = "open-slots",
+        /// cluster_state ok.
+        StateOk = "state-ok",
+        /// cluster_state fail.
+        StateFail = "state-fail",
+        /// CLUSTER INFO has no cluster_state.
+        StateUnreported = "state-unreported",
+        /// Online in every node's view.
+        NodeHealthy = "node-healthy",
+        /// A peer flags the node fail, pfail, handshake or noaddr.
+        NodeFlaggedFailing = "node-flagged-failing",
+        /// A peer's link to the node is not connected.
+        LinkDisconnected = "link-disconnected",
+        /// A peer reports the node's health other than online.
+        HealthNotOnline = "health-not-online",
+        /// The replica is loading or syncing: transient.
+        ReplicaSyncing = "replica-syncing",
+        /// Peers still say loading; the replica's own state says in sync.
+        PeersGossipStale = "peers-gossip-stale",
+        /// As many masters serve slots as the policy expects.
+        MasterCountAsExpected = "master-count-as-expected",
+        /// Another number of masters serves slots.
+        MasterCountWrong = "master-count-wrong",
+        /// masters_at does not name one address per slot range.
+        MastersAtMismatched = "masters-at-mismatched",
+        /// A slot range of the policy is invalid.
+        InvalidRange = "invalid-range",
+        /// The range is served by one master that serves nothing else.
+        RangeAsExpected = "range-as-expected",
+        /// The range's master serves slots outside it.
+        MasterServesMore = "master-serves-more",
+        /// Two expected ranges share a master.
+        RangesShareMaster = "ranges-share-master",
+        /// Another node than the policy names serves the range.
+        RangeMasterMoved = "range-master-moved",
+        /// The range is split across masters or partly unassigned.
+        RangeSplit = "range-split",
+        /// The policy gives no expected topology.
+        NoExpectedTopology = "no-expected-topology",
+        /// Client and server hash the key to the same slot.
+        HashSlotAgrees = "hash-slot-agrees",
+        /// The server hashes the key to another slot.
+        HashSlotDiffers = "hash-slot-differs",
+    }
+}
 
 const VIEW_METHOD: &str = "On every node (seeds and every node they announce): CLUSTER NODES, \
 CLUSTER SHARDS, CLUSTER INFO and INFO server over TLS with the client certificate, as the \
@@ -121,29 +184,23 @@ fn slot_coverage(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         let missing = ranges_where(|s| o[s].is_none());
         let n = count(&missing);
         if missing.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                "16384/16384 slots assigned",
-                expected,
-                "every slot has a master",
-            )
+            SubjectFinding::pass(subject, Why::AllSlotsAssigned)
+                .observed("16384/16384 slots assigned")
+                .expected(expected)
+                .message("every slot has a master")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                format!(
+            SubjectFinding::fail(subject, Why::SlotsUnassigned)
+                .observed(format!(
                     "{}/16384 slots assigned; unassigned: {}",
                     SLOTS - n,
                     fmt_ranges(&missing)
-                ),
-                expected,
-                format!(
+                ))
+                .expected(expected)
+                .message(format!(
                     "{n} slots ({}) have no master in this node's view: keys hashing there are \
                      unavailable (CLUSTERDOWN) while cluster-require-full-coverage is yes",
                     fmt_ranges(&missing)
-                ),
-            )
+                ))
         }
     })
 }
@@ -169,13 +226,10 @@ fn slot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         let o = owners(v);
         let differ = ranges_where(|s| o[s] != ref_owner[s]);
         if differ.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                format!("same slot map as {n_major} of {total} nodes"),
-                expected,
-                "agrees with the cluster's slot map",
-            )
+            SubjectFinding::pass(subject, Why::SlotMapAgrees)
+                .observed(format!("same slot map as {n_major} of {total} nodes"))
+                .expected(expected)
+                .message("agrees with the cluster's slot map")
         } else {
             let detail: Vec<String> = differ
                 .iter()
@@ -193,17 +247,14 @@ fn slot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                     )
                 })
                 .collect();
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                format!(
+            SubjectFinding::fail(subject, Why::SlotMapDisagrees)
+                .observed(format!(
                     "differs from the majority on {} slots ({})",
                     count(&differ),
                     fmt_ranges(&differ)
-                ),
-                expected,
-                format!("slot map disagreement: {}", detail.join("; ")),
-            )
+                ))
+                .expected(expected)
+                .message(format!("slot map disagreement: {}", detail.join("; ")))
         }
     })
 }
@@ -212,22 +263,16 @@ fn open_slots(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "no slot in migrating or importing state";
     each(ev.cluster_views(), expected, |subject, v| {
         let Some(me) = v.me() else {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                "no `myself` entry",
-                expected,
-                "CLUSTER NODES did not identify the node itself",
-            );
+            return SubjectFinding::error(subject, Why::MyselfMissing)
+                .observed("no `myself` entry")
+                .expected(expected)
+                .message("CLUSTER NODES did not identify the node itself");
         };
         if me.migrating.is_empty() && me.importing.is_empty() {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                "no open slots",
-                expected,
-                "no resharding in progress",
-            );
+            return SubjectFinding::pass(subject, Why::NoOpenSlots)
+                .observed("no open slots")
+                .expected(expected)
+                .message("no resharding in progress");
         }
         let mut parts: Vec<String> = me
             .migrating
@@ -239,14 +284,8 @@ fn open_slots(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 .iter()
                 .map(|m| format!("slot {} importing from {}", m.slot, who(v, &m.node))),
         );
-        SubjectFinding::new(
-            subject,
-            Outcome::Fail,
-            parts.join(", "),
-            expected,
-            "open slots mean an interrupted or running reshard; finish it with `redis-cli --cluster fix` \
-             or CLUSTER SETSLOT <slot> STABLE after checking where the keys are",
-        )
+        SubjectFinding::fail(subject, Why::OpenSlots).observed(parts.join(", ")).expected(expected).message("open slots mean an interrupted or running reshard; finish it with `redis-cli --cluster fix` \
+             or CLUSTER SETSLOT <slot> STABLE after checking where the keys are")
     })
 }
 
@@ -265,28 +304,10 @@ fn state_ok(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             g("cluster_size")
         );
         match v.info.get("cluster_state").map(String::as_str) {
-            Some("ok") => SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected,
-                "the node serves its slots",
-            ),
-            Some(_) => SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected,
-                "the node reports the cluster as failed and refuses key commands (CLUSTERDOWN); \
-                 check slot coverage and failed masters",
-            ),
-            None => SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                "CLUSTER INFO has no cluster_state",
-                expected,
-                "unexpected CLUSTER INFO reply",
-            ),
+            Some("ok") => SubjectFinding::pass(subject, Why::StateOk).observed(observed).expected(expected).message("the node serves its slots"),
+            Some(_) => SubjectFinding::fail(subject, Why::StateFail).observed(observed).expected(expected).message("the node reports the cluster as failed and refuses key commands (CLUSTERDOWN); \
+                 check slot coverage and failed masters"),
+            None => SubjectFinding::error(subject, Why::StateUnreported).observed("CLUSTER INFO has no cluster_state").expected(expected).message("unexpected CLUSTER INFO reply"),
         }
     })
 }
@@ -333,10 +354,16 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 .filter(|f| BAD_FLAGS.contains(f))
                 .collect();
             if !bad.is_empty() {
-                complaints.push(format!("{subject} flags it {}", bad.join(",")));
+                complaints.push((
+                    Why::NodeFlaggedFailing,
+                    format!("{subject} flags it {}", bad.join(",")),
+                ));
             }
             if !n.has_flag("myself") && n.link_state != "connected" {
-                complaints.push(format!("{subject} has its link {}", n.link_state));
+                complaints.push((
+                    Why::LinkDisconnected,
+                    format!("{subject} has its link {}", n.link_state),
+                ));
             }
             for sn in v
                 .shards
@@ -352,27 +379,29 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                         stale.push(format!("{subject} still shows health loading"))
                     }
                     "loading" => concerns.push(format!("{subject} reports health loading")),
-                    other => complaints.push(format!("{subject} reports health {other}")),
+                    other => complaints.push((
+                        Why::HealthNotOnline,
+                        format!("{subject} reports health {other}"),
+                    )),
                 }
             }
         }
         let unreachable = probe_failure.get(addr.as_str());
         let subject = format!("{addr} ({})", short(id));
         if !complaints.is_empty() {
-            let mut msg = complaints.join("; ");
+            let mut msg = joined(&complaints);
             if let Some(f) = unreachable {
                 msg.push_str(&format!(
                     "; the auditor could not reach it either: {}",
                     f.message
                 ));
             }
-            out.push(SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                format!("{} complaint(s)", complaints.len()),
-                expected,
-                msg,
-            ));
+            out.push(
+                SubjectFinding::fail(subject, complaints[0].0)
+                    .observed(format!("{} complaint(s)", complaints.len()))
+                    .expected(expected)
+                    .message(msg),
+            );
         } else if let Some(f) = unreachable {
             out.push(SubjectFinding::unobserved(&subject, expected, f));
         } else if !concerns.is_empty() {
@@ -386,35 +415,27 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 ),
                 _ => "its own replication state could not be read".to_string(),
             };
-            out.push(SubjectFinding::new(
-                subject,
-                Outcome::Warn,
-                format!("{}; {own_says}", concerns.join("; ")),
-                expected,
-                format!(
+            out.push(
+                SubjectFinding::warn(subject, Why::ReplicaSyncing)
+                    .observed(format!("{}; {own_says}", concerns.join("; ")))
+                    .expected(expected)
+                    .message(format!(
                     "transient: the replica is loading or syncing its data set ({own_says}) and \
                      cannot take over until it is in sync; re-run in a minute"
-                ),
-            ));
+                )),
+            );
         } else if !stale.is_empty() {
-            out.push(SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                format!(
+            out.push(SubjectFinding::pass(subject, Why::PeersGossipStale).observed(format!(
                     "{}; its own INFO says master_link_status:up, master_sync_in_progress:0, loading:0",
                     stale.join("; ")
-                ),
-                expected,
-                "in sync by its own replication state; the peers' `loading` is gossip that has not caught up yet",
-            ));
+                )).expected(expected).message("in sync by its own replication state; the peers' `loading` is gossip that has not caught up yet"));
         } else {
-            out.push(SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                format!("online in all {} views", views.len()),
-                expected,
-                "healthy as seen by every node",
-            ));
+            out.push(
+                SubjectFinding::pass(subject, Why::NodeHealthy)
+                    .observed(format!("online in all {} views", views.len()))
+                    .expected(expected)
+                    .message("healthy as seen by every node"),
+            );
         }
     }
     // Targets no observed node knows of (e.g. every probe failed).
@@ -467,52 +488,49 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
     if let Some(m) = p.masters {
         let list: Vec<&str> = serving.iter().map(|n| n.addr.as_str()).collect();
         let observed = format!("{} masters serve slots: {}", serving.len(), list.join(", "));
-        let (outcome, msg) = if serving.len() == m {
-            (Outcome::Pass, format!("{m} masters as expected ({basis})"))
+        let (outcome, why, msg) = if serving.len() == m {
+            (
+                Outcome::Pass,
+                Why::MasterCountAsExpected,
+                format!("{m} masters as expected ({basis})"),
+            )
         } else {
             (
                 Outcome::Fail,
+                Why::MasterCountWrong,
                 format!(
                     "expected {m} masters serving slots, found {} ({basis})",
                     serving.len()
                 ),
             )
         };
-        out.push(SubjectFinding::new(
-            "masters",
-            outcome,
-            observed,
-            format!("{m} masters"),
-            msg,
-        ));
+        out.push(
+            SubjectFinding::with("masters", outcome, why)
+                .observed(observed)
+                .expected(format!("{m} masters"))
+                .message(msg),
+        );
     }
     let o = owners(v);
     let mut used: BTreeSet<&str> = BTreeSet::new();
     if !p.masters_at.is_empty() && p.masters_at.len() != p.slot_ranges.len() {
-        out.push(SubjectFinding::new(
-            "masters_at",
-            Outcome::Error,
-            format!(
+        out.push(SubjectFinding::error("masters_at", Why::MastersAtMismatched).observed(format!(
                 "{} addresses for {} slot ranges",
                 p.masters_at.len(),
                 p.slot_ranges.len()
-            ),
-            "one address per slot range",
-            "fix masters_at in the policy: one host:port per entry of slot_ranges, in order",
-        ));
+            )).expected("one address per slot range").message("fix masters_at in the policy: one host:port per entry of slot_ranges, in order"));
     }
     for (k, [a, b]) in p.slot_ranges.iter().enumerate() {
         let (a, b) = (*a as usize, *b as usize);
         let subject = format!("slots {a}-{b}");
         let expected = format!("slots {a}-{b} served by one master that serves nothing else");
         if a > b || b >= SLOTS {
-            out.push(SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                "invalid range in policy",
-                expected,
-                "fix slot_ranges in the policy",
-            ));
+            out.push(
+                SubjectFinding::error(subject, Why::InvalidRange)
+                    .observed("invalid range in policy")
+                    .expected(expected)
+                    .message("fix slot_ranges in the policy"),
+            );
             continue;
         }
         let owners_in: BTreeSet<Option<&str>> = (a..=b).map(|s| o[s]).collect();
@@ -520,53 +538,41 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
             [Some(id)] => {
                 let extra = ranges_where(|s| (s < a || s > b) && o[s] == Some(*id));
                 if !extra.is_empty() {
-                    SubjectFinding::new(
-                        &subject,
-                        Outcome::Fail,
-                        format!("{} also serves {}", who(v, id), fmt_ranges(&extra)),
-                        expected,
-                        "the master of this range serves slots outside it",
-                    )
+                    SubjectFinding::fail(&subject, Why::MasterServesMore)
+                        .observed(format!("{} also serves {}", who(v, id), fmt_ranges(&extra)))
+                        .expected(expected)
+                        .message("the master of this range serves slots outside it")
                 } else if !used.insert(id) {
-                    SubjectFinding::new(
-                        &subject,
-                        Outcome::Fail,
-                        format!(
+                    SubjectFinding::fail(&subject, Why::RangesShareMaster)
+                        .observed(format!(
                             "served by {}, which serves another expected range too",
                             who(v, id)
-                        ),
-                        expected,
-                        "two expected ranges share a master",
-                    )
+                        ))
+                        .expected(expected)
+                        .message("two expected ranges share a master")
                 } else if let Some(want) = p
                     .masters_at
                     .get(k)
                     .filter(|w| v.nodes.iter().find(|n| n.id == **id).map(|n| &n.addr) != Some(*w))
                 {
-                    SubjectFinding::new(
-                        &subject,
-                        Outcome::Fail,
-                        format!("served by {}", who(v, id)),
-                        format!("{expected}: {want}"),
-                        format!(
+                    SubjectFinding::fail(&subject, Why::RangeMasterMoved)
+                        .observed(format!("served by {}", who(v, id)))
+                        .expected(format!("{expected}: {want}"))
+                        .message(format!(
                             "the policy names {want} as this range's master, but {} serves it \
                              (a failover or a manual move; {basis})",
                             who(v, id)
-                        ),
-                    )
+                        ))
                 } else {
                     let at = p
                         .masters_at
                         .get(k)
                         .map(|w| format!(": {w}"))
                         .unwrap_or_default();
-                    SubjectFinding::new(
-                        &subject,
-                        Outcome::Pass,
-                        format!("served by {}", who(v, id)),
-                        format!("{expected}{at}"),
-                        format!("as expected ({basis})"),
-                    )
+                    SubjectFinding::pass(&subject, Why::RangeAsExpected)
+                        .observed(format!("served by {}", who(v, id)))
+                        .expected(format!("{expected}{at}"))
+                        .message(format!("as expected ({basis})"))
                 }
             }
             _ => {
@@ -584,26 +590,17 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
                         ),
                     })
                     .collect();
-                SubjectFinding::new(
-                    &subject,
-                    Outcome::Fail,
-                    parts.join("; "),
-                    expected,
-                    "the range is split across masters or partly unassigned",
-                )
+                SubjectFinding::fail(&subject, Why::RangeSplit)
+                    .observed(parts.join("; "))
+                    .expected(expected)
+                    .message("the range is split across masters or partly unassigned")
             }
         };
         out.push(finding);
     }
     if out.is_empty() {
-        out.push(SubjectFinding::new(
-            "topology",
-            Outcome::Incomplete,
-            "not audited: no expectation",
-            "masters and/or slot_ranges in the policy",
-            "the policy gives no expected topology: set masters and/or slot_ranges in this \
-             check's params, or enabled = false to leave it out of the verdict",
-        ));
+        out.push(SubjectFinding::incomplete("topology", Why::NoExpectedTopology).observed("not audited: no expectation").expected("masters and/or slot_ranges in the policy").message("the policy gives no expected topology: set masters and/or slot_ranges in this \
+             check's params, or enabled = false to leave it out of the verdict"));
     }
     out
 }
@@ -621,9 +618,9 @@ fn keyslot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 let subject = format!("key `{}`", s.key);
                 let observed = format!("client {client}, server {} ({})", s.server_slot, k.node);
                 if client == s.server_slot {
-                    SubjectFinding::new(subject, Outcome::Pass, observed, expected, "client and server hash the key to the same slot")
+                    SubjectFinding::pass(subject, Why::HashSlotAgrees).observed(observed).expected(expected).message("client and server hash the key to the same slot")
                 } else {
-                    SubjectFinding::new(subject, Outcome::Fail, observed, expected, "clients would route this key to the wrong node (MOVED storms); the server's hashing differs from the cluster specification")
+                    SubjectFinding::fail(subject, Why::HashSlotDiffers).observed(observed).expected(expected).message("clients would route this key to the wrong node (MOVED storms); the server's hashing differs from the cluster specification")
                 }
             })
             .collect(),

@@ -3,11 +3,106 @@
 
 use serde::Deserialize;
 
-use super::rule::{each, first_of, NoParams, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{each, first_of, joined, NoParams, Outcome, Rule, SubjectFinding};
 use crate::evidence::{
     DataNodeView, EvidenceSet, ExporterView, Observation, ProbeFailure, ProbeId,
     SessionScanSettings, SessionScanView,
 };
+
+reasons! {
+    /// Why a node got its outcome in the data-protection and monitoring checks (DATA, MON-001, MON-002).
+    Data => Why {
+        /// AOF on, an allowed fsync, last AOF and RDB writes ok.
+        AofPersisted = "aof-persisted",
+        /// appendonly is not yes.
+        AofOff = "aof-off",
+        /// appendfsync is not one the policy allows.
+        FsyncNotAllowed = "fsync-not-allowed",
+        /// The last AOF write or rewrite failed.
+        AofWriteFailed = "aof-write-failed",
+        /// The last RDB save failed.
+        RdbSaveFailed = "rdb-save-failed",
+        /// INFO persistence did not report rdb_last_bgsave_status.
+        RdbStatusUnobserved = "rdb-status-unobserved",
+        /// maxmemory-policy is the policy's.
+        NoEviction = "no-eviction",
+        /// maxmemory-policy lets Redis drop keys.
+        EvictionPolicy = "eviction-policy",
+        /// CONFIG GET did not return a setting the check needs.
+        SettingNotReported = "setting-not-reported",
+        /// A numeric setting is not a number.
+        SettingNotANumber = "setting-not-a-number",
+        /// Idle connections closed, client count bounded, keepalive on.
+        ConnectionsBounded = "connections-bounded",
+        /// timeout 0: idle connections are never closed.
+        IdleNeverClosed = "idle-never-closed",
+        /// timeout above the policy's.
+        IdleTimeoutTooLong = "idle-timeout-too-long",
+        /// maxclients above the policy's.
+        TooManyClients = "too-many-clients",
+        /// tcp-keepalive 0.
+        NoKeepalive = "no-keepalive",
+        /// Every loaded module is allowlisted (or none is loaded).
+        ModulesAllowed = "modules-allowed",
+        /// INFO modules not observed.
+        ModulesUnobserved = "modules-unobserved",
+        /// A module outside the allowlist is loaded.
+        ModuleNotAllowed = "module-not-allowed",
+        /// A module below the policy's minimum version.
+        ModuleTooOld = "module-too-old",
+        /// The nodes load different modules.
+        ModulesDiffer = "modules-differ",
+        /// ACL LOG long enough, a durable log, a useful loglevel.
+        AuditTrailKept = "audit-trail-kept",
+        /// acllog-max-len below the policy's.
+        AclLogTooShort = "acl-log-too-short",
+        /// The server logs to standard output only.
+        NoDurableLog = "no-durable-log",
+        /// loglevel drops security-relevant events.
+        LogLevelTooLow = "log-level-too-low",
+        /// protected-mode, DEBUG and MODULE off, full coverage, an aclfile.
+        Hardened = "hardened",
+        /// A hardening setting has the unsafe value.
+        SettingNotHardened = "setting-not-hardened",
+        /// No aclfile: ACL changes are not persisted.
+        NoAclFile = "no-acl-file",
+        /// The master has the replicas the policy asks for.
+        Replicated = "replicated",
+        /// The master has fewer replicas online than the policy asks for.
+        TooFewReplicas = "too-few-replicas",
+        /// The replica's master link is up.
+        ReplicaInSync = "replica-in-sync",
+        /// The replica's master link is down.
+        ReplicaLinkDown = "replica-link-down",
+        /// INFO replication said neither master nor slave.
+        RoleUnknown = "role-unknown",
+        /// Every session key examined expires within the logoff.
+        SessionsExpire = "sessions-expire",
+        /// Session keys without a TTL.
+        SessionWithoutTtl = "session-without-ttl",
+        /// Session keys whose TTL outlives the logoff.
+        SessionTtlTooLong = "session-ttl-too-long",
+        /// Session keys whose TTL could not be read.
+        SessionKeysUnreadable = "session-keys-unreadable",
+        /// Session keys that are not hashes.
+        SessionNotAHash = "session-not-a-hash",
+        /// No key matches the pattern on any master.
+        NoSessionKeys = "no-session-keys",
+        /// The evidence was scanned for another pattern.
+        ScannedOtherPattern = "scanned-other-pattern",
+        /// The exporter reports the node up and scraped.
+        ExporterHealthy = "exporter-healthy",
+        /// The exporter did not answer.
+        ExporterUnreachable = "exporter-unreachable",
+        /// The exporter reports redis_up other than 1.
+        RedisDown = "redis-down",
+        /// The exporter reports redis_cluster_state other than 1.
+        ClusterStateNotOk = "cluster-state-not-ok",
+        /// The exporter's last scrape of the node failed.
+        ScrapeFailed = "scrape-failed",
+    }
+}
 
 const CONFIG_METHOD: &str = "On every node, as the audit user over TLS: CONFIG GET appendonly \
 appendfsync maxmemory-policy protected-mode enable-debug-command enable-module-command \
@@ -90,21 +185,28 @@ fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
         );
         let mut problems = Vec::new();
         if get(v, "appendonly") != "yes" {
-            problems.push(
+            problems.push((
+                Why::AofOff,
                 "AOF is off: a restart loses every write since the last snapshot".to_string(),
-            );
+            ));
         }
         if !p.allowed_fsync.iter().any(|f| f == get(v, "appendfsync")) {
-            problems.push(format!(
-                "appendfsync {} is not one of {}",
-                get(v, "appendfsync"),
-                p.allowed_fsync.join(", ")
+            problems.push((
+                Why::FsyncNotAllowed,
+                format!(
+                    "appendfsync {} is not one of {}",
+                    get(v, "appendfsync"),
+                    p.allowed_fsync.join(", ")
+                ),
             ));
         }
         if get(v, "appendonly") == "yes" {
             for k in ["aof_last_write_status", "aof_last_bgrewrite_status"] {
                 if pers(k) != "ok" {
-                    problems.push(format!("{k} is {} (disk full or unwritable?)", pers(k)));
+                    problems.push((
+                        Why::AofWriteFailed,
+                        format!("{k} is {} (disk full or unwritable?)", pers(k)),
+                    ));
                 }
             }
         }
@@ -114,31 +216,19 @@ fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
         match pers("rdb_last_bgsave_status") {
             "ok" => {}
             "?" => {
-                return SubjectFinding::new(
-                    subject,
-                    Outcome::Error,
-                    observed,
-                    expected.clone(),
-                    "INFO persistence did not report rdb_last_bgsave_status (evidence recorded by an older \
-                     epic-audit, or a server without it): the RDB health was not observed",
-                )
+                return SubjectFinding::error(subject, Why::RdbStatusUnobserved).observed(observed).expected(expected.clone()).message("INFO persistence did not report rdb_last_bgsave_status (evidence recorded by an older \
+                     epic-audit, or a server without it): the RDB health was not observed")
             }
-            other => problems.push(format!(
+            other => problems.push((Why::RdbSaveFailed, format!(
                 "rdb_last_bgsave_status is {other}: the last RDB snapshot failed (disk full or `dir` \
                  unwritable? see the node's log), so a replica cannot complete a full resync from it and, \
                  with stop-writes-on-bgsave-error, it refuses writes"
-            )),
+            ))),
         }
         if problems.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected.clone(),
-                "writes are persisted to the AOF, and the last AOF rewrite and RDB save succeeded",
-            )
+            SubjectFinding::pass(subject, Why::AofPersisted).observed(observed).expected(expected.clone()).message("writes are persisted to the AOF, and the last AOF rewrite and RDB save succeeded")
         } else {
-            SubjectFinding::new(subject, Outcome::Fail, observed, expected.clone(), format!("{}; set `appendonly yes` and `appendfsync everysec` in redis.conf and CONFIG SET them", problems.join("; ")))
+            SubjectFinding::fail(subject, problems[0].0).observed(observed).expected(expected.clone()).message(format!("{}; set `appendonly yes` and `appendfsync everysec` in redis.conf and CONFIG SET them", joined(&problems)))
         }
     })
 }
@@ -156,21 +246,12 @@ fn eviction(ev: &EvidenceSet, p: &EvictionParams) -> Vec<SubjectFinding> {
     each(data_views(ev), &expected, |subject, v| {
         let got = get(v, "maxmemory-policy");
         if got == p.policy {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                format!("maxmemory-policy {got}"),
-                expected.clone(),
-                "keys are never evicted silently",
-            )
+            SubjectFinding::pass(subject, Why::NoEviction)
+                .observed(format!("maxmemory-policy {got}"))
+                .expected(expected.clone())
+                .message("keys are never evicted silently")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                format!("maxmemory-policy {got}"),
-                expected.clone(),
-                format!("under memory pressure Redis silently drops keys (clinical sessions); set `maxmemory-policy {}` and size memory", p.policy),
-            )
+            SubjectFinding::fail(subject, Why::EvictionPolicy).observed(format!("maxmemory-policy {got}")).expected(expected.clone()).message(format!("under memory pressure Redis silently drops keys (clinical sessions); set `maxmemory-policy {}` and size memory", p.policy))
         }
     })
 }
@@ -182,46 +263,40 @@ fn settings<'a, const N: usize>(
     v: &'a DataNodeView,
     keys: [&str; N],
     expected: &str,
-) -> Result<[&'a str; N], SubjectFinding> {
+) -> Result<[&'a str; N], Box<SubjectFinding>> {
     let missing: Vec<&str> = keys
         .iter()
         .filter(|k| !v.config.contains_key(**k))
         .copied()
         .collect();
     if !missing.is_empty() {
-        return Err(SubjectFinding::new(
-            subject,
-            Outcome::Error,
-            format!("CONFIG GET did not return {}", missing.join(", ")),
-            expected,
-            format!(
+        return Err(Box::new(SubjectFinding::error(subject, Why::SettingNotReported).observed(format!("CONFIG GET did not return {}", missing.join(", "))).expected(expected).message(format!(
                 "the node did not report {}: nothing to judge (a server that does not know the setting, \
                  or a CONFIG GET the audit user may not run in full)",
                 missing.join(", ")
-            ),
-        ));
+            ))));
     }
     Ok(keys.map(|k| v.config[k].as_str()))
 }
 
-/// `pass` with `message` when `problems` is empty, else `fail` naming them.
+/// `pass` (with reason `holds`) and `message` when `problems` is empty, else
+/// `fail` naming them, with the first one's reason.
 fn verdict(
     subject: &str,
     observed: String,
     expected: &str,
-    problems: Vec<String>,
+    (holds, problems): (Why, Vec<(Why, String)>),
     message: impl FnOnce() -> String,
 ) -> SubjectFinding {
-    if problems.is_empty() {
-        SubjectFinding::new(subject, Outcome::Pass, observed, expected, message())
-    } else {
-        SubjectFinding::new(
-            subject,
-            Outcome::Fail,
-            observed,
-            expected,
-            problems.join("; "),
-        )
+    match problems.first() {
+        None => SubjectFinding::pass(subject, holds)
+            .observed(observed)
+            .expected(expected)
+            .message(message()),
+        Some((why, _)) => SubjectFinding::fail(subject, *why)
+            .observed(observed)
+            .expected(expected)
+            .message(joined(&problems)),
     }
 }
 
@@ -249,53 +324,60 @@ fn connections(ev: &EvidenceSet, p: &ConnectionParams) -> Vec<SubjectFinding> {
             &expected,
         ) {
             Ok(s) => s,
-            Err(f) => return f,
+            Err(f) => return *f,
         };
         let observed =
             format!("timeout {timeout}, maxclients {maxclients}, tcp-keepalive {keepalive}");
         let num = |k: &str, x: &str| {
             x.parse::<u64>()
-                .map_err(|_| format!("{k} `{x}` is not a number"))
+                .map_err(|_| (Why::SettingNotANumber, format!("{k} `{x}` is not a number")))
         };
         let mut problems = Vec::new();
         match num("timeout", timeout) {
-            Ok(0) => problems.push(format!(
+            Ok(0) => problems.push((Why::IdleNeverClosed, format!(
                 "timeout 0: idle client connections are never closed, so an abandoned authenticated \
                  connection stays usable indefinitely (no automatic logoff); set `timeout` to at most {} \
                  (CONFIG SET timeout N and in redis.conf)",
                 p.max_idle_timeout_s
-            )),
-            Ok(t) if t > p.max_idle_timeout_s => problems.push(format!(
+            ))),
+            Ok(t) if t > p.max_idle_timeout_s => problems.push((Why::IdleTimeoutTooLong, format!(
                 "timeout {t} s exceeds the policy's {} s: idle connections stay open too long; lower it \
                  (CONFIG SET timeout {} and in redis.conf)",
                 p.max_idle_timeout_s, p.max_idle_timeout_s
-            )),
+            ))),
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
         match num("maxclients", maxclients) {
-            Ok(m) if m > p.max_clients => problems.push(format!(
-                "maxclients {m} exceeds the policy's {}: set `maxclients {}`",
-                p.max_clients, p.max_clients
+            Ok(m) if m > p.max_clients => problems.push((
+                Why::TooManyClients,
+                format!(
+                    "maxclients {m} exceeds the policy's {}: set `maxclients {}`",
+                    p.max_clients, p.max_clients
+                ),
             )),
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
         match num("tcp-keepalive", keepalive) {
-            Ok(0) => problems.push(
-                "tcp-keepalive 0: connections of vanished peers are never detected and stay open; set \
+            Ok(0) => problems.push((Why::NoKeepalive, "tcp-keepalive 0: connections of vanished peers are never detected and stay open; set \
                  `tcp-keepalive 300`"
-                    .to_string(),
-            ),
+                    .to_string())),
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
-        verdict(subject, observed, &expected, problems, || {
-            format!(
+        verdict(
+            subject,
+            observed,
+            &expected,
+            (Why::ConnectionsBounded, problems),
+            || {
+                format!(
                 "idle client connections are closed after {timeout} s and at most {maxclients} are accepted \
                  (replication links and Pub/Sub subscribers are exempt from timeout, by Redis's design)"
             )
-        })
+            },
+        )
     })
 }
 
@@ -355,19 +437,13 @@ fn modules(ev: &EvidenceSet, p: &ModuleParams) -> Vec<SubjectFinding> {
     seen.dedup();
     each(views, &expected, |subject, v| {
         let Some(loaded) = v.modules.as_deref() else {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                "INFO modules not observed",
-                expected.clone(),
-                "the evidence has no INFO modules for this node (recorded by an older epic-audit): nothing to judge",
-            );
+            return SubjectFinding::error(subject, Why::ModulesUnobserved).observed("INFO modules not observed").expected(expected.clone()).message("the evidence has no INFO modules for this node (recorded by an older epic-audit): nothing to judge");
         };
         // Read in the same pipeline as INFO modules: a node whose CONFIG
         // GET came back without it was not observed in full.
         let [runtime_load] = match settings(subject, v, ["enable-module-command"], &expected) {
             Ok(s) => s,
-            Err(f) => return f,
+            Err(f) => return *f,
         };
         let observed = format!(
             "modules: {} (enable-module-command {runtime_load})",
@@ -376,42 +452,48 @@ fn modules(ev: &EvidenceSet, p: &ModuleParams) -> Vec<SubjectFinding> {
         let mut problems = Vec::new();
         for m in loaded {
             match p.allowed.iter().find(|a| a.name == m.name) {
-                None => problems.push(format!(
+                None => problems.push((Why::ModuleNotAllowed, format!(
                     "module `{}` (ver {}) is loaded but not in the policy's allowlist: unload it (remove its \
                      loadmodule line and restart the node) or document it in the policy with a reason",
                     m.name, m.version
-                )),
+                ))),
                 Some(a) => {
                     if let Some(min) = a.min_version {
                         match m.version.parse::<u64>() {
                             Ok(v) if v >= min => {}
-                            _ => problems.push(format!(
+                            _ => problems.push((Why::ModuleTooOld, format!(
                                 "module `{}` ver {} is below the policy's minimum {min}: upgrade it",
                                 m.name, m.version
-                            )),
+                            ))),
                         }
                     }
                 }
             }
         }
         if seen.len() > 1 {
-            problems.push(format!(
+            problems.push((Why::ModulesDiffer, format!(
                 "the nodes do not load the same modules ({}): a command can behave differently per node",
                 seen.join(" | ")
-            ));
+            )));
         }
-        verdict(subject, observed, &expected, problems, || {
-            let why: Vec<String> = loaded
-                .iter()
-                .filter_map(|m| p.allowed.iter().find(|a| a.name == m.name))
-                .map(|a| format!("{}: {}", a.name, a.reason))
-                .collect();
-            if why.is_empty() {
-                "no module is loaded".to_string()
-            } else {
-                format!("every loaded module is allowlisted ({})", why.join("; "))
-            }
-        })
+        verdict(
+            subject,
+            observed,
+            &expected,
+            (Why::ModulesAllowed, problems),
+            || {
+                let why: Vec<String> = loaded
+                    .iter()
+                    .filter_map(|m| p.allowed.iter().find(|a| a.name == m.name))
+                    .map(|a| format!("{}: {}", a.name, a.reason))
+                    .collect();
+                if why.is_empty() {
+                    "no module is loaded".to_string()
+                } else {
+                    format!("every loaded module is allowlisted ({})", why.join("; "))
+                }
+            },
+        )
     })
 }
 
@@ -445,7 +527,7 @@ fn audit_trail(ev: &EvidenceSet, p: &AuditTrailParams) -> Vec<SubjectFinding> {
             &expected,
         ) {
             Ok(s) => s,
-            Err(f) => return f,
+            Err(f) => return *f,
         };
         let destination = match (logfile.is_empty(), syslog == "yes") {
             (false, true) => format!("logfile {logfile} and syslog"),
@@ -457,40 +539,43 @@ fn audit_trail(ev: &EvidenceSet, p: &AuditTrailParams) -> Vec<SubjectFinding> {
         let mut problems = Vec::new();
         match acllog.parse::<u64>() {
             Ok(n) if n >= p.min_acllog_len => {}
-            Ok(n) => problems.push(format!(
+            Ok(n) => problems.push((Why::AclLogTooShort, format!(
                 "acllog-max-len {n} keeps fewer than the policy's {} denied commands and failed logins: \
                  set `acllog-max-len {}`",
                 p.min_acllog_len, p.min_acllog_len
-            )),
-            Err(_) => problems.push(format!("acllog-max-len `{acllog}` is not a number")),
+            ))),
+            Err(_) => problems.push((Why::SettingNotANumber, format!("acllog-max-len `{acllog}` is not a number"))),
         }
         if logfile.is_empty() && syslog != "yes" {
-            problems.push(
-                "the server logs to standard output only (logfile \"\", syslog-enabled no): whether \
+            problems.push((Why::NoDurableLog, "the server logs to standard output only (logfile \"\", syslog-enabled no): whether \
                  anything keeps it cannot be told from the node; set `logfile /var/log/redis/redis-server.log` \
                  or `syslog-enabled yes`"
-                    .to_string(),
-            );
+                    .to_string()));
         }
         if !p.loglevels.iter().any(|l| l == level) {
-            problems.push(format!(
+            problems.push((Why::LogLevelTooLow, format!(
                 "loglevel {level} drops the server's security-relevant events (failovers, replication and \
                  persistence errors, configuration rewrites); set `loglevel {}`",
                 p.loglevels.first().map(String::as_str).unwrap_or("notice")
-            ));
+            )));
         }
         // What Redis cannot record is said in every finding, pass or fail.
-        let problems = if problems.is_empty() {
-            problems
-        } else {
-            vec![format!("{}. {NO_COMMAND_LOG}", problems.join("; "))]
+        let problems = match problems.first() {
+            None => problems,
+            Some((why, _)) => vec![(*why, format!("{}. {NO_COMMAND_LOG}", joined(&problems)))],
         };
-        verdict(subject, observed, &expected, problems, || {
-            format!(
+        verdict(
+            subject,
+            observed,
+            &expected,
+            (Why::AuditTrailKept, problems),
+            || {
+                format!(
                 "the ACL LOG keeps the last {acllog} denied commands and failed logins, and the server \
                  logs to {destination} at {level}. {NO_COMMAND_LOG}"
             )
-        })
+            },
+        )
     })
 }
 
@@ -503,13 +588,21 @@ fn hardening(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     ];
     let expected = "protected-mode yes, enable-debug-command no, enable-module-command no, cluster-require-full-coverage yes, aclfile set";
     each(data_views(ev), expected, |subject, v| {
-        let mut bad: Vec<String> = want
+        let mut bad: Vec<(Why, String)> = want
             .iter()
             .filter(|(k, w)| get(v, k) != *w)
-            .map(|(k, w)| format!("{k} is {} (want {w})", get(v, k)))
+            .map(|(k, w)| {
+                (
+                    Why::SettingNotHardened,
+                    format!("{k} is {} (want {w})", get(v, k)),
+                )
+            })
             .collect();
         if get(v, "aclfile").is_empty() || get(v, "aclfile") == "?" {
-            bad.push("no aclfile: ACL changes are not persisted and cannot be reviewed".into());
+            bad.push((
+                Why::NoAclFile,
+                "no aclfile: ACL changes are not persisted and cannot be reviewed".into(),
+            ));
         }
         let observed = want
             .iter()
@@ -525,9 +618,12 @@ fn hardening(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             .collect::<Vec<_>>()
             .join(", ");
         if bad.is_empty() {
-            SubjectFinding::new(subject, Outcome::Pass, observed, expected, "hardened")
+            SubjectFinding::pass(subject, Why::Hardened)
+                .observed(observed)
+                .expected(expected)
+                .message("hardened")
         } else {
-            SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("{}; fix in redis.conf (these settings are immutable at runtime or should be set there)", bad.join("; ")))
+            SubjectFinding::fail(subject, bad[0].0).observed(observed).expected(expected).message(format!("{}; fix in redis.conf (these settings are immutable at runtime or should be set there)", joined(&bad)))
         }
     })
 }
@@ -563,38 +659,29 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
                     r("connected_slaves")
                 );
                 if online >= p.min_replicas {
-                    SubjectFinding::new(
-                        subject,
-                        Outcome::Pass,
-                        observed,
-                        expected.clone(),
-                        "redundant",
-                    )
+                    SubjectFinding::pass(subject, Why::Replicated)
+                        .observed(observed)
+                        .expected(expected.clone())
+                        .message("redundant")
                 } else {
-                    SubjectFinding::new(subject, Outcome::Warn, observed, expected.clone(), "one failure away from losing this master's slots: add a replica (CLUSTER REPLICATE <master-id> on a spare node)")
+                    SubjectFinding::warn(subject, Why::TooFewReplicas).observed(observed).expected(expected.clone()).message("one failure away from losing this master's slots: add a replica (CLUSTER REPLICATE <master-id> on a spare node)")
                 }
             }
             "slave" => {
                 let observed = format!("replica, master_link_status {}", r("master_link_status"));
                 if r("master_link_status") == "up" {
-                    SubjectFinding::new(
-                        subject,
-                        Outcome::Pass,
-                        observed,
-                        expected.clone(),
-                        "in sync with its master",
-                    )
+                    SubjectFinding::pass(subject, Why::ReplicaInSync)
+                        .observed(observed)
+                        .expected(expected.clone())
+                        .message("in sync with its master")
                 } else {
-                    SubjectFinding::new(subject, Outcome::Fail, observed, expected.clone(), "the replica is not replicating: check its logs, masterauth/masteruser and TLS")
+                    SubjectFinding::fail(subject, Why::ReplicaLinkDown).observed(observed).expected(expected.clone()).message("the replica is not replicating: check its logs, masterauth/masteruser and TLS")
                 }
             }
-            other => SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                format!("role {other}"),
-                expected.clone(),
-                "INFO replication did not say master or slave",
-            ),
+            other => SubjectFinding::error(subject, Why::RoleUnknown)
+                .observed(format!("role {other}"))
+                .expected(expected.clone())
+                .message("INFO replication did not say master or slave"),
         }
     })
 }
@@ -632,13 +719,18 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
             v.not_hash.len(),
             v.longest_ttl_s.map(|t| format!("{t} s")).unwrap_or_else(|| "n/a".into())
         );
-        let finding =
-            |o, m: String| SubjectFinding::new(subject, o, observed.clone(), expected.clone(), m);
+        let finding = |o, why: Why, m: String| {
+            SubjectFinding::with(subject, o, why)
+                .observed(observed.clone())
+                .expected(expected.clone())
+                .message(m)
+        };
         // Judged against the policy's parameters: evidence scanned under
         // another pattern cannot answer for this one.
         if s.pattern != p.pattern {
             return finding(
                 Outcome::Error,
+                Why::ScannedOtherPattern,
                 format!(
                     "the evidence was scanned for {} but the policy now asks about {}: run the audit again",
                     s.pattern, p.pattern
@@ -647,10 +739,13 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
         }
         let mut problems = Vec::new();
         if !v.no_ttl.is_empty() {
-            problems.push(format!(
-                "{} session key(s) never expire (keyed hashes: {})",
-                v.no_ttl.len(),
-                first_of(&v.no_ttl, 10)
+            problems.push((
+                Why::SessionWithoutTtl,
+                format!(
+                    "{} session key(s) never expire (keyed hashes: {})",
+                    v.no_ttl.len(),
+                    first_of(&v.no_ttl, 10)
+                ),
             ));
         }
         // The longest TTL decides (it is exact whatever threshold the scan
@@ -668,7 +763,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
                 .filter(|(_, t)| *t > p.max_ttl_s)
                 .map(|(h, t)| format!("{h} ({t} s)"))
                 .collect();
-            problems.push(if p.max_ttl_s < s.max_ttl_s {
+            problems.push((Why::SessionTtlTooLong, if p.max_ttl_s < s.max_ttl_s {
                 format!(
                     "the longest TTL, {} s, outlives the {} s logoff (the scan listed keys only above {} s{}{})",
                     longest.unwrap_or_default(),
@@ -684,12 +779,13 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
                     p.max_ttl_s,
                     first_of(&l, 10)
                 )
-            });
+            }));
         }
         if !problems.is_empty() {
             return finding(
                 Outcome::Fail,
-                format!("{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file", problems.join("; "), p.max_ttl_s),
+                problems[0].0,
+                format!("{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file", joined(&problems), p.max_ttl_s),
             );
         }
         if !v.unreadable.is_empty() {
@@ -700,6 +796,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
                 .collect();
             return finding(
                 Outcome::Error,
+                Why::SessionKeysUnreadable,
                 format!(
                     "{} key(s) matching {} could not be read, so their expiry is unknown: {} \
                      (NOPERM: give the audit user +ttl +type on these keys; MOVED: slots moved during the scan, run again)",
@@ -712,6 +809,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
         if cluster_total == 0 {
             return finding(
                 Outcome::Warn,
+                Why::NoSessionKeys,
                 format!(
                     "no key matches {} on any master, so no session expiry was observed: if the \
                      application names its session keys otherwise, set this check's pattern",
@@ -727,6 +825,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
                 .collect();
             return finding(
                 Outcome::Warn,
+                Why::SessionNotAHash,
                 format!(
                     "{} session key(s) are not hashes: {}",
                     v.not_hash.len(),
@@ -736,6 +835,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
         }
         finding(
             Outcome::Pass,
+            Why::SessionsExpire,
             if v.scanned == 0 {
                 "no session key on this master (other masters hold them); none can outlive the logoff".into()
             } else {
@@ -753,31 +853,31 @@ fn exporter(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "exporter answers with redis_up 1, redis_cluster_state 1 (where exported), redis_exporter_last_scrape_error 0";
     each(views, expected, |subject, v: &ExporterView| {
         if !v.reachable {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                format!("{}: {}", v.url, v.error.as_deref().unwrap_or("unreachable")),
-                expected,
-                "no audit trail of this node's health: start its exporter (prometheus-redis-exporter) and check the scrape target",
-            );
+            return SubjectFinding::fail(subject, Why::ExporterUnreachable).observed(format!("{}: {}", v.url, v.error.as_deref().unwrap_or("unreachable"))).expected(expected).message("no audit trail of this node's health: start its exporter (prometheus-redis-exporter) and check the scrape target");
         }
         let m = |k: &str| v.metrics.get(k).copied();
         let mut bad = Vec::new();
         if m("redis_up") != Some(1.0) {
-            bad.push(format!(
-                "redis_up is {}",
-                m("redis_up")
-                    .map(|x| x.to_string())
-                    .unwrap_or_else(|| "missing".into())
+            bad.push((
+                Why::RedisDown,
+                format!(
+                    "redis_up is {}",
+                    m("redis_up")
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "missing".into())
+                ),
             ));
         }
         if let Some(s) = m("redis_cluster_state") {
             if s != 1.0 {
-                bad.push(format!("redis_cluster_state is {s}"));
+                bad.push((
+                    Why::ClusterStateNotOk,
+                    format!("redis_cluster_state is {s}"),
+                ));
             }
         }
         if m("redis_exporter_last_scrape_error").is_some_and(|e| e != 0.0) {
-            bad.push("the last scrape failed".into());
+            bad.push((Why::ScrapeFailed, "the last scrape failed".into()));
         }
         let observed = v
             .metrics
@@ -786,25 +886,19 @@ fn exporter(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             .collect::<Vec<_>>()
             .join(", ");
         if bad.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected,
-                format!("{} reports the node healthy", v.url),
-            )
+            SubjectFinding::pass(subject, Why::ExporterHealthy)
+                .observed(observed)
+                .expected(expected)
+                .message(format!("{} reports the node healthy", v.url))
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected,
-                format!(
+            SubjectFinding::fail(subject, bad[0].0)
+                .observed(observed)
+                .expected(expected)
+                .message(format!(
                     "{}: {}; check the exporter's credentials and TLS settings",
                     v.url,
-                    bad.join("; ")
-                ),
-            )
+                    joined(&bad)
+                ))
         }
     })
 }

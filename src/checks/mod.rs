@@ -18,10 +18,30 @@ pub(crate) mod network;
 pub(crate) mod patch;
 pub(crate) mod performance;
 pub(crate) mod placement;
+pub mod reason;
 pub(crate) mod rule;
 pub mod transport;
 
+pub use reason::Reason;
 pub use rule::{Outcome, Rule, SubjectFinding};
+
+/// Every reason a finding can carry, area by area (for the docs and the
+/// tests).
+pub fn reasons() -> Vec<Reason> {
+    let mut v: Vec<Reason> = Vec::new();
+    v.extend(reason::Common::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(access::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(transport::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(data::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(performance::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(cluster::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(placement::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(network::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(encryption::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(backup::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(patch::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v
+}
 
 /// Every rule, by name.
 pub fn registry() -> BTreeMap<&'static str, Rule> {

@@ -12,9 +12,32 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::rule::{first_of, with_aws, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{first_of, joined, with_aws, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::evidence::{AwsInventory, IngressRule, ProbeId, SecurityGroup, Source};
+
+reasons! {
+    /// Why a security group or rule got its outcome (NET).
+    Network => Why {
+        /// The group admits no inbound traffic.
+        NoIngress = "no-ingress",
+        /// Every port the rule opens is allowlisted for its source.
+        Allowlisted = "allowlisted",
+        /// The rule's source (a prefix list, a group) could not be resolved.
+        SourceUnresolved = "source-unresolved",
+        /// An allowlisted port is reachable from a source the allowlist does not name.
+        SourceNotAllowed = "source-not-allowed",
+        /// The rule opens every protocol and port.
+        AllPortsOpen = "all-ports-open",
+        /// The rule opens TCP ports the allowlist does not name.
+        PortNotAllowlisted = "port-not-allowlisted",
+        /// The rule opens a protocol other than TCP.
+        NotTcp = "not-tcp",
+        /// A failing rule whose source includes 0.0.0.0/0 or ::/0.
+        OpenToInternet = "open-to-internet",
+    }
+}
 
 const METHOD: &str = "AWS SDK: ec2 DescribeInstances by the environment's discovery tag, then \
 DescribeSecurityGroups for every group attached to those instances (and their network \
@@ -316,16 +339,15 @@ fn sg_allowlist(ev: &EvidenceSet, p: &AllowlistParams) -> Vec<SubjectFinding> {
                 .map(|i| i.id.clone())
                 .collect();
             if g.ingress.is_empty() {
-                out.push(SubjectFinding::new(
-                    format!("{} ({})", g.name, g.id),
-                    Outcome::Pass,
-                    "no ingress rules",
-                    &expected,
-                    format!(
-                        "the group (on {}) admits no inbound traffic",
-                        first_of(&users, 3)
-                    ),
-                ));
+                out.push(
+                    SubjectFinding::pass(format!("{} ({})", g.name, g.id), Why::NoIngress)
+                        .observed("no ingress rules")
+                        .expected(&expected)
+                        .message(format!(
+                            "the group (on {}) admits no inbound traffic",
+                            first_of(&users, 3)
+                        )),
+                );
                 continue;
             }
             for r in &g.ingress {
@@ -355,13 +377,10 @@ fn judge_rule(
     let cidrs = match source_cidrs(inv, &r.source) {
         Ok(c) => c,
         Err(e) => {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                observed,
-                expected,
-                format!("cannot judge this rule: {e}"),
-            )
+            return SubjectFinding::error(subject, Why::SourceUnresolved)
+                .observed(observed)
+                .expected(expected)
+                .message(format!("cannot judge this rule: {e}"))
         }
     };
     let world = cidrs
@@ -380,66 +399,76 @@ fn judge_rule(
                 allowed_uses.push(format!("{port} ({})", e.what));
             } else {
                 let from: Vec<String> = e.from.iter().map(ToString::to_string).collect();
-                problems.push(format!(
-                    "port {port} ({}) is reachable from {src}{}; only {} may reach it",
-                    e.what,
-                    if world { ", i.e. from anywhere" } else { "" },
-                    from.join(" or ")
+                problems.push((
+                    Why::SourceNotAllowed,
+                    format!(
+                        "port {port} ({}) is reachable from {src}{}; only {} may reach it",
+                        e.what,
+                        if world { ", i.e. from anywhere" } else { "" },
+                        from.join(" or ")
+                    ),
                 ));
             }
         }
     }
     match &o {
-        Opens::All => problems.push(format!(
-            "it opens every protocol and port to {src}, beyond the allowlisted TCP ports {}",
-            allowed_ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+        Opens::All => problems.push((
+            Why::AllPortsOpen,
+            format!(
+                "it opens every protocol and port to {src}, beyond the allowlisted TCP ports {}",
+                allowed_ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )),
         Opens::Tcp(a, b) => {
             let extra = beyond(*a, *b, allowed_ports);
             if !extra.is_empty() {
-                problems.push(format!(
-                    "it opens TCP port(s) {} to {src}, which the allowlist does not name",
-                    first_of(&extra, 6)
+                problems.push((
+                    Why::PortNotAllowlisted,
+                    format!(
+                        "it opens TCP port(s) {} to {src}, which the allowlist does not name",
+                        first_of(&extra, 6)
+                    ),
                 ));
             }
         }
-        Opens::Other(s) => problems.push(format!(
-            "it opens {s} to {src}; the allowlist admits TCP only"
+        Opens::Other(s) => problems.push((
+            Why::NotTcp,
+            format!("it opens {s} to {src}; the allowlist admits TCP only"),
         )),
     }
     if problems.is_empty() {
-        SubjectFinding::new(
-            subject,
-            Outcome::Pass,
-            observed,
-            expected,
-            format!("allowlisted: port {}", allowed_uses.join(", ")),
-        )
+        SubjectFinding::pass(subject, Why::Allowlisted)
+            .observed(observed)
+            .expected(expected)
+            .message(format!("allowlisted: port {}", allowed_uses.join(", ")))
     } else {
         let lead = if world { "OPEN TO THE INTERNET: " } else { "" };
-        SubjectFinding::new(
-            subject,
-            Outcome::Fail,
-            observed,
-            expected,
-            format!(
+        let reason = if world {
+            Why::OpenToInternet
+        } else {
+            problems[0].0
+        };
+        SubjectFinding::fail(subject, reason)
+            .observed(observed)
+            .expected(expected)
+            .message(format!(
                 "{lead}security group {} ({}) on {}: {}",
                 g.name,
                 g.id,
                 first_of(users, 3),
-                problems.join("; ")
-            ),
-        )
+                joined(&problems)
+            ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Outcome;
 
     #[test]
     fn cidr_containment_for_both_families() {

@@ -13,8 +13,41 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::rule::{each, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{each, joined, Outcome, Rule, SubjectFinding};
 use crate::evidence::{EvidenceSet, ProbeId, ServerIdentity};
+
+reasons! {
+    /// Why a node's server build got its outcome (PATCH).
+    Patch => Why {
+        /// INFO server gave no name and version.
+        ServerUnobserved = "server-unobserved",
+        /// The nodes run different builds.
+        MixedBuilds = "mixed-builds",
+        /// A distribution build the policy accepts by build id.
+        AcceptedBuild = "accepted-build",
+        /// At or above the branch's minimum fixed release.
+        AtOrAboveFixedRelease = "at-or-above-fixed-release",
+        /// Below the branch's minimum fixed release.
+        BelowFixedRelease = "below-fixed-release",
+        /// The branch reached its end of life.
+        BranchEndOfLife = "branch-end-of-life",
+        /// The branch is not (or no longer) maintained by its vendor.
+        BranchUnmaintained = "branch-unmaintained",
+        /// The branch is newer than every row of the table.
+        BranchNewerThanTable = "branch-newer-than-table",
+        /// The table has no row for this server at all.
+        ServerNotInTable = "server-not-in-table",
+        /// The table row carries a gap the vendors' notes could not fill.
+        TableIncomplete = "table-incomplete",
+        /// A pass on a table older than the policy allows.
+        TableStale = "table-stale",
+        /// The version is not MAJOR.MINOR.PATCH.
+        VersionUnparsed = "version-unparsed",
+        /// The version cannot be compared with the table's bound.
+        VersionIncomparable = "version-incomparable",
+    }
+}
 
 const METHOD: &str = "On every node, as the audit user over TLS: INFO server (server_name, \
 redis_version or valkey_version, redis_build_id, redis_git_sha1, os), read with the cluster probe. \
@@ -142,65 +175,51 @@ fn patch_level(ev: &EvidenceSet, p: &PatchParams) -> Vec<SubjectFinding> {
         .collect();
     each(views, &expected, |subject, v| {
         let Some(server) = v.server.as_ref() else {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                "server identity not observed",
-                expected.clone(),
-                "the evidence has no server name and version for this node (INFO server not answered, or \
-                 recorded by an older epic-audit): nothing to judge",
-            );
+            return SubjectFinding::error(subject, Why::ServerUnobserved).observed("server identity not observed").expected(expected.clone()).message("the evidence has no server name and version for this node (INFO server not answered, or \
+                 recorded by an older epic-audit): nothing to judge");
         };
         let id = build_id(server);
         let observed = format!("{server} (build {id})");
         let mut problems = Vec::new();
         if seen.len() > 1 {
-            problems.push(format!(
+            problems.push((Why::MixedBuilds, format!(
                 "the nodes do not run the same server build ({}): finish the rolling upgrade, a mixed \
                  cluster is patched only as far as its oldest node",
                 seen.iter().cloned().collect::<Vec<_>>().join(" | ")
-            ));
+            )));
         }
         let accepted = p.accepted_builds.iter().find(|a| {
             a.server.eq_ignore_ascii_case(&server.name)
                 && a.version == server.version
                 && a.build_id == id
         });
-        let (outcome, message) = judge_version(server, p, today);
+        let (outcome, why, message) = judge_version(server, p, today);
         if !problems.is_empty() {
             if outcome == Outcome::Fail {
-                problems.push(message);
+                problems.push((why, message));
             }
-            return SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                problems.join("; "),
-            );
+            return SubjectFinding::fail(subject, problems[0].0)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(joined(&problems));
         }
         if let Some(a) = accepted {
             let from = a
                 .source
                 .as_deref()
                 .unwrap_or("the policy's accepted_builds");
-            return SubjectFinding::new(
-                subject,
-                Outcome::Waived,
-                observed,
-                expected.clone(),
-                format!(
+            return SubjectFinding::waived(subject, Why::AcceptedBuild).observed(observed).expected(expected.clone()).message(format!(
                     "accepted build (by {from}): {}; without the acceptance this would {}: {message}",
                     a.reason,
                     outcome.as_str()
-                ),
-            );
+                ));
         }
         // Only a pass rests on the table being current; a fail, an error
         // or a warning keeps its own verdict.
-        let (outcome, message) = if stale && outcome == Outcome::Pass {
+        let (outcome, why, message) = if stale && outcome == Outcome::Pass {
             (
                 Outcome::Warn,
+                Why::TableStale,
                 format!(
                     "advisory data is {age} days old (table of {}, policy allows {} days): a newer \
                      advisory may apply; refresh the table from the vendors' notes ({message})",
@@ -208,18 +227,22 @@ fn patch_level(ev: &EvidenceSet, p: &PatchParams) -> Vec<SubjectFinding> {
                 ),
             )
         } else {
-            (outcome, message)
+            (outcome, why, message)
         };
-        SubjectFinding::new(subject, outcome, observed, expected.clone(), message)
+        SubjectFinding::with(subject, outcome, why)
+            .observed(observed)
+            .expected(expected.clone())
+            .message(message)
     })
 }
 
 /// The verdict on one server version by the advisory table alone.
-fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outcome, String) {
+fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outcome, Why, String) {
     let name = s.name.as_str();
     let Some(branch) = branch_of(&s.version) else {
         return (
             Outcome::Error,
+            Why::VersionUnparsed,
             format!(
                 "version `{}` is not MAJOR.MINOR.PATCH: cannot place it in the advisory table",
                 s.version
@@ -238,7 +261,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
             .all(|b| numbers(&branch).is_some_and(|n| n > b));
         return if rows.is_empty() {
             (
-                Outcome::Warn,
+                Outcome::Warn, Why::ServerNotInTable,
                 format!(
                     "the advisory table has no entry for the server `{name}`: its patch level is not \
                      judged; add its branches to the policy's table from its vendor's advisories"
@@ -246,7 +269,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
             )
         } else if newer {
             (
-                Outcome::Warn,
+                Outcome::Warn, Why::BranchNewerThanTable,
                 format!(
                     "{name} {branch} is newer than every branch in the advisory table (table of {}): \
                      add it from the vendor's release notes",
@@ -255,7 +278,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
             )
         } else {
             (
-                Outcome::Fail,
+                Outcome::Fail, Why::BranchUnmaintained,
                 format!(
                     "{name} {branch} is not a branch the advisory table lists as maintained: the vendor \
                      no longer publishes fixes for it; upgrade to a supported branch ({}); {BACKPORTS}",
@@ -266,7 +289,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
     };
     if let Some(eol) = row.eol.filter(|d| *d <= today) {
         return (
-            Outcome::Fail,
+            Outcome::Fail, Why::BranchEndOfLife,
             format!(
                 "{name} {branch} reached end of life on {eol} ({}): no further fixes are published; \
                  upgrade to a supported branch ({}); {BACKPORTS}",
@@ -278,6 +301,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
     let Some(min) = row.min_fixed.as_deref() else {
         return (
             Outcome::Fail,
+            Why::BranchUnmaintained,
             format!(
                 "{name} {branch} is no longer maintained by its vendor ({}): no further fixes are \
                  published; upgrade to a supported branch ({}); {BACKPORTS}",
@@ -289,7 +313,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
     let (have, want) = (numbers(&s.version), numbers(min));
     match (have, want) {
         (Some(h), Some(w)) if h < w => (
-            Outcome::Fail,
+            Outcome::Fail, Why::BelowFixedRelease,
             format!(
                 "{name} {} is below {min}, the first {branch} release with the fixes for {} ({}): \
                  upgrade to {min} or later; {BACKPORTS}",
@@ -300,7 +324,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
         ),
         (Some(_), Some(_)) => match &row.gap {
             Some(gap) => (
-                Outcome::Warn,
+                Outcome::Warn, Why::TableIncomplete,
                 format!(
                     "{name} {} is at or above {min} ({}), but the table is incomplete for {branch}: {gap}",
                     s.version, row.source
@@ -312,7 +336,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
                     .map(|d| format!("; the branch is maintained until {d}"))
                     .unwrap_or_default();
                 (
-                    Outcome::Pass,
+                    Outcome::Pass, Why::AtOrAboveFixedRelease,
                     format!(
                         "{name} {} is at or above {min}, the first {branch} release with the fixes for {} \
                          ({}){eol}",
@@ -324,7 +348,7 @@ fn judge_version(s: &ServerIdentity, p: &PatchParams, today: NaiveDate) -> (Outc
             }
         },
         _ => (
-            Outcome::Error,
+            Outcome::Error, Why::VersionIncomparable,
             format!("cannot compare version `{}` with `{min}`", s.version),
         ),
     }

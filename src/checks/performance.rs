@@ -2,9 +2,32 @@
 
 use serde::Deserialize;
 
+use super::reason::reasons;
 use super::rule::{Outcome, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::evidence::{Distribution, ProbeId};
+
+reasons! {
+    /// Why a master's latency window got its outcome (PERF).
+    Performance => Why {
+        /// The p99, net of the auditing host, is within the objective.
+        WithinObjective = "within-objective",
+        /// The p99 exceeds the objective (beyond the window's uncertainty).
+        ObjectiveExceeded = "objective-exceeded",
+        /// Operations got no answer before the deadline.
+        Unanswered = "unanswered",
+        /// p99 within, p99.9 above the objective.
+        TailExceeds = "tail-exceeds",
+        /// The auditing host's own p99 is above its limit: inconclusive.
+        HostTooNoisy = "host-too-noisy",
+        /// The client p99 exceeds the objective, but only by the host's own delay.
+        ExcessIsTheHosts = "excess-is-the-hosts",
+        /// Operations failed: the measurement is not the production path.
+        OperationsFailed = "operations-failed",
+        /// Too few measured operations to decide.
+        TooFewSamples = "too-few-samples",
+    }
+}
 
 /// Parameters of `performance.p99`: the objective and the workload that
 /// measures it (the workload fields go to the probe).
@@ -147,38 +170,33 @@ fn client_only(
 ) -> SubjectFinding {
     let c = &v.corrected;
     if c.p99_us > p.threshold_us || v.timed_out_ops > 0 {
-        SubjectFinding::new(
-            subject,
-            Outcome::Fail,
-            observed,
-            expected,
-            format!(
+        SubjectFinding::fail(subject, Why::ObjectiveExceeded)
+            .observed(observed)
+            .expected(expected)
+            .message(format!(
                 "p99 {} exceeds the objective {}: {}",
                 fmt_us(c.p99_us),
                 fmt_us(p.threshold_us),
                 where_the_time_goes(v, c.p99_us, concurrent)
-            ),
-        )
+            ))
     } else if c.p999_us > p.threshold_us {
-        SubjectFinding::new(
-            subject,
-            Outcome::Warn,
-            observed,
-            expected,
-            format!(
+        SubjectFinding::warn(subject, Why::TailExceeds)
+            .observed(observed)
+            .expected(expected)
+            .message(format!(
                 "p99 within the objective, but p99.9 {} exceeds it: {}",
                 fmt_us(c.p999_us),
                 where_the_time_goes(v, c.p999_us, concurrent)
-            ),
-        )
+            ))
     } else {
-        SubjectFinding::new(
-            subject,
-            Outcome::Pass,
-            observed,
-            expected,
-            format!("p99 {} within {}", fmt_us(c.p99_us), fmt_us(p.threshold_us)),
-        )
+        SubjectFinding::pass(subject, Why::WithinObjective)
+            .observed(observed)
+            .expected(expected)
+            .message(format!(
+                "p99 {} within {}",
+                fmt_us(c.p99_us),
+                fmt_us(p.threshold_us)
+            ))
     }
 }
 
@@ -257,16 +275,10 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                 if server.is_empty() { "n/a".to_string() } else { server.join(", ") }
             );
             if v.errors > 0 {
-                return SubjectFinding::new(
-                    subject,
-                    Outcome::Error,
-                    observed,
-                    expected.clone(),
-                    format!("{} operations failed (first: {}): the measurement is not the production path", v.errors, v.first_error.as_deref().unwrap_or("?")),
-                );
+                return SubjectFinding::error(subject, Why::OperationsFailed).observed(observed).expected(expected.clone()).message(format!("{} operations failed (first: {}): the measurement is not the production path", v.errors, v.first_error.as_deref().unwrap_or("?")));
             }
             if c.count < p.min_samples {
-                return SubjectFinding::new(subject, Outcome::Error, observed, expected.clone(), format!("only {} measured operations (minimum {})", c.count, p.min_samples));
+                return SubjectFinding::error(subject, Why::TooFewSamples).observed(observed).expected(expected.clone()).message(format!("only {} measured operations (minimum {})", c.count, p.min_samples));
             }
             let Some(host) = &v.host else {
                 // Evidence from before the host was measured: the client
@@ -292,8 +304,8 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                 fmt_us(own),
                 fmt_us(net)
             );
-            let verdict = |outcome: Outcome, message: String| {
-                SubjectFinding::new(subject, outcome, observed.clone(), expected.clone(), message)
+            let verdict = |outcome: Outcome, why: Why, message: String| {
+                SubjectFinding::with(subject, outcome, why).observed(observed.clone()).expected(expected.clone()).message(message)
             };
             // A quiet host resolves the objective: the net figure decides.
             // A noisy one resolves only what exceeds it by more than the
@@ -301,6 +313,7 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
             let resolved = own <= limit;
             let beyond = if resolved { net > p.threshold_us } else { floor > p.threshold_us };
             if beyond || (v.timed_out_ops > 0 && resolved) {
+                let reason = if v.timed_out_ops > 0 && !beyond { Why::Unanswered } else { Why::ObjectiveExceeded };
                 let why = if v.timed_out_ops > 0 && !beyond {
                     format!("{} operations got no answer before the deadline", v.timed_out_ops)
                 } else if resolved {
@@ -320,7 +333,7 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                     )
                 };
                 let whose = where_the_net_goes(v, &concurrent);
-                return verdict(Outcome::Fail, format!("{why} ({figures}): {whose}"));
+                return verdict(Outcome::Fail, reason, format!("{why} ({figures}): {whose}"));
             }
             if !resolved {
                 let within = if net > p.threshold_us {
@@ -340,7 +353,7 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                     fmt_us(own),
                     fmt_us(limit)
                 );
-                return verdict(Outcome::Warn, m);
+                return verdict(Outcome::Warn, Why::HostTooNoisy, m);
             }
             if client > p.threshold_us || v.timed_out_ops > 0 {
                 let m = format!(
@@ -352,15 +365,15 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                     fmt_us(own),
                     fmt_us(net)
                 );
-                return verdict(Outcome::Warn, m);
+                return verdict(Outcome::Warn, Why::ExcessIsTheHosts, m);
             }
             if c.p999_us > p.threshold_us {
                 let whose = where_the_time_goes(v, c.p999_us, &concurrent);
                 let tail = fmt_us(c.p999_us);
-                verdict(Outcome::Warn, format!("p99 within the objective, but p99.9 {tail} exceeds it ({figures}): {whose}"))
+                verdict(Outcome::Warn, Why::TailExceeds, format!("p99 within the objective, but p99.9 {tail} exceeds it ({figures}): {whose}"))
             } else {
                 let (c, t) = (fmt_us(client), fmt_us(p.threshold_us));
-                verdict(Outcome::Pass, format!("p99 {c} within {t} ({figures})"))
+                verdict(Outcome::Pass, Why::WithinObjective, format!("p99 {c} within {t} ({figures})"))
             }
         })
         .collect()

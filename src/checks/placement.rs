@@ -8,9 +8,32 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::rule::{with_aws, NoParams, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{with_aws, NoParams, Rule, SubjectFinding};
 use crate::evidence::EvidenceSet;
 use crate::evidence::{AwsInventory, Ec2Instance, JoinedBy, ProbeId, Topology};
+
+reasons! {
+    /// Why a node's placement got its outcome (CLU-008, CLU-009, CLU-010).
+    Placement => Why {
+        /// No EC2 instance found for the node.
+        NoInstance = "no-instance",
+        /// The only master in its availability zone.
+        OnlyMasterInZone = "only-master-in-zone",
+        /// Two or more masters share an availability zone.
+        MastersShareZone = "masters-share-zone",
+        /// The replica is outside its master's zone.
+        ReplicaInOtherZone = "replica-in-other-zone",
+        /// The replica shares its master's zone.
+        ReplicaSharesMasterZone = "replica-shares-master-zone",
+        /// The node's instance is in the policy's VPC.
+        InExpectedVpc = "in-expected-vpc",
+        /// The node's instance is in another VPC.
+        OutsideVpc = "outside-vpc",
+        /// No instance found by the discovery tag holds the node.
+        NodeOutsideEstate = "node-outside-estate",
+    }
+}
 
 const METHOD: &str = "The slot map from discovery (CLUSTER NODES/SHARDS, majority view) joined \
 to the AWS inventory: each node's address (or its aws.node_ip_map entry) matched to the private \
@@ -97,7 +120,7 @@ fn masters_az(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         placed
             .iter()
             .map(|(m, i)| match i {
-                Err(e) => SubjectFinding::new(*m, Outcome::Error, "no instance", expected, e.clone()),
+                Err(e) => SubjectFinding::error(*m, Why::NoInstance).observed("no instance").expected(expected).message(e.clone()),
                 Ok(i) => {
                     let subject = format!("{m} ({}, {})", i.id, az(i));
                     let same: Vec<String> = placed
@@ -108,27 +131,15 @@ fn masters_az(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                         })
                         .collect();
                     if same.is_empty() {
-                        SubjectFinding::new(
-                            subject,
-                            Outcome::Pass,
-                            az(i),
-                            expected,
-                            "the only master in its zone",
-                        )
+                        SubjectFinding::pass(subject, Why::OnlyMasterInZone).observed(az(i)).expected(expected).message("the only master in its zone")
                     } else {
-                        SubjectFinding::new(
-                            subject,
-                            Outcome::Fail,
-                            az(i),
-                            expected,
-                            format!(
+                        SubjectFinding::fail(subject, Why::MastersShareZone).observed(az(i)).expected(expected).message(format!(
                                 "shares {} with master {}: losing that zone takes out more than one \
                                  master, and with them a majority of the slot map; move one master \
                                  (fail over to a replica in another zone, CLUSTER FAILOVER)",
                                 az(i),
                                 same.join(", ")
-                            ),
-                        )
+                            ))
                     }
                 }
             })
@@ -143,32 +154,27 @@ fn replica_az(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         pairs
             .iter()
             .map(|(r, m)| match (instance_of(inv, r), instance_of(inv, m)) {
-                (Err(e), _) | (_, Err(e)) => {
-                    SubjectFinding::new(r.as_str(), Outcome::Error, "no instance", expected, e)
-                }
+                (Err(e), _) | (_, Err(e)) => SubjectFinding::error(r.as_str(), Why::NoInstance)
+                    .observed("no instance")
+                    .expected(expected)
+                    .message(e),
                 (Ok(ri), Ok(mi)) => {
                     let subject = format!("{r} ({}, {})", ri.id, az(ri));
                     let observed = format!("replica in {}, master {m} in {}", az(ri), az(mi));
                     if az(ri) == az(mi) {
-                        SubjectFinding::new(
-                            subject,
-                            Outcome::Warn,
-                            observed,
-                            expected,
-                            format!(
+                        SubjectFinding::warn(subject, Why::ReplicaSharesMasterZone)
+                            .observed(observed)
+                            .expected(expected)
+                            .message(format!(
                                 "the replica shares {} with its master {m}: one zone outage \
                                  loses both copies of its slots; place it in another zone",
                                 az(ri)
-                            ),
-                        )
+                            ))
                     } else {
-                        SubjectFinding::new(
-                            subject,
-                            Outcome::Pass,
-                            observed,
-                            expected,
-                            "survives the loss of its master's zone",
-                        )
+                        SubjectFinding::pass(subject, Why::ReplicaInOtherZone)
+                            .observed(observed)
+                            .expected(expected)
+                            .message("survives the loss of its master's zone")
                     }
                 }
             })
@@ -194,16 +200,13 @@ fn nodes_vpc(ev: &EvidenceSet, p: &VpcParams) -> Vec<SubjectFinding> {
         nodes
             .iter()
             .map(|n| match instance_of(inv, n) {
-                Err(e) => SubjectFinding::new(
-                    n.as_str(),
-                    Outcome::Fail,
-                    "no instance",
-                    &expected,
-                    format!(
+                Err(e) => SubjectFinding::fail(n.as_str(), Why::NodeOutsideEstate)
+                    .observed("no instance")
+                    .expected(&expected)
+                    .message(format!(
                         "the node is outside the audited estate, so its security groups and \
                          volumes were not checked: {e}"
-                    ),
-                ),
+                    )),
                 Ok(i) => {
                     let vpc = i
                         .vpc_id
@@ -217,25 +220,19 @@ fn nodes_vpc(ev: &EvidenceSet, p: &VpcParams) -> Vec<SubjectFinding> {
                     );
                     let subject = format!("{n} ({})", i.id);
                     if vpc.is_some_and(|v| v.cidrs.contains(&p.vpc_cidr)) {
-                        SubjectFinding::new(
-                            subject,
-                            Outcome::Pass,
-                            observed,
-                            &expected,
-                            "in the expected VPC",
-                        )
+                        SubjectFinding::pass(subject, Why::InExpectedVpc)
+                            .observed(observed)
+                            .expected(&expected)
+                            .message("in the expected VPC")
                     } else {
-                        SubjectFinding::new(
-                            subject,
-                            Outcome::Fail,
-                            observed,
-                            &expected,
-                            format!(
+                        SubjectFinding::fail(subject, Why::OutsideVpc)
+                            .observed(observed)
+                            .expected(&expected)
+                            .message(format!(
                                 "the instance is not in the VPC {}: the network controls (and the \
                                  allowlist's `vpc` source) assume it is",
                                 p.vpc_cidr
-                            ),
-                        )
+                            ))
                     }
                 }
             })

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::reason::{Common, Reason};
 use crate::evidence::{EvidenceSet, ProbeFailure, ProbeId};
 
 /// Outcome of a check for one subject, or for the whole check.
@@ -82,12 +83,26 @@ impl fmt::Display for Outcome {
 }
 
 /// The verdict of a check on one subject (a node, a slot range, a key...).
+///
+/// Built through the named constructors ([`SubjectFinding::pass`],
+/// [`SubjectFinding::fail`], …), each taking the subject and the typed
+/// [`Reason`], then [`observed`](SubjectFinding::observed),
+/// [`expected`](SubjectFinding::expected) and
+/// [`message`](SubjectFinding::message).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectFinding {
     /// What was judged, e.g. `127.0.1.1:6379`.
     pub subject: String,
     /// The verdict.
     pub outcome: Outcome,
+    /// Why, as data (not serialised: the report carries [`code`](Self::code)).
+    #[serde(skip)]
+    pub reason: Reason,
+    /// The stable reason code, `CHECK-ID/slug` (`ACC-005/denied-command-allowed`),
+    /// written by the engine once the check id is known. Empty in reports
+    /// written before reason codes existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub code: String,
     /// What was seen.
     pub observed: String,
     /// What the policy expects.
@@ -96,38 +111,82 @@ pub struct SubjectFinding {
     pub message: String,
 }
 
+macro_rules! outcome_constructors {
+    ($($(#[$m:meta])* $name:ident => $outcome:ident,)*) => {
+        $(
+            $(#[$m])*
+            pub(crate) fn $name(subject: impl Into<String>, reason: impl Into<Reason>) -> Self {
+                SubjectFinding::with(subject, Outcome::$outcome, reason)
+            }
+        )*
+    };
+}
+
 impl SubjectFinding {
-    /// A finding with an explicit outcome.
-    pub(crate) fn new(
+    /// A finding with an outcome decided at run time (`pass` or `warn` by a
+    /// policy parameter, say); prefer the named constructors.
+    pub(crate) fn with(
         subject: impl Into<String>,
         outcome: Outcome,
-        observed: impl Into<String>,
-        expected: impl Into<String>,
-        message: impl Into<String>,
+        reason: impl Into<Reason>,
     ) -> Self {
         SubjectFinding {
             subject: subject.into(),
             outcome,
-            observed: observed.into(),
-            expected: expected.into(),
-            message: message.into(),
+            reason: reason.into(),
+            code: String::new(),
+            observed: String::new(),
+            expected: String::new(),
+            message: String::new(),
         }
+    }
+
+    outcome_constructors! {
+        /// The control holds for the subject.
+        pass => Pass,
+        /// The control does not hold.
+        fail => Fail,
+        /// Holds, with a concern.
+        warn => Warn,
+        /// Could not decide.
+        error => Error,
+        /// Not audited: the environment lacks what the check needs.
+        incomplete => Incomplete,
+        /// Not applicable.
+        skip => Skip,
+        /// Failing, accepted by the policy (an accepted build, say).
+        waived => Waived,
+    }
+
+    /// What was seen.
+    pub(crate) fn observed(mut self, observed: impl Into<String>) -> Self {
+        self.observed = observed.into();
+        self
+    }
+
+    /// What the policy expects.
+    pub(crate) fn expected(mut self, expected: impl Into<String>) -> Self {
+        self.expected = expected.into();
+        self
+    }
+
+    /// The sentence a person acts on.
+    pub(crate) fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
     }
 
     /// `error` because the probe could not observe the subject. A refused
     /// command (NOPERM) names the ACL rule that would allow it.
     pub(crate) fn unobserved(subject: &str, expected: impl Into<String>, f: &ProbeFailure) -> Self {
-        SubjectFinding::new(
-            subject,
-            Outcome::Error,
-            format!("no observation ({})", f.kind),
-            expected,
-            format!(
+        SubjectFinding::error(subject, Common::Unobserved)
+            .observed(format!("no observation ({})", f.kind))
+            .expected(expected)
+            .message(format!(
                 "could not be checked: {}{}",
                 f.message,
                 missing_permission(&f.message)
-            ),
-        )
+            ))
     }
 }
 
@@ -189,21 +248,29 @@ pub(crate) fn with_aws(
         .flat_map(|(subject, r)| match r {
             Ok(inv) => f(inv),
             Err(fl) if fl.kind == crate::evidence::FailureKind::NotConfigured => {
-                vec![SubjectFinding::new(
-                    subject,
-                    Outcome::Incomplete,
-                    "not audited: no [aws] table in the environment",
-                    expected,
-                    format!(
-                    "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
-                     with --skip network,encryption,backup,CLU-008,CLU-009,CLU-010",
-                    fl.message
-                ),
-                )]
+                vec![SubjectFinding::incomplete(subject, Common::AwsNotConfigured)
+                    .observed("not audited: no [aws] table in the environment")
+                    .expected(expected)
+                    .message(format!(
+                        "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
+                         with --skip network,encryption,backup,CLU-008,CLU-009,CLU-010",
+                        fl.message
+                    ))]
             }
             Err(fl) => vec![SubjectFinding::unobserved(subject, expected, fl)],
         })
         .collect()
+}
+
+/// The problems found on one subject, each with its reason, as one
+/// sentence (`; `-joined). A finding made of several takes the first's
+/// reason.
+pub(crate) fn joined<W>(problems: &[(W, String)]) -> String {
+    problems
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `a, b, c, … (n in all)`: the first `max` items of a list for a message.
@@ -275,36 +342,27 @@ impl Rule {
             Ok(mut v) if !v.is_empty() => {
                 for probe in self.needs {
                     for subject in missing.get(probe).into_iter().flatten() {
-                        v.push(SubjectFinding::new(
-                            subject.clone(),
-                            Outcome::Error,
-                            format!("no {} evidence", probe.as_str()),
-                            format!("a {} observation of every subject discovery found", probe.as_str()),
-                            format!(
+                        v.push(SubjectFinding::error(subject.clone(), Common::MissingSubject)
+                            .observed(format!("no {} evidence", probe.as_str()))
+                            .expected(format!("a {} observation of every subject discovery found", probe.as_str()))
+                            .message(format!(
                                 "the evidence holds no {} observation of {subject} (and no failure \
                                  saying why), although this run's discovery lists it: it was not \
                                  judged, so this check cannot pass",
                                 probe.as_str()
-                            ),
-                        ));
+                            )));
                     }
                 }
                 v
             }
-            Ok(_) => vec![SubjectFinding::new(
-                "evidence",
-                Outcome::Error,
-                "no evidence",
-                format!("evidence from probe(s) {}", self.needs.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")),
-                "the run recorded no evidence this check can judge; absence of evidence never passes",
-            )],
-            Err(e) => vec![SubjectFinding::new(
-                "policy",
-                Outcome::Error,
-                "invalid parameters",
-                "valid parameters",
-                e,
-            )],
+            Ok(_) => vec![SubjectFinding::error("evidence", Common::NoEvidence)
+                .observed("no evidence")
+                .expected(format!("evidence from probe(s) {}", self.needs.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")))
+                .message("the run recorded no evidence this check can judge; absence of evidence never passes")],
+            Err(e) => vec![SubjectFinding::error("policy", Common::InvalidParams)
+                .observed("invalid parameters")
+                .expected("valid parameters")
+                .message(e)],
         }
     }
 }

@@ -6,9 +6,88 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::rule::{each, NoParams, Outcome, Rule, SubjectFinding};
+use super::reason::reasons;
+use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
 use crate::evidence::{CertInfo, EvidenceSet, PortKind, TlsEndpointView, VersionOutcome};
+
+reasons! {
+    /// Why a TLS endpoint or node got its outcome in the transport checks (TLS).
+    Transport => Why {
+        /// Only the allowed TLS versions are accepted, and the full handshake completes.
+        OnlyAllowedVersions = "only-allowed-versions",
+        /// A TLS version the policy forbids is accepted.
+        ForbiddenVersionAccepted = "forbidden-version-accepted",
+        /// Whether a forbidden version is refused could not be told.
+        VersionUndetermined = "version-undetermined",
+        /// No allowed TLS version is accepted.
+        NoAllowedVersion = "no-allowed-version",
+        /// The full TLS 1.3 handshake with the client certificate did not complete.
+        Tls13HandshakeFailed = "tls13-handshake-failed",
+        /// No certificate could be captured.
+        NoCertificate = "no-certificate",
+        /// The certificate's key type and size meet the policy.
+        KeyStrongEnough = "key-strong-enough",
+        /// A key type the policy does not allow.
+        KeyTypeNotAllowed = "key-type-not-allowed",
+        /// A key shorter than the policy's minimum.
+        KeyTooShort = "key-too-short",
+        /// Every signature in the chain is collision-resistant.
+        SignaturesStrong = "signatures-strong",
+        /// A signature algorithm the policy rejects (SHA-1, MD5).
+        WeakSignature = "weak-signature",
+        /// Valid, and not expiring within the warning window.
+        CertificateValid = "certificate-valid",
+        /// The certificate has expired.
+        CertificateExpired = "certificate-expired",
+        /// The certificate is not valid yet.
+        CertificateNotYetValid = "certificate-not-yet-valid",
+        /// Expires within the failing window.
+        ExpiresSoon = "expires-soon",
+        /// Expires within the warning window.
+        ExpiresWithinWarning = "expires-within-warning",
+        /// The chain verifies against the configured CA.
+        ChainsToCa = "chains-to-ca",
+        /// The chain does not verify against the configured CA.
+        ChainUntrusted = "chain-untrusted",
+        /// A SAN names the endpoint the cluster hands clients.
+        SanCoversEndpoint = "san-covers-endpoint",
+        /// No SAN names the endpoint the cluster hands clients.
+        SanMissing = "san-missing",
+        /// A bus port: peers verify the chain, not the name.
+        BusPortNoSanNeeded = "bus-port-no-san-needed",
+        /// Extended key usage serverAuth and clientAuth.
+        KeyUsageBoth = "key-usage-both",
+        /// serverAuth or clientAuth missing.
+        KeyUsageMissing = "key-usage-missing",
+        /// One certificate on the client and bus ports.
+        SameIdentityBothPorts = "same-identity-both-ports",
+        /// Different certificates on the client and bus ports.
+        IdentityDiffers = "identity-differs",
+        /// One of the two ports gave no certificate.
+        CertificateMissingOnPort = "certificate-missing-on-port",
+        /// port 0 and no plaintext Redis answering.
+        TlsOnly = "tls-only",
+        /// A plaintext port is configured.
+        PlaintextPortConfigured = "plaintext-port-configured",
+        /// Plaintext Redis answered on a probed port.
+        PlaintextAnswered = "plaintext-answered",
+        /// tls-cluster and tls-replication yes.
+        InternodeEncrypted = "internode-encrypted",
+        /// tls-cluster or tls-replication off.
+        InternodePlaintext = "internode-plaintext",
+        /// Only clients with a certificate from the CA get in.
+        ClientCertsRequired = "client-certs-required",
+        /// The policy does not require client certificates.
+        ClientCertsNotRequired = "client-certs-not-required",
+        /// tls-auth-clients is not yes.
+        ClientAuthOff = "client-auth-off",
+        /// A handshake without a client certificate was accepted.
+        CertlessHandshakeAccepted = "certless-handshake-accepted",
+        /// The live handshake without a client certificate was not observed.
+        CertlessHandshakeUnobserved = "certless-handshake-unobserved",
+    }
+}
 
 const ENDPOINT_METHOD: &str = "On every node's client TLS port and announced cluster-bus port: one \
 hand-built ClientHello per protocol version (TLS 1.0, 1.1, 1.2, 1.3; broad cipher list including \
@@ -105,13 +184,13 @@ fn with_leaf(
 ) -> SubjectFinding {
     match v.chain.first() {
         Some(c) => f(c),
-        None => SubjectFinding::new(
-            subject,
-            Outcome::Error,
-            "no certificate received",
-            expected,
-            format!("no certificate could be captured: {}", v.handshake.detail),
-        ),
+        None => SubjectFinding::error(subject, Why::NoCertificate)
+            .observed("no certificate received")
+            .expected(expected)
+            .message(format!(
+                "no certificate could be captured: {}",
+                v.handshake.detail
+            )),
     }
 }
 
@@ -170,67 +249,53 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
             observed.push_str(&format!(" (tls-protocols \"{c}\")"));
         }
         if !forbidden.is_empty() {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                format!(
+            return SubjectFinding::fail(subject, Why::ForbiddenVersionAccepted).observed(observed).expected(expected.clone()).message(format!(
                     "{} accepts {}; set `tls-protocols \"{}\"` in redis.conf (and CONFIG SET it) on every node",
                     v.address,
                     forbidden.join(", "),
                     p.allowed.join(" ")
-                ),
-            );
+                ));
         }
         if !undetermined.is_empty() {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Error,
-                observed,
-                expected.clone(),
-                format!(
+            return SubjectFinding::error(subject, Why::VersionUndetermined)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(format!(
                     "could not tell whether {} refuses {}",
                     v.address,
                     undetermined.join("; ")
-                ),
-            );
+                ));
         }
         if accepted.is_empty() {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                format!("{} accepts none of {}", v.address, p.allowed.join(", ")),
-            );
+            return SubjectFinding::fail(subject, Why::NoAllowedVersion)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(format!(
+                    "{} accepts none of {}",
+                    v.address,
+                    p.allowed.join(", ")
+                ));
         }
         if p.allowed.iter().any(|a| a == "TLSv1.3") && !v.handshake.completed {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected.clone(),
-                format!(
+            return SubjectFinding::fail(subject, Why::Tls13HandshakeFailed)
+                .observed(observed)
+                .expected(expected.clone())
+                .message(format!(
                     "the full TLS 1.3 handshake with the client certificate did not complete: {}",
                     v.handshake.detail
-                ),
-            );
+                ));
         }
-        SubjectFinding::new(
-            subject,
-            Outcome::Pass,
-            format!(
+        SubjectFinding::pass(subject, Why::OnlyAllowedVersions)
+            .observed(format!(
                 "{observed}; handshake {} {}",
                 v.handshake.protocol.as_deref().unwrap_or("?"),
                 v.handshake.cipher_suite.as_deref().unwrap_or("?")
-            ),
-            expected.clone(),
-            format!(
+            ))
+            .expected(expected.clone())
+            .message(format!(
                 "only the allowed versions are accepted; {}",
                 v.handshake.detail
-            ),
-        )
+            ))
     })
 }
 
@@ -266,32 +331,20 @@ fn cert_key(ev: &EvidenceSet, p: &KeyParams) -> Vec<SubjectFinding> {
                 p.min_ec_bits
             };
             if !p.key_types.contains(&c.key_type) {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    observed,
-                    expected.clone(),
-                    format!(
+                SubjectFinding::fail(subject, Why::KeyTypeNotAllowed)
+                    .observed(observed)
+                    .expected(expected.clone())
+                    .message(format!(
                         "key type {} is not allowed; reissue the certificate with an RSA-{} key",
                         c.key_type, p.min_rsa_bits
-                    ),
-                )
+                    ))
             } else if c.key_bits < min {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    observed,
-                    expected.clone(),
-                    format!("{}-bit key is below the policy's {min}; reissue with `openssl genrsa 4096` and swap it in (tls-cert-file/tls-key-file)", c.key_bits),
-                )
+                SubjectFinding::fail(subject, Why::KeyTooShort).observed(observed).expected(expected.clone()).message(format!("{}-bit key is below the policy's {min}; reissue with `openssl genrsa 4096` and swap it in (tls-cert-file/tls-key-file)", c.key_bits))
             } else {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Pass,
-                    observed,
-                    expected.clone(),
-                    "key strong enough",
-                )
+                SubjectFinding::pass(subject, Why::KeyStrongEnough)
+                    .observed(observed)
+                    .expected(expected.clone())
+                    .message("key strong enough")
             }
         })
     })
@@ -328,24 +381,18 @@ fn cert_signature(ev: &EvidenceSet, p: &SigParams) -> Vec<SubjectFinding> {
                 .map(|c| c.signature_algorithm.as_str())
                 .collect();
             if bad.is_empty() {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Pass,
-                    algs.join(", "),
-                    expected.clone(),
-                    "signature algorithms are collision-resistant",
-                )
+                SubjectFinding::pass(subject, Why::SignaturesStrong)
+                    .observed(algs.join(", "))
+                    .expected(expected.clone())
+                    .message("signature algorithms are collision-resistant")
             } else {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    algs.join(", "),
-                    expected.clone(),
-                    format!(
+                SubjectFinding::fail(subject, Why::WeakSignature)
+                    .observed(algs.join(", "))
+                    .expected(expected.clone())
+                    .message(format!(
                         "weak signature: {}; reissue signed with SHA-256 or better",
                         bad.join("; ")
-                    ),
-                )
+                    ))
             }
         })
     })
@@ -379,33 +426,30 @@ fn cert_validity(ev: &EvidenceSet, p: &ValidityParams) -> Vec<SubjectFinding> {
                 now.format("%Y-%m-%d")
             );
             if now > c.not_after {
-                SubjectFinding::new(subject, Outcome::Fail, observed, expected.clone(), format!("expired on {}: clients that verify refuse it and peers drop bus links; renew and swap it in", c.not_after.format("%Y-%m-%d")))
+                SubjectFinding::fail(subject, Why::CertificateExpired).observed(observed).expected(expected.clone()).message(format!("expired on {}: clients that verify refuse it and peers drop bus links; renew and swap it in", c.not_after.format("%Y-%m-%d")))
             } else if now < c.not_before {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    observed,
-                    expected.clone(),
-                    format!("not valid before {}", c.not_before.format("%Y-%m-%d")),
-                )
+                SubjectFinding::fail(subject, Why::CertificateNotYetValid)
+                    .observed(observed)
+                    .expected(expected.clone())
+                    .message(format!(
+                        "not valid before {}",
+                        c.not_before.format("%Y-%m-%d")
+                    ))
             } else if days < p.fail_within_days {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    observed,
-                    expected.clone(),
-                    format!("expires in {days} days; renew now"),
-                )
+                SubjectFinding::fail(subject, Why::ExpiresSoon)
+                    .observed(observed)
+                    .expected(expected.clone())
+                    .message(format!("expires in {days} days; renew now"))
             } else if days < p.warn_within_days {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Warn,
-                    observed,
-                    expected.clone(),
-                    format!("expires in {days} days; schedule the renewal"),
-                )
+                SubjectFinding::warn(subject, Why::ExpiresWithinWarning)
+                    .observed(observed)
+                    .expected(expected.clone())
+                    .message(format!("expires in {days} days; schedule the renewal"))
             } else {
-                SubjectFinding::new(subject, Outcome::Pass, observed, expected.clone(), "valid")
+                SubjectFinding::pass(subject, Why::CertificateValid)
+                    .observed(observed)
+                    .expected(expected.clone())
+                    .message("valid")
             }
         })
     })
@@ -422,25 +466,16 @@ fn cert_chain(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 v.verification
             );
             if v.chain_verification == "ok" {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Pass,
-                    observed,
-                    expected,
-                    "issued by the organisation's CA",
-                )
+                SubjectFinding::pass(subject, Why::ChainsToCa)
+                    .observed(observed)
+                    .expected(expected)
+                    .message("issued by the organisation's CA")
             } else {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    observed,
-                    expected,
-                    format!(
+                SubjectFinding::fail(subject, Why::ChainUntrusted).observed(observed).expected(expected).message(format!(
                         "{}{}: clients verifying against the organisation's CA cannot trust this node; issue its certificate from the CA",
                         v.chain_verification,
                         if c.self_signed { " (self-signed)" } else { "" }
-                    ),
-                )
+                    ))
             }
         })
     })
@@ -496,30 +531,13 @@ fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                 // Nodes dial each other's bus port at the IP CLUSTER NODES
                 // gives and verify the peer's chain against the CA there,
                 // never its name: no SAN decides whether this port works.
-                PortKind::Bus => SubjectFinding::new(
-                    subject,
-                    Outcome::Pass,
-                    observed,
-                    expected,
-                    format!(
+                PortKind::Bus => SubjectFinding::pass(subject, Why::BusPortNoSanNeeded).observed(observed).expected(expected).message(format!(
                         "the nodes reach each other's bus port by IP ({host}) and verify only the chain \
                          there (TLS-005), not the name, so no SAN is required on the bus; the certificate {} it",
                         if covered { "also names" } else { "does not name" }
-                    ),
-                ),
-                PortKind::Client if covered => SubjectFinding::new(
-                    subject,
-                    Outcome::Pass,
-                    observed,
-                    expected,
-                    format!("clients that verify the name accept it: the {kind} SAN names {host}, the endpoint the cluster hands them"),
-                ),
-                PortKind::Client => SubjectFinding::new(
-                    subject,
-                    Outcome::Fail,
-                    observed,
-                    expected,
-                    format!(
+                    )),
+                PortKind::Client if covered => SubjectFinding::pass(subject, Why::SanCoversEndpoint).observed(observed).expected(expected).message(format!("clients that verify the name accept it: the {kind} SAN names {host}, the endpoint the cluster hands them")),
+                PortKind::Client => SubjectFinding::fail(subject, Why::SanMissing).observed(observed).expected(expected).message(format!(
                         "no {kind} SAN for {host}, the endpoint the cluster hands clients{}: clients that verify \
                          the name refuse it; reissue with subjectAltName={kind}:{host}{}",
                         if is_ip { "" } else { " (cluster-preferred-endpoint-type hostname)" },
@@ -529,8 +547,7 @@ fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
                         } else {
                             ""
                         }
-                    ),
-                ),
+                    )),
             }
         })
     })
@@ -553,15 +570,12 @@ fn cert_eku(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             .map(|(n, _)| *n)
             .collect();
             if missing.is_empty() {
-                SubjectFinding::new(
-                    subject,
-                    Outcome::Pass,
-                    observed,
-                    expected,
-                    "usable as server and as bus client",
-                )
+                SubjectFinding::pass(subject, Why::KeyUsageBoth)
+                    .observed(observed)
+                    .expected(expected)
+                    .message("usable as server and as bus client")
             } else {
-                SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("missing {}: peers reject this node's bus connections; reissue with extendedKeyUsage=serverAuth,clientAuth", missing.join(", ")))
+                SubjectFinding::fail(subject, Why::KeyUsageMissing).observed(observed).expected(expected).message(format!("missing {}: peers reject this node's bus connections; reissue with extendedKeyUsage=serverAuth,clientAuth", missing.join(", ")))
             }
         })
     })
@@ -589,16 +603,10 @@ fn same_identity(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             let get = |k: PortKind| ports.get(&k).cloned();
             match (get(PortKind::Client), get(PortKind::Bus)) {
                 (Some(Ok(Some(a))), Some(Ok(Some(b)))) if a.sha256 == b.sha256 => {
-                    SubjectFinding::new(&node, Outcome::Pass, format!("sha256 {}", a.sha256.get(..16).unwrap_or(&a.sha256)), expected, "one identity on both ports")
+                    SubjectFinding::pass(&node, Why::SameIdentityBothPorts).observed(format!("sha256 {}", a.sha256.get(..16).unwrap_or(&a.sha256))).expected(expected).message("one identity on both ports")
                 }
-                (Some(Ok(Some(a))), Some(Ok(Some(b)))) => SubjectFinding::new(
-                    &node,
-                    Outcome::Fail,
-                    format!("client {} ({}), bus {} ({})", a.sha256.get(..16).unwrap_or(&a.sha256), a.subject, b.sha256.get(..16).unwrap_or(&b.sha256), b.subject),
-                    expected,
-                    "the bus serves another certificate than the client port; use one tls-cert-file (or set tls-client-cert-file deliberately)",
-                ),
-                _ => SubjectFinding::new(&node, Outcome::Error, "certificate missing on a port", expected, "one of the two ports gave no certificate"),
+                (Some(Ok(Some(a))), Some(Ok(Some(b)))) => SubjectFinding::fail(&node, Why::IdentityDiffers).observed(format!("client {} ({}), bus {} ({})", a.sha256.get(..16).unwrap_or(&a.sha256), a.subject, b.sha256.get(..16).unwrap_or(&b.sha256), b.subject)).expected(expected).message("the bus serves another certificate than the client port; use one tls-cert-file (or set tls-client-cert-file deliberately)"),
+                _ => SubjectFinding::error(&node, Why::CertificateMissingOnPort).observed("certificate missing on a port").expected(expected).message("one of the two ports gave no certificate"),
             }
         })
         .collect();
@@ -622,10 +630,16 @@ fn no_plaintext(ev: &EvidenceSet, _: &PlaintextParams) -> Vec<SubjectFinding> {
         let port = v.config.get("port").map(String::as_str).unwrap_or("?");
         let mut problems = Vec::new();
         if port != "0" {
-            problems.push(format!("`port {port}` is configured"));
+            problems.push((
+                Why::PlaintextPortConfigured,
+                format!("`port {port}` is configured"),
+            ));
         }
         for p in v.plaintext.iter().filter(|p| p.redis_answered) {
-            problems.push(format!("port {} ({}): {}", p.port, p.source, p.detail));
+            problems.push((
+                Why::PlaintextAnswered,
+                format!("port {} ({}): {}", p.port, p.source, p.detail),
+            ));
         }
         let tried: Vec<String> = v
             .plaintext
@@ -641,9 +655,12 @@ fn no_plaintext(ev: &EvidenceSet, _: &PlaintextParams) -> Vec<SubjectFinding> {
             }
         );
         if problems.is_empty() {
-            SubjectFinding::new(subject, Outcome::Pass, observed, expected, "TLS only")
+            SubjectFinding::pass(subject, Why::TlsOnly)
+                .observed(observed)
+                .expected(expected)
+                .message("TLS only")
         } else {
-            SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("plaintext Redis reachable: {}; set `port 0` in redis.conf and CONFIG SET port 0", problems.join("; ")))
+            SubjectFinding::fail(subject, problems[0].0).observed(observed).expected(expected).message(format!("plaintext Redis reachable: {}; set `port 0` in redis.conf and CONFIG SET port 0", joined(&problems)))
         }
     })
 }
@@ -662,15 +679,12 @@ fn internode_tls(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             .filter(|k| g(k) != "yes")
             .collect();
         if bad.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected,
-                "bus and replication links are encrypted",
-            )
+            SubjectFinding::pass(subject, Why::InternodeEncrypted)
+                .observed(observed)
+                .expected(expected)
+                .message("bus and replication links are encrypted")
         } else {
-            SubjectFinding::new(subject, Outcome::Fail, observed, expected, format!("{} off: ePHI crosses the network in clear between nodes; set `{} yes` in redis.conf and CONFIG SET", bad.join(" and "), bad.join(" yes` and `")))
+            SubjectFinding::fail(subject, Why::InternodePlaintext).observed(observed).expected(expected).message(format!("{} off: ePHI crosses the network in clear between nodes; set `{} yes` in redis.conf and CONFIG SET", bad.join(" and "), bad.join(" yes` and `")))
         }
     })
 }
@@ -712,51 +726,42 @@ fn client_certs(ev: &EvidenceSet, p: &ClientCertParams) -> Vec<SubjectFinding> {
             .unwrap_or("?");
         let mut observed = format!("tls-auth-clients {setting}");
         if !p.require {
-            return SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected,
-                "the policy does not require client certificates",
-            );
+            return SubjectFinding::pass(subject, Why::ClientCertsNotRequired)
+                .observed(observed)
+                .expected(expected)
+                .message("the policy does not require client certificates");
         }
         let mut problems = Vec::new();
         if setting != "yes" {
-            problems.push(format!("tls-auth-clients is {setting}"));
+            problems.push((Why::ClientAuthOff, format!("tls-auth-clients is {setting}")));
         }
         match live.get(subject) {
             Some((accepted, detail)) => {
                 observed.push_str(&format!("; without a certificate: {detail}"));
                 if *accepted {
-                    problems.push("a handshake without a client certificate was accepted".into());
+                    problems.push((
+                        Why::CertlessHandshakeAccepted,
+                        "a handshake without a client certificate was accepted".into(),
+                    ));
                 }
             }
             None => {
-                return SubjectFinding::new(
-                    subject,
-                    Outcome::Error,
-                    observed,
-                    expected,
-                    "the live handshake without a client certificate was not observed",
-                );
+                return SubjectFinding::error(subject, Why::CertlessHandshakeUnobserved)
+                    .observed(observed)
+                    .expected(expected)
+                    .message("the live handshake without a client certificate was not observed");
             }
         }
         if problems.is_empty() {
-            SubjectFinding::new(
-                subject,
-                Outcome::Pass,
-                observed,
-                expected,
-                "only clients with a certificate from the CA get in",
-            )
+            SubjectFinding::pass(subject, Why::ClientCertsRequired)
+                .observed(observed)
+                .expected(expected)
+                .message("only clients with a certificate from the CA get in")
         } else {
-            SubjectFinding::new(
-                subject,
-                Outcome::Fail,
-                observed,
-                expected,
-                format!("{}; set `tls-auth-clients yes`", problems.join("; ")),
-            )
+            SubjectFinding::fail(subject, problems[0].0)
+                .observed(observed)
+                .expected(expected)
+                .message(format!("{}; set `tls-auth-clients yes`", joined(&problems)))
         }
     })
 }

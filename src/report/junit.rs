@@ -20,8 +20,13 @@ fn details(c: &CheckResult, which: &[Outcome]) -> String {
         .iter()
         .filter(|s| which.contains(&s.outcome))
         .map(|s| {
+            let code = if s.code.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", s.code)
+            };
             format!(
-                "[{}] {}: {} (observed: {}; expected: {})",
+                "[{}{code}] {}: {} (observed: {}; expected: {})",
                 s.outcome, s.subject, s.message, s.observed, s.expected
             )
         })

@@ -8,7 +8,8 @@
 //! - One result per subject that failed (`fail`) or could not be decided
 //!   (`error`): level `error` for a failure, `warning` for an undecided
 //!   subject, the finding's sentence as its message, and a logical location
-//!   naming the node, endpoint, user or AWS resource judged. A check that
+//!   naming the node, endpoint, user or AWS resource judged; its reason
+//!   code (`ACC-005/denied-command-allowed`) is `properties.code`. A check that
 //!   failed or errored without a subject finding gets one result naming the
 //!   environment. Passing, warned, waived and skipped subjects are not
 //!   results (SARIF results are problems); a check not audited
@@ -150,6 +151,7 @@ pub fn render(report: &Report, rationale: &dyn Fn(&str) -> String) -> String {
                 format!("{}: {prefix}{}", c.id, s.message),
                 json!({
                     "outcome": s.outcome.to_string(),
+                    "code": s.code,
                     "observed": s.observed,
                     "expected": s.expected,
                 }),

@@ -396,6 +396,40 @@ pub fn messages(r: &Report, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// `(subject, code)` of every subject of check `id` that did not pass: the
+/// typed reasons a test compares instead of prose
+/// (`("127.0.1.1:6379", "DATA-001/aof-off")`).
+pub fn codes(r: &Report, id: &str) -> Vec<(String, String)> {
+    r.checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no {id}"))
+        .subjects
+        .iter()
+        .filter(|s| s.outcome != Outcome::Pass)
+        .map(|s| (s.subject.clone(), s.code.clone()))
+        .collect()
+}
+
+/// The distinct codes of check `id`'s subjects that did not pass.
+pub fn distinct_codes(r: &Report, id: &str) -> Vec<String> {
+    let mut v: Vec<String> = codes(r, id).into_iter().map(|(_, c)| c).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The AWS inventory of fixture evidence, to plant a defect in.
+pub fn inventory(ev: &mut EvidenceSet) -> &mut epic_audit::evidence::AwsInventory {
+    ev.items
+        .iter_mut()
+        .find_map(|e| match &mut e.result {
+            Observed::Observation(Observation::Aws(inv)) => Some(inv.as_mut()),
+            _ => None,
+        })
+        .expect("the fixture has an AWS inventory")
+}
+
 /// Every observation `pick` accepts, mutable, with its subject (to plant a
 /// defect in fixture evidence).
 pub fn observations_mut<'a, T: 'a>(
