@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AREAS = [
     ("Common", "src/checks/reason.rs", "every check"),
     ("Access", "src/checks/access.rs", "ACC"),
+    ("Permissions", "src/checks/permissions.rs", "ACC-005, ACC-006, ACC-007, ACC-011"),
     ("Transport", "src/checks/transport.rs", "TLS"),
     ("Data", "src/checks/data.rs", "DATA, MON"),
     ("Performance", "src/checks/performance.rs", "PERF"),

@@ -4,7 +4,7 @@
 //! A citation is `primary` when the check tests something the provision's
 //! own words require, and `supporting` when it tests a precondition, a
 //! narrow slice, or an organisational hardening choice beyond the rule
-//! (`../shared/hipaa-mapping-review.md`). Only primary checks decide a
+//! (docs/hipaa.md says how the citations were reviewed). Only primary checks decide a
 //! provision's status, and no run concludes more than this:
 //!
 //! - a technical safeguard (164.312) is `satisfied` only when at least one

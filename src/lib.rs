@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! config + policy -> probes (observe, async, deadlines) -> EvidenceSet
-//!                 -> checks (pure functions) -> Report -> json / junit / terminal
+//!                 -> checks (pure functions) -> Report -> terminal, report.json,
+//!                    junit.xml, report.md, report.html, report.sarif and
+//!                    assessment-results.json (OSCAL), signed in manifest.json
 //! ```
 //!
 //! - [`probes`] connect to things and record what they saw; they never judge.

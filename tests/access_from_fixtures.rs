@@ -6,7 +6,9 @@ mod common;
 
 use common::{fixture_evidence, judge_areas, not_passing, observations_mut};
 use epic_audit::checks::Outcome;
-use epic_audit::evidence::{AclView, EvidenceSet, Observation, Observed, ProbeFailure};
+use epic_audit::evidence::{
+    AclView, DryRunLetters, EvidenceSet, Observation, Observed, ProbeFailure,
+};
 use epic_audit::report::Report;
 
 fn judge_access(ev: &EvidenceSet) -> Report {
@@ -33,7 +35,7 @@ fn set_verdict(ev: &mut EvidenceSet, user: &str, cmd: &str, v: &str) {
         view.dryrun
             .get_mut(user)
             .unwrap()
-            .insert(cmd.into(), v.into());
+            .insert(cmd.into(), DryRunLetters::parse(v).unwrap());
     }
 }
 
@@ -442,7 +444,7 @@ fn positive_controls_never_pass_on_an_empty_or_undecided_sweep() {
     for (_, v) in views(&mut ev) {
         for sweep in v.dryrun.values_mut() {
             for verdict in sweep.values_mut() {
-                *verdict = "E".repeat(verdict.len());
+                *verdict = DryRunLetters::parse(&"E".repeat(verdict.verdicts().len())).unwrap();
             }
         }
         v.dryrun_errors = vec![epic_audit::evidence::DryRunError {

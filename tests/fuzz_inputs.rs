@@ -145,7 +145,7 @@ fn judge_and_render(ev: &EvidenceSet, policy: &Policy) {
     let _ = epic_audit::report::html::render(&r, ev);
     let _ = epic_audit::report::terminal::render(&r, false);
     let _ = epic_audit::report::prom::render(&r);
-    let _ = epic_audit::report::oscal::render(&r, ev, &|id| policy.probes_of(id));
+    let _ = epic_audit::report::oscal::render(&r, ev, &|id| policy.probes_of(id), "evidence.json");
     let _ = r.to_json();
 }
 

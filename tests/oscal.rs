@@ -52,7 +52,7 @@ fn render(ev: &EvidenceSet) -> String {
     let p = common::lab_policy();
     let sel = p.select(&[], &[]).unwrap();
     let r = judge(ev, &p, &sel, &[], &[]);
-    epic_audit::report::oscal::render(&r, ev, &|id| p.probes_of(id))
+    epic_audit::report::oscal::render(&r, ev, &|id| p.probes_of(id), "evidence.json")
         .replace(&p.digest, "[policy-digest]")
         .replace(env!("CARGO_PKG_VERSION"), "[version]")
 }
@@ -104,9 +104,12 @@ fn doc_with(ev: &EvidenceSet, skip: &[&str], edit: impl FnOnce(&mut Report)) -> 
     let sel = p.select(&[], &skip).unwrap();
     let mut r = judge(ev, &p, &sel, &[], &skip);
     edit(&mut r);
-    let doc: Value = serde_json::from_str(&epic_audit::report::oscal::render(&r, ev, &|id| {
-        p.probes_of(id)
-    }))
+    let doc: Value = serde_json::from_str(&epic_audit::report::oscal::render(
+        &r,
+        ev,
+        &|id| p.probes_of(id),
+        "evidence.json",
+    ))
     .unwrap();
     let e = errors(&ar_schema(), &doc);
     assert!(e.is_empty(), "{e:#?}");
@@ -372,9 +375,12 @@ fn every_report_shows_each_provision_with_the_same_status_in_the_same_words() {
     let r = judge(&ev, &p, &sel, &[], &[]);
     let md = epic_audit::report::markdown::render(&r);
     let html = epic_audit::report::html::render(&r, &ev);
-    let doc: Value = serde_json::from_str(&epic_audit::report::oscal::render(&r, &ev, &|id| {
-        p.probes_of(id)
-    }))
+    let doc: Value = serde_json::from_str(&epic_audit::report::oscal::render(
+        &r,
+        &ev,
+        &|id| p.probes_of(id),
+        "evidence.json",
+    ))
     .unwrap();
     let rows = epic_audit::report::safeguards::rows(&r);
     assert!(rows.len() > 15, "{}", rows.len());

@@ -401,12 +401,16 @@ fn junit_reads_well_in_junitparser_with_real_times_and_findings_in_message_and_t
         xml.contains(&format!("time=\"{}.{:03}\"", ms / 1000, ms % 1000)),
         "{xml}"
     );
-    // The failure's finding is in the message and in the text.
+    // The failure's finding is in the message and in the text, with its
+    // reason code.
     let fail = xml.split("<failure").nth(1).unwrap();
     let (attrs, rest) = fail.split_once('>').unwrap();
     assert!(attrs.contains("message=\"") && attrs.len() > 30, "{attrs}");
     assert!(
-        rest.split("</failure>").next().unwrap().contains("[fail]"),
+        rest.split("</failure>")
+            .next()
+            .unwrap()
+            .contains("[fail CLU-001/slots-unassigned]"),
         "{rest}"
     );
 }

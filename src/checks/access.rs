@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, first_of, joined, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
-use crate::evidence::{AclView, CommandTable, EvidenceSet};
+use crate::evidence::{AclView, EvidenceSet};
 use crate::evidence::{DryRunCase, DryRunVerdict, Expect};
 
 reasons! {
@@ -41,28 +41,6 @@ reasons! {
         UnauthenticatedCommandAnswered = "unauthenticated-command-answered",
         /// AUTH default with a random password was not refused.
         DefaultLoginNotRefused = "default-login-not-refused",
-        /// The user has exactly the permissions the policy allows.
-        PermissionsExact = "permissions-exact",
-        /// The user may run a command the policy denies.
-        DeniedCommandAllowed = "denied-command-allowed",
-        /// The user reaches keys outside the policy's patterns.
-        KeyOutsidePatterns = "key-outside-patterns",
-        /// The user is denied a command the policy allows (positive control).
-        AllowedCommandDenied = "allowed-command-denied",
-        /// Keyed commands of the allowed categories could not be tested.
-        ControlsUntested = "controls-untested",
-        /// The judged user does not exist on the node.
-        UserMissing = "user-missing",
-        /// The judged user was not swept with ACL DRYRUN.
-        UserNotSwept = "user-not-swept",
-        /// The DRYRUN sweep is empty.
-        SweepEmpty = "sweep-empty",
-        /// ACL DRYRUN could not decide for some commands.
-        DryRunUndecided = "dry-run-undecided",
-        /// Commands of the COMMAND table were not swept.
-        CommandsUnswept = "commands-unswept",
-        /// The audit user may not run ACL DRYRUN.
-        DryRunRefused = "dry-run-refused",
         /// The case's verdict is the policy's on every node.
         CaseAsExpected = "case-as-expected",
         /// The case's verdict differs from the policy's on some node.
@@ -87,16 +65,6 @@ reasons! {
 const ACL_METHOD: &str = "On every node, as the audit user over TLS: ACL USERS, ACL LIST and \
 ACL GETUSER for each user (password hashes are never recorded, only salted per-run \
 fingerprints), ACL LOG (counts by reason and user only). Read-only.";
-
-const DRYRUN_METHOD: &str = "On every node: COMMAND (flags and ACL categories of every command \
-and subcommand), then ACL DRYRUN <user> <command> <args> for each of them, with arguments that \
-satisfy the arity and, at the key positions, sample keys made from the user's key patterns in \
-the policy and in its own grants (`*` = epic-audit-dryrun) plus one key outside every pattern \
-the policy allows (the keys are recorded per user). DRYRUN evaluates permissions without \
-executing anything. Commands in a denied category or with a denied flag must be denied; \
-commands in an allowed category must be allowed on a permitted key (positive control); keys \
-outside the user's patterns must be denied. DRYRUN ignores the on/off flag, so it never proves \
-a user disabled (see ACC-004). All calls are pipelined.";
 
 const AUTH_METHOD: &str = "On every node, on fresh TLS connections: PING without \
 authenticating (must get NOAUTH), AUTH default <random password> (must get WRONGPASS; this adds \
@@ -126,12 +94,6 @@ pub(crate) fn rules() -> Vec<Rule> {
             default_disabled,
         ),
         Rule::new(
-            "access.permissions",
-            &[ProbeId::Acl, ProbeId::AclCommands],
-            DRYRUN_METHOD,
-            permissions,
-        ),
-        Rule::new(
             "access.cases",
             &[ProbeId::Acl],
             "On every node: ACL DRYRUN <user> <command line> for each case of the policy; \
@@ -154,8 +116,6 @@ pub(crate) fn rules() -> Vec<Rule> {
         ),
     ]
 }
-
-pub(crate) use crate::evidence::glob;
 
 /// An ACL LIST line in canonical form. Redis prints category rules in a
 /// fixed order but individual `+cmd`/`-cmd` rules in hash-table order, and
@@ -380,351 +340,6 @@ fn default_disabled(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     })
 }
 
-/// Parameters of `access.permissions`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Permissions {
-    /// The user judged (also swept by the probe).
-    pub user: String,
-    /// Key patterns the user may reach; a key matching none must be denied.
-    #[serde(default = "all_keys")]
-    pub key_patterns: Vec<String>,
-    /// Categories whose commands must be allowed on a permitted key (a
-    /// positive control; `@all` for every command).
-    #[serde(default)]
-    pub allow_categories: Vec<String>,
-    /// Categories whose commands must all be denied.
-    #[serde(default)]
-    pub deny_categories: Vec<String>,
-    /// COMMAND flags (e.g. `write`, `admin`) whose commands must be denied.
-    #[serde(default)]
-    pub deny_flags: Vec<String>,
-    /// Commands that must be denied whatever their category (e.g. `eval`).
-    #[serde(default)]
-    pub deny_commands: Vec<String>,
-    /// Outcome when a command of `allow_categories` is denied: `warn`
-    /// (default: the user is merely narrower than allowed) or `fail` (the
-    /// access is the point, e.g. the emergency admin).
-    #[serde(default)]
-    pub missing_allowed: MissingAllowed,
-}
-
-/// Outcome of a denied positive control.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum MissingAllowed {
-    /// A warning.
-    #[default]
-    Warn,
-    /// A failure.
-    Fail,
-}
-
-fn all_keys() -> Vec<String> {
-    vec!["*".into()]
-}
-
-fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
-    let mut expected = format!("{}: keys {}", p.user, p.key_patterns.join(" "));
-    if !p.deny_categories.is_empty() || !p.deny_flags.is_empty() || !p.deny_commands.is_empty() {
-        expected.push_str(&format!(
-            "; denied: {}",
-            p.deny_categories
-                .iter()
-                .chain(&p.deny_commands)
-                .cloned()
-                .chain(p.deny_flags.iter().map(|f| format!("flag {f}")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !p.allow_categories.is_empty() {
-        expected.push_str(&format!("; allowed: {}", p.allow_categories.join(", ")));
-    }
-    let table: &CommandTable = match ev.command_table() {
-        None => return Vec::new(),
-        Some(Err(f)) => return vec![SubjectFinding::unobserved("COMMAND table", expected, f)],
-        Some(Ok(t)) => t,
-    };
-    each(ev.acl_views(), &expected, |subject, v| {
-        // The sample keys behind the letters: inside the policy's patterns
-        // (positive controls) or outside them (must be denied).
-        let keys = v.sample_keys(&p.user);
-        let inside = |k: &String| p.key_patterns.iter().any(|pat| glob(pat, k));
-        let permitted: Vec<usize> = (0..keys.len()).filter(|&i| inside(&keys[i])).collect();
-        let outside: Vec<usize> = (0..keys.len()).filter(|&i| !inside(&keys[i])).collect();
-        // Which of the user's real grants reaches a key (for the message).
-        // Each pattern with where it comes from: the root permissions, or a
-        // selector (named as GETUSER prints it).
-        let grants: Vec<(String, String)> = v
-            .users
-            .iter()
-            .filter(|u| u.name == p.user)
-            .flat_map(|u| {
-                crate::evidence::acl_key_patterns(&u.keys)
-                    .into_iter()
-                    .map(|k| (k, String::new()))
-                    .chain(u.selectors.iter().flat_map(|sel| {
-                        crate::evidence::acl_key_patterns(sel)
-                            .into_iter()
-                            .map(move |k| {
-                                (
-                                    k,
-                                    format!(
-                                        " of the selector `{}`",
-                                        crate::evidence::selector_text(sel)
-                                    ),
-                                )
-                            })
-                    }))
-            })
-            .collect();
-        let user = v.users.iter().find(|u| u.name == p.user);
-        let Some(sweep) = v.dryrun.get(&p.user) else {
-            let (o, why, msg) = if v.users.iter().any(|u| u.name == p.user) {
-                (
-                    Outcome::Error,
-                    Why::UserNotSwept,
-                    format!("{} was not swept with ACL DRYRUN", p.user),
-                )
-            } else {
-                (
-                    Outcome::Fail,
-                    Why::UserMissing,
-                    format!("user {} does not exist on this node", p.user),
-                )
-            };
-            return SubjectFinding::with(subject, o, why)
-                .observed("no DRYRUN results")
-                .expected(expected.clone())
-                .message(msg);
-        };
-        let mut too_much = Vec::new();
-        // The same commands, by what grants them (what to remove).
-        let mut granted: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        let mut key_leaks = Vec::new();
-        let mut controls = Vec::new();
-        let mut undecided = Vec::new();
-        let mut unswept = Vec::new();
-        let mut untested_controls = 0usize;
-        let mut allowed = 0;
-        for info in table.commands.iter().filter(|c| !c.container) {
-            let Some(vs) = sweep.get(&info.name) else {
-                unswept.push(info.name.clone());
-                continue;
-            };
-            let letters: Vec<char> = vs.chars().collect();
-            if letters.contains(&'A') {
-                allowed += 1;
-            }
-            let deny_why = info
-                .categories
-                .iter()
-                .find(|c| p.deny_categories.contains(c))
-                .cloned()
-                .or_else(|| {
-                    info.flags
-                        .iter()
-                        .find(|f| p.deny_flags.contains(f))
-                        .map(|f| format!("flag {f}"))
-                })
-                .or_else(|| {
-                    p.deny_commands
-                        .iter()
-                        .find(|c| c.eq_ignore_ascii_case(&info.name))
-                        .map(|_| "denied by name".to_string())
-                });
-            if let Some(why) = deny_why {
-                if letters.contains(&'A') {
-                    // Name what lets it through: the root rule or the
-                    // selector, as GETUSER prints it (what to remove).
-                    let by = user
-                        .and_then(|u| u.grant_of(info))
-                        .unwrap_or_else(|| "a rule not recorded for this user".to_string());
-                    too_much.push(format!("{} ({why})", info.name));
-                    granted
-                        .entry(by)
-                        .or_default()
-                        .push(format!("{} ({why})", info.name));
-                } else if letters.contains(&'E') {
-                    undecided.push(info.name.clone());
-                }
-                continue;
-            }
-            let in_allowed = p
-                .allow_categories
-                .iter()
-                .any(|c| c == "@all" || info.categories.contains(c));
-            // A keyed command has one letter per sample key; on a
-            // permitted key it is the worst of them (every permitted
-            // pattern must work).
-            let on_permitted = if letters.len() == 1 {
-                Some(letters[0])
-            } else if letters.len() == keys.len() && !permitted.is_empty() {
-                let ls: Vec<char> = permitted.iter().map(|&i| letters[i]).collect();
-                ls.iter()
-                    .find(|l| **l != 'A' && **l != 'E')
-                    .or_else(|| ls.iter().find(|l| **l == 'E'))
-                    .copied()
-                    .or(Some('A'))
-            } else {
-                None
-            };
-            match on_permitted {
-                Some('A') => {}
-                Some('E') if in_allowed => undecided.push(info.name.clone()),
-                Some(_) if in_allowed => controls.push(info.name.clone()),
-                None if in_allowed => untested_controls += 1,
-                _ => {}
-            }
-            if letters.len() == keys.len() && letters.len() > 1 {
-                for &o in outside.iter().filter(|&&o| letters[o] == 'A') {
-                    key_leaks.push((info.name.clone(), o));
-                }
-            }
-        }
-        let leaking: std::collections::BTreeSet<&str> =
-            key_leaks.iter().map(|(c, _)| c.as_str()).collect();
-        let observed = format!(
-            "{allowed} of {} commands allowed; {} denied-by-policy allowed; {} reach keys outside {} (sample keys: {})",
-            sweep.len(),
-            too_much.len(),
-            leaking.len(),
-            p.key_patterns.join(" "),
-            keys.join(", ")
-        );
-        if !too_much.is_empty() || !key_leaks.is_empty() {
-            let mut parts = Vec::new();
-            if !too_much.is_empty() {
-                let by: Vec<String> = granted
-                    .iter()
-                    .map(|(g, cmds)| format!("{} (granted by {g})", first_of(cmds, 12)))
-                    .collect();
-                parts.push(format!(
-                    "{} may run {} command(s) the policy denies: {}",
-                    p.user,
-                    too_much.len(),
-                    by.join("; ")
-                ));
-            }
-            for &o in &outside {
-                let cmds: Vec<String> = key_leaks
-                    .iter()
-                    .filter(|(_, i)| *i == o)
-                    .map(|(c, _)| c.clone())
-                    .collect();
-                if cmds.is_empty() {
-                    continue;
-                }
-                let granted_by: Vec<String> = grants
-                    .iter()
-                    .filter(|(g, _)| glob(g, &keys[o]))
-                    .map(|(g, from)| format!("`~{g}`{from}"))
-                    .collect();
-                parts.push(format!(
-                    "{} can use {} command(s) on key `{}`{}, outside {}: {}",
-                    p.user,
-                    cmds.len(),
-                    keys[o],
-                    if granted_by.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (granted by {})", granted_by.join(", "))
-                    },
-                    p.key_patterns.join(" "),
-                    first_of(&cmds, 12)
-                ));
-            }
-            let why = if too_much.is_empty() {
-                Why::KeyOutsidePatterns
-            } else {
-                Why::DeniedCommandAllowed
-            };
-            return SubjectFinding::fail(subject, why)
-                .observed(observed)
-                .expected(expected.clone())
-                .message(parts.join("; "));
-        }
-        if sweep.is_empty() || !undecided.is_empty() || !unswept.is_empty() {
-            let mut parts = Vec::new();
-            if sweep.is_empty() {
-                parts.push((
-                    Why::SweepEmpty,
-                    format!("the DRYRUN sweep of {} is empty", p.user),
-                ));
-            }
-            if !undecided.is_empty() {
-                parts.push((
-                    Why::DryRunUndecided,
-                    format!(
-                        "ACL DRYRUN could not decide for {} command(s): {}",
-                        undecided.len(),
-                        first_of(&undecided, 12)
-                    ),
-                ));
-            }
-            if !unswept.is_empty() {
-                parts.push((
-                    Why::CommandsUnswept,
-                    format!(
-                        "{} command(s) of the COMMAND table were not swept: {}",
-                        unswept.len(),
-                        first_of(&unswept, 12)
-                    ),
-                ));
-            }
-            if v.dryrun_errors
-                .iter()
-                .any(|e| e.reply.starts_with("NOPERM"))
-            {
-                parts.push((
-                    Why::DryRunRefused,
-                    "the audit user was refused ACL DRYRUN (NOPERM): add +acl|dryrun to its ACL"
-                        .into(),
-                ));
-            }
-            return SubjectFinding::error(subject, parts[0].0)
-                .observed(observed)
-                .expected(expected.clone())
-                .message(joined(&parts));
-        }
-        if untested_controls > 0 {
-            return SubjectFinding::error(subject, Why::ControlsUntested).observed(observed).expected(expected.clone()).message(format!(
-                    "{untested_controls} keyed command(s) of the allowed categories were not tested: \
-                     no DRYRUN sample key ({}) falls under {}'s key patterns ({})",
-                    keys.join(", "),
-                    p.user,
-                    p.key_patterns.join(" ")
-                ));
-        }
-        if !controls.is_empty() {
-            return SubjectFinding::with(
-                subject,
-                match p.missing_allowed {
-                    MissingAllowed::Warn => Outcome::Warn,
-                    MissingAllowed::Fail => Outcome::Fail,
-                },
-                Why::AllowedCommandDenied,
-            )
-            .observed(observed)
-            .expected(expected.clone())
-            .message(format!(
-                "{} is denied {} command(s) the policy allows (positive control): {}",
-                p.user,
-                controls.len(),
-                first_of(&controls, 12)
-            ));
-        }
-        SubjectFinding::pass(subject, Why::PermissionsExact)
-            .observed(observed)
-            .expected(expected.clone())
-            .message(format!(
-                "{} has exactly the permissions the policy allows",
-                p.user
-            ))
-    })
-}
-
 /// Parameters of `access.cases`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -900,6 +515,7 @@ fn auth_failures(ev: &EvidenceSet, p: &AuthFailures) -> Vec<SubjectFinding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::glob;
 
     #[test]
     fn canonical_rules_ignore_the_order_of_individual_command_rules() {

@@ -17,6 +17,7 @@ pub(crate) mod encryption;
 pub(crate) mod network;
 pub(crate) mod patch;
 pub(crate) mod performance;
+pub(crate) mod permissions;
 pub(crate) mod placement;
 pub mod reason;
 pub(crate) mod rule;
@@ -31,6 +32,7 @@ pub fn reasons() -> Vec<Reason> {
     let mut v: Vec<Reason> = Vec::new();
     v.extend(reason::Common::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(access::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(permissions::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(transport::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(data::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(performance::Why::ALL.iter().map(|r| Reason::from(*r)));
@@ -47,6 +49,7 @@ pub fn reasons() -> Vec<Reason> {
 pub fn registry() -> BTreeMap<&'static str, Rule> {
     let mut rules = cluster::rules();
     rules.extend(access::rules());
+    rules.extend(permissions::rules());
     rules.extend(transport::rules());
     rules.extend(performance::rules());
     rules.extend(data::rules());

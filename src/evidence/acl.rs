@@ -17,7 +17,7 @@ pub struct AclView {
     /// one letter for commands without keys:
     /// `A` allowed, `C` command denied, `K` key denied, `H` channel denied,
     /// `E` error (see `dryrun_errors`).
-    pub dryrun: BTreeMap<String, BTreeMap<String, String>>,
+    pub dryrun: BTreeMap<String, BTreeMap<String, DryRunLetters>>,
     /// DRYRUN replies that were neither OK nor a permission denial.
     pub dryrun_errors: Vec<DryRunError>,
     /// Number of ACL DRYRUN calls made on this node.
@@ -528,7 +528,6 @@ impl DryRunVerdict {
     }
 
     /// The verdict a matrix letter stands for (`None` for another byte).
-    #[cfg(test)]
     pub(crate) fn from_letter(c: char) -> Option<DryRunVerdict> {
         Some(match c {
             'A' => DryRunVerdict::Allowed,
@@ -541,10 +540,47 @@ impl DryRunVerdict {
     }
 }
 
-/// Compares with the matrix letter (`verdict == 'A'`).
-impl PartialEq<char> for DryRunVerdict {
-    fn eq(&self, other: &char) -> bool {
-        self.letter() == *other
+/// One command's DRYRUN verdicts in the sweep matrix: one per sample key
+/// tried, or one for a command without keys. Written in evidence.json as
+/// their letters (`"AK"`), as it always was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DryRunLetters(Vec<DryRunVerdict>);
+
+impl DryRunLetters {
+    /// The verdicts, in sample-key order.
+    pub fn verdicts(&self) -> &[DryRunVerdict] {
+        &self.0
+    }
+
+    /// Appends the next sample key's verdict.
+    pub(crate) fn push(&mut self, v: DryRunVerdict) {
+        self.0.push(v);
+    }
+
+    /// Reads letters (`"AK"`); `None` if one is not a DRYRUN letter.
+    pub fn parse(letters: &str) -> Option<DryRunLetters> {
+        letters
+            .chars()
+            .map(DryRunVerdict::from_letter)
+            .collect::<Option<Vec<_>>>()
+            .map(DryRunLetters)
+    }
+}
+
+impl Serialize for DryRunLetters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0.iter().map(|v| v.letter()).collect::<String>())
+    }
+}
+
+impl<'de> Deserialize<'de> for DryRunLetters {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        DryRunLetters::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a string of DRYRUN letters (A, C, K, H, E)"
+            ))
+        })
     }
 }
 

@@ -92,8 +92,15 @@ fn prop(name: &str, value: impl Into<String>) -> Value {
 }
 
 /// Renders the OSCAL document. `needs(check id)` gives the probes whose
-/// evidence the check reads (from the policy's rule).
-pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<String>) -> String {
+/// evidence the check reads (from the policy's rule); `evidence_file` is
+/// the evidence's file name in the run directory, which the observations
+/// link to (the run's layout names it).
+pub fn render(
+    report: &Report,
+    ev: &EvidenceSet,
+    needs: &dyn Fn(&str) -> Vec<String>,
+    evidence_file: &str,
+) -> String {
     let run = report.run_id.as_str();
     let env = report.environment.as_str();
 
@@ -125,8 +132,8 @@ pub fn render(report: &Report, ev: &EvidenceSet, needs: &dyn Fn(&str) -> Vec<Str
                 "methods": ["TEST"],
                 "types": ["control-objective"],
                 "relevant-evidence": [{
-                    "href": "evidence.json",
-                    "description": format!("evidence.json, the item with probe `{}` and subject `{}`", e.probe, e.subject),
+                    "href": evidence_file,
+                    "description": format!("{evidence_file}, the item with probe `{}` and subject `{}`", e.probe, e.subject),
                 }],
                 "collected": ts(e.observed_at),
             })

@@ -80,7 +80,13 @@ pub(crate) fn contents(
         ),
         (
             layout::OSCAL,
-            crate::report::oscal::render(report, evidence, &|id| policy.probes_of(id)).into_bytes(),
+            crate::report::oscal::render(
+                report,
+                evidence,
+                &|id| policy.probes_of(id),
+                layout::EVIDENCE,
+            )
+            .into_bytes(),
         ),
     ])
 }

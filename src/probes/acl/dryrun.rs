@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::config::NodeAddr;
 use crate::evidence::{
-    dryrun_sample_keys, AclUser, CaseResult, CommandInfo, DryRunError, DryRunVerdict, ProbeFailure,
+    dryrun_sample_keys, AclUser, CaseResult, CommandInfo, DryRunError, DryRunLetters,
+    DryRunVerdict, ProbeFailure,
 };
 use crate::probes::scaffold::ProbeContext;
 
@@ -14,7 +15,7 @@ use super::replies::*;
 
 /// What one DRYRUN sweep found.
 pub(crate) struct Sweep {
-    pub(crate) dryrun: BTreeMap<String, BTreeMap<String, String>>,
+    pub(crate) dryrun: BTreeMap<String, BTreeMap<String, DryRunLetters>>,
     pub(crate) dryrun_errors: Vec<DryRunError>,
     pub(crate) calls: usize,
     pub(crate) cases: Vec<CaseResult>,
@@ -80,7 +81,7 @@ pub(crate) async fn sweep(
         let mut it = replies.iter();
         let mut m = BTreeMap::new();
         for (name, tries) in plan {
-            let mut v = String::new();
+            let mut v = DryRunLetters::default();
             for _ in 0..tries {
                 let (verdict, reply) = verdict(it.next());
                 if verdict == DryRunVerdict::Error {
@@ -90,7 +91,7 @@ pub(crate) async fn sweep(
                         reply,
                     });
                 }
-                v.push(verdict.letter());
+                v.push(verdict);
             }
             m.insert(name, v);
         }

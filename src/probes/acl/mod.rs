@@ -544,39 +544,43 @@ mod tests {
 
     #[test]
     fn verdicts_from_dryrun_replies() {
+        use crate::evidence::DryRunVerdict;
         let s = |t: &str| Frame::BulkString(t.as_bytes().to_vec());
-        assert_eq!(verdict(Some(&Frame::Okay)).0, 'A');
-        assert_eq!(verdict(Some(&Frame::SimpleString("OK".into()))).0, 'A');
+        assert_eq!(verdict(Some(&Frame::Okay)).0, DryRunVerdict::Allowed);
+        assert_eq!(
+            verdict(Some(&Frame::SimpleString("OK".into()))).0,
+            DryRunVerdict::Allowed
+        );
         assert_eq!(
             verdict(Some(&s(
                 "This user has no permissions to run the 'set' command"
             )))
             .0,
-            'C'
+            DryRunVerdict::CommandDenied
         );
         assert_eq!(
             verdict(Some(&s(
                 "This user has no permissions to access the 'foo' key"
             )))
             .0,
-            'K'
+            DryRunVerdict::KeyDenied
         );
         assert_eq!(
             verdict(Some(&s(
                 "This user has no permissions to access the 'c' channel"
             )))
             .0,
-            'H'
+            DryRunVerdict::ChannelDenied
         );
         assert_eq!(
             verdict(Some(
                 &redis::parse_redis_value(b"-ERR User 'x' not found\r\n").unwrap()
             ))
             .0,
-            'E'
+            DryRunVerdict::Error
         );
-        assert_eq!(verdict(Some(&Frame::Int(3))).0, 'E');
-        assert_eq!(verdict(None).0, 'E');
+        assert_eq!(verdict(Some(&Frame::Int(3))).0, DryRunVerdict::Error);
+        assert_eq!(verdict(None).0, DryRunVerdict::Error);
     }
 
     #[test]
