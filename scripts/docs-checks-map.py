@@ -27,6 +27,7 @@ AREAS = [
     ("Permissions", "src/checks/permissions.rs", "ACC-005, ACC-006, ACC-007, ACC-011"),
     ("Transport", "src/checks/transport.rs", "TLS"),
     ("Data", "src/checks/data.rs", "DATA, MON"),
+    ("Sessions", "src/checks/sessions.rs", "DATA-005"),
     ("Performance", "src/checks/performance.rs", "PERF"),
     ("Cluster", "src/checks/cluster.rs", "CLU-001..007"),
     ("Placement", "src/checks/placement.rs", "CLU-008..010"),

@@ -566,3 +566,81 @@ fn the_map_names_each_checks_title_rule_and_the_tests_that_fail_it() {
         );
     }
 }
+
+/// Every `.rs` file under `dir`, recursively, sorted.
+fn all_rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    rust_files(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// (name, first line, lines) of every function of a rustfmt-formatted
+/// file: from its `fn` line to the `}` at the same indentation.
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let body = l.trim_start();
+        let indent = &l[..l.len() - body.len()];
+        let rest = ["pub(crate) ", "pub ", ""]
+            .iter()
+            .find_map(|v| body.strip_prefix(v))
+            .unwrap_or(body);
+        let rest = rest.strip_prefix("async ").unwrap_or(rest);
+        let Some(sig) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = sig
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i..].iter().position(|x| *x == close) {
+            out.push((name, i + 1, end + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn rules_are_short_and_no_file_is_long() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut long_files = Vec::new();
+    for dir in ["src", "lab/src", "tests"] {
+        for f in all_rust_files(&root.join(dir)) {
+            let n = std::fs::read_to_string(&f).unwrap().lines().count();
+            if n > 900 {
+                long_files.push(format!(
+                    "{} ({n} lines)",
+                    f.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        long_files,
+        Vec::<String>::new(),
+        "files over 900 lines: split them"
+    );
+    let mut long_rules = Vec::new();
+    let mut seen = 0;
+    for f in all_rust_files(&root.join("src/checks")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (name, line, n) in functions(&text) {
+            seen += 1;
+            if n > 120 {
+                long_rules.push(format!(
+                    "{}:{line} {name} ({n} lines)",
+                    f.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(seen > 50, "read the checks' functions ({seen})");
+    assert_eq!(
+        long_rules,
+        Vec::<String>::new(),
+        "functions over 120 lines in src/checks: split them into a classify step and a decide step"
+    );
+}

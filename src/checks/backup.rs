@@ -143,6 +143,84 @@ fn snapshots(ev: &EvidenceSet, p: &SnapshotParams) -> Vec<SubjectFinding> {
     })
 }
 
+/// The snapshots' keys: every completed snapshot is a copy someone could
+/// restore, so each must be encrypted on a customer-managed key (as ENC-002
+/// asks of volumes). A key that was not described goes to `unknown`.
+fn key_problems(
+    inv: &AwsInventory,
+    completed: &[(&Snapshot, DateTime<Utc>)],
+    problems: &mut Vec<(Why, String)>,
+    unknown: &mut Vec<String>,
+) {
+    for (s, _) in completed {
+        match (s.encrypted, s.kms_key_id.as_deref()) {
+            (false, _) => problems.push((
+                Why::SnapshotNotEncrypted,
+                format!("snapshot {} is not encrypted", s.id),
+            )),
+            (true, None) => unknown.push(format!("snapshot {} names no KMS key", s.id)),
+            (true, Some(r)) => match inv.key(r) {
+                Some(k) if k.key_id.is_some() && k.aws_managed() => problems.push((
+                    Why::SnapshotOnAwsManagedKey,
+                    format!(
+                        "snapshot {} is encrypted with the AWS-managed key {}: copy it onto the \
+                         customer-managed key",
+                        s.id,
+                        k.label()
+                    ),
+                )),
+                Some(k) if k.key_id.is_some() => {}
+                _ => unknown.push(format!(
+                    "the key {r} of snapshot {} was not described",
+                    s.id
+                )),
+            },
+        }
+    }
+}
+
+/// Whether the kept snapshots reach back far enough: the retention period,
+/// or for a volume younger than it, the volume's start (its first snapshot
+/// within `max_age_hours` of its creation).
+fn retention_problem(
+    v: &Volume,
+    oldest: DateTime<Utc>,
+    p: &SnapshotParams,
+    now: DateTime<Utc>,
+) -> Option<(Why, String)> {
+    let retention = Duration::days(p.retention_days);
+    if now - oldest >= retention {
+        return None;
+    }
+    // A volume younger than the retention period cannot have older
+    // snapshots: its first must cover its start instead.
+    match v.created {
+        Some(c) if now - c < retention && oldest - c <= Duration::hours(p.max_age_hours) => None,
+        Some(c) if now - c < retention => {
+            let gap = age(oldest, c);
+            Some((
+                Why::StartNotCovered,
+                format!(
+                    "the volume is {} old, younger than the {}-day retention, but its oldest snapshot \
+                     was taken {gap} after it was created: its first {gap} are in no backup",
+                    age(now, c),
+                    p.retention_days,
+                ),
+            ))
+        }
+        _ => Some((
+            Why::RetentionShort,
+            format!(
+                "the oldest kept snapshot is {} old, less than the {}-day retention: older copies \
+                 were deleted (or never taken); keep snapshots for {} days",
+                age(now, oldest),
+                p.retention_days,
+                p.retention_days
+            ),
+        )),
+    }
+}
+
 fn judge_volume(
     inv: &AwsInventory,
     v: &Volume,
@@ -200,64 +278,9 @@ fn judge_volume(
             ),
         ));
     }
-    // Every completed snapshot is a copy someone could restore: each must
-    // be encrypted on a customer-managed key (as ENC-002 asks of volumes).
-    for (s, _) in &completed {
-        match (s.encrypted, s.kms_key_id.as_deref()) {
-            (false, _) => problems.push((
-                Why::SnapshotNotEncrypted,
-                format!("snapshot {} is not encrypted", s.id),
-            )),
-            (true, None) => unknown.push(format!("snapshot {} names no KMS key", s.id)),
-            (true, Some(r)) => match inv.key(r) {
-                Some(k) if k.key_id.is_some() && k.aws_managed() => problems.push((
-                    Why::SnapshotOnAwsManagedKey,
-                    format!(
-                        "snapshot {} is encrypted with the AWS-managed key {}: copy it onto the \
-                         customer-managed key",
-                        s.id,
-                        k.label()
-                    ),
-                )),
-                Some(k) if k.key_id.is_some() => {}
-                _ => unknown.push(format!(
-                    "the key {r} of snapshot {} was not described",
-                    s.id
-                )),
-            },
-        }
-    }
+    key_problems(inv, &completed, &mut problems, &mut unknown);
     let retention = Duration::days(p.retention_days);
-    let kept = now - oldest.1;
-    if kept < retention {
-        // A volume younger than the retention period cannot have older
-        // snapshots: its first must cover its start instead.
-        match v.created {
-            Some(c) if now - c < retention && oldest.1 - c <= Duration::hours(p.max_age_hours) => {}
-            Some(c) if now - c < retention => {
-                let gap = age(oldest.1, c);
-                problems.push((
-                    Why::StartNotCovered,
-                    format!(
-                        "the volume is {} old, younger than the {}-day retention, but its oldest snapshot \
-                         was taken {gap} after it was created: its first {gap} are in no backup",
-                        age(now, c),
-                        p.retention_days,
-                    ),
-                ))
-            }
-            _ => problems.push((
-                Why::RetentionShort,
-                format!(
-                    "the oldest kept snapshot is {} old, less than the {}-day retention: older copies \
-                     were deleted (or never taken); keep snapshots for {} days",
-                    age(now, oldest.1),
-                    p.retention_days,
-                    p.retention_days
-                ),
-            )),
-        }
-    }
+    problems.extend(retention_problem(v, oldest.1, p, now));
     if !problems.is_empty() {
         return SubjectFinding::fail(subject, problems[0].0)
             .observed(observed)

@@ -312,6 +312,75 @@ fn state_ok(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     })
 }
 
+/// What the other nodes say of node `id`.
+struct PeerViews {
+    /// Failing: a fail/pfail/handshake/noaddr flag, a link not connected,
+    /// a health other than online or loading.
+    complaints: Vec<(Why, String)>,
+    /// A replica loading or syncing, by its peers and its own account.
+    concerns: Vec<String>,
+    /// Peers still saying loading of a replica in sync by its own INFO.
+    stale: Vec<String>,
+}
+
+fn peer_views(
+    id: &str,
+    own: Option<&ClusterNodeView>,
+    views: &[(&str, &ClusterNodeView)],
+) -> PeerViews {
+    let mut complaints = Vec::new();
+    let mut concerns = Vec::new();
+    let mut stale = Vec::new();
+    for (subject, v) in views {
+        let Some(n) = v.nodes.iter().find(|n| n.id == id) else {
+            continue;
+        };
+        let bad: Vec<&str> = n
+            .flags
+            .iter()
+            .map(String::as_str)
+            .filter(|f| BAD_FLAGS.contains(f))
+            .collect();
+        if !bad.is_empty() {
+            complaints.push((
+                Why::NodeFlaggedFailing,
+                format!("{subject} flags it {}", bad.join(",")),
+            ));
+        }
+        if !n.has_flag("myself") && n.link_state != "connected" {
+            complaints.push((
+                Why::LinkDisconnected,
+                format!("{subject} has its link {}", n.link_state),
+            ));
+        }
+        for sn in v
+            .shards
+            .iter()
+            .flat_map(|s| &s.nodes)
+            .filter(|sn| sn.id == id)
+        {
+            match sn.health.as_str() {
+                "online" => {}
+                // Peers' view of a replica that loads or syncs; it lags
+                // by gossip, so the replica's own INFO decides.
+                "loading" if own.is_some_and(|o| o.own_replica_in_sync()) => {
+                    stale.push(format!("{subject} still shows health loading"))
+                }
+                "loading" => concerns.push(format!("{subject} reports health loading")),
+                other => complaints.push((
+                    Why::HealthNotOnline,
+                    format!("{subject} reports health {other}"),
+                )),
+            }
+        }
+    }
+    PeerViews {
+        complaints,
+        concerns,
+        stale,
+    }
+}
+
 const BAD_FLAGS: &[&str] = &["fail", "fail?", "handshake", "noaddr"];
 
 fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
@@ -340,52 +409,11 @@ fn nodes_online(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     for (id, addr) in &known {
         covered.insert(addr.clone());
         let own = views.iter().map(|(_, v)| *v).find(|v| &v.myself == id);
-        let mut complaints = Vec::new();
-        let mut concerns = Vec::new();
-        let mut stale = Vec::new();
-        for (subject, v) in &views {
-            let Some(n) = v.nodes.iter().find(|n| &n.id == id) else {
-                continue;
-            };
-            let bad: Vec<&str> = n
-                .flags
-                .iter()
-                .map(String::as_str)
-                .filter(|f| BAD_FLAGS.contains(f))
-                .collect();
-            if !bad.is_empty() {
-                complaints.push((
-                    Why::NodeFlaggedFailing,
-                    format!("{subject} flags it {}", bad.join(",")),
-                ));
-            }
-            if !n.has_flag("myself") && n.link_state != "connected" {
-                complaints.push((
-                    Why::LinkDisconnected,
-                    format!("{subject} has its link {}", n.link_state),
-                ));
-            }
-            for sn in v
-                .shards
-                .iter()
-                .flat_map(|s| &s.nodes)
-                .filter(|sn| &sn.id == id)
-            {
-                match sn.health.as_str() {
-                    "online" => {}
-                    // Peers' view of a replica that loads or syncs; it lags
-                    // by gossip, so the replica's own INFO decides.
-                    "loading" if own.is_some_and(|o| o.own_replica_in_sync()) => {
-                        stale.push(format!("{subject} still shows health loading"))
-                    }
-                    "loading" => concerns.push(format!("{subject} reports health loading")),
-                    other => complaints.push((
-                        Why::HealthNotOnline,
-                        format!("{subject} reports health {other}"),
-                    )),
-                }
-            }
-        }
+        let PeerViews {
+            complaints,
+            concerns,
+            stale,
+        } = peer_views(id, own, &views);
         let unreachable = probe_failure.get(addr.as_str());
         let subject = format!("{addr} ({})", short(id));
         if !complaints.is_empty() {
@@ -535,46 +563,18 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
         }
         let owners_in: BTreeSet<Option<&str>> = (a..=b).map(|s| o[s]).collect();
         let finding = match owners_in.iter().collect::<Vec<_>>().as_slice() {
-            [Some(id)] => {
-                let extra = ranges_where(|s| (s < a || s > b) && o[s] == Some(*id));
-                if !extra.is_empty() {
-                    SubjectFinding::fail(&subject, Why::MasterServesMore)
-                        .observed(format!("{} also serves {}", who(v, id), fmt_ranges(&extra)))
-                        .expected(expected)
-                        .message("the master of this range serves slots outside it")
-                } else if !used.insert(id) {
-                    SubjectFinding::fail(&subject, Why::RangesShareMaster)
-                        .observed(format!(
-                            "served by {}, which serves another expected range too",
-                            who(v, id)
-                        ))
-                        .expected(expected)
-                        .message("two expected ranges share a master")
-                } else if let Some(want) = p
-                    .masters_at
-                    .get(k)
-                    .filter(|w| v.nodes.iter().find(|n| n.id == **id).map(|n| &n.addr) != Some(*w))
-                {
-                    SubjectFinding::fail(&subject, Why::RangeMasterMoved)
-                        .observed(format!("served by {}", who(v, id)))
-                        .expected(format!("{expected}: {want}"))
-                        .message(format!(
-                            "the policy names {want} as this range's master, but {} serves it \
-                             (a failover or a manual move; {basis})",
-                            who(v, id)
-                        ))
-                } else {
-                    let at = p
-                        .masters_at
-                        .get(k)
-                        .map(|w| format!(": {w}"))
-                        .unwrap_or_default();
-                    SubjectFinding::pass(&subject, Why::RangeAsExpected)
-                        .observed(format!("served by {}", who(v, id)))
-                        .expected(format!("{expected}{at}"))
-                        .message(format!("as expected ({basis})"))
-                }
-            }
+            [Some(id)] => one_master(
+                &subject,
+                &expected,
+                id,
+                k,
+                (a, b),
+                v,
+                &o,
+                &mut used,
+                p,
+                &basis,
+            ),
             _ => {
                 let parts: Vec<String> = owners_in
                     .iter()
@@ -603,6 +603,62 @@ fn topology(ev: &EvidenceSet, p: &TopologyParams) -> Vec<SubjectFinding> {
              check's params, or enabled = false to leave it out of the verdict"));
     }
     out
+}
+
+/// The finding on an expected range served by one master `id`: that
+/// master serves nothing outside it, no other expected range, and is the
+/// one `masters_at` names for it (when it names one).
+#[allow(clippy::too_many_arguments)]
+fn one_master<'a>(
+    subject: &str,
+    expected: &str,
+    id: &'a str,
+    k: usize,
+    (a, b): (usize, usize),
+    v: &ClusterNodeView,
+    o: &[Option<&str>],
+    used: &mut BTreeSet<&'a str>,
+    p: &TopologyParams,
+    basis: &str,
+) -> SubjectFinding {
+    let extra = ranges_where(|s| (s < a || s > b) && o[s] == Some(id));
+    if !extra.is_empty() {
+        SubjectFinding::fail(subject, Why::MasterServesMore)
+            .observed(format!("{} also serves {}", who(v, id), fmt_ranges(&extra)))
+            .expected(expected)
+            .message("the master of this range serves slots outside it")
+    } else if !used.insert(id) {
+        SubjectFinding::fail(subject, Why::RangesShareMaster)
+            .observed(format!(
+                "served by {}, which serves another expected range too",
+                who(v, id)
+            ))
+            .expected(expected)
+            .message("two expected ranges share a master")
+    } else if let Some(want) = p
+        .masters_at
+        .get(k)
+        .filter(|w| v.nodes.iter().find(|n| n.id == id).map(|n| &n.addr) != Some(*w))
+    {
+        SubjectFinding::fail(subject, Why::RangeMasterMoved)
+            .observed(format!("served by {}", who(v, id)))
+            .expected(format!("{expected}: {want}"))
+            .message(format!(
+                "the policy names {want} as this range's master, but {} serves it \
+                     (a failover or a manual move; {basis})",
+                who(v, id)
+            ))
+    } else {
+        let at = p
+            .masters_at
+            .get(k)
+            .map(|w| format!(": {w}"))
+            .unwrap_or_default();
+        SubjectFinding::pass(subject, Why::RangeAsExpected)
+            .observed(format!("served by {}", who(v, id)))
+            .expected(format!("{expected}{at}"))
+            .message(format!("as expected ({basis})"))
+    }
 }
 
 fn keyslot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {

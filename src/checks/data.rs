@@ -1,13 +1,13 @@
 //! Data-protection and monitoring rules: AOF persistence, eviction policy,
-//! hardening settings, replicas, session TTLs (automatic logoff), exporters.
+//! hardening settings, replicas, connections, modules, the audit trail and
+//! exporters. Session expiry (DATA-005) is in `sessions.rs`.
 
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, first_of, joined, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
 use crate::evidence::{
     DataNodeView, EvidenceSet, ExporterView, Observation, ProbeFailure, ProbeId,
-    SessionScanSettings, SessionScanView,
 };
 
 reasons! {
@@ -77,20 +77,6 @@ reasons! {
         ReplicaLinkDown = "replica-link-down",
         /// INFO replication said neither master nor slave.
         RoleUnknown = "role-unknown",
-        /// Every session key examined expires within the logoff.
-        SessionsExpire = "sessions-expire",
-        /// Session keys without a TTL.
-        SessionWithoutTtl = "session-without-ttl",
-        /// Session keys whose TTL outlives the logoff.
-        SessionTtlTooLong = "session-ttl-too-long",
-        /// Session keys whose TTL could not be read.
-        SessionKeysUnreadable = "session-keys-unreadable",
-        /// Session keys that are not hashes.
-        SessionNotAHash = "session-not-a-hash",
-        /// No key matches the pattern on any master.
-        NoSessionKeys = "no-session-keys",
-        /// The evidence was scanned for another pattern.
-        ScannedOtherPattern = "scanned-other-pattern",
         /// The exporter reports the node up and scraped.
         ExporterHealthy = "exporter-healthy",
         /// The exporter did not answer.
@@ -128,15 +114,6 @@ pub(crate) fn rules() -> Vec<Rule> {
             &[ProbeId::DataConfig],
             CONFIG_METHOD,
             audit_trail,
-        ),
-        Rule::new(
-            "data.session_ttl",
-            &[ProbeId::Sessions],
-            "On every master: SCAN MATCH <pattern> with a bounded COUNT and pipelined TTL and TYPE for \
-             each key found, up to a cap per master (the evidence says whether the scan was complete or \
-             a sample). Key names are bearer tokens: offending keys are reported only as a count and a \
-             keyed hash (HMAC-SHA256 with this run's salt, kept next to the report, never in it).",
-            session_ttl,
         ),
         Rule::new(
             "monitoring.exporter",
@@ -683,165 +660,6 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
                 .expected(expected.clone())
                 .message("INFO replication did not say master or slave"),
         }
-    })
-}
-
-fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding> {
-    let views = ev.views(ProbeId::Sessions, |o| match o {
-        Observation::SessionScan(v) => Some(v),
-        _ => None,
-    });
-    let expected = format!(
-        "every key matching {} has a TTL <= {} s (automatic logoff, of the server-side session store only) and is a hash; at least one such key exists",
-        p.pattern, p.max_ttl_s
-    );
-    // Keys found on any master: zero everywhere is no evidence at all.
-    let cluster_total: u64 = views
-        .iter()
-        .filter_map(|(_, r)| r.ok())
-        .map(|v| v.scanned)
-        .sum();
-    each(views, &expected, |subject, v: &SessionScanView| {
-        let s = &v.settings;
-        let observed = format!(
-            "{} keys matching {} examined ({}){}; {} without TTL, {} with TTL > {} s, {} not a hash; longest TTL {}",
-            v.scanned,
-            s.pattern,
-            if v.complete { "complete scan" } else { "sample: the cap was reached" },
-            if v.unreadable.is_empty() {
-                String::new()
-            } else {
-                format!(", {} unreadable", v.unreadable.len())
-            },
-            v.no_ttl.len(),
-            v.ttl_too_long.len(),
-            s.max_ttl_s,
-            v.not_hash.len(),
-            v.longest_ttl_s.map(|t| format!("{t} s")).unwrap_or_else(|| "n/a".into())
-        );
-        let finding = |o, why: Why, m: String| {
-            SubjectFinding::with(subject, o, why)
-                .observed(observed.clone())
-                .expected(expected.clone())
-                .message(m)
-        };
-        // Judged against the policy's parameters: evidence scanned under
-        // another pattern cannot answer for this one.
-        if s.pattern != p.pattern {
-            return finding(
-                Outcome::Error,
-                Why::ScannedOtherPattern,
-                format!(
-                    "the evidence was scanned for {} but the policy now asks about {}: run the audit again",
-                    s.pattern, p.pattern
-                ),
-            );
-        }
-        let mut problems = Vec::new();
-        if !v.no_ttl.is_empty() {
-            problems.push((
-                Why::SessionWithoutTtl,
-                format!(
-                    "{} session key(s) never expire (keyed hashes: {})",
-                    v.no_ttl.len(),
-                    first_of(&v.no_ttl, 10)
-                ),
-            ));
-        }
-        // The longest TTL decides (it is exact whatever threshold the scan
-        // listed keys above); the listed keys count too.
-        let longest = v
-            .ttl_too_long
-            .iter()
-            .map(|(_, t)| *t)
-            .chain(v.longest_ttl_s)
-            .max();
-        if longest.is_some_and(|t| t > p.max_ttl_s) {
-            let l: Vec<String> = v
-                .ttl_too_long
-                .iter()
-                .filter(|(_, t)| *t > p.max_ttl_s)
-                .map(|(h, t)| format!("{h} ({t} s)"))
-                .collect();
-            problems.push((Why::SessionTtlTooLong, if p.max_ttl_s < s.max_ttl_s {
-                format!(
-                    "the longest TTL, {} s, outlives the {} s logoff (the scan listed keys only above {} s{}{})",
-                    longest.unwrap_or_default(),
-                    p.max_ttl_s,
-                    s.max_ttl_s,
-                    if l.is_empty() { "" } else { "; keyed hashes: " },
-                    first_of(&l, 10)
-                )
-            } else {
-                format!(
-                    "{} session key(s) outlive the {} s logoff (keyed hashes: {})",
-                    l.len(),
-                    p.max_ttl_s,
-                    first_of(&l, 10)
-                )
-            }));
-        }
-        if !problems.is_empty() {
-            return finding(
-                Outcome::Fail,
-                problems[0].0,
-                format!("{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file", joined(&problems), p.max_ttl_s),
-            );
-        }
-        if !v.unreadable.is_empty() {
-            let l: Vec<String> = v
-                .unreadable
-                .iter()
-                .map(|(h, e)| format!("{h}: {e}"))
-                .collect();
-            return finding(
-                Outcome::Error,
-                Why::SessionKeysUnreadable,
-                format!(
-                    "{} key(s) matching {} could not be read, so their expiry is unknown: {} \
-                     (NOPERM: give the audit user +ttl +type on these keys; MOVED: slots moved during the scan, run again)",
-                    v.unreadable.len(),
-                    s.pattern,
-                    first_of(&l, 5)
-                ),
-            );
-        }
-        if cluster_total == 0 {
-            return finding(
-                Outcome::Warn,
-                Why::NoSessionKeys,
-                format!(
-                    "no key matches {} on any master, so no session expiry was observed: if the \
-                     application names its session keys otherwise, set this check's pattern",
-                    s.pattern
-                ),
-            );
-        }
-        if !v.not_hash.is_empty() {
-            let l: Vec<String> = v
-                .not_hash
-                .iter()
-                .map(|(h, t)| format!("{h} ({t})"))
-                .collect();
-            return finding(
-                Outcome::Warn,
-                Why::SessionNotAHash,
-                format!(
-                    "{} session key(s) are not hashes: {}",
-                    v.not_hash.len(),
-                    first_of(&l, 10)
-                ),
-            );
-        }
-        finding(
-            Outcome::Pass,
-            Why::SessionsExpire,
-            if v.scanned == 0 {
-                "no session key on this master (other masters hold them); none can outlive the logoff".into()
-            } else {
-                "sessions expire as required".into()
-            },
-        )
     })
 }
 

@@ -21,6 +21,7 @@ pub(crate) mod permissions;
 pub(crate) mod placement;
 pub mod reason;
 pub(crate) mod rule;
+pub(crate) mod sessions;
 pub mod transport;
 
 pub use reason::Reason;
@@ -35,6 +36,7 @@ pub fn reasons() -> Vec<Reason> {
     v.extend(permissions::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(transport::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(data::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(sessions::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(performance::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(cluster::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(placement::Why::ALL.iter().map(|r| Reason::from(*r)));
@@ -53,6 +55,7 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     rules.extend(transport::rules());
     rules.extend(performance::rules());
     rules.extend(data::rules());
+    rules.extend(sessions::rules());
     rules.extend(network::rules());
     rules.extend(encryption::rules());
     rules.extend(placement::rules());

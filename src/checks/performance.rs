@@ -229,6 +229,53 @@ fn uncertainty_us(host: &crate::evidence::HostNoise) -> u64 {
     1_000_000 / u64::from(host.tick_hz.max(1)) + host.lateness.p90_us
 }
 
+/// What the window saw, in one line, and what else the master did during
+/// it (the other clients' commands, for the messages).
+fn window_observed(v: &crate::evidence::LatencyView) -> (String, String) {
+    let c = &v.corrected;
+    let server: Vec<String> = v
+        .server_usec_per_call
+        .iter()
+        .map(|(k, (n, u))| format!("{k} {u} µs x{n}"))
+        .collect();
+    // What else the master did during the window, and the
+    // server's own view of the same command.
+    let others: u64 = v.other_commands.values().sum();
+    let mut top: Vec<(&String, &u64)> = v.other_commands.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let concurrent = if v.window_start.is_none() {
+        "concurrent load not recorded".to_string()
+    } else if others == 0 {
+        "no other client's command during the window".to_string()
+    } else {
+        format!(
+            "{others} commands from other clients during the window ({})",
+            top.iter()
+                .take(3)
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let server_p99 = server_hgetall_p99(v)
+        .map(|p| format!("; server-side HGETALL p99 {p} µs (INFO latencystats, cumulative since the stats were reset)"))
+        .unwrap_or_default();
+    let observed = format!(
+        "{}; raw (from send) p99 {}; HGETALL p99 {}, HSET+EXPIRE p99 {}; {:.1} ops/s achieved of {} planned ops, {} errors, {} unanswered; TLS connect {}; server mean {}{server_p99}; {concurrent}",
+        describe(c),
+        fmt_us(v.raw.p99_us),
+        fmt_us(v.reads.p99_us),
+        fmt_us(v.writes.p99_us),
+        v.achieved_rate,
+        v.planned_ops,
+        v.errors,
+        v.timed_out_ops,
+        fmt_us(v.connect_us),
+        if server.is_empty() { "n/a".to_string() } else { server.join(", ") }
+    );
+    (observed, concurrent)
+}
+
 fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
     let expected = format!(
         "corrected p99 <= {} (warning when p99.9 exceeds it)",
@@ -242,38 +289,7 @@ fn p99(ev: &EvidenceSet, p: &P99Params) -> Vec<SubjectFinding> {
                 Err(f) => return SubjectFinding::unobserved(subject, expected.clone(), f),
             };
             let c = &v.corrected;
-            let server: Vec<String> = v.server_usec_per_call.iter().map(|(k, (n, u))| format!("{k} {u} µs x{n}")).collect();
-            // What else the master did during the window, and the
-            // server's own view of the same command.
-            let others: u64 = v.other_commands.values().sum();
-            let mut top: Vec<(&String, &u64)> = v.other_commands.iter().collect();
-            top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            let concurrent = if v.window_start.is_none() {
-                "concurrent load not recorded".to_string()
-            } else if others == 0 {
-                "no other client's command during the window".to_string()
-            } else {
-                format!(
-                    "{others} commands from other clients during the window ({})",
-                    top.iter().take(3).map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", ")
-                )
-            };
-            let server_p99 = server_hgetall_p99(v)
-                .map(|p| format!("; server-side HGETALL p99 {p} µs (INFO latencystats, cumulative since the stats were reset)"))
-                .unwrap_or_default();
-            let observed = format!(
-                "{}; raw (from send) p99 {}; HGETALL p99 {}, HSET+EXPIRE p99 {}; {:.1} ops/s achieved of {} planned ops, {} errors, {} unanswered; TLS connect {}; server mean {}{server_p99}; {concurrent}",
-                describe(c),
-                fmt_us(v.raw.p99_us),
-                fmt_us(v.reads.p99_us),
-                fmt_us(v.writes.p99_us),
-                v.achieved_rate,
-                v.planned_ops,
-                v.errors,
-                v.timed_out_ops,
-                fmt_us(v.connect_us),
-                if server.is_empty() { "n/a".to_string() } else { server.join(", ") }
-            );
+            let (observed, concurrent) = window_observed(v);
             if v.errors > 0 {
                 return SubjectFinding::error(subject, Why::OperationsFailed).observed(observed).expected(expected.clone()).message(format!("{} operations failed (first: {}): the measurement is not the production path", v.errors, v.first_error.as_deref().unwrap_or("?")));
             }

@@ -1,5 +1,6 @@
 //! The latency probe's arithmetic, pure so it can be driven by a fake
-//! clock: HdrHistogram distributions, and how much of each operation's
+//! clock: the open-loop [`Schedule`], the [`Recorder`] of each operation's
+//! latency, HdrHistogram distributions, and how much of each operation's
 //! latency the auditing host itself caused.
 //!
 //! The host's own latency is measured the way `redis-cli
@@ -121,6 +122,167 @@ pub(crate) fn net_latency(ops: &[Op], ticks: &[Tick]) -> Distribution {
         h.saturating_record(us(latency.saturating_sub(host_share(op, ticks))));
     }
     distribution(&h)
+}
+
+/// The open-loop schedule: operation `i` is due at `i * interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Schedule {
+    /// Time between two operations.
+    pub interval: Duration,
+    /// Operations in the warm-up (not measured).
+    pub warmup_ops: u64,
+    /// All operations (warm-up included), capped.
+    pub total_ops: u64,
+}
+
+impl Schedule {
+    /// The schedule for a rate, warm-up, duration and cap.
+    pub(crate) fn new(
+        rate_per_s: u32,
+        warmup: Duration,
+        duration: Duration,
+        max_ops: u64,
+    ) -> Schedule {
+        let rate = rate_per_s.max(1) as u64;
+        let interval = Duration::from_nanos(1_000_000_000 / rate);
+        let warmup_ops = warmup.as_nanos() as u64 / interval.as_nanos().max(1) as u64;
+        let measured = duration.as_nanos() as u64 / interval.as_nanos().max(1) as u64;
+        let total_ops = (warmup_ops + measured).min(max_ops);
+        Schedule {
+            interval,
+            warmup_ops: warmup_ops.min(total_ops),
+            total_ops,
+        }
+    }
+
+    /// When operation `i` is due, from the start.
+    pub(crate) fn intended(&self, i: u64) -> Duration {
+        self.interval * i as u32
+    }
+}
+
+/// Kind of operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    /// HGETALL.
+    Read,
+    /// HSET + EXPIRE (pipelined; measured to the EXPIRE reply).
+    Write,
+}
+
+/// Bookkeeping of completed operations. Pure: times are offsets from the
+/// start, so it can be driven by a fake clock.
+pub(crate) struct Recorder {
+    corrected: Histogram<u64>,
+    raw: Histogram<u64>,
+    reads: Histogram<u64>,
+    writes: Histogram<u64>,
+    /// Error replies.
+    pub errors: u64,
+    /// The first error reply.
+    pub first_error: Option<String>,
+    /// Operations completed (warm-up included).
+    pub completed: u64,
+    last_received: Duration,
+    first_measured_intended: Option<Duration>,
+    /// Every measured operation's times, for the host-noise attribution.
+    ops: Vec<Op>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            corrected: histogram(),
+            raw: histogram(),
+            reads: histogram(),
+            writes: histogram(),
+            errors: 0,
+            first_error: None,
+            completed: 0,
+            last_received: Duration::ZERO,
+            first_measured_intended: None,
+            ops: Vec::new(),
+        }
+    }
+}
+
+impl Recorder {
+    /// Records one completed operation. `corrected` latency runs from the
+    /// intended send time, `raw` from the actual one; warm-up operations
+    /// (`measured == false`) are counted but not recorded.
+    pub(crate) fn record(
+        &mut self,
+        kind: OpKind,
+        intended: Duration,
+        sent: Duration,
+        received: Duration,
+        measured: bool,
+    ) {
+        self.completed += 1;
+        self.last_received = self.last_received.max(received);
+        if !measured {
+            return;
+        }
+        self.first_measured_intended.get_or_insert(intended);
+        self.ops.push(Op {
+            intended,
+            sent,
+            received,
+        });
+        let corrected = us(received.saturating_sub(intended));
+        self.corrected.saturating_record(corrected);
+        self.raw
+            .saturating_record(us(received.saturating_sub(sent)));
+        match kind {
+            OpKind::Read => self.reads.saturating_record(corrected),
+            OpKind::Write => self.writes.saturating_record(corrected),
+        }
+    }
+
+    /// Records an operation that never got an answer before the deadline:
+    /// its latency is at least `deadline - intended`.
+    pub(crate) fn record_timeout(&mut self, intended: Duration, deadline: Duration) {
+        self.corrected
+            .saturating_record(us(deadline.saturating_sub(intended)));
+    }
+
+    /// Counts an error reply.
+    pub(crate) fn error(&mut self, reply: &str) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(|| reply.to_string());
+    }
+
+    /// Corrected (from intended send time).
+    pub(crate) fn corrected(&self) -> Distribution {
+        distribution(&self.corrected)
+    }
+    /// Raw (from actual send time), as a closed-loop client would report.
+    pub(crate) fn raw(&self) -> Distribution {
+        distribution(&self.raw)
+    }
+    /// Corrected, HGETALL only.
+    pub(crate) fn reads(&self) -> Distribution {
+        distribution(&self.reads)
+    }
+    /// Corrected, HSET+EXPIRE only.
+    pub(crate) fn writes(&self) -> Distribution {
+        distribution(&self.writes)
+    }
+    /// Every measured operation's times.
+    pub(crate) fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Measured operations per second actually completed.
+    pub(crate) fn achieved_rate(&self) -> f64 {
+        match self.first_measured_intended {
+            Some(first) if self.last_received > first => {
+                let n = self.corrected.len() as f64;
+                (n / (self.last_received - first).as_secs_f64() * 10.0).round() / 10.0
+            }
+            _ => 0.0,
+        }
+    }
 }
 
 #[cfg(test)]
