@@ -44,7 +44,30 @@ pub(crate) fn session_pattern(policy: &Policy) -> Option<String> {
         .checks
         .iter()
         .filter(|c| c.enabled && c.rule == "data.session_ttl")
-        .find_map(|c| c.params.get("pattern")?.as_str().map(str::to_string))
+        .find_map(params::<crate::evidence::SessionScanSettings>)
+        .map(|s| s.pattern)
+}
+
+/// A check's `[check.params]` read as `T` (`None` where they do not fit,
+/// which the policy's own validation reports when it is loaded).
+fn params<T: serde::de::DeserializeOwned>(c: &CheckDef) -> Option<T> {
+    toml::Value::Table(c.params.clone()).try_into::<T>().ok()
+}
+
+/// The parameters that tell the ACL and TLS probes what to look at, read
+/// from any check that has them (each rule validates its own in full).
+#[derive(Debug, Default, serde::Deserialize)]
+struct ProbeParams {
+    /// The user whose permissions a check judges (swept with DRYRUN).
+    user: Option<String>,
+    /// That user's key patterns (`*` when the check names none).
+    key_patterns: Option<Vec<String>>,
+    /// Plaintext ports to try besides the configured and advertised ones.
+    #[serde(default)]
+    extra_plaintext_ports: Vec<u16>,
+    /// ACL DRYRUN cases to evaluate.
+    #[serde(default)]
+    cases: Vec<DryRunCase>,
 }
 
 /// What the selected checks ask the probes to look at: the `user` of every
@@ -62,14 +85,12 @@ pub(crate) fn probe_inputs(policy: &Policy, selected: &[&CheckDef]) -> ProbeInpu
                 .is_some_and(|r| r.needs.contains(&p))
         };
         if needs(ProbeId::Sessions) {
-            let params = toml::Value::Table(c.params.clone());
-            if let Ok(settings) = params.try_into::<crate::evidence::SessionScanSettings>() {
+            if let Some(settings) = params::<crate::evidence::SessionScanSettings>(c) {
                 inputs.sessions = Some(settings);
             }
         }
         if needs(ProbeId::Latency) {
-            let params = toml::Value::Table(c.params.clone());
-            if let Ok(mut settings) = params.try_into::<crate::evidence::LatencySettings>() {
+            if let Some(mut settings) = params::<crate::evidence::LatencySettings>(c) {
                 if settings.key_pattern.is_empty() {
                     settings.key_pattern = session_pattern(policy).unwrap_or_default();
                 }
@@ -79,34 +100,18 @@ pub(crate) fn probe_inputs(policy: &Policy, selected: &[&CheckDef]) -> ProbeInpu
         if !needs(ProbeId::Acl) && !needs(ProbeId::TlsConfig) {
             continue;
         }
-        if let Some(toml::Value::String(u)) = c.params.get("user") {
-            let patterns: Vec<String> = match c.params.get("key_patterns") {
-                Some(toml::Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|p| p.as_str().map(str::to_string))
-                    .collect(),
-                _ => vec!["*".into()],
-            };
-            let known = inputs.dryrun_users.entry(u.clone()).or_default();
-            for p in patterns {
-                if !known.contains(&p) {
-                    known.push(p);
+        let p: ProbeParams = params(c).unwrap_or_default();
+        if let Some(u) = p.user {
+            let patterns = p.key_patterns.unwrap_or_else(|| vec!["*".into()]);
+            let known = inputs.dryrun_users.entry(u).or_default();
+            for pat in patterns {
+                if !known.contains(&pat) {
+                    known.push(pat);
                 }
             }
         }
-        if let Some(toml::Value::Array(ports)) = c.params.get("extra_plaintext_ports") {
-            inputs.plaintext_ports.extend(
-                ports
-                    .iter()
-                    .filter_map(|p| p.as_integer())
-                    .filter_map(|p| u16::try_from(p).ok()),
-            );
-        }
-        if let Some(cases) = c.params.get("cases") {
-            if let Ok(cases) = cases.clone().try_into::<Vec<DryRunCase>>() {
-                inputs.dryrun_cases.extend(cases);
-            }
-        }
+        inputs.plaintext_ports.extend(p.extra_plaintext_ports);
+        inputs.dryrun_cases.extend(p.cases);
     }
     inputs
 }

@@ -266,7 +266,7 @@ fn a_replica_still_loading_is_a_warning_not_a_failure() {
                 .flat_map(|s| s.nodes.iter_mut())
                 .filter(|n| n.ip == "127.0.1.5")
             {
-                sn.health = "loading".into();
+                sn.health = epic_audit::evidence::ShardHealth::Loading;
             }
         }
     }

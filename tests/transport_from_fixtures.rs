@@ -66,7 +66,7 @@ fn an_accepted_tls12_fails_versions() {
         let r = v
             .versions
             .iter_mut()
-            .find(|r| r.version == "TLSv1.2")
+            .find(|r| r.version == epic_audit::evidence::TlsVersion::Tls12)
             .unwrap();
         r.outcome = epic_audit::evidence::VersionOutcome::Accepted;
         r.detail = "ServerHello TLSv1.2 cipher 0xc030".into();

@@ -283,7 +283,7 @@ impl Lab {
                 if let Some(n) = shards
                     .iter()
                     .flat_map(|s| &s.nodes)
-                    .find(|n| n.health != "online")
+                    .find(|n| n.health != epic_audit::evidence::ShardHealth::Online)
                 {
                     return Err(format!(
                         "node {} sees {} with health {}",

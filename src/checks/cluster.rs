@@ -9,7 +9,9 @@ use super::reason::reasons;
 use super::rule::{each, joined, NoParams, Outcome, Rule, SubjectFinding};
 pub(crate) use crate::evidence::topology::SLOTS;
 use crate::evidence::topology::{majority, owners};
-use crate::evidence::{ClusterNodeView, EvidenceSet, ProbeFailure, ProbeId, SlotRange};
+use crate::evidence::{
+    ClusterNodeView, EvidenceSet, ProbeFailure, ProbeId, ShardHealth, SlotRange,
+};
 
 reasons! {
     /// Why a node, slot range or key got its outcome in the cluster checks (CLU).
@@ -359,14 +361,14 @@ fn peer_views(
             .flat_map(|s| &s.nodes)
             .filter(|sn| sn.id == id)
         {
-            match sn.health.as_str() {
-                "online" => {}
+            match &sn.health {
+                ShardHealth::Online => {}
                 // Peers' view of a replica that loads or syncs; it lags
                 // by gossip, so the replica's own INFO decides.
-                "loading" if own.is_some_and(|o| o.own_replica_in_sync()) => {
+                ShardHealth::Loading if own.is_some_and(|o| o.own_replica_in_sync()) => {
                     stale.push(format!("{subject} still shows health loading"))
                 }
-                "loading" => concerns.push(format!("{subject} reports health loading")),
+                ShardHealth::Loading => concerns.push(format!("{subject} reports health loading")),
                 other => complaints.push((
                     Why::HealthNotOnline,
                     format!("{subject} reports health {other}"),

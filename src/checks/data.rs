@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::reason::reasons;
 use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
 use crate::evidence::{
-    DataNodeView, EvidenceSet, ExporterView, Observation, ProbeFailure, ProbeId,
+    DataNodeView, EvidenceSet, ExporterView, Observation, ProbeFailure, ProbeId, ReplicationRole,
 };
 
 reasons! {
@@ -620,8 +620,8 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
     );
     each(data_views(ev), &expected, |subject, v| {
         let r = |k: &str| v.replication.get(k).map(String::as_str).unwrap_or("?");
-        match r("role") {
-            "master" => {
+        match v.replication_role() {
+            ReplicationRole::Master => {
                 let online = v
                     .replication
                     .iter()
@@ -644,7 +644,7 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
                     SubjectFinding::warn(subject, Why::TooFewReplicas).observed(observed).expected(expected.clone()).message("one failure away from losing this master's slots: add a replica (CLUSTER REPLICATE <master-id> on a spare node)")
                 }
             }
-            "slave" => {
+            ReplicationRole::Replica => {
                 let observed = format!("replica, master_link_status {}", r("master_link_status"));
                 if r("master_link_status") == "up" {
                     SubjectFinding::pass(subject, Why::ReplicaInSync)
@@ -655,7 +655,7 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
                     SubjectFinding::fail(subject, Why::ReplicaLinkDown).observed(observed).expected(expected.clone()).message("the replica is not replicating: check its logs, masterauth/masteruser and TLS")
                 }
             }
-            other => SubjectFinding::error(subject, Why::RoleUnknown)
+            ReplicationRole::Other(other) => SubjectFinding::error(subject, Why::RoleUnknown)
                 .observed(format!("role {other}"))
                 .expected(expected.clone())
                 .message("INFO replication did not say master or slave"),

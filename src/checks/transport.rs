@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::reason::reasons;
 use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
-use crate::evidence::{CertInfo, EvidenceSet, PortKind, TlsEndpointView, VersionOutcome};
+use crate::evidence::{
+    CertInfo, EvidenceSet, PortKind, TlsEndpointView, TlsVersion, VersionOutcome,
+};
 
 reasons! {
     /// Why a TLS endpoint or node got its outcome in the transport checks (TLS).
@@ -199,13 +201,20 @@ fn with_leaf(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Versions {
     /// Versions that may be accepted, e.g. `["TLSv1.3"]`.
-    pub allowed: Vec<String>,
+    pub allowed: Vec<TlsVersion>,
 }
 
 fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
+    let names = |sep: &str| {
+        p.allowed
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
     let expected = format!(
         "only {} accepted, and a full TLS 1.3 handshake with the client certificate completes",
-        p.allowed.join(", ")
+        names(", ")
     );
     let configured: BTreeMap<String, String> = ev
         .tls_configs()
@@ -226,7 +235,7 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
             let allowed = p.allowed.contains(&r.version);
             match r.outcome {
                 VersionOutcome::Accepted => {
-                    accepted.push(r.version.as_str());
+                    accepted.push(r.version.name());
                     if !allowed {
                         forbidden.push(format!("{} ({})", r.version, r.detail));
                     }
@@ -253,7 +262,7 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
                     "{} accepts {}; set `tls-protocols \"{}\"` in redis.conf (and CONFIG SET it) on every node",
                     v.address,
                     forbidden.join(", "),
-                    p.allowed.join(" ")
+                    names(" ")
                 ));
         }
         if !undetermined.is_empty() {
@@ -270,13 +279,9 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
             return SubjectFinding::fail(subject, Why::NoAllowedVersion)
                 .observed(observed)
                 .expected(expected.clone())
-                .message(format!(
-                    "{} accepts none of {}",
-                    v.address,
-                    p.allowed.join(", ")
-                ));
+                .message(format!("{} accepts none of {}", v.address, names(", ")));
         }
-        if p.allowed.iter().any(|a| a == "TLSv1.3") && !v.handshake.completed {
+        if p.allowed.contains(&TlsVersion::Tls13) && !v.handshake.completed {
             return SubjectFinding::fail(subject, Why::Tls13HandshakeFailed)
                 .observed(observed)
                 .expected(expected.clone())

@@ -228,9 +228,31 @@ pub struct ShardNode {
     /// TLS port.
     pub tls_port: Option<u16>,
     /// `master` or `replica`.
-    pub role: String,
+    pub role: ShardRole,
     /// `online`, `failed` or `loading`.
-    pub health: String,
+    pub health: ShardHealth,
+}
+
+server_words! {
+    /// A node's role in CLUSTER SHARDS.
+    ShardRole {
+        /// `master`.
+        Master = "master",
+        /// `replica`.
+        Replica = "replica",
+    }
+}
+
+server_words! {
+    /// A node's health in CLUSTER SHARDS.
+    ShardHealth {
+        /// `online`: serving.
+        Online = "online",
+        /// `failed`: failed over or unreachable.
+        Failed = "failed",
+        /// `loading`: loading or syncing its data set.
+        Loading = "loading",
+    }
 }
 
 impl ShardNode {

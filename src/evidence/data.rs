@@ -96,3 +96,25 @@ pub struct ExporterView {
     /// redis_up, redis_cluster_state, redis_exporter_last_scrape_error, ...
     pub metrics: BTreeMap<String, f64>,
 }
+
+server_words! {
+    /// A node's replication role, as INFO replication's `role` says it.
+    ReplicationRole {
+        /// `master`.
+        Master = "master",
+        /// `slave`: a replica.
+        Replica = "slave",
+    }
+}
+
+impl DataNodeView {
+    /// The node's replication role (INFO replication's `role`); `Other("?")`
+    /// when the node did not report one.
+    pub fn replication_role(&self) -> ReplicationRole {
+        self.replication
+            .get("role")
+            .cloned()
+            .unwrap_or_else(|| "?".into())
+            .into()
+    }
+}

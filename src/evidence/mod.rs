@@ -4,6 +4,47 @@
 //! written as `evidence.json` and can be judged again offline with
 //! `epic-audit evaluate`, so everything a check needs must be in here.
 
+/// Declares a closed set read from a server's text reply: the values the
+/// server documents, and `Other` keeping any other word as it was sent
+/// (judged, never dropped). Serialised as the word itself, so evidence.json
+/// holds exactly what it held when these were strings.
+macro_rules! server_words {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $word:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($(#[$vm])* $v,)*
+            /// A word the server's documentation does not list.
+            Other(String),
+        }
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                match s.as_str() {
+                    $($word => $name::$v,)*
+                    _ => $name::Other(s),
+                }
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                match v {
+                    $($name::$v => $word.to_string(),)*
+                    $name::Other(s) => s,
+                }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $($name::$v => f.write_str($word),)*
+                    $name::Other(s) => f.write_str(s),
+                }
+            }
+        }
+    };
+}
+
 pub(crate) mod acl;
 pub(crate) mod aws;
 pub(crate) mod cluster;

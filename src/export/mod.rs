@@ -352,7 +352,10 @@ pub(crate) fn export(
                 .map(|(n, d)| (n.clone(), hex::encode(Sha256::digest(d)))),
         )
         .collect();
-    let failing_at_end = history.iter().filter(|h| h.last == "fail").count();
+    let failing_at_end = history
+        .iter()
+        .filter(|h| h.last == crate::report::history::Seen::Judged(Outcome::Fail))
+        .count();
     let predicate = serde_json::json!({
         "environment": env,
         "quarter": quarter.to_string(),

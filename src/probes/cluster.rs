@@ -15,7 +15,7 @@ use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
     ClusterNodeView, Evidence, FailureKind, KeySlotSample, KeySlotSamples, NodeEntry, Observation,
-    Observed, OpenSlot, ProbeFailure, ProbeId, Shard, ShardNode, SlotRange,
+    Observed, OpenSlot, ProbeFailure, ProbeId, Shard, ShardHealth, ShardNode, ShardRole, SlotRange,
 };
 use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame};
 
@@ -426,8 +426,8 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
                             ip: String::new(),
                             port: None,
                             tls_port: None,
-                            role: String::new(),
-                            health: String::new(),
+                            role: ShardRole::Other(String::new()),
+                            health: ShardHealth::Other(String::new()),
                         };
                         for (nk, nv) in map_pairs(n)? {
                             let port = || int(nv).and_then(|p| u16::try_from(p).ok());
@@ -438,8 +438,8 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
                                 "ip" => node.ip = as_text(nv).unwrap_or_default(),
                                 "port" => node.port = port(),
                                 "tls-port" => node.tls_port = port(),
-                                "role" => node.role = as_text(nv).unwrap_or_default(),
-                                "health" => node.health = as_text(nv).unwrap_or_default(),
+                                "role" => node.role = as_text(nv).unwrap_or_default().into(),
+                                "health" => node.health = as_text(nv).unwrap_or_default().into(),
                                 _ => {}
                             }
                         }

@@ -42,14 +42,50 @@ pub(crate) struct CheckHistory {
     /// HIPAA citations.
     pub hipaa: Vec<crate::hipaa::Citation>,
     /// Outcome per run, in run order (`not run` where it was not selected).
-    pub outcomes: Vec<String>,
+    pub outcomes: Vec<Seen>,
     /// First run (id, start) in which it failed.
     pub first_failure: Option<(String, DateTime<Utc>)>,
     /// The first run after its last failure in which it no longer failed,
     /// when it does not fail at the end of the quarter.
     pub fixed: Option<(String, DateTime<Utc>)>,
     /// Outcome in the last run of the quarter that ran it.
-    pub last: String,
+    pub last: Seen,
+}
+
+/// A check in one run of a quarter: not run (not selected), or its outcome.
+/// Written as `not run` or the outcome's name, as export.json always had it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// The run did not select the check.
+    NotRun,
+    /// The check's outcome in the run.
+    Judged(Outcome),
+}
+
+impl Seen {
+    /// `not run`, or the outcome's name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Seen::NotRun => "not run",
+            Seen::Judged(o) => o.as_str(),
+        }
+    }
+
+    /// Judged, with an outcome that counts towards a pass rate: pass, warn
+    /// or waived (passing), fail or error (not).
+    pub(crate) fn passing(self) -> Option<bool> {
+        match self {
+            Seen::Judged(Outcome::Pass | Outcome::Warn | Outcome::Waived) => Some(true),
+            Seen::Judged(Outcome::Fail | Outcome::Error) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Seen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// A waiver in force during the quarter.
@@ -142,17 +178,17 @@ pub(crate) fn history(reports: &[&Report]) -> Vec<CheckHistory> {
                 outcomes: Vec::new(),
                 first_failure: None,
                 fixed: None,
-                last: "not run".into(),
+                last: Seen::NotRun,
             };
             let mut failing = false;
             for r in reports {
                 match r.checks.iter().find(|c| c.id == id) {
-                    None => h.outcomes.push("not run".into()),
+                    None => h.outcomes.push(Seen::NotRun),
                     Some(c) => {
                         h.title = c.title.clone();
                         h.hipaa = c.hipaa.clone();
-                        h.outcomes.push(c.outcome.to_string());
-                        h.last = c.outcome.to_string();
+                        h.outcomes.push(Seen::Judged(c.outcome));
+                        h.last = Seen::Judged(c.outcome);
                         if c.outcome == Outcome::Fail {
                             if h.first_failure.is_none() {
                                 h.first_failure =
@@ -226,15 +262,11 @@ pub(crate) fn safeguard_pass_rates(
                 .collect();
             let rates = (0..s.statuses.len())
                 .map(|i| {
-                    let judged: Vec<&str> = citing
+                    let judged: Vec<bool> = citing
                         .iter()
-                        .filter_map(|h| h.outcomes.get(i).map(String::as_str))
-                        .filter(|o| ["pass", "warn", "waived", "fail", "error"].contains(o))
+                        .filter_map(|h| h.outcomes.get(i).and_then(|o| o.passing()))
                         .collect();
-                    let passed = judged
-                        .iter()
-                        .filter(|o| ["pass", "warn", "waived"].contains(o))
-                        .count();
+                    let passed = judged.iter().filter(|p| **p).count();
                     (!judged.is_empty()).then(|| passed as f64 / judged.len() as f64)
                 })
                 .collect();

@@ -34,7 +34,7 @@ pub fn render(r: &Report, ev: &EvidenceSet) -> String {
         esc(&r.environment),
         esc(&r.run_id)
     );
-    if r.signature.starts_with("UNSIGNED") {
+    if r.is_unsigned() {
         let _ = write!(
             o,
             "<p class=\"unsigned\" id=\"unsigned\">{}</p>",

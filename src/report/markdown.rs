@@ -39,7 +39,7 @@ pub(crate) fn needing_action(r: &Report) -> Vec<&CheckResult> {
 /// Renders the report.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
-    if r.signature.starts_with("UNSIGNED") {
+    if r.is_unsigned() {
         let _ = writeln!(o, "**{}**\n", r.signature);
     }
     let _ = writeln!(

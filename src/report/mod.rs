@@ -241,7 +241,16 @@ pub struct CheckResult {
     pub duration_ms: u64,
 }
 
+/// The signature line of a report written with `--unsigned`.
+pub(crate) const UNSIGNED: &str =
+    "UNSIGNED REPORT: written with --unsigned; it is not evidence until signed";
+
 impl Report {
+    /// Whether it was written with `--unsigned` (every page says so first).
+    pub fn is_unsigned(&self) -> bool {
+        self.signature == UNSIGNED
+    }
+
     /// The run that observed what this report judges: its own run, or for
     /// a re-evaluation the observed run (a quarter's history is of
     /// observations).

@@ -124,7 +124,7 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
     }
     o.push_str("</table>");
     o.push_str("<h2>Control history</h2>");
-    let strips: Vec<(&str, &str, &[String])> = history
+    let strips: Vec<(&str, &str, &[super::history::Seen])> = history
         .iter()
         .map(|h| (h.id.as_str(), h.title.as_str(), h.outcomes.as_slice()))
         .collect();
@@ -151,8 +151,8 @@ Verify this archive with <code>epic-audit verify ARCHIVE --pubkey PUBLIC_KEY</co
             let _ = write!(
                 o,
                 "<td class=\"{}\">{}</td>",
-                out.replace(' ', ""),
-                esc(out)
+                out.as_str().replace(' ', ""),
+                esc(out.as_str())
             );
         }
         let when = |x: &Option<(String, DateTime<Utc>)>| {

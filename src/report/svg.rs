@@ -268,7 +268,7 @@ pub(crate) fn timeline_strips(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     runs: &[DateTime<Utc>],
-    checks: &[(&str, &str, &[String])],
+    checks: &[(&str, &str, &[super::history::Seen])],
 ) -> String {
     let (left, width, row, top) = (90.0, 640.0, 14.0, 8.0);
     let h = top + row * checks.len() as f64 + 30.0;
@@ -313,9 +313,9 @@ pub(crate) fn timeline_strips(
                 (axis.x(*when) - mark / 2.0).clamp(left, left + width - mark),
                 yy + 1.0,
                 row - 2.0,
-                outcome_colour(outcome),
+                outcome_colour(outcome.as_str()),
                 when.format("%Y-%m-%d %H:%MZ"),
-                oc = esc(outcome)
+                oc = esc(outcome.as_str())
             );
         }
         o.push_str("</g>");

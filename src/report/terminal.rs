@@ -41,7 +41,7 @@ pub fn render(r: &Report, colour: bool) -> String {
 /// stored): the verdict line always shows what the process returns.
 pub fn render_exit(r: &Report, colour: bool, exit: Option<(&str, u8)>) -> String {
     let mut out = String::new();
-    if r.signature.starts_with("UNSIGNED") {
+    if r.is_unsigned() {
         let _ = writeln!(out, "{}", r.signature);
     }
     let _ = writeln!(

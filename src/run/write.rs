@@ -112,7 +112,7 @@ pub(crate) fn write(
             s.key_id(),
             layout::BUNDLE
         ),
-        None => "UNSIGNED REPORT: written with --unsigned; it is not evidence until signed".into(),
+        None => crate::report::UNSIGNED.into(),
     };
     // Changes since the previous run of this environment next to this one.
     if let Some(base) = dest.parent() {

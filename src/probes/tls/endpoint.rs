@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use super::hello::{client_hello, parse_server_answer, Parse, ServerAnswer, TlsVersion};
+use super::hello::{client_hello, parse_server_answer, wire, Parse, ServerAnswer, TlsVersion};
 use crate::config::NodeAddr;
 use crate::evidence::{
     CertInfo, FailureKind, HandshakeResult, Observation, PortKind, ProbeFailure, ProbeId, Reach,
@@ -34,7 +34,7 @@ pub(crate) async fn offer_version(
     read: Duration,
 ) -> VersionResult {
     let result = |outcome: VersionOutcome, detail: String| VersionResult {
-        version: version.name().to_string(),
+        version,
         outcome,
         detail,
     };
@@ -69,7 +69,7 @@ pub(crate) async fn offer_version(
         match parse_server_answer(&buf) {
             Parse::Done(ServerAnswer::Hello { version: v, cipher }) => {
                 let a = ServerAnswer::Hello { version: v, cipher };
-                return if v == version.wire() {
+                return if v == wire(version) {
                     result(VersionOutcome::Accepted, a.to_string())
                 } else {
                     result(
@@ -374,7 +374,7 @@ pub(crate) async fn observe_endpoint(
     versions.push(
         if handshake.completed && handshake.protocol.as_deref() == Some("TLSv1.3") {
             VersionResult {
-                version: TlsVersion::Tls13.name().to_string(),
+                version: TlsVersion::Tls13,
                 outcome: VersionOutcome::Accepted,
                 detail: format!(
                     "a full handshake with the client certificate negotiated TLSv1.3 ({}), so no \

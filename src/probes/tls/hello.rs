@@ -7,47 +7,15 @@
 
 use std::fmt;
 
-/// A protocol version that can be offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum TlsVersion {
-    /// TLS 1.0.
-    Tls10,
-    /// TLS 1.1.
-    Tls11,
-    /// TLS 1.2.
-    Tls12,
-    /// TLS 1.3.
-    Tls13,
-}
+pub(crate) use crate::evidence::TlsVersion;
 
-impl TlsVersion {
-    /// Every version, oldest first.
-    #[cfg(test)]
-    pub(crate) const ALL: [TlsVersion; 4] = [
-        TlsVersion::Tls10,
-        TlsVersion::Tls11,
-        TlsVersion::Tls12,
-        TlsVersion::Tls13,
-    ];
-
-    /// The wire value.
-    pub(crate) fn wire(self) -> u16 {
-        match self {
-            TlsVersion::Tls10 => 0x0301,
-            TlsVersion::Tls11 => 0x0302,
-            TlsVersion::Tls12 => 0x0303,
-            TlsVersion::Tls13 => 0x0304,
-        }
-    }
-
-    /// `TLSv1.0` ... `TLSv1.3`, as Redis' `tls-protocols` spells them.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            TlsVersion::Tls10 => "TLSv1.0",
-            TlsVersion::Tls11 => "TLSv1.1",
-            TlsVersion::Tls12 => "TLSv1.2",
-            TlsVersion::Tls13 => "TLSv1.3",
-        }
+/// The wire value of a version.
+pub(crate) fn wire(v: TlsVersion) -> u16 {
+    match v {
+        TlsVersion::Tls10 => 0x0301,
+        TlsVersion::Tls11 => 0x0302,
+        TlsVersion::Tls12 => 0x0303,
+        TlsVersion::Tls13 => 0x0304,
     }
 }
 
@@ -107,7 +75,7 @@ pub(crate) fn client_hello(
     session_id: [u8; 32],
     x25519: [u8; 32],
 ) -> Vec<u8> {
-    let legacy = version.wire().min(0x0303);
+    let legacy = wire(version).min(0x0303);
     let suites: Vec<u16> = match version {
         TlsVersion::Tls13 => TLS13_SUITES
             .iter()
@@ -370,7 +338,7 @@ mod tests {
             let hs_len = u32::from_be_bytes([0, h[6], h[7], h[8]]) as usize;
             assert_eq!(rec_len, 4 + hs_len);
             let legacy = u16::from_be_bytes([h[9], h[10]]);
-            assert_eq!(legacy, v.wire().min(0x0303));
+            assert_eq!(legacy, wire(v).min(0x0303));
             let has_sv = h.windows(5).any(|w| w == [0x00, 0x2b, 0x00, 0x03, 0x02]);
             assert_eq!(
                 has_sv,
