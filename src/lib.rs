@@ -30,6 +30,8 @@
 //! connection (`resp`, `tls`, `net`) and the secrets type. Everything else
 //! is `pub(crate)`: free to change without touching the lab or the tests.
 
+#![warn(unreachable_pub)]
+
 pub mod aws;
 pub mod checks;
 pub mod cli;

@@ -21,8 +21,9 @@ use crate::net::{NodeAddr, Timeouts};
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
-/// A decoded reply.
-pub type Frame = redis::Value;
+/// A decoded reply: the `redis` crate's own type, re-exported for the lab
+/// and the tests (they do not depend on `redis` themselves).
+pub use redis::Value;
 
 /// The text of an error reply as the server sent it (`NOPERM ...`).
 pub fn error_text(e: &redis::ServerError) -> String {
@@ -55,7 +56,7 @@ impl ReplyDecoder {
     pub(crate) async fn next<R: AsyncRead + Unpin>(
         &mut self,
         rd: &mut R,
-    ) -> Result<Frame, ReadError> {
+    ) -> Result<redis::Value, ReadError> {
         self.next_capped(rd, MAX_REPLY_BYTES).await
     }
 
@@ -64,7 +65,7 @@ impl ReplyDecoder {
         &mut self,
         rd: &mut R,
         limit: usize,
-    ) -> Result<Frame, ReadError> {
+    ) -> Result<redis::Value, ReadError> {
         let mut metered = Metered {
             inner: rd,
             read: 0,
@@ -419,8 +420,8 @@ impl RedisConn {
     pub(crate) async fn auth(&mut self, user: &str, password: &Secret) -> Result<(), ConnError> {
         let args: [&[u8]; 3] = [b"AUTH", user.as_bytes(), password.expose().as_bytes()];
         match self.raw(&[&args[..]], "AUTH").await?.pop() {
-            Some(Frame::Okay | Frame::SimpleString(_)) => Ok(()),
-            Some(Frame::ServerError(e)) => Err(ConnError::Auth {
+            Some(redis::Value::Okay | redis::Value::SimpleString(_)) => Ok(()),
+            Some(redis::Value::ServerError(e)) => Err(ConnError::Auth {
                 addr: self.addr.clone(),
                 user: user.to_string(),
                 reply: error_text(&e),
@@ -434,10 +435,10 @@ impl RedisConn {
     }
 
     /// Sends one command; an error reply becomes [`ConnError::Server`].
-    pub(crate) async fn cmd(&mut self, args: &[&[u8]]) -> Result<Frame, ConnError> {
+    pub(crate) async fn cmd(&mut self, args: &[&[u8]]) -> Result<redis::Value, ConnError> {
         let name = command_name(args);
         match self.raw(&[args], &name).await?.pop() {
-            Some(Frame::ServerError(e)) => Err(ConnError::Server {
+            Some(redis::Value::ServerError(e)) => Err(ConnError::Server {
                 addr: self.addr.clone(),
                 cmd: name,
                 reply: error_text(&e),
@@ -452,14 +453,17 @@ impl RedisConn {
     }
 
     /// Convenience: a command given as string words.
-    pub async fn cmd_str(&mut self, words: &[&str]) -> Result<Frame, ConnError> {
+    pub async fn cmd_str(&mut self, words: &[&str]) -> Result<redis::Value, ConnError> {
         let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
         self.cmd(&args).await
     }
 
     /// Sends many commands in one write and reads all replies, under one
-    /// deadline. Error replies are returned in place as `Frame::ServerError`.
-    pub async fn pipeline(&mut self, cmds: &[Vec<Vec<u8>>]) -> Result<Vec<Frame>, ConnError> {
+    /// deadline. Error replies are returned in place as `redis::Value::ServerError`.
+    pub async fn pipeline(
+        &mut self,
+        cmds: &[Vec<Vec<u8>>],
+    ) -> Result<Vec<redis::Value>, ConnError> {
         let refs: Vec<Vec<&[u8]>> = cmds
             .iter()
             .map(|c| c.iter().map(Vec::as_slice).collect())
@@ -472,7 +476,7 @@ impl RedisConn {
         self.raw(&slices, &op).await
     }
 
-    async fn raw(&mut self, cmds: &[&[&[u8]]], op: &str) -> Result<Vec<Frame>, ConnError> {
+    async fn raw(&mut self, cmds: &[&[&[u8]]], op: &str) -> Result<Vec<redis::Value>, ConnError> {
         let deadline = self.command_timeout;
         let addr = self.addr.clone();
         self.broken = true;
@@ -494,7 +498,11 @@ impl RedisConn {
         }
     }
 
-    async fn exchange(&mut self, cmds: &[&[&[u8]]], op: &str) -> Result<Vec<Frame>, ConnError> {
+    async fn exchange(
+        &mut self,
+        cmds: &[&[&[u8]]],
+        op: &str,
+    ) -> Result<Vec<redis::Value>, ConnError> {
         let mut out = Vec::new();
         for c in cmds {
             encode_command(&mut out, c);
@@ -531,26 +539,26 @@ impl RedisConn {
 }
 
 /// Short description of a frame for "unexpected reply" messages.
-pub(crate) fn describe(f: Option<&Frame>) -> String {
+pub(crate) fn describe(f: Option<&redis::Value>) -> String {
     match f {
         None => "nothing".into(),
-        Some(Frame::Okay) => "status `OK`".into(),
-        Some(Frame::SimpleString(s)) => format!("status `{s}`"),
-        Some(Frame::ServerError(e)) => format!("error `{}`", error_text(e)),
-        Some(Frame::Int(i)) => format!("integer {i}"),
-        Some(Frame::BulkString(b)) => format!("a {}-byte string", b.len()),
-        Some(Frame::Array(a)) => format!("an array of {}", a.len()),
-        Some(Frame::Nil) => "null".into(),
+        Some(redis::Value::Okay) => "status `OK`".into(),
+        Some(redis::Value::SimpleString(s)) => format!("status `{s}`"),
+        Some(redis::Value::ServerError(e)) => format!("error `{}`", error_text(e)),
+        Some(redis::Value::Int(i)) => format!("integer {i}"),
+        Some(redis::Value::BulkString(b)) => format!("a {}-byte string", b.len()),
+        Some(redis::Value::Array(a)) => format!("an array of {}", a.len()),
+        Some(redis::Value::Nil) => "null".into(),
         Some(_) => "a RESP3 value".into(),
     }
 }
 
 /// The frame as UTF-8 text (simple or bulk string).
-pub fn as_text(f: &Frame) -> Option<String> {
+pub fn as_text(f: &redis::Value) -> Option<String> {
     match f {
-        Frame::Okay => Some("OK".into()),
-        Frame::SimpleString(s) => Some(s.clone()),
-        Frame::BulkString(b) => Some(String::from_utf8_lossy(b).into()),
+        redis::Value::Okay => Some("OK".into()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into()),
         _ => None,
     }
 }
@@ -558,9 +566,9 @@ pub fn as_text(f: &Frame) -> Option<String> {
 /// The (key, value) pairs of a map reply: a RESP3 map, or the RESP2 flat
 /// array of alternating keys and values (CLUSTER SHARDS, ACL GETUSER, ACL
 /// LOG entries, COMMAND DOCS).
-pub(crate) fn map_pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
+pub(crate) fn map_pairs(f: &redis::Value) -> Result<Vec<(String, &redis::Value)>, String> {
     match f {
-        Frame::Map(kv) => kv
+        redis::Value::Map(kv) => kv
             .iter()
             .map(|(k, v)| {
                 as_text(k)
@@ -568,7 +576,7 @@ pub(crate) fn map_pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
                     .ok_or_else(|| format!("map key is {}", describe(Some(k))))
             })
             .collect(),
-        Frame::Array(items) if items.len() % 2 == 0 => items
+        redis::Value::Array(items) if items.len() % 2 == 0 => items
             .chunks(2)
             .map(|kv| {
                 as_text(&kv[0])
@@ -576,7 +584,7 @@ pub(crate) fn map_pairs(f: &Frame) -> Result<Vec<(String, &Frame)>, String> {
                     .ok_or_else(|| format!("map key is {}", describe(Some(&kv[0]))))
             })
             .collect(),
-        Frame::Array(_) => Err("map with an odd number of elements".into()),
+        redis::Value::Array(_) => Err("map with an odd number of elements".into()),
         other => Err(format!("expected a map, got {}", describe(Some(other)))),
     }
 }
@@ -733,7 +741,10 @@ mod tests {
         wire.extend_from_slice(b"\r\n+OK\r\n");
         tokio::spawn(async move { server.write_all(&wire).await });
         let mut d = ReplyDecoder::default();
-        assert_eq!(d.next(&mut client).await.unwrap(), Frame::BulkString(body));
-        assert_eq!(d.next(&mut client).await.unwrap(), Frame::Okay);
+        assert_eq!(
+            d.next(&mut client).await.unwrap(),
+            redis::Value::BulkString(body)
+        );
+        assert_eq!(d.next(&mut client).await.unwrap(), redis::Value::Okay);
     }
 }

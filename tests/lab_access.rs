@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use epic_audit::resp::Frame;
 use sha2::{Digest, Sha256};
 
 async fn on_nodes(t: &TestLab, nodes: &[usize], words: &[&str]) {
@@ -64,13 +63,13 @@ async fn keyspace(t: &TestLab) -> BTreeMap<usize, (i64, String)> {
     let mut out = BTreeMap::new();
     for m in 0..3 {
         let mut c = t.lab.admin(m).await.unwrap();
-        let Frame::Int(size) = c.cmd_str(&["DBSIZE"]).await.unwrap() else {
+        let epic_audit::resp::Value::Int(size) = c.cmd_str(&["DBSIZE"]).await.unwrap() else {
             panic!("DBSIZE")
         };
         let mut keys = Vec::new();
         let mut cursor = "0".to_string();
         loop {
-            let Frame::Array(r) = c
+            let epic_audit::resp::Value::Array(r) = c
                 .cmd_str(&["SCAN", &cursor, "COUNT", "1000"])
                 .await
                 .unwrap()
@@ -78,7 +77,7 @@ async fn keyspace(t: &TestLab) -> BTreeMap<usize, (i64, String)> {
                 panic!("SCAN")
             };
             cursor = epic_audit::resp::as_text(&r[0]).unwrap();
-            if let Frame::Array(ks) = &r[1] {
+            if let epic_audit::resp::Value::Array(ks) = &r[1] {
                 keys.extend(ks.iter().filter_map(epic_audit::resp::as_text));
             }
             if cursor == "0" {
@@ -98,7 +97,7 @@ async fn keyspace(t: &TestLab) -> BTreeMap<usize, (i64, String)> {
         let mut h = Sha256::new();
         for (k, d) in keys.iter().zip(&dumps) {
             h.update(k.as_bytes());
-            if let Frame::BulkString(b) = d {
+            if let epic_audit::resp::Value::BulkString(b) = d {
                 h.update(b);
             }
         }

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use epic_audit::resp::Frame;
 
 /// The AWS-backed checks of the cluster area, left out where the test
 /// environment has no `[aws]` table.
@@ -205,7 +204,9 @@ async fn slot_range_deleted_on_every_node_fails_coverage_naming_the_range() {
 async fn a_migrating_slot_fails_open_slots_only_and_a_moved_slot_fails_topology_only() {
     let t = start_lab().await;
     let mut n2 = t.lab.admin(1).await.unwrap();
-    let Frame::BulkString(target) = n2.cmd_str(&["CLUSTER", "MYID"]).await.unwrap() else {
+    let epic_audit::resp::Value::BulkString(target) =
+        n2.cmd_str(&["CLUSTER", "MYID"]).await.unwrap()
+    else {
         panic!()
     };
     let target = String::from_utf8(target).unwrap();
@@ -254,8 +255,9 @@ async fn a_migrating_slot_fails_open_slots_only_and_a_moved_slot_fails_topology_
         .cmd_str(&["CLUSTER", "COUNTKEYSINSLOT", "5461"])
         .await
         .unwrap();
-    assert!(matches!(keys, Frame::Int(0)), "{keys:?}");
-    let Frame::BulkString(id1) = n1.cmd_str(&["CLUSTER", "MYID"]).await.unwrap() else {
+    assert!(matches!(keys, epic_audit::resp::Value::Int(0)), "{keys:?}");
+    let epic_audit::resp::Value::BulkString(id1) = n1.cmd_str(&["CLUSTER", "MYID"]).await.unwrap()
+    else {
         panic!()
     };
     let id1 = String::from_utf8(id1).unwrap();

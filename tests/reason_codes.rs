@@ -201,3 +201,56 @@ fn the_wording_of_the_planted_defects_is_reviewed_as_a_snapshot() {
     }
     insta::assert_snapshot!(lines.join("\n"));
 }
+
+#[test]
+fn evidence_from_before_the_typed_closed_sets_reads_and_writes_back_unchanged() {
+    // DRYRUN letters, TLS versions, shard roles and health, replication
+    // roles are typed now; evidence recorded before (as strings) must load
+    // and serialise to exactly the same JSON.
+    for f in [
+        "/fixtures/evidence/lab-good.json",
+        "/fixtures/before-reason-codes/defects-evidence.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{}{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let raw: Value = serde_json::from_str(&text).unwrap();
+        let ev: epic_audit::evidence::EvidenceSet = serde_json::from_str(&text).unwrap();
+        let again = serde_json::to_value(&ev).unwrap();
+        assert_eq!(first_difference(&raw, &again, "$"), None, "{f}");
+    }
+    // An unknown word is kept, not dropped or refused.
+    let health: epic_audit::evidence::ShardHealth = serde_json::from_str("\"rebooting\"").unwrap();
+    assert_eq!(serde_json::to_string(&health).unwrap(), "\"rebooting\"");
+    // A DRYRUN letter that never existed is refused with the reason.
+    let bad = serde_json::from_str::<epic_audit::evidence::DryRunLetters>("\"AZ\"");
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("not a string of DRYRUN letters"));
+}
+
+/// The path of the first value of `a` (recorded) that `b` (written back)
+/// does not hold the same; fields `b` adds with their defaults (added to
+/// the format since `a` was recorded) are not differences.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys() {
+                let (va, vb) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                if let Some(d) = first_difference(va, vb, &format!("{path}.{k}")) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{path}: recorded {a}, written back {b}")),
+    }
+}

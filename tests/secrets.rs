@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use epic_audit::resp::{as_text, Frame};
+use epic_audit::resp::as_text;
 
 fn all_files(dir: &std::path::Path, out: &mut String) {
     for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
@@ -112,14 +112,14 @@ async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
     let mut keys = Vec::new();
     for m in 0..3 {
         let mut c = t.lab.admin(m).await.unwrap();
-        let Frame::Array(r) = c
+        let epic_audit::resp::Value::Array(r) = c
             .cmd_str(&["SCAN", "0", "MATCH", "session:*", "COUNT", "1000"])
             .await
             .unwrap()
         else {
             panic!()
         };
-        if let Frame::Array(ks) = &r[1] {
+        if let epic_audit::resp::Value::Array(ks) = &r[1] {
             keys.extend(ks.iter().filter_map(as_text));
         }
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use epic_audit::resp::{as_text, error_text, parse_info, Frame};
+use epic_audit::resp::{as_text, error_text, parse_info};
 
 use crate::files::{node_conf, random_hex, write_private};
 use crate::process::{die_with_parent, gone, reap};
@@ -206,7 +206,11 @@ impl Lab {
             detail: format!("not done after {} s: {last}", limit.as_secs()),
         })
     }
-    async fn admin_cmd(&self, i: usize, words: &[&str]) -> Result<Frame, LabError> {
+    async fn admin_cmd(
+        &self,
+        i: usize,
+        words: &[&str],
+    ) -> Result<epic_audit::resp::Value, LabError> {
         let step = format!(
             "{} on node {}",
             words[..2.min(words.len())].join(" "),
@@ -355,7 +359,7 @@ impl Lab {
             }
             let mut c = self.conn(m, &names.app).await.map_err(err)?;
             for r in c.pipeline(cmds).await.map_err(err)? {
-                if let Frame::ServerError(e) = r {
+                if let epic_audit::resp::Value::ServerError(e) = r {
                     return Err(LabError::Step {
                         step: step.clone(),
                         detail: format!("node {}: {}", m + 1, error_text(&e)),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
+use super::rule::{joined, per_subject, NoParams, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
 use crate::evidence::{AclView, EvidenceSet};
 use crate::evidence::{DryRunCase, DryRunVerdict, Expect};
@@ -176,7 +176,7 @@ fn acl_consistent(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
             (*user, (rule, c, present))
         })
         .collect();
-    each(ev.acl_views(), expected, |subject, v| {
+    per_subject(ev.acl_views(), expected, |subject, v| {
         let mut diffs = Vec::new();
         for (user, (rule, count, present)) in &majority {
             let mine = v.users.iter().find(|u| u.name == *user);
@@ -230,7 +230,7 @@ pub(crate) struct ExpectedUsers {
 fn expected_users(ev: &EvidenceSet, p: &ExpectedUsers) -> Vec<SubjectFinding> {
     let expected = format!("exactly the users {}", p.users.join(", "));
     let want: BTreeSet<&str> = p.users.iter().map(String::as_str).collect();
-    each(ev.acl_views(), &expected, |subject, v| {
+    per_subject(ev.acl_views(), &expected, |subject, v| {
         let have: BTreeSet<&str> = v.users.iter().map(|u| u.name.as_str()).collect();
         let extra: Vec<String> = have.difference(&want).map(|s| s.to_string()).collect();
         let missing: Vec<String> = want.difference(&have).map(|s| s.to_string()).collect();
@@ -263,7 +263,7 @@ fn expected_users(ev: &EvidenceSet, p: &ExpectedUsers) -> Vec<SubjectFinding> {
 
 fn no_nopass(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "no user (other than default, see ACC-004) has nopass";
-    each(ev.acl_views(), expected, |subject, v| {
+    per_subject(ev.acl_views(), expected, |subject, v| {
         let bad: Vec<String> = v
             .users
             .iter()
@@ -290,7 +290,7 @@ fn no_nopass(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 fn default_disabled(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected =
         "default user off; unauthenticated commands get NOAUTH; AUTH default gets WRONGPASS";
-    each(ev.acl_views(), expected, |subject, v| {
+    per_subject(ev.acl_views(), expected, |subject, v| {
         let mut problems = Vec::new();
         match v.users.iter().find(|u| u.name == "default") {
             None => problems.push((
@@ -407,7 +407,7 @@ fn cases(ev: &EvidenceSet, p: &Cases) -> Vec<SubjectFinding> {
 fn authentication(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "every configured user logs in with its password (AUTH); where the user may \
                     ask, ACL WHOAMI or CLIENT INFO names that user";
-    each(ev.acl_views(), expected, |subject, v| {
+    per_subject(ev.acl_views(), expected, |subject, v| {
         if v.auth.users.is_empty() {
             return SubjectFinding::error(subject, Why::NoUsersConfigured)
                 .observed("no users configured")
@@ -479,7 +479,7 @@ fn auth_failures(ev: &EvidenceSet, p: &AuthFailures) -> Vec<SubjectFinding> {
         "at most {} failed logins in ACL LOG within {} s",
         p.max_failures, p.window_seconds
     );
-    each(ev.acl_views(), &expected, |subject, v| {
+    per_subject(ev.acl_views(), &expected, |subject, v| {
         let recent: Vec<_> = v
             .log
             .by_reason_user

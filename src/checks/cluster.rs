@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, joined, NoParams, Outcome, Rule, SubjectFinding};
+use super::rule::{joined, per_subject, NoParams, Outcome, Rule, SubjectFinding};
 pub(crate) use crate::evidence::topology::SLOTS;
 use crate::evidence::topology::{majority, owners};
 use crate::evidence::{
@@ -181,7 +181,7 @@ fn who(v: &ClusterNodeView, id: &str) -> String {
 
 fn slot_coverage(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "all 16384 slots assigned to a master";
-    each(ev.cluster_views(), expected, |subject, v| {
+    per_subject(ev.cluster_views(), expected, |subject, v| {
         let o = owners(v);
         let missing = ranges_where(|s| o[s].is_none());
         let n = count(&missing);
@@ -218,13 +218,13 @@ fn slot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let views = observed_views(ev);
     let expected = "the same slot -> master map as every other node";
     let Some((_, n_major, reference)) = majority(&views) else {
-        return each(ev.cluster_views(), expected, |_, _| {
+        return per_subject(ev.cluster_views(), expected, |_, _| {
             unreachable!("no observed views")
         });
     };
     let total = views.len();
     let ref_owner = owners(reference);
-    each(ev.cluster_views(), expected, |subject, v| {
+    per_subject(ev.cluster_views(), expected, |subject, v| {
         let o = owners(v);
         let differ = ranges_where(|s| o[s] != ref_owner[s]);
         if differ.is_empty() {
@@ -263,7 +263,7 @@ fn slot_agreement(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 
 fn open_slots(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "no slot in migrating or importing state";
-    each(ev.cluster_views(), expected, |subject, v| {
+    per_subject(ev.cluster_views(), expected, |subject, v| {
         let Some(me) = v.me() else {
             return SubjectFinding::error(subject, Why::MyselfMissing)
                 .observed("no `myself` entry")
@@ -293,7 +293,7 @@ fn open_slots(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 
 fn state_ok(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "cluster_state:ok";
-    each(ev.cluster_views(), expected, |subject, v| {
+    per_subject(ev.cluster_views(), expected, |subject, v| {
         let g = |k: &str| v.info.get(k).map(String::as_str).unwrap_or("?");
         let observed = format!(
             "cluster_state:{} (slots assigned {}, ok {}, pfail {}, fail {}; known nodes {}, size {})",

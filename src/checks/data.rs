@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
+use super::rule::{joined, per_subject, NoParams, Rule, SubjectFinding};
 use crate::evidence::{
     DataNodeView, EvidenceSet, ExporterView, Observation, ProbeFailure, ProbeId, ReplicationRole,
 };
@@ -132,7 +132,8 @@ fn data_views(ev: &EvidenceSet) -> Vec<(&str, Result<&DataNodeView, &ProbeFailur
     })
 }
 
-fn get<'a>(v: &'a DataNodeView, k: &str) -> &'a str {
+/// A CONFIG setting of the node as reported, `?` where it was not.
+fn setting<'a>(v: &'a DataNodeView, k: &str) -> &'a str {
     v.config.get(k).map(String::as_str).unwrap_or("?")
 }
 
@@ -149,35 +150,39 @@ fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
         "appendonly yes, appendfsync in {}, last AOF write and rewrite ok, last RDB save ok",
         p.allowed_fsync.join("/")
     );
-    each(data_views(ev), &expected, |subject, v| {
+    per_subject(data_views(ev), &expected, |subject, v| {
         let pers = |k: &str| v.persistence.get(k).map(String::as_str).unwrap_or("?");
         let observed = format!(
             "appendonly {}, appendfsync {}, aof_last_write_status {}, aof_last_bgrewrite_status {}, \
              rdb_last_bgsave_status {}",
-            get(v, "appendonly"),
-            get(v, "appendfsync"),
+            setting(v, "appendonly"),
+            setting(v, "appendfsync"),
             pers("aof_last_write_status"),
             pers("aof_last_bgrewrite_status"),
             pers("rdb_last_bgsave_status")
         );
         let mut problems = Vec::new();
-        if get(v, "appendonly") != "yes" {
+        if setting(v, "appendonly") != "yes" {
             problems.push((
                 Why::AofOff,
                 "AOF is off: a restart loses every write since the last snapshot".to_string(),
             ));
         }
-        if !p.allowed_fsync.iter().any(|f| f == get(v, "appendfsync")) {
+        if !p
+            .allowed_fsync
+            .iter()
+            .any(|f| f == setting(v, "appendfsync"))
+        {
             problems.push((
                 Why::FsyncNotAllowed,
                 format!(
                     "appendfsync {} is not one of {}",
-                    get(v, "appendfsync"),
+                    setting(v, "appendfsync"),
                     p.allowed_fsync.join(", ")
                 ),
             ));
         }
-        if get(v, "appendonly") == "yes" {
+        if setting(v, "appendonly") == "yes" {
             for k in ["aof_last_write_status", "aof_last_bgrewrite_status"] {
                 if pers(k) != "ok" {
                     problems.push((
@@ -220,8 +225,8 @@ pub(crate) struct EvictionParams {
 
 fn eviction(ev: &EvidenceSet, p: &EvictionParams) -> Vec<SubjectFinding> {
     let expected = format!("maxmemory-policy {}", p.policy);
-    each(data_views(ev), &expected, |subject, v| {
-        let got = get(v, "maxmemory-policy");
+    per_subject(data_views(ev), &expected, |subject, v| {
+        let got = setting(v, "maxmemory-policy");
         if got == p.policy {
             SubjectFinding::pass(subject, Why::NoEviction)
                 .observed(format!("maxmemory-policy {got}"))
@@ -293,7 +298,7 @@ fn connections(ev: &EvidenceSet, p: &ConnectionParams) -> Vec<SubjectFinding> {
         "timeout 1..={} s (idle connections closed), maxclients <= {}, tcp-keepalive > 0",
         p.max_idle_timeout_s, p.max_clients
     );
-    each(data_views(ev), &expected, |subject, v| {
+    per_subject(data_views(ev), &expected, |subject, v| {
         let [timeout, maxclients, keepalive] = match settings(
             subject,
             v,
@@ -412,7 +417,7 @@ fn modules(ev: &EvidenceSet, p: &ModuleParams) -> Vec<SubjectFinding> {
         .collect();
     seen.sort();
     seen.dedup();
-    each(views, &expected, |subject, v| {
+    per_subject(views, &expected, |subject, v| {
         let Some(loaded) = v.modules.as_deref() else {
             return SubjectFinding::error(subject, Why::ModulesUnobserved).observed("INFO modules not observed").expected(expected.clone()).message("the evidence has no INFO modules for this node (recorded by an older epic-audit): nothing to judge");
         };
@@ -496,7 +501,7 @@ fn audit_trail(ev: &EvidenceSet, p: &AuditTrailParams) -> Vec<SubjectFinding> {
         p.min_acllog_len,
         p.loglevels.join("/")
     );
-    each(data_views(ev), &expected, |subject, v| {
+    per_subject(data_views(ev), &expected, |subject, v| {
         let [acllog, logfile, syslog, level] = match settings(
             subject,
             v,
@@ -564,18 +569,18 @@ fn hardening(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         ("cluster-require-full-coverage", "yes"),
     ];
     let expected = "protected-mode yes, enable-debug-command no, enable-module-command no, cluster-require-full-coverage yes, aclfile set";
-    each(data_views(ev), expected, |subject, v| {
+    per_subject(data_views(ev), expected, |subject, v| {
         let mut bad: Vec<(Why, String)> = want
             .iter()
-            .filter(|(k, w)| get(v, k) != *w)
+            .filter(|(k, w)| setting(v, k) != *w)
             .map(|(k, w)| {
                 (
                     Why::SettingNotHardened,
-                    format!("{k} is {} (want {w})", get(v, k)),
+                    format!("{k} is {} (want {w})", setting(v, k)),
                 )
             })
             .collect();
-        if get(v, "aclfile").is_empty() || get(v, "aclfile") == "?" {
+        if setting(v, "aclfile").is_empty() || setting(v, "aclfile") == "?" {
             bad.push((
                 Why::NoAclFile,
                 "no aclfile: ACL changes are not persisted and cannot be reviewed".into(),
@@ -583,10 +588,10 @@ fn hardening(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         }
         let observed = want
             .iter()
-            .map(|(k, _)| format!("{k} {}", get(v, k)))
+            .map(|(k, _)| format!("{k} {}", setting(v, k)))
             .chain([format!(
                 "aclfile {}",
-                if get(v, "aclfile").is_empty() {
+                if setting(v, "aclfile").is_empty() {
                     "(none)"
                 } else {
                     "set"
@@ -618,7 +623,7 @@ fn replicas(ev: &EvidenceSet, p: &ReplicaParams) -> Vec<SubjectFinding> {
         "every master has >= {} replica(s) online; every replica's master link up",
         p.min_replicas
     );
-    each(data_views(ev), &expected, |subject, v| {
+    per_subject(data_views(ev), &expected, |subject, v| {
         let r = |k: &str| v.replication.get(k).map(String::as_str).unwrap_or("?");
         match v.replication_role() {
             ReplicationRole::Master => {
@@ -669,7 +674,7 @@ fn exporter(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
         _ => None,
     });
     let expected = "exporter answers with redis_up 1, redis_cluster_state 1 (where exported), redis_exporter_last_scrape_error 0";
-    each(views, expected, |subject, v: &ExporterView| {
+    per_subject(views, expected, |subject, v: &ExporterView| {
         if !v.reachable {
             return SubjectFinding::fail(subject, Why::ExporterUnreachable).observed(format!("{}: {}", v.url, v.error.as_deref().unwrap_or("unreachable"))).expected(expected).message("no audit trail of this node's health: start its exporter (prometheus-redis-exporter) and check the scrape target");
         }

@@ -22,7 +22,7 @@ pub(crate) mod placement;
 pub mod reason;
 pub(crate) mod rule;
 pub(crate) mod sessions;
-pub mod transport;
+pub(crate) mod transport;
 
 pub use reason::Reason;
 pub use rule::{Outcome, Rule, SubjectFinding};

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, joined, Outcome, Rule, SubjectFinding};
+use super::rule::{joined, per_subject, Outcome, Rule, SubjectFinding};
 use crate::evidence::{EvidenceSet, ProbeId, ServerIdentity};
 
 reasons! {
@@ -173,7 +173,7 @@ fn patch_level(ev: &EvidenceSet, p: &PatchParams) -> Vec<SubjectFinding> {
         .filter_map(|(_, r)| r.ok().and_then(|v| v.server.as_ref()))
         .map(|s| format!("{s} (build {})", build_id(s)))
         .collect();
-    each(views, &expected, |subject, v| {
+    per_subject(views, &expected, |subject, v| {
         let Some(server) = v.server.as_ref() else {
             return SubjectFinding::error(subject, Why::ServerUnobserved).observed("server identity not observed").expected(expected.clone()).message("the evidence has no server name and version for this node (INFO server not answered, or \
                  recorded by an older epic-audit): nothing to judge");

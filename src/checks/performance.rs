@@ -38,7 +38,7 @@ reasons! {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub struct P99Params {
+pub(crate) struct P99Params {
     /// Corrected p99 must not exceed this (µs); p99.9 above it warns.
     pub threshold_us: u64,
     /// The auditing host's own p99 (µs) above which a window cannot

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, first_of, joined, Outcome, Rule, SubjectFinding};
+use super::rule::{first_of, joined, per_subject, Outcome, Rule, SubjectFinding};
 use crate::evidence::{
     glob, AclView, CommandInfo, CommandTable, DryRunVerdict, EvidenceSet, ProbeId,
 };
@@ -165,7 +165,7 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
         Some(Err(f)) => return vec![SubjectFinding::unobserved("COMMAND table", expected, f)],
         Some(Ok(t)) => t,
     };
-    each(ev.acl_views(), &expected, |subject, v| {
+    per_subject(ev.acl_views(), &expected, |subject, v| {
         let finding = match v.dryrun.get(&p.user) {
             None if v.users.iter().any(|u| u.name == p.user) => {
                 SubjectFinding::error(subject, Why::UserNotSwept)

@@ -220,7 +220,7 @@ pub(crate) fn missing_permission(message: &str) -> String {
 
 /// One finding per subject: `f` judges each observed subject, and every
 /// subject the probe could not observe becomes `error` (never `pass`).
-pub(crate) fn each<T: ?Sized>(
+pub(crate) fn per_subject<T: ?Sized>(
     items: Vec<(&str, Result<&T, &ProbeFailure>)>,
     expected: &str,
     mut f: impl FnMut(&str, &T) -> SubjectFinding,

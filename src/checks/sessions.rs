@@ -7,7 +7,7 @@
 //! bearer tokens: the evidence holds only keyed hashes of them.
 
 use super::reason::reasons;
-use super::rule::{each, first_of, joined, Outcome, Rule, SubjectFinding};
+use super::rule::{first_of, joined, per_subject, Outcome, Rule, SubjectFinding};
 use crate::evidence::{EvidenceSet, Observation, ProbeId, SessionScanSettings, SessionScanView};
 
 reasons! {
@@ -58,7 +58,7 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
         .filter_map(|(_, r)| r.ok())
         .map(|v| v.scanned)
         .sum();
-    each(views, &expected, |subject, v: &SessionScanView| {
+    per_subject(views, &expected, |subject, v: &SessionScanView| {
         let (o, why, message) = decide(v, p, cluster_total);
         SubjectFinding::with(subject, o, why)
             .observed(observed(v))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::reason::reasons;
-use super::rule::{each, joined, NoParams, Rule, SubjectFinding};
+use super::rule::{joined, per_subject, NoParams, Rule, SubjectFinding};
 use crate::evidence::ProbeId;
 use crate::evidence::{
     CertInfo, EvidenceSet, PortKind, TlsEndpointView, TlsVersion, VersionOutcome,
@@ -227,7 +227,7 @@ fn protocol_versions(ev: &EvidenceSet, p: &Versions) -> Vec<SubjectFinding> {
             })
         })
         .collect();
-    each(ev.tls_endpoints(), &expected, |subject, v| {
+    per_subject(ev.tls_endpoints(), &expected, |subject, v| {
         // Every offered version lands in exactly one list; a new outcome
         // would not compile until it is judged here.
         let (mut accepted, mut forbidden, mut undetermined) = (Vec::new(), Vec::new(), Vec::new());
@@ -327,7 +327,7 @@ fn cert_key(ev: &EvidenceSet, p: &KeyParams) -> Vec<SubjectFinding> {
         p.key_types.join("/"),
         p.min_rsa_bits
     );
-    each(ev.tls_endpoints(), &expected, |subject, v| {
+    per_subject(ev.tls_endpoints(), &expected, |subject, v| {
         with_leaf(subject, v, &expected, |c| {
             let observed = format!("{} {} bits ({})", c.key_type, c.key_bits, c.subject);
             let min = if c.key_type == "RSA" {
@@ -368,7 +368,7 @@ fn cert_signature(ev: &EvidenceSet, p: &SigParams) -> Vec<SubjectFinding> {
         "no certificate in the chain signed with {}",
         p.forbidden.join("/")
     );
-    each(ev.tls_endpoints(), &expected, |subject, v| {
+    per_subject(ev.tls_endpoints(), &expected, |subject, v| {
         with_leaf(subject, v, &expected, |_| {
             let bad: Vec<String> = v
                 .chain
@@ -421,7 +421,7 @@ fn cert_validity(ev: &EvidenceSet, p: &ValidityParams) -> Vec<SubjectFinding> {
     // Judged at the time of observation, so a saved evidence file gives the
     // same verdict when evaluated later.
     let now = ev.started_at;
-    each(ev.tls_endpoints(), &expected, |subject, v| {
+    per_subject(ev.tls_endpoints(), &expected, |subject, v| {
         with_leaf(subject, v, &expected, |c| {
             let days = (c.not_after - now).num_days();
             let observed = format!(
@@ -462,7 +462,7 @@ fn cert_validity(ev: &EvidenceSet, p: &ValidityParams) -> Vec<SubjectFinding> {
 
 fn cert_chain(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "chains to the configured CA";
-    each(ev.tls_endpoints(), expected, |subject, v| {
+    per_subject(ev.tls_endpoints(), expected, |subject, v| {
         with_leaf(subject, v, expected, |c| {
             let observed = format!(
                 "issuer {}; chain of {}; verification now: {}",
@@ -503,7 +503,7 @@ fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected =
         "a SAN naming the endpoint its peers use: on the client port the one the cluster \
                     hands clients (its DNS name where the cluster prefers hostnames, else its IP)";
-    each(ev.tls_endpoints(), expected, |subject, v| {
+    per_subject(ev.tls_endpoints(), expected, |subject, v| {
         with_leaf(subject, v, expected, |c| {
             let ip = host_of(&v.node);
             // The client port is judged by the host clients are handed
@@ -560,7 +560,7 @@ fn cert_san(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
 
 fn cert_eku(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "extendedKeyUsage serverAuth and clientAuth (the cluster bus is mutual TLS)";
-    each(ev.tls_endpoints(), expected, |subject, v| {
+    per_subject(ev.tls_endpoints(), expected, |subject, v| {
         with_leaf(subject, v, expected, |c| {
             let observed = format!(
                 "serverAuth {}, clientAuth {}",
@@ -619,10 +619,13 @@ fn same_identity(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     out
 }
 
-/// Parameters of `transport.no_plaintext` (the ports are a probe input).
+/// Parameters of `transport.no_plaintext`. The ports are a probe input
+/// (the engine reads them for the TLS config probe); declared here so the
+/// policy is validated in one place, so this rule never reads them itself.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PlaintextParams {
+#[allow(dead_code)]
+pub(crate) struct PlaintextParams {
     /// Ports on every node where no plaintext Redis may answer.
     #[serde(default)]
     pub extra_plaintext_ports: Vec<u16>,
@@ -631,7 +634,7 @@ pub struct PlaintextParams {
 fn no_plaintext(ev: &EvidenceSet, _: &PlaintextParams) -> Vec<SubjectFinding> {
     let expected =
         "port 0 (no plaintext listener) and no plaintext Redis answering on any probed port";
-    each(ev.tls_configs(), expected, |subject, v| {
+    per_subject(ev.tls_configs(), expected, |subject, v| {
         let port = v.config.get("port").map(String::as_str).unwrap_or("?");
         let mut problems = Vec::new();
         if port != "0" {
@@ -672,7 +675,7 @@ fn no_plaintext(ev: &EvidenceSet, _: &PlaintextParams) -> Vec<SubjectFinding> {
 
 fn internode_tls(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     let expected = "tls-cluster yes and tls-replication yes";
-    each(ev.tls_configs(), expected, |subject, v| {
+    per_subject(ev.tls_configs(), expected, |subject, v| {
         let g = |k: &str| v.config.get(k).map(String::as_str).unwrap_or("?");
         let observed = format!(
             "tls-cluster {}, tls-replication {}",
@@ -723,7 +726,7 @@ fn client_certs(ev: &EvidenceSet, p: &ClientCertParams) -> Vec<SubjectFinding> {
             )
         })
         .collect();
-    each(ev.tls_configs(), expected, |subject, v| {
+    per_subject(ev.tls_configs(), expected, |subject, v| {
         let setting = v
             .config
             .get("tls-auth-clients")

@@ -54,11 +54,30 @@ pub(crate) mod set;
 pub mod tls;
 pub mod topology;
 
-pub use acl::*;
-pub use aws::*;
-pub use cluster::*;
-pub use data::*;
-pub use latency::*;
-pub use set::*;
-pub use tls::*;
+pub(crate) use acl::{acl_key_patterns, dryrun_sample_keys, glob, sample_key_with, selector_text};
+pub use acl::{
+    AclLogCount, AclLogSummary, AclUser, AclView, AuthObservation, CaseResult, CommandInfo,
+    CommandTable, DryRunCase, DryRunError, DryRunLetters, DryRunVerdict, Expect, UserAuth,
+};
+pub use aws::{
+    AwsInventory, Ec2Instance, IngressRule, JoinedBy, KmsKey, NodePlacement, PrefixList,
+    SecurityGroup, Snapshot, Source, Volume, Vpc,
+};
+pub(crate) use cluster::OWN_STATE_FIELDS;
+pub use cluster::{
+    key_slot, ClusterNodeView, KeySlotSample, KeySlotSamples, NodeEntry, OpenSlot, ServerIdentity,
+    ServerSoftware, Shard, ShardHealth, ShardNode, ShardRole, SlotRange,
+};
+pub use data::{
+    DataNodeView, ExporterView, ModuleInfo, ReplicationRole, SessionScanSettings, SessionScanView,
+};
+pub use latency::{Distribution, HostNoise, LatencySettings, LatencyView};
+pub(crate) use set::SCHEMA_VERSION;
+pub use set::{
+    Evidence, EvidenceSet, FailureKind, Handshakes, Observation, Observed, ProbeFailure, ProbeId,
+};
+pub use tls::{
+    CertInfo, HandshakeResult, PlaintextProbe, PlaintextSource, PortKind, Reach, TlsConfigView,
+    TlsEndpointView, TlsVersion, VersionOutcome, VersionResult,
+};
 pub(crate) use topology::Topology;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{NodeAddr, Timeouts};
-use crate::resp::{Frame, RedisConn};
+use crate::resp::RedisConn;
 use crate::secret::Secret;
 use crate::tls::TlsClient;
 
@@ -66,7 +66,7 @@ pub(crate) async fn delete_keys(
         let mut cmd = vec![b"DEL".to_vec()];
         cmd.extend(chunk.iter().map(|k| k.as_bytes().to_vec()));
         match c.pipeline(&[cmd]).await.map_err(|e| e.to_string())?.pop() {
-            Some(Frame::Int(n)) => deleted += n as u64,
+            Some(redis::Value::Int(n)) => deleted += n as u64,
             other => {
                 return Err(format!(
                     "DEL answered {}",

@@ -17,7 +17,7 @@ use crate::evidence::{
     ClusterNodeView, Evidence, FailureKind, KeySlotSample, KeySlotSamples, NodeEntry, Observation,
     Observed, OpenSlot, ProbeFailure, ProbeId, Shard, ShardHealth, ShardNode, ShardRole, SlotRange,
 };
-use crate::resp::{as_text, describe, error_text, map_pairs, parse_info, Frame};
+use crate::resp::{as_text, describe, error_text, map_pairs, parse_info};
 
 /// Synthetic keys whose slots are compared with the server's (hash tags,
 /// empty and nested braces, non-ASCII). Never real session keys.
@@ -65,7 +65,7 @@ pub(crate) async fn observe_node(
     };
     let text = |i: usize, what: &str| -> Result<String, ProbeFailure> {
         match replies.get(i) {
-            Some(Frame::ServerError(e)) => Err(ProbeFailure {
+            Some(redis::Value::ServerError(e)) => Err(ProbeFailure {
                 kind: FailureKind::ServerError,
                 message: format!("{addr} answered {what} with: {}", error_text(e)),
             }),
@@ -80,7 +80,7 @@ pub(crate) async fn observe_node(
         message: format!("{addr}: CLUSTER NODES: {e}"),
     })?;
     let shards = match replies.get(2) {
-        Some(Frame::ServerError(e)) => {
+        Some(redis::Value::ServerError(e)) => {
             return Err(ProbeFailure {
                 kind: FailureKind::ServerError,
                 message: format!("{addr} answered CLUSTER SHARDS with: {}", error_text(e)),
@@ -126,7 +126,7 @@ pub(crate) async fn observe_node(
     })
 }
 
-fn unexpected(addr: &NodeAddr, what: &str, f: Option<&Frame>) -> ProbeFailure {
+fn unexpected(addr: &NodeAddr, what: &str, f: Option<&redis::Value>) -> ProbeFailure {
     ProbeFailure {
         kind: FailureKind::UnexpectedReply,
         message: format!("{addr} answered {what} with {}", describe(f)),
@@ -297,7 +297,7 @@ async fn keyslots(ctx: &ProbeContext, addr: &NodeAddr) -> Result<KeySlotSamples,
     let mut samples = Vec::new();
     for (k, f) in SAMPLE_KEYS.iter().zip(&replies) {
         match f {
-            Frame::Int(i) if (0..16384).contains(i) => samples.push(KeySlotSample {
+            redis::Value::Int(i) if (0..16384).contains(i) => samples.push(KeySlotSample {
                 key: k.to_string(),
                 server_slot: *i as u16,
             }),
@@ -379,16 +379,16 @@ fn parse_slot(s: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("`{s}` is not a slot number (0-16383)"))
 }
 
-fn int(f: &Frame) -> Option<i64> {
+fn int(f: &redis::Value) -> Option<i64> {
     match f {
-        Frame::Int(i) => Some(*i),
+        redis::Value::Int(i) => Some(*i),
         other => as_text(other).and_then(|t| t.parse().ok()),
     }
 }
 
 /// Parses the RESP2 reply of CLUSTER SHARDS.
-pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
-    let Frame::Array(shards) = f else {
+pub fn parse_cluster_shards(f: &redis::Value) -> Result<Vec<Shard>, String> {
+    let redis::Value::Array(shards) = f else {
         return Err(format!("expected an array, got {}", describe(Some(f))));
     };
     let mut out = Vec::new();
@@ -399,7 +399,7 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
         };
         for (k, v) in map_pairs(s)? {
             match (k.as_str(), v) {
-                ("slots", Frame::Array(bounds)) => {
+                ("slots", redis::Value::Array(bounds)) => {
                     if bounds.len() % 2 != 0 {
                         return Err("slots list with an odd number of bounds".into());
                     }
@@ -417,7 +417,7 @@ pub fn parse_cluster_shards(f: &Frame) -> Result<Vec<Shard>, String> {
                         });
                     }
                 }
-                ("nodes", Frame::Array(nodes)) => {
+                ("nodes", redis::Value::Array(nodes)) => {
                     for n in nodes {
                         let mut node = ShardNode {
                             id: String::new(),
@@ -507,17 +507,17 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.1.1:6379@16379,node-a myself,mast
         assert!(e.contains("99999"), "{e}");
     }
 
-    fn bulk(s: &str) -> Frame {
-        Frame::BulkString(s.as_bytes().to_vec())
+    fn bulk(s: &str) -> redis::Value {
+        redis::Value::BulkString(s.as_bytes().to_vec())
     }
 
     #[test]
     fn parses_cluster_shards_and_builds_client_addresses() {
-        let node = Frame::Array(vec![
+        let node = redis::Value::Array(vec![
             bulk("id"),
             bulk("e7d1"),
             bulk("tls-port"),
-            Frame::Int(6379),
+            redis::Value::Int(6379),
             bulk("ip"),
             bulk("127.0.1.1"),
             bulk("endpoint"),
@@ -525,17 +525,17 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.1.1:6379@16379,node-a myself,mast
             bulk("role"),
             bulk("master"),
             bulk("replication-offset"),
-            Frame::Int(72156),
+            redis::Value::Int(72156),
             bulk("health"),
             bulk("online"),
         ]);
-        let shard = Frame::Array(vec![
+        let shard = redis::Value::Array(vec![
             bulk("slots"),
-            Frame::Array(vec![Frame::Int(0), Frame::Int(5460)]),
+            redis::Value::Array(vec![redis::Value::Int(0), redis::Value::Int(5460)]),
             bulk("nodes"),
-            Frame::Array(vec![node]),
+            redis::Value::Array(vec![node]),
         ]);
-        let s = parse_cluster_shards(&Frame::Array(vec![shard])).unwrap();
+        let s = parse_cluster_shards(&redis::Value::Array(vec![shard])).unwrap();
         assert_eq!(
             s[0].slots,
             vec![SlotRange {
@@ -550,7 +550,10 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.1.1:6379@16379,node-a myself,mast
         );
         assert!(parse_cluster_shards(&bulk("x")).is_err());
         assert!(
-            parse_cluster_shards(&Frame::Array(vec![Frame::Array(vec![bulk("slots")])])).is_err()
+            parse_cluster_shards(&redis::Value::Array(vec![redis::Value::Array(vec![bulk(
+                "slots"
+            )])]))
+            .is_err()
         );
     }
 }

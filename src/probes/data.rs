@@ -19,7 +19,7 @@ use crate::evidence::{
     DataNodeView, Evidence, ExporterView, FailureKind, ModuleInfo, Observation, ProbeFailure,
     ProbeId, SessionScanSettings, SessionScanView,
 };
-use crate::resp::{as_text, describe, error_text, parse_info, Frame};
+use crate::resp::{as_text, describe, error_text, parse_info};
 
 /// Settings read with CONFIG GET.
 pub(crate) const CONFIG_KEYS: [&str; 15] = [
@@ -61,7 +61,7 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
         .await?;
     let mut config = BTreeMap::new();
     match &r[0] {
-        Frame::Array(items) => {
+        redis::Value::Array(items) => {
             for kv in items.chunks(2) {
                 if let [k, v] = kv {
                     if let (Some(k), Some(v)) = (as_text(k), as_text(v)) {
@@ -197,12 +197,12 @@ async fn scan_sessions(
             ])
             .await?;
         let (next, keys) = match &reply {
-            Frame::Array(a) if a.len() == 2 => match (as_text(&a[0]), &a[1]) {
-                (Some(n), Frame::Array(k)) => (
+            redis::Value::Array(a) if a.len() == 2 => match (as_text(&a[0]), &a[1]) {
+                (Some(n), redis::Value::Array(k)) => (
                     n,
                     k.iter()
                         .filter_map(|f| match f {
-                            Frame::BulkString(b) => Some(b.clone()),
+                            redis::Value::BulkString(b) => Some(b.clone()),
                             _ => None,
                         })
                         .collect::<Vec<Vec<u8>>>(),
@@ -238,12 +238,11 @@ async fn scan_sessions(
             let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
             for (k, pair) in keys.iter().zip(replies.chunks(2)) {
                 let (ttl, kind) = match (&pair[0], pair.get(1).and_then(as_text)) {
-                    (Frame::Int(ttl), Some(kind)) => (*ttl, kind),
+                    (redis::Value::Int(ttl), Some(kind)) => (*ttl, kind),
                     _ => {
                         let why = match (&pair[0], pair.get(1)) {
-                            (Frame::ServerError(e), _) | (_, Some(Frame::ServerError(e))) => {
-                                error_text(e)
-                            }
+                            (redis::Value::ServerError(e), _)
+                            | (_, Some(redis::Value::ServerError(e))) => error_text(e),
                             (a, b) => format!(
                                 "TTL answered {}, TYPE answered {}",
                                 describe(Some(a)),

@@ -28,7 +28,7 @@ use crate::evidence::{
     Distribution, Evidence, FailureKind, HostNoise, LatencySettings, LatencyView, Observation,
     Observed, ProbeFailure, ProbeId, SlotRange,
 };
-use crate::resp::{as_text, encode_command, error_text, parse_info, Frame, ReadError, RedisConn};
+use crate::resp::{as_text, encode_command, error_text, parse_info, ReadError, RedisConn};
 
 /// What a probe key's `*` becomes (before the hash tag and number), so
 /// its keys are recognisable in any namespace.
@@ -283,7 +283,7 @@ async fn measure(
     let window_start = Utc::now();
     let run = async {
         for r in conn.pipeline(&setup).await? {
-            if let Frame::ServerError(e) = r {
+            if let redis::Value::ServerError(e) = r {
                 return Err(fail(
                     FailureKind::ServerError,
                     format!(
@@ -502,7 +502,7 @@ async fn open_loop(
                     Ok(Err(ReadError::NotResp(e))) => return Err(format!("not RESP: {e}")),
                     Ok(Err(e)) => return Err(e.to_string()),
                 };
-                if let Frame::ServerError(e) = &frame {
+                if let redis::Value::ServerError(e) = &frame {
                     rec.error(&error_text(e));
                 }
             }

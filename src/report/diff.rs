@@ -90,8 +90,8 @@ pub(crate) fn diff(a: &Report, b: &Report) -> Diff {
 }
 
 /// The summary of a diff stored in a report.
-pub(crate) fn summary(previous: &Report, d: &Diff) -> super::Previous {
-    super::Previous {
+pub(crate) fn summary(previous: &Report, d: &Diff) -> super::SincePrevious {
+    super::SincePrevious {
         run_id: previous.run_id.clone(),
         verdict: previous.verdict.to_string(),
         newly_failing: d.newly_failing.iter().map(|(id, _)| id.clone()).collect(),
@@ -102,7 +102,7 @@ pub(crate) fn summary(previous: &Report, d: &Diff) -> super::Previous {
 }
 
 /// Renders the diff for the terminal.
-pub fn render(a: &Report, b: &Report, d: &Diff) -> String {
+pub(crate) fn render(a: &Report, b: &Report, d: &Diff) -> String {
     let mut o = String::new();
     let label = |r: &Report| match &r.reevaluation {
         Some(re) => format!(

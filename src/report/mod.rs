@@ -73,7 +73,7 @@ pub struct Report {
     /// Changes since the previous run of the environment in the same
     /// reports directory, if there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<Previous>,
+    pub previous: Option<SincePrevious>,
     /// The server software and version of the nodes, one entry per
     /// distinct server (most nodes first), from the cluster probe's INFO
     /// server; nodes it could not read are one entry of their own.
@@ -167,7 +167,7 @@ impl ServerGroup {
 
 /// What changed since the previous run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Previous {
+pub struct SincePrevious {
     /// Its run id.
     pub run_id: String,
     /// Its verdict.

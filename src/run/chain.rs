@@ -36,12 +36,12 @@ pub struct Link {
     /// 1 for the environment's first chained run, then one more per run.
     pub sequence: u64,
     /// The run before it; `None` for the genesis run.
-    pub previous: Option<Previous>,
+    pub previous: Option<Predecessor>,
 }
 
 /// The predecessor a run names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Previous {
+pub struct Predecessor {
     /// Its run id.
     pub run_id: String,
     /// Its directory name.
@@ -208,7 +208,7 @@ pub fn next(base: &Path, env: &str) -> Link {
         },
         Some((sequence, _, m)) => Link {
             sequence: sequence + 1,
-            previous: Some(Previous {
+            previous: Some(Predecessor {
                 run_id: m.run_id.clone(),
                 dir: m.dir.clone(),
                 manifest_sha256: m.manifest_sha256.clone(),
@@ -681,7 +681,7 @@ mod tests {
             started_at: format!("2026-11-01T10:{minute:02}:00Z").parse().unwrap(),
             link: Some(Link {
                 sequence: seq,
-                previous: prev.map(|p| Previous {
+                previous: prev.map(|p| Predecessor {
                     run_id: p.into(),
                     dir: p.into(),
                     manifest_sha256: format!("{p}-digest"),

@@ -24,7 +24,7 @@ pub(crate) const SARIF: &str = "report.sarif";
 
 /// `<reports>/<env>/acknowledgements/`: signed acknowledgements of gaps
 /// in the environment's chain of runs (not a run directory).
-pub const ACKNOWLEDGEMENTS: &str = "acknowledgements";
+pub(crate) const ACKNOWLEDGEMENTS: &str = "acknowledgements";
 
 /// The report files of every run, in the order the terminal names them.
 pub(crate) const REPORT_FILES: [&str; 7] = [

@@ -17,10 +17,10 @@
 pub mod chain;
 pub(crate) mod find;
 pub(crate) mod layout;
-pub(crate) mod verify;
+pub(crate) mod verify_run;
 pub(crate) mod write;
 
 pub(crate) use find::{scan, FoundRun};
 pub(crate) use layout::*;
-pub(crate) use verify::{check, verify};
+pub(crate) use verify_run::{check, verify};
 pub(crate) use write::{write, write_salt, Stored, Written};

@@ -17,11 +17,14 @@
 
 mod envelope;
 mod keys;
-mod verify;
+mod verify_envelope;
 
-pub use envelope::*;
-pub use keys::*;
-pub use verify::*;
+pub use envelope::{pae, sigstore_bundle, Envelope, EnvelopeSignature, PAYLOAD_TYPE};
+pub(crate) use envelope::{BUNDLE, ENVELOPE, PREDICATE_TYPE, STATEMENT_TYPE};
+pub(crate) use keys::load_public;
+pub use keys::{pem, PublicKey};
+pub(crate) use verify_envelope::{verify_digests, verify_files, Verification};
+pub use verify_envelope::{verify_statement, Verified};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

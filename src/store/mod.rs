@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 pub use crate::config::{LockMode, StoreUrl, DEFAULT_RETENTION_YEARS};
 
 use crate::config::{AwsSettings, Timeouts};
-use crate::run::chain::{Link, Previous};
+use crate::run::chain::{Link, Predecessor};
 use crate::run::layout::{ACKNOWLEDGEMENTS, BUNDLE, ENVELOPE};
 
 /// The chain head object's name under `<prefix>/<env>/`.
@@ -86,7 +86,7 @@ impl HeadRecord {
     pub fn next(&self) -> Link {
         Link {
             sequence: self.sequence + 1,
-            previous: Some(Previous {
+            previous: Some(Predecessor {
                 run_id: self.run_id.clone(),
                 dir: self.dir.clone(),
                 manifest_sha256: self.manifest_sha256.clone(),
@@ -332,7 +332,7 @@ impl Store {
     /// Writes one evidence object (never over an existing one), locked
     /// until `until`, and reads it back: its bytes' SHA-256, lock mode and
     /// date must be what was sent.
-    pub async fn put_locked(
+    pub(crate) async fn put_locked(
         &self,
         key: &str,
         bytes: Vec<u8>,

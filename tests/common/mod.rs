@@ -139,13 +139,13 @@ node_ip_map = {{ {map} }}
     /// Every key matching `pattern` on the three masters (SCAN as the
     /// lab's admin).
     pub async fn keys(&self, pattern: &str) -> Vec<String> {
-        use epic_audit::resp::{as_text, Frame};
+        use epic_audit::resp::as_text;
         let mut out = Vec::new();
         for m in 0..3 {
             let mut c = self.lab.admin(m).await.unwrap();
             let mut cursor = "0".to_string();
             loop {
-                let Frame::Array(r) = c
+                let epic_audit::resp::Value::Array(r) = c
                     .cmd_str(&["SCAN", &cursor, "MATCH", pattern, "COUNT", "1000"])
                     .await
                     .unwrap()
@@ -153,7 +153,7 @@ node_ip_map = {{ {map} }}
                     panic!("SCAN")
                 };
                 cursor = as_text(&r[0]).unwrap();
-                if let Frame::Array(ks) = &r[1] {
+                if let epic_audit::resp::Value::Array(ks) = &r[1] {
                     out.extend(ks.iter().filter_map(as_text));
                 }
                 if cursor == "0" {

@@ -418,10 +418,9 @@ async fn live_auth(ctx: &ProbeContext, addr: &NodeAddr) -> Result<AuthObservatio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resp::Frame;
 
-    fn bulk(s: &str) -> Frame {
-        Frame::BulkString(s.as_bytes().to_vec())
+    fn bulk(s: &str) -> redis::Value {
+        redis::Value::BulkString(s.as_bytes().to_vec())
     }
 
     fn info(name: &str, arity: i64, first: i64, last: i64, step: i64) -> CommandInfo {
@@ -545,10 +544,10 @@ mod tests {
     #[test]
     fn verdicts_from_dryrun_replies() {
         use crate::evidence::DryRunVerdict;
-        let s = |t: &str| Frame::BulkString(t.as_bytes().to_vec());
-        assert_eq!(verdict(Some(&Frame::Okay)).0, DryRunVerdict::Allowed);
+        let s = |t: &str| redis::Value::BulkString(t.as_bytes().to_vec());
+        assert_eq!(verdict(Some(&redis::Value::Okay)).0, DryRunVerdict::Allowed);
         assert_eq!(
-            verdict(Some(&Frame::SimpleString("OK".into()))).0,
+            verdict(Some(&redis::Value::SimpleString("OK".into()))).0,
             DryRunVerdict::Allowed
         );
         assert_eq!(
@@ -579,7 +578,7 @@ mod tests {
             .0,
             DryRunVerdict::Error
         );
-        assert_eq!(verdict(Some(&Frame::Int(3))).0, DryRunVerdict::Error);
+        assert_eq!(verdict(Some(&redis::Value::Int(3))).0, DryRunVerdict::Error);
         assert_eq!(verdict(None).0, DryRunVerdict::Error);
     }
 
@@ -615,11 +614,11 @@ mod tests {
     #[test]
     fn getuser_never_keeps_hashes_and_rejects_odd_replies() {
         let h = "b".repeat(64);
-        let f = Frame::Array(vec![
+        let f = redis::Value::Array(vec![
             bulk("flags"),
-            Frame::Array(vec![bulk("on")]),
+            redis::Value::Array(vec![bulk("on")]),
             bulk("passwords"),
-            Frame::Array(vec![bulk(&h)]),
+            redis::Value::Array(vec![bulk(&h)]),
             bulk("commands"),
             bulk("-@all +@read"),
             bulk("keys"),
@@ -627,16 +626,16 @@ mod tests {
             bulk("channels"),
             bulk(""),
             bulk("selectors"),
-            Frame::Array(vec![]),
+            redis::Value::Array(vec![]),
         ]);
         let u = parse_getuser("dev_user", &f, "user dev_user on #fp:x", &[1; 32]).unwrap();
         assert_eq!(u.password_count, 1);
         assert!(!format!("{u:?}").contains(&h));
-        assert!(parse_getuser("x", &Frame::Nil, "", &[1; 32]).is_err());
+        assert!(parse_getuser("x", &redis::Value::Nil, "", &[1; 32]).is_err());
         assert!(parse_getuser("x", &bulk("nope"), "", &[1; 32]).is_err());
         assert!(parse_getuser(
             "x",
-            &Frame::Array(vec![bulk("keys"), bulk("~*")]),
+            &redis::Value::Array(vec![bulk("keys"), bulk("~*")]),
             "",
             &[1; 32]
         )
@@ -646,9 +645,9 @@ mod tests {
     #[test]
     fn acl_log_is_summarised_without_objects() {
         let entry = |reason: &str, user: &str, count: i64, obj: &str| {
-            Frame::Array(vec![
+            redis::Value::Array(vec![
                 bulk("count"),
-                Frame::Int(count),
+                redis::Value::Int(count),
                 bulk("reason"),
                 bulk(reason),
                 bulk("context"),
@@ -661,7 +660,7 @@ mod tests {
                 bulk("12.5"),
             ])
         };
-        let f = Frame::Array(vec![
+        let f = redis::Value::Array(vec![
             entry("auth", "default", 3, "AUTH"),
             entry("auth", "default", 2, "AUTH"),
             entry("key", "app_user", 1, "session:secret-token"),
@@ -675,21 +674,21 @@ mod tests {
 
     #[test]
     fn command_table_flattens_subcommands() {
-        let cmd = |name: &str, subs: Vec<Frame>| {
-            Frame::Array(vec![
+        let cmd = |name: &str, subs: Vec<redis::Value>| {
+            redis::Value::Array(vec![
                 bulk(name),
-                Frame::Int(-2),
-                Frame::Array(vec![bulk("admin")]),
-                Frame::Int(0),
-                Frame::Int(0),
-                Frame::Int(0),
-                Frame::Array(vec![bulk("@admin")]),
-                Frame::Array(vec![]),
-                Frame::Array(vec![]),
-                Frame::Array(subs),
+                redis::Value::Int(-2),
+                redis::Value::Array(vec![bulk("admin")]),
+                redis::Value::Int(0),
+                redis::Value::Int(0),
+                redis::Value::Int(0),
+                redis::Value::Array(vec![bulk("@admin")]),
+                redis::Value::Array(vec![]),
+                redis::Value::Array(vec![]),
+                redis::Value::Array(subs),
             ])
         };
-        let t = parse_command_table(&Frame::Array(vec![cmd(
+        let t = parse_command_table(&redis::Value::Array(vec![cmd(
             "config",
             vec![cmd("config|get", vec![])],
         )]))
@@ -697,7 +696,7 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert!(t[0].container && t[0].name == "config");
         assert_eq!(t[1].name, "config|get");
-        assert!(parse_command_table(&Frame::Array(vec![bulk("x")])).is_err());
-        assert!(parse_command_table(&Frame::Array(vec![])).is_err());
+        assert!(parse_command_table(&redis::Value::Array(vec![bulk("x")])).is_err());
+        assert!(parse_command_table(&redis::Value::Array(vec![])).is_err());
     }
 }

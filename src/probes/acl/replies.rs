@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::evidence::{
     AclLogCount, AclLogSummary, AclUser, CommandInfo, DryRunVerdict, FailureKind, ProbeFailure,
 };
-use crate::resp::{as_text, describe, error_text, map_pairs, Frame};
+use crate::resp::{as_text, describe, error_text, map_pairs};
 
 pub(crate) fn method(user: &str) -> String {
     format!(
@@ -41,7 +41,7 @@ pub(crate) fn reply_of(e: &crate::resp::ConnError) -> String {
     }
 }
 
-pub(crate) fn reply_text(r: Result<Frame, crate::resp::ConnError>) -> String {
+pub(crate) fn reply_text(r: Result<redis::Value, crate::resp::ConnError>) -> String {
     match r {
         Ok(f) => as_text(&f).unwrap_or_else(|| describe(Some(&f))),
         Err(crate::resp::ConnError::Server { reply, .. }) => reply,
@@ -50,9 +50,11 @@ pub(crate) fn reply_text(r: Result<Frame, crate::resp::ConnError>) -> String {
 }
 
 /// The DRYRUN verdict letter and the reply text.
-pub(crate) fn verdict(f: Option<&Frame>) -> (DryRunVerdict, String) {
+pub(crate) fn verdict(f: Option<&redis::Value>) -> (DryRunVerdict, String) {
     match f {
-        Some(f @ (Frame::Okay | Frame::SimpleString(_) | Frame::BulkString(_))) => {
+        Some(
+            f @ (redis::Value::Okay | redis::Value::SimpleString(_) | redis::Value::BulkString(_)),
+        ) => {
             let t = as_text(f).unwrap_or_default();
             let v = if t == "OK" {
                 DryRunVerdict::Allowed
@@ -67,14 +69,14 @@ pub(crate) fn verdict(f: Option<&Frame>) -> (DryRunVerdict, String) {
             };
             (v, t)
         }
-        Some(Frame::ServerError(e)) => (DryRunVerdict::Error, error_text(e)),
+        Some(redis::Value::ServerError(e)) => (DryRunVerdict::Error, error_text(e)),
         other => (DryRunVerdict::Error, describe(other)),
     }
 }
 
-pub(crate) fn string_list(f: &Frame) -> Option<Vec<String>> {
+pub(crate) fn string_list(f: &redis::Value) -> Option<Vec<String>> {
     match f {
-        Frame::Array(a) => a.iter().map(as_text).collect(),
+        redis::Value::Array(a) => a.iter().map(as_text).collect(),
         _ => None,
     }
 }
@@ -103,11 +105,11 @@ pub(crate) fn redact_rule(line: &str, salt: &[u8; 32]) -> String {
 /// Parses `ACL GETUSER` (Redis 7 map form).
 pub(crate) fn parse_getuser(
     name: &str,
-    f: &Frame,
+    f: &redis::Value,
     rule: &str,
     salt: &[u8; 32],
 ) -> Result<AclUser, String> {
-    if matches!(f, Frame::Nil) {
+    if matches!(f, redis::Value::Nil) {
         return Err("user vanished between ACL USERS and ACL GETUSER".into());
     }
     let mut u = AclUser {
@@ -139,7 +141,7 @@ pub(crate) fn parse_getuser(
             "selectors" => {
                 // Each selector as ACL LIST writes it: `(commands keys
                 // channels)`; its key patterns extend the DRYRUN sample.
-                if let Frame::Array(sel) = v {
+                if let redis::Value::Array(sel) = v {
                     u.selectors = sel
                         .iter()
                         .map(|s| match map_pairs(s) {
@@ -169,8 +171,8 @@ pub(crate) fn parse_getuser(
 
 /// Summarises `ACL LOG` by reason and user. Objects (keys, channels) are
 /// deliberately not kept: a denied key can be a session id.
-pub(crate) fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
-    let Frame::Array(entries) = f else {
+pub(crate) fn parse_acl_log(f: &redis::Value) -> Result<AclLogSummary, String> {
+    let redis::Value::Array(entries) = f else {
         return Err(format!("expected an array, got {}", describe(Some(f))));
     };
     let mut by: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
@@ -184,7 +186,7 @@ pub(crate) fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
                 "reason" => reason = as_text(v).unwrap_or_default(),
                 "username" => user = as_text(v).unwrap_or_default(),
                 "count" => {
-                    if let Frame::Int(i) = v {
+                    if let redis::Value::Int(i) = v {
                         count = (*i).max(0) as u64;
                     }
                 }
@@ -217,8 +219,8 @@ pub(crate) fn parse_acl_log(f: &Frame) -> Result<AclLogSummary, String> {
 
 /// Parses the COMMAND reply (Redis 7: name, arity, flags, first, last, step,
 /// categories, tips, key specs, subcommands), flattening subcommands.
-pub(crate) fn parse_command_table(f: &Frame) -> Result<Vec<CommandInfo>, String> {
-    let Frame::Array(cmds) = f else {
+pub(crate) fn parse_command_table(f: &redis::Value) -> Result<Vec<CommandInfo>, String> {
+    let redis::Value::Array(cmds) = f else {
         return Err(format!("expected an array, got {}", describe(Some(f))));
     };
     let mut out = Vec::new();
@@ -233,11 +235,11 @@ pub(crate) fn parse_command_table(f: &Frame) -> Result<Vec<CommandInfo>, String>
 }
 
 pub(crate) fn parse_command(
-    f: &Frame,
+    f: &redis::Value,
     parent: Option<&str>,
     out: &mut Vec<CommandInfo>,
 ) -> Result<(), String> {
-    let Frame::Array(a) = f else {
+    let redis::Value::Array(a) = f else {
         return Err(format!("command entry is {}", describe(Some(f))));
     };
     if a.len() < 7 {
@@ -250,13 +252,13 @@ pub(crate) fn parse_command(
         .ok_or("command name is not a string")?
         .to_ascii_lowercase();
     let int = |i: usize| match &a[i] {
-        Frame::Int(v) => Ok(*v),
+        redis::Value::Int(v) => Ok(*v),
         other => Err(format!("{name}: field {i} is {}", describe(Some(other)))),
     };
     let list =
         |i: usize| string_list(&a[i]).ok_or_else(|| format!("{name}: field {i} is not a list"));
     let subs = match a.get(9) {
-        Some(Frame::Array(s)) if !s.is_empty() => Some(s),
+        Some(redis::Value::Array(s)) if !s.is_empty() => Some(s),
         _ => None,
     };
     // Subcommands are reported as `parent|sub` already by Redis 7.

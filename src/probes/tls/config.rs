@@ -119,7 +119,7 @@ pub(crate) async fn observe_config(
         Err(e) => return Err(e.into()),
     };
     let mut config = std::collections::BTreeMap::new();
-    if let crate::resp::Frame::Array(items) = &f {
+    if let redis::Value::Array(items) = &f {
         for kv in items.chunks(2) {
             if let [k, v] = kv {
                 if let (Some(k), Some(v)) = (as_text(k), as_text(v)) {

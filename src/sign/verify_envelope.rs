@@ -21,7 +21,7 @@ pub struct Verified {
     pub predicate: serde_json::Value,
 }
 
-/// What verifying a signed run found (`crate::run::verify::check`), as an
+/// What verifying a signed run found (`crate::run::verify_run::check`), as an
 /// export lists it. Serialised as the
 /// sentence it always was (`valid (key <id>)`, or what failed), so
 /// export.json keeps its form; code decides by the variant.
