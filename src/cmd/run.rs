@@ -10,20 +10,36 @@ use super::shared::{accept_environment_builds, load_policy, print_run, signer};
 use crate::cli::{Cli, RunArgs, UsageError};
 use crate::engine;
 use crate::output::OutputError;
+use crate::policy::Policy;
 use crate::probes::cleanup::LatencyCleanup;
 use crate::probes::ProbeContext;
 use crate::tls::TlsClient;
 
-/// Audits environment `name` and writes its run; prints its summary when
-/// `print` (a fleet prints one line per environment instead). `latency` is
-/// the process's latency clean-up handle (the Ctrl-C path uses it).
-pub(crate) async fn run_one(
+/// One environment resolved from the config, once, before anything is
+/// observed: everything wrong (a selection that judges nothing, an
+/// occupied output directory, a lab that is not up, unreadable accepted
+/// builds, TLS files, secrets, the signing key, the store) is refused
+/// here. The run then flows down through the engine, the report, the run
+/// directory and the store without going back to the config.
+struct Resolved {
+    /// The policy with the environment's accepted builds.
+    policy: Policy,
+    /// What the probes need: seeds, TLS client, credentials, timeouts,
+    /// monitoring and AWS settings (the inputs and salt are the run's own).
+    probes: ProbeContext,
+    /// Signs the run (`None`: --unsigned).
+    signer: Option<crate::sign::RunSigner>,
+    /// The evidence store the run goes to, when one is named.
+    store: Option<crate::store::Store>,
+}
+
+/// Resolves environment `name` (see [`Resolved`]).
+async fn resolve(
     cli: &Cli,
     args: &RunArgs,
     name: &str,
-    print: bool,
     latency: &LatencyCleanup,
-) -> Result<crate::run::Written> {
+) -> Result<Resolved> {
     let config = cli.config()?;
     let env = config.environment(name)?;
     let mut policy = load_policy(cli)?;
@@ -32,30 +48,13 @@ pub(crate) async fn run_one(
         .select(&args.select.only, &args.select.skip)
         .map_err(UsageError)?;
     if let Some(out) = &args.out {
-        if crate::run::occupied(out) {
-            return Err(OutputError::Exists(out.clone()).into());
-        }
-        // The salt goes beside the run directory; one left from an earlier
-        // run there is refused now, before anything is observed or printed.
-        let salt = crate::run::salt_path(out);
-        if salt.exists() {
-            return Err(UsageError(format!(
-                "{} exists: it is the session-hash salt of an earlier run written to {}; \
-                 move it away (it maps that run's reported key hashes back to key names) or delete it",
-                salt.display(),
-                out.display()
-            ))
-            .into());
-        }
+        refuse_occupied(out)?;
     }
     let lab_dir = crate::config::default_lab_dir();
     if env.lab {
         lab_hint(name, env, &lab_dir).await?;
     }
     accept_environment_builds(&mut policy, &config, name, &lab_dir)?;
-    let selected = policy
-        .select(&args.select.only, &args.select.skip)
-        .map_err(UsageError)?;
     let tls = TlsClient::from_files(
         &config.resolve_path(&env.tls.ca, &lab_dir),
         &config.resolve_path(&env.tls.client_cert, &lab_dir),
@@ -78,14 +77,14 @@ pub(crate) async fn run_one(
         Some(url) => Some(super::stored::open(url, Some(env)).await),
         None => None,
     };
-    let ctx = ProbeContext {
+    let probes = ProbeContext {
         targets: env.seeds.clone(),
         tls,
         timeouts: env.timeouts.clone(),
         user,
         password,
         credentials,
-        inputs: engine::probe_inputs(&policy, &selected),
+        inputs: Default::default(),
         topology: Default::default(),
         monitoring: env.monitoring.clone(),
         session_salt: crate::probes::data::RunSalt::random().map_err(|e| {
@@ -95,9 +94,59 @@ pub(crate) async fn run_one(
         conns: Default::default(),
         latency: latency.clone(),
     };
-    let salt = ctx.session_salt.clone();
+    Ok(Resolved {
+        policy,
+        probes,
+        signer,
+        store,
+    })
+}
+
+/// Refuses an output directory that holds a run, or whose session-hash
+/// salt from an earlier run is still beside it.
+fn refuse_occupied(out: &Path) -> Result<()> {
+    if crate::run::occupied(out) {
+        return Err(OutputError::Exists(out.to_path_buf()).into());
+    }
+    // The salt goes beside the run directory; one left from an earlier run
+    // there is refused now, before anything is observed or printed.
+    let salt = crate::run::salt_path(out);
+    if salt.exists() {
+        return Err(UsageError(format!(
+            "{} exists: it is the session-hash salt of an earlier run written to {}; \
+             move it away (it maps that run's reported key hashes back to key names) or delete it",
+            salt.display(),
+            out.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Audits environment `name` and writes its run; prints its summary when
+/// `print` (a fleet prints one line per environment instead). `latency` is
+/// the process's latency clean-up handle (the Ctrl-C path uses it).
+pub(crate) async fn run_one(
+    cli: &Cli,
+    args: &RunArgs,
+    name: &str,
+    print: bool,
+    latency: &LatencyCleanup,
+) -> Result<crate::run::Written> {
+    let Resolved {
+        policy,
+        mut probes,
+        signer,
+        store,
+    } = resolve(cli, args, name, latency).await?;
+    let selected = policy
+        .select(&args.select.only, &args.select.skip)
+        .map_err(UsageError)?;
+    probes.inputs = engine::probe_inputs(&policy, &selected);
+    let seeds = probes.targets.clone();
+    let salt = probes.session_salt.clone();
     let needed = engine::needed_probes(&selected);
-    let evidence = engine::observe(name, &env.seeds, ctx, &needed).await;
+    let evidence = engine::observe(name, &seeds, probes, &needed).await;
     let report = engine::judge(
         &evidence,
         &policy,
