@@ -258,7 +258,9 @@ pub fn judge(
                 }
             };
             for s in &mut subjects {
-                s.code = s.reason.code(&c.id);
+                if let Some(r) = s.reason {
+                    s.code = r.code(&c.id);
+                }
             }
             crate::waivers::apply(&policy.waivers, &c.id, &mut subjects, ev.started_at);
             let duration_ms = match rules.get(c.rule.as_str()) {

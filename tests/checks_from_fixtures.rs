@@ -19,13 +19,9 @@ fn judge_with(ev: &EvidenceSet, p: &Policy) -> Report {
     judge(ev, p, &sel, &[], &[])
 }
 
-/// (subject, outcome) pairs of one check.
 /// The code of check `id`'s subject that starts with `subject`.
 fn code_of(r: &Report, id: &str, subject: &str) -> String {
-    r.checks
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no check {id}"))
+    common::result(r, id)
         .subjects
         .iter()
         .find(|s| s.subject.starts_with(subject))
@@ -34,11 +30,9 @@ fn code_of(r: &Report, id: &str, subject: &str) -> String {
         .clone()
 }
 
+/// (subject, outcome, observed | message) of one check's subjects.
 fn subjects(r: &Report, id: &str) -> Vec<(String, Outcome, String)> {
-    r.checks
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no check {id}"))
+    common::result(r, id)
         .subjects
         .iter()
         .map(|s| {

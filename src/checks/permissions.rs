@@ -169,18 +169,15 @@ fn permissions(ev: &EvidenceSet, p: &Permissions) -> Vec<SubjectFinding> {
         let finding = match v.dryrun.get(&p.user) {
             None if v.users.iter().any(|u| u.name == p.user) => {
                 SubjectFinding::error(subject, Why::UserNotSwept)
+                    .observed("no DRYRUN results")
                     .message(format!("{} was not swept with ACL DRYRUN", p.user))
             }
             None => SubjectFinding::fail(subject, Why::UserMissing)
+                .observed("no DRYRUN results")
                 .message(format!("user {} does not exist on this node", p.user)),
             Some(sweep) => decide(subject, p, v, &classify(p, v, table, sweep)),
         };
-        let observed = if finding.observed.is_empty() {
-            "no DRYRUN results".to_string()
-        } else {
-            finding.observed.clone()
-        };
-        finding.observed(observed).expected(expected.clone())
+        finding.expected(expected.clone())
     })
 }
 

@@ -12,8 +12,6 @@
 //! Slugs are part of the report's contract: never reuse one for a
 //! different meaning, never rename one (add a new variant instead).
 
-use std::fmt;
-
 /// Declares an area's reason enum: each variant with its slug. Generates
 /// `ALL`, `slug()` and the conversion into [`Reason`].
 macro_rules! reasons {
@@ -88,20 +86,6 @@ impl Reason {
     /// The finding's code under check `id`: `ACC-005/denied-command-allowed`.
     pub fn code(self, id: &str) -> String {
         format!("{id}/{}", self.slug)
-    }
-}
-
-impl Default for Reason {
-    /// A finding read back from a report keeps its code as text; its
-    /// typed reason is not rebuilt.
-    fn default() -> Self {
-        Common::NoEvidence.into()
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.slug())
     }
 }
 

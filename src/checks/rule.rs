@@ -95,9 +95,11 @@ pub struct SubjectFinding {
     pub subject: String,
     /// The verdict.
     pub outcome: Outcome,
-    /// Why, as data (not serialised: the report carries [`code`](Self::code)).
+    /// Why, as data (not serialised: the report carries [`code`](Self::code));
+    /// `None` for a finding read back from a report, which keeps only its
+    /// code.
     #[serde(skip)]
-    pub reason: Reason,
+    pub reason: Option<Reason>,
     /// The stable reason code, `CHECK-ID/slug` (`ACC-005/denied-command-allowed`),
     /// written by the engine once the check id is known. Empty in reports
     /// written before reason codes existed.
@@ -133,7 +135,7 @@ impl SubjectFinding {
         SubjectFinding {
             subject: subject.into(),
             outcome,
-            reason: reason.into(),
+            reason: Some(reason.into()),
             code: String::new(),
             observed: String::new(),
             expected: String::new(),

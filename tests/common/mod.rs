@@ -380,10 +380,7 @@ pub fn only(id: &str, o: Outcome) -> Vec<(String, Outcome)> {
 /// `subject [outcome]: observed | message` of every non-passing subject of
 /// check `id`.
 pub fn messages(r: &Report, id: &str) -> Vec<String> {
-    r.checks
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap()
+    result(r, id)
         .subjects
         .iter()
         .filter(|s| s.outcome != Outcome::Pass)
@@ -396,14 +393,19 @@ pub fn messages(r: &Report, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Check `id`'s result in `r` (panics naming it when `r` has none).
+pub fn result<'a>(r: &'a Report, id: &str) -> &'a epic_audit::report::CheckResult {
+    r.checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
+
 /// `(subject, code)` of every subject of check `id` that did not pass: the
 /// typed reasons a test compares instead of prose
 /// (`("127.0.1.1:6379", "DATA-001/aof-off")`).
 pub fn codes(r: &Report, id: &str) -> Vec<(String, String)> {
-    r.checks
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no {id}"))
+    result(r, id)
         .subjects
         .iter()
         .filter(|s| s.outcome != Outcome::Pass)
