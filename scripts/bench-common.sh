@@ -38,6 +38,7 @@ password_file = "$lab/secrets/app_user.pass"
 password_file = "$lab/secrets/dev_user.pass"
 [environments.bench.monitoring]
 exporter_port = $((port + 2742))
+prometheus_url = "http://127.0.0.1:$((port + 2711))"
 [environments.bench.aws]
 region = "us-east-1"
 endpoint = "http://127.0.0.1:$((port + 1000))"

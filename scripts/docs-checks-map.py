@@ -24,10 +24,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AREAS = [
     ("Common", "src/checks/reason.rs", "every check"),
     ("Access", "src/checks/access.rs", "ACC"),
-    ("Permissions", "src/checks/permissions.rs", "ACC-005, ACC-006, ACC-007, ACC-011"),
+    ("Permissions", "src/checks/permissions.rs", "ACC-005, ACC-006, ACC-007, ACC-011, MON-007"),
     ("Transport", "src/checks/transport.rs", "TLS"),
-    ("Data", "src/checks/data.rs", "DATA, MON"),
+    ("Data", "src/checks/data.rs", "DATA, MON-001, MON-002"),
     ("Sessions", "src/checks/sessions.rs", "DATA-005"),
+    ("Monitoring", "src/checks/monitoring.rs", "MON-003..006"),
     ("Performance", "src/checks/performance.rs", "PERF"),
     ("Cluster", "src/checks/cluster.rs", "CLU-001..007"),
     ("Placement", "src/checks/placement.rs", "CLU-008..010"),

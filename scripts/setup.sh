@@ -16,7 +16,16 @@ apt_install() { # package...
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     apt_updated=1
   fi
+  # Packages with a daemon (prometheus, its alertmanager and exporter) must
+  # not start one: it would listen on every address, where the lab listens.
+  local guard=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod 755 /usr/sbin/policy-rc.d
+    guard=1
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  if [ "$guard" -eq 1 ]; then as_root rm -f /usr/sbin/policy-rc.d; fi
 }
 
 ensure() { # command-or-path, Debian package
@@ -28,6 +37,8 @@ ensure() { # command-or-path, Debian package
 
 ensure /usr/bin/redis-server redis-server
 ensure /usr/bin/prometheus-redis-exporter prometheus-redis-exporter
+ensure /usr/bin/prometheus prometheus                        # the lab's monitoring instance
+ensure /usr/bin/prometheus-alertmanager prometheus-alertmanager
 ensure /usr/bin/chromium chromium   # renders report.html in a test
 # Extra "command:package" pairs a caller needs (e.g. benchmarks).
 for pair in "$@"; do

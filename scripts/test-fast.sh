@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=(
   access_from_fixtures aws_from_fixtures backup_from_fixtures checks_from_fixtures
-  data_from_fixtures patch_from_fixtures transport_from_fixtures performance_rules
+  data_from_fixtures patch_from_fixtures transport_from_fixtures monitoring_from_fixtures
+  performance_rules
   reason_codes completeness architecture report_snapshots sarif oscal waivers chain
   reevaluation bad_inputs fuzz_inputs
 )

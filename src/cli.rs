@@ -76,6 +76,15 @@ fn env_name(s: &str) -> Result<String, String> {
     crate::config::plain_name(s).map(|()| s.to_string())
 }
 
+/// Whose ACL line `print-acl` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AclRole {
+    /// The least-privilege audit user.
+    Auditor,
+    /// The exporters' user.
+    Exporter,
+}
+
 /// A user name `print-acl` may print a line for: one Redis accepts in an
 /// ACL file (no whitespace or control characters, not empty), and not
 /// `default`, whose line would enable the user ACC-004 requires off.
@@ -163,22 +172,35 @@ pub(crate) enum Command {
         /// The later run directory.
         run_b: PathBuf,
     },
-    /// Print the ACL of the least-privilege audit user, to paste into the
-    /// aclfile of every node (then ACL LOAD), or to apply with ACL SETUSER.
+    /// Print the ACL of a least-privilege user, to paste into the aclfile
+    /// of every node (then ACL LOAD), or to apply with ACL SETUSER: the
+    /// audit user (default), or the exporters' user.
     ///
-    /// Read-only: cluster and INFO state, CONFIG GET, the ACL tables and
-    /// ACL DRYRUN (which evaluates, never executes), COMMAND, and SCAN/TTL/
-    /// TYPE on keys under the policy's session pattern (read-only key
-    /// permission). It cannot write a key, change configuration or users.
-    /// Then name it in the environment: `audit_user = "auditor"` and
-    /// `[environments.NAME.users.auditor] password_file = "..."`.
+    /// The audit user is read-only: cluster and INFO state, CONFIG GET, the
+    /// ACL tables and ACL DRYRUN (which evaluates, never executes),
+    /// COMMAND, and SCAN/TTL/TYPE on keys under the policy's session
+    /// pattern (read-only key permission). It cannot write a key, change
+    /// configuration or users. Then name it in the environment:
+    /// `audit_user = "auditor"` and `[environments.NAME.users.auditor]
+    /// password_file = "..."`.
     ///
-    /// Example: epic-audit print-acl --user auditor
+    /// The exporters' user (`--role exporter`, or a --user the policy
+    /// names as MON-007's, `exporter` by default) gets exactly the
+    /// commands prometheus-redis-exporter sends with its default flags: no
+    /// key, no channel, no write. MON-007 proves it on every node.
+    ///
+    /// Examples: epic-audit print-acl --user auditor
+    ///           epic-audit print-acl --user exporter
     PrintAcl {
-        /// The audit user's name: no spaces or control characters, and not
+        /// The user's name: no spaces or control characters, and not
         /// `default` (which the policy requires disabled).
-        #[arg(long, default_value = "auditor", value_name = "NAME", value_parser = acl_user_name)]
-        user: String,
+        #[arg(long, value_name = "NAME", value_parser = acl_user_name)]
+        user: Option<String>,
+        /// Whose line: `auditor` (the audit user) or `exporter` (the
+        /// exporters'). Default: `exporter` when --user is the user the
+        /// policy's MON-007 judges, else `auditor`.
+        #[arg(long, value_enum)]
+        role: Option<AclRole>,
     },
     /// Print the least-privilege IAM policy (JSON) for the AWS calls
     /// epic-audit makes: the AWS probe's read-only discovery (always), the

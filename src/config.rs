@@ -537,14 +537,31 @@ impl Config {
                 format!("environments.{env_name}.users.{user} is not configured"),
             )
         })?;
+        self.resolve_ref(
+            env_name,
+            r,
+            &format!("the password of {user} (environments.{env_name}.users.{user}"),
+            lab_dir,
+        )
+    }
+
+    /// Reads a secret from its reference. `what` names it for messages, as
+    /// `the password of X (environments.E.users.X` (the key is appended).
+    pub(crate) fn resolve_ref(
+        &self,
+        env_name: &str,
+        r: &SecretRef,
+        what: &str,
+        lab_dir: &Path,
+    ) -> Result<Secret, ConfigError> {
+        let env = self.environment(env_name)?;
         match r {
             SecretRef::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
                 _ => Err(ConfigError::new(
                     &self.path,
                     format!(
-                        "the password of {user} (environments.{env_name}.users.{user}.password_env) \
-                         is read from environment variable {var}, which is not set or empty"
+                        "{what}.password_env) is read from environment variable {var}, which is not set or empty"
                     ),
                 )),
             },
@@ -559,8 +576,7 @@ impl Config {
                     ConfigError::new(
                         &self.path,
                         format!(
-                            "the password of {user} (environments.{env_name}.users.{user}.password_file) \
-                             cannot be read from {}: {}{hint}",
+                            "{what}.password_file) cannot be read from {}: {}{hint}",
                             path.display(),
                             e.kind()
                         ),
@@ -568,12 +584,10 @@ impl Config {
                 })?;
                 let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
                 if first.is_empty() {
+                    let who = what.split(" (").next().unwrap_or(what);
                     return Err(ConfigError::new(
                         &self.path,
-                        format!(
-                            "the password file of {user} ({}) is empty",
-                            path.display()
-                        ),
+                        format!("{who} is read from {}, which is empty", path.display()),
                     ));
                 }
                 Ok(Secret::new(first))
@@ -582,14 +596,30 @@ impl Config {
     }
 }
 
-/// Exporter addresses.
+/// The monitoring layer: where the exporters listen, the Prometheus that
+/// scrapes them, and the ACL user they log in as.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitoringSettings {
     /// Exporter port on each node's host, when not listed in `exporters`.
     pub exporter_port: u16,
-    /// Explicit node (`host:port`) -> exporter (`host:port`).
+    /// Explicit node (`host:port`) -> exporter (`host:port`, as Prometheus
+    /// scrapes it).
     pub exporters: BTreeMap<String, String>,
+    /// Prometheus's base URL (`http://10.0.3.205:9090`; https verifies
+    /// against the environment's CA). Without it the Prometheus checks
+    /// (MON-003 to MON-005) are `incomplete`.
+    pub prometheus_url: Option<crate::http::HttpUrl>,
+    /// A bearer token for Prometheus, by reference (`{ password_env = "..." }`
+    /// or `{ password_file = "..." }`).
+    pub prometheus_token: Option<SecretRef>,
+    /// A basic-auth user for Prometheus (with `prometheus_password`).
+    pub prometheus_user: Option<String>,
+    /// Its password, by reference.
+    pub prometheus_password: Option<SecretRef>,
+    /// The ACL user the exporters log in as: MON-007 sweeps it with ACL
+    /// DRYRUN in place of the policy's `user` (default: the policy's).
+    pub exporter_user: Option<String>,
 }
 
 impl Default for MonitoringSettings {
@@ -597,6 +627,11 @@ impl Default for MonitoringSettings {
         MonitoringSettings {
             exporter_port: 9121,
             exporters: BTreeMap::new(),
+            prometheus_url: None,
+            prometheus_token: None,
+            prometheus_user: None,
+            prometheus_password: None,
+            exporter_user: None,
         }
     }
 }
@@ -635,6 +670,40 @@ password_file = "${LAB_DIR}/secrets/dev_user.pass"
             c.resolve_path(Path::new("ca.crt"), Path::new("/tmp/lab")),
             PathBuf::from("/etc/x/ca.crt")
         );
+    }
+
+    #[test]
+    fn prometheus_settings_take_references_and_refuse_credentials_in_the_url() {
+        let with = |t: &str| {
+            Config::parse(
+                &format!("{GOOD}[environments.a.monitoring]\n{t}\n"),
+                Path::new("e.toml"),
+            )
+        };
+        let c = with(
+            "prometheus_url = \"https://prom.internal:9090/\"\nprometheus_token = { password_env = \"PROM_TOKEN\" }\nexporter_user = \"metrics\"",
+        )
+        .unwrap();
+        let m = &c.environment("a").unwrap().monitoring;
+        assert_eq!(
+            m.prometheus_url.as_ref().unwrap().to_string(),
+            "https://prom.internal:9090"
+        );
+        assert_eq!(
+            m.prometheus_token,
+            Some(SecretRef::Env("PROM_TOKEN".into()))
+        );
+        assert_eq!(m.exporter_user.as_deref(), Some("metrics"));
+        let e = with("prometheus_url = \"http://admin:hunter2@prom:9090\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("may not carry a user or password"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        // A literal token is not a reference.
+        let e = with("prometheus_token = \"tok-literal-value\"")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("tok-literal-value"), "{e}");
     }
 
     fn with_aws(table: &str) -> Result<Config, ConfigError> {

@@ -89,6 +89,9 @@ pub(crate) fn probe_inputs(policy: &Policy, selected: &[&CheckDef]) -> ProbeInpu
                 inputs.sessions = Some(settings);
             }
         }
+        if needs(ProbeId::Exporter) && inputs.exporter_patterns.is_empty() {
+            inputs.exporter_patterns = session_pattern(policy).into_iter().collect();
+        }
         if needs(ProbeId::Latency) {
             if let Some(mut settings) = params::<crate::evidence::LatencySettings>(c) {
                 if settings.key_pattern.is_empty() {
@@ -335,6 +338,7 @@ mod tests {
                 "data.config",
                 "data.sessions",
                 "latency",
+                "monitoring.prometheus",
                 "tls.config",
                 "tls.endpoint"
             ]
@@ -352,7 +356,7 @@ mod tests {
         assert!(
             failures.iter().all(|(p, k)| *k == "connect"
                 || (matches!(*p, "latency" | "data.sessions") && *k == "not_run")
-                || (*p == "aws" && *k == "not_configured")),
+                || (matches!(*p, "aws" | "monitoring.prometheus") && *k == "not_configured")),
             "{failures:?}"
         );
         let r = judge(&ev, &policy, &sel, &[], &[]);
@@ -365,7 +369,9 @@ mod tests {
                     | crate::policy::Area::Encryption
                     | crate::policy::Area::Backup
             ) || ["CLU-008", "CLU-009", "CLU-010"].contains(&c.id.as_str());
-            let want = if aws {
+            // No prometheus_url: the same.
+            let prometheus = ["MON-003", "MON-004", "MON-005"].contains(&c.id.as_str());
+            let want = if aws || prometheus {
                 Outcome::Incomplete
             } else if c.id == "MON-001" {
                 Outcome::Fail

@@ -170,6 +170,7 @@ pub(crate) const PROVISIONS: &[Provision] = &[
     p("164.308(a)(4)(ii)(C)", "Access establishment and modification", Specification::Addressable, "Establish, document, review, and modify a user's right of access"),
     p("164.308(a)(5)(ii)(C)", "Log-in monitoring", Specification::Addressable, "Procedures for monitoring log-in attempts and reporting discrepancies"),
     p("164.308(a)(5)(ii)(D)", "Password management", Specification::Addressable, "Procedures for creating, changing, and safeguarding passwords"),
+    p("164.308(a)(6)(ii)", "Response and reporting", Specification::Required, "Identify and respond to suspected or known security incidents; mitigate, to the extent practicable, harmful effects of security incidents that are known to the covered entity or business associate; and document security incidents and their outcomes"),
     p("164.308(a)(7)(i)", "Contingency plan", Specification::Standard, "Establish (and implement as needed) policies and procedures for responding to an emergency or other occurrence that damages systems that contain ePHI"),
     p("164.308(a)(7)(ii)(A)", "Data backup plan", Specification::Required, "Establish and implement procedures to create and maintain retrievable exact copies of ePHI"),
     p("164.308(a)(7)(ii)(B)", "Disaster recovery plan", Specification::Required, "Establish (and implement as needed) procedures to restore any loss of data"),

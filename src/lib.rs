@@ -41,6 +41,7 @@ pub mod engine;
 pub mod evidence;
 pub mod export;
 pub mod hipaa;
+pub mod http;
 pub mod iam;
 pub mod net;
 pub mod output;

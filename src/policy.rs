@@ -19,6 +19,10 @@ use crate::config::{line_of, ConfigError};
 /// The rule whose checks take an environment's accepted builds.
 const PATCH_RULE: &str = "patching.server_release";
 
+/// The rule of the check that judges the exporters' ACL user (MON-007),
+/// whose `user` an environment's `exporter_user` replaces.
+pub const EXPORTER_USER_RULE: &str = "monitoring.exporter_user";
+
 /// The built-in policy files (name, text), in file-name order.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("access.toml", include_str!("../checks/access.toml")),
@@ -349,6 +353,34 @@ impl Policy {
         Ok(file.build.len())
     }
 
+    /// Judges `user` as the exporters' ACL user (the environment's
+    /// `exporter_user`) in place of the policy's `user` in every check of
+    /// rule [`EXPORTER_USER_RULE`]. The digest covers it: it changes verdicts.
+    pub fn set_exporter_user(&mut self, user: &str) {
+        let mut changed = false;
+        for c in self
+            .checks
+            .iter_mut()
+            .filter(|c| c.rule == EXPORTER_USER_RULE)
+        {
+            c.params
+                .insert("user".into(), toml::Value::String(user.to_string()));
+            changed = true;
+        }
+        if changed {
+            self.fold_into_digest("exporter_user", user);
+        }
+    }
+
+    /// The exporters' ACL user the policy names (the `user` of the first
+    /// enabled check of rule [`EXPORTER_USER_RULE`]).
+    pub fn exporter_user(&self) -> Option<&str> {
+        self.checks
+            .iter()
+            .filter(|c| c.enabled && c.rule == EXPORTER_USER_RULE)
+            .find_map(|c| c.params.get("user").and_then(|u| u.as_str()))
+    }
+
     /// Folds a file that changes verdicts (waivers, accepted builds) into
     /// the digest: SHA-256 of the digest so far, `tag`, NUL and `text`.
     fn fold_into_digest(&mut self, tag: &str, text: &str) {
@@ -435,6 +467,18 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_exporter_user_rule_is_registered_and_replaced_per_environment() {
+        assert!(registry().contains_key(EXPORTER_USER_RULE));
+        let mut p = Policy::builtin().unwrap();
+        assert_eq!(p.exporter_user(), Some("exporter"));
+        let before = p.digest.clone();
+        p.set_exporter_user("metrics_ro");
+        assert_eq!(p.exporter_user(), Some("metrics_ro"));
+        assert_ne!(p.digest, before, "the digest covers the replacement");
+    }
+
     use super::*;
 
     #[test]

@@ -150,7 +150,7 @@ fn checks_lists_the_catalogue_as_table_and_json() {
         .chain((1..=10).map(|i| format!("CLU-{i:03}")))
         .chain((1..=7).map(|i| format!("DATA-{i:03}")))
         .chain((1..=6).map(|i| format!("ENC-{i:03}")))
-        .chain((1..=2).map(|i| format!("MON-{i:03}")))
+        .chain((1..=7).map(|i| format!("MON-{i:03}")))
         .chain(std::iter::once("NET-001".to_string()))
         .chain(std::iter::once("PATCH-001".to_string()))
         .chain(std::iter::once("PERF-001".to_string()))
@@ -689,6 +689,48 @@ fn print_acl_prints_the_read_only_audit_user() {
     let r = epic_audit(&["print-acl", "--user", "compliance_ro"], d.path());
     assert!(
         r.stdout.contains("user compliance_ro on #PASSWORD_SHA256"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn print_acl_prints_the_exporters_user_by_its_policy_name_or_role() {
+    let d = tmp();
+    let user_lines = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("user "))
+            .map(str::to_string)
+            .collect()
+    };
+    // `exporter` is the user the built-in policy's MON-007 judges.
+    let r = epic_audit(&["print-acl", "--user", "exporter"], d.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines = user_lines(&r.stdout);
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    let rule = &lines[0];
+    assert_eq!(
+        rule,
+        "user exporter on #PASSWORD_SHA256 resetchannels resetkeys -@all +auth +hello +ping \
+         +client|setname +info +config|get +cluster|info +cluster|slots +slowlog|len +slowlog|get \
+         +latency|latest"
+    );
+    assert!(
+        !rule.contains('~') && !rule.contains('&'),
+        "no key, no channel: {rule}"
+    );
+    assert!(r.stdout.contains("-redis.user exporter"), "{}", r.stdout);
+    // Another name, by role.
+    let r = epic_audit(
+        &["print-acl", "--role", "exporter", "--user", "metrics"],
+        d.path(),
+    );
+    assert!(user_lines(&r.stdout)[0]
+        .starts_with("user metrics on #PASSWORD_SHA256 resetchannels resetkeys -@all +auth"));
+    // The audit user stays the default.
+    let r = epic_audit(&["print-acl"], d.path());
+    assert!(
+        user_lines(&r.stdout)[0].starts_with("user auditor on "),
         "{}",
         r.stdout
     );

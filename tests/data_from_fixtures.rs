@@ -39,7 +39,7 @@ fn exporters(ev: &mut EvidenceSet) -> Vec<&mut ExporterView> {
 #[test]
 fn good_lab_passes_every_data_and_monitoring_check() {
     let r = judge_area(&fixture_evidence());
-    assert_eq!(r.checks.len(), 9);
+    assert_eq!(r.checks.len(), 14);
     assert_eq!(not_passing(&r), vec![]);
 }
 
@@ -312,9 +312,13 @@ fn exporter_unreachable_or_unhealthy_fails() {
     let e = &mut exporters(&mut ev)[0];
     e.reachable = false;
     e.error = Some("cannot connect: Connection refused".into());
+    // What the exporter publishes is then unknown too (MON-006 errors).
     assert_eq!(
         not_passing(&judge_area(&ev)),
-        only("MON-001", Outcome::Fail)
+        vec![
+            ("MON-001".to_string(), Outcome::Fail),
+            ("MON-006".to_string(), Outcome::Error)
+        ]
     );
     for (metric, value) in [
         ("redis_up", 0.0),

@@ -28,6 +28,7 @@ fn names() -> LabNames {
         app: "svc_app".into(),
         dev: "analyst".into(),
         auditor: "audit_ro".into(),
+        exporter: "metrics_ro".into(),
         namespace: "sess:".into(),
     }
 }
@@ -44,6 +45,7 @@ fn policy(dir: &Path, n: &LabNames) {
             .replace("app_user", &n.app)
             .replace("dev_user", &n.dev)
             .replace("\"auditor\"", &format!("\"{}\"", n.auditor))
+            .replace("\"exporter\"", &format!("\"{}\"", n.exporter))
             .replace("SETUSER auditor", &format!("SETUSER {}", n.auditor))
             .replace("session:", &n.namespace);
         if *name == "performance.toml" {
@@ -55,6 +57,11 @@ fn policy(dir: &Path, n: &LabNames) {
         for standard in STANDARD {
             assert!(!text.contains(standard), "{name} still says {standard}");
         }
+        // (`"exporter"` is also evidence's name for an exporter scrape.)
+        assert!(
+            !text.contains("\"exporter\""),
+            "{name} still names the exporter user"
+        );
         std::fs::write(dir.join(name), text).unwrap();
     }
 }
@@ -65,6 +72,7 @@ async fn a_cluster_with_other_names_namespace_and_ports_passes_with_a_matching_p
     let t = start_lab_with(|s| {
         s.names = n.clone();
         s.aws = true;
+        s.monitoring = true;
     })
     .await;
     assert_ne!(

@@ -20,6 +20,7 @@ const NODE3: usize = 2;
 async fn a_cluster_announcing_hostnames_is_audited_by_name_and_a_mismatching_name_is_refused() {
     let t = start_lab_with(|s| {
         s.hostnames = true;
+        s.monitoring = true;
         s.aws = true;
     })
     .await;

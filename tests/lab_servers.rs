@@ -19,6 +19,7 @@ async fn whole_catalogue_on(binary: &str, name: &str) {
     let t = start_lab_with(|s| {
         s.server = build.clone();
         s.aws = true;
+        s.monitoring = true;
     })
     .await;
     let cfg = t.config_with_aws((2000, 3000, 20000), &t.lab.aws_settings());

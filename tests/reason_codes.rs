@@ -4,7 +4,9 @@
 //! to the report recorded then, apart from the new `code` fields
 //! (fixtures/before-reason-codes/, recorded with the binary of c3aa448:
 //! `epic-audit evaluate EVIDENCE --unsigned --accepted-builds
-//! fixtures/evidence/lab-accepted-builds.toml`).
+//! fixtures/evidence/lab-accepted-builds.toml`). The evidence and the
+//! policy of that time are kept beside the reports (good-evidence.json,
+//! policy/), so later checks and policy changes leave this proof as it was.
 
 mod common;
 
@@ -37,6 +39,11 @@ fn recorded(name: &str) -> Value {
 fn evaluate(evidence: &Path, out: &Path) -> (Value, String, Value) {
     let r = epic_audit(
         &[
+            "--policy",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/before-reason-codes/policy"
+            ),
             "evaluate",
             evidence.to_str().unwrap(),
             "--unsigned",
@@ -83,7 +90,7 @@ fn evidence_from_before_reason_codes_judges_the_same_and_every_finding_gains_a_c
             "good",
             concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/fixtures/evidence/lab-good.json"
+                "/fixtures/before-reason-codes/good-evidence.json"
             ),
         ),
         (

@@ -99,7 +99,7 @@ fn a_rejudged_run_is_labelled_and_never_loses_its_accepted_builds_silently() {
     let verdict = verdict_line(&r);
     assert!(
         verdict.starts_with(&format!(
-            "verdict: FAIL (51 checks: 49 pass, 1 fail, 1 warn) · re-evaluation of run {observed_id} with policy built-in (sha256 "
+            "verdict: FAIL (56 checks: 54 pass, 1 fail, 1 warn) · re-evaluation of run {observed_id} with policy built-in (sha256 "
         )) && verdict.ends_with(
             "accepted builds: none (--accepted-builds none), 0 waiver(s) · exit code 1"
         ),

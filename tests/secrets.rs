@@ -20,7 +20,11 @@ fn all_files(dir: &std::path::Path, out: &mut String) {
 
 #[tokio::test]
 async fn no_password_or_session_key_in_any_output_of_a_full_audit() {
-    let t = start_lab_with(|s| s.aws = true).await;
+    let t = start_lab_with(|s| {
+        s.aws = true;
+        s.monitoring = true;
+    })
+    .await;
     let cfg = t.config_with_aws((2000, 5000, 20000), &t.lab.aws_settings());
     let dir = t.lab.spec.dir.display().to_string();
     let mut text = std::fs::read_to_string(&cfg).unwrap();

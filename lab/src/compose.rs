@@ -38,6 +38,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../compose/exporter.Dockerfile"),
     ),
     (
+        "monitoring.Dockerfile",
+        include_str!("../compose/monitoring.Dockerfile"),
+    ),
+    (
         "emulator.Dockerfile",
         include_str!("../compose/emulator.Dockerfile"),
     ),
@@ -90,11 +94,27 @@ impl ComposeSpec {
         Ipv4Addr::new(a, b, c, 11 + i as u8)
     }
 
+    /// The monitoring instance's Prometheus (`.6`).
+    pub fn monitoring_ip(&self) -> Ipv4Addr {
+        let [a, b, c] = self.subnet;
+        Ipv4Addr::new(a, b, c, 6)
+    }
+
+    /// The Alertmanager (`.7`).
+    pub fn alertmanager_ip(&self) -> Ipv4Addr {
+        let [a, b, c] = self.subnet;
+        Ipv4Addr::new(a, b, c, 7)
+    }
+
     /// `a.b.c` as the compose file's `LAB_SUBNET`.
     pub fn subnet_prefix(&self) -> String {
         let [a, b, c] = self.subnet;
         format!("{a}.{b}.{c}")
     }
+}
+
+fn default_exporter() -> String {
+    crate::USERS[4].to_string()
 }
 
 /// What `lab.json` records of a compose lab, for `down` and `status`.
@@ -108,8 +128,12 @@ pub struct ComposeState {
     pub subnet: String,
     /// `LAB_EMULATOR_PORT`.
     pub emulator_port: u16,
-    /// `LAB_ADMIN`.
+    /// `LAB_ADMIN` (recorded by labs before the exporters had their own user).
+    #[serde(default)]
     pub admin: String,
+    /// `LAB_EXPORTER`: the user the exporters log in as.
+    #[serde(default = "default_exporter")]
+    pub exporter: String,
     /// The nodes' server build: `LAB_NODE_IMAGE`, `LAB_NODE_DOCKERFILE`
     /// and `LAB_SERVER` (absent: bookworm's redis-server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,7 +220,7 @@ impl ComposeState {
             .env("LAB_DIR", dir)
             .env("LAB_SUBNET", &self.subnet)
             .env("LAB_EMULATOR_PORT", self.emulator_port.to_string())
-            .env("LAB_ADMIN", &self.admin)
+            .env("LAB_EXPORTER", &self.exporter)
             .envs(self.server.iter().flat_map(|s| {
                 [
                     ("LAB_NODE_IMAGE", s.image.clone()),
@@ -375,6 +399,12 @@ impl Lab {
             let p = files.join(name);
             std::fs::write(&p, text).map_err(io(&p))?;
         }
+        let am = format!("{}:9093", spec.alertmanager_ip());
+        self.write_monitoring_files(&crate::MonitoringConfig::good(), "/lab/monitoring", &am)?;
+        for d in ["prom-data", "am-data"] {
+            let p = dir.join("monitoring").join(d);
+            std::fs::create_dir_all(&p).map_err(io(&p))?;
+        }
         for i in 0..self.spec.ips.len() {
             let conf =
                 self.write_node_files(i, acl, Path::new("/lab/node"), Path::new("/lab/pki"))?;
@@ -387,6 +417,7 @@ impl Lab {
             subnet: spec.subnet_prefix(),
             emulator_port: spec.emulator_port,
             admin: self.spec.names.admin.clone(),
+            exporter: self.spec.names.exporter.clone(),
             server,
         };
         self.state.compose = Some(state.clone());
@@ -404,7 +435,7 @@ impl Lab {
         Ok(())
     }
 
-    fn compose_state(&self) -> &ComposeState {
+    pub(crate) fn compose_state(&self) -> &ComposeState {
         self.state
             .compose
             .as_ref()
@@ -501,10 +532,16 @@ mod tests {
             );
         }
         assert!(yaml.contains(r#"dockerfile: "${LAB_NODE_DOCKERFILE:-redis.Dockerfile}""#));
-        for (name, _) in &FILES[2..4] {
+        for (name, _) in &FILES[2..5] {
             assert!(yaml.contains(&format!("dockerfile: {name}")), "{name}");
         }
-        assert_eq!(FILES[4].0, "trixie.Dockerfile");
-        assert!(FILES[4].1.contains(&format!("FROM {TRIXIE_ROOT_IMAGE}")));
+        assert_eq!(FILES[5].0, "trixie.Dockerfile");
+        assert!(FILES[5].1.contains(&format!("FROM {TRIXIE_ROOT_IMAGE}")));
+        // The monitoring instance and its Alertmanager at .6 and .7.
+        for last in [6, 7] {
+            assert!(yaml.contains(&format!(
+                "ipv4_address: \"${{LAB_SUBNET:-172.28.57}}.{last}\""
+            )));
+        }
     }
 }

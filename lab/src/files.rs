@@ -187,12 +187,16 @@ pub fn acl_file(names: &LabNames, passwords: &BTreeMap<String, Secret>) -> Strin
          user {admin} on #{} ~* &* +@all\n\
          user {app} on #{} ~{sessions} resetchannels -@all +@read +@write +@keyspace +@hash +@string +@connection +@transaction -@admin -@dangerous -@scripting -pfmerge {cluster_read}\n\
          user {dev} on #{} ~* resetchannels -@all +@read +@connection -@admin -@dangerous {cluster_read}\n\
-         user {auditor} on #{} {}\n",
+         user {auditor} on #{} {}\n\
+         user {exporter} on #{} {}\n",
         h(&names.admin),
         h(&names.app),
         h(&names.dev),
         h(&names.auditor),
         epic_audit::probes::auditor_rules(std::slice::from_ref(&sessions)),
+        h(&names.exporter),
+        epic_audit::probes::exporter_rules(),
+        exporter = names.exporter,
         admin = names.admin,
         app = names.app,
         dev = names.dev,
@@ -289,6 +293,7 @@ mod tests {
             app: "svc_app".into(),
             dev: "analyst".into(),
             auditor: "audit_ro".into(),
+            exporter: "metrics_ro".into(),
             namespace: "sess:".into(),
         };
         let acl = acl_file(&names, &passwords(&names));
@@ -297,6 +302,7 @@ mod tests {
             "user svc_app on #",
             "user analyst on #",
             "user audit_ro on #",
+            "user metrics_ro on #",
         ] {
             assert!(acl.contains(l), "{l}\n{acl}");
         }

@@ -46,6 +46,9 @@ impl Lab {
         self.form().await?;
         if self.spec.exporters {
             self.start_exporters(pki).await?;
+            if self.spec.monitoring {
+                self.start_monitoring().await?;
+            }
         }
         if let Some(moto) = moto {
             self.start_emulator(moto).await?;
@@ -107,6 +110,8 @@ impl Lab {
                 .map(|ip| format!("{ip}:{}", crate::compose::EXPORTER_PORT))
                 .collect();
             self.wait_exporters(&listens, &[]).await?;
+            self.wait_monitoring(&crate::MonitoringConfig::good(), None)
+                .await?;
         } else {
             for i in 1..=self.spec.ips.len() {
                 self.compose_service("stop", &format!("exporter{i}"))?;

@@ -20,11 +20,13 @@ mod files;
 mod form;
 mod hosts;
 pub mod load;
+pub mod monitoring;
 mod process;
 mod services;
 
 pub use compose::{ComposeSpec, ComposeState};
 pub use files::acl_file;
+pub use monitoring::{MonitoringConfig, ALERTMANAGER_OFFSET, PROMETHEUS_OFFSET};
 pub use process::{down, is_running, log_tail, read_state, LabNode, LabService, LabState};
 
 use epic_audit::config::{NodeAddr, Timeouts};
@@ -34,17 +36,18 @@ use epic_audit::tls::TlsClient;
 use files::{random_hex, write_private, PKI};
 use process::{gone, reap, stop_nodes, stop_services, ServerCommand};
 
-/// The users of the standard lab's ACL: the seed architecture's three, and
-/// the least-privilege `auditor` the audit connects as.
-pub const USERS: [&str; 4] = ["admin_user", "app_user", "auditor", "dev_user"];
+/// The users of the standard lab's ACL: the seed architecture's three, the
+/// least-privilege `auditor` the audit connects as, and the `exporter` the
+/// exporters log in as.
+pub const USERS: [&str; 5] = ["admin_user", "app_user", "auditor", "dev_user", "exporter"];
 
 /// The names a lab's ACL and data use. The standard lab uses the seed
 /// architecture's; a test renames all of them (other users, another session
 /// namespace) to prove the audit assumes none of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabNames {
-    /// The emergency administrator (`~* &* +@all`); replication, the
-    /// exporters and the lab's own set-up use it.
+    /// The emergency administrator (`~* &* +@all`); replication and the
+    /// lab's own set-up use it.
     pub admin: String,
     /// The application user (`~<namespace>*`, no admin or dangerous command).
     pub app: String,
@@ -52,6 +55,8 @@ pub struct LabNames {
     pub dev: String,
     /// The least-privilege audit user (`epic-audit print-acl`'s rules).
     pub auditor: String,
+    /// The exporters' user (`epic-audit print-acl --user exporter`'s rules).
+    pub exporter: String,
     /// Session keys are `<namespace><32 hex digits>`; the application user
     /// and the auditor's TTL scan get `<namespace>*`.
     pub namespace: String,
@@ -64,6 +69,7 @@ impl Default for LabNames {
             app: USERS[1].into(),
             auditor: USERS[2].into(),
             dev: USERS[3].into(),
+            exporter: USERS[4].into(),
             namespace: "session:".into(),
         }
     }
@@ -71,8 +77,14 @@ impl Default for LabNames {
 
 impl LabNames {
     /// Every user of the ACL but `default` (which is off).
-    pub fn users(&self) -> [&str; 4] {
-        [&self.admin, &self.app, &self.auditor, &self.dev]
+    pub fn users(&self) -> [&str; 5] {
+        [
+            &self.admin,
+            &self.app,
+            &self.auditor,
+            &self.dev,
+            &self.exporter,
+        ]
     }
 
     /// The session-key glob (`<namespace>*`).
@@ -119,6 +131,9 @@ pub enum LabError {
     /// prometheus-redis-exporter is not installed.
     #[error("prometheus-redis-exporter was not found; install it (Debian: `apt-get install prometheus-redis-exporter`)")]
     NoExporter,
+    /// Prometheus or Alertmanager is not installed.
+    #[error("prometheus or prometheus-alertmanager was not found; install them (Debian: `apt-get install prometheus prometheus-alertmanager`), or start the lab without them (`epic-audit-lab up --no-monitoring`)")]
+    NoMonitoring,
     /// A lab already runs in that directory.
     #[error(
         "a lab is already running in {0} (`epic-audit-lab status`; `epic-audit-lab down` stops it)"
@@ -180,6 +195,9 @@ pub struct LabSpec {
     pub extra_conf: Vec<String>,
     /// Run a Prometheus exporter per node on port + [`EXPORTER_OFFSET`].
     pub exporters: bool,
+    /// Run a Prometheus scraping the exporters and an Alertmanager (see
+    /// [`monitoring`]); needs `exporters`.
+    pub monitoring: bool,
     /// Run the EC2/KMS emulator on 127.0.0.1:port + [`aws::EMULATOR_OFFSET`]
     /// and seed it with the seed architecture.
     pub aws: bool,
@@ -321,6 +339,7 @@ impl LabSpec {
             die_with_parent: false,
             extra_conf: Vec::new(),
             exporters: true,
+            monitoring: true,
             aws: true,
             moto: None,
             wait_peer_health: true,
@@ -351,6 +370,7 @@ impl LabSpec {
             node_timeout_ms: 2000,
             die_with_parent: true,
             aws: false,
+            monitoring: false,
             ..LabSpec::standard(dir)
         }
     }
@@ -391,7 +411,8 @@ impl LabSpec {
 }
 
 /// Finds a port P such that P, P+10000 (bus) and P+2742 (exporter) are
-/// free on every address, and P+1000 (the AWS emulator) on 127.0.0.1.
+/// free on every address, and P+1000 (the AWS emulator), P+2711
+/// (Prometheus) and P+2714 (Alertmanager) on 127.0.0.1.
 /// Ports 12000-21999 keep clear of Linux's ephemeral range (32768+).
 pub fn pick_free_port(ips: &[Ipv4Addr]) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
@@ -400,13 +421,13 @@ pub fn pick_free_port(ips: &[Ipv4Addr]) -> u16 {
     loop {
         let offset = NEXT.fetch_add(7, Ordering::SeqCst) % 10000;
         let p = 12000 + (base - 12000 + offset) % 10000;
-        let free =
-            ips.iter().all(|ip| {
-                [p, p + 10000, p + EXPORTER_OFFSET]
-                    .iter()
-                    .all(|q| std::net::TcpListener::bind((*ip, *q)).is_ok())
-            }) && std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p + aws::EMULATOR_OFFSET))
-                .is_ok();
+        let free = ips.iter().all(|ip| {
+            [p, p + 10000, p + EXPORTER_OFFSET]
+                .iter()
+                .all(|q| std::net::TcpListener::bind((*ip, *q)).is_ok())
+        }) && [aws::EMULATOR_OFFSET, PROMETHEUS_OFFSET, ALERTMANAGER_OFFSET]
+            .iter()
+            .all(|o| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p + o)).is_ok());
         if free {
             return p;
         }
@@ -488,6 +509,16 @@ impl Lab {
                 return Err(LabError::PortInUse(format!("127.0.0.1:{p}")));
             }
         }
+        if spec.monitoring && spec.compose.is_none() {
+            for p in [
+                spec.port + PROMETHEUS_OFFSET,
+                spec.port + ALERTMANAGER_OFFSET,
+            ] {
+                if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_err() {
+                    return Err(LabError::PortInUse(format!("127.0.0.1:{p}")));
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&spec.dir);
         std::fs::create_dir_all(&spec.dir).map_err(io(&spec.dir))?;
         std::fs::set_permissions(&spec.dir, std::fs::Permissions::from_mode(0o700))
@@ -539,6 +570,7 @@ impl Lab {
                 nodes: Vec::new(),
                 started_at: chrono::Utc::now(),
                 exporters: Vec::new(),
+                monitoring: Vec::new(),
                 emulator: None,
                 compose: None,
                 hosts_zone: None,
@@ -680,6 +712,7 @@ impl Lab {
                 eprintln!("epic-audit-lab: {e}");
             }
         }
+        stop_services(&self.state.monitoring, true);
         stop_services(&self.state.exporters, true);
         stop_services(self.state.emulator.as_slice(), true);
         stop_nodes(&self.state.nodes, true);

@@ -48,7 +48,10 @@ enum Server {
 #[derive(Debug, Subcommand)]
 enum Action {
     /// Start the lab (fails if it already runs): six redis-servers, an
-    /// exporter per node, and the EC2/KMS emulator (moto) on
+    /// exporter per node (logging in as `exporter`), a Prometheus scraping
+    /// them (127.0.0.1:<port+2711>, 9090 by default) with the alerting
+    /// rules of lab/monitoring/rules.yml and an Alertmanager
+    /// (127.0.0.1:<port+2714>, 9093), and the EC2/KMS emulator (moto) on
     /// 127.0.0.1:<port+1000> seeded with the seed architecture.
     Up {
         /// TLS port of every node (bus port = port + 10000).
@@ -58,6 +61,11 @@ enum Action {
         /// for an environment whose [aws] table points at it).
         #[arg(long)]
         no_aws: bool,
+        /// Do not start Prometheus and Alertmanager (MON-003 to MON-005
+        /// then `error` for an environment whose prometheus_url points at
+        /// them).
+        #[arg(long)]
+        no_monitoring: bool,
         /// Masters (each with one replica), on 127.0.1.1 to 127.0.1.(2N):
         /// more than 3 makes a scale lab for benchmarks (node certificates
         /// past the sixth are issued at start with `openssl`; needs
@@ -140,6 +148,7 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
         Action::Up {
             port,
             no_aws,
+            no_monitoring,
             masters,
             compose,
             subnet,
@@ -174,6 +183,7 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
             };
             spec.server = build;
             spec.aws = !no_aws;
+            spec.monitoring = !no_monitoring;
             let lab = Lab::up(spec).await?;
             let server = match &lab.spec.server {
                 epic_audit_lab::ServerBuild::Path => String::new(),
@@ -231,6 +241,19 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
                     e.pid,
                     epic_audit_lab::aws::TAG.0,
                     epic_audit_lab::aws::TAG.1
+                );
+            }
+            if lab.spec.monitoring {
+                let pids: Vec<String> = lab
+                    .state
+                    .monitoring
+                    .iter()
+                    .map(|s| format!("{} {} pid {}", s.comm, s.listen, s.pid))
+                    .collect();
+                println!(
+                    "  Prometheus {} scraping every exporter every 5 s, rules lab/monitoring/rules.yml, alerts to its Alertmanager{}",
+                    lab.prometheus_url(),
+                    if pids.is_empty() { " (containers)".to_string() } else { format!(" ({})", pids.join(", ")) }
                 );
             }
             println!(

@@ -23,6 +23,9 @@ pub struct LabState {
     /// The exporters, one per node.
     #[serde(default)]
     pub exporters: Vec<LabService>,
+    /// Prometheus and Alertmanager, when the lab runs them as processes.
+    #[serde(default)]
+    pub monitoring: Vec<LabService>,
     /// The EC2/KMS emulator, when the lab has one.
     #[serde(default)]
     pub emulator: Option<LabService>,
@@ -35,7 +38,8 @@ pub struct LabState {
     pub hosts_zone: Option<String>,
 }
 
-/// A helper process of the lab: an exporter or the AWS emulator.
+/// A helper process of the lab: an exporter, Prometheus, Alertmanager or
+/// the AWS emulator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabService {
     /// Where it listens.
@@ -283,6 +287,7 @@ pub fn down(dir: &Path) -> Result<Vec<u32>, LabError> {
     if let Some(c) = &state.compose {
         crate::compose::down(c, dir)?;
     }
+    stop_services(&state.monitoring, false);
     stop_services(&state.exporters, false);
     stop_services(state.emulator.as_slice(), false);
     let stopped = stop_nodes(&state.nodes, false);

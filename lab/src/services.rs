@@ -103,51 +103,14 @@ impl Lab {
     }
 
     /// Starts one prometheus-redis-exporter per node (TLS with the client
-    /// certificate, as the lab's admin user; the password goes through the
-    /// environment, never the command line) and waits until each answers.
+    /// certificate, as the lab's least-privilege exporter user; the
+    /// password goes through the environment, never the command line) and
+    /// waits until each answers.
     pub(crate) async fn start_exporters(&mut self, pki: &Path) -> Result<(), LabError> {
-        let bin = [
-            "/usr/bin/prometheus-redis-exporter",
-            "/usr/local/bin/prometheus-redis-exporter",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .ok_or(LabError::NoExporter)?;
+        let user = self.spec.names.exporter.clone();
         for i in 0..self.spec.ips.len() {
-            let dir = self.node_dir(i);
-            let listen = format!("{}:{}", self.spec.ips[i], self.spec.port + EXPORTER_OFFSET);
-            let log = std::fs::File::create(dir.join("exporter.log")).map_err(io(&dir))?;
-            let mut cmd = Command::new(&bin);
-            cmd.arg("-redis.addr")
-                .arg(format!("rediss://{}", self.spec.client_addr(i)))
-                .args(["-redis.user", &self.spec.names.admin])
-                .arg("-tls-ca-cert-file")
-                .arg(pki.join("ca.crt"))
-                .arg("-tls-client-cert-file")
-                .arg(pki.join("client.crt"))
-                .arg("-tls-client-key-file")
-                .arg(pki.join("client.key"))
-                .args(["-web.listen-address", &listen])
-                .env(
-                    "REDIS_PASSWORD",
-                    self.passwords[&self.spec.names.admin].expose(),
-                )
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .process_group(0);
-            if self.spec.die_with_parent {
-                die_with_parent(&mut cmd);
-            }
-            let child = cmd.spawn().map_err(io(&bin))?;
-            self.state.exporters.push(LabService {
-                listen,
-                pid: child.id(),
-                dir,
-                comm: EXPORTER.into(),
-            });
+            let svc = self.spawn_exporter(i, pki, &user, &[])?;
+            self.state.exporters.push(svc);
         }
         self.write_state()?;
         let listens: Vec<String> = self
@@ -160,6 +123,55 @@ impl Lab {
         self.wait_exporters(&listens, &pids).await
     }
 
+    /// Spawns node `i`'s exporter logging in as `user`, with `extra` flags.
+    pub(crate) fn spawn_exporter(
+        &self,
+        i: usize,
+        pki: &Path,
+        user: &str,
+        extra: &[String],
+    ) -> Result<LabService, LabError> {
+        let bin = [
+            "/usr/bin/prometheus-redis-exporter",
+            "/usr/local/bin/prometheus-redis-exporter",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(LabError::NoExporter)?;
+        let dir = self.node_dir(i);
+        let listen = format!("{}:{}", self.spec.ips[i], self.spec.port + EXPORTER_OFFSET);
+        let log = std::fs::File::create(dir.join("exporter.log")).map_err(io(&dir))?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-redis.addr")
+            .arg(format!("rediss://{}", self.spec.client_addr(i)))
+            .args(["-redis.user", user])
+            .arg("-tls-ca-cert-file")
+            .arg(pki.join("ca.crt"))
+            .arg("-tls-client-cert-file")
+            .arg(pki.join("client.crt"))
+            .arg("-tls-client-key-file")
+            .arg(pki.join("client.key"))
+            .args(["-web.listen-address", &listen])
+            .args(extra)
+            .env("REDIS_PASSWORD", self.passwords[user].expose())
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0);
+        if self.spec.die_with_parent {
+            die_with_parent(&mut cmd);
+        }
+        let child = cmd.spawn().map_err(io(&bin))?;
+        Ok(LabService {
+            listen,
+            pid: child.id(),
+            dir,
+            comm: EXPORTER.into(),
+        })
+    }
+
     /// Waits until the exporter at each of `listens` answers with
     /// `redis_up 1` (giving up early when its process, `pids[i]`, exits).
     pub(crate) async fn wait_exporters(
@@ -170,7 +182,7 @@ impl Lab {
         let t0 = Instant::now();
         for (i, listen) in listens.iter().enumerate() {
             loop {
-                let v = epic_audit::probes::data::scrape(
+                let v = epic_audit::probes::monitoring::scrape(
                     listen,
                     Duration::from_secs(1),
                     Duration::from_secs(2),

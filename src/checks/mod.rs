@@ -14,6 +14,7 @@ pub(crate) mod backup;
 pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod encryption;
+pub(crate) mod monitoring;
 pub(crate) mod network;
 pub(crate) mod patch;
 pub(crate) mod performance;
@@ -37,6 +38,7 @@ pub fn reasons() -> Vec<Reason> {
     v.extend(transport::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(data::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(sessions::Why::ALL.iter().map(|r| Reason::from(*r)));
+    v.extend(monitoring::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(performance::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(cluster::Why::ALL.iter().map(|r| Reason::from(*r)));
     v.extend(placement::Why::ALL.iter().map(|r| Reason::from(*r)));
@@ -56,6 +58,7 @@ pub fn registry() -> BTreeMap<&'static str, Rule> {
     rules.extend(performance::rules());
     rules.extend(data::rules());
     rules.extend(sessions::rules());
+    rules.extend(monitoring::rules());
     rules.extend(network::rules());
     rules.extend(encryption::rules());
     rules.extend(placement::rules());

@@ -19,7 +19,7 @@ use crate::evidence::{
 };
 
 reasons! {
-    /// Why a node got its outcome in the permission-matrix checks (ACC-005, -006, -007, -011).
+    /// Why a node got its outcome in the permission-matrix checks (ACC-005, -006, -007, -011, MON-007).
     Permissions => Why {
         /// The user has exactly the permissions the policy allows.
         PermissionsExact = "permissions-exact",
@@ -58,12 +58,22 @@ a user disabled (see ACC-004). All calls are pipelined.";
 
 /// The permission-matrix rule.
 pub(crate) fn rules() -> Vec<Rule> {
-    vec![Rule::new(
-        "access.permissions",
-        &[ProbeId::Acl, ProbeId::AclCommands],
-        DRYRUN_METHOD,
-        permissions,
-    )]
+    vec![
+        Rule::new(
+            "access.permissions",
+            &[ProbeId::Acl, ProbeId::AclCommands],
+            DRYRUN_METHOD,
+            permissions,
+        ),
+        // The exporters' user (MON-007): the same matrix, under its own rule
+        // name so an environment's `exporter_user` can replace its `user`.
+        Rule::new(
+            "monitoring.exporter_user", // = crate::policy::EXPORTER_USER_RULE
+            &[ProbeId::Acl, ProbeId::AclCommands],
+            DRYRUN_METHOD,
+            permissions,
+        ),
+    ]
 }
 
 /// Parameters of `access.permissions`.
@@ -113,7 +123,11 @@ fn all_keys() -> Vec<String> {
 impl Permissions {
     /// The sentence of what must hold.
     fn expected(&self) -> String {
-        let mut expected = format!("{}: keys {}", self.user, self.key_patterns.join(" "));
+        let mut expected = if self.key_patterns.is_empty() {
+            format!("{}: no key", self.user)
+        } else {
+            format!("{}: keys {}", self.user, self.key_patterns.join(" "))
+        };
         let denied: Vec<String> = self
             .deny_categories
             .iter()

@@ -114,9 +114,35 @@ fn textwrap(s: &str, width: usize) -> String {
     out
 }
 
-/// The `user NAME ...` line of the least-privilege audit user for
-/// `policy` (its session patterns), with a comment saying how to use it.
-pub(crate) fn print_acl(policy: &Policy, user: &str) -> String {
+/// The `user NAME ...` line of a least-privilege user for `policy`, with
+/// a comment saying how to use it: the exporters' when `role` says so or
+/// `user` is the one the policy's MON-007 judges, else the audit user's
+/// (with the policy's session patterns).
+pub(crate) fn print_acl(
+    policy: &Policy,
+    user: Option<&str>,
+    role: Option<crate::cli::AclRole>,
+) -> String {
+    use crate::cli::AclRole;
+    let exporter = policy.exporter_user().unwrap_or("exporter");
+    let role = role.unwrap_or(if user == Some(exporter) {
+        AclRole::Exporter
+    } else {
+        AclRole::Auditor
+    });
+    if role == AclRole::Exporter {
+        let user = user.unwrap_or(exporter);
+        return format!(
+            "# The least-privilege user prometheus-redis-exporter logs in as (MON-007; see `epic-audit print-acl --help`):\n\
+             # the commands it sends with its default flags, no key, no channel, no write.\n\
+             # Replace PASSWORD_SHA256 with the SHA-256 of its password (printf %s \"$PW\" | sha256sum),\n\
+             # put the line in the aclfile of every node and run ACL LOAD on each; start each exporter with\n\
+             # -redis.user {user} and REDIS_PASSWORD from a secret. Flags like -check-keys need key access: MON-006 fails them.\n\
+             user {user} on #PASSWORD_SHA256 {}\n",
+            crate::probes::exporter_rules()
+        );
+    }
+    let user = user.unwrap_or("auditor");
     let patterns: Vec<String> = crate::engine::session_pattern(policy).into_iter().collect();
     format!(
         "# The least-privilege user epic-audit audits as (read-only; see `epic-audit print-acl --help`).\n\

@@ -137,9 +137,9 @@ async fn dispatch(cli: Cli, latency: &LatencyCleanup) -> Result<u8> {
         ),
         Command::Diff { run_a, run_b } => diff::diff(run_a, run_b),
         Command::Keygen { out } => keygen::keygen(out),
-        Command::PrintAcl { user } => {
+        Command::PrintAcl { user, role } => {
             let p = load_policy(&cli)?;
-            print!("{}", catalogue::print_acl(&p, user));
+            print!("{}", catalogue::print_acl(&p, user.as_deref(), *role));
             Ok(0)
         }
         Command::PrintIam { store, kms_key_arn } => {

@@ -77,6 +77,7 @@ async fn resolve(
         Some(url) => Some(super::stored::open(url, Some(env)).await),
         None => None,
     };
+    let prometheus_auth = prometheus_auth(&config, name, &env.monitoring, &lab_dir)?;
     let probes = ProbeContext {
         targets: env.seeds.clone(),
         tls,
@@ -87,6 +88,7 @@ async fn resolve(
         inputs: Default::default(),
         topology: Default::default(),
         monitoring: env.monitoring.clone(),
+        prometheus_auth,
         session_salt: crate::probes::data::RunSalt::random().map_err(|e| {
             anyhow::anyhow!("drawing this run's salt from the OS random source: {e}")
         })?,
@@ -100,6 +102,42 @@ async fn resolve(
         signer,
         store,
     })
+}
+
+/// Prometheus's credentials from their references: a bearer token, or a
+/// basic-auth user and password, never both.
+fn prometheus_auth(
+    config: &crate::config::Config,
+    name: &str,
+    m: &crate::config::MonitoringSettings,
+    lab_dir: &Path,
+) -> Result<crate::http::HttpAuth> {
+    use crate::http::HttpAuth;
+    let key =
+        |k: &str| format!("the Prometheus {k} (environments.{name}.monitoring.prometheus_{k}");
+    Ok(
+        match (
+            &m.prometheus_token,
+            &m.prometheus_user,
+            &m.prometheus_password,
+        ) {
+            (None, None, None) => HttpAuth::None,
+            (Some(t), None, None) => {
+                HttpAuth::Bearer(config.resolve_ref(name, t, &key("token"), lab_dir)?)
+            }
+            (None, Some(u), Some(p)) => HttpAuth::Basic(
+                u.clone(),
+                config.resolve_ref(name, p, &key("password"), lab_dir)?,
+            ),
+            _ => {
+                return Err(UsageError(format!(
+                "environments.{name}.monitoring: set prometheus_token, or prometheus_user with \
+                 prometheus_password, not a mix"
+            ))
+                .into())
+            }
+        },
+    )
 }
 
 /// Refuses an output directory that holds a run, or whose session-hash

@@ -46,16 +46,21 @@ pub(crate) fn load_policy(cli: &Cli) -> Result<Policy, ConfigError> {
     }
 }
 
-/// Adds the builds environment `name` accepts (its `accepted_builds`
-/// file, if it names one) to `policy`, labelled as the config says it;
-/// returns the label, or `None` when the environment names no file.
+/// Makes `policy` environment `name`'s: the builds it accepts (its
+/// `accepted_builds` file, if it names one), labelled as the config says
+/// it, and the exporters' ACL user (`[monitoring] exporter_user`); returns
+/// the accepted builds' label, or `None` when the environment names no file.
 pub(crate) fn accept_environment_builds(
     policy: &mut Policy,
     config: &Config,
     name: &str,
     lab_dir: &Path,
 ) -> Result<Option<String>, ConfigError> {
-    let Some(f) = &config.environment(name)?.accepted_builds else {
+    let env = config.environment(name)?;
+    if let Some(u) = &env.monitoring.exporter_user {
+        policy.set_exporter_user(u);
+    }
+    let Some(f) = &env.accepted_builds else {
         return Ok(None);
     };
     let label = format!("{} (environments.{name}.accepted_builds)", f.display());

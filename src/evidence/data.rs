@@ -95,6 +95,10 @@ pub struct ExporterView {
     pub error: Option<String>,
     /// redis_up, redis_cluster_state, redis_exporter_last_scrape_error, ...
     pub metrics: BTreeMap<String, f64>,
+    /// What the rest of /metrics exposes (absent in evidence from before
+    /// it was recorded, and when /metrics could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaks: Option<super::monitoring::ExporterLeaks>,
 }
 
 server_words! {

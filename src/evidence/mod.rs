@@ -50,6 +50,7 @@ pub(crate) mod aws;
 pub(crate) mod cluster;
 pub(crate) mod data;
 pub(crate) mod latency;
+pub(crate) mod monitoring;
 pub(crate) mod set;
 pub mod tls;
 pub mod topology;
@@ -72,6 +73,10 @@ pub use data::{
     DataNodeView, ExporterView, ModuleInfo, ReplicationRole, SessionScanSettings, SessionScanView,
 };
 pub use latency::{Distribution, HostNoise, LatencySettings, LatencyView};
+pub use monitoring::{
+    endpoint, prom_duration_s, promql_metrics, AlertRule, AlertmanagerView, ExporterLeaks,
+    PrometheusView, ScrapeTarget,
+};
 pub(crate) use set::SCHEMA_VERSION;
 pub use set::{
     Evidence, EvidenceSet, FailureKind, Handshakes, Observation, Observed, ProbeFailure, ProbeId,

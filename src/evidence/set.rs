@@ -10,6 +10,7 @@ use super::aws::AwsInventory;
 use super::cluster::{ClusterNodeView, KeySlotSamples};
 use super::data::{DataNodeView, ExporterView, SessionScanView};
 use super::latency::LatencyView;
+use super::monitoring::PrometheusView;
 use super::tls::{TlsConfigView, TlsEndpointView};
 
 /// Version of the evidence file format; bumped on incompatible change.
@@ -126,6 +127,9 @@ pub enum ProbeId {
     /// Each node's exporter scrape.
     #[serde(rename = "monitoring.exporter")]
     Exporter,
+    /// Prometheus's targets, alerting rules, Alertmanagers and reload state.
+    #[serde(rename = "monitoring.prometheus")]
+    Prometheus,
     /// The AWS estate of one region.
     #[serde(rename = "aws")]
     Aws,
@@ -133,7 +137,7 @@ pub enum ProbeId {
 
 impl ProbeId {
     /// Every probe id.
-    pub(crate) const ALL: [ProbeId; 11] = [
+    pub(crate) const ALL: [ProbeId; 12] = [
         ProbeId::Cluster,
         ProbeId::KeySlots,
         ProbeId::Acl,
@@ -144,6 +148,7 @@ impl ProbeId {
         ProbeId::DataConfig,
         ProbeId::Sessions,
         ProbeId::Exporter,
+        ProbeId::Prometheus,
         ProbeId::Aws,
     ];
 
@@ -160,6 +165,7 @@ impl ProbeId {
             ProbeId::DataConfig => "data.config",
             ProbeId::Sessions => "data.sessions",
             ProbeId::Exporter => "monitoring.exporter",
+            ProbeId::Prometheus => "monitoring.prometheus",
             ProbeId::Aws => "aws",
         }
     }
@@ -393,6 +399,8 @@ pub enum Observation {
     SessionScan(SessionScanView),
     /// One node's exporter scrape.
     Exporter(ExporterView),
+    /// What Prometheus's HTTP API said.
+    Prometheus(Box<PrometheusView>),
     /// The AWS estate: instances, security groups, volumes, keys.
     Aws(Box<AwsInventory>),
 }

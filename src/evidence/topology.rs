@@ -138,7 +138,8 @@ impl EvidenceSet {
     /// probes, both ports of every node for the TLS endpoint probe, every
     /// master serving slots for the session scan and the latency probe,
     /// `cluster` for the cluster-wide probes. The AWS probe has no fixed
-    /// subject (its one item is named by region).
+    /// subject (its one item is named by region), nor has the Prometheus
+    /// probe (its one item is named by URL).
     fn expected_subjects(&self, probe: ProbeId, t: &Topology) -> Vec<String> {
         use ProbeId as P;
         match probe {
@@ -176,7 +177,7 @@ impl EvidenceSet {
                     .collect()
             }
             P::AclCommands | P::KeySlots => vec!["cluster".into()],
-            P::Aws => Vec::new(),
+            P::Aws | P::Prometheus => Vec::new(),
         }
     }
 

@@ -9,15 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
-
 use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
-use crate::config::{MonitoringSettings, NodeAddr};
+use crate::config::NodeAddr;
 use crate::evidence::{
-    DataNodeView, Evidence, ExporterView, FailureKind, ModuleInfo, Observation, ProbeFailure,
-    ProbeId, SessionScanSettings, SessionScanView,
+    DataNodeView, Evidence, FailureKind, ModuleInfo, Observation, ProbeFailure, ProbeId,
+    SessionScanSettings, SessionScanView,
 };
 use crate::resp::{as_text, describe, error_text, parse_info};
 
@@ -360,144 +356,6 @@ impl Probe for SessionScanProbe {
     }
 }
 
-/// The exporter address of a node.
-pub(crate) fn exporter_for(m: &MonitoringSettings, node: &NodeAddr) -> String {
-    m.exporters
-        .get(&node.to_string())
-        .cloned()
-        .unwrap_or_else(|| {
-            NodeAddr {
-                host: node.host.clone(),
-                port: m.exporter_port,
-            }
-            .to_string()
-        })
-}
-
-/// HTTP GET http://addr/metrics, parsed as Prometheus text.
-pub async fn scrape(
-    addr: &str,
-    connect: std::time::Duration,
-    read: std::time::Duration,
-) -> ExporterView {
-    let url = format!("http://{addr}/metrics");
-    let fail = |e: String| ExporterView {
-        url: url.clone(),
-        reachable: false,
-        error: Some(e),
-        metrics: BTreeMap::new(),
-    };
-    let mut s = match timeout(connect, TcpStream::connect(addr)).await {
-        Err(_) => return fail(format!("no TCP answer within {} ms", connect.as_millis())),
-        Ok(Err(e)) => return fail(format!("cannot connect: {e}")),
-        Ok(Ok(s)) => s,
-    };
-    let host = addr.to_string();
-    let body = timeout(read, async {
-        s.write_all(
-            format!("GET /metrics HTTP/1.0\r\nHost: {host}\r\nUser-Agent: epic-audit\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            let n = s.read(&mut chunk).await?;
-            if n == 0 || buf.len() > 8 * 1024 * 1024 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(buf)
-    })
-    .await;
-    let raw = match body {
-        Err(_) => return fail(format!("no complete answer within {} ms", read.as_millis())),
-        Ok(Err(e)) => return fail(format!("read failed: {e}")),
-        Ok(Ok(b)) => b,
-    };
-    let text = String::from_utf8_lossy(&raw);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return fail("not an HTTP response".into());
-    };
-    let status = head.lines().next().unwrap_or("");
-    if status.split_whitespace().nth(1) != Some("200") {
-        return fail(format!("HTTP status `{status}`"));
-    }
-    match prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))) {
-        Err(e) => fail(format!("not Prometheus text: {e}")),
-        Ok(scrape) => {
-            let metrics = scrape
-                .samples
-                .iter()
-                .filter(|s| {
-                    matches!(
-                        s.metric.as_str(),
-                        "redis_up"
-                            | "redis_cluster_state"
-                            | "redis_exporter_last_scrape_error"
-                            | "redis_cluster_enabled"
-                    )
-                })
-                .filter_map(|s| match s.value {
-                    prometheus_parse::Value::Gauge(v)
-                    | prometheus_parse::Value::Untyped(v)
-                    | prometheus_parse::Value::Counter(v) => Some((s.metric.clone(), v)),
-                    _ => None,
-                })
-                .collect();
-            ExporterView {
-                url,
-                reachable: true,
-                error: None,
-                metrics,
-            }
-        }
-    }
-}
-
-/// Scrapes every node's exporter.
-pub(crate) struct ExporterProbe;
-
-impl Probe for ExporterProbe {
-    fn name(&self) -> ProbeId {
-        ProbeId::Exporter
-    }
-
-    fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
-        Box::pin(async move {
-            let targets = ctx
-                .targets
-                .iter()
-                .map(|node| {
-                    let addr = exporter_for(&ctx.monitoring, node);
-                    Target {
-                        subject: node.to_string(),
-                        method: format!(
-                            "HTTP GET http://{addr}/metrics, Prometheus text format (prometheus-parse)"
-                        ),
-                        input: addr,
-                    }
-                })
-                .collect();
-            // A scrape is bounded by its own connect and read deadlines and
-            // records an unreachable exporter as an observation; the probe
-            // deadline is the safety net.
-            per_target(
-                ProbeId::Exporter,
-                "exporter scrape",
-                ctx.timeouts.probe(),
-                targets,
-                |addr| {
-                    let (c, r) = (ctx.timeouts.connect(), ctx.timeouts.command());
-                    async move { Ok(Observation::Exporter(scrape(&addr, c, r).await)) }
-                },
-            )
-            .await
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,42 +374,5 @@ mod tests {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&[1; 32]).unwrap();
         m.update(b"session:7f3a9c");
         assert!(hex::encode(m.finalize().into_bytes()).starts_with(&h));
-    }
-
-    #[tokio::test]
-    async fn scrape_parses_metrics_and_reports_http_errors() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            for body in [
-                "redis_up 1\nredis_cluster_state 1\nredis_exporter_last_scrape_error{err=\"\"} 0\n",
-                "",
-            ] {
-                let (mut s, _) = l.accept().await.unwrap();
-                let mut b = [0u8; 1024];
-                let _ = s.read(&mut b).await;
-                let resp = if body.is_empty() {
-                    "HTTP/1.0 500 Internal Server Error\r\n\r\n".to_string()
-                } else {
-                    format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n# TYPE redis_up gauge\n{body}")
-                };
-                let _ = s.write_all(resp.as_bytes()).await;
-            }
-        });
-        let d = std::time::Duration::from_secs(2);
-        let v = scrape(&addr, d, d).await;
-        assert!(v.reachable, "{v:?}");
-        assert_eq!(v.metrics.get("redis_up"), Some(&1.0));
-        assert_eq!(
-            v.metrics.get("redis_exporter_last_scrape_error"),
-            Some(&0.0)
-        );
-        let v = scrape(&addr, d, d).await;
-        assert!(
-            !v.reachable && v.error.as_deref().unwrap().contains("500"),
-            "{v:?}"
-        );
-        let v = scrape("127.0.0.1:1", d, d).await;
-        assert!(!v.reachable && v.error.as_deref().unwrap().contains("cannot connect"));
     }
 }

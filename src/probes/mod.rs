@@ -12,6 +12,7 @@ pub mod cluster;
 pub(crate) mod conns;
 pub mod data;
 pub(crate) mod latency;
+pub mod monitoring;
 pub(crate) mod scaffold;
 pub(crate) mod timing;
 pub mod tls;
@@ -44,6 +45,32 @@ pub(crate) const AUDITOR_COMMANDS: &[&str] = &[
     "+ping",
 ];
 
+/// Every command prometheus-redis-exporter sends with its default flags
+/// (read from INFO commandstats around a scrape of Debian's 1.45), as ACL
+/// rules: what the exporters' user needs (`print-acl --user exporter`),
+/// with no key and no channel. Flags such as -check-keys need more, and
+/// MON-006 fails them anyway.
+pub(crate) const EXPORTER_COMMANDS: &[&str] = &[
+    "+auth",
+    "+hello",
+    "+ping",
+    "+client|setname",
+    "+info",
+    "+config|get",
+    "+cluster|info",
+    "+cluster|slots",
+    "+slowlog|len",
+    "+slowlog|get",
+    "+latency|latest",
+];
+
+/// The ACL rules of the exporters' user (after `user NAME on <password>`).
+pub fn exporter_rules() -> String {
+    let mut r = vec!["resetchannels", "resetkeys", "-@all"];
+    r.extend(EXPORTER_COMMANDS);
+    r.join(" ")
+}
+
 /// The ACL rules of the audit user (after `user NAME on <password>`): no
 /// channels, keys readable (`%R~`) only under the session patterns the
 /// TTL scan reads, and exactly [`AUDITOR_COMMANDS`].
@@ -68,7 +95,8 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(latency::LatencyProbe),
         Box::new(data::DataConfigProbe),
         Box::new(data::SessionScanProbe),
-        Box::new(data::ExporterProbe),
+        Box::new(monitoring::ExporterProbe),
+        Box::new(monitoring::PrometheusProbe),
         Box::new(aws::AwsProbe),
     ]
 }

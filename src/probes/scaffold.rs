@@ -43,8 +43,10 @@ pub struct ProbeContext {
     pub inputs: ProbeInputs,
     /// What discovery learned about the cluster.
     pub topology: Topology,
-    /// Where each node's exporter listens.
+    /// Where each node's exporter listens, and Prometheus's URL.
     pub monitoring: crate::config::MonitoringSettings,
+    /// Prometheus's credentials, resolved from their references.
+    pub prometheus_auth: crate::http::HttpAuth,
     /// Key for the keyed hashes of session key names (this run only).
     pub session_salt: RunSalt,
     /// The environment's AWS settings (`None`: the AWS checks skip).
@@ -93,6 +95,7 @@ pub(crate) fn fixture_context() -> ProbeContext {
         inputs: Default::default(),
         topology: Default::default(),
         monitoring: Default::default(),
+        prometheus_auth: Default::default(),
         session_salt: Default::default(),
         aws: None,
         conns: Default::default(),
@@ -132,6 +135,8 @@ pub struct ProbeInputs {
     pub latency: Option<crate::evidence::LatencySettings>,
     /// The session scan, when the session TTL check is selected.
     pub sessions: Option<crate::evidence::SessionScanSettings>,
+    /// Session-key patterns an exporter's /metrics must not name.
+    pub exporter_patterns: Vec<String>,
 }
 
 /// One subject of a per-target probe: the name its evidence is recorded

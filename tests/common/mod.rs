@@ -80,12 +80,17 @@ command_ms = {m}
 probe_ms = {p}
 [environments.t.monitoring]
 exporter_port = {e}
-"#,
+{prometheus}"#,
             seeds = seeds.join(", "),
             c = timeouts.0,
             m = timeouts.1,
             p = timeouts.2,
             e = self.lab.spec.port + epic_audit_lab::EXPORTER_OFFSET,
+            prometheus = if self.lab.spec.monitoring {
+                format!("prometheus_url = \"{}\"\n", self.lab.prometheus_url())
+            } else {
+                String::new()
+            },
         );
         let path = self.tmp.path().join("epic-audit.toml");
         std::fs::write(&path, text).unwrap();
