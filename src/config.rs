@@ -8,11 +8,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 pub use crate::net::{NodeAddr, Timeouts};
+pub use monitoring::MonitoringSettings;
+pub use secret_ref::SecretRef;
 pub use store::{LockMode, StoreUrl, DEFAULT_RETENTION_YEARS};
 
+mod monitoring;
+mod secret_ref;
 mod store;
 use crate::secret::Secret;
 
@@ -124,6 +128,12 @@ pub struct Environment {
     /// Where each node's Prometheus exporter listens.
     #[serde(default)]
     pub monitoring: MonitoringSettings,
+    /// The name CONFIG has on the nodes (`rename-command CONFIG
+    /// CONFIG-a8e1`, a common hardening step): every CONFIG GET the probes
+    /// send uses it. Default `CONFIG`. ACL rules keep naming the original
+    /// command (`+config|get`), as Redis requires.
+    #[serde(default = "default_config_command")]
+    pub config_command: String,
     /// Key that signs this environment's runs: a PKCS#8 PEM file (Ed25519
     /// or ECDSA P-256; relative to this file), or `awskms:alias/NAME`
     /// (`EPIC_AUDIT_SIGNING_KEY` or `--signing-key` take precedence).
@@ -156,6 +166,10 @@ pub struct Environment {
     pub acknowledgement_pubkeys: Vec<PathBuf>,
 }
 
+fn default_config_command() -> String {
+    "CONFIG".into()
+}
+
 fn default_retention_years() -> u32 {
     DEFAULT_RETENTION_YEARS
 }
@@ -179,38 +193,6 @@ pub struct TlsSettings {
     /// certificates carry a DNS name instead of their IP address.
     #[serde(default)]
     pub server_name: Option<String>,
-}
-
-/// Where a password comes from. Exactly one of the two keys must be set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    /// Read from this environment variable.
-    Env(String),
-    /// Read from this file (first line, trailing newline stripped).
-    File(PathBuf),
-}
-
-impl<'de> Deserialize<'de> for SecretRef {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            password_env: Option<String>,
-            password_file: Option<PathBuf>,
-        }
-        let raw = Raw::deserialize(d)?;
-        match (raw.password_env, raw.password_file) {
-            (Some(v), None) if !v.is_empty() => Ok(SecretRef::Env(v)),
-            (None, Some(f)) => Ok(SecretRef::File(f)),
-            (Some(_), Some(_)) => Err(serde::de::Error::custom(
-                "set either password_env or password_file, not both",
-            )),
-            _ => Err(serde::de::Error::custom(
-                "a user needs password_env (an environment variable name) or password_file (a path); \
-                 passwords are never written in the config itself",
-            )),
-        }
-    }
 }
 
 /// AWS settings for the estate probes (security groups, EBS/KMS,
@@ -454,6 +436,20 @@ impl Config {
                     ),
                 ));
             }
+            let c = &env.config_command;
+            if c.is_empty()
+                || c.len() > 128
+                || c.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+            {
+                return Err(ConfigError::new(
+                    path,
+                    format!(
+                        "environments.{name}.config_command: give the name CONFIG has on the nodes \
+                         (one word, as in `rename-command CONFIG <name>`); a CONFIG disabled with \
+                         `rename-command CONFIG \"\"` cannot be named"
+                    ),
+                ));
+            }
             let user = env.audit_user.get_ref();
             if user.is_empty() {
                 return Err(ConfigError::new(
@@ -592,46 +588,6 @@ impl Config {
                 }
                 Ok(Secret::new(first))
             }
-        }
-    }
-}
-
-/// The monitoring layer: where the exporters listen, the Prometheus that
-/// scrapes them, and the ACL user they log in as.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MonitoringSettings {
-    /// Exporter port on each node's host, when not listed in `exporters`.
-    pub exporter_port: u16,
-    /// Explicit node (`host:port`) -> exporter (`host:port`, as Prometheus
-    /// scrapes it).
-    pub exporters: BTreeMap<String, String>,
-    /// Prometheus's base URL (`http://10.0.3.205:9090`; https verifies
-    /// against the environment's CA). Without it the Prometheus checks
-    /// (MON-003 to MON-005) are `incomplete`.
-    pub prometheus_url: Option<crate::http::HttpUrl>,
-    /// A bearer token for Prometheus, by reference (`{ password_env = "..." }`
-    /// or `{ password_file = "..." }`).
-    pub prometheus_token: Option<SecretRef>,
-    /// A basic-auth user for Prometheus (with `prometheus_password`).
-    pub prometheus_user: Option<String>,
-    /// Its password, by reference.
-    pub prometheus_password: Option<SecretRef>,
-    /// The ACL user the exporters log in as: MON-007 sweeps it with ACL
-    /// DRYRUN in place of the policy's `user` (default: the policy's).
-    pub exporter_user: Option<String>,
-}
-
-impl Default for MonitoringSettings {
-    fn default() -> Self {
-        MonitoringSettings {
-            exporter_port: 9121,
-            exporters: BTreeMap::new(),
-            prometheus_url: None,
-            prometheus_token: None,
-            prometheus_user: None,
-            prometheus_password: None,
-            exporter_user: None,
         }
     }
 }

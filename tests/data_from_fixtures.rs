@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{codes, fixture_evidence, judge_areas, not_passing, observations_mut, only};
+use common::{codes, fixture_evidence, judge_areas, messages, not_passing, observations_mut, only};
 use epic_audit::checks::Outcome;
 use epic_audit::evidence::{DataNodeView, ExporterView, SessionScanView};
 use epic_audit::evidence::{EvidenceSet, Observation, Observed, ProbeFailure};
@@ -439,4 +439,57 @@ fn evaluate_judges_session_ttls_against_the_policy_it_is_given() {
         "{:?}",
         common::messages(&r, "DATA-005")
     );
+}
+
+#[test]
+fn settings_a_node_did_not_give_are_errors_never_a_fail_or_a_pass() {
+    // CONFIG renamed on one node: its INFO-based checks are still judged,
+    // every check that needs a setting errors with the probe's cause.
+    let mut ev = fixture_evidence();
+    let why = "127.0.1.2:6379: the node does not know `CONFIG GET`: CONFIG is renamed or disabled \
+               there (rename-command in its redis.conf), so its settings cannot be read; set \
+               config_command in the environment to the name it has there";
+    for (subject, v) in nodes(&mut ev) {
+        if subject == "127.0.1.2:6379" {
+            v.config.clear();
+            v.config_unread = Some(why.into());
+        }
+    }
+    let r = judge_area(&ev);
+    let mut bad = not_passing(&r);
+    bad.sort();
+    assert_eq!(
+        bad,
+        ["DATA-001", "DATA-002", "DATA-003", "DATA-006", "DATA-007", "MON-002"]
+            .iter()
+            .map(|i| (i.to_string(), Outcome::Error))
+            .collect::<Vec<_>>()
+    );
+    for id in [
+        "DATA-001", "DATA-002", "DATA-003", "DATA-006", "DATA-007", "MON-002",
+    ] {
+        assert_eq!(
+            codes(&r, id),
+            [(
+                "127.0.1.2:6379".to_string(),
+                format!("{id}/setting-not-reported")
+            )]
+        );
+        assert!(messages(&r, id)[0].contains("config_command"), "{id}");
+    }
+    // A CONFIG GET that left one setting out (no cause known) is an error
+    // too, naming it, where it used to read as a failing value.
+    for (setting, id) in [
+        ("appendfsync", "DATA-001"),
+        ("maxmemory-policy", "DATA-002"),
+        ("aclfile", "DATA-003"),
+    ] {
+        let mut ev = fixture_evidence();
+        for (_, v) in nodes(&mut ev) {
+            v.config.remove(setting);
+        }
+        let r = judge_area(&ev);
+        assert_eq!(not_passing(&r), only(id, Outcome::Error), "{setting}");
+        assert!(messages(&r, id)[0].contains(setting), "{setting}");
+    }
 }

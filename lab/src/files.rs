@@ -257,6 +257,9 @@ pub(crate) fn node_conf(
             "cluster-announce-hostname {name}\ncluster-preferred-endpoint-type hostname\n"
         ));
     }
+    if let Some(name) = &spec.config_command {
+        c.push_str(&format!("rename-command CONFIG {name}\n"));
+    }
     for l in &spec.extra_conf {
         c.push_str(l);
         c.push('\n');

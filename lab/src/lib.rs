@@ -198,6 +198,9 @@ pub struct LabSpec {
     /// Run a Prometheus scraping the exporters and an Alertmanager (see
     /// [`monitoring`]); needs `exporters`.
     pub monitoring: bool,
+    /// Rename CONFIG on every node (`rename-command CONFIG <name>`, a
+    /// hardening step); the exporters are told with `-config-command`.
+    pub config_command: Option<String>,
     /// Run the EC2/KMS emulator on 127.0.0.1:port + [`aws::EMULATOR_OFFSET`]
     /// and seed it with the seed architecture.
     pub aws: bool,
@@ -340,6 +343,7 @@ impl LabSpec {
             extra_conf: Vec::new(),
             exporters: true,
             monitoring: true,
+            config_command: None,
             aws: true,
             moto: None,
             wait_peer_health: true,

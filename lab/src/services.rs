@@ -153,6 +153,12 @@ impl Lab {
             .arg("-tls-client-key-file")
             .arg(pki.join("client.key"))
             .args(["-web.listen-address", &listen])
+            .args(
+                self.spec
+                    .config_command
+                    .iter()
+                    .flat_map(|c| ["-config-command".to_string(), c.clone()]),
+            )
             .args(extra)
             .env("REDIS_PASSWORD", self.passwords[user].expose())
             .current_dir(&dir)

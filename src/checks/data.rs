@@ -151,6 +151,9 @@ fn aof(ev: &EvidenceSet, p: &AofParams) -> Vec<SubjectFinding> {
         p.allowed_fsync.join("/")
     );
     per_subject(data_views(ev), &expected, |subject, v| {
+        if let Err(f) = settings(subject, v, ["appendonly", "appendfsync"], &expected) {
+            return *f;
+        }
         let pers = |k: &str| v.persistence.get(k).map(String::as_str).unwrap_or("?");
         let observed = format!(
             "appendonly {}, appendfsync {}, aof_last_write_status {}, aof_last_bgrewrite_status {}, \
@@ -226,7 +229,10 @@ pub(crate) struct EvictionParams {
 fn eviction(ev: &EvidenceSet, p: &EvictionParams) -> Vec<SubjectFinding> {
     let expected = format!("maxmemory-policy {}", p.policy);
     per_subject(data_views(ev), &expected, |subject, v| {
-        let got = setting(v, "maxmemory-policy");
+        let [got] = match settings(subject, v, ["maxmemory-policy"], &expected) {
+            Ok(s) => s,
+            Err(f) => return *f,
+        };
         if got == p.policy {
             SubjectFinding::pass(subject, Why::NoEviction)
                 .observed(format!("maxmemory-policy {got}"))
@@ -251,6 +257,17 @@ fn settings<'a, const N: usize>(
         .filter(|k| !v.config.contains_key(**k))
         .copied()
         .collect();
+    if let (false, Some(why)) = (missing.is_empty(), &v.config_unread) {
+        return Err(Box::new(
+            SubjectFinding::error(subject, Why::SettingNotReported)
+                .observed(format!("{} not read", missing.join(", ")))
+                .expected(expected)
+                .message(format!(
+                    "could not be checked: {why}{}",
+                    super::rule::missing_permission(why)
+                )),
+        ));
+    }
     if !missing.is_empty() {
         return Err(Box::new(SubjectFinding::error(subject, Why::SettingNotReported).observed(format!("CONFIG GET did not return {}", missing.join(", "))).expected(expected).message(format!(
                 "the node did not report {}: nothing to judge (a server that does not know the setting, \
@@ -570,6 +587,16 @@ fn hardening(ev: &EvidenceSet, _: &NoParams) -> Vec<SubjectFinding> {
     ];
     let expected = "protected-mode yes, enable-debug-command no, enable-module-command no, cluster-require-full-coverage yes, aclfile set";
     per_subject(data_views(ev), expected, |subject, v| {
+        let needed = [
+            "protected-mode",
+            "enable-debug-command",
+            "enable-module-command",
+            "cluster-require-full-coverage",
+            "aclfile",
+        ];
+        if let Err(f) = settings(subject, v, needed, expected) {
+            return *f;
+        }
         let mut bad: Vec<(Why, String)> = want
             .iter()
             .filter(|(k, w)| setting(v, k) != *w)

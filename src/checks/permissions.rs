@@ -339,10 +339,18 @@ fn decide(subject: &str, p: &Permissions, v: &AclView, m: &Matrix) -> SubjectFin
         ));
     }
     if !m.undecided.is_empty() {
+        // What the node said for the first of them (a renamed command
+        // says so, with how to tell the audit its name).
+        let said = v
+            .dryrun_errors
+            .iter()
+            .find(|e| e.user == p.user && m.undecided.contains(&e.command))
+            .map(|e| format!(" (the node said: {})", e.reply))
+            .unwrap_or_default();
         unknown.push((
             Why::DryRunUndecided,
             format!(
-                "ACL DRYRUN could not decide for {} command(s): {}",
+                "ACL DRYRUN could not decide for {} command(s): {}{said}",
                 m.undecided.len(),
                 first_of(&m.undecided, 12)
             ),

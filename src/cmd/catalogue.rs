@@ -137,7 +137,8 @@ pub(crate) fn print_acl(
              # the commands it sends with its default flags, no key, no channel, no write.\n\
              # Replace PASSWORD_SHA256 with the SHA-256 of its password (printf %s \"$PW\" | sha256sum),\n\
              # put the line in the aclfile of every node and run ACL LOAD on each; start each exporter with\n\
-             # -redis.user {user} and REDIS_PASSWORD from a secret. Flags like -check-keys need key access: MON-006 fails them.\n\
+             # -redis.user {user} and REDIS_PASSWORD from a secret (and -config-command NAME where CONFIG is renamed;\n\
+             # the ACL keeps +config|get). Flags like -check-keys need key access: MON-006 fails them.\n\
              user {user} on #PASSWORD_SHA256 {}\n",
             crate::probes::exporter_rules()
         );
@@ -148,6 +149,8 @@ pub(crate) fn print_acl(
         "# The least-privilege user epic-audit audits as (read-only; see `epic-audit print-acl --help`).\n\
          # Replace PASSWORD_SHA256 with the SHA-256 of its password (printf %s \"$PW\" | sha256sum),\n\
          # put the line in the aclfile of every node and run ACL LOAD on each (or ACL SETUSER with the same rules).\n\
+         # Where CONFIG is renamed (rename-command), keep +config|get: ACL rules name the original command;\n\
+         # tell the audit the new name with config_command in the environment.\n\
          user {user} on #PASSWORD_SHA256 {}\n",
         crate::probes::auditor_rules(&patterns)
     )

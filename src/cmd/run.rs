@@ -89,6 +89,7 @@ async fn resolve(
         topology: Default::default(),
         monitoring: env.monitoring.clone(),
         prometheus_auth,
+        config_command: env.config_command.clone(),
         session_salt: crate::probes::data::RunSalt::random().map_err(|e| {
             anyhow::anyhow!("drawing this run's salt from the OS random source: {e}")
         })?,

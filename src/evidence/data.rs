@@ -19,6 +19,11 @@ pub struct DataNodeView {
     /// before they were read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modules: Option<Vec<ModuleInfo>>,
+    /// Why CONFIG GET gave no settings (CONFIG renamed or disabled, or an
+    /// unexpected reply), when it did not: the INFO sections were still
+    /// read, and every check that needs a setting says this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_unread: Option<String>,
 }
 
 /// One loaded module, as INFO modules lists it.

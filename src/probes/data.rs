@@ -43,8 +43,7 @@ fn words(ws: &[&str]) -> Vec<Vec<u8>> {
 }
 
 async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeView, ProbeFailure> {
-    let mut get = vec!["CONFIG", "GET"];
-    get.extend(CONFIG_KEYS);
+    let get = super::config_get(&ctx.config_command, &CONFIG_KEYS);
     let r = ctx
         .conn(addr)
         .await?
@@ -56,6 +55,10 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
         ])
         .await?;
     let mut config = BTreeMap::new();
+    // A node whose CONFIG is renamed or refused still has its INFO read:
+    // the checks that need a setting say why it is missing, the others
+    // judge what INFO shows.
+    let mut config_unread = None;
     match &r[0] {
         redis::Value::Array(items) => {
             for kv in items.chunks(2) {
@@ -67,10 +70,14 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
             }
         }
         other => {
-            return Err(ProbeFailure {
-                kind: FailureKind::UnexpectedReply,
-                message: format!("{addr}: CONFIG GET answered {}", describe(Some(other))),
-            })
+            config_unread = Some(
+                super::config_failure(
+                    &addr.to_string(),
+                    &ctx.config_command,
+                    &describe(Some(other)),
+                )
+                .message,
+            )
         }
     }
     let info = |i: usize, what: &str| -> Result<BTreeMap<String, String>, ProbeFailure> {
@@ -105,6 +112,7 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
         persistence,
         replication,
         modules: Some(modules),
+        config_unread,
     })
 }
 
@@ -140,7 +148,8 @@ impl Probe for DataConfigProbe {
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
             let method = format!(
-                "CONFIG GET {}; INFO persistence; INFO replication; INFO modules; as {}",
+                "{} GET {}; INFO persistence; INFO replication; INFO modules; as {}",
+                ctx.config_command,
                 CONFIG_KEYS.join(" "),
                 ctx.user
             );

@@ -45,6 +45,48 @@ pub(crate) const AUDITOR_COMMANDS: &[&str] = &[
     "+ping",
 ];
 
+/// `<CONFIG> GET keys...`, with CONFIG under the name the environment
+/// gives it (`config_command`).
+pub(crate) fn config_get<'a>(command: &'a str, keys: &[&'a str]) -> Vec<&'a str> {
+    let mut w = vec![command, "GET"];
+    w.extend_from_slice(keys);
+    w
+}
+
+/// The failure of a CONFIG GET a node answered with `reply` (an error or
+/// an unexpected reply). A node that does not know the command has CONFIG
+/// renamed or disabled: say so and how to audit it, instead of the raw
+/// reply alone.
+pub(crate) fn config_failure(
+    addr: &str,
+    command: &str,
+    reply: &str,
+) -> crate::evidence::ProbeFailure {
+    use crate::evidence::{FailureKind, ProbeFailure};
+    if reply.to_ascii_lowercase().contains("unknown command") {
+        let hint = if command == "CONFIG" {
+            "set config_command in the environment to the name it has there".to_string()
+        } else {
+            format!(
+                "config_command = \"{command}\" is not its name there either; set config_command \
+                 to the name in the node's rename-command line"
+            )
+        };
+        return ProbeFailure::new(
+            FailureKind::ServerError,
+            format!(
+                "{addr}: the node does not know `{command} GET`: CONFIG is renamed or disabled there \
+                 (rename-command in its redis.conf), so its settings cannot be read; {hint} \
+                 (the node said: {reply})"
+            ),
+        );
+    }
+    ProbeFailure::new(
+        FailureKind::UnexpectedReply,
+        format!("{addr}: {command} GET answered {reply}"),
+    )
+}
+
 /// Every command prometheus-redis-exporter sends with its default flags
 /// (read from INFO commandstats around a scrape of Debian's 1.45), as ACL
 /// rules: what the exporters' user needs (`print-acl --user exporter`),

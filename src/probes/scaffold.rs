@@ -47,6 +47,8 @@ pub struct ProbeContext {
     pub monitoring: crate::config::MonitoringSettings,
     /// Prometheus's credentials, resolved from their references.
     pub prometheus_auth: crate::http::HttpAuth,
+    /// The name CONFIG has on the nodes (the environment's `config_command`).
+    pub config_command: String,
     /// Key for the keyed hashes of session key names (this run only).
     pub session_salt: RunSalt,
     /// The environment's AWS settings (`None`: the AWS checks skip).
@@ -96,6 +98,7 @@ pub(crate) fn fixture_context() -> ProbeContext {
         topology: Default::default(),
         monitoring: Default::default(),
         prometheus_auth: Default::default(),
+        config_command: "CONFIG".into(),
         session_salt: Default::default(),
         aws: None,
         conns: Default::default(),

@@ -65,9 +65,11 @@ pub(crate) async fn sweep(
             };
             for key in keys.iter().take(tries) {
                 let mut full = words(&["ACL", "DRYRUN", user]);
-                full.extend(template.iter().map(|a| {
+                full.extend(template.iter().enumerate().map(|(i, a)| {
                     if a == KEY_MARK {
                         key.as_bytes().to_vec()
+                    } else if i == 0 {
+                        current_name(ctx, a).as_bytes().to_vec()
                     } else {
                         a.as_bytes().to_vec()
                     }
@@ -84,6 +86,7 @@ pub(crate) async fn sweep(
             let mut v = DryRunLetters::default();
             for _ in 0..tries {
                 let (verdict, reply) = verdict(it.next());
+                let reply = renamed_hint(reply);
                 if verdict == DryRunVerdict::Error {
                     dryrun_errors.push(DryRunError {
                         user: user.clone(),
@@ -108,7 +111,13 @@ pub(crate) async fn sweep(
             .iter()
             .map(|k| {
                 let mut full = words(&["ACL", "DRYRUN", &k.user]);
-                full.extend(k.command.split_whitespace().map(|w| w.as_bytes().to_vec()));
+                full.extend(
+                    k.command
+                        .split_whitespace()
+                        .enumerate()
+                        .map(|(i, w)| if i == 0 { current_name(ctx, w) } else { w })
+                        .map(|w| w.as_bytes().to_vec()),
+                );
                 full
             })
             .collect();
@@ -116,6 +125,7 @@ pub(crate) async fn sweep(
         let replies = ctx.conn(addr).await?.pipeline(&cmds).await?;
         for (k, f) in ctx.inputs.dryrun_cases.iter().zip(&replies) {
             let (letter, reply) = verdict(Some(f));
+            let reply = renamed_hint(reply);
             cases.push(CaseResult {
                 user: k.user.clone(),
                 command: k.command.clone(),
@@ -131,6 +141,30 @@ pub(crate) async fn sweep(
         cases,
         dryrun_keys,
     })
+}
+
+/// The name a command has on the nodes: CONFIG under the environment's
+/// `config_command` (ACL DRYRUN looks a renamed command up by its new
+/// name, while ACL rules and the verdicts keep the original one).
+fn current_name<'a>(ctx: &'a ProbeContext, word: &'a str) -> &'a str {
+    if word.eq_ignore_ascii_case("config") {
+        &ctx.config_command
+    } else {
+        word
+    }
+}
+
+/// A DRYRUN reply saying the node does not know a command (`ERR Command
+/// 'CONFIG' not found`), with what that usually means and how to audit it.
+fn renamed_hint(reply: String) -> String {
+    if reply.contains("Command '") && reply.contains("not found") {
+        format!(
+            "{reply}: the command is renamed or disabled on the node (rename-command); where CONFIG \
+             is renamed, set config_command in the environment to its new name"
+        )
+    } else {
+        reply
+    }
 }
 
 /// Placeholder for a key position in an argument template.

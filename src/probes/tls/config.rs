@@ -107,14 +107,21 @@ pub(crate) async fn observe_config(
     // verification failed is the node given
     // a chance with an expired or not-yet-valid leaf (`TimeTolerant`, a
     // full handshake of its own, never sharing sessions with the first).
-    let mut words = vec!["CONFIG", "GET"];
-    words.extend(CONFIG_KEYS);
+    let words = crate::probes::config_get(&ctx.config_command, &CONFIG_KEYS);
+    let refused = |e: crate::resp::ConnError| match e {
+        crate::resp::ConnError::Server { reply, .. }
+            if reply.to_ascii_lowercase().contains("unknown command") =>
+        {
+            crate::probes::config_failure(&node.to_string(), &ctx.config_command, &reply)
+        }
+        e => e.into(),
+    };
     let f = match ctx.conn(node).await {
-        Ok(mut c) => c.cmd_str(&words).await?,
+        Ok(mut c) => c.cmd_str(&words).await.map_err(refused)?,
         Err(crate::resp::ConnError::Tls { .. }) => {
             let mut c = tolerant_connect(ctx, node).await?;
             c.auth(&ctx.user, &ctx.password).await?;
-            c.cmd_str(&words).await?
+            c.cmd_str(&words).await.map_err(refused)?
         }
         Err(e) => return Err(e.into()),
     };
@@ -132,7 +139,8 @@ pub(crate) async fn observe_config(
         return Err(ProbeFailure {
             kind: FailureKind::UnexpectedReply,
             message: format!(
-                "{node}: CONFIG GET returned {}",
+                "{node}: {} GET returned {}",
+                ctx.config_command,
                 crate::resp::describe(Some(&f))
             ),
         });
@@ -225,9 +233,10 @@ impl Probe for TlsConfigProbe {
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
             let method = format!(
-                "CONFIG GET {} as {} (sent only after the node's certificate chains to the configured CA \
+                "{} GET {} as {} (sent only after the node's certificate chains to the configured CA \
                  for its name); TCP connect + inline PING on the plaintext port if one is configured, \
                  on any plaintext port the cluster advertises for the node, and on the policy's extra ports",
+                ctx.config_command,
                 CONFIG_KEYS.join(" "),
                 ctx.user
             );
