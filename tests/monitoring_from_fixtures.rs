@@ -315,10 +315,8 @@ async fn an_older_prometheus_without_scrape_interval_is_read_from_its_configurat
     let mut routes = recorded(&am);
     strip(&mut routes);
     let v = view_of(routes, HttpAuth::None).await;
-    assert!(v
-        .targets
-        .iter()
-        .all(|t| t.interval_s == Some(5.0) && t.interval_from == "config"));
+    assert!(v.targets.iter().all(|t| t.interval_s == Some(5.0)
+        && t.interval_from == Some(epic_audit::evidence::IntervalSource::Config)));
     assert!(not_passing(&judged(&with_view(v))).is_empty());
 
     // The same with a 5 m job in the configuration: too rare.

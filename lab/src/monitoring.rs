@@ -8,12 +8,10 @@
 //! Variants for tests rewrite the configuration and reload it (SIGHUP), so
 //! one lab shows one defect at a time.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::process::{die_with_parent, gone, reap};
+use crate::process::{gone, reap};
 use crate::{io, Lab, LabError, LabService, EXPORTER_OFFSET};
 
 /// Prometheus's port = node port + this (6379 -> 9090).
@@ -181,19 +179,7 @@ impl Lab {
         log: &str,
     ) -> Result<(), LabError> {
         let dir = self.monitoring_dir();
-        let logf = std::fs::File::create(dir.join(log)).map_err(io(&dir))?;
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().map_err(io(&dir))?)
-            .stderr(logf)
-            .process_group(0);
-        if self.spec.die_with_parent {
-            die_with_parent(&mut cmd);
-        }
-        let child = cmd.spawn().map_err(io(bin))?;
-        let pid = child.id();
+        let pid = self.spawn_logged(bin, args, &dir, log)?;
         // The name the kernel shows once it has exec'd (15 bytes at most).
         let comm = bin
             .file_name()

@@ -16,19 +16,13 @@ impl Lab {
         let dir = self.spec.dir.join("aws");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let port = self.emulator_port();
-        let log = std::fs::File::create(dir.join("moto.log")).map_err(io(&dir))?;
-        let mut cmd = Command::new(moto);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io(&dir))?)
-            .stderr(log)
-            .process_group(0);
-        if self.spec.die_with_parent {
-            die_with_parent(&mut cmd);
-        }
-        let child = cmd.spawn().map_err(io(moto))?;
-        let pid = child.id();
+        let args = [
+            "-H".to_string(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ];
+        let pid = self.spawn_logged(moto, &args, &dir, "moto.log")?;
         self.state.emulator = Some(LabService {
             listen: format!("127.0.0.1:{port}"),
             pid,
@@ -60,6 +54,30 @@ impl Lab {
             self.write_state()?;
         }
         Ok(())
+    }
+
+    /// Spawns `bin args` in `dir`, in a process group of its own (dying
+    /// with the test that started the lab, when it should), its output to
+    /// `dir/log`; returns its pid (tracked in lab.json, reaped on stop).
+    pub(crate) fn spawn_logged(
+        &self,
+        bin: &Path,
+        args: &[String],
+        dir: &Path,
+        log: &str,
+    ) -> Result<u32, LabError> {
+        let logf = std::fs::File::create(dir.join(log)).map_err(io(dir))?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().map_err(io(dir))?)
+            .stderr(logf)
+            .process_group(0);
+        if self.spec.die_with_parent {
+            die_with_parent(&mut cmd);
+        }
+        Ok(cmd.spawn().map_err(io(bin))?.id())
     }
 
     /// Port of the lab's EC2/KMS emulator on 127.0.0.1.

@@ -9,9 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::reason::{reasons, Common};
-use super::rule::{first_of, joined, per_subject, NoParams, Rule, SubjectFinding};
+use super::rule::{
+    first_of, joined, per_subject, unless_unconfigured, NoParams, Rule, SubjectFinding,
+};
 use crate::evidence::{
-    endpoint, EvidenceSet, ExporterView, FailureKind, Observation, ProbeId, PrometheusView,
+    endpoint, EvidenceSet, ExporterView, Observation, ProbeId, PrometheusView, RuleHealth,
+    TargetHealth,
 };
 
 reasons! {
@@ -117,32 +120,27 @@ pub(crate) fn rules() -> Vec<Rule> {
 fn with_prometheus(
     ev: &EvidenceSet,
     expected: &str,
-    mut f: impl FnMut(&str, &PrometheusView) -> Vec<SubjectFinding>,
+    f: impl FnMut(&str, &PrometheusView) -> Vec<SubjectFinding>,
 ) -> Vec<SubjectFinding> {
     let views = ev.views(ProbeId::Prometheus, |o| match o {
         Observation::Prometheus(v) => Some(v.as_ref()),
         _ => None,
     });
-    views
-        .into_iter()
-        .flat_map(|(subject, r)| match r {
-            Ok(v) => f(subject, v),
-            Err(fl) if fl.kind == FailureKind::NotConfigured => {
-                vec![SubjectFinding::incomplete(subject, Why::NoPrometheus)
-                    .observed(
-                        "not audited: no prometheus_url in the environment's [monitoring] table",
-                    )
-                    .expected(expected)
-                    .message(format!(
-                        "{} Set prometheus_url (and prometheus_token or prometheus_user and \
-                         prometheus_password, by reference, if it needs them), or leave MON-003, \
-                         MON-004 and MON-005 out of the verdict with --skip",
-                        fl.message
-                    ))]
-            }
-            Err(fl) => vec![SubjectFinding::unobserved(subject, expected, fl)],
-        })
-        .collect()
+    unless_unconfigured(
+        views,
+        expected,
+        |subject, fl| {
+            SubjectFinding::incomplete(subject, Why::NoPrometheus)
+                .observed("not audited: no prometheus_url in the environment's [monitoring] table")
+                .message(format!(
+                    "{} Set prometheus_url (and prometheus_token or prometheus_user and \
+                     prometheus_password, by reference, if it needs them), or leave MON-003, \
+                     MON-004 and MON-005 out of the verdict with --skip",
+                    fl.message
+                ))
+        },
+        f,
+    )
 }
 
 /// The error finding for a section of the API that could not be read.
@@ -271,7 +269,10 @@ fn scrape_finding(
             t.job,
             t.health,
             t.interval_s
-                .map(|i| format!("{i} s ({})", t.interval_from))
+                .map(|i| match t.interval_from {
+                    Some(from) => format!("{i} s ({from})"),
+                    None => format!("{i} s"),
+                })
                 .unwrap_or_else(|| "unknown".into()),
         ));
         problems.extend(target_problems(t, now, p));
@@ -323,13 +324,14 @@ fn target_problems(
         )),
         Some(_) => {}
     }
-    match t.health.as_str() {
-        "up" => {}
-        "unknown" => problems.push((
+    let up = t.health == TargetHealth::Up;
+    match &t.health {
+        TargetHealth::Up => {}
+        TargetHealth::Unknown => problems.push((
             Why::ScrapeStale,
             format!("{} has not been scraped yet (health unknown)", t.scrape_url),
         )),
-        other => problems.push((
+        other @ (TargetHealth::Down | TargetHealth::Other(_)) => problems.push((
             Why::TargetDown,
             format!(
                 "Prometheus reports {} {other}{}",
@@ -342,7 +344,7 @@ fn target_problems(
             ),
         )),
     }
-    if t.health == "up" && !t.last_error.is_empty() {
+    if up && !t.last_error.is_empty() {
         problems.push((
             Why::ScrapeError,
             format!(
@@ -351,7 +353,7 @@ fn target_problems(
             ),
         ));
     }
-    if let (Some(i), "up") = (interval, t.health.as_str()) {
+    if let (Some(i), true) = (interval, up) {
         match parse_time(&t.last_scrape) {
             None => problems.push((
                 Why::ScrapeStale,
@@ -418,7 +420,7 @@ fn alert_rules(ev: &EvidenceSet, p: &AlertRuleParams) -> Vec<SubjectFinding> {
                     "{}/{} sha256:{} {}",
                     r.group,
                     r.name,
-                    &r.query_sha256[..12.min(r.query_sha256.len())],
+                    r.short_hash(),
                     r.health
                 )
             })
@@ -426,7 +428,7 @@ fn alert_rules(ev: &EvidenceSet, p: &AlertRuleParams) -> Vec<SubjectFinding> {
         let broken: Vec<String> = v
             .rules
             .iter()
-            .filter(|r| r.health == "err")
+            .filter(|r| r.health == RuleHealth::Err)
             .map(|r| format!("{} ({})", r.name, r.last_error))
             .collect();
         out.push(if v.rules.is_empty() {
@@ -489,23 +491,19 @@ fn condition_finding(
     let names = covering.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
     let observed = covering
         .iter()
-        .map(|r| {
-            format!(
-                "{} sha256:{} health {}",
-                r.name,
-                &r.query_sha256[..12.min(r.query_sha256.len())],
-                r.health
-            )
-        })
+        .map(|r| format!("{} sha256:{} health {}", r.name, r.short_hash(), r.health))
         .collect::<Vec<_>>()
         .join("; ");
-    if let Some(r) = covering.iter().find(|r| r.health == "ok" && recent(r)) {
+    if let Some(r) = covering
+        .iter()
+        .find(|r| r.health == RuleHealth::Ok && recent(r))
+    {
         return SubjectFinding::pass(&c.name, Why::ConditionCovered)
             .observed(observed)
             .expected(expected)
             .message(format!("{} alerts on {}", r.name, c.name));
     }
-    let (why, message) = if covering.iter().all(|r| r.health == "err") {
+    let (why, message) = if covering.iter().all(|r| r.health == RuleHealth::Err) {
         (
             Why::RuleInError,
             format!(

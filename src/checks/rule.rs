@@ -245,19 +245,39 @@ pub(crate) fn with_aws(
     expected: &str,
     mut f: impl FnMut(&crate::evidence::AwsInventory) -> Vec<SubjectFinding>,
 ) -> Vec<SubjectFinding> {
-    ev.aws_views()
+    unless_unconfigured(
+        ev.aws_views(),
+        expected,
+        |subject, fl| {
+            SubjectFinding::incomplete(subject, Common::AwsNotConfigured)
+                .observed("not audited: no [aws] table in the environment")
+                .message(format!(
+                    "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
+                     with --skip network,encryption,backup,CLU-008,CLU-009,CLU-010",
+                    fl.message
+                ))
+        },
+        |_, inv| f(inv),
+    )
+}
+
+/// Judges each observation of a probe that the environment may leave
+/// unconfigured (one item, named by what it reached): `f` on an
+/// observation; `not_configured` (an `incomplete` finding, given
+/// `expected` here) where the environment lacks what the probe needs;
+/// `error` naming the failure otherwise.
+pub(crate) fn unless_unconfigured<T: ?Sized>(
+    views: Vec<(&str, Result<&T, &ProbeFailure>)>,
+    expected: &str,
+    not_configured: impl Fn(&str, &ProbeFailure) -> SubjectFinding,
+    mut f: impl FnMut(&str, &T) -> Vec<SubjectFinding>,
+) -> Vec<SubjectFinding> {
+    views
         .into_iter()
         .flat_map(|(subject, r)| match r {
-            Ok(inv) => f(inv),
+            Ok(v) => f(subject, v),
             Err(fl) if fl.kind == crate::evidence::FailureKind::NotConfigured => {
-                vec![SubjectFinding::incomplete(subject, Common::AwsNotConfigured)
-                    .observed("not audited: no [aws] table in the environment")
-                    .expected(expected)
-                    .message(format!(
-                        "{} Add an [aws] table to audit it, or leave the AWS checks out of the verdict \
-                         with --skip network,encryption,backup,CLU-008,CLU-009,CLU-010",
-                        fl.message
-                    ))]
+                vec![not_configured(subject, fl).expected(expected)]
             }
             Err(fl) => vec![SubjectFinding::unobserved(subject, expected, fl)],
         })

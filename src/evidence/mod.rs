@@ -75,7 +75,7 @@ pub use data::{
 pub use latency::{Distribution, HostNoise, LatencySettings, LatencyView};
 pub use monitoring::{
     endpoint, prom_duration_s, promql_metrics, AlertRule, AlertmanagerView, ExporterLeaks,
-    PrometheusView, ScrapeTarget,
+    IntervalSource, PrometheusView, RuleHealth, ScrapeTarget, TargetHealth,
 };
 pub(crate) use set::SCHEMA_VERSION;
 pub use set::{

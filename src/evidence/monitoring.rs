@@ -29,6 +29,50 @@ pub struct ExporterLeaks {
     pub patterns: Vec<String>,
 }
 
+server_words! {
+    /// A scrape target's `health`, as Prometheus's targets API says it.
+    TargetHealth {
+        /// The last scrape succeeded.
+        Up = "up",
+        /// The last scrape failed.
+        Down = "down",
+        /// Not scraped yet.
+        Unknown = "unknown",
+    }
+}
+
+server_words! {
+    /// An alerting rule's `health`, as Prometheus's rules API says it.
+    RuleHealth {
+        /// The last evaluation succeeded.
+        Ok = "ok",
+        /// The last evaluation failed.
+        Err = "err",
+        /// Not evaluated yet.
+        Unknown = "unknown",
+    }
+}
+
+/// Where a target's scrape interval was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntervalSource {
+    /// The targets API's `scrapeInterval`.
+    Targets,
+    /// The job's `scrape_interval` in `/api/v1/status/config` (Prometheus
+    /// before 2.35).
+    Config,
+}
+
+impl std::fmt::Display for IntervalSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IntervalSource::Targets => "targets",
+            IntervalSource::Config => "config",
+        })
+    }
+}
+
 /// One scrape target as Prometheus's `/api/v1/targets` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScrapeTarget {
@@ -38,18 +82,17 @@ pub struct ScrapeTarget {
     pub instance: String,
     /// The `job` label (`scrapePool` where absent).
     pub job: String,
-    /// `health`: `up`, `down` or `unknown`.
-    pub health: String,
+    /// `health`.
+    pub health: TargetHealth,
     /// `lastError` (empty when the last scrape succeeded).
     pub last_error: String,
     /// `lastScrape` (RFC 3339; Prometheus writes year 1 before the first).
     pub last_scrape: String,
     /// The scrape interval in seconds, where known.
     pub interval_s: Option<f64>,
-    /// Where the interval was read: `targets` (the API's `scrapeInterval`)
-    /// or `config` (the job's `scrape_interval` in `/api/v1/status/config`,
-    /// for Prometheus before 2.35).
-    pub interval_from: String,
+    /// Where the interval was read (absent when it is not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_from: Option<IntervalSource>,
 }
 
 /// One alerting rule as `/api/v1/rules?type=alert` reports it.
@@ -65,14 +108,21 @@ pub struct AlertRule {
     /// The metric names the expression uses (identifiers outside braces,
     /// strings and function calls).
     pub metrics: BTreeSet<String>,
-    /// `health`: `ok`, `err` or `unknown`.
-    pub health: String,
+    /// `health`.
+    pub health: RuleHealth,
     /// `lastError`.
     pub last_error: String,
     /// `lastEvaluation` (RFC 3339).
     pub last_evaluation: String,
     /// The group's evaluation interval in seconds.
     pub interval_s: Option<f64>,
+}
+
+impl AlertRule {
+    /// The first 12 hex digits of the expression's hash, as reports show it.
+    pub fn short_hash(&self) -> &str {
+        &self.query_sha256[..12.min(self.query_sha256.len())]
+    }
 }
 
 /// One Alertmanager Prometheus sends alerts to, and whether it answered.
@@ -370,11 +420,11 @@ mod tests {
             scrape_url: url.into(),
             instance: inst.into(),
             job: "redis".into(),
-            health: "up".into(),
+            health: TargetHealth::Up,
             last_error: String::new(),
             last_scrape: String::new(),
             interval_s: Some(30.0),
-            interval_from: "targets".into(),
+            interval_from: Some(IntervalSource::Targets),
         };
         let direct = t("http://10.0.1.102:9121/metrics", "10.0.1.102:9121");
         assert!(direct.scrapes("10.0.1.102:6379", "10.0.1.102:9121"));

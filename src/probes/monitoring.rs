@@ -18,7 +18,8 @@ use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::{MonitoringSettings, NodeAddr};
 use crate::evidence::{
     endpoint, glob, AlertRule, AlertmanagerView, Evidence, ExporterLeaks, ExporterView,
-    FailureKind, Observation, Observed, ProbeFailure, ProbeId, PrometheusView, ScrapeTarget,
+    FailureKind, IntervalSource, Observation, Observed, ProbeFailure, ProbeId, PrometheusView,
+    ScrapeTarget,
 };
 use crate::http::{self, HttpAuth, HttpUrl, Limits, Reply};
 
@@ -128,20 +129,16 @@ fn leaks(scrape: &prometheus_parse::Scrape, patterns: &[String]) -> ExporterLeak
     };
     for s in &scrape.samples {
         l.series += 1;
-        let labels: Vec<(&String, &String)> = s.labels.iter().collect();
-        if labels
+        if s.labels
             .iter()
             .any(|(_, v)| patterns.iter().any(|p| glob(p, v)))
         {
             l.session_key_series += 1;
             l.session_key_metrics.insert(s.metric.clone());
-        } else if labels.iter().any(|(k, _)| k.as_str() == "key") {
+        } else if s.labels.get("key").is_some() {
             l.other_key_series += 1;
         }
-        if labels
-            .iter()
-            .any(|(k, _)| CLIENT_LABELS.contains(&k.as_str()))
-        {
+        if CLIENT_LABELS.iter().any(|k| s.labels.get(k).is_some()) {
             l.client_series += 1;
             l.client_metrics.insert(s.metric.clone());
         }
@@ -364,7 +361,7 @@ pub async fn observe(api: &Api, expected: BTreeMap<String, String>) -> Prometheu
                         for t in v.targets.iter_mut().filter(|t| t.interval_s.is_none()) {
                             if let Some(i) = jobs.get(&t.job) {
                                 t.interval_s = Some(*i);
-                                t.interval_from = "config".into();
+                                t.interval_from = Some(IntervalSource::Config);
                             }
                         }
                     }
@@ -428,11 +425,11 @@ fn read_targets(v: &mut PrometheusView, data: &Value) {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| s("scrapePool")),
-            health: s("health"),
+            health: s("health").into(),
             last_error: s("lastError"),
             last_scrape: s("lastScrape"),
             interval_s: interval,
-            interval_from: if interval.is_some() { "targets" } else { "" }.into(),
+            interval_from: interval.map(|_| IntervalSource::Targets),
         };
         if relevant(&target) {
             kept.push(target);
@@ -468,7 +465,7 @@ fn read_rules(data: &Value) -> Vec<AlertRule> {
                 name: s("name"),
                 query_sha256: hex::encode(Sha256::digest(query.as_bytes())),
                 metrics: crate::evidence::promql_metrics(query),
-                health: s("health"),
+                health: s("health").into(),
                 last_error: s("lastError"),
                 last_evaluation: s("lastEvaluation"),
                 interval_s: interval,
