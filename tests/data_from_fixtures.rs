@@ -25,7 +25,7 @@ fn scans(ev: &mut EvidenceSet) -> Vec<&mut SessionScanView> {
         Observation::SessionScan(v) => Some(v),
         _ => None,
     });
-    scans.into_iter().map(|(_, v)| v).collect()
+    scans.into_iter().map(|(_, v)| v.as_mut()).collect()
 }
 
 fn exporters(ev: &mut EvidenceSet) -> Vec<&mut ExporterView> {
@@ -443,8 +443,9 @@ fn evaluate_judges_session_ttls_against_the_policy_it_is_given() {
 
 #[test]
 fn settings_a_node_did_not_give_are_errors_never_a_fail_or_a_pass() {
-    // CONFIG renamed on one node: its INFO-based checks are still judged,
-    // every check that needs a setting errors with the probe's cause.
+    // CONFIG renamed on one node: its INFO-based checks are still judged
+    // (DATA-004 replication, DATA-007 modules), every check that needs a
+    // setting errors with the probe's cause.
     let mut ev = fixture_evidence();
     let why = "127.0.1.2:6379: the node does not know `CONFIG GET`: CONFIG is renamed or disabled \
                there (rename-command in its redis.conf), so its settings cannot be read; set \
@@ -460,14 +461,12 @@ fn settings_a_node_did_not_give_are_errors_never_a_fail_or_a_pass() {
     bad.sort();
     assert_eq!(
         bad,
-        ["DATA-001", "DATA-002", "DATA-003", "DATA-006", "DATA-007", "MON-002"]
+        ["DATA-001", "DATA-002", "DATA-003", "DATA-006", "MON-002"]
             .iter()
             .map(|i| (i.to_string(), Outcome::Error))
             .collect::<Vec<_>>()
     );
-    for id in [
-        "DATA-001", "DATA-002", "DATA-003", "DATA-006", "DATA-007", "MON-002",
-    ] {
+    for id in ["DATA-001", "DATA-002", "DATA-003", "DATA-006", "MON-002"] {
         assert_eq!(
             codes(&r, id),
             [(
@@ -477,6 +476,60 @@ fn settings_a_node_did_not_give_are_errors_never_a_fail_or_a_pass() {
         );
         assert!(messages(&r, id)[0].contains("config_command"), "{id}");
     }
+    // With the settings INFO also reports taken from it (as the probe does
+    // when CONFIG GET gives nothing), those are judged: DATA-002 passes on
+    // maxmemory_policy, and DATA-001 and DATA-006 name only what INFO does
+    // not report, and what they read from it.
+    for (subject, v) in nodes(&mut ev) {
+        if subject == "127.0.1.2:6379" {
+            for (k, value, src) in [
+                ("appendonly", "yes", "INFO persistence aof_enabled:1"),
+                (
+                    "maxmemory-policy",
+                    "noeviction",
+                    "INFO memory maxmemory_policy:noeviction",
+                ),
+                ("maxclients", "10000", "INFO clients maxclients:10000"),
+            ] {
+                v.config.insert(k.into(), value.into());
+                v.from_info.insert(k.into(), src.into());
+            }
+        }
+    }
+    let r = judge_area(&ev);
+    let mut bad = not_passing(&r);
+    bad.sort();
+    assert_eq!(
+        bad,
+        ["DATA-001", "DATA-003", "DATA-006", "MON-002"]
+            .iter()
+            .map(|i| (i.to_string(), Outcome::Error))
+            .collect::<Vec<_>>()
+    );
+    let m = &messages(&r, "DATA-001")[0];
+    assert!(
+        m.contains("appendfsync not read; read from INFO instead: appendonly (INFO persistence aof_enabled:1)")
+            && m.contains("appendfsync could not be read (INFO does not report it)"),
+        "{m}"
+    );
+    let m = &messages(&r, "DATA-006")[0];
+    assert!(
+        m.contains("timeout, tcp-keepalive could not be read (INFO does not report them)")
+            && m.contains("maxclients (INFO clients maxclients:10000)"),
+        "{m}"
+    );
+    let c = common::result(&r, "DATA-002");
+    let s = c
+        .subjects
+        .iter()
+        .find(|s| s.subject == "127.0.1.2:6379")
+        .unwrap();
+    assert!(
+        s.observed
+            .contains("maxmemory-policy from INFO memory maxmemory_policy:noeviction"),
+        "{}",
+        s.observed
+    );
     // A CONFIG GET that left one setting out (no cause known) is an error
     // too, naming it, where it used to read as a failing value.
     for (setting, id) in [

@@ -257,8 +257,11 @@ pub(crate) fn node_conf(
             "cluster-announce-hostname {name}\ncluster-preferred-endpoint-type hostname\n"
         ));
     }
-    if let Some(name) = &spec.config_command {
-        c.push_str(&format!("rename-command CONFIG {name}\n"));
+    match spec.config_command.as_deref() {
+        // Disabled outright: no name at all.
+        Some("") => c.push_str("rename-command CONFIG \"\"\n"),
+        Some(name) => c.push_str(&format!("rename-command CONFIG {name}\n")),
+        None => {}
     }
     for l in &spec.extra_conf {
         c.push_str(l);

@@ -17,6 +17,7 @@ pub mod accept;
 pub mod aws;
 pub mod compose;
 mod files;
+pub mod fill;
 mod form;
 mod hosts;
 pub mod load;
@@ -199,7 +200,8 @@ pub struct LabSpec {
     /// [`monitoring`]); needs `exporters`.
     pub monitoring: bool,
     /// Rename CONFIG on every node (`rename-command CONFIG <name>`, a
-    /// hardening step); the exporters are told with `-config-command`.
+    /// hardening step); the exporters are told with `-config-command`. An
+    /// empty name disables CONFIG outright (`rename-command CONFIG ""`).
     pub config_command: Option<String>,
     /// Run the EC2/KMS emulator on 127.0.0.1:port + [`aws::EMULATOR_OFFSET`]
     /// and seed it with the seed architecture.

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use epic_audit::tls::TlsClient;
 use epic_audit_lab::{Lab, LabSpec};
@@ -107,6 +107,33 @@ enum Action {
         /// `up` output prints them).
         #[arg(long, conflicts_with = "compose")]
         hostnames: bool,
+    },
+    /// Write session hashes into the running lab, as its application user
+    /// (`app_user`) writes them: HSET user_id/portal/last_activity, then
+    /// EXPIRE. Keys are session:<12 digits> from --first, each sent to the
+    /// master of its slot in pipelined batches. For scale tests and
+    /// benchmarks (scripts/bench-scale.sh): what DATA-005 and the audit
+    /// cost on a cluster with millions of sessions.
+    Fill {
+        /// How many session keys to write.
+        #[arg(long, value_name = "N")]
+        keys: u64,
+        /// The number of the first key (session:000000000000 by default).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        first: u64,
+        /// The TTL each key gets (the seed architecture's 30-minute logoff).
+        #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+        ttl: u64,
+        /// Give the keys no TTL at all: sessions that never log off (a
+        /// defect DATA-005 must find).
+        #[arg(long, conflicts_with = "ttl")]
+        no_ttl: bool,
+        /// One hash tag per master: session:{TAG}:<12 digits>, N/masters
+        /// keys on each, so that `redis-benchmark -h <master> -r N/masters
+        /// HGETALL session:{TAG}:__rand_int__` reads only keys that exist
+        /// there (the tags are printed).
+        #[arg(long)]
+        tagged: bool,
     },
     /// Stop exactly the processes the lab started (by pid) and remove its state.
     Down,
@@ -300,7 +327,75 @@ async fn lab_cmd(action: &Action, dir: PathBuf) -> Result<u8> {
             Ok(0)
         }
         Action::Status => lab_status(&dir).await,
+        Action::Fill {
+            keys,
+            first,
+            ttl,
+            no_ttl,
+            tagged,
+        } => {
+            let fill = epic_audit_lab::fill::Fill {
+                namespace: "session:".into(),
+                first: *first,
+                count: *keys,
+                ttl_s: (!no_ttl).then_some(*ttl),
+                tagged: *tagged,
+            };
+            lab_fill(&dir, &fill).await
+        }
     }
+}
+
+async fn lab_fill(dir: &Path, fill: &epic_audit_lab::fill::Fill) -> Result<u8> {
+    let Some(state) = epic_audit_lab::read_state(dir) else {
+        println!(
+            "no lab in {} (start one with `epic-audit-lab up`)",
+            dir.display()
+        );
+        return Ok(1);
+    };
+    let pw = std::fs::read_to_string(dir.join("secrets/app_user.pass"))
+        .with_context(|| format!("reading {}", dir.join("secrets/app_user.pass").display()))?;
+    let pw = epic_audit::secret::Secret::new(pw.trim_end());
+    // The lab's masters are its first nodes, in slot order.
+    let masters: Vec<epic_audit::config::NodeAddr> = state
+        .nodes
+        .iter()
+        .take(state.nodes.len() / 2)
+        .map(|n| epic_audit::config::NodeAddr {
+            host: n.ip.clone(),
+            port: state.port,
+        })
+        .collect();
+    let access = epic_audit_lab::fill::Access {
+        pki: &dir.join("pki"),
+        user: "app_user",
+        password: &pw,
+    };
+    let started = std::time::Instant::now();
+    let written = epic_audit_lab::fill::write(&masters, &access, fill)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "wrote {written} session hashes ({}..{}) {} in {:.1} s",
+        epic_audit_lab::fill::session_key(&fill.namespace, fill.first),
+        epic_audit_lab::fill::session_key(&fill.namespace, fill.first + fill.count.max(1) - 1),
+        match fill.ttl_s {
+            Some(t) => format!("with EXPIRE {t}"),
+            None => "WITHOUT a TTL".into(),
+        },
+        started.elapsed().as_secs_f64()
+    );
+    if fill.tagged {
+        for (m, addr) in masters.iter().enumerate() {
+            println!(
+                "master {} {addr} tag {{{}}}",
+                m + 1,
+                epic_audit_lab::fill::master_tag(m, masters.len())
+            );
+        }
+    }
+    Ok(0)
 }
 
 async fn lab_status(dir: &Path) -> Result<u8> {

@@ -172,9 +172,12 @@ impl Lab {
             .arg(pki.join("client.key"))
             .args(["-web.listen-address", &listen])
             .args(
+                // A disabled CONFIG has no name to give the exporter: it
+                // keeps its default and reports what it cannot read.
                 self.spec
                     .config_command
                     .iter()
+                    .filter(|c| !c.is_empty())
                     .flat_map(|c| ["-config-command".to_string(), c.clone()]),
             )
             .args(extra)

@@ -233,13 +233,14 @@ fn eviction(ev: &EvidenceSet, p: &EvictionParams) -> Vec<SubjectFinding> {
             Ok(s) => s,
             Err(f) => return *f,
         };
+        let observed = with_sources(v, format!("maxmemory-policy {got}"));
         if got == p.policy {
             SubjectFinding::pass(subject, Why::NoEviction)
-                .observed(format!("maxmemory-policy {got}"))
+                .observed(observed)
                 .expected(expected.clone())
                 .message("keys are never evicted silently")
         } else {
-            SubjectFinding::fail(subject, Why::EvictionPolicy).observed(format!("maxmemory-policy {got}")).expected(expected.clone()).message(format!("under memory pressure Redis silently drops keys (clinical sessions); set `maxmemory-policy {}` and size memory", p.policy))
+            SubjectFinding::fail(subject, Why::EvictionPolicy).observed(observed).expected(expected.clone()).message(format!("under memory pressure Redis silently drops keys (clinical sessions); set `maxmemory-policy {}` and size memory", p.policy))
         }
     })
 }
@@ -258,12 +259,23 @@ fn settings<'a, const N: usize>(
         .copied()
         .collect();
     if let (false, Some(why)) = (missing.is_empty(), &v.config_unread) {
+        let read: Vec<String> = keys
+            .iter()
+            .filter_map(|k| v.from_info.get(*k).map(|src| format!("{k} ({src})")))
+            .collect();
+        let read = if read.is_empty() {
+            String::new()
+        } else {
+            format!("; read from INFO instead: {}", read.join(", "))
+        };
         return Err(Box::new(
             SubjectFinding::error(subject, Why::SettingNotReported)
-                .observed(format!("{} not read", missing.join(", ")))
+                .observed(format!("{} not read{read}", missing.join(", ")))
                 .expected(expected)
                 .message(format!(
-                    "could not be checked: {why}{}",
+                    "could not be checked: {} could not be read (INFO does not report {}): {why}{}",
+                    missing.join(", "),
+                    if missing.len() == 1 { "it" } else { "them" },
                     super::rule::missing_permission(why)
                 )),
         ));
@@ -276,6 +288,23 @@ fn settings<'a, const N: usize>(
             ))));
     }
     Ok(keys.map(|k| v.config[k].as_str()))
+}
+
+/// `observed`, followed by where its settings came from when CONFIG GET
+/// gave none and INFO did.
+fn with_sources(v: &DataNodeView, observed: String) -> String {
+    if v.from_info.is_empty() {
+        return observed;
+    }
+    let from: Vec<String> = v
+        .from_info
+        .iter()
+        .map(|(k, src)| format!("{k} from {src}"))
+        .collect();
+    format!(
+        "{observed} (CONFIG GET gave no settings; {})",
+        from.join(", ")
+    )
 }
 
 /// `pass` (with reason `holds`) and `message` when `problems` is empty, else
@@ -439,10 +468,16 @@ fn modules(ev: &EvidenceSet, p: &ModuleParams) -> Vec<SubjectFinding> {
             return SubjectFinding::error(subject, Why::ModulesUnobserved).observed("INFO modules not observed").expected(expected.clone()).message("the evidence has no INFO modules for this node (recorded by an older epic-audit): nothing to judge");
         };
         // Read in the same pipeline as INFO modules: a node whose CONFIG
-        // GET came back without it was not observed in full.
-        let [runtime_load] = match settings(subject, v, ["enable-module-command"], &expected) {
-            Ok(s) => s,
-            Err(f) => return *f,
+        // GET came back without it was not observed in full. A node whose
+        // CONFIG GET gave nothing (renamed or disabled) still has its
+        // modules judged from INFO; DATA-003 owns the setting.
+        let runtime_load = if v.config_unread.is_some() {
+            "not read".to_string()
+        } else {
+            match settings(subject, v, ["enable-module-command"], &expected) {
+                Ok([s]) => s.to_string(),
+                Err(f) => return *f,
+            }
         };
         let observed = format!(
             "modules: {} (enable-module-command {runtime_load})",

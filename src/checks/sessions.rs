@@ -8,7 +8,10 @@
 
 use super::reason::reasons;
 use super::rule::{first_of, joined, per_subject, Outcome, Rule, SubjectFinding};
-use crate::evidence::{EvidenceSet, Observation, ProbeId, SessionScanSettings, SessionScanView};
+use crate::evidence::{
+    EvidenceSet, KeyspaceView, Observation, ProbeId, ReplicationRole, SessionScanSettings,
+    SessionScanView, Unattributed,
+};
 
 reasons! {
     /// Why a master got its outcome in the session-expiry check (DATA-005).
@@ -27,6 +30,14 @@ reasons! {
         NoSessionKeys = "no-session-keys",
         /// The evidence was scanned for another pattern.
         ScannedOtherPattern = "scanned-other-pattern",
+        /// INFO keyspace counts keys without a TTL that the scan did not
+        /// find among the session keys (outside the pattern, or beyond the
+        /// sample): fail or warn by `other_keys_without_ttl`.
+        KeysWithoutTtl = "keys-without-ttl",
+        /// INFO keyspace was not read around the scan.
+        KeyspaceUnobserved = "keyspace-unobserved",
+        /// The node was no longer a master when its keyspace was read.
+        KeyspaceNotMaster = "keyspace-not-master",
     }
 }
 
@@ -35,17 +46,20 @@ pub(crate) fn rules() -> Vec<Rule> {
     vec![Rule::new(
         "data.session_ttl",
         &[ProbeId::Sessions],
-        "On every master: SCAN MATCH <pattern> with a bounded COUNT and pipelined TTL and TYPE for \
-         each key found, up to a cap per master (the evidence says whether the scan was complete or \
-         a sample). Key names are bearer tokens: offending keys are reported only as a count and a \
-         keyed hash (HMAC-SHA256 with this run's salt, kept next to the report, never in it).",
+        "On every master: INFO keyspace (every database's keys and keys with an expiry: the exact \
+         count of keys without a TTL, whatever their name), then SCAN MATCH <pattern> with a bounded \
+         COUNT and pipelined TTL and TYPE for each key found, up to a cap per master and at most \
+         max_keys_per_s keys a second (the evidence says whether the scan was complete or a sample, \
+         and what it cost), then INFO keyspace again. Key names are bearer tokens: offending keys are \
+         reported only as a count and a keyed hash (HMAC-SHA256 with this run's salt, kept next to \
+         the report, never in it).",
         session_ttl,
     )]
 }
 
 fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding> {
     let views = ev.views(ProbeId::Sessions, |o| match o {
-        Observation::SessionScan(v) => Some(v),
+        Observation::SessionScan(v) => Some(v.as_ref()),
         _ => None,
     });
     let expected = format!(
@@ -63,15 +77,92 @@ fn session_ttl(ev: &EvidenceSet, p: &SessionScanSettings) -> Vec<SubjectFinding>
         SubjectFinding::with(subject, o, why)
             .observed(observed(v))
             .expected(expected.clone())
-            .message(message)
+            .message(format!("{message}{}", cost(v)))
     })
+}
+
+/// `n` with its thousands grouped by commas (1,000,000).
+fn grouped(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What the scan cost the node, for the message (not the observation:
+/// timings differ on every run and would make every diff show drift).
+fn cost(v: &SessionScanView) -> String {
+    match &v.cost {
+        Some(c) => format!(
+            " (the scan cost this node {} commands in {} SCAN pages over {:.1} s, {:.1} s of it \
+             waiting to stay within {} keys/s)",
+            grouped(c.commands),
+            c.pages,
+            c.elapsed_ms as f64 / 1000.0,
+            c.paced_ms as f64 / 1000.0,
+            grouped(v.settings.max_keys_per_s)
+        ),
+        None => String::new(),
+    }
+}
+
+/// The keyspace counts in one phrase: `3 of 1,000,000 keys have no TTL
+/// (INFO keyspace)`.
+fn counted(k: &KeyspaceView) -> String {
+    let other = k.other_dbs_without_ttl();
+    format!(
+        "{} of {} keys have no TTL (INFO keyspace{})",
+        grouped(k.without_ttl()),
+        grouped(k.keys()),
+        if other.is_empty() {
+            String::new()
+        } else {
+            let dbs: Vec<String> = other.iter().map(|d| format!("db{d}")).collect();
+            format!(
+                "; {} outside db0, which the scan does not read",
+                dbs.join(", ")
+            )
+        }
+    )
+}
+
+/// What the scan found, in one phrase: `the sample of 100,000 keys
+/// matching session:* found 1 without TTL, TTL at most 1800 s`.
+fn scanned(v: &SessionScanView) -> String {
+    format!(
+        "the {} of {} keys matching {} found {} without TTL{}",
+        if v.complete {
+            "complete scan"
+        } else {
+            "sample"
+        },
+        grouped(v.scanned),
+        v.settings.pattern,
+        v.no_ttl.len(),
+        v.longest_ttl_s
+            .map(|t| format!(", TTL at most {t} s"))
+            .unwrap_or_default()
+    )
 }
 
 /// What the scan of one master saw, in one line.
 fn observed(v: &SessionScanView) -> String {
     let s = &v.settings;
+    let keyspace = match &v.keyspace {
+        Some(k) => format!(
+            "INFO keyspace: {} keys, {} without TTL; ",
+            k.keys(),
+            k.without_ttl()
+        ),
+        None => String::new(),
+    };
     format!(
-        "{} keys matching {} examined ({}){}; {} without TTL, {} with TTL > {} s, {} not a hash; longest TTL {}",
+        "{keyspace}{} keys matching {} examined ({}){}; {} without TTL, {} with TTL > {} s, {} not a hash; longest TTL {}",
         v.scanned,
         s.pattern,
         if v.complete { "complete scan" } else { "sample: the cap was reached" },
@@ -164,16 +255,44 @@ fn decide(
         );
     }
     let problems = ttl_problems(v, p);
+    let counts = v
+        .keyspace
+        .as_ref()
+        .map(|k| format!("{}; {}: ", counted(k), scanned(v)))
+        .unwrap_or_default();
     if let Some((why, _)) = problems.first() {
         return (
             Outcome::Fail,
             *why,
             format!(
-                "{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file",
+                "{counts}{}; fix the application to set EXPIRE <= {} on every session write; map hashes to keys with the run's .salt file",
                 joined(&problems),
                 p.max_ttl_s
             ),
         );
+    }
+    let Some(k) = &v.keyspace else {
+        return (
+            Outcome::Error,
+            Why::KeyspaceUnobserved,
+            "INFO keyspace was not read around the scan (evidence recorded by an older epic-audit): \
+             keys without a TTL beyond the scanned ones were not counted; run the audit again"
+                .into(),
+        );
+    };
+    if k.role != ReplicationRole::Master {
+        return (
+            Outcome::Error,
+            Why::KeyspaceNotMaster,
+            format!(
+                "the node reported role {} when its keys were counted: a failover during the audit? \
+                 Its counts are not the master's; run the audit again",
+                k.role
+            ),
+        );
+    }
+    if let Some(found) = unattributed(v, k, p) {
+        return found;
     }
     if !v.unreadable.is_empty() {
         let l: Vec<String> = v
@@ -225,5 +344,56 @@ fn decide(
     } else {
         "sessions expire as required"
     };
-    (Outcome::Pass, Why::SessionsExpire, message.into())
+    (
+        Outcome::Pass,
+        Why::SessionsExpire,
+        format!("{}; {}: {message}", counted(k), scanned(v)),
+    )
+}
+
+/// Keys without a TTL that INFO keyspace counts but the scan did not find
+/// among the session keys: `fail` or `warn` by the policy's
+/// `other_keys_without_ttl`, saying why the audit cannot tell what they
+/// are.
+fn unattributed(
+    v: &SessionScanView,
+    k: &KeyspaceView,
+    p: &SessionScanSettings,
+) -> Option<(Outcome, Why, String)> {
+    let others = k.without_ttl().saturating_sub(v.no_ttl.len() as u64);
+    if others == 0 {
+        return None;
+    }
+    let (outcome, policy) = match p.other_keys_without_ttl {
+        Unattributed::Fail => (Outcome::Fail, "fail"),
+        Unattributed::Warn => (Outcome::Warn, "warn"),
+    };
+    let whereabouts = if v.complete {
+        format!(
+            "the scan was complete, so they do not match {}",
+            v.settings.pattern
+        )
+    } else {
+        format!(
+            "they are beyond the sample or do not match {}",
+            v.settings.pattern
+        )
+    };
+    Some((
+        outcome,
+        Why::KeysWithoutTtl,
+        format!(
+            "{}; {}: {} key(s) without a TTL are not among the session keys examined ({whereabouts}); \
+             which pattern they match cannot be told without reading them, and the audit user reads \
+             only {}. If they are sessions, they never log off: find them as an administrator \
+             (redis-cli --scan, then TTL on each) and set EXPIRE <= {} on every session write. The \
+             policy's other_keys_without_ttl = \"{policy}\" decides this outcome; set it to \"warn\" \
+             where the cluster also holds data that never expires",
+            counted(k),
+            scanned(v),
+            grouped(others),
+            v.settings.pattern,
+            p.max_ttl_s
+        ),
+    ))
 }

@@ -303,19 +303,58 @@ pub struct KeySlotSample {
 
 /// The client-side hash slot of `key` as redis-rs computes it
 /// ([`redis::cluster_routing::Slot::for_key`], CRC16 of the hash tag or the
-/// key, mod 16384). The crate exposes a slot's number only by comparison,
-/// so the number is found among the 16384 valid slots.
+/// key, mod 16384): CRC16-CCITT (XMODEM: polynomial 0x1021, initial value
+/// 0, no reflection) of the key, or of its hash tag (what lies between the
+/// first `{` and the next `}`, when that is not empty).
 pub fn key_slot(key: &[u8]) -> u16 {
-    use redis::cluster_routing::Slot;
-    let slot = Slot::for_key(key);
-    (0..16384u16)
-        .find(|&n| Slot::new(n) == Some(slot))
-        .unwrap_or_default()
+    let hashed = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    let mut crc: u16 = 0;
+    for &b in hashed {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc & 0x3fff
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_slots_are_the_redis_crates_and_the_specs() {
+        use redis::cluster_routing::Slot;
+        // The cluster specification's check value: CRC16 of "123456789" is
+        // 0x31C3.
+        assert_eq!(key_slot(b"123456789"), 0x31c3 & 0x3fff);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        for k in [
+            &b"session:7f3a9c"[..],
+            b"",
+            b"{",
+            b"}{",
+            b"a{b}c",
+            b"session:{t1-3}:000000000042",
+            b"\xff\x00\x80",
+        ] {
+            let n = key_slot(k);
+            assert_eq!(Slot::new(n), Some(Slot::for_key(k)), "{k:?}");
+        }
+    }
 
     fn info(text: &str) -> BTreeMap<String, String> {
         text.lines()

@@ -70,7 +70,8 @@ pub use cluster::{
     ServerSoftware, Shard, ShardHealth, ShardNode, ShardRole, SlotRange,
 };
 pub use data::{
-    DataNodeView, ExporterView, ModuleInfo, ReplicationRole, SessionScanSettings, SessionScanView,
+    DataNodeView, DbKeys, ExporterView, KeyspaceView, ModuleInfo, ReplicationRole, ScanCost,
+    SessionScanSettings, SessionScanView, Unattributed,
 };
 pub use latency::{Distribution, HostNoise, LatencySettings, LatencyView};
 pub use monitoring::{

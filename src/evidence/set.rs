@@ -396,7 +396,7 @@ pub enum Observation {
     /// One node's persistence, hardening and replication settings.
     DataNode(DataNodeView),
     /// One master's session-key TTL scan.
-    SessionScan(SessionScanView),
+    SessionScan(Box<SessionScanView>),
     /// One node's exporter scrape.
     Exporter(ExporterView),
     /// What Prometheus's HTTP API said.

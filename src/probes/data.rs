@@ -12,8 +12,8 @@ use std::sync::Arc;
 use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
 use crate::config::NodeAddr;
 use crate::evidence::{
-    DataNodeView, Evidence, FailureKind, ModuleInfo, Observation, ProbeFailure, ProbeId,
-    SessionScanSettings, SessionScanView,
+    DataNodeView, DbKeys, Evidence, FailureKind, KeyspaceView, ModuleInfo, Observation,
+    ProbeFailure, ProbeId, ReplicationRole, ScanCost, SessionScanSettings, SessionScanView,
 };
 use crate::resp::{as_text, describe, error_text, parse_info};
 
@@ -107,13 +107,63 @@ async fn observe_config(ctx: &ProbeContext, addr: &NodeAddr) -> Result<DataNodeV
             kind: FailureKind::UnexpectedReply,
             message: format!("{addr}: INFO modules answered {}", describe(r.get(3))),
         })?;
+    let from_info = if config_unread.is_some() {
+        from_info(ctx, addr, &persistence, &mut config).await?
+    } else {
+        BTreeMap::new()
+    };
     Ok(DataNodeView {
         config,
         persistence,
         replication,
         modules: Some(modules),
         config_unread,
+        from_info,
     })
+}
+
+/// The settings INFO also reports, for a node whose CONFIG GET gave none:
+/// (setting, INFO section, field, how the field's value maps to the
+/// setting's).
+const INFO_SETTINGS: [(&str, &str, &str); 3] = [
+    ("appendonly", "persistence", "aof_enabled"),
+    ("maxmemory-policy", "memory", "maxmemory_policy"),
+    ("maxclients", "clients", "maxclients"),
+];
+
+/// Fills `config` with the settings INFO also reports (INFO persistence
+/// is already in `persistence`; INFO memory and clients are read now) and
+/// returns, per setting taken, where it came from.
+async fn from_info(
+    ctx: &ProbeContext,
+    addr: &NodeAddr,
+    persistence: &BTreeMap<String, String>,
+    config: &mut BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ProbeFailure> {
+    let r = ctx
+        .conn(addr)
+        .await?
+        .pipeline(&[words(&["INFO", "memory"]), words(&["INFO", "clients"])])
+        .await?;
+    let section = |i: usize| as_text(&r[i]).map(|t| parse_info(&t)).unwrap_or_default();
+    let (memory, clients) = (section(0), section(1));
+    let mut sources = BTreeMap::new();
+    for (setting, sec, field) in INFO_SETTINGS {
+        let map = match sec {
+            "persistence" => persistence,
+            "memory" => &memory,
+            _ => &clients,
+        };
+        let Some(raw) = map.get(field) else { continue };
+        let value = match (setting, raw.as_str()) {
+            ("appendonly", "1") => "yes".to_string(),
+            ("appendonly", "0") => "no".to_string(),
+            (_, v) => v.to_string(),
+        };
+        config.insert(setting.to_string(), value);
+        sources.insert(setting.to_string(), format!("INFO {sec} {field}:{raw}"));
+    }
+    Ok(sources)
 }
 
 /// The modules of INFO modules: `module:name=vectorset,ver=1,api=1,...`
@@ -179,6 +229,10 @@ async fn scan_sessions(
     s: &SessionScanSettings,
 ) -> Result<SessionScanView, ProbeFailure> {
     let salt = &ctx.session_salt;
+    let started = tokio::time::Instant::now();
+    let (before, role) = read_keyspace(ctx, addr, true).await?;
+    let mut pacer = Pacer::new(s.max_keys_per_s);
+    let mut pages = 0u64;
     let count = s.scan_count.max(1).to_string();
     let mut cursor = "0".to_string();
     let (mut scanned, mut seen, mut complete, mut longest) = (0u64, 0u64, false, None::<i64>);
@@ -189,6 +243,7 @@ async fn scan_sessions(
     loop {
         // The shared connection is taken per page, so a long scan holds up
         // no other probe of the node for more than one page.
+        pages += 1;
         let reply = ctx
             .conn(addr)
             .await?
@@ -277,6 +332,7 @@ async fn scan_sessions(
             }
             seen += keys.len() as u64;
         }
+        pacer.wait(seen).await;
         cursor = next;
         if cursor == "0" {
             complete = true;
@@ -286,6 +342,14 @@ async fn scan_sessions(
             break;
         }
     }
+    let (after, _) = read_keyspace(ctx, addr, false).await?;
+    let cost = ScanCost {
+        pages,
+        // The SCAN pages, TTL and TYPE per key examined, and the INFO reads.
+        commands: pages + 2 * seen + 3,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        paced_ms: pacer.waited.as_millis() as u64,
+    };
     Ok(SessionScanView {
         settings: s.clone(),
         scanned,
@@ -296,7 +360,100 @@ async fn scan_sessions(
         longest_ttl_s: longest,
         key_hash: "HMAC-SHA256(run salt, key name), first 12 hex digits; the salt is in the run's .salt file, never in the report".into(),
         unreadable: unreadable.into_iter().collect(),
+        keyspace: Some(KeyspaceView {
+            role,
+            before,
+            after,
+        }),
+        cost: Some(cost),
     })
+}
+
+/// Keeps a scan under `per_s` keys per second: after each page it waits
+/// until the keys examined so far are within the rate since the start.
+struct Pacer {
+    per_s: u64,
+    start: tokio::time::Instant,
+    waited: std::time::Duration,
+}
+
+impl Pacer {
+    fn new(per_s: u64) -> Self {
+        Pacer {
+            per_s: per_s.max(1),
+            start: tokio::time::Instant::now(),
+            waited: std::time::Duration::ZERO,
+        }
+    }
+
+    async fn wait(&mut self, done: u64) {
+        let due = self.start + std::time::Duration::from_secs_f64(done as f64 / self.per_s as f64);
+        let now = tokio::time::Instant::now();
+        if due > now {
+            self.waited += due - now;
+            tokio::time::sleep_until(due).await;
+        }
+    }
+}
+
+/// INFO keyspace of a node (and, with `role`, INFO replication's role).
+async fn read_keyspace(
+    ctx: &ProbeContext,
+    addr: &NodeAddr,
+    role: bool,
+) -> Result<(Vec<DbKeys>, ReplicationRole), ProbeFailure> {
+    let mut cmds = vec![words(&["INFO", "keyspace"])];
+    if role {
+        cmds.push(words(&["INFO", "replication"]));
+    }
+    let r = ctx.conn(addr).await?.pipeline(&cmds).await?;
+    let text = |i: usize, what: &str| {
+        as_text(&r[i]).ok_or_else(|| ProbeFailure {
+            kind: FailureKind::UnexpectedReply,
+            message: format!("{addr}: INFO {what} answered {}", describe(r.get(i))),
+        })
+    };
+    let dbs = parse_keyspace(&text(0, "keyspace")?).map_err(|e| ProbeFailure {
+        kind: FailureKind::UnexpectedReply,
+        message: format!("{addr}: INFO keyspace: {e}"),
+    })?;
+    let role = if role {
+        parse_info(&text(1, "replication")?)
+            .remove("role")
+            .unwrap_or_else(|| "?".into())
+            .into()
+    } else {
+        ReplicationRole::Master
+    };
+    Ok((dbs, role))
+}
+
+/// The databases of INFO keyspace: `db0:keys=10,expires=8,avg_ttl=0,...`
+/// lines; a line without `keys=` or `expires=` is an error (a count that
+/// is not there is not zero).
+pub(crate) fn parse_keyspace(text: &str) -> Result<Vec<DbKeys>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let Some((name, fields)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(db) = name.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let field = |k: &str| {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("`{line}` has no number `{k}=`"))
+        };
+        out.push(DbKeys {
+            db,
+            keys: field("keys")?,
+            expires: field("expires")?,
+        });
+    }
+    Ok(out)
 }
 
 /// SCAN MATCH <pattern> with pipelined TTL/TYPE on every master.
@@ -338,9 +495,10 @@ impl Probe for SessionScanProbe {
                 )];
             }
             let method = format!(
-                "SCAN MATCH {} COUNT {} with pipelined TTL and TYPE, up to {} keys per master, as {}; \
+                "INFO keyspace and replication; SCAN MATCH {} COUNT {} with pipelined TTL and TYPE, \
+                 up to {} keys per master at most {} keys/s; INFO keyspace again; as {}; \
                  key names kept only as keyed hashes",
-                s.pattern, s.scan_count, s.cap_per_master, ctx.user
+                s.pattern, s.scan_count, s.cap_per_master, s.max_keys_per_s, ctx.user
             );
             let targets = masters
                 .into_iter()
@@ -356,7 +514,7 @@ impl Probe for SessionScanProbe {
                     async move {
                         scan_sessions(&ctx, &addr, &s)
                             .await
-                            .map(Observation::SessionScan)
+                            .map(|v| Observation::SessionScan(Box::new(v)))
                     }
                 },
             )
@@ -370,6 +528,36 @@ mod tests {
     use super::*;
     use hmac::{Hmac, Mac};
     use sha2::Sha256;
+
+    #[test]
+    fn keyspace_lines_of_redis_7_8_and_valkey_are_read_and_a_count_missing_is_refused() {
+        // Redis 7.0, Redis 7.4+/8 (subexpiry) and several databases.
+        let text = "# Keyspace\r\ndb0:keys=1000000,expires=999997,avg_ttl=1712000\r\n\
+                    db1:keys=5,expires=3,avg_ttl=0,subexpiry=0\r\n\r\n";
+        let dbs = parse_keyspace(text).unwrap();
+        assert_eq!(
+            dbs,
+            vec![
+                DbKeys {
+                    db: 0,
+                    keys: 1_000_000,
+                    expires: 999_997
+                },
+                DbKeys {
+                    db: 1,
+                    keys: 5,
+                    expires: 3
+                },
+            ]
+        );
+        assert_eq!(dbs.iter().map(DbKeys::without_ttl).sum::<u64>(), 5);
+        // An empty keyspace lists no database.
+        assert_eq!(parse_keyspace("# Keyspace\r\n").unwrap(), vec![]);
+        // A line without its counts is not zero keys.
+        assert!(parse_keyspace("db0:keys=10,avg_ttl=0")
+            .unwrap_err()
+            .contains("expires="));
+    }
 
     #[test]
     fn keyed_hashes_are_stable_per_salt_and_hide_the_name() {

@@ -76,7 +76,9 @@ pub(crate) fn config_failure(
             FailureKind::ServerError,
             format!(
                 "{addr}: the node does not know `{command} GET`: CONFIG is renamed or disabled there \
-                 (rename-command in its redis.conf), so its settings cannot be read; {hint} \
+                 (rename-command in its redis.conf), so its settings cannot be read; {hint}; where \
+                 CONFIG is disabled outright (rename-command CONFIG \"\"), nothing can read them \
+                 remotely: rename it instead (the audit user's ACL keeps +config|get) \
                  (the node said: {reply})"
             ),
         );
