@@ -139,14 +139,19 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
     }
 
     // The audit user may not run CONFIG GET: the configuration checks
-    // cannot be judged, so they are errors naming the rule to add.
+    // INFO cannot answer are errors naming the rule to add; the eviction
+    // policy is judged from INFO memory, and says so.
     t.on_nodes(
         &[0, 1, 2, 3, 4, 5],
         &["ACL", "SETUSER", "auditor", "-config|get"],
     )
     .await;
     let (code, rep, _) = audit_area(&t, AREAS, "no-config-get");
-    for id in ["DATA-001", "DATA-002", "DATA-003"] {
+    assert_eq!(check(&rep, "DATA-002")["outcome"], "pass");
+    for s in subjects(&rep, "DATA-002") {
+        assert!(s.2.contains("from INFO memory maxmemory_policy"), "{s:?}");
+    }
+    for id in ["DATA-001", "DATA-003", "DATA-006"] {
         assert_eq!(check(&rep, id)["outcome"], "error", "{id}: {rep:#}");
         for s in subjects(&rep, id) {
             assert!(
