@@ -167,7 +167,7 @@ fn default_cap_per_master() -> u64 {
 }
 
 fn default_scan_count() -> u64 {
-    1000
+    100
 }
 
 /// What the session scan found on one master. Key names appear only as
