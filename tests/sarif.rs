@@ -1,7 +1,10 @@
 //! report.sarif is a valid SARIF 2.1.0 log (validated with the
 //! `jsonschema` crate against OASIS's schema in fixtures/sarif), holds one
 //! rule per check and exactly one result per failing or undecided subject,
-//! and is part of every signed run.
+//! and is part of every signed run; and GitHub code scanning's ingestion
+//! rules, which the schema does not enforce, hold for every result (a file
+//! location relative to the repository root, no `originalUriBaseIds`, rule
+//! ids and fingerprints stable across runs).
 
 mod common;
 
@@ -169,4 +172,161 @@ fn every_signed_run_writes_report_sarif_under_its_signature() {
         .collect();
     assert!(names.contains(&"report.sarif"), "{names:?}");
     assert!(r.stdout.contains("report.sarif"), "{}", r.stdout);
+}
+
+/// Where GitHub code scanning would refuse `sarif` (its published ingestion
+/// rules, beyond the schema: "SARIF support for code scanning"; an upload
+/// with any result lacking a file location is rejected whole, e.g.
+/// "locationFromSarifResult: expected artifact location"), as one line
+/// per violation.
+fn github_violations(sarif: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    if sarif.to_string().contains("originalUriBaseIds") {
+        v.push("originalUriBaseIds: uris must be relative to the repository root".into());
+    }
+    let run = &sarif["runs"][0];
+    let rules: BTreeSet<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for (i, r) in run["results"].as_array().unwrap().iter().enumerate() {
+        let id = r["ruleId"].as_str().unwrap_or_default();
+        if !rules.contains(id) {
+            v.push(format!(
+                "result {i}: ruleId `{id}` is not a rule of the run"
+            ));
+        }
+        let loc = &r["locations"][0]["physicalLocation"];
+        match loc["artifactLocation"]["uri"].as_str() {
+            None | Some("") => v.push(format!(
+                "result {i} ({id}): no physicalLocation.artifactLocation.uri"
+            )),
+            Some(uri) => {
+                if uri.starts_with('/')
+                    || uri.contains("://")
+                    || uri.starts_with("file:")
+                    || uri.contains('\\')
+                    || uri.split('/').any(|p| p == "..")
+                {
+                    v.push(format!(
+                        "result {i} ({id}): uri `{uri}` is not relative to the repository root"
+                    ));
+                }
+            }
+        }
+        if let Some(line) = loc.get("region").map(|r| &r["startLine"]) {
+            if line.as_u64().unwrap_or(0) < 1 {
+                v.push(format!("result {i} ({id}): region.startLine {line}"));
+            }
+        }
+        let fps = r["partialFingerprints"].as_object();
+        if fps.is_none_or(|f| {
+            f.is_empty() || f.values().any(|x| x.as_str().is_none_or(str::is_empty))
+        }) {
+            v.push(format!("result {i} ({id}): no partialFingerprints"));
+        }
+    }
+    v
+}
+
+/// (ruleId, fingerprints) of every result, to compare runs.
+fn identities(sarif: &Value) -> BTreeSet<(String, String)> {
+    sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["ruleId"].as_str().unwrap().to_string(),
+                r["partialFingerprints"].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn github_code_scanning_would_accept_every_result_with_fail_and_error_subjects() {
+    let t = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(t.path());
+    // The config of the environment the evidence names, in the directory
+    // the command runs in (a repository's root in CI).
+    let config =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/epic-audit.toml")).unwrap();
+    let line = config
+        .lines()
+        .position(|l| l.trim() == "[environments.local]")
+        .unwrap()
+        + 1;
+    std::fs::write(t.path().join("epic-audit.toml"), &config).unwrap();
+    let mut seen = Vec::new();
+    for run in ["one", "two"] {
+        let out = t.path().join(run);
+        let r = evaluate_signed(t.path(), &fixture_evidence_bad(), &key, &out, None);
+        assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+        let sarif: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.sarif")).unwrap())
+                .unwrap();
+        assert!(errors(&sarif).is_empty(), "{:#?}", errors(&sarif));
+        assert_eq!(github_violations(&sarif), Vec::<String>::new());
+        let outcomes: BTreeSet<&str> = sarif["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["properties"]["outcome"].as_str().unwrap())
+            .collect();
+        assert!(
+            outcomes.contains("fail") && outcomes.contains("error"),
+            "{outcomes:?}"
+        );
+        // Every result points at the environment's table, the node or
+        // resource kept as the logical location.
+        for r in sarif["runs"][0]["results"].as_array().unwrap() {
+            let p = &r["locations"][0]["physicalLocation"];
+            assert_eq!(p["artifactLocation"]["uri"], "epic-audit.toml", "{r}");
+            assert_eq!(p["region"]["startLine"], line, "{r}");
+            assert!(r["locations"][0]["logicalLocations"][0]["name"].is_string());
+        }
+        seen.push(identities(&sarif));
+    }
+    // Rule ids and fingerprints are stable across runs: code scanning
+    // tracks each finding instead of opening it again.
+    assert_eq!(seen[0], seen[1]);
+
+    // Without a config naming the environment, results point at the
+    // evidence judged, still a relative path GitHub accepts.
+    std::fs::remove_file(t.path().join("epic-audit.toml")).unwrap();
+    let out = t.path().join("three");
+    let r = evaluate_signed(t.path(), &fixture_evidence_bad(), &key, &out, None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.sarif")).unwrap()).unwrap();
+    assert_eq!(github_violations(&sarif), Vec::<String>::new());
+    let uri = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+        ["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(uri.ends_with(".json") && !uri.contains('/'), "{uri}");
+    // A report from before it said where its environment is defined still
+    // names a file (the default config's).
+    let (_, sarif) = render(&fixture_evidence_bad());
+    assert_eq!(github_violations(&sarif), Vec::<String>::new());
+}
+
+#[test]
+fn the_github_rules_above_refuse_what_github_refuses() {
+    // The check itself must be able to fail: a result with only a logical
+    // location, an absolute uri, and a base id are each found.
+    let (_, mut sarif) = render(&fixture_evidence_bad());
+    let results = sarif["runs"][0]["results"].as_array_mut().unwrap();
+    results[0]["locations"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("physicalLocation");
+    results[1]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] =
+        "/home/runner/work/epic-audit.toml".into();
+    sarif["runs"][0]["originalUriBaseIds"] = serde_json::json!({"SRC": {"uri": "file:///x/"}});
+    let v = github_violations(&sarif);
+    assert_eq!(v.len(), 3, "{v:#?}");
 }

@@ -67,6 +67,13 @@ pub(crate) fn evaluate(
     // `signing_key` does not apply: a re-evaluation is signed with the key
     // given (--signing-key or $EPIC_AUDIT_SIGNING_KEY).
     let env_conf = config_env(config.as_ref(), &evidence.environment);
+    report.defined_in = match (&config, env_conf) {
+        (Some(c), Some(_)) => {
+            crate::report::FileLine::environment_table(&c.path, &evidence.environment)
+        }
+        _ => None,
+    }
+    .or_else(|| Some(crate::report::FileLine::of(path, 1)));
     let aws_only = env_conf.map(|e| crate::config::Environment {
         signing_key: None,
         ..e.clone()

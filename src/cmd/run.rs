@@ -31,6 +31,8 @@ struct Resolved {
     signer: Option<crate::sign::RunSigner>,
     /// The evidence store the run goes to, when one is named.
     store: Option<crate::store::Store>,
+    /// Where the environment is defined (its config table), for SARIF.
+    defined_in: Option<crate::report::FileLine>,
 }
 
 /// Resolves environment `name` (see [`Resolved`]).
@@ -102,6 +104,7 @@ async fn resolve(
         probes,
         signer,
         store,
+        defined_in: crate::report::FileLine::environment_table(&config.path, name),
     })
 }
 
@@ -177,6 +180,7 @@ pub(crate) async fn run_one(
         mut probes,
         signer,
         store,
+        defined_in,
     } = resolve(cli, args, name, latency).await?;
     let selected = policy
         .select(&args.select.only, &args.select.skip)
@@ -186,13 +190,14 @@ pub(crate) async fn run_one(
     let salt = probes.session_salt.clone();
     let needed = engine::needed_probes(&selected);
     let evidence = engine::observe(name, &seeds, probes, &needed).await;
-    let report = engine::judge(
+    let mut report = engine::judge(
         &evidence,
         &policy,
         &selected,
         &args.select.only,
         &args.select.skip,
     );
+    report.defined_in = defined_in;
     let dest = match &args.out {
         Some(d) => d.clone(),
         None => crate::run::default_dir(

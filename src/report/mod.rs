@@ -84,6 +84,62 @@ pub struct Report {
     /// id, and this names the run that observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reevaluation: Option<Reevaluation>,
+    /// Where the audited environment is defined: the config file's
+    /// `[environments.NAME]` table (the file relative to the directory the
+    /// command ran in, a repository's root in CI), or the evidence file an
+    /// evaluation judged when no config names the environment. SARIF
+    /// results point there (code scanning needs a file for each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defined_in: Option<FileLine>,
+}
+
+/// A line of a file, by a path relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLine {
+    /// The path, with `/` separators, relative where the file is under the
+    /// working directory (else its name alone).
+    pub file: String,
+    /// The line, from 1.
+    pub line: u32,
+}
+
+impl FileLine {
+    /// `path`'s line `line`, by a path relative to the working directory.
+    pub fn of(path: &std::path::Path, line: u32) -> FileLine {
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let rel = std::env::current_dir()
+            .ok()
+            .and_then(|c| std::fs::canonicalize(c).ok())
+            .and_then(|c| abs.strip_prefix(c).ok().map(std::path::Path::to_path_buf));
+        let file = match rel {
+            Some(r) => r
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/"),
+            None => path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string()),
+        };
+        FileLine { file, line }
+    }
+
+    /// The line of `[environments.NAME]` in the config file `path` (1 when
+    /// the environment is written some other way), or `None` when the file
+    /// cannot be read.
+    pub fn environment_table(path: &std::path::Path, env: &str) -> Option<FileLine> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let headers = [
+            format!("[environments.{env}]"),
+            format!("[environments.\"{env}\"]"),
+        ];
+        let line = text
+            .lines()
+            .position(|l| headers.iter().any(|h| l.trim() == h))
+            .map_or(1, |i| i + 1);
+        Some(FileLine::of(path, line as u32))
+    }
 }
 
 /// What a re-evaluation judged again, and with what.
@@ -309,6 +365,7 @@ impl Report {
             previous: None,
             servers: ServerGroup::of(ev),
             reevaluation: None,
+            defined_in: None,
         }
     }
 

@@ -7,8 +7,11 @@
 //!   their relation) as properties.
 //! - One result per subject that failed (`fail`) or could not be decided
 //!   (`error`): level `error` for a failure, `warning` for an undecided
-//!   subject, the finding's sentence as its message, and a logical location
-//!   naming the node, endpoint, user or AWS resource judged; its reason
+//!   subject, the finding's sentence as its message, a physical location
+//!   (the environment's `[environments.NAME]` table in the config file,
+//!   relative to the working directory, or the evidence file an evaluation
+//!   judged: code scanning refuses a result without a file) and a logical
+//!   location naming the node, endpoint, user or AWS resource judged; its reason
 //!   code (`ACC-005/denied-command-allowed`) is `properties.code`. A check that
 //!   failed or errored without a subject finding gets one result naming the
 //!   environment. Passing, warned, waived and skipped subjects are not
@@ -32,6 +35,10 @@ pub const SARIF_VERSION: &str = "2.1.0";
 /// The schema URI the log declares (OASIS's published schema).
 pub const SARIF_SCHEMA: &str =
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
+
+/// The file a result names when the report does not say where its
+/// environment is defined (a report from before it did).
+const DEFAULT_CONFIG: &str = "epic-audit.toml";
 
 /// GitHub's `security-severity` for a check's severity (0.0 to 10.0; 9.0
 /// and over is shown as critical, 7.0 high, 4.0 medium, under that low).
@@ -103,6 +110,16 @@ fn result(
     } else {
         "warning"
     };
+    // Code scanning refuses a result without a file: the environment's
+    // table in the config (or, where nothing says, the default config
+    // file's name), with the node or resource as the logical location.
+    let physical = match &report.defined_in {
+        Some(f) => json!({
+            "artifactLocation": {"uri": f.file},
+            "region": {"startLine": f.line},
+        }),
+        None => json!({"artifactLocation": {"uri": DEFAULT_CONFIG}}),
+    };
     json!({
         "ruleId": c.id,
         "ruleIndex": index,
@@ -110,6 +127,7 @@ fn result(
         "level": level,
         "message": {"text": message},
         "locations": [{
+            "physicalLocation": physical,
             "logicalLocations": [{
                 "name": subject,
                 "fullyQualifiedName": format!("{}/{}", report.environment, subject),
