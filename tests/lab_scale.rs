@@ -116,4 +116,27 @@ async fn three_sessions_without_ttl_among_a_million_are_counted_exactly() {
             );
         }
     }
+
+    // The shipped policy (a sample of up to 100,000 keys per master at
+    // 20,000 keys/s: 5 s) under a 2 s probe deadline: the scan ends as a
+    // sample before the deadline instead of timing out, and the counts
+    // still name the three.
+    let cfg = t.config(&[], (2000, 3000, 2000));
+    let out = t.out("short-deadline");
+    let r = run_env(
+        &t,
+        &cfg,
+        &["--only", "DATA-005", "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let rep = report(&out);
+    let failing = failing_subjects(&rep, "DATA-005");
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    let (subject, m) = &failing[0];
+    assert_eq!(subject, &first);
+    assert!(
+        m.contains("sample: stopped at three quarters of probe_ms, before the cap")
+            && m.contains("3 of "),
+        "{m}"
+    );
 }

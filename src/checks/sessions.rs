@@ -165,7 +165,11 @@ fn observed(v: &SessionScanView) -> String {
         "{keyspace}{} keys matching {} examined ({}){}; {} without TTL, {} with TTL > {} s, {} not a hash; longest TTL {}",
         v.scanned,
         s.pattern,
-        if v.complete { "complete scan" } else { "sample: the cap was reached" },
+        match (v.complete, v.stopped_early) {
+            (true, _) => "complete scan",
+            (false, true) => "sample: stopped at three quarters of probe_ms, before the cap",
+            (false, false) => "sample: the cap was reached",
+        },
         if v.unreadable.is_empty() {
             String::new()
         } else {

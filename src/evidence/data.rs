@@ -195,6 +195,11 @@ pub struct SessionScanView {
     /// error reply, e.g. `NOPERM ...` or `MOVED ...`): not judged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<(String, String)>,
+    /// Whether the scan stopped before the cap to end within the probe
+    /// deadline (`probe_ms`; at `max_keys_per_s` the cap would outlast it):
+    /// then it is a sample, as when the cap is reached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_early: bool,
     /// INFO keyspace around the scan (absent in evidence recorded before
     /// it was read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
