@@ -105,14 +105,9 @@ async fn data_and_monitoring_on_a_real_lab_good_and_each_defect() {
     // Session keys named otherwise than the policy's pattern (`sess:*`
     // matches nothing here): DATA-005 is not a pass on zero keys, and says
     // what to set.
-    let policy = t.tmp.path().join("policy-sess");
-    std::fs::create_dir_all(&policy).unwrap();
-    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/checks")).unwrap() {
-        let f = f.unwrap().path();
-        let text = std::fs::read_to_string(&f).unwrap();
-        let text = text.replace("pattern = \"session:*\"", "pattern = \"sess:*\"");
-        std::fs::write(policy.join(f.file_name().unwrap()), text).unwrap();
-    }
+    let policy = t.policy_copy("policy-sess", |text| {
+        text.replace("pattern = \"session:*\"", "pattern = \"sess:*\"")
+    });
     let out = t.out("sess-pattern");
     let cfg = t.tmp.path().join("epic-audit.toml");
     let r = run_env(

@@ -55,14 +55,9 @@ async fn three_sessions_without_ttl_among_a_million_are_counted_exactly() {
     // The test's policy scans a sample of 1,000 keys per master (of about
     // 333,000): it almost surely misses the three, and the counts must
     // not depend on it.
-    let policy = t.tmp.path().join("policy");
-    std::fs::create_dir_all(&policy).unwrap();
-    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/checks")).unwrap() {
-        let f = f.unwrap().path();
-        let text = std::fs::read_to_string(&f).unwrap();
-        let text = text.replace("cap_per_master = 100000", "cap_per_master = 1000");
-        std::fs::write(policy.join(f.file_name().unwrap()), text).unwrap();
-    }
+    let policy = t.policy_copy("policy", |text| {
+        text.replace("cap_per_master = 100000", "cap_per_master = 1000")
+    });
     let cfg = t.config(&[], (2000, 5000, 30000));
     let out = t.out("scale");
     let r = run_env(

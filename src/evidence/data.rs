@@ -236,14 +236,21 @@ server_words! {
     }
 }
 
+impl ReplicationRole {
+    /// The role INFO replication reports in `info` (its fields); `Other("?")`
+    /// when it reports none.
+    pub fn of_info(info: &BTreeMap<String, String>) -> ReplicationRole {
+        info.get("role")
+            .cloned()
+            .unwrap_or_else(|| "?".into())
+            .into()
+    }
+}
+
 impl DataNodeView {
     /// The node's replication role (INFO replication's `role`); `Other("?")`
     /// when the node did not report one.
     pub fn replication_role(&self) -> ReplicationRole {
-        self.replication
-            .get("role")
-            .cloned()
-            .unwrap_or_else(|| "?".into())
-            .into()
+        ReplicationRole::of_info(&self.replication)
     }
 }

@@ -145,16 +145,14 @@ async fn from_info(
         .await?
         .pipeline(&[words(&["INFO", "memory"]), words(&["INFO", "clients"])])
         .await?;
-    let section = |i: usize| as_text(&r[i]).map(|t| parse_info(&t)).unwrap_or_default();
-    let (memory, clients) = (section(0), section(1));
+    // The fields are distinct across the three sections: one map serves.
+    let mut info = persistence.clone();
+    for reply in &r {
+        info.extend(as_text(reply).map(|t| parse_info(&t)).unwrap_or_default());
+    }
     let mut sources = BTreeMap::new();
     for (setting, sec, field) in INFO_SETTINGS {
-        let map = match sec {
-            "persistence" => persistence,
-            "memory" => &memory,
-            _ => &clients,
-        };
-        let Some(raw) = map.get(field) else { continue };
+        let Some(raw) = info.get(field) else { continue };
         let value = match (setting, raw.as_str()) {
             ("appendonly", "1") => "yes".to_string(),
             ("appendonly", "0") => "no".to_string(),
@@ -166,19 +164,21 @@ async fn from_info(
     Ok(sources)
 }
 
+/// The value of `k` in an INFO line's comma-separated `k=v` fields
+/// (`name=vectorset,ver=1`, `keys=10,expires=8`).
+fn subfield<'a>(fields: &'a str, k: &str) -> Option<&'a str> {
+    fields
+        .split(',')
+        .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+}
+
 /// The modules of INFO modules: `module:name=vectorset,ver=1,api=1,...`
 /// lines (an empty section: none loaded).
 pub(crate) fn parse_modules(text: &str) -> Vec<ModuleInfo> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("module:"))
         .map(|fields| {
-            let field = |k: &str| {
-                fields
-                    .split(',')
-                    .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-                    .unwrap_or_default()
-                    .to_string()
-            };
+            let field = |k: &str| subfield(fields, k).unwrap_or_default().to_string();
             ModuleInfo {
                 name: field("name"),
                 version: field("ver"),
@@ -371,7 +371,8 @@ async fn scan_sessions(
         unreadable: unreadable.into_iter().collect(),
         stopped_early,
         keyspace: Some(KeyspaceView {
-            role,
+            // Read with the first keyspace; `?` as INFO without a role.
+            role: role.unwrap_or_else(|| ReplicationRole::from("?".to_string())),
             before,
             after,
         }),
@@ -411,7 +412,7 @@ async fn read_keyspace(
     ctx: &ProbeContext,
     addr: &NodeAddr,
     role: bool,
-) -> Result<(Vec<DbKeys>, ReplicationRole), ProbeFailure> {
+) -> Result<(Vec<DbKeys>, Option<ReplicationRole>), ProbeFailure> {
     let mut cmds = vec![words(&["INFO", "keyspace"])];
     if role {
         cmds.push(words(&["INFO", "replication"]));
@@ -428,12 +429,12 @@ async fn read_keyspace(
         message: format!("{addr}: INFO keyspace: {e}"),
     })?;
     let role = if role {
-        parse_info(&text(1, "replication")?)
-            .remove("role")
-            .unwrap_or_else(|| "?".into())
-            .into()
+        Some(ReplicationRole::of_info(&parse_info(&text(
+            1,
+            "replication",
+        )?)))
     } else {
-        ReplicationRole::Master
+        None
     };
     Ok((dbs, role))
 }
@@ -451,9 +452,7 @@ pub(crate) fn parse_keyspace(text: &str) -> Result<Vec<DbKeys>, String> {
             continue;
         };
         let field = |k: &str| {
-            fields
-                .split(',')
-                .find_map(|f| f.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            subfield(fields, k)
                 .and_then(|v| v.parse::<u64>().ok())
                 .ok_or_else(|| format!("`{line}` has no number `{k}=`"))
         };

@@ -56,6 +56,20 @@ impl TestLab {
         }
     }
 
+    /// A copy of the shipped policy (checks/*.toml) in `name` under the
+    /// test's directory, each file passed through `edit`: how a test
+    /// audits with other parameters (`--policy DIR`).
+    pub fn policy_copy(&self, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+        let dir = self.tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/checks")).unwrap() {
+            let f = f.unwrap().path();
+            let text = std::fs::read_to_string(&f).unwrap();
+            std::fs::write(dir.join(f.file_name().unwrap()), edit(text)).unwrap();
+        }
+        dir
+    }
+
     /// Writes a config for this lab (environment `t`) and returns its path.
     pub fn config(&self, extra_seeds: &[String], timeouts: (u64, u64, u64)) -> PathBuf {
         let dir = self.lab.spec.dir.display().to_string();
