@@ -202,6 +202,26 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The advisory table of every enabled patch-level check (the built-in
+    /// policy has one: PATCH-001's). Parameters that do not parse are left
+    /// out here: the check itself reports them.
+    pub fn advisory_tables(&self) -> Vec<crate::checks::AdvisoryTable> {
+        self.checks
+            .iter()
+            .filter(|c| c.enabled && c.rule == "patching.server_release")
+            .filter_map(|c| {
+                let p: crate::checks::patch::PatchParams =
+                    toml::Value::Table(c.params.clone()).try_into().ok()?;
+                Some(crate::checks::AdvisoryTable {
+                    check: c.id.clone(),
+                    date: p.advisories_date,
+                    max_age_days: p.max_advisory_age_days,
+                    sources: p.advisories_sources,
+                })
+            })
+            .collect()
+    }
+
     /// The policy compiled into the binary.
     pub fn builtin() -> Result<Policy, ConfigError> {
         let files: Vec<(String, String)> = BUILTIN

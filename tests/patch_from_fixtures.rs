@@ -164,28 +164,34 @@ fn an_acceptance_file_with_an_unknown_key_is_refused_naming_it() {
 
 #[test]
 fn a_release_at_the_branch_minimum_passes_while_the_table_is_fresh() {
-    let found = judged(&on(running("redis", "7.4.11", "b1"), 2026, 9, 1));
+    let found = judged(&on(running("redis", "8.10.2", "b1"), 2026, 12, 10));
     all(
         &found,
         Outcome::Pass,
-        "redis 7.4.11 is at or above 7.4.11, the first 7.4 release with the fixes for",
+        "redis 8.10.2 is at or above 8.10.2, the first 8.10 release with the fixes for",
     );
-    all(&found, Outcome::Pass, "maintained until 2029-12-01");
-    let found = judged(&on(running("valkey", "9.1.1", "b1"), 2026, 9, 1));
+    all(&found, Outcome::Pass, "(#15673)");
+    let found = judged(&on(running("valkey", "9.1.4", "b1"), 2026, 12, 10));
+    all(&found, Outcome::Pass, "CVE-2026-130822");
     all(&found, Outcome::Pass, "CVE-2026-56684");
+    // A row whose vendor notes could not all be read warns at its bound,
+    // and says what to confirm.
+    let found = judged(&on(running("redis", "7.4.11", "b1"), 2026, 12, 10));
+    all(&found, Outcome::Warn, "the table is incomplete for 7.4");
+    all(&found, Outcome::Warn, "#15673");
 }
 
 #[test]
 fn an_old_table_turns_a_pass_into_warn_saying_its_age() {
-    let found = judged(&on(running("redis", "8.2.9", "b1"), 2026, 12, 1));
-    all(&found, Outcome::Warn, "advisory data is 102 days old");
+    let found = judged(&on(running("redis", "8.10.2", "b1"), 2027, 3, 10));
+    all(&found, Outcome::Warn, "advisory data is 94 days old");
     // A release below the bound still fails: the table's age only
     // weakens what it supports.
-    let found = judged(&on(running("redis", "8.2.8", "b1"), 2026, 12, 1));
+    let found = judged(&on(running("redis", "8.10.1", "b1"), 2027, 3, 10));
     all(
         &found,
         Outcome::Fail,
-        "redis 8.2.8 is below 8.2.9, the first 8.2 release with the fixes for CVE-2026-62356",
+        "redis 8.10.1 is below 8.10.2, the first 8.10 release with the fixes for ACL revoked",
     );
 }
 
@@ -196,7 +202,7 @@ fn below_the_minimum_fixed_release_fails_naming_the_advisories() {
     all(&found, Outcome::Fail, "CVE-2025-49844");
     // The compose lab's Valkey, by the table alone.
     let found = judged(&on(running("valkey", "8.1.1", "b1"), 2026, 9, 1));
-    all(&found, Outcome::Fail, "valkey 8.1.1 is below 8.1.9");
+    all(&found, Outcome::Fail, "valkey 8.1.1 is below 8.1.12");
 }
 
 #[test]
@@ -207,7 +213,7 @@ fn an_end_of_life_branch_fails_from_its_date_and_an_incomplete_bound_warns_befor
     let found = judged(&on(running("redis", "8.0.6", "b1"), 2026, 12, 1));
     all(&found, Outcome::Fail, "reached end of life on 2026-12-01");
     // 7.2: the bound reflects only what could be read.
-    let found = judged(&on(running("redis", "7.2.11", "b1"), 2026, 9, 1));
+    let found = judged(&on(running("redis", "7.2.16", "b1"), 2026, 9, 1));
     all(
         &found,
         Outcome::Warn,

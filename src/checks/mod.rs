@@ -25,6 +25,7 @@ pub(crate) mod rule;
 pub(crate) mod sessions;
 pub(crate) mod transport;
 
+pub use patch::AdvisoryTable;
 pub use reason::Reason;
 pub use rule::{Outcome, Rule, SubjectFinding};
 

@@ -124,11 +124,58 @@ pub(crate) struct PatchParams {
     /// The oldest the table may be before every verdict it supports is at
     /// most `warn` ("advisory data is N days old").
     pub max_advisory_age_days: i64,
+    /// What the table was read from on `advisories_date` (addresses of the
+    /// vendors' notes and advisories), named by `epic-audit checks` and in
+    /// every report.
+    #[serde(default)]
+    pub advisories_sources: Vec<String>,
     /// The advisory table.
     pub branch: Vec<Branch>,
     /// Builds accepted by name (empty in the built-in policy).
     #[serde(default)]
     pub accepted_builds: Vec<AcceptedBuild>,
+}
+
+/// The advisory table a patch-level check judges with: its date, how old
+/// it may be, and what it was read from (the report and `epic-audit checks`
+/// name it, so a reader sees how current the patch verdict is).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AdvisoryTable {
+    /// The check that uses it.
+    pub check: String,
+    /// The day the table was read against the vendors' notes.
+    pub date: NaiveDate,
+    /// The policy's `max_advisory_age_days`.
+    pub max_age_days: i64,
+    /// The addresses it was read from (empty when the policy names none).
+    pub sources: Vec<String>,
+}
+
+impl AdvisoryTable {
+    /// One line: `PATCH-001 advisory table of 2026-12-06 (12 days old on
+    /// 2026-12-18, policy allows 90), read from 10 sources`.
+    pub fn summary(&self, on: NaiveDate) -> String {
+        let age = (on - self.date).num_days();
+        let state = if age > self.max_age_days {
+            "STALE: "
+        } else {
+            ""
+        };
+        let sources = match self.sources.len() {
+            0 => "the policy names no sources".to_string(),
+            1 => "read from 1 source".to_string(),
+            n => format!("read from {n} sources"),
+        };
+        let age = if age >= 0 {
+            format!("{age} days old on {on}")
+        } else {
+            format!("read {} days after {on}, the day judged", -age)
+        };
+        format!(
+            "{} advisory table of {} ({state}{age}, policy allows {}), {sources}",
+            self.check, self.date, self.max_age_days
+        )
+    }
 }
 
 /// A version as numbers (`7.2.11` → [7, 2, 11]); `None` if any part is not

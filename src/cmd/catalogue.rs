@@ -14,7 +14,8 @@ pub(crate) fn render_catalogue(p: &Policy, format: Format) -> String {
                 .map(|c| {
                     serde_json::json!({
                         "id": c.id, "area": c.area, "severity": c.severity, "title": c.title,
-                        "hipaa": c.hipaa, "rule": c.rule, "enabled": c.enabled, "params": c.params,
+                        "hipaa": c.hipaa, "rule": c.rule, "enabled": c.enabled,
+                        "params": plain_json(&toml::Value::Table(c.params.clone())),
                     })
                 })
                 .collect();
@@ -40,14 +41,38 @@ pub(crate) fn render_catalogue(p: &Policy, format: Format) -> String {
                     crate::hipaa::list(&c.hipaa)
                 ));
             }
+            for t in p.advisory_tables() {
+                s.push_str(&format!(
+                    "\n{}\n",
+                    t.summary(chrono::Utc::now().date_naive())
+                ));
+                for src in &t.sources {
+                    s.push_str(&format!("  {src}\n"));
+                }
+            }
             s.push_str(&format!(
                 "\n{} checks from {} policy (digest {}). `epic-audit explain ID` for details.\n",
                 p.checks.len(),
                 p.source,
-                &p.digest[..12]
+                p.digest
             ));
             s
         }
+    }
+}
+
+/// A TOML value as JSON, dates as their text (`2026-12-06`), not serde's
+/// private datetime wrapper.
+fn plain_json(v: &toml::Value) -> serde_json::Value {
+    match v {
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+        toml::Value::Array(a) => a.iter().map(plain_json).collect(),
+        toml::Value::Table(t) => t
+            .iter()
+            .map(|(k, v)| (k.clone(), plain_json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
     }
 }
 

@@ -62,7 +62,7 @@ pub fn render(r: &Report, ev: &EvidenceSet) -> String {
     );
     let _ = write!(
         o,
-        "<ul><li>Observed {} to {}</li>{}<li>Policy {} (sha256 <code>{}</code>)</li><li>{} {}</li><li>Signature: {}</li></ul>",
+        "<ul><li>Observed {} to {}</li>{}{}<li>Policy {} (sha256 <code>{}</code>)</li><li>{} {}</li><li>Signature: {}</li></ul>",
         r.started_at.to_rfc3339(),
         r.finished_at.to_rfc3339(),
         if r.servers.is_empty() {
@@ -73,6 +73,12 @@ pub fn render(r: &Report, ev: &EvidenceSet) -> String {
                 esc(&super::ServerGroup::summary(&r.servers))
             )
         },
+        r.judged_tables()
+            .map(|t| format!(
+                "<li>Advisories: {} (listed in report.md and report.json)</li>",
+                esc(&t.summary(r.finished_at.date_naive()))
+            ))
+            .collect::<String>(),
         esc(&r.policy.source),
         esc(&r.policy.digest),
         esc(&r.tool.name),

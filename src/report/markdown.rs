@@ -74,6 +74,12 @@ pub fn render(r: &Report) -> String {
     if !r.servers.is_empty() {
         let _ = writeln!(o, "- Servers: {}", super::ServerGroup::summary(&r.servers));
     }
+    for t in r.judged_tables() {
+        let _ = writeln!(o, "- Advisories: {}", t.summary(r.finished_at.date_naive()));
+        for src in &t.sources {
+            let _ = writeln!(o, "  - {src}");
+        }
+    }
     let _ = writeln!(o, "- Tool: {} {}", r.tool.name, r.tool.version);
     let _ = writeln!(o, "- Signature: {}\n", r.signature);
 

@@ -258,6 +258,10 @@ pub struct PolicyInfo {
     /// (file and how it was named), if any: folded into the digest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted_builds: Vec<String>,
+    /// The advisory table the patch level was judged with (date, allowed
+    /// age, sources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advisory_tables: Vec<crate::checks::patch::AdvisoryTable>,
 }
 
 /// The check selection.
@@ -350,6 +354,7 @@ impl Report {
                 source: policy.source.clone(),
                 digest: policy.digest.clone(),
                 accepted_builds: policy.accepted_builds.clone(),
+                advisory_tables: policy.advisory_tables(),
             },
             selection: Selection {
                 only: only.to_vec(),
@@ -367,6 +372,16 @@ impl Report {
             reevaluation: None,
             defined_in: None,
         }
+    }
+
+    /// The advisory tables of the checks this report judged.
+    pub(crate) fn judged_tables(
+        &self,
+    ) -> impl Iterator<Item = &crate::checks::patch::AdvisoryTable> {
+        self.policy
+            .advisory_tables
+            .iter()
+            .filter(|t| self.checks.iter().any(|c| c.id == t.check))
     }
 
     /// `report.json` text.

@@ -67,6 +67,9 @@ pub fn render_exit(r: &Report, colour: bool, exit: Option<(&str, u8)>) -> String
     if !r.servers.is_empty() {
         let _ = writeln!(out, "servers: {}", super::ServerGroup::summary(&r.servers));
     }
+    for t in r.judged_tables() {
+        let _ = writeln!(out, "advisories: {}", t.summary(r.finished_at.date_naive()));
+    }
     for area in Area::ALL {
         let checks: Vec<_> = r.checks.iter().filter(|c| c.area == area).collect();
         if checks.is_empty() {
