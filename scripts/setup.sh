@@ -61,10 +61,12 @@ if [ ! -x "$repo/.venv/bin/moto_server" ]; then
 fi
 # The third-party verifiers the tests run against our evidence and JUnit
 # (what an auditor or a CI system uses, not our code), in the same venv.
-if ! "$repo/.venv/bin/python" -c 'import securesystemslib.dsse, sigstore_protobuf_specs, junitparser, cryptography' >/dev/null 2>&1; then
-  echo "setup: installing securesystemslib, sigstore-protobuf-specs, junitparser into $repo/.venv (PyPI)"
+# PyYAML reads the example CI jobs and Kubernetes manifests as those
+# systems do.
+if ! "$repo/.venv/bin/python" -c 'import securesystemslib.dsse, sigstore_protobuf_specs, junitparser, cryptography, yaml' >/dev/null 2>&1; then
+  echo "setup: installing securesystemslib, sigstore-protobuf-specs, junitparser, PyYAML into $repo/.venv (PyPI)"
   "$repo/.venv/bin/pip" install -q --disable-pip-version-check \
-    'securesystemslib[crypto]==1.6.0' 'sigstore-protobuf-specs==0.5.2' 'junitparser==5.0.3'
+    'securesystemslib[crypto]==1.6.0' 'sigstore-protobuf-specs==0.5.2' 'junitparser==5.0.3' 'PyYAML>=6,<7'
 fi
 
 for comp in rustfmt clippy; do
