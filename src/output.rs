@@ -12,14 +12,29 @@ pub(crate) enum OutputError {
     /// The destination already holds a run.
     #[error("{0} already exists and is not empty; refusing to overwrite an existing run (choose another --out)")]
     Exists(PathBuf),
-    /// Filesystem error.
-    #[error("cannot write {}: {}", path.display(), io_reason(source))]
+    /// Filesystem error (said once: not chained as a source, so the
+    /// message does not repeat it).
+    #[error("cannot write {}: {}{}", path.display(), io_reason(error), permission_hint(error))]
     Io {
         /// The path at fault.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+/// What to do about a directory this user may not write: the usual cause is
+/// a container running as another user than the mounted directory's owner.
+fn permission_hint(e: &std::io::Error) -> String {
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return String::new();
+    }
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    format!(
+        " (this process runs as uid {uid}; give it a directory it may write with --out, or, in \
+         the container image, run it as the directory's owner: docker run --user \"$(id -u):$(id -g)\" ...)"
+    )
 }
 
 /// What an I/O error says, in words, without Rust's `(os error N)` tail:
@@ -37,9 +52,9 @@ pub(crate) fn without_os_error(text: String) -> String {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io {
+    move |error| OutputError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -280,6 +280,31 @@ async fn the_image_audits_the_compose_lab_as_the_host_binary_does() {
         }
     }
     assert!(written >= 4, "report.json, junit.xml, evidence, ...");
+
+    // Without --user the image runs as 10001, who may not write the
+    // caller's directory: exit 4, saying how to run it.
+    let (code, _, denied) = sh(Command::new("docker").args([
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/work", work.display()),
+        &tag,
+        "evaluate",
+        "image-out/evidence.json",
+        "--unsigned",
+        "--accepted-builds",
+        "none",
+        "--out",
+        "denied",
+    ]));
+    assert_eq!(code, 4, "{denied}");
+    assert!(
+        denied.contains("cannot write")
+            && denied.contains("uid 10001")
+            && denied.contains("docker run --user")
+            && !denied.contains("os error"),
+        "{denied}"
+    );
     for (_, v) in &secrets {
         assert!(!out.contains(v.as_str()) && !err.contains(v.as_str()));
     }
