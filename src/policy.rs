@@ -17,7 +17,7 @@ use crate::checks::{registry, Rule};
 use crate::config::{line_of, ConfigError};
 
 /// The rule whose checks take an environment's accepted builds.
-const PATCH_RULE: &str = "patching.server_release";
+const PATCH_RULE: &str = crate::checks::patch::RULE;
 
 /// The rule of the check that judges the exporters' ACL user (MON-007),
 /// whose `user` an environment's `exporter_user` replaces.
@@ -208,16 +208,11 @@ impl Policy {
     pub fn advisory_tables(&self) -> Vec<crate::checks::AdvisoryTable> {
         self.checks
             .iter()
-            .filter(|c| c.enabled && c.rule == "patching.server_release")
+            .filter(|c| c.enabled && c.rule == PATCH_RULE)
             .filter_map(|c| {
                 let p: crate::checks::patch::PatchParams =
                     toml::Value::Table(c.params.clone()).try_into().ok()?;
-                Some(crate::checks::AdvisoryTable {
-                    check: c.id.clone(),
-                    date: p.advisories_date,
-                    max_age_days: p.max_advisory_age_days,
-                    sources: p.advisories_sources,
-                })
+                Some(p.into_table(&c.id))
             })
             .collect()
     }

@@ -1,23 +1,16 @@
 //! The advisory table PATCH-001 judges with: never shipped older than the
-//! policy allows at the date of the commit under test, named (date and
-//! sources) by `epic-audit checks` and by every report, and replaceable
-//! between releases with `--policy DIR`.
+//! policy allows at the date of the commit under test, and named (date and
+//! sources) by `epic-audit checks`. A newer table given with `--policy DIR`
+//! is tests/patch_from_fixtures.rs's.
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use common::{epic_audit, fixture_evidence, observations_mut};
-use epic_audit::checks::{AdvisoryTable, Outcome};
-use epic_audit::engine::judge;
-use epic_audit::evidence::{Observation, ServerIdentity, ServerSoftware};
+use common::epic_audit;
+use epic_audit::checks::AdvisoryTable;
 use epic_audit::policy::Policy;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The day of the commit under test: `SOURCE_DATE_EPOCH` when set (a
 /// source tarball built reproducibly), else the committer date of HEAD.
@@ -29,7 +22,7 @@ fn commit_day() -> NaiveDate {
     }
     let out = Command::new("git")
         .args(["log", "-1", "--format=%cs", "HEAD"])
-        .current_dir(repo())
+        .current_dir(common::repo())
         .output()
         .expect("git runs (the staleness test needs the commit's date)");
     assert!(
@@ -136,102 +129,5 @@ fn checks_names_the_tables_date_and_sources() {
             .unwrap()
             .len(),
         t.sources.len()
-    );
-}
-
-/// A copy of the built-in policy with checks/patching.toml edited by `edit`.
-fn policy_dir(edit: impl Fn(String) -> String) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(repo().join("checks")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "toml") {
-            let mut text = std::fs::read_to_string(&p).unwrap();
-            if p.file_name().unwrap() == "patching.toml" {
-                text = edit(text);
-            }
-            std::fs::write(dir.path().join(p.file_name().unwrap()), text).unwrap();
-        }
-    }
-    dir
-}
-
-fn running(version: &str) -> epic_audit::evidence::EvidenceSet {
-    let mut ev = fixture_evidence();
-    for (_, o) in observations_mut(&mut ev, |o| match o {
-        Observation::ClusterNode(v) => Some(v),
-        _ => None,
-    }) {
-        o.server = Some(ServerIdentity {
-            software: ServerSoftware::Redis,
-            name: "redis".into(),
-            version: version.into(),
-            build: [("redis_build_id".to_string(), "b1".to_string())].into(),
-        });
-    }
-    ev.finished_at = Utc.with_ymd_and_hms(2027, 4, 1, 12, 0, 0).unwrap();
-    ev
-}
-
-fn patch_findings(ev: &epic_audit::evidence::EvidenceSet, p: &Policy) -> Vec<(Outcome, String)> {
-    let sel = p.select(&["PATCH-001".into()], &[]).unwrap();
-    let r = judge(ev, p, &sel, &[], &[]);
-    r.checks[0]
-        .subjects
-        .iter()
-        .map(|s| (s.outcome, s.message.clone()))
-        .collect()
-}
-
-#[test]
-fn a_newer_table_given_with_policy_dir_is_the_one_judged_and_reported() {
-    let t = builtin_table();
-    // Months after the release: the shipped table is stale and says so.
-    let ev = running("8.10.2");
-    let shipped = patch_findings(&ev, &Policy::builtin().unwrap());
-    assert!(shipped
-        .iter()
-        .all(|(o, m)| *o == Outcome::Warn && m.contains("advisory data is")));
-
-    // The user's newer table: a later date, a new 8.10 release and a
-    // source of their own.
-    let old_date = format!("advisories_date = {}", t.date);
-    let dir = policy_dir(|s| {
-        assert!(s.contains(&old_date));
-        s.replace(&old_date, "advisories_date = 2027-03-20")
-            .replace("min_fixed = \"8.10.2\"", "min_fixed = \"8.10.3\"")
-            .replace(
-                "advisories_sources = [\n",
-                "advisories_sources = [\n  \"https://example.invalid/our-redis-advisories\",\n",
-            )
-    });
-    let p = Policy::load_dir(dir.path()).unwrap();
-    let found = patch_findings(&ev, &p);
-    assert!(
-        found
-            .iter()
-            .all(|(o, m)| *o == Outcome::Fail && m.contains("redis 8.10.2 is below 8.10.3")),
-        "{found:?}"
-    );
-    let found = patch_findings(&running("8.10.3"), &p);
-    assert!(found.iter().all(|(o, _)| *o == Outcome::Pass), "{found:?}");
-
-    // The report names the table judged with, and the CLI lists it.
-    let sel = p.select(&["PATCH-001".into()], &[]).unwrap();
-    let r = judge(&ev, &p, &sel, &[], &[]);
-    let tables = &r.policy.advisory_tables;
-    assert_eq!(tables.len(), 1);
-    assert_eq!(tables[0].date.to_string(), "2027-03-20");
-    assert!(tables[0].sources[0].contains("our-redis-advisories"));
-    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-    assert_eq!(json["policy"]["advisory_tables"][0]["date"], "2027-03-20");
-    let out = epic_audit(
-        &["--policy", dir.path().to_str().unwrap(), "checks"],
-        dir.path(),
-    );
-    assert!(
-        out.stdout
-            .contains("PATCH-001 advisory table of 2027-03-20"),
-        "{}",
-        out.stdout
     );
 }

@@ -27,11 +27,7 @@ const AWS_CHECKS: [&str; 11] = [
 ];
 
 fn enabled() -> bool {
-    if std::env::var("EPIC_AUDIT_COMPOSE_TESTS").as_deref() == Ok("0") {
-        eprintln!("compose lab tests skipped: EPIC_AUDIT_COMPOSE_TESTS=0 (no Docker here)");
-        return false;
-    }
-    true
+    common::compose_enabled("compose lab tests")
 }
 
 fn run(t: &TestLab, cfg: &Path, out: &str, extra: &[&str]) -> (RunResult, serde_json::Value, f64) {

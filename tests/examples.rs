@@ -15,18 +15,14 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap()
+    std::fs::read_to_string(common::repo().join(rel)).unwrap()
 }
 
 /// The YAML documents of `text`, as PyYAML's safe loader reads them.
 fn yaml(text: &str) -> Vec<Value> {
     let mut child = Command::new(common::python())
-        .arg(repo().join("tests/py/yaml_to_json.py"))
+        .arg(common::repo().join("tests/py/yaml_to_json.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -64,7 +60,7 @@ fn run_files() -> BTreeSet<String> {
     let r = common::epic_audit(
         &[
             "evaluate",
-            repo()
+            common::repo()
                 .join("fixtures/evidence/lab-good.json")
                 .to_str()
                 .unwrap(),
@@ -222,6 +218,26 @@ fn assert_mounted(files: &BTreeSet<String>, mounts: &[String]) {
     }
 }
 
+/// A CI job's `docker run` of the image, checked against the binary and
+/// the shipped config's `prod`: nothing masks its exit code, the image and
+/// the environment come from the job's variables, `run` gets only flags it
+/// has, every password variable `prod` reads is passed and every file it
+/// names is mounted. Returns the run directory and the variables passed.
+fn assert_runs_the_image(script: &str) -> (String, BTreeSet<String>) {
+    assert!(!script.contains("|| true") && !script.contains("; true"));
+    let (opts, image, args) = docker_run(script);
+    assert_eq!(image, "$EPIC_AUDIT_IMAGE");
+    let out = assert_audit_args(&args, "$EPIC_AUDIT_ENV");
+    let (vars, mounts) = passed(&opts);
+    let (need_vars, need_files) = prod_needs();
+    assert!(
+        need_vars.is_subset(&vars),
+        "{need_vars:?} not all in {vars:?}"
+    );
+    assert_mounted(&need_files, &mounts);
+    (out, vars)
+}
+
 /// `registry/.../epic-audit:<version>`: the image build-image.sh tags.
 fn assert_image(image: &str) {
     let tag = image_tag();
@@ -255,18 +271,7 @@ fn the_github_workflow_runs_the_image_and_publishes_what_a_run_writes() {
         .expect("a step runs the image");
     // The step fails the job on epic-audit's exit code: nothing masks it.
     assert!(audit.get("continue-on-error").is_none());
-    let script = audit["run"].as_str().unwrap();
-    assert!(!script.contains("|| true") && !script.contains("; true"));
-    let (opts, image, args) = docker_run(script);
-    assert_eq!(image, "$EPIC_AUDIT_IMAGE");
-    let out = assert_audit_args(&args, "$EPIC_AUDIT_ENV");
-    let (vars, mounts) = passed(&opts);
-    let (need_vars, need_files) = prod_needs();
-    assert!(
-        need_vars.is_subset(&vars),
-        "{need_vars:?} not all in {vars:?}"
-    );
-    assert_mounted(&need_files, &mounts);
+    let (out, vars) = assert_runs_the_image(audit["run"].as_str().unwrap());
     assert!(
         vars.contains("AWS_SESSION_TOKEN"),
         "the OIDC session reaches the container"
@@ -340,17 +345,7 @@ fn the_gitlab_job_runs_the_image_and_reports_junit() {
         .iter()
         .find(|s| s.contains("docker run"))
         .expect("the script runs the image");
-    assert!(!run.contains("|| true"));
-    let (opts, image, args) = docker_run(run);
-    assert_eq!(image, "$EPIC_AUDIT_IMAGE");
-    let out = assert_audit_args(&args, "$EPIC_AUDIT_ENV");
-    let (passed_vars, mounts) = passed(&opts);
-    let (need_vars, need_files) = prod_needs();
-    assert!(
-        need_vars.is_subset(&passed_vars),
-        "{need_vars:?} not all in {passed_vars:?}"
-    );
-    assert_mounted(&need_files, &mounts);
+    let (out, passed_vars) = assert_runs_the_image(run);
     for v in ["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"] {
         assert!(
             passed_vars.contains(v),
@@ -379,7 +374,7 @@ fn the_gitlab_job_runs_the_image_and_reports_junit() {
 /// The rendered manifests for `envs`.
 fn rendered(envs: &[&str]) -> Vec<Value> {
     let out = Command::new("bash")
-        .arg(repo().join("examples/k8s/render.sh"))
+        .arg(common::repo().join("examples/k8s/render.sh"))
         .args(envs)
         .output()
         .unwrap();
@@ -499,7 +494,7 @@ fn the_cronjob_renders_one_audit_per_environment_with_the_binarys_flags() {
         .starts_with("arn:aws:iam::"));
     // A name that is not an environment name is refused.
     let bad = Command::new("bash")
-        .arg(repo().join("examples/k8s/render.sh"))
+        .arg(common::repo().join("examples/k8s/render.sh"))
         .arg("prod; rm -rf /")
         .output()
         .unwrap();

@@ -15,19 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{start_compose_lab, TestLab};
-
-fn enabled() -> bool {
-    if std::env::var("EPIC_AUDIT_COMPOSE_TESTS").as_deref() == Ok("0") {
-        eprintln!("image test skipped: EPIC_AUDIT_COMPOSE_TESTS=0 (no Docker here)");
-        return false;
-    }
-    true
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{repo, start_compose_lab, TestLab};
 
 /// An image this test built; removed on drop, also when the test fails.
 struct Image(String);
@@ -144,7 +132,7 @@ fn verdict_line(stdout: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_image_audits_the_compose_lab_as_the_host_binary_does() {
-    if !enabled() {
+    if !common::compose_enabled("image test") {
         return;
     }
     let image = build_image();

@@ -280,3 +280,52 @@ fn a_node_without_its_server_identity_is_error() {
     assert_eq!(found[4].1, Outcome::Error, "{:?}", found[4]);
     assert!(found[4].2.contains("no server name and version"));
 }
+
+#[test]
+fn a_newer_table_given_with_policy_dir_is_the_one_judged_and_reported() {
+    let shipped = Policy::builtin().unwrap().advisory_tables().remove(0);
+    // Months after the release: the shipped table is stale and says so.
+    let ev = on(running("redis", "8.10.2", "b1"), 2027, 4, 1);
+    all(&judged(&ev), Outcome::Warn, "advisory data is");
+
+    // The user's newer table: a later date, a new 8.10 release and a
+    // source of their own.
+    let old_date = format!("advisories_date = {}", shipped.date);
+    let dir = tempfile::tempdir().unwrap();
+    common::policy_copy_in(dir.path(), |s| {
+        s.replace(&old_date, "advisories_date = 2027-03-20")
+            .replace("min_fixed = \"8.10.2\"", "min_fixed = \"8.10.3\"")
+            .replace(
+                "advisories_sources = [\n",
+                "advisories_sources = [\n  \"https://example.invalid/our-redis-advisories\",\n",
+            )
+    });
+    let p = Policy::load_dir(dir.path()).unwrap();
+    all(
+        &judged_by(&ev, &p),
+        Outcome::Fail,
+        "redis 8.10.2 is below 8.10.3",
+    );
+    let newer = on(running("redis", "8.10.3", "b1"), 2027, 4, 1);
+    all(&judged_by(&newer, &p), Outcome::Pass, "8.10.3");
+
+    // The report names the table judged with, and the CLI lists it.
+    let sel = p.select(&["PATCH-001".into()], &[]).unwrap();
+    let r = judge(&ev, &p, &sel, &[], &[]);
+    let tables = &r.policy.advisory_tables;
+    assert_eq!(tables.len(), 1);
+    assert_eq!(tables[0].date.to_string(), "2027-03-20");
+    assert!(tables[0].sources[0].contains("our-redis-advisories"));
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["policy"]["advisory_tables"][0]["date"], "2027-03-20");
+    let out = common::epic_audit(
+        &["--policy", dir.path().to_str().unwrap(), "checks"],
+        dir.path(),
+    );
+    assert!(
+        out.stdout
+            .contains("PATCH-001 advisory table of 2027-03-20"),
+        "{}",
+        out.stdout
+    );
+}

@@ -54,14 +54,12 @@ redis_version or valkey_version, redis_build_id, redis_git_sha1, os), read with 
 Judged against the policy's advisory table (minimum fixed release and end of life per branch, from \
 the vendors' own release notes) and its accepted builds. Read-only.";
 
+/// The patch-level rule's name (the policy finds its checks by it).
+pub(crate) const RULE: &str = "patching.server_release";
+
 /// The patch-level rule.
 pub(crate) fn rules() -> Vec<Rule> {
-    vec![Rule::new(
-        "patching.server_release",
-        &[ProbeId::Cluster],
-        METHOD,
-        patch_level,
-    )]
+    vec![Rule::new(RULE, &[ProbeId::Cluster], METHOD, patch_level)]
 }
 
 /// One branch of one server in the advisory table.
@@ -136,6 +134,25 @@ pub(crate) struct PatchParams {
     pub accepted_builds: Vec<AcceptedBuild>,
 }
 
+/// How old a table of `date` is on `on`, in days, and whether that is older
+/// than `max_days` allows (then every pass it supports is at most warn).
+fn table_age(date: NaiveDate, max_days: i64, on: NaiveDate) -> (i64, bool) {
+    let age = (on - date).num_days();
+    (age, age > max_days)
+}
+
+impl PatchParams {
+    /// The table these parameters hold, as check `check` uses it.
+    pub(crate) fn into_table(self, check: &str) -> AdvisoryTable {
+        AdvisoryTable {
+            check: check.to_string(),
+            date: self.advisories_date,
+            max_age_days: self.max_advisory_age_days,
+            sources: self.advisories_sources,
+        }
+    }
+}
+
 /// The advisory table a patch-level check judges with: its date, how old
 /// it may be, and what it was read from (the report and `epic-audit checks`
 /// name it, so a reader sees how current the patch verdict is).
@@ -155,12 +172,8 @@ impl AdvisoryTable {
     /// One line: `PATCH-001 advisory table of 2026-12-06 (12 days old on
     /// 2026-12-18, policy allows 90), read from 10 sources`.
     pub fn summary(&self, on: NaiveDate) -> String {
-        let age = (on - self.date).num_days();
-        let state = if age > self.max_age_days {
-            "STALE: "
-        } else {
-            ""
-        };
+        let (age, stale) = table_age(self.date, self.max_age_days, on);
+        let state = if stale { "STALE: " } else { "" };
         let sources = match self.sources.len() {
             0 => "the policy names no sources".to_string(),
             1 => "read from 1 source".to_string(),
@@ -205,8 +218,7 @@ names the fixes, accept it by build id in the policy's `accepted_builds` (or the
 
 fn patch_level(ev: &EvidenceSet, p: &PatchParams) -> Vec<SubjectFinding> {
     let today = ev.finished_at.date_naive();
-    let age = (today - p.advisories_date).num_days();
-    let stale = age > p.max_advisory_age_days;
+    let (age, stale) = table_age(p.advisories_date, p.max_advisory_age_days, today);
     let expected = format!(
         "every node runs the same server and version, on a branch its vendor supports, at or above the \
          branch's minimum fixed release (advisory table of {}, at most {} days old); a distribution \

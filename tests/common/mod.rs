@@ -61,12 +61,7 @@ impl TestLab {
     /// audits with other parameters (`--policy DIR`).
     pub fn policy_copy(&self, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
         let dir = self.tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/checks")).unwrap() {
-            let f = f.unwrap().path();
-            let text = std::fs::read_to_string(&f).unwrap();
-            std::fs::write(dir.join(f.file_name().unwrap()), edit(text)).unwrap();
-        }
+        policy_copy_in(&dir, edit);
         dir
     }
 
@@ -185,6 +180,33 @@ node_ip_map = {{ {map} }}
 
     pub fn out(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
+    }
+}
+
+/// The checkout the tests run from.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether the tests that need Docker run here: not when scripts/test.sh
+/// found no Docker and set `EPIC_AUDIT_COMPOSE_TESTS=0` (then `what` says,
+/// once per test, that it was skipped).
+pub fn compose_enabled(what: &str) -> bool {
+    if std::env::var("EPIC_AUDIT_COMPOSE_TESTS").as_deref() == Ok("0") {
+        eprintln!("{what} skipped: EPIC_AUDIT_COMPOSE_TESTS=0 (no Docker here)");
+        return false;
+    }
+    true
+}
+
+/// Writes a copy of the shipped policy (checks/*.toml) into `dir` (made if
+/// missing), each file passed through `edit`.
+pub fn policy_copy_in(dir: &Path, edit: impl Fn(String) -> String) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/checks")).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(dir.join(f.file_name().unwrap()), edit(text)).unwrap();
     }
 }
 
