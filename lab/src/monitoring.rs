@@ -48,6 +48,38 @@ impl MonitoringConfig {
             ..Default::default()
         }
     }
+
+    /// The rules file this configuration writes.
+    fn rules(&self) -> String {
+        if self.without_node_down_rule {
+            without_rule(RULES, NODE_DOWN_ALERT)
+        } else {
+            RULES.to_string()
+        }
+    }
+}
+
+/// Why Prometheus does not run a configuration yet.
+enum NotYet {
+    /// It still reports the reload time it had before the SIGHUP.
+    NotReloaded,
+    /// Anything else (targets, rules, Alertmanager), in words.
+    Other(String),
+}
+
+impl From<String> for NotYet {
+    fn from(s: String) -> Self {
+        NotYet::Other(s)
+    }
+}
+
+impl std::fmt::Display for NotYet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotYet::NotReloaded => f.write_str("the new configuration is not loaded yet"),
+            NotYet::Other(s) => f.write_str(s),
+        }
+    }
 }
 
 fn find(names: &[&str]) -> Option<PathBuf> {
@@ -115,11 +147,7 @@ impl Lab {
                 targets.join("\n")
             },
         );
-        let rules = if cfg.without_node_down_rule {
-            without_rule(RULES, NODE_DOWN_ALERT)
-        } else {
-            RULES.to_string()
-        };
+        let rules = cfg.rules();
         let am = "# epic-audit lab Alertmanager (TEST ONLY): one receiver, which sends nowhere.\n\
                   route:\n  receiver: on-call\nreceivers:\n  - name: on-call\n";
         for (name, text) in [
@@ -213,6 +241,19 @@ impl Lab {
             ),
         };
         self.write_monitoring_files(cfg, &dir_seen, &am)?;
+        // Prometheus reports the reload time in whole seconds: a reload in
+        // the same second as the one before would look like no reload.
+        if let Some(b) = before.as_deref().and_then(parse_time) {
+            let next = b + chrono::Duration::seconds(1);
+            let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait.min(Duration::from_secs(2))).await;
+        }
+        self.reload_prometheus()?;
+        self.wait_monitoring(cfg, before).await
+    }
+
+    /// Asks the lab's Prometheus to reload its files (SIGHUP).
+    fn reload_prometheus(&self) -> Result<(), LabError> {
         match &self.spec.compose {
             Some(_) => {
                 self.compose_state().run(
@@ -235,7 +276,7 @@ impl Lab {
                 unsafe { libc::kill(p.pid as libc::pid_t, libc::SIGHUP) };
             }
         }
-        self.wait_monitoring(cfg, before).await
+        Ok(())
     }
 
     /// Waits until Prometheus again scrapes every exporter up (after a node
@@ -277,10 +318,17 @@ impl Lab {
             .map(|(_, t)| t)
             .collect();
         let mut last;
+        let mut hup_at = Instant::now();
         loop {
             match self.monitoring_state(cfg, &want, before.as_deref()).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = e,
+            }
+            // A SIGHUP that left the reload time where it was is sent
+            // again (reloading the same files twice is harmless).
+            if matches!(last, NotYet::NotReloaded) && hup_at.elapsed() > Duration::from_secs(5) {
+                self.reload_prometheus()?;
+                hup_at = Instant::now();
             }
             let exited = self.state.monitoring.iter().find(|s| gone(s.pid));
             if t0.elapsed() > Duration::from_secs(40) || exited.is_some() {
@@ -316,14 +364,14 @@ impl Lab {
         cfg: &MonitoringConfig,
         want: &[String],
         before: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotYet> {
         let rt = self.prometheus_get("/api/v1/status/runtimeinfo").await?;
+        if rt["reloadConfigSuccess"] != true {
+            return Err("the configuration reload failed".to_string().into());
+        }
         let now = rt["lastConfigTime"].as_str().map(str::to_string);
         if before.is_some() && now.as_deref() == before {
-            return Err("the new configuration is not loaded yet".into());
-        }
-        if rt["reloadConfigSuccess"] != true {
-            return Err("the configuration reload failed".into());
+            return Err(NotYet::NotReloaded);
         }
         let targets = self.prometheus_get("/api/v1/targets?state=active").await?;
         let active: Vec<&serde_json::Value> = targets["activeTargets"]
@@ -342,36 +390,43 @@ impl Lab {
                 return Err(format!(
                     "{w}: health {}, interval {}",
                     t["health"], t["scrapeInterval"]
-                ));
+                )
+                .into());
             }
         }
         if active.len() != want.len() {
-            return Err(format!("{} targets, want {}", active.len(), want.len()));
+            return Err(format!("{} targets, want {}", active.len(), want.len()).into());
         }
         let rules = self.prometheus_get("/api/v1/rules?type=alert").await?;
-        let mut n = 0;
+        let mut loaded = Vec::new();
         for g in rules["groups"].as_array().into_iter().flatten() {
             for r in g["rules"].as_array().into_iter().flatten() {
-                n += 1;
+                loaded.push(r["name"].as_str().unwrap_or_default().to_string());
                 let t = r["lastEvaluation"].as_str().unwrap_or("");
                 if t.starts_with("0001") || t.is_empty() {
-                    return Err(format!("rule {} not evaluated yet", r["name"]));
+                    return Err(format!("rule {} not evaluated yet", r["name"]).into());
                 }
-                if let Some(b) = before {
-                    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
-                    if at(t) < at(b) {
-                        return Err(format!("rule {} not evaluated since the reload", r["name"]));
+                if let (Some(_), Some(loaded)) = (before, now.as_deref()) {
+                    if parse_time(t) < parse_time(loaded) {
+                        return Err(
+                            format!("rule {} not evaluated since the reload", r["name"]).into()
+                        );
                     }
                 }
             }
         }
-        if n == 0 {
-            return Err("no rule loaded yet".into());
+        // The rules file's content, not only its reload time: a reload
+        // that kept the old rules is not this configuration.
+        loaded.sort();
+        let mut want_rules = alert_names(&cfg.rules());
+        want_rules.sort();
+        if loaded != want_rules {
+            return Err(format!("rules loaded {loaded:?}, want {want_rules:?}").into());
         }
         let ams = self.prometheus_get("/api/v1/alertmanagers").await?;
         let count = ams["activeAlertmanagers"].as_array().map_or(0, Vec::len);
         if count != usize::from(!cfg.without_alertmanager) {
-            return Err(format!("{count} Alertmanager(s)"));
+            return Err(format!("{count} Alertmanager(s)").into());
         }
         Ok(())
     }
@@ -412,6 +467,22 @@ impl Lab {
 
 /// `rules` without the rule of alert `name` (the lab file's layout: each
 /// rule starts with `      - alert: NAME` and runs to the next).
+/// A time as Prometheus's API writes it (RFC 3339).
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// The alert names a rules file defines (its `- alert:` lines).
+fn alert_names(rules: &str) -> Vec<String> {
+    rules
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("- alert:"))
+        .map(|a| a.trim().to_string())
+        .collect()
+}
+
 fn without_rule(rules: &str, name: &str) -> String {
     let mut out = Vec::new();
     let mut skipping = false;
@@ -438,6 +509,9 @@ mod tests {
         let w = without_rule(RULES, NODE_DOWN_ALERT);
         assert!(!w.contains(NODE_DOWN_ALERT), "{w}");
         assert!(!w.contains("redis_up"), "{w}");
+        let (all, left) = (alert_names(RULES), alert_names(&w));
+        assert_eq!(all.len(), left.len() + 1, "{all:?} {left:?}");
+        assert!(all.iter().any(|a| a == NODE_DOWN_ALERT), "{all:?}");
         assert!(w.contains("- alert: RedisClusterStateNotOk"), "{w}");
     }
 }
