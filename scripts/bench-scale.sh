@@ -75,8 +75,10 @@ PY
 
 load() { # requests-per-master per-master-keys name -> starts 3 redis-benchmarks, waits
   local n=$1 keys=$2 name=$3 m
+  # redis-benchmark takes a password only as -a (it reads no REDISCLI_AUTH):
+  # the lab's generated TEST-ONLY app_user password, on loopback.
   for m in 1 2 3; do
-    REDISCLI_AUTH=$app_pass redis-benchmark "${tls[@]}" -h "127.0.1.$m" -p "$port" --user app_user -a "$app_pass" \
+    redis-benchmark "${tls[@]}" -h "127.0.1.$m" -p "$port" --user app_user -a "$app_pass" \
       -c 2 -n "$n" -r "$keys" --precision 3 HGETALL "session:{${tags[$m]}}:__rand_int__" >"$work/$name-$m.out" 2>&1 &
   done
   wait

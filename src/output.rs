@@ -78,13 +78,16 @@ pub(crate) fn write_run(dest: &Path, files: &[(&str, Vec<u8>)]) -> Result<PathBu
         .unwrap_or_else(|| "run".into());
     let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
-    fs::create_dir(&staging).map_err(io(&staging))?;
+    // Errors name what the user asked for (`dest`, `dest/file`), never the
+    // hidden staging directory, which is gone by the time they read it.
+    fs::create_dir(&staging).map_err(io(dest))?;
     let result = (|| {
         for (fname, data) in files {
             let p = staging.join(fname);
-            let mut f = fs::File::create(&p).map_err(io(&p))?;
-            f.write_all(data).map_err(io(&p))?;
-            f.sync_all().map_err(io(&p))?;
+            let said = dest.join(fname);
+            let mut f = fs::File::create(&p).map_err(io(&said))?;
+            f.write_all(data).map_err(io(&said))?;
+            f.sync_all().map_err(io(&said))?;
         }
         fs::rename(&staging, dest).map_err(io(dest))
     })();
@@ -147,5 +150,19 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains("partial"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn an_error_names_the_destination_not_the_staging_directory() {
+        let t = tempfile::tempdir().unwrap();
+        // A name the filesystem takes, whose staging name it does not.
+        let d = t.path().join("r".repeat(250));
+        let e = write_run(&d, &[("x", vec![1])]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot write {}: ", d.display())),
+            "{e}"
+        );
+        assert!(!e.contains("partial") && !e.contains("os error"), "{e}");
+        assert!(!d.exists());
     }
 }

@@ -287,7 +287,8 @@ async fn the_image_audits_the_compose_lab_as_the_host_binary_does() {
     ]));
     assert_eq!(code, 4, "{denied}");
     assert!(
-        denied.contains("cannot write")
+        denied.contains("cannot write denied:")
+            && !denied.contains("partial")
             && denied.contains("uid 10001")
             && denied.contains("docker run --user")
             && !denied.contains("os error"),
