@@ -114,10 +114,11 @@ pub(crate) fn write_file_atomic(path: &Path, data: &[u8]) -> Result<(), OutputEr
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    // As in write_run: errors name `path`, not the temporary file.
     let result = (|| {
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(data).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        let mut f = fs::File::create(&tmp).map_err(io(path))?;
+        f.write_all(data).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
         fs::rename(&tmp, path).map_err(io(path))
     })();
     if result.is_err() {
@@ -164,5 +165,13 @@ mod tests {
         );
         assert!(!e.contains("partial") && !e.contains("os error"), "{e}");
         assert!(!d.exists());
+        // The same for a single file replaced in place.
+        let f = t.path().join("f".repeat(250));
+        let e = write_file_atomic(&f, b"{}").unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot write {}: ", f.display())),
+            "{e}"
+        );
+        assert!(!e.contains(".tmp-") && !f.exists(), "{e}");
     }
 }

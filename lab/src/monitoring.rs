@@ -406,8 +406,8 @@ impl Lab {
                 if t.starts_with("0001") || t.is_empty() {
                     return Err(format!("rule {} not evaluated yet", r["name"]).into());
                 }
-                if let (Some(_), Some(loaded)) = (before, now.as_deref()) {
-                    if parse_time(t) < parse_time(loaded) {
+                if let (Some(_), Some(reloaded_at)) = (before, now.as_deref()) {
+                    if parse_time(t) < parse_time(reloaded_at) {
                         return Err(
                             format!("rule {} not evaluated since the reload", r["name"]).into()
                         );
@@ -465,8 +465,6 @@ impl Lab {
     }
 }
 
-/// `rules` without the rule of alert `name` (the lab file's layout: each
-/// rule starts with `      - alert: NAME` and runs to the next).
 /// A time as Prometheus's API writes it (RFC 3339).
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -483,6 +481,8 @@ fn alert_names(rules: &str) -> Vec<String> {
         .collect()
 }
 
+/// `rules` without the rule of alert `name` (the lab file's layout: each
+/// rule starts with `      - alert: NAME` and runs to the next).
 fn without_rule(rules: &str, name: &str) -> String {
     let mut out = Vec::new();
     let mut skipping = false;
