@@ -37,5 +37,9 @@ else
   echo "== compose lab tests SKIPPED: Docker with Compose is not available here (docker info failed)"
   export EPIC_AUDIT_COMPOSE_TESTS=0
 fi
+# A failing test's panic message last, where a CI log's tail shows it (a
+# backtrace of twenty frames would push it out of view); set
+# EPIC_AUDIT_TEST_BACKTRACE=1 for the frames.
+export RUST_BACKTRACE="${EPIC_AUDIT_TEST_BACKTRACE:-0}"
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets --locked

@@ -166,8 +166,8 @@ pub(crate) async fn observe(
                 continue;
             }
             let name = p.name();
+            let outer = p.deadline(&ctx);
             let fut = p.run(ctx.clone());
-            let outer = Duration::from_millis(t.probe_ms + 2 * t.connect_ms + 1_000);
             let handle = tokio::spawn(async move {
                 match timeout(outer, fut).await {
                     Ok(items) => items,

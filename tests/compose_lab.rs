@@ -47,6 +47,17 @@ fn run(t: &TestLab, cfg: &Path, out: &str, extra: &[&str]) -> (RunResult, serde_
     (r, rep, secs)
 }
 
+/// The checks of `rep` that neither passed nor were skipped.
+fn not_passed(rep: &serde_json::Value) -> Vec<String> {
+    rep["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] != "pass" && c["outcome"] != "skip")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Node `i`'s `host:port`.
 fn addr(t: &TestLab, i: usize) -> String {
     t.lab.spec.addr(i).to_string()
@@ -70,6 +81,7 @@ where
     let t0 = Instant::now();
     while t0.elapsed() < limit {
         if f().await {
+            eprintln!("{what}: after {:.1} s", t0.elapsed().as_secs_f64());
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -354,7 +366,12 @@ async fn a_master_killed_mid_audit_then_failed_over_is_reported_as_topology_drif
     .await;
     // And Prometheus has scraped the restarted exporter up again (MON-003
     // reports what Prometheus last saw).
+    let t0 = Instant::now();
     t.lab.wait_scraped().await.unwrap();
+    eprintln!(
+        "exporter1 scraped up: after {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     let pol = t.out("policy");
     std::fs::create_dir_all(&pol).unwrap();
     for f in epic_audit::policy::BUILTIN.iter() {
@@ -378,15 +395,26 @@ async fn a_master_killed_mid_audit_then_failed_over_is_reported_as_topology_drif
         "--skip",
         "performance,CLU-008,CLU-009,CLU-010,network,encryption,backup,patching",
     ]);
-    let (r, rep, _) = run(&t, &cfg, "after", &extra);
-    let not_passed: Vec<String> = rep["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["outcome"] != "pass" && c["outcome"] != "skip")
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(not_passed, ["CLU-006"], "{}", r.stdout);
+    // The cluster has healed by the waits above as one node and Prometheus
+    // see it; the other nodes' views (gossip), the new replica's first AOF
+    // rewrite and the exporter's first answers settle within seconds more.
+    // Up to three audits, 10 s apart, each printed: the last must fail
+    // CLU-006 alone.
+    let mut attempt = 1;
+    let (r, rep) = loop {
+        let (r, rep, _) = run(&t, &cfg, &format!("after-{attempt}"), &extra);
+        let not_passed = not_passed(&rep);
+        eprintln!(
+            "after the failover, audit {attempt}: not passed {not_passed:?}\n{}",
+            r.stdout
+        );
+        if not_passed == ["CLU-006"] || attempt == 3 {
+            assert_eq!(not_passed, ["CLU-006"], "{}", r.stdout);
+            break (r, rep);
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    };
     let s = subjects(&rep, "CLU-006");
     let drift: Vec<_> = s.iter().filter(|x| x.1 != "pass").collect();
     assert_eq!(drift.len(), 1, "{s:?}");

@@ -203,4 +203,35 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
         probe_keys(&t).await.is_empty(),
         "probe keys left after SIGINT"
     );
+
+    // A window (6.2 s) longer than one probe_ms plus two connects and a
+    // second (5 s): each master's own budget is the window plus probe_ms,
+    // and the engine's safety net lies beyond it. (A net of one probe_ms cut
+    // the whole probe there: one `cluster` error, no master measured.)
+    let short = t.tmp.path().join("short-probe-ms.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replace("connect_ms = 2000", "connect_ms = 1000")
+        .replace("probe_ms = 20000", "probe_ms = 2000");
+    assert!(text.contains("probe_ms = 2000\n"), "{text}");
+    std::fs::write(&short, text).unwrap();
+    let window = t.tmp.path().join("window");
+    latency_policy(&window, 200_000, 6000, 200);
+    let out = t.out("run-window");
+    let r = run_env(
+        &t,
+        &short,
+        &[
+            "--policy",
+            window.to_str().unwrap(),
+            "--only",
+            "performance",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let s = subjects(&report(&out), "PERF-001");
+    assert_eq!(r.code, 0, "{s:?}\n{}", r.stdout);
+    assert_eq!(s.len(), 3, "one subject per master: {s:?}");
+    assert!(probe_keys(&t).await.is_empty());
 }

@@ -586,6 +586,31 @@ impl Probe for LatencyProbe {
         ProbeId::Latency
     }
 
+    /// The window (warm-up and duration) comes on top of the default: each
+    /// master's own budget is the window plus `probe_ms`. So does the
+    /// cleanup of runs cut at that budget, one master after another (a
+    /// connect with its handshake, AUTH and DEL each). A net at the default
+    /// cut every master's evidence, the live ones' too, whenever the window
+    /// and a slow master outlasted one `probe_ms`.
+    fn deadline(&self, ctx: &ProbeContext) -> Duration {
+        let s = ctx.inputs.latency.clone().unwrap_or_default();
+        let t = &ctx.timeouts;
+        let masters = ctx.topology.masters.len() as u64;
+        let cleanup = masters.saturating_mul(
+            t.connect_ms
+                .saturating_mul(2)
+                .saturating_add(t.command_ms.saturating_mul(2)),
+        );
+        Duration::from_millis(
+            s.warmup_ms
+                .saturating_add(s.duration_ms)
+                .saturating_add(t.probe_ms)
+                .saturating_add(t.connect_ms.saturating_mul(2))
+                .saturating_add(1_000)
+                .saturating_add(cleanup),
+        )
+    }
+
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
         Box::pin(async move {
             let settings = ctx.inputs.latency.clone().unwrap_or_default();

@@ -286,6 +286,18 @@ pub trait Probe: Send + Sync {
     fn name(&self) -> ProbeId;
     /// Observe. Must return (not hang, not panic) for dead or silent nodes.
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture;
+    /// The engine's safety net: past it, `run` is abandoned and the probe
+    /// recorded as not finished (one `cluster` subject, its per-node
+    /// evidence lost). It must lie beyond the probe's own per-node
+    /// deadlines; by default one `probe_ms`, two connects and a second.
+    fn deadline(&self, ctx: &ProbeContext) -> Duration {
+        let t = &ctx.timeouts;
+        Duration::from_millis(
+            t.probe_ms
+                .saturating_add(t.connect_ms.saturating_mul(2))
+                .saturating_add(1_000),
+        )
+    }
 }
 
 /// A per-run secret for the keyed hashes of session key names. Never
