@@ -25,6 +25,8 @@ pub(crate) enum OutputError {
 
 /// What to do about a directory this user may not write: the usual cause is
 /// a container running as another user than the mounted directory's owner.
+/// It names no flag: `--out`, `--prom` and `export --out` all come here, and
+/// the message names the path.
 fn permission_hint(e: &std::io::Error) -> String {
     if e.kind() != std::io::ErrorKind::PermissionDenied {
         return String::new();
@@ -32,8 +34,8 @@ fn permission_hint(e: &std::io::Error) -> String {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
     format!(
-        " (this process runs as uid {uid}; give it a directory it may write with --out, or, in \
-         the container image, run it as the directory's owner: docker run --user \"$(id -u):$(id -g)\" ...)"
+        " (this process runs as uid {uid}; give it a path it may write, or, in the container \
+         image, run it as the directory's owner: docker run --user \"$(id -u):$(id -g)\" ...)"
     )
 }
 
@@ -173,5 +175,29 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains(".tmp-") && !f.exists(), "{e}");
+    }
+
+    #[test]
+    fn a_denied_path_gets_the_uid_hint_naming_no_flag() {
+        // (Built by hand: the suite may run as root, which no mode denies.)
+        let e = OutputError::Io {
+            path: PathBuf::from("/evidence/epic-audit.prom"),
+            error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        }
+        .to_string();
+        assert!(
+            e.starts_with("cannot write /evidence/epic-audit.prom: permission denied (this process runs as uid "),
+            "{e}"
+        );
+        assert!(
+            e.contains("docker run --user") && !e.contains("--out"),
+            "{e}"
+        );
+        let other = OutputError::Io {
+            path: PathBuf::from("/x"),
+            error: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+        .to_string();
+        assert!(!other.contains("uid"), "{other}");
     }
 }

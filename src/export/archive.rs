@@ -43,16 +43,32 @@ pub(crate) fn pack(
     out: &Path,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
-    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    // Errors name the archive asked for (never the hidden temporary file
+    // beside it, gone by the time the message is read) or the run file
+    // that could not be read; as `--out` errors do, with the same hint.
+    let cannot_write = |e: std::io::Error| {
+        crate::output::OutputError::Io {
+            path: out.to_path_buf(),
+            error: e,
+        }
+        .to_string()
+    };
+    let cannot_read = |p: &Path, e: std::io::Error| {
+        format!(
+            "cannot read {}: {}",
+            p.display(),
+            crate::output::io_reason(&e)
+        )
+    };
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| io(&dir.display().to_string(), e))?;
+    std::fs::create_dir_all(&dir).map_err(cannot_write)?;
     let name = out.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
     let result = (|| -> Result<(), String> {
-        let file = std::fs::File::create(&tmp).map_err(|e| io(&tmp.display().to_string(), e))?;
+        let file = std::fs::File::create(&tmp).map_err(cannot_write)?;
         let gz = flate2::write::GzEncoder::new(
             std::io::BufWriter::new(file),
             flate2::Compression::default(),
@@ -67,17 +83,23 @@ pub(crate) fn pack(
             h
         };
         for (name, src, digest) in run_files {
-            let f = std::fs::File::open(src).map_err(|e| io(&src.display().to_string(), e))?;
-            let len = f
-                .metadata()
-                .map_err(|e| io(&src.display().to_string(), e))?
-                .len();
+            let f = std::fs::File::open(src).map_err(|e| cannot_read(src, e))?;
+            let len = f.metadata().map_err(|e| cannot_read(src, e))?.len();
             let mut r = Hashing {
                 inner: f,
                 h: Sha256::new(),
             };
+            // Reading `src` or writing the archive: the message says which
+            // file it was adding.
             tar.append_data(&mut header(len), format!("{root}/{name}"), &mut r)
-                .map_err(|e| io(name, e))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot write {} while adding {}: {}",
+                        out.display(),
+                        src.display(),
+                        crate::output::io_reason(&e)
+                    )
+                })?;
             if hex::encode(r.h.finalize()) != *digest {
                 return Err(format!(
                     "{} changed while it was being exported; run the export again",
@@ -91,18 +113,16 @@ pub(crate) fn pack(
                 format!("{root}/{name}"),
                 data.as_slice(),
             )
-            .map_err(|e| io(name, e))?;
+            .map_err(cannot_write)?;
         }
         let w = tar
             .into_inner()
             .and_then(|gz| gz.finish())
-            .map_err(|e| io("finishing the archive", e))?;
-        let f = w
-            .into_inner()
-            .map_err(|e| io("finishing the archive", e.into_error()))?;
-        f.sync_all().map_err(|e| io("syncing the archive", e))?;
+            .map_err(cannot_write)?;
+        let f = w.into_inner().map_err(|e| cannot_write(e.into_error()))?;
+        f.sync_all().map_err(cannot_write)?;
         // A hard link never replaces an existing file (unlike rename).
-        std::fs::hard_link(&tmp, out).map_err(|e| io(&out.display().to_string(), e))?;
+        std::fs::hard_link(&tmp, out).map_err(cannot_write)?;
         Ok(())
     })();
     let _ = std::fs::remove_file(&tmp);
@@ -299,4 +319,39 @@ pub fn verify_archive(path: &Path, key: &PublicKey) -> Result<ArchiveVerified, A
         })
         .collect();
     Ok(ArchiveVerified { outer, runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_archive_or_the_run_file_never_the_temporary_file() {
+        let t = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        // A name the filesystem takes, whose temporary twin it does not.
+        let out = t.path().join(format!("{}.tar.gz", "q".repeat(240)));
+        let e = pack("r", &[], &[("a".into(), vec![1])], &out, now).unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot write {}: ", out.display())),
+            "{e}"
+        );
+        assert!(!e.contains("partial") && !e.contains("os error"), "{e}");
+        assert!(!out.exists());
+        // A run file gone since the manifest was signed.
+        let out = t.path().join("q.tar.gz");
+        let gone = t.path().join("run/report.json");
+        let run = [("report.json".to_string(), gone.clone(), String::new())];
+        let e = pack("r", &run, &[], &out, now).unwrap_err();
+        assert_eq!(
+            e,
+            format!("cannot read {}: No such file or directory", gone.display())
+        );
+        assert!(!out.exists());
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            0,
+            "no leftovers"
+        );
+    }
 }
