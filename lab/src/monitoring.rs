@@ -472,12 +472,17 @@ fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+/// The alert a rules-file line opens (`- alert: NAME`), if it opens one.
+fn alert_of(line: &str) -> Option<&str> {
+    line.trim_start().strip_prefix("- alert:").map(str::trim)
+}
+
 /// The alert names a rules file defines (its `- alert:` lines).
 fn alert_names(rules: &str) -> Vec<String> {
     rules
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("- alert:"))
-        .map(|a| a.trim().to_string())
+        .filter_map(alert_of)
+        .map(str::to_string)
         .collect()
 }
 
@@ -487,8 +492,8 @@ fn without_rule(rules: &str, name: &str) -> String {
     let mut out = Vec::new();
     let mut skipping = false;
     for line in rules.lines() {
-        if let Some(a) = line.trim_start().strip_prefix("- alert:") {
-            skipping = a.trim() == name;
+        if let Some(a) = alert_of(line) {
+            skipping = a == name;
         } else if !line.starts_with("      ") {
             skipping = false;
         }
