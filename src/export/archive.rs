@@ -89,14 +89,14 @@ pub(crate) fn pack(
                 inner: f,
                 h: Sha256::new(),
             };
-            // Reading `src` or writing the archive: the message says which
-            // file it was adding.
+            // Reading `src` or writing the archive: either may fail here,
+            // so the message names both.
             tar.append_data(&mut header(len), format!("{root}/{name}"), &mut r)
                 .map_err(|e| {
                     format!(
-                        "cannot write {} while adding {}: {}",
-                        out.display(),
+                        "cannot add {} to {}: {}",
                         src.display(),
+                        out.display(),
                         crate::output::io_reason(&e)
                     )
                 })?;
