@@ -30,11 +30,11 @@ fn config_with_app_user(t: &TestLab) -> std::path::PathBuf {
 async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
     let t = start_lab().await;
     let cfg = config_with_app_user(&t);
-    let run = |pol: &Path, out: &str| {
+    let run = |cfg: &Path, pol: &Path, out: &str| {
         let out = t.out(out);
         let r = run_env(
             &t,
-            &cfg,
+            cfg,
             &[
                 "--policy",
                 pol.to_str().unwrap(),
@@ -51,7 +51,7 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
     // Generous objective (200 ms): every master passes (or warns on p99.9).
     let generous = t.tmp.path().join("generous");
     policy(&generous, 200_000, 1000);
-    let (r, rep) = run(&generous, "run-generous");
+    let (r, rep) = run(&cfg, &generous, "run-generous");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let s = subjects(&rep, "PERF-001");
     assert_eq!(s.len(), 3, "one subject per master: {s:?}");
@@ -139,7 +139,7 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
         .unwrap()
         .replace("# host_limit_us = 500", "host_limit_us = 1000000 #");
     std::fs::write(&perf, text).unwrap();
-    let (r, rep) = run(&impossible, "run-impossible");
+    let (r, rep) = run(&cfg, &impossible, "run-impossible");
     assert_eq!(r.code, 1, "{}", r.stdout);
     let s = subjects(&rep, "PERF-001");
     assert_eq!(s.len(), 3);
@@ -216,21 +216,9 @@ async fn latency_objective_passes_generous_fails_impossible_and_cleans_up() {
     assert!(text.contains("probe_ms = 2000\n"), "{text}");
     std::fs::write(&short, text).unwrap();
     let window = t.tmp.path().join("window");
-    latency_policy(&window, 200_000, 6000, 200);
-    let out = t.out("run-window");
-    let r = run_env(
-        &t,
-        &short,
-        &[
-            "--policy",
-            window.to_str().unwrap(),
-            "--only",
-            "performance",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    let s = subjects(&report(&out), "PERF-001");
+    policy(&window, 200_000, 6000);
+    let (r, rep) = run(&short, &window, "run-window");
+    let s = subjects(&rep, "PERF-001");
     assert_eq!(r.code, 0, "{s:?}\n{}", r.stdout);
     assert_eq!(s.len(), 3, "one subject per master: {s:?}");
     assert!(probe_keys(&t).await.is_empty());

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 
 use super::cleanup::{delete_keys, LatencyCleanup, PendingCleanup};
-use super::scaffold::{per_target, Probe, ProbeContext, ProbeFuture, Target};
+use super::scaffold::{engine_margin, per_target, Probe, ProbeContext, ProbeFuture, Target};
 use super::timing::{host_lateness, host_tick_hz, net_latency, OpKind, Recorder, Schedule, Tick};
-use crate::config::NodeAddr;
+use crate::config::{NodeAddr, Timeouts};
 use crate::evidence::{
     Distribution, Evidence, FailureKind, HostNoise, LatencySettings, LatencyView, Observation,
     Observed, ProbeFailure, ProbeId, SlotRange,
@@ -578,6 +578,12 @@ struct HostTimer {
     net: Distribution,
 }
 
+/// What one master's run may take: its window (warm-up and duration) on top
+/// of `probe_ms`.
+fn master_budget(settings: &LatencySettings, t: &Timeouts) -> Duration {
+    Duration::from_millis(settings.warmup_ms.saturating_add(settings.duration_ms)) + t.probe()
+}
+
 /// The latency probe: every master, concurrently.
 pub(crate) struct LatencyProbe;
 
@@ -586,14 +592,14 @@ impl Probe for LatencyProbe {
         ProbeId::Latency
     }
 
-    /// The window (warm-up and duration) comes on top of the default: each
-    /// master's own budget is the window plus `probe_ms`. So does the
-    /// cleanup of runs cut at that budget, one master after another (a
-    /// connect with its handshake, AUTH and DEL each). A net at the default
-    /// cut every master's evidence, the live ones' too, whenever the window
-    /// and a slow master outlasted one `probe_ms`.
+    /// Each master's own budget ([`master_budget`]: the window on top of
+    /// `probe_ms`), then the cleanup of runs cut at it, one master after
+    /// another (a connect with its handshake, AUTH and DEL each), then the
+    /// engine's margin. A net at the default (one `probe_ms`) cut every
+    /// master's evidence, the live ones' too, whenever the window and a
+    /// slow master outlasted it.
     fn deadline(&self, ctx: &ProbeContext) -> Duration {
-        let s = ctx.inputs.latency.clone().unwrap_or_default();
+        let settings = ctx.inputs.latency.clone().unwrap_or_default();
         let t = &ctx.timeouts;
         let masters = ctx.topology.masters.len() as u64;
         let cleanup = masters.saturating_mul(
@@ -601,14 +607,7 @@ impl Probe for LatencyProbe {
                 .saturating_mul(2)
                 .saturating_add(t.command_ms.saturating_mul(2)),
         );
-        Duration::from_millis(
-            s.warmup_ms
-                .saturating_add(s.duration_ms)
-                .saturating_add(t.probe_ms)
-                .saturating_add(t.connect_ms.saturating_mul(2))
-                .saturating_add(1_000)
-                .saturating_add(cleanup),
-        )
+        master_budget(&settings, t) + Duration::from_millis(cleanup) + engine_margin(t)
     }
 
     fn run(&self, ctx: Arc<ProbeContext>) -> ProbeFuture {
@@ -676,8 +675,7 @@ impl Probe for LatencyProbe {
                 ctx.latency.finish();
                 return failure_for_all(why.into());
             }
-            let budget = Duration::from_millis(settings.warmup_ms + settings.duration_ms)
-                + ctx.timeouts.probe();
+            let budget = master_budget(&settings, &ctx.timeouts);
             let targets = masters
                 .into_iter()
                 .enumerate()

@@ -289,15 +289,16 @@ pub trait Probe: Send + Sync {
     /// The engine's safety net: past it, `run` is abandoned and the probe
     /// recorded as not finished (one `cluster` subject, its per-node
     /// evidence lost). It must lie beyond the probe's own per-node
-    /// deadlines; by default one `probe_ms`, two connects and a second.
+    /// deadlines; by default [`engine_margin`] past one `probe_ms`.
     fn deadline(&self, ctx: &ProbeContext) -> Duration {
-        let t = &ctx.timeouts;
-        Duration::from_millis(
-            t.probe_ms
-                .saturating_add(t.connect_ms.saturating_mul(2))
-                .saturating_add(1_000),
-        )
+        ctx.timeouts.probe() + engine_margin(&ctx.timeouts)
     }
+}
+
+/// What the engine's net allows past a probe's own deadline: two connects
+/// and a second.
+pub(crate) fn engine_margin(t: &Timeouts) -> Duration {
+    Duration::from_millis(t.connect_ms.saturating_mul(2).saturating_add(1_000))
 }
 
 /// A per-run secret for the keyed hashes of session key names. Never
